@@ -1,0 +1,17 @@
+//! `ward doctor`.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::error::Exit;
+use crate::{doctor, output};
+
+pub async fn run(cfg: &Config) -> Result<Exit> {
+    let report = doctor::run(cfg.database_url.as_deref()).await;
+    output::doctor_report(&report, cfg.json);
+    Ok(if report.all_ok() {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
+}

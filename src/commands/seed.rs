@@ -1,0 +1,42 @@
+//! `ward seed`.
+
+use anyhow::Result;
+
+use crate::cli::SeedArgs;
+use crate::config::Config;
+use crate::error::Exit;
+use crate::seed::load::{Existing, LoadOptions};
+use crate::seed::{export, load, spec::Spec};
+use crate::{output, pg};
+
+pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
+    let spec = Spec::builtin()?;
+    let s = cfg.seed(args, spec.seed);
+    let bar = output::Bar::new(cfg.quiet);
+    let report = if let Some((dir, format)) = &s.export {
+        let (dir, format) = (dir.clone(), *format);
+        tokio::task::spawn_blocking(move || {
+            export::export(&dir, format, s.seed, s.patients, s.jobs, &bar)
+        })
+        .await??
+    } else {
+        crate::seed::check_patients(0, s.patients)?;
+        let url = cfg.require_database_url()?;
+        let target = pg::describe(&pg::parse_url(url)?);
+        let mut client = pg::connect(url).await?;
+        let opts = LoadOptions {
+            schema: s.schema.clone(),
+            seed: s.seed,
+            patients: s.patients,
+            jobs: s.jobs,
+            existing: match (s.truncate, s.append) {
+                (true, _) => Existing::Truncate,
+                (_, true) => Existing::Append,
+                _ => Existing::Refuse,
+            },
+        };
+        load::load(&mut client, target, &opts, &bar).await?
+    };
+    output::seed_report(&report, cfg.json);
+    Ok(Exit::Ok)
+}

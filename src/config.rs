@@ -1,0 +1,198 @@
+//! `ward.toml` + environment + flags → one resolved configuration.
+//!
+//! Precedence is flag > environment > `ward.toml` in the current directory >
+//! default. clap already folds the environment into the flag values (each flag
+//! names its variable), so here we only lay the file under them and fill in
+//! defaults. Unknown keys in the file are errors: a typo must not be ignored.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{ExportFormat, GlobalArgs, SeedArgs};
+use crate::error::UsageError;
+
+/// The file ward reads from the current directory, if present.
+pub const FILE_NAME: &str = "ward.toml";
+
+/// The contents of `ward.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub seed: FileSeed,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSeed {
+    pub patients: Option<u64>,
+    pub seed: Option<u64>,
+    pub jobs: Option<usize>,
+    pub schema: Option<String>,
+    pub format: Option<ExportFormat>,
+}
+
+impl FileConfig {
+    /// Reads `ward.toml` from `dir`; a missing file is an empty config.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Self::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines (it quotes the source); keep the
+            // first line and the position so the error stays on one line.
+            let first = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    format!(" at line {line}")
+                })
+                .unwrap_or_default();
+            UsageError(format!(
+                "{}{at} is malformed: {first} — fix or remove the file (see README \"Configuration\")",
+                path.display()
+            ))
+            .into()
+        })
+    }
+}
+
+/// Where the rows go, and the resolved seed settings.
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    pub patients: u64,
+    pub seed: u64,
+    pub jobs: usize,
+    pub schema: String,
+    pub truncate: bool,
+    pub append: bool,
+    pub export: Option<(PathBuf, ExportFormat)>,
+}
+
+/// Everything a command needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Option<String>,
+    pub json: bool,
+    pub quiet: bool,
+    pub file: std::sync::Arc<FileConfig>,
+}
+
+impl Config {
+    pub fn resolve(global: &GlobalArgs, file: FileConfig) -> Self {
+        Config {
+            database_url: global
+                .database_url
+                .clone()
+                .or_else(|| file.database_url.clone()),
+            json: global.json,
+            quiet: global.quiet,
+            file: std::sync::Arc::new(file),
+        }
+    }
+
+    /// The database URL, or an error that says how to give one.
+    pub fn require_database_url(&self) -> Result<&str> {
+        self.database_url.as_deref().ok_or_else(|| {
+            UsageError(
+                "no database configured — pass --database-url URL, set DATABASE_URL, or add \
+                 database_url to ward.toml (or try `ward demo`, which needs none)"
+                    .into(),
+            )
+            .into()
+        })
+    }
+
+    pub fn seed(&self, args: &SeedArgs, default_seed: u64) -> SeedConfig {
+        let f = &self.file.seed;
+        SeedConfig {
+            patients: args.patients.or(f.patients).unwrap_or(1000),
+            seed: args.seed.or(f.seed).unwrap_or(default_seed),
+            jobs: args.jobs.or(f.jobs).unwrap_or_else(default_jobs).max(1),
+            schema: args
+                .schema
+                .clone()
+                .or_else(|| f.schema.clone())
+                .unwrap_or_else(|| "public".into()),
+            truncate: args.truncate,
+            append: args.append,
+            export: args.export.clone().map(|dir| {
+                let format = args.format.or(f.format).unwrap_or(ExportFormat::Csv);
+                (dir, format)
+            }),
+        }
+    }
+}
+
+/// One generator thread per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_sit_under_flags() {
+        let file = FileConfig::parse(
+            "database_url = \"postgres://file\"\n[seed]\npatients = 5\nseed = 9\n",
+            Path::new("ward.toml"),
+        )
+        .unwrap();
+        let global = GlobalArgs {
+            database_url: Some("postgres://flag".into()),
+            ..Default::default()
+        };
+        let cfg = Config::resolve(&global, file);
+        assert_eq!(cfg.database_url.as_deref(), Some("postgres://flag"));
+        let args = SeedArgs {
+            patients: Some(7),
+            ..Default::default()
+        };
+        let seed = cfg.seed(&args, 1);
+        assert_eq!(seed.patients, 7);
+        assert_eq!(seed.seed, 9);
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let cfg = Config::resolve(&GlobalArgs::default(), FileConfig::default());
+        let seed = cfg.seed(&SeedArgs::default(), 42);
+        assert_eq!(
+            (seed.patients, seed.seed, seed.schema.as_str()),
+            (1000, 42, "public")
+        );
+        assert!(cfg.database_url.is_none());
+    }
+
+    #[test]
+    fn malformed_file_is_a_one_line_error_with_position() {
+        let err = FileConfig::parse("[seed]\npatients = \"many\"\n", Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ward.toml at line 2 is malformed"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = FileConfig::parse("databse_url = \"x\"\n", Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("databse_url"), "{err}");
+    }
+}

@@ -1,0 +1,49 @@
+//! Error types that callers branch on, and the mapping of outcomes to exit codes.
+//!
+//! Domain code returns `anyhow::Error` at the edges; the few errors that change
+//! what ward does next (an interrupt, a finding) are typed here so `run` can
+//! downcast them into the documented exit codes.
+
+use thiserror::Error;
+
+/// The process exit code contract (see README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Ok,
+    /// The command ran and found problems (e.g. `doctor` found something missing).
+    Findings,
+    /// Bad input or an unreachable service.
+    Error,
+    /// Interrupted by Ctrl-C.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Findings => 1,
+            Exit::Error => 2,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+/// Raised when the user pressed Ctrl-C; the work in flight was rolled back.
+#[derive(Debug, Error)]
+#[error("interrupted: nothing was written (the transaction was rolled back)")]
+pub struct Interrupted;
+
+/// A problem with what the user asked for, with the fix in the message.
+///
+/// Used where the caller needs to know the difference between "the input is
+/// wrong" and "something broke"; both exit 2, but tests and `doctor` branch on it.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for returning a [`UsageError`].
+pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+    Err(UsageError(msg.into()).into())
+}

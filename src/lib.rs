@@ -1,0 +1,67 @@
+//! ward: the life cycle of data in stateful Postgres containers.
+//!
+//! Architecture (see DESIGN.md): `main` parses the command line ([`cli`]) and
+//! calls [`run`], which resolves the configuration ([`config`]) and hands
+//! each subcommand to its module in [`commands`]. Commands only dispatch: the
+//! work lives in the domains — [`seed`] (deterministic fake patient records),
+//! [`doctor`] and [`demo`] — which reach Postgres through [`pg`] and Docker
+//! through [`docker`] (the only bollard user). [`output`] is the only module
+//! that prints; [`error`] maps outcomes to exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod docker;
+pub mod doctor;
+pub mod error;
+pub mod output;
+pub mod pg;
+pub mod seed;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+use config::{Config, FileConfig};
+use error::{Exit, Interrupted};
+
+/// Runs a parsed command line and returns the exit code. Errors are printed here.
+pub fn run(cli: Cli) -> Exit {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&anyhow::anyhow!("cannot start the async runtime: {e}"));
+            return Exit::Error;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = dispatch(&cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        }
+    });
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            output::error(&e);
+            if e.downcast_ref::<Interrupted>().is_some() {
+                Exit::Interrupted
+            } else {
+                Exit::Error
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<Exit> {
+    let file = FileConfig::load(&std::env::current_dir()?)?;
+    let cfg = Config::resolve(&cli.global, file);
+    match &cli.command {
+        Command::Seed(args) => commands::seed::run(&cfg, args).await,
+        Command::Demo(args) => commands::demo::run(&cfg, args).await,
+        Command::Doctor => commands::doctor::run(&cfg).await,
+    }
+}

@@ -1,0 +1,171 @@
+//! Reaching Postgres: connect with clear errors (and never a password in
+//! them), identifier quoting, and server facts.
+//!
+//! TLS is off: ward talks to local and compose databases; a URL asking for
+//! `sslmode=require` is refused with an explanation rather than silently
+//! downgraded.
+
+pub mod cluster;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::UsageError;
+
+/// Where a URL points, for messages: `user@host:port/db`, without the password.
+pub fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{host}:{port}/{}",
+        config.get_user().unwrap_or("?"),
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+/// Parses a connection URL; the error never repeats the URL (it may hold a password).
+pub fn parse_url(url: &str) -> Result<Config> {
+    let mut config: Config = url.parse().map_err(|_| {
+        UsageError(
+            "the database URL is not valid — expected postgres://user:password@host:port/dbname"
+                .into(),
+        )
+    })?;
+    if config.get_user().is_none() {
+        config.user("postgres");
+    }
+    if config.get_dbname().is_none() {
+        let user = config.get_user().unwrap_or("postgres").to_string();
+        config.dbname(user);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if matches!(config.get_ssl_mode(), SslMode::Require) {
+        return Err(UsageError(
+            "the database URL asks for sslmode=require, but ward connects without TLS — \
+             use sslmode=disable or prefer for local and compose databases"
+                .into(),
+        )
+        .into());
+    }
+    config.application_name("ward");
+    Ok(config)
+}
+
+/// Connects, turning the common failures into one-line errors with a remedy.
+pub async fn connect(url: &str) -> Result<Client> {
+    let config = parse_url(url)?;
+    let target = describe(&config);
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| UsageError(explain_connect_error(&e, &target)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+fn explain_connect_error(e: &tokio_postgres::Error, target: &str) -> String {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return match code {
+            "28P01" | "28000" => format!(
+                "the database at {target} refused the login ({}) — check the user and password in \
+                 --database-url / DATABASE_URL",
+                db.message()
+            ),
+            "3D000" => format!(
+                "{} at {target} — create it (createdb) or fix the database name in the URL",
+                db.message()
+            ),
+            _ => format!(
+                "the database at {target} refused the connection: {} ({code})",
+                db.message()
+            ),
+        };
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    format!(
+        "cannot reach the database at {target} ({msg}) — is Postgres running and is \
+         --database-url / DATABASE_URL right? (`ward doctor` checks)"
+    )
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Facts about the connected server and role.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    pub version: String,
+    pub version_num: i32,
+    pub user: String,
+    pub database: String,
+    pub superuser: bool,
+    pub create_db: bool,
+    pub create_in_database: bool,
+}
+
+pub async fn server_info(client: &Client) -> Result<ServerInfo> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+                    current_user::text, current_database()::text, r.rolsuper, r.rolcreatedb,
+                    has_database_privilege(current_database(), 'CREATE')
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await?;
+    Ok(ServerInfo {
+        version: row.get(0),
+        version_num: row.get(1),
+        user: row.get(2),
+        database: row.get(3),
+        superuser: row.get(4),
+        create_db: row.get(5),
+        create_in_database: row.get(6),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_hides_the_password() {
+        let c = parse_url("postgres://app:s3cret@db.local:6543/clinic").unwrap();
+        let d = describe(&c);
+        assert_eq!(d, "app@db.local:6543/clinic");
+    }
+
+    #[test]
+    fn bad_urls_do_not_echo_secrets() {
+        let e = parse_url("postgres://app:s3cret@host:notaport/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

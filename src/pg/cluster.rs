@@ -1,0 +1,283 @@
+//! Throwaway local Postgres clusters, used by `ward demo`, the tests and the
+//! benchmarks.
+//!
+//! A cluster lives in a temporary directory (data, Unix socket, log), listens
+//! on 127.0.0.1 at a free port, and is stopped and deleted when dropped — also
+//! while a test panics. `initdb` refuses to run as root, and CI runs as root,
+//! so when ward is root the server binaries run as the unprivileged
+//! `postgres` system user, which owns the directory.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, bail};
+use nix::unistd::{Gid, Uid, User, chown};
+use thiserror::Error;
+
+/// Why a cluster could not be started.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error(
+        "no Postgres server binaries found (looked at `pg_config --bindir`, WARD_PG_BINDIR and \
+         /usr/lib/postgresql/*/bin) — install them, e.g. `apt-get install postgresql` on Debian/Ubuntu \
+         or `brew install postgresql@16` on macOS"
+    )]
+    NoServerBinaries,
+    #[error(
+        "ward runs as root and initdb refuses root, but there is no `postgres` user to run the \
+         server as — create one: `useradd --system --create-home postgres`"
+    )]
+    NoUnprivilegedUser,
+}
+
+/// Finds a directory holding `initdb`, `pg_ctl` and `postgres`: `WARD_PG_BINDIR`,
+/// then `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`, newest first.
+pub fn find_bindir() -> Result<PathBuf, ClusterError> {
+    let complete = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
+    if let Some(dir) = std::env::var_os("WARD_PG_BINDIR").map(PathBuf::from)
+        && complete(&dir)
+    {
+        return Ok(dir);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && complete(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, d)| complete(d))
+        .collect();
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+    versions
+        .into_iter()
+        .next()
+        .map(|(_, d)| d)
+        .ok_or(ClusterError::NoServerBinaries)
+}
+
+/// `postgres --version` of a bindir, e.g. "postgres (PostgreSQL) 15.18".
+pub fn server_version(bindir: &Path) -> Option<String> {
+    let out = Command::new(bindir.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    bindir: PathBuf,
+    port: u16,
+    password: String,
+    run_as: Option<(Uid, Gid)>,
+    running: bool,
+}
+
+impl Cluster {
+    /// initdb + start. Takes a second or two.
+    pub fn start() -> Result<Cluster> {
+        let bindir = find_bindir()?;
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoUnprivilegedUser)?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("ward-pg-")
+            .tempdir()
+            .context("cannot create a temporary directory for the cluster")?;
+        if let Some((uid, gid)) = run_as {
+            chown(dir.path(), Some(uid), Some(gid))
+                .context("cannot hand the cluster directory to the postgres user")?;
+        }
+        let password = format!(
+            "ward-{:016x}",
+            crate::seed::rng::mix64(
+                std::process::id() as u64
+                    ^ std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(0),
+            )
+        );
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            bindir,
+            port: 0,
+            password,
+            run_as,
+            running: false,
+        };
+        cluster.initdb()?;
+        // Another process may take the port between probing and binding: retry.
+        let mut last = None;
+        for _ in 0..5 {
+            cluster.port = free_port()?;
+            match cluster.pg_ctl_start() {
+                Ok(()) => {
+                    cluster.running = true;
+                    return Ok(cluster);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("cluster directory").path()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
+    /// The superuser's password (TCP connections need it; the socket does not).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A URL for `db` as the superuser over TCP.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// A command for one of the server binaries, as the cluster's owner.
+    pub fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(bin));
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        cmd.current_dir(self.dir());
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> Result<Output> {
+        let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+        }
+        Ok(out)
+    }
+
+    fn initdb(&self) -> Result<()> {
+        let pwfile = self.dir().join("pwfile");
+        std::fs::write(&pwfile, &self.password)?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&pwfile, Some(uid), Some(gid))?;
+        }
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        self.run(cmd, "initdb")?;
+        std::fs::remove_file(pwfile)?;
+        Ok(())
+    }
+
+    fn pg_ctl_start(&self) -> Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=50 -c shared_buffers=128MB \
+             -c max_wal_size=4GB -c checkpoint_timeout=30min",
+            self.port,
+            self.dir().display()
+        );
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir().join("log"))
+            .args(["-w", "-t", "60", "-o", &opts, "start"]);
+        self.run(cmd, "pg_ctl start").map(|_| ())
+    }
+
+    /// Stops the server (fast shutdown). Dropping the cluster also stops it.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.running {
+            self.running = false;
+            let mut cmd = self.command("pg_ctl");
+            cmd.arg("-D")
+                .arg(self.data_dir())
+                .args(["-w", "-t", "60", "-m", "fast", "stop"]);
+            self.run(cmd, "pg_ctl stop")?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the cluster running and its directory in place; returns the
+    /// command that stops it and removes the directory.
+    pub fn keep(mut self) -> String {
+        self.running = false;
+        let dir = self.dir.take().expect("cluster directory").keep();
+        let as_user = if self.run_as.is_some() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        format!(
+            "{as_user}{} -D {} stop && rm -rf {}",
+            self.bindir.join("pg_ctl").display(),
+            dir.join("data").display(),
+            dir.display()
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            self.running = false;
+            let mut cmd = self.command("pg_ctl");
+            cmd.arg("-D")
+                .arg(self.data_dir())
+                .args(["-w", "-t", "30", "-m", "immediate", "stop"]);
+            let _ = cmd.output();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free TCP port")?;
+    Ok(l.local_addr()?.port())
+}

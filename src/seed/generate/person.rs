@@ -1,0 +1,106 @@
+//! People: names, phone numbers and e-mail addresses that cannot reach anyone.
+//!
+//! Phones come only from Ofcom's drama ranges (never allocated); e-mail
+//! addresses only use the RFC 2606 reserved domains.
+
+use crate::seed::lists::Lists;
+use crate::seed::rng::Stream;
+
+/// The reserved e-mail domains (RFC 2606).
+pub const EMAIL_DOMAINS: [&str; 3] = ["example.com", "example.org", "example.net"];
+
+/// Ofcom drama-number prefixes, each followed by three random digits.
+const MOBILE_PREFIX: &str = "07700 900";
+const LANDLINE_PREFIXES: [&str; 14] = [
+    "01632 960",
+    "020 7946 0",
+    "0113 496 0",
+    "0114 496 0",
+    "0115 496 0",
+    "0116 496 0",
+    "0117 496 0",
+    "0118 496 0",
+    "0121 496 0",
+    "0131 496 0",
+    "0141 496 0",
+    "0151 496 0",
+    "0161 496 0",
+    "0191 498 0",
+];
+
+pub fn given_name<'a>(rng: &mut Stream, lists: &'a Lists, female: bool) -> &'a str {
+    if female {
+        lists.female_names.sample(rng)
+    } else {
+        lists.male_names.sample(rng)
+    }
+}
+
+fn with_digits(rng: &mut Stream, prefix: &str) -> String {
+    format!("{prefix}{:03}", rng.below(1000))
+}
+
+pub fn mobile(rng: &mut Stream) -> String {
+    with_digits(rng, MOBILE_PREFIX)
+}
+
+pub fn landline(rng: &mut Stream) -> String {
+    let prefix = *rng.pick(&LANDLINE_PREFIXES);
+    with_digits(rng, prefix)
+}
+
+/// Whether a phone number is in one of the drama ranges ward uses.
+pub fn is_drama_phone(phone: &str) -> bool {
+    std::iter::once(MOBILE_PREFIX)
+        .chain(LANDLINE_PREFIXES)
+        .any(|p| {
+            phone
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+fn local_part(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// `given.family<n>@example.*`, with `n` making it unique per `id`.
+pub fn email(rng: &mut Stream, given: &str, family: &str, id: i64) -> String {
+    let domain = rng.pick(&EMAIL_DOMAINS);
+    format!("{}.{}{id}@{domain}", local_part(given), local_part(family))
+}
+
+/// Whether an e-mail address is on a reserved domain.
+pub fn is_reserved_email(email: &str) -> bool {
+    email
+        .rsplit_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && EMAIL_DOMAINS.contains(&domain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_drama_numbers() {
+        let mut rng = Stream::new(1, "ph", 0);
+        for _ in 0..500 {
+            assert!(is_drama_phone(&mobile(&mut rng)));
+            assert!(is_drama_phone(&landline(&mut rng)));
+        }
+        assert!(!is_drama_phone("07700 901000"));
+        assert!(!is_drama_phone("0113 496 1000"));
+    }
+
+    #[test]
+    fn emails_use_reserved_domains_and_plain_local_parts() {
+        let mut rng = Stream::new(1, "em", 0);
+        let e = email(&mut rng, "Zoë", "O'Brien", 7);
+        assert!(is_reserved_email(&e), "{e}");
+        assert!(e.starts_with("zo.obrien7@"), "{e}");
+        assert!(!is_reserved_email("a@gmail.com"));
+    }
+}

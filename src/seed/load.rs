@@ -1,0 +1,367 @@
+//! Loading the generated rows into Postgres: one transaction, one binary COPY
+//! per table, keys and indexes built after the load when ward creates the
+//! tables.
+//!
+//! Everything (creating tables, truncating, the COPYs, the constraints,
+//! advancing the id sequences) happens in one transaction, so a failure or an
+//! interrupt leaves the database exactly as it was.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio_postgres::{Client, Transaction};
+
+use super::encode::{BINARY_HEADER, BINARY_TRAILER, Binary};
+use super::generate::{Practice, World};
+use super::model::{CONSTRAINTS_SQL, SCHEMA_SQL, TableId};
+use super::pipeline::{self, Plan};
+use super::spec::Spec;
+use super::{Progress, SeedReport, TableReport, check_patients, per_second};
+use crate::error::UsageError;
+use crate::pg::quote_ident;
+
+/// What to do with rows already in ward's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse if any table holds rows.
+    Refuse,
+    Truncate,
+    Append,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub schema: String,
+    pub seed: u64,
+    pub patients: u64,
+    pub jobs: usize,
+    pub existing: Existing,
+}
+
+pub async fn load(
+    client: &mut Client,
+    target: String,
+    opts: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<SeedReport> {
+    check_patients(0, opts.patients)?;
+    let started = Instant::now();
+    let tx = client.transaction().await?;
+    let schema = quote_ident(&opts.schema);
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"
+    ))
+    .await
+    .with_context(|| format!("cannot use schema {}", opts.schema))?;
+
+    let created = ensure_tables(&tx, &opts.schema).await?;
+    let spec = Spec::builtin()?;
+    let world = match prepare_existing(&tx, opts, created).await? {
+        Some((first_patient, practices)) => {
+            check_patients(first_patient, opts.patients)?;
+            World::with_practices(
+                spec,
+                opts.seed,
+                first_patient,
+                opts.patients,
+                practices,
+                false,
+            )
+        }
+        None => World::new(spec, opts.seed, opts.patients),
+    };
+    let next_ids = next_ids(&tx).await?;
+    let world = Arc::new(world);
+    let pool = Arc::new(pipeline::pool(opts.jobs)?);
+    let plan = Arc::new(Plan::new(&world, &pool, |t| next_ids[t as usize]));
+    progress.stage("seeding", plan.total_rows());
+
+    let mut tables = Vec::new();
+    for t in TableId::ALL {
+        let table_started = Instant::now();
+        let rows = copy_table(&tx, &world, &plan, &pool, t, progress).await?;
+        let seconds = table_started.elapsed().as_secs_f64();
+        tables.push(TableReport {
+            table: t.name().into(),
+            rows,
+            seconds,
+            rows_per_second: per_second(rows, seconds),
+        });
+    }
+    if created {
+        progress.stage("building keys and indexes", 0);
+        tx.batch_execute(CONSTRAINTS_SQL)
+            .await
+            .context("building keys and indexes")?;
+    }
+    advance_sequences(&tx).await?;
+    tx.commit().await.context("committing the seed")?;
+    progress.finish();
+    Ok(SeedReport {
+        target,
+        seed: opts.seed,
+        patients: opts.patients,
+        jobs: opts.jobs,
+        created_schema: created,
+        tables,
+        total_rows: 0,
+        seconds: 0.0,
+        rows_per_second: 0.0,
+        patients_per_second: 0.0,
+    }
+    .finish(started))
+}
+
+/// Creates ward's tables when none exist; checks their shape when all do.
+/// Returns whether they were created.
+async fn ensure_tables(tx: &Transaction<'_>, schema: &str) -> Result<bool> {
+    let names: Vec<&str> = TableId::ALL.iter().map(|t| t.name()).collect();
+    let rows = tx
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text,
+                    is_nullable = 'YES' OR column_default IS NOT NULL OR is_identity = 'YES'
+                        OR is_generated <> 'NEVER'
+             FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = ANY($2)",
+            &[&schema, &names],
+        )
+        .await?;
+    let present: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| rows.iter().any(|r| r.get::<_, &str>(0) == *n))
+        .collect();
+    if present.is_empty() {
+        tx.batch_execute(SCHEMA_SQL)
+            .await
+            .context("creating ward's tables")?;
+        return Ok(true);
+    }
+    if present.len() < names.len() {
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !present.contains(n))
+            .collect();
+        return Err(UsageError(format!(
+            "schema {schema} has some of ward's tables ({}) but not {} — drop them, or seed into \
+             another schema with --schema",
+            present.join(", "),
+            missing.join(", ")
+        ))
+        .into());
+    }
+    for t in TableId::ALL {
+        let table = t.table();
+        let cols: Vec<_> = rows
+            .iter()
+            .filter(|r| r.get::<_, &str>(0) == table.name)
+            .collect();
+        for c in table.columns {
+            let found = cols.iter().find(|r| r.get::<_, &str>(1) == c.name);
+            let expected = c.ty.information_schema_name();
+            match found {
+                None => {
+                    return Err(incompatible(
+                        schema,
+                        table.name,
+                        &format!("has no column {}", c.name),
+                    ));
+                }
+                Some(r) if r.get::<_, &str>(2) != expected => {
+                    return Err(incompatible(
+                        schema,
+                        table.name,
+                        &format!(
+                            "column {} is {}, ward writes {expected}",
+                            c.name,
+                            r.get::<_, &str>(2)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = cols.iter().find(|r| {
+            !r.get::<_, bool>(3) && !table.columns.iter().any(|c| c.name == r.get::<_, &str>(1))
+        }) {
+            let col: &str = extra.get(1);
+            return Err(incompatible(
+                schema,
+                table.name,
+                &format!("has a NOT NULL column {col} without a default that ward cannot fill"),
+            ));
+        }
+    }
+    Ok(false)
+}
+
+fn incompatible(schema: &str, table: &str, what: &str) -> anyhow::Error {
+    UsageError(format!(
+        "table {schema}.{table} is not ward's shape: it {what} — seed into another schema with \
+         --schema, or drop ward's tables (see README \"Built-in schema\")"
+    ))
+    .into()
+}
+
+/// Applies `--truncate` / `--append` / refuse. For an append to existing rows,
+/// returns the first new patient index and the existing practices.
+async fn prepare_existing(
+    tx: &Transaction<'_>,
+    opts: &LoadOptions,
+    created: bool,
+) -> Result<Option<(u64, Vec<Practice>)>> {
+    if created {
+        return Ok(None);
+    }
+    let all = TableId::ALL.map(|t| t.name()).join(", ");
+    match opts.existing {
+        Existing::Truncate => {
+            tx.batch_execute(&format!("TRUNCATE {all}"))
+                .await
+                .context("emptying ward's tables (another table may reference them)")?;
+            Ok(None)
+        }
+        Existing::Refuse => {
+            let row = tx.query_one("SELECT count(*) FROM patients", &[]).await?;
+            let patients: i64 = row.get(0);
+            let practices: i64 = tx
+                .query_one("SELECT count(*) FROM practices", &[])
+                .await?
+                .get(0);
+            if patients > 0 || practices > 0 {
+                return Err(UsageError(format!(
+                    "ward's tables in schema {} already hold rows ({patients} patients) — add \
+                     --truncate to replace them or --append to add more",
+                    opts.schema
+                ))
+                .into());
+            }
+            Ok(None)
+        }
+        Existing::Append => {
+            let max_patient: i64 = tx
+                .query_one("SELECT coalesce(max(id), 0) FROM patients", &[])
+                .await?
+                .get(0);
+            let rows = tx
+                .query(
+                    "SELECT p.id, min(d.id), count(d.id)
+                     FROM practices p LEFT JOIN practitioners d ON d.practice_id = p.id
+                     GROUP BY p.id ORDER BY p.id",
+                    &[],
+                )
+                .await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let practices: Vec<Practice> = rows
+                .iter()
+                .filter(|r| r.get::<_, i64>(2) > 0)
+                .map(|r| Practice {
+                    id: r.get(0),
+                    district: None,
+                    first_practitioner: r.get(1),
+                    practitioners: r.get(2),
+                })
+                .collect();
+            // Practitioner ids of a practice must be consecutive for the roster.
+            if practices.is_empty() {
+                return Err(anyhow!(
+                    "cannot append: the existing practices have no practitioners — use --truncate"
+                ));
+            }
+            Ok(Some((max_patient as u64, practices)))
+        }
+    }
+}
+
+/// `max(id) + 1` of each table, by `TableId` index.
+async fn next_ids(tx: &Transaction<'_>) -> Result<Vec<i64>> {
+    let select = TableId::ALL
+        .iter()
+        .map(|t| format!("(SELECT coalesce(max(id), 0) + 1 FROM {})", t.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row = tx.query_one(&format!("SELECT {select}"), &[]).await?;
+    Ok((0..TableId::ALL.len()).map(|i| row.get(i)).collect())
+}
+
+async fn copy_table(
+    tx: &Transaction<'_>,
+    world: &Arc<World>,
+    plan: &Arc<Plan>,
+    pool: &Arc<rayon::ThreadPool>,
+    t: TableId,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let table = t.table();
+    let columns: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        table.name,
+        columns.join(", ")
+    );
+    let sink = tx.copy_in::<_, Bytes>(&sql).await?;
+    futures_util::pin_mut!(sink);
+    sink.feed(Bytes::from_static(BINARY_HEADER)).await?;
+
+    let (send, mut recv) =
+        tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(pool.current_num_threads() * 2 + 2);
+    let (w, p, pl) = (world.clone(), plan.clone(), pool.clone());
+    let producer = tokio::task::spawn_blocking(move || {
+        pipeline::produce(
+            &w,
+            &p,
+            t,
+            &pl,
+            || Binary::new(t.table()),
+            |bytes, rows| {
+                send.blocking_send((bytes, rows))
+                    .map_err(|_| anyhow!("the COPY into {} stopped", t.name()))
+            },
+        )
+    });
+    while let Some((bytes, rows)) = recv.recv().await {
+        sink.send(Bytes::from(bytes))
+            .await
+            .with_context(|| format!("loading {}", table.name))?;
+        progress.advance(rows);
+    }
+    producer.await??;
+    sink.feed(Bytes::from_static(BINARY_TRAILER)).await?;
+    let copied = sink
+        .as_mut()
+        .finish()
+        .await
+        .with_context(|| format!("loading {}", table.name))?;
+    let planned = plan.table(t).rows;
+    if copied != planned {
+        return Err(anyhow!(
+            "{}: copied {copied} rows, planned {planned}",
+            table.name
+        ));
+    }
+    Ok(copied)
+}
+
+/// Moves each identity sequence past the highest id, so the application's
+/// own inserts do not collide with seeded rows.
+async fn advance_sequences(tx: &Transaction<'_>) -> Result<()> {
+    for t in TableId::ALL {
+        tx.execute(
+            &format!(
+                "SELECT setval(s, m) FROM (SELECT pg_get_serial_sequence($1, 'id') AS s,
+                        (SELECT max(id) FROM {}) AS m) x WHERE s IS NOT NULL AND m IS NOT NULL",
+                t.name()
+            ),
+            &[&t.name()],
+        )
+        .await
+        .with_context(|| format!("advancing the id sequence of {}", t.name()))?;
+    }
+    Ok(())
+}

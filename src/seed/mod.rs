@@ -1,0 +1,103 @@
+//! `ward seed`: deterministic fake patient records, loaded by binary COPY or
+//! exported to files.
+//!
+//! The pieces: `spec` (the built-in model's numbers, from seeds/patients.toml),
+//! `lists` (names, districts, clinical codes from seeds/lists/), `rng` (keyed
+//! streams), `generate` (the world and its rows), `encode` (binary COPY, CSV,
+//! JSONL), `pipeline` (parallel ordered chunks), `load` (into Postgres) and
+//! `export` (to files).
+
+pub mod encode;
+pub mod export;
+pub mod generate;
+pub mod lists;
+pub mod load;
+pub mod model;
+pub mod pipeline;
+pub mod rng;
+pub mod spec;
+
+use serde::Serialize;
+
+use crate::error::UsageError;
+pub use generate::nhs::CAPACITY as MAX_PATIENTS;
+
+/// Reports progress of long work; `output` implements it with a progress bar.
+pub trait Progress: Send + Sync {
+    /// A new stage of `total` units (rows) named `label`.
+    fn stage(&self, label: &str, total: u64);
+    fn advance(&self, n: u64);
+    fn finish(&self);
+}
+
+/// A `Progress` that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// What a seed run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedReport {
+    /// `user@host:port/db` (never the password) or the export directory.
+    pub target: String,
+    pub seed: u64,
+    pub patients: u64,
+    pub jobs: usize,
+    /// Whether ward created its tables in this run.
+    pub created_schema: bool,
+    pub tables: Vec<TableReport>,
+    pub total_rows: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    pub patients_per_second: f64,
+}
+
+impl SeedReport {
+    pub(crate) fn finish(mut self, started: std::time::Instant) -> SeedReport {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.total_rows = self.tables.iter().map(|t| t.rows).sum();
+        self.rows_per_second = per_second(self.total_rows, self.seconds);
+        self.patients_per_second = per_second(self.patients, self.seconds);
+        self
+    }
+}
+
+pub(crate) fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Checks the patient count before anything is touched.
+pub fn check_patients(first: u64, n: u64) -> Result<(), UsageError> {
+    if n == 0 {
+        return Err(UsageError("--patients must be at least 1".into()));
+    }
+    if first + n > MAX_PATIENTS {
+        let room = MAX_PATIENTS.saturating_sub(first);
+        return Err(UsageError(format!(
+            "{n} patients do not fit: NHS numbers come from the never-issued test range, which holds \
+             {MAX_PATIENTS} numbers{} — use --patients {room} or fewer",
+            if first > 0 {
+                format!(" and {first} are taken already")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok(())
+}
