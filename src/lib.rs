@@ -40,9 +40,14 @@ pub fn run(cli: Cli) -> Exit {
     let result = runtime.block_on(async {
         tokio::select! {
             r = dispatch(&cli) => r,
-            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+            _ = tokio::signal::ctrl_c() => {
+                error::cancel();
+                Err(Interrupted.into())
+            }
         }
     });
+    // Give work on blocking threads the chance to see the cancel and clean up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     match result {
         Ok(exit) => exit,
         Err(e) => {

@@ -51,11 +51,20 @@ pub async fn load(
     let started = Instant::now();
     let tx = client.transaction().await?;
     let schema = quote_ident(&opts.schema);
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"
-    ))
-    .await
-    .with_context(|| format!("cannot use schema {}", opts.schema))?;
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&opts.schema],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .with_context(|| format!("cannot create schema {}", opts.schema))?;
+    }
+    tx.batch_execute(&format!("SET LOCAL search_path TO {schema}"))
+        .await?;
 
     let created = ensure_tables(&tx, &opts.schema).await?;
     let spec = Spec::builtin()?;
@@ -77,6 +86,11 @@ pub async fn load(
     let world = Arc::new(world);
     let pool = Arc::new(pipeline::pool(opts.jobs)?);
     let plan = Arc::new(Plan::new(&world, &pool, |t| next_ids[t as usize]));
+    tracing::info!(
+        "planned {} rows in {:.2?}",
+        plan.total_rows(),
+        started.elapsed()
+    );
     progress.stage("seeding", plan.total_rows());
 
     let mut tables = Vec::new();
@@ -91,6 +105,7 @@ pub async fn load(
             rows_per_second: per_second(rows, seconds),
         });
     }
+    tracing::info!("copied all tables at {:.2?}", started.elapsed());
     if created {
         progress.stage("building keys and indexes", 0);
         tx.batch_execute(CONSTRAINTS_SQL)
@@ -249,7 +264,7 @@ async fn prepare_existing(
                 .get(0);
             let rows = tx
                 .query(
-                    "SELECT p.id, min(d.id), count(d.id)
+                    "SELECT p.id, min(d.id), count(d.id), split_part(p.postcode, ' ', 1)
                      FROM practices p LEFT JOIN practitioners d ON d.practice_id = p.id
                      GROUP BY p.id ORDER BY p.id",
                     &[],
@@ -258,12 +273,17 @@ async fn prepare_existing(
             if rows.is_empty() {
                 return Ok(None);
             }
+            let lists = super::lists::Lists::get();
             let practices: Vec<Practice> = rows
                 .iter()
                 .filter(|r| r.get::<_, i64>(2) > 0)
                 .map(|r| Practice {
                     id: r.get(0),
-                    district: None,
+                    // The practice's own district keeps appended patients local to it.
+                    district: lists
+                        .districts
+                        .iter()
+                        .position(|d| d.district == r.get::<_, &str>(3)),
                     first_practitioner: r.get(1),
                     practitioners: r.get(2),
                 })

@@ -100,6 +100,9 @@ where
     let window = pool.current_num_threads() * 2;
     let indices: Vec<usize> = (0..tp.chunks.len()).collect();
     for batch in indices.chunks(window.max(1)) {
+        if crate::error::cancelled() {
+            return Err(crate::error::Interrupted.into());
+        }
         let encoded: Vec<(Vec<u8>, u64)> = pool.install(|| {
             batch
                 .par_iter()

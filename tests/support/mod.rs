@@ -1,0 +1,191 @@
+//! Shared test support: throwaway clusters (ward's own), a fluent builder for
+//! running the `ward` binary, and a small synchronous SQL helper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub use ward::pg::cluster::Cluster;
+
+/// A new throwaway cluster; fails the test loudly if none can be started.
+pub fn cluster() -> Cluster {
+    Cluster::start().unwrap_or_else(|e| panic!("cannot start a throwaway Postgres cluster: {e:#}"))
+}
+
+/// Runs the `ward` binary in a clean environment and a private working directory.
+pub struct Ward {
+    cmd: std::process::Command,
+    dir: tempfile::TempDir,
+}
+
+pub fn ward() -> Ward {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ward"));
+    for var in [
+        "DATABASE_URL",
+        "WARD_PATIENTS",
+        "WARD_SEED",
+        "WARD_JOBS",
+        "WARD_SCHEMA",
+        "WARD_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "0")
+        .current_dir(dir.path());
+    Ward { cmd, dir }
+}
+
+impl Ward {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn db(self, url: &str) -> Self {
+        self.args(["--database-url", url])
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    /// Writes a file into the working directory (e.g. `ward.toml`).
+    pub fn file(self, name: &str, text: &str) -> Self {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+        self
+    }
+
+    pub fn workdir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn spawn(mut self) -> (std::process::Child, tempfile::TempDir) {
+        self.cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        (self.cmd.spawn().unwrap(), self.dir)
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().expect("ward runs");
+        Run { out }
+    }
+
+    /// Runs and asserts exit code 0.
+    pub fn ok(self) -> Run {
+        let r = self.run();
+        assert_eq!(
+            r.code(),
+            0,
+            "ward failed:\nstdout: {}\nstderr: {}",
+            r.stdout(),
+            r.stderr()
+        );
+        r
+    }
+}
+
+pub struct Run {
+    pub out: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout()))
+    }
+    /// Asserts a clean error: the exit code, one line on stderr containing `needle`.
+    pub fn fails_with(&self, code: i32, needle: &str) -> String {
+        let err = self.stderr();
+        assert_eq!(
+            self.code(),
+            code,
+            "stderr: {err}\nstdout: {}",
+            self.stdout()
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "error is not one line: {err}"
+        );
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        err
+    }
+}
+
+/// Runs SQL and returns every row as text (NULL as `None`).
+pub fn sql(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = ward::pg::connect(url).await.unwrap();
+        let msgs = client
+            .simple_query(query)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// The single value of a query.
+pub fn value(url: &str, query: &str) -> String {
+    sql(url, query)[0][0].clone().unwrap_or_default()
+}
+
+pub fn int(url: &str, query: &str) -> i64 {
+    value(url, query).parse().unwrap()
+}
+
+/// An order-independent checksum of each of ward's tables in `schema`.
+pub fn table_checksums(url: &str, schema: &str) -> Vec<(String, String)> {
+    ward::seed::model::TABLES
+        .iter()
+        .map(|t| {
+            let sum = value(
+                url,
+                &format!(
+                    "SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '')
+                     FROM {schema}.{} x",
+                    t.name
+                ),
+            );
+            (t.name.to_string(), sum)
+        })
+        .collect()
+}
+
+/// Files of an export directory, sorted by name.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
