@@ -455,10 +455,7 @@ fn no_database_configured_says_how_to_configure_one() {
 fn interrupt_rolls_back_everything() {
     let c = cluster();
     let url = c.url("postgres");
-    let (child, _dir) = ward()
-        .db(&url)
-        .args(["seed", "-n", "100000"])
-        .spawn();
+    let (child, _dir) = ward().db(&url).args(["seed", "-n", "100000"]).spawn();
     // Wait until the load is under way, then press Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while int(
