@@ -80,8 +80,12 @@ const SEED_EXAMPLES: &str = "Examples:
   ward seed --append --patients 500          add 500 more patients, ids continue deterministically
   ward seed --seed 7 --export out --format jsonl
                                              the same rows as JSON lines, no database needed
+  ward seed --init-spec                      write seeds/spec.toml for YOUR schema (every table, a
+                                             generator guessed for every column)
+  ward seed --spec seeds/spec.toml --truncate
+                                             fill your own tables as the spec says
 
-The same --seed, --patients and ward version give identical rows whatever --jobs.
+The same --seed, --patients (or spec) and ward version give identical rows whatever --jobs.
 Tables: practices, practitioners, patients, conditions, allergies, appointments,
 prescriptions, observations (see README \"Built-in schema\").";
 
@@ -139,6 +143,20 @@ pub struct SeedArgs {
     /// Postgres schema that holds ward's tables (default: public).
     #[arg(long, env = "WARD_SCHEMA", value_name = "NAME")]
     pub schema: Option<String>,
+
+    /// Seed the application's own tables as FILE says (see --init-spec), instead of the built-in model.
+    #[arg(long, env = "WARD_SPEC", value_name = "FILE", conflicts_with_all = ["patients", "append", "export", "schema"])]
+    pub spec: Option<PathBuf>,
+
+    /// Write a starter spec for the connected database (default seeds/spec.toml) and stop.
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = "seeds/spec.toml",
+        conflicts_with_all = ["spec", "patients", "truncate", "append", "export", "schema"]
+    )]
+    pub init_spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -33,6 +33,8 @@ pub struct FileSeed {
     pub jobs: Option<usize>,
     pub schema: Option<String>,
     pub format: Option<ExportFormat>,
+    /// A seed spec for the application's own schema.
+    pub spec: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -78,6 +80,7 @@ pub struct SeedConfig {
     pub truncate: bool,
     pub append: bool,
     pub export: Option<(PathBuf, ExportFormat)>,
+    pub spec: Option<PathBuf>,
 }
 
 /// Everything a command needs to know, resolved.
@@ -127,6 +130,15 @@ impl Config {
                 .unwrap_or_else(|| "public".into()),
             truncate: args.truncate,
             append: args.append,
+            // A spec in ward.toml applies unless the command line asks for the built-in model.
+            spec: args.spec.clone().or_else(|| {
+                (args.patients.is_none()
+                    && args.export.is_none()
+                    && args.schema.is_none()
+                    && !args.append)
+                    .then(|| f.spec.clone())
+                    .flatten()
+            }),
             export: args.export.clone().map(|dir| {
                 let format = args.format.or(f.format).unwrap_or(ExportFormat::Csv);
                 (dir, format)

@@ -87,9 +87,12 @@ pub fn seed_report(r: &SeedReport, as_json: bool) {
     if as_json {
         return json(r);
     }
+    let what = match &r.spec {
+        Some(spec) => format!("{} rows by {spec}", thousands(r.total_rows)),
+        None => format!("{} patients", thousands(r.patients)),
+    };
     let mut s = format!(
-        "Seeded {} patients into {} (seed {}, {} job{}){}\n\n",
-        thousands(r.patients),
+        "Seeded {what} into {} (seed {}, {} job{}){}\n\n",
         r.target,
         r.seed,
         r.jobs,
@@ -100,24 +103,57 @@ pub fn seed_report(r: &SeedReport, as_json: bool) {
             ""
         }
     );
-    s += &format!("  {:<15} {:>12} {:>14}\n", "table", "rows", "rows/s");
+    let w = r
+        .tables
+        .iter()
+        .map(|t| t.table.len())
+        .max()
+        .unwrap_or(5)
+        .max(15);
+    s += &format!("  {:<w$} {:>12} {:>14}\n", "table", "rows", "rows/s");
     for t in &r.tables {
         s += &format!(
-            "  {:<15} {:>12} {:>14}\n",
+            "  {:<w$} {:>12} {:>14}\n",
             t.table,
             thousands(t.rows),
             thousands(t.rows_per_second as u64)
         );
     }
     s += &format!(
-        "  {:<15} {:>12} {:>14}\n\n{:.2} s · {} rows/s · {} patients/s\n",
+        "  {:<w$} {:>12} {:>14}\n\n{:.2} s · {} rows/s",
         "total",
         thousands(r.total_rows),
         thousands(r.rows_per_second as u64),
         r.seconds,
         thousands(r.rows_per_second as u64),
-        thousands(r.patients_per_second as u64)
     );
+    if r.spec.is_none() {
+        s += &format!(" · {} patients/s", thousands(r.patients_per_second as u64));
+    }
+    s.push('\n');
+    out(&s);
+}
+
+pub fn init_spec_report(r: &crate::seed::custom::InitReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    let mut s = format!(
+        "Wrote {}: {} tables to seed, {} columns with guessed generators.\n",
+        r.path.display(),
+        r.tables,
+        r.columns
+    );
+    if !r.skipped.is_empty() {
+        s += &format!(
+            "Skipped (migration history and the like): {}\n",
+            r.skipped.join(", ")
+        );
+    }
+    for c in &r.unread_checks {
+        s += &format!("Check by hand (ward cannot read this CHECK): {c}\n");
+    }
+    s += &format!("Review it, then: ward seed --spec {}\n", r.path.display());
     out(&s);
 }
 

@@ -107,6 +107,23 @@ fn explain_connect_error(e: &tokio_postgres::Error, target: &str) -> String {
     )
 }
 
+/// A server error as one line: message (SQLSTATE), detail and hint when given.
+pub fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(": {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" — {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -6,14 +6,35 @@ use crate::cli::SeedArgs;
 use crate::config::Config;
 use crate::error::Exit;
 use crate::seed::load::{Existing, LoadOptions};
-use crate::seed::{export, load, spec::Spec};
+use crate::seed::{custom, export, load, spec::Spec};
 use crate::{output, pg};
 
 pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     let spec = Spec::builtin()?;
     let s = cfg.seed(args, spec.seed);
     let bar = output::Bar::new(cfg.quiet);
-    let report = if let Some((dir, format)) = &s.export {
+    if let Some(path) = &args.init_spec {
+        let url = cfg.require_database_url()?;
+        let client = pg::connect(url).await?;
+        let report = custom::init_spec(&client, path).await?;
+        output::init_spec_report(&report, cfg.json);
+        return Ok(Exit::Ok);
+    }
+    let report = if let Some(spec) = &s.spec {
+        let url = cfg.require_database_url()?;
+        let target = pg::describe(&pg::parse_url(url)?);
+        let mut client = pg::connect(url).await?;
+        custom::seed(
+            &mut client,
+            target,
+            spec,
+            args.seed.or(cfg.file.seed.seed),
+            s.jobs,
+            s.truncate,
+            &bar,
+        )
+        .await?
+    } else if let Some((dir, format)) = &s.export {
         let (dir, format) = (dir.clone(), *format);
         tokio::task::spawn_blocking(move || {
             export::export(&dir, format, s.seed, s.patients, s.jobs, &bar)

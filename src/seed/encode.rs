@@ -67,7 +67,7 @@ impl Binary {
     }
 }
 
-fn pg_days(d: NaiveDate) -> i32 {
+pub(crate) fn pg_days(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - PG_EPOCH_CE_DAYS
 }
 
@@ -98,27 +98,8 @@ impl Encoder for Binary {
         self.field(&pg_micros(v).to_be_bytes());
     }
     fn numeric(&mut self, mantissa: i64, scale: u16) {
-        // Postgres numeric: base-10000 digits, most significant first, with
-        // `weight` = exponent of the first digit. Pad the fraction to whole groups.
-        let frac_groups = scale.div_ceil(4);
-        let mut a = mantissa.unsigned_abs() as u128 * 10u128.pow((frac_groups * 4 - scale) as u32);
-        let mut groups = Vec::new();
-        while a > 0 {
-            groups.push((a % 10_000) as i16);
-            a /= 10_000;
-        }
-        let weight = groups.len() as i16 - frac_groups as i16 - 1;
-        let skip = groups.iter().take_while(|&&g| g == 0).count();
-        let digits: Vec<i16> = groups[skip..].iter().rev().copied().collect();
-        let sign: u16 = if mantissa < 0 { 0x4000 } else { 0 };
-        let mut body = Vec::with_capacity(8 + 2 * digits.len());
-        body.extend_from_slice(&(digits.len() as i16).to_be_bytes());
-        body.extend_from_slice(&(if digits.is_empty() { 0 } else { weight }).to_be_bytes());
-        body.extend_from_slice(&sign.to_be_bytes());
-        body.extend_from_slice(&scale.to_be_bytes());
-        for d in digits {
-            body.extend_from_slice(&d.to_be_bytes());
-        }
+        let mut body = Vec::with_capacity(16);
+        numeric_body(&mut body, mantissa, scale);
         self.field(&body);
     }
     fn null(&mut self) {
@@ -129,8 +110,32 @@ impl Encoder for Binary {
     }
 }
 
+/// The body of a binary Postgres numeric `mantissa / 10^scale`: base-10000
+/// digits, most significant first, `weight` = exponent of the first digit.
+pub(crate) fn numeric_body(out: &mut Vec<u8>, mantissa: i64, scale: u16) {
+    // Pad the fraction to whole base-10000 groups.
+    let frac_groups = scale.div_ceil(4);
+    let mut a = mantissa.unsigned_abs() as u128 * 10u128.pow((frac_groups * 4 - scale) as u32);
+    let mut groups = Vec::new();
+    while a > 0 {
+        groups.push((a % 10_000) as i16);
+        a /= 10_000;
+    }
+    let weight = groups.len() as i16 - frac_groups as i16 - 1;
+    let skip = groups.iter().take_while(|&&g| g == 0).count();
+    let digits: Vec<i16> = groups[skip..].iter().rev().copied().collect();
+    let sign: u16 = if mantissa < 0 { 0x4000 } else { 0 };
+    out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(if digits.is_empty() { 0 } else { weight }).to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&scale.to_be_bytes());
+    for d in digits {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+}
+
 /// Formats `mantissa / 10^scale` with exactly `scale` decimals.
-fn decimal(out: &mut Vec<u8>, mantissa: i64, scale: u16) {
+pub(crate) fn decimal(out: &mut Vec<u8>, mantissa: i64, scale: u16) {
     use std::io::Write;
     let p = 10i64.pow(scale as u32);
     let sign = if mantissa < 0 { "-" } else { "" };

@@ -56,13 +56,16 @@ pub fn export(
             progress.advance(n);
             Ok(())
         };
+        let chunks = plan.table(t).chunks.len();
         match format {
             ExportFormat::Csv => {
                 sink(Csv::header(t.table()), 0)?;
-                pipeline::produce(&world, &plan, t, &pool, Csv::new, sink)?;
+                let encode = |c| pipeline::encode_chunk(&world, &plan, t, c, Csv::new());
+                pipeline::ordered(&pool, chunks, encode, sink)?;
             }
             ExportFormat::Jsonl => {
-                pipeline::produce(&world, &plan, t, &pool, || Jsonl::new(t.table()), sink)?;
+                let encode = |c| pipeline::encode_chunk(&world, &plan, t, c, Jsonl::new(t.table()));
+                pipeline::ordered(&pool, chunks, encode, sink)?;
             }
         }
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
@@ -85,6 +88,7 @@ pub fn export(
         target: dir.display().to_string(),
         seed,
         patients,
+        spec: None,
         jobs,
         created_schema: false,
         tables,

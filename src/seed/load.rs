@@ -108,6 +108,13 @@ pub async fn load(
     tracing::info!("copied all tables at {:.2?}", started.elapsed());
     if created {
         progress.stage("building keys and indexes", 0);
+        // Index builds sort in memory when they can: give this transaction
+        // (only) more than the server's often tiny default.
+        tx.batch_execute(
+            "SELECT set_config('maintenance_work_mem', '256MB', true)
+             FROM pg_settings WHERE name = 'maintenance_work_mem' AND setting::bigint < 262144",
+        )
+        .await?;
         tx.batch_execute(CONSTRAINTS_SQL)
             .await
             .context("building keys and indexes")?;
@@ -119,6 +126,7 @@ pub async fn load(
         target,
         seed: opts.seed,
         patients: opts.patients,
+        spec: None,
         jobs: opts.jobs,
         created_schema: created,
         tables,
@@ -325,37 +333,9 @@ async fn copy_table(
         table.name,
         columns.join(", ")
     );
-    let sink = tx.copy_in::<_, Bytes>(&sql).await?;
-    futures_util::pin_mut!(sink);
-    sink.feed(Bytes::from_static(BINARY_HEADER)).await?;
-
-    let (send, mut recv) =
-        tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(pool.current_num_threads() * 2 + 2);
-    let (w, p, pl) = (world.clone(), plan.clone(), pool.clone());
-    let producer = tokio::task::spawn_blocking(move || {
-        pipeline::produce(
-            &w,
-            &p,
-            t,
-            &pl,
-            || Binary::new(t.table()),
-            |bytes, rows| {
-                send.blocking_send((bytes, rows))
-                    .map_err(|_| anyhow!("the COPY into {} stopped", t.name()))
-            },
-        )
-    });
-    while let Some((bytes, rows)) = recv.recv().await {
-        sink.send(Bytes::from(bytes))
-            .await
-            .with_context(|| format!("loading {}", table.name))?;
-        progress.advance(rows);
-    }
-    producer.await??;
-    sink.feed(Bytes::from_static(BINARY_TRAILER)).await?;
-    let copied = sink
-        .as_mut()
-        .finish()
+    let (w, p) = (world.clone(), plan.clone());
+    let encode = move |c| pipeline::encode_chunk(&w, &p, t, c, Binary::new(t.table()));
+    let copied = copy_chunks(tx, &sql, pool, plan.table(t).chunks.len(), encode, progress)
         .await
         .with_context(|| format!("loading {}", table.name))?;
     let planned = plan.table(t).rows;
@@ -366,6 +346,41 @@ async fn copy_table(
         ));
     }
     Ok(copied)
+}
+
+/// Streams `chunks` binary-COPY chunks, encoded in parallel by `encode`, into
+/// `copy_sql` (a `COPY … FROM STDIN (FORMAT binary)`). Returns the rows copied.
+pub(crate) async fn copy_chunks<F>(
+    tx: &Transaction<'_>,
+    copy_sql: &str,
+    pool: &Arc<rayon::ThreadPool>,
+    chunks: usize,
+    encode: F,
+    progress: &dyn Progress,
+) -> Result<u64>
+where
+    F: Fn(usize) -> Result<(Vec<u8>, u64)> + Send + Sync + 'static,
+{
+    let sink = tx.copy_in::<_, Bytes>(copy_sql).await?;
+    futures_util::pin_mut!(sink);
+    sink.feed(Bytes::from_static(BINARY_HEADER)).await?;
+
+    let (send, mut recv) =
+        tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(pool.current_num_threads() * 2 + 2);
+    let pool = pool.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        pipeline::ordered(&pool, chunks, encode, |bytes, rows| {
+            send.blocking_send((bytes, rows))
+                .map_err(|_| anyhow!("the COPY stopped"))
+        })
+    });
+    while let Some((bytes, rows)) = recv.recv().await {
+        sink.send(Bytes::from(bytes)).await?;
+        progress.advance(rows);
+    }
+    producer.await??;
+    sink.feed(Bytes::from_static(BINARY_TRAILER)).await?;
+    Ok(sink.as_mut().finish().await?)
 }
 
 /// Moves each identity sequence past the highest id, so the application's

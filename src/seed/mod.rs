@@ -7,6 +7,7 @@
 //! JSONL), `pipeline` (parallel ordered chunks), `load` (into Postgres) and
 //! `export` (to files).
 
+pub mod custom;
 pub mod encode;
 pub mod export;
 pub mod generate;
@@ -53,7 +54,11 @@ pub struct SeedReport {
     /// `user@host:port/db` (never the password) or the export directory.
     pub target: String,
     pub seed: u64,
+    /// Patients of the built-in model (0 when seeding by a spec).
     pub patients: u64,
+    /// The spec file, when seeding an application's own schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
     pub jobs: usize,
     /// Whether ward created its tables in this run.
     pub created_schema: bool,

@@ -79,52 +79,53 @@ impl Plan {
     }
 }
 
-/// Encodes every chunk of `t` with encoders from `make`, passing each chunk's
-/// bytes and row count to `sink` in order. Stops at the first sink error.
-pub fn produce<E, M, S>(
-    world: &World,
-    plan: &Plan,
-    t: TableId,
-    pool: &rayon::ThreadPool,
-    make: M,
-    mut sink: S,
-) -> Result<()>
+/// Runs `encode` on every chunk index in `0..chunks`, `jobs` at a time on
+/// the pool, and passes the results to `sink` in index order. Stops at the
+/// first sink error or when ward is interrupted.
+pub fn ordered<F, S>(pool: &rayon::ThreadPool, chunks: usize, encode: F, mut sink: S) -> Result<()>
 where
-    E: Encoder,
-    M: Fn() -> E + Sync,
+    F: Fn(usize) -> Result<(Vec<u8>, u64)> + Sync,
     S: FnMut(Vec<u8>, u64) -> Result<()>,
 {
-    let tp = plan.table(t);
-    // Prescriptions point at conditions: their chunks line up (same patient chunking).
-    let conditions = plan.table(TableId::Conditions);
-    let window = pool.current_num_threads() * 2;
-    let indices: Vec<usize> = (0..tp.chunks.len()).collect();
-    for batch in indices.chunks(window.max(1)) {
+    let window = (pool.current_num_threads() * 2).max(1);
+    let indices: Vec<usize> = (0..chunks).collect();
+    for batch in indices.chunks(window) {
         if crate::error::cancelled() {
             return Err(crate::error::Interrupted.into());
         }
-        let encoded: Vec<(Vec<u8>, u64)> = pool.install(|| {
-            batch
-                .par_iter()
-                .map(|&c| {
-                    let mut enc = make();
-                    let first_condition = conditions.first_ids.get(c).copied().unwrap_or(1);
-                    world.emit(
-                        t,
-                        tp.chunks[c].clone(),
-                        tp.first_ids[c],
-                        first_condition,
-                        &mut enc,
-                    );
-                    (enc.take(), tp.counts[c])
-                })
-                .collect()
-        });
+        let encoded: Vec<(Vec<u8>, u64)> =
+            pool.install(|| batch.par_iter().map(|&c| encode(c)).collect::<Result<_>>())?;
         for (bytes, rows) in encoded {
             sink(bytes, rows)?;
         }
     }
     Ok(())
+}
+
+/// Encodes chunk `c` of built-in table `t`: its bytes and row count.
+pub fn encode_chunk<E: Encoder>(
+    world: &World,
+    plan: &Plan,
+    t: TableId,
+    c: usize,
+    mut enc: E,
+) -> Result<(Vec<u8>, u64)> {
+    let tp = plan.table(t);
+    // Prescriptions point at conditions: their chunks line up (same patient chunking).
+    let first_condition = plan
+        .table(TableId::Conditions)
+        .first_ids
+        .get(c)
+        .copied()
+        .unwrap_or(1);
+    world.emit(
+        t,
+        tp.chunks[c].clone(),
+        tp.first_ids[c],
+        first_condition,
+        &mut enc,
+    );
+    Ok((enc.take(), tp.counts[c]))
 }
 
 /// A thread pool of `jobs` generator threads.

@@ -91,6 +91,36 @@ impl Stream {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
+
+    /// The underlying generator, for crates that take a `rand` RNG (`fake`).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.0
+    }
+}
+
+/// A keyed bijection on `0..n`: a balanced 4-round Feistel network on the
+/// next even number of bits, cycle-walking until the value falls inside the
+/// domain. Used to hand out unique values without draws or retries.
+pub fn permute(key: u64, x: u64, n: u64) -> u64 {
+    debug_assert!(x < n);
+    if n <= 1 {
+        return 0;
+    }
+    let bits = (64 - (n - 1).leading_zeros()).max(2);
+    let half = bits.div_ceil(2);
+    let mask = (1u64 << half) - 1;
+    let mut v = x;
+    loop {
+        let (mut l, mut r) = (v >> half, v & mask);
+        for round in 0..4u64 {
+            let f = mix64(key ^ (round << 56) ^ r) & mask;
+            (l, r) = (r, l ^ f);
+        }
+        v = (l << half) | r;
+        if v < n {
+            return v;
+        }
+    }
 }
 
 /// A weighted choice over a fixed list, by cumulative weights.
@@ -141,6 +171,18 @@ mod tests {
             Stream::new(42, "patients", 0).u64(),
             16_783_842_316_153_706_492
         );
+    }
+
+    #[test]
+    fn permute_is_a_bijection() {
+        for n in [1u64, 2, 3, 10, 1000, 4097] {
+            let mut seen = vec![false; n as usize];
+            for x in 0..n {
+                let y = permute(99, x, n) as usize;
+                assert!(!seen[y]);
+                seen[y] = true;
+            }
+        }
     }
 
     #[test]

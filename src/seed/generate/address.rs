@@ -20,6 +20,15 @@ pub fn postcode(rng: &mut Stream, district: &str) -> String {
     s
 }
 
+/// The `i`-th postcode of a district (`i < 4000`: digit × letter × letter), for unique columns.
+pub fn postcode_nth(district: &str, i: u64) -> String {
+    let n = INWARD_LETTERS.len() as u64;
+    let digit = (i / (n * n)) % 10;
+    let a = INWARD_LETTERS[((i / n) % n) as usize] as char;
+    let b = INWARD_LETTERS[(i % n) as usize] as char;
+    format!("{district} {digit}{a}{b}")
+}
+
 fn is_in(c: u8, set: &[u8]) -> bool {
     set.contains(&c)
 }

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use crate::seed::rng::mix64;
+use crate::seed::rng::{mix64, permute};
 
 /// How many valid numbers the test range holds (10^6 stems, minus those whose
 /// check digit would be 10).
@@ -58,30 +58,13 @@ fn valid_stems() -> &'static [u32] {
     })
 }
 
-/// A keyed permutation of `0..CAPACITY`: a 4-round balanced Feistel network
-/// on 20 bits, cycle-walking until the value falls inside the domain.
-fn permute(key: u64, mut x: u64) -> u64 {
-    const HALF: u32 = 10;
-    const MASK: u64 = (1 << HALF) - 1;
-    loop {
-        let (mut l, mut r) = (x >> HALF, x & MASK);
-        for round in 0..4u64 {
-            let f = mix64(key ^ (round << 56) ^ r) & MASK;
-            (l, r) = (r, l ^ f);
-        }
-        x = (l << HALF) | r;
-        if x < CAPACITY {
-            return x;
-        }
-    }
-}
-
 /// The NHS number of patient `index` (0-based) under `seed`, as 10 digits.
 ///
 /// Panics if `index >= CAPACITY`; callers validate the patient count first.
 pub fn for_patient(seed: u64, index: u64) -> [u8; 10] {
     assert!(index < CAPACITY, "patient index beyond the NHS test range");
-    let stem = valid_stems()[permute(mix64(seed ^ 0x6e68_735f_6e75_6d62), index) as usize];
+    let key = mix64(seed ^ 0x6e68_735f_6e75_6d62);
+    let stem = valid_stems()[permute(key, index, CAPACITY) as usize];
     let check = check_digit(stem).unwrap();
     let mut out = [0u8; 10];
     let mut s = stem;
@@ -114,7 +97,7 @@ mod tests {
     fn every_index_maps_to_a_distinct_valid_test_number() {
         let mut seen = vec![false; CAPACITY as usize];
         for i in 0..CAPACITY {
-            let p = permute(mix64(11), i) as usize;
+            let p = permute(mix64(11), i, CAPACITY) as usize;
             assert!(!seen[p], "collision at {i}");
             seen[p] = true;
         }

@@ -28,6 +28,18 @@ const LANDLINE_PREFIXES: [&str; 14] = [
     "0191 498 0",
 ];
 
+/// How many numbers the drama ranges ward uses hold.
+pub const DRAMA_NUMBERS: u64 = (1 + LANDLINE_PREFIXES.len() as u64) * 1000;
+
+/// The `i`-th drama number (`i < DRAMA_NUMBERS`): for unique phone columns.
+pub fn drama_number(i: u64) -> String {
+    let prefix = match i / 1000 {
+        0 => MOBILE_PREFIX,
+        n => LANDLINE_PREFIXES[(n - 1) as usize % LANDLINE_PREFIXES.len()],
+    };
+    format!("{prefix}{:03}", i % 1000)
+}
+
 pub fn given_name<'a>(rng: &mut Stream, lists: &'a Lists, female: bool) -> &'a str {
     if female {
         lists.female_names.sample(rng)
@@ -93,6 +105,13 @@ mod tests {
         }
         assert!(!is_drama_phone("07700 901000"));
         assert!(!is_drama_phone("0113 496 1000"));
+    }
+
+    #[test]
+    fn drama_numbers_enumerate_distinct_safe_numbers() {
+        let all: std::collections::HashSet<String> = (0..DRAMA_NUMBERS).map(drama_number).collect();
+        assert_eq!(all.len() as u64, DRAMA_NUMBERS);
+        assert!(all.iter().all(|p| is_drama_phone(p)));
     }
 
     #[test]

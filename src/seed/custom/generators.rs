@@ -1,0 +1,815 @@
+//! The column generators a spec can name: ward's semantic, UK-safe ones
+//! (`person.given_name`, `patient.nhs_number`, `address.postcode`, …),
+//! generic ones from the `fake` crate (`lorem.sentence`, `company.name`, …),
+//! typed ones (`int`, `date`, `uuid`, …), weighted `values` and `template`s.
+//!
+//! Each generator knows what kind of value it makes (checked against the
+//! column type before anything is written) and, for UNIQUE columns, how many
+//! distinct values it can make and how to make the `rank`-th one — so
+//! uniqueness is by construction, never by retrying.
+
+use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
+use fake::Fake;
+
+use super::schema::{Column, PgType};
+use super::values::Value;
+use crate::seed::generate::{address, nhs, person};
+use crate::seed::lists::Lists;
+use crate::seed::rng::{Stream, Weighted};
+
+/// What kind of value a generator makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Float,
+    Numeric,
+    Bool,
+    Text,
+    Date,
+    Timestamp,
+    Time,
+    Interval,
+    Uuid,
+    Json,
+    Bytes,
+    Null,
+}
+
+/// Text generators with meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sem {
+    GivenName,
+    FamilyName,
+    FullName,
+    NhsNumber,
+    Postcode,
+    Street,
+    Town,
+    PhoneUk,
+    PhoneMobile,
+    Email,
+    Username,
+    Url,
+    PasswordHash,
+    Ip,
+    Condition,
+    Snomed,
+    Icd10,
+    Medicine,
+    Allergen,
+    LoremWord,
+    LoremWords,
+    LoremSentence,
+    LoremParagraph,
+    CompanyName,
+    JobTitle,
+}
+
+/// Every generator name a spec may use, for help and error messages.
+pub const NAMES: &[&str] = &[
+    "sequence",
+    "int",
+    "float",
+    "numeric",
+    "bool",
+    "date",
+    "timestamp",
+    "time",
+    "interval",
+    "uuid",
+    "json",
+    "bytes",
+    "null",
+    "person.given_name",
+    "person.family_name",
+    "person.full_name",
+    "person.sex",
+    "person.date_of_birth",
+    "patient.nhs_number",
+    "address.postcode",
+    "address.street",
+    "address.town",
+    "phone.uk",
+    "phone.mobile",
+    "internet.email",
+    "internet.username",
+    "internet.url",
+    "internet.password_hash",
+    "internet.ip",
+    "clinical.condition",
+    "clinical.snomed",
+    "clinical.icd10",
+    "clinical.medicine",
+    "clinical.allergen",
+    "lorem.word",
+    "lorem.words",
+    "lorem.sentence",
+    "lorem.paragraph",
+    "company.name",
+    "job.title",
+];
+
+#[derive(Debug, Clone)]
+pub enum Part {
+    Lit(String),
+    Col { name: String, filter: Filter },
+    Row,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    None,
+    Slug,
+    Lower,
+    Upper,
+}
+
+#[derive(Debug, Clone)]
+pub enum Gen {
+    Sequence {
+        start: i64,
+    },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
+    Numeric {
+        min: f64,
+        max: f64,
+        scale: u16,
+    },
+    Bool {
+        true_ratio: f64,
+    },
+    Date {
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    Timestamp {
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    },
+    Time {
+        from: NaiveTime,
+        to: NaiveTime,
+    },
+    Interval {
+        min_minutes: i64,
+        max_minutes: i64,
+    },
+    Uuid,
+    Json,
+    Bytes {
+        min: u32,
+        max: u32,
+    },
+    Values {
+        items: Vec<String>,
+        weights: Weighted,
+    },
+    Sem(Sem),
+    Template(Vec<Part>),
+    Null,
+}
+
+/// Parameters a spec can give a generator.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub true_ratio: Option<f64>,
+    pub start: Option<i64>,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+fn parse_ts(s: &str) -> Result<NaiveDateTime, String> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| parse_date(s).map(|d| d.and_time(NaiveTime::MIN)))
+        .map_err(|_| format!("{s:?} is not a timestamp (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)"))
+}
+
+fn years_before(d: NaiveDate, years: u64) -> NaiveDate {
+    d.checked_sub_days(Days::new(years * 365 + years / 4))
+        .unwrap()
+}
+
+/// Parses a template: `{column}`, `{column|slug}` (also `lower`, `upper`), `{row}`.
+pub fn parse_template(t: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(Part::Lit(rest[..open].to_string()));
+        }
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("template {t:?} has an unclosed '{{'"))?
+            + open;
+        let inner = &rest[open + 1..close];
+        let (name, filter) = match inner.split_once('|') {
+            Some((n, "slug")) => (n, Filter::Slug),
+            Some((n, "lower")) => (n, Filter::Lower),
+            Some((n, "upper")) => (n, Filter::Upper),
+            Some((_, f)) => {
+                return Err(format!(
+                    "unknown template filter {f:?} (slug, lower, upper)"
+                ));
+            }
+            None => (inner, Filter::None),
+        };
+        if name == "row" {
+            parts.push(Part::Row);
+        } else if name.is_empty() {
+            return Err(format!("template {t:?} has an empty '{{}}'"));
+        } else {
+            parts.push(Part::Col {
+                name: name.to_string(),
+                filter,
+            });
+        }
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Lit(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+impl Gen {
+    /// A generator by name, fitted to the column (its type and CHECKs).
+    pub fn named(name: &str, p: &Params, col: &Column, as_of: NaiveDate) -> Result<Gen, String> {
+        let check = &col.check;
+        let (clo, chi) = check.int_bounds();
+        let int_default = |lo: i64, hi: i64| {
+            let (tlo, thi) = col.ty.int_range().unwrap_or((i64::MIN, i64::MAX));
+            let lo = p.min.map(|v| v as i64).or(clo).unwrap_or(lo).max(tlo);
+            let hi = p.max.map(|v| v as i64).or(chi).unwrap_or(hi).min(thi);
+            (lo, hi)
+        };
+        let g = match name {
+            "sequence" => Gen::Sequence {
+                start: p.start.or(clo).unwrap_or(1),
+            },
+            "int" => {
+                let (min, max) = int_default(0, 1000);
+                if min > max {
+                    return Err(format!("int needs min ≤ max (got {min} > {max})"));
+                }
+                Gen::Int { min, max }
+            }
+            "float" => Gen::Float {
+                min: p.min.or(check.min.map(|m| m.0)).unwrap_or(0.0),
+                max: p.max.or(check.max.map(|m| m.0)).unwrap_or(1000.0),
+            },
+            "numeric" => {
+                let (prec, scale) = match col.ty {
+                    PgType::Numeric(Some((p, s))) => (p, s),
+                    _ => (12, 2),
+                };
+                let cap = 10f64.powi((prec - scale) as i32) - 10f64.powi(-(scale as i32));
+                let min = p.min.or(check.min.map(|m| m.0)).unwrap_or(0.0).max(-cap);
+                let max = p
+                    .max
+                    .or(check.max.map(|m| m.0))
+                    .unwrap_or(1000.0_f64.min(cap))
+                    .min(cap);
+                Gen::Numeric {
+                    min,
+                    max,
+                    scale: scale as u16,
+                }
+            }
+            "bool" => Gen::Bool {
+                true_ratio: p.true_ratio.unwrap_or(0.5),
+            },
+            "date" => Gen::Date {
+                from: p
+                    .from
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?
+                    .unwrap_or(years_before(as_of, 5)),
+                to: p
+                    .to
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?
+                    .unwrap_or(as_of),
+            },
+            "person.date_of_birth" => Gen::Date {
+                from: p
+                    .from
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?
+                    .unwrap_or(years_before(as_of, 95)),
+                to: p
+                    .to
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?
+                    .unwrap_or(as_of),
+            },
+            "timestamp" => Gen::Timestamp {
+                from: p
+                    .from
+                    .as_deref()
+                    .map(parse_ts)
+                    .transpose()?
+                    .unwrap_or(years_before(as_of, 3).and_time(NaiveTime::MIN)),
+                to: p
+                    .to
+                    .as_deref()
+                    .map(parse_ts)
+                    .transpose()?
+                    .unwrap_or(as_of.and_hms_opt(23, 59, 59).unwrap()),
+            },
+            "time" => Gen::Time {
+                from: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                to: NaiveTime::from_hms_opt(18, 0, 0).unwrap(),
+            },
+            "interval" => Gen::Interval {
+                min_minutes: p.min.map(|v| v as i64).unwrap_or(5),
+                max_minutes: p.max.map(|v| v as i64).unwrap_or(120),
+            },
+            "uuid" => Gen::Uuid,
+            "json" => Gen::Json,
+            "bytes" => Gen::Bytes {
+                min: p.min.map(|v| v as u32).unwrap_or(8),
+                max: p.max.map(|v| v as u32).unwrap_or(32),
+            },
+            "null" => Gen::Null,
+            "person.sex" => Gen::values(vec!["F".into(), "M".into()], vec![1, 1]),
+            other => Gen::Sem(match other {
+                "person.given_name" => Sem::GivenName,
+                "person.family_name" => Sem::FamilyName,
+                "person.full_name" => Sem::FullName,
+                "patient.nhs_number" => Sem::NhsNumber,
+                "address.postcode" => Sem::Postcode,
+                "address.street" => Sem::Street,
+                "address.town" => Sem::Town,
+                "phone.uk" => Sem::PhoneUk,
+                "phone.mobile" => Sem::PhoneMobile,
+                "internet.email" => Sem::Email,
+                "internet.username" => Sem::Username,
+                "internet.url" => Sem::Url,
+                "internet.password_hash" => Sem::PasswordHash,
+                "internet.ip" => Sem::Ip,
+                "clinical.condition" => Sem::Condition,
+                "clinical.snomed" => Sem::Snomed,
+                "clinical.icd10" => Sem::Icd10,
+                "clinical.medicine" => Sem::Medicine,
+                "clinical.allergen" => Sem::Allergen,
+                "lorem.word" => Sem::LoremWord,
+                "lorem.words" => Sem::LoremWords,
+                "lorem.sentence" => Sem::LoremSentence,
+                "lorem.paragraph" => Sem::LoremParagraph,
+                "company.name" => Sem::CompanyName,
+                "job.title" => Sem::JobTitle,
+                _ => {
+                    return Err(format!(
+                        "unknown generator {other:?} — use one of: {}",
+                        NAMES.join(", ")
+                    ));
+                }
+            }),
+        };
+        Ok(g)
+    }
+
+    pub fn values(items: Vec<String>, weights: Vec<u64>) -> Gen {
+        Gen::Values {
+            items,
+            weights: Weighted::new(weights),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Gen::Sequence { .. } | Gen::Int { .. } => Kind::Int,
+            Gen::Float { .. } => Kind::Float,
+            Gen::Numeric { .. } => Kind::Numeric,
+            Gen::Bool { .. } => Kind::Bool,
+            Gen::Date { .. } => Kind::Date,
+            Gen::Timestamp { .. } => Kind::Timestamp,
+            Gen::Time { .. } => Kind::Time,
+            Gen::Interval { .. } => Kind::Interval,
+            Gen::Uuid => Kind::Uuid,
+            Gen::Json => Kind::Json,
+            Gen::Bytes { .. } => Kind::Bytes,
+            Gen::Values { .. } | Gen::Sem(_) | Gen::Template(_) => Kind::Text,
+            Gen::Null => Kind::Null,
+        }
+    }
+
+    /// How many distinct values this generator can make for a column of at
+    /// most `max_len` characters; `None` for "as many as there are rows".
+    pub fn capacity(&self, max_len: Option<u32>) -> Option<u64> {
+        let text_cap = |fixed: Option<u64>| -> Option<u64> {
+            match (fixed, max_len) {
+                (Some(n), _) => Some(n),
+                (None, Some(len)) if len < 19 => Some(10u64.pow(len)),
+                _ => None,
+            }
+        };
+        match self {
+            Gen::Sequence { .. } | Gen::Uuid | Gen::Json | Gen::Bytes { .. } | Gen::Null => None,
+            Gen::Int { min, max } => Some((*max - *min) as u64 + 1),
+            Gen::Date { from, to } => Some(((*to - *from).num_days().max(0) + 1) as u64),
+            Gen::Timestamp { from, to } => Some(((*to - *from).num_seconds().max(0) + 1) as u64),
+            Gen::Time { from, to } => Some(((*to - *from).num_seconds().max(0) + 1) as u64),
+            Gen::Interval {
+                min_minutes,
+                max_minutes,
+            } => Some((max_minutes - min_minutes).max(0) as u64 + 1),
+            Gen::Bool { .. } => Some(2),
+            Gen::Float { .. } | Gen::Numeric { .. } => None,
+            Gen::Values { items, .. } => Some(items.len() as u64),
+            Gen::Template(parts) => {
+                if parts.iter().any(|p| matches!(p, Part::Row)) {
+                    text_cap(None)
+                } else {
+                    Some(0)
+                }
+            }
+            Gen::Sem(s) => match s {
+                Sem::NhsNumber => Some(nhs::CAPACITY),
+                Sem::Postcode => Some(Lists::get().districts.len() as u64 * 10 * 400),
+                Sem::PhoneUk => Some(person::DRAMA_NUMBERS),
+                Sem::PhoneMobile => Some(1000),
+                Sem::Ip => Some(TEST_NETS.len() as u64 * 254),
+                Sem::Snomed | Sem::Icd10 | Sem::Condition => {
+                    Some(Lists::get().conditions.len() as u64)
+                }
+                Sem::Medicine => Some(Lists::get().medicines.len() as u64),
+                Sem::Allergen => Some(Lists::get().allergens.len() as u64),
+                _ => text_cap(None),
+            },
+        }
+    }
+}
+
+/// The documentation address blocks (RFC 5737): never routed.
+const TEST_NETS: [&str; 3] = ["192.0.2", "198.51.100", "203.0.113"];
+
+/// Everything a generator needs to make one value.
+pub struct Ctx<'a> {
+    pub seed: u64,
+    pub rng: &'a mut Stream,
+    pub row: u64,
+    /// `Some(rank)` when the value must be unique: a number no other row of
+    /// the same unique set gets.
+    pub rank: Option<u64>,
+    pub max_len: Option<u32>,
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Shortens `s` to `max` characters, keeping the unique `suffix` whole.
+fn fit(base: String, suffix: &str, max: Option<u32>) -> String {
+    let Some(max) = max.map(|m| m as usize) else {
+        return base + suffix;
+    };
+    let keep = max.saturating_sub(suffix.chars().count());
+    let mut out: String = base.chars().take(keep).collect();
+    out.push_str(suffix);
+    out.chars().take(max).collect()
+}
+
+impl Gen {
+    /// Makes a value. Templates are resolved by the caller (they need the row's
+    /// other columns), so `Gen::Template` is not handled here.
+    pub fn make(&self, ctx: &mut Ctx) -> Value {
+        let rng = &mut *ctx.rng;
+        let pick = |rng: &mut Stream, n: u64, rank: Option<u64>| {
+            rank.map_or_else(|| rng.below(n), |r| r % n)
+        };
+        match self {
+            Gen::Sequence { start } => Value::Int(start + ctx.rank.unwrap_or(ctx.row) as i64),
+            Gen::Int { min, max } => {
+                let span = (*max - *min) as u64 + 1;
+                Value::Int(*min + pick(rng, span, ctx.rank) as i64)
+            }
+            Gen::Float { min, max } => Value::Float(min + rng.unit() * (max - min)),
+            Gen::Numeric { min, max, scale } => {
+                let p = 10f64.powi(*scale as i32);
+                let (lo, hi) = ((min * p).ceil() as i64, (max * p).floor() as i64);
+                Value::Numeric(rng.range(lo, hi.max(lo)), *scale)
+            }
+            Gen::Bool { true_ratio } => match ctx.rank {
+                Some(r) => Value::Bool(r % 2 == 1),
+                None => Value::Bool(rng.chance(*true_ratio)),
+            },
+            Gen::Date { from, to } => {
+                let span = (*to - *from).num_days().max(0) as u64 + 1;
+                Value::Date(
+                    from.checked_add_days(Days::new(pick(rng, span, ctx.rank)))
+                        .unwrap(),
+                )
+            }
+            Gen::Timestamp { from, to } => {
+                let span = (*to - *from).num_seconds().max(0) as u64 + 1;
+                Value::Timestamp(
+                    *from + chrono::Duration::seconds(pick(rng, span, ctx.rank) as i64),
+                )
+            }
+            Gen::Time { from, to } => {
+                let span = (*to - *from).num_seconds().max(0) as u64 + 1;
+                Value::Time(*from + chrono::Duration::seconds(pick(rng, span, ctx.rank) as i64))
+            }
+            Gen::Interval {
+                min_minutes,
+                max_minutes,
+            } => {
+                let span = (max_minutes - min_minutes).max(0) as u64 + 1;
+                let m = min_minutes + pick(rng, span, ctx.rank) as i64;
+                Value::Interval {
+                    months: 0,
+                    days: 0,
+                    micros: m * 60_000_000,
+                }
+            }
+            Gen::Uuid => {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&rng.u64().to_be_bytes());
+                // The second half is a bijection of the rank (62 bits) when
+                // uniqueness is needed, so two rows can never share a UUID.
+                let low = match ctx.rank {
+                    Some(r) => spread62(r + 1),
+                    None => rng.u64(),
+                };
+                b[8..].copy_from_slice(&low.to_be_bytes());
+                b[6] = (b[6] & 0x0f) | 0x40;
+                b[8] = (b[8] & 0x3f) | 0x80;
+                Value::Uuid(b)
+            }
+            Gen::Json => {
+                let word: String = fake::faker::lorem::en::Word().fake_with_rng(rng.rng());
+                let score = rng.below(100);
+                Value::Json(format!(
+                    "{{\"note\": {}, \"score\": {score}, \"n\": {}}}",
+                    serde_json::to_string(&word).unwrap(),
+                    ctx.rank.unwrap_or(ctx.row)
+                ))
+            }
+            Gen::Bytes { min, max } => {
+                let n = rng.range(*min as i64, (*max).max(*min) as i64) as usize;
+                let mut v: Vec<u8> = (0..n).map(|_| rng.below(256) as u8).collect();
+                if let Some(r) = ctx.rank {
+                    v.extend_from_slice(&r.to_be_bytes());
+                }
+                Value::Bytes(v)
+            }
+            Gen::Values { items, weights } => match ctx.rank {
+                Some(r) => Value::Text(items[(r % items.len() as u64) as usize].clone()),
+                None => Value::Text(items[weights.sample(rng)].clone()),
+            },
+            Gen::Null => Value::Null,
+            Gen::Template(_) => unreachable!("templates are resolved by the table generator"),
+            Gen::Sem(s) => Value::Text(self.sem(*s, ctx)),
+        }
+    }
+
+    fn sem(&self, s: Sem, ctx: &mut Ctx) -> String {
+        let l = Lists::get();
+        let rng = &mut *ctx.rng;
+        let rank = ctx.rank;
+        let suffix = rank.map(|r| format!(" {}", r + 1)).unwrap_or_default();
+        let plain = |base: String, max: Option<u32>| fit(base, &suffix, max);
+        match s {
+            Sem::GivenName => {
+                let female = rng.chance(0.5);
+                plain(person::given_name(rng, l, female).to_string(), ctx.max_len)
+            }
+            Sem::FamilyName => plain(l.family_names.sample(rng).to_string(), ctx.max_len),
+            Sem::FullName => {
+                let female = rng.chance(0.5);
+                let g = person::given_name(rng, l, female);
+                plain(format!("{g} {}", l.family_names.sample(rng)), ctx.max_len)
+            }
+            Sem::NhsNumber => {
+                let i = rank.unwrap_or_else(|| rng.below(nhs::CAPACITY));
+                String::from_utf8(nhs::for_patient(ctx.seed, i).to_vec()).unwrap()
+            }
+            Sem::Postcode => match rank {
+                Some(r) => {
+                    let d = (r / 4000) as usize % l.districts.len();
+                    address::postcode_nth(&l.districts[d].district, r % 4000)
+                }
+                None => {
+                    let d = l.district_weights.sample(rng);
+                    address::postcode(rng, &l.districts[d].district)
+                }
+            },
+            Sem::Street => {
+                let n = rng.range(1, 240);
+                let word: String = fake::faker::address::en::StreetName().fake_with_rng(rng.rng());
+                plain(format!("{n} {word}"), ctx.max_len)
+            }
+            Sem::Town => plain(
+                l.districts[l.district_weights.sample(rng)].town.clone(),
+                ctx.max_len,
+            ),
+            Sem::PhoneUk => match rank {
+                Some(r) => person::drama_number(r),
+                None => {
+                    if rng.chance(0.7) {
+                        person::mobile(rng)
+                    } else {
+                        person::landline(rng)
+                    }
+                }
+            },
+            Sem::PhoneMobile => match rank {
+                Some(r) => person::drama_number(r % 1000),
+                None => person::mobile(rng),
+            },
+            Sem::Email => {
+                let female = rng.chance(0.5);
+                let g = person::given_name(rng, l, female);
+                let f = l.family_names.sample(rng);
+                let n = rank.unwrap_or(ctx.row) + 1;
+                let domain = rng.pick(&person::EMAIL_DOMAINS);
+                let local = fit(
+                    format!("{}.{}", slug(g), slug(f)),
+                    &n.to_string(),
+                    ctx.max_len
+                        .map(|m| m.saturating_sub(domain.len() as u32 + 1)),
+                );
+                format!("{local}@{domain}")
+            }
+            Sem::Username => {
+                let female = rng.chance(0.5);
+                let g = person::given_name(rng, l, female);
+                let f = l.family_names.sample(rng);
+                let n = rank.unwrap_or(ctx.row) + 1;
+                fit(
+                    format!("{}{}", slug(g), slug(f)),
+                    &n.to_string(),
+                    ctx.max_len,
+                )
+            }
+            Sem::Url => {
+                let word: String = fake::faker::lorem::en::Word().fake_with_rng(rng.rng());
+                let n = rank.unwrap_or(ctx.row) + 1;
+                fit(
+                    format!("https://example.org/{word}/"),
+                    &n.to_string(),
+                    ctx.max_len,
+                )
+            }
+            Sem::PasswordHash => {
+                // Django's marker for an unusable password, plus noise: no one can log in.
+                format!("!{:016x}{:016x}", rng.u64(), rng.u64())
+            }
+            Sem::Ip => {
+                let i = rank.unwrap_or_else(|| rng.below(TEST_NETS.len() as u64 * 254));
+                format!("{}.{}", TEST_NETS[(i / 254) as usize], i % 254 + 1)
+            }
+            Sem::Condition | Sem::Snomed | Sem::Icd10 => {
+                let c = &l.conditions[rank.map_or_else(
+                    || rng.below(l.conditions.len() as u64),
+                    |r| r % l.conditions.len() as u64,
+                ) as usize];
+                let v = match s {
+                    Sem::Condition => c.term.clone(),
+                    Sem::Snomed => c.snomed.clone(),
+                    _ => c.icd10.clone(),
+                };
+                fit(v, "", ctx.max_len)
+            }
+            Sem::Medicine => {
+                let i = rank.map_or_else(
+                    || rng.below(l.medicines.len() as u64),
+                    |r| r % l.medicines.len() as u64,
+                );
+                fit(l.medicines[i as usize].name.clone(), "", ctx.max_len)
+            }
+            Sem::Allergen => {
+                let i = rank.map_or_else(
+                    || rng.below(l.allergens.len() as u64),
+                    |r| r % l.allergens.len() as u64,
+                );
+                fit(l.allergens[i as usize].substance.clone(), "", ctx.max_len)
+            }
+            Sem::LoremWord => plain(
+                fake::faker::lorem::en::Word().fake_with_rng(rng.rng()),
+                ctx.max_len,
+            ),
+            Sem::LoremWords => {
+                let w: Vec<String> = fake::faker::lorem::en::Words(2..5).fake_with_rng(rng.rng());
+                plain(w.join(" "), ctx.max_len)
+            }
+            Sem::LoremSentence => plain(
+                fake::faker::lorem::en::Sentence(3..10).fake_with_rng(rng.rng()),
+                ctx.max_len,
+            ),
+            Sem::LoremParagraph => plain(
+                fake::faker::lorem::en::Paragraph(2..4).fake_with_rng(rng.rng()),
+                ctx.max_len,
+            ),
+            Sem::CompanyName => plain(
+                fake::faker::company::en::CompanyName().fake_with_rng(rng.rng()),
+                ctx.max_len,
+            ),
+            Sem::JobTitle => plain(
+                fake::faker::job::en::Title().fake_with_rng(rng.rng()),
+                ctx.max_len,
+            ),
+        }
+    }
+}
+
+/// A bijection from ranks (< 2^62) onto 62-bit values that look random.
+fn spread62(r: u64) -> u64 {
+    const MASK: u64 = (1 << 62) - 1;
+    let mut x = r & MASK;
+    x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) & MASK;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9) & MASK;
+    x ^ (x >> 29)
+}
+
+/// Whether a generator kind can fill a column of type `ty`.
+pub fn fits(kind: Kind, ty: &PgType) -> bool {
+    use Kind as K;
+    match ty {
+        PgType::Array(elem, _) => fits(kind, elem),
+        _ if kind == K::Null => true,
+        PgType::Bool => kind == K::Bool,
+        PgType::Int2 | PgType::Int4 | PgType::Int8 => matches!(kind, K::Int | K::Bool),
+        PgType::Float4 | PgType::Float8 | PgType::Numeric(_) => {
+            matches!(kind, K::Int | K::Float | K::Numeric)
+        }
+        PgType::Text { .. } => kind != K::Bytes,
+        PgType::Enum(_) => kind == K::Text,
+        PgType::Date => matches!(kind, K::Date | K::Timestamp),
+        PgType::Timestamp | PgType::TimestampTz => matches!(kind, K::Date | K::Timestamp),
+        PgType::Time => kind == K::Time,
+        PgType::Interval => kind == K::Interval,
+        PgType::Uuid => kind == K::Uuid,
+        PgType::Json | PgType::Jsonb => kind != K::Bytes,
+        PgType::Bytea => matches!(kind, K::Bytes | K::Text),
+        PgType::Other(_) => false,
+    }
+}
+
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Int => "integers",
+        Kind::Float => "floats",
+        Kind::Numeric => "decimals",
+        Kind::Bool => "booleans",
+        Kind::Text => "text",
+        Kind::Date => "dates",
+        Kind::Timestamp => "timestamps",
+        Kind::Time => "times",
+        Kind::Interval => "intervals",
+        Kind::Uuid => "UUIDs",
+        Kind::Json => "JSON",
+        Kind::Bytes => "bytes",
+        Kind::Null => "NULLs",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse() {
+        let p = parse_template("{first_name|slug}.{last_name|slug}{row}@example.org").unwrap();
+        assert_eq!(p.len(), 5);
+        assert!(parse_template("{a|nope}").is_err());
+        assert!(parse_template("{a").is_err());
+    }
+
+    #[test]
+    fn spread62_is_injective_on_a_sample() {
+        let mut v: Vec<u64> = (0..100_000).map(spread62).collect();
+        v.sort_unstable();
+        v.dedup();
+        assert_eq!(v.len(), 100_000);
+    }
+
+    #[test]
+    fn fit_keeps_the_unique_suffix() {
+        assert_eq!(fit("Alexandra".into(), " 12", Some(6)), "Ale 12");
+        assert_eq!(fit("Al".into(), " 12", None), "Al 12");
+    }
+}

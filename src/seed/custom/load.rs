@@ -1,0 +1,359 @@
+//! Loading a planned seed of the application's own tables: one transaction,
+//! a binary COPY per table in dependency order (through a staging table when
+//! a column is an SQL expression), the foreign keys that broke a cycle filled
+//! in a second pass, and serial/identity sequences moved past the ids ward set.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use tokio_postgres::Transaction;
+
+use super::plan::{ColPlan, Plan};
+use super::schema::PgType;
+use super::values::{self, Value};
+use crate::error::UsageError;
+use crate::pg::quote_ident;
+use crate::seed::encode::{BINARY_HEADER, BINARY_TRAILER};
+use crate::seed::load::copy_chunks;
+use crate::seed::{Progress, TableReport, per_second};
+
+/// Rows per parallel chunk.
+const CHUNK: u64 = 2000;
+
+/// Empties the seeded tables (with `truncate`) or refuses if any holds rows.
+pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Result<()> {
+    let names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|tp| plan.schema.tables[tp.t].sql_name())
+        .collect();
+    if truncate {
+        if !names.is_empty() {
+            tx.batch_execute(&format!("TRUNCATE {}", names.join(", ")))
+                .await
+                .context("emptying the spec's tables (a table outside the spec may reference them: add it to the spec or skip it)")?;
+        }
+        return Ok(());
+    }
+    for (tp, name) in plan.tables.iter().zip(&names) {
+        let has_rows: bool = tx
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {name})"), &[])
+            .await?
+            .get(0);
+        if has_rows {
+            return Err(UsageError(format!(
+                "{} already holds rows — add --truncate to replace the rows of the spec's tables, or skip it in the spec",
+                plan.schema.tables[tp.t].qualified()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the keys of tables that are referenced but not seeded.
+pub async fn read_existing(tx: &Transaction<'_>, plan: &mut Plan) -> Result<()> {
+    for (t, cols) in plan.external_references() {
+        let table = &plan.schema.tables[t];
+        let list: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{}::text", quote_ident(&table.columns[*c].name)))
+            .collect();
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {} FROM {} ORDER BY 1",
+                    list.join(", "),
+                    table.sql_name()
+                ),
+                &[],
+            )
+            .await
+            .with_context(|| format!("reading the keys of {}", table.qualified()))?;
+        let keys: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|r| {
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| match r.get::<_, Option<String>>(i) {
+                        None => Value::Null,
+                        Some(s) => from_text(&s, &table.columns[*c].ty),
+                    })
+                    .collect()
+            })
+            .collect();
+        if keys.is_empty() {
+            // A NOT NULL reference to an empty, unseeded table cannot be satisfied.
+            for tp in &plan.tables {
+                let child = &plan.schema.tables[tp.t];
+                if let Some(f) = child.foreign_keys.iter().find(|f| {
+                    f.ref_table == t
+                        && f.ref_columns == cols
+                        && f.columns.iter().any(|c| child.columns[*c].not_null)
+                }) {
+                    return Err(UsageError(format!(
+                        "{}.{} references {}, which is not in the spec and has no rows — add {} to the spec (with rows) or fill it first",
+                        child.qualified(),
+                        child.columns[f.columns[0]].name,
+                        table.qualified(),
+                        table.qualified()
+                    ))
+                    .into());
+                }
+            }
+        }
+        plan.existing.keys.insert((t, cols), keys);
+    }
+    Ok(())
+}
+
+/// A key read back as text, typed for encoding into the referencing column.
+fn from_text(s: &str, ty: &PgType) -> Value {
+    match ty {
+        t if t.is_integer() => s.parse().map(Value::Int).unwrap_or(Value::Text(s.into())),
+        PgType::Uuid => {
+            let hex: String = s.chars().filter(|c| *c != '-').collect();
+            match hex::decode(&hex) {
+                Ok(b) if b.len() == 16 => Value::Uuid(b.try_into().unwrap()),
+                _ => Value::Text(s.into()),
+            }
+        }
+        PgType::Date => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Value::Date)
+            .unwrap_or(Value::Text(s.into())),
+        _ => Value::Text(s.into()),
+    }
+}
+
+/// Loads every table of the plan; returns a report per table.
+pub async fn load(
+    tx: &Transaction<'_>,
+    plan: Arc<Plan>,
+    pool: &Arc<rayon::ThreadPool>,
+    progress: &dyn Progress,
+) -> Result<Vec<TableReport>> {
+    let mut reports = Vec::new();
+    for ti in 0..plan.tables.len() {
+        let started = Instant::now();
+        let tp = &plan.tables[ti];
+        let table = &plan.schema.tables[tp.t];
+        let written: Vec<usize> = (0..table.columns.len())
+            .filter(|c| !matches!(tp.cols[*c], ColPlan::Omit | ColPlan::Sql(_)))
+            .collect();
+        let sql_cols: Vec<(usize, String)> = tp
+            .cols
+            .iter()
+            .enumerate()
+            .filter_map(|(c, p)| match p {
+                ColPlan::Sql(s) => Some((c, s.clone())),
+                _ => None,
+            })
+            .collect();
+        let names = |cols: &[usize]| -> Vec<String> {
+            cols.iter()
+                .map(|c| quote_ident(&table.columns[*c].name))
+                .collect()
+        };
+        let target = if sql_cols.is_empty() {
+            table.sql_name()
+        } else {
+            tx.batch_execute(&format!(
+                "CREATE TEMP TABLE ward_stage ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0",
+                if written.is_empty() {
+                    "1 AS ward_dummy".into()
+                } else {
+                    names(&written).join(", ")
+                },
+                table.sql_name()
+            ))
+            .await?;
+            "ward_stage".to_string()
+        };
+        let copy_sql = format!(
+            "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+            names(&written).join(", ")
+        );
+        let rows = tp.rows;
+        let chunks = rows.div_ceil(CHUNK) as usize;
+        let p = plan.clone();
+        let cols = written.clone();
+        let encode = move |chunk: usize| {
+            encode_rows(
+                &p,
+                ti,
+                &cols,
+                chunk as u64 * CHUNK..((chunk as u64 + 1) * CHUNK).min(rows),
+            )
+        };
+        let copied = if written.is_empty() {
+            // Nothing for ward to write (all defaults): insert the rows as defaults.
+            tx.batch_execute(&format!(
+                "INSERT INTO {target} SELECT FROM generate_series(1, {rows})"
+            ))
+            .await?;
+            rows
+        } else {
+            copy_chunks(tx, &copy_sql, pool, chunks, encode, progress)
+                .await
+                .with_context(|| format!("loading {}", table.qualified()))?
+        };
+        if !sql_cols.is_empty() {
+            let all: Vec<usize> = written
+                .iter()
+                .copied()
+                .chain(sql_cols.iter().map(|(c, _)| *c))
+                .collect();
+            let exprs: Vec<String> = names(&written)
+                .into_iter()
+                .chain(sql_cols.iter().map(|(_, e)| format!("({e})")))
+                .collect();
+            tx.batch_execute(&format!(
+                "INSERT INTO {} ({}) SELECT {} FROM ward_stage; DROP TABLE ward_stage",
+                table.sql_name(),
+                names(&all).join(", "),
+                exprs.join(", ")
+            ))
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "loading {} (an sql = … expression failed?): {}",
+                    table.qualified(),
+                    crate::pg::db_message(&e)
+                )
+            })?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        reports.push(TableReport {
+            table: table.qualified(),
+            rows: copied,
+            seconds,
+            rows_per_second: per_second(copied, seconds),
+        });
+    }
+    fill_deferred(tx, &plan).await?;
+    advance_sequences(tx, &plan).await?;
+    Ok(reports)
+}
+
+fn encode_rows(
+    plan: &Plan,
+    ti: usize,
+    cols: &[usize],
+    rows: std::ops::Range<u64>,
+) -> Result<(Vec<u8>, u64)> {
+    let tp = &plan.tables[ti];
+    let table = &plan.schema.tables[tp.t];
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let n = rows.end - rows.start;
+    for row in rows {
+        buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+        for &c in cols {
+            let v = match tp.cols[c] {
+                ColPlan::Fk { deferred: true, .. } => Value::Null,
+                _ => plan.value(ti, row, c),
+            };
+            values::encode(&mut buf, &v, &table.columns[c].ty).map_err(|e| {
+                UsageError(format!(
+                    "{}.{}: {e} — adjust its generator in the spec",
+                    table.qualified(),
+                    table.columns[c].name
+                ))
+            })?;
+        }
+    }
+    Ok((buf, n))
+}
+
+/// Fills the foreign keys that were NULL in the first pass to break a cycle.
+async fn fill_deferred(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
+    for &(ti, fk) in &plan.deferred {
+        let tp = &plan.tables[ti];
+        let table = &plan.schema.tables[tp.t];
+        let f = &table.foreign_keys[fk];
+        if table.primary_key.is_empty() {
+            return Err(UsageError(format!(
+                "{} is in a foreign-key cycle (broken at {}) but has no primary key to fill it by — add one, or skip the table",
+                table.qualified(),
+                f.name
+            ))
+            .into());
+        }
+        let cols: Vec<usize> = table
+            .primary_key
+            .iter()
+            .chain(&f.columns)
+            .copied()
+            .collect();
+        let names: Vec<String> = cols
+            .iter()
+            .map(|c| quote_ident(&table.columns[*c].name))
+            .collect();
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE ward_fix ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0",
+            names.join(", "),
+            table.sql_name()
+        ))
+        .await?;
+        let mut buf = BINARY_HEADER.to_vec();
+        for row in 0..tp.rows {
+            buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+            for &c in &cols {
+                values::encode(&mut buf, &plan.value(ti, row, c), &table.columns[c].ty)
+                    .map_err(|e| anyhow!(e))?;
+            }
+        }
+        buf.extend_from_slice(BINARY_TRAILER);
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY ward_fix ({}) FROM STDIN (FORMAT binary)",
+                names.join(", ")
+            ))
+            .await?;
+        futures_util::pin_mut!(sink);
+        futures_util::SinkExt::send(&mut sink, bytes::Bytes::from(buf)).await?;
+        sink.as_mut().finish().await?;
+        let pk = &names[..table.primary_key.len()];
+        let set: Vec<String> = names[pk.len()..]
+            .iter()
+            .map(|n| format!("{n} = f.{n}"))
+            .collect();
+        let on: Vec<String> = pk.iter().map(|n| format!("t.{n} = f.{n}")).collect();
+        tx.batch_execute(&format!(
+            "UPDATE {} t SET {} FROM ward_fix f WHERE {}; DROP TABLE ward_fix",
+            table.sql_name(),
+            set.join(", "),
+            on.join(" AND ")
+        ))
+        .await
+        .with_context(|| format!("filling {}.{} after the load", table.qualified(), f.name))?;
+    }
+    Ok(())
+}
+
+/// serial / identity columns that ward filled: move their sequences past max.
+async fn advance_sequences(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
+    for tp in &plan.tables {
+        let table = &plan.schema.tables[tp.t];
+        for (c, col) in table.columns.iter().enumerate() {
+            if col.is_serial() && !matches!(tp.cols[c], ColPlan::Omit) {
+                let q = format!(
+                    "SELECT setval(s, m) FROM (SELECT pg_get_serial_sequence($1, $2) AS s,
+                            (SELECT max({}) FROM {}) AS m) x WHERE s IS NOT NULL AND m IS NOT NULL",
+                    quote_ident(&col.name),
+                    table.sql_name()
+                );
+                tx.execute(&q, &[&table.sql_name(), &col.name])
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "advancing the sequence of {}.{}",
+                            table.qualified(),
+                            col.name
+                        )
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}

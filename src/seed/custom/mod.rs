@@ -1,0 +1,133 @@
+//! Seeding the application's own schema from a spec file: introspection of
+//! the live schema (`schema`, `checks`), the spec (`spec`), its checked plan
+//! (`plan`), the generators (`generators`, `values`), the starter spec
+//! (`guess`) and the loader (`load`).
+
+pub mod checks;
+pub mod generators;
+pub mod guess;
+pub mod load;
+pub mod plan;
+pub mod schema;
+pub mod spec;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{Progress, SeedReport};
+use crate::error::UsageError;
+
+/// What `--init-spec` wrote.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    pub path: PathBuf,
+    pub tables: usize,
+    pub skipped: Vec<String>,
+    pub columns: usize,
+    /// CHECK constraints ward could not read: the user should look at them.
+    pub unread_checks: Vec<String>,
+}
+
+/// Default seed of a spec without one.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// Writes a starter spec for the connected database to `path` (never over an existing file).
+pub async fn init_spec(client: &Client, path: &Path) -> Result<InitReport> {
+    if path.exists() {
+        return Err(UsageError(format!(
+            "{} already exists — give another path (ward seed --init-spec PATH) or delete it first",
+            path.display()
+        ))
+        .into());
+    }
+    let schema = schema::introspect(client).await?;
+    if schema.tables.is_empty() {
+        return Err(UsageError(
+            "the database has no tables to write a spec for — run your migrations first, or use the built-in model (ward seed)".into(),
+        )
+        .into());
+    }
+    let db: String = client
+        .query_one("SELECT current_database()::text", &[])
+        .await?
+        .get(0);
+    let (text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(
+        path.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist_noclobber(path)
+        .map_err(|e| UsageError(format!("cannot write {}: {}", path.display(), e.error)))?;
+    Ok(InitReport {
+        path: path.to_path_buf(),
+        tables: schema.tables.len() - skipped.len(),
+        skipped,
+        columns: schema.tables.iter().map(|t| t.columns.len()).sum(),
+        unread_checks: schema
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.unparsed_checks
+                    .iter()
+                    .map(move |c| format!("{}: {c}", t.qualified()))
+            })
+            .collect(),
+    })
+}
+
+/// Seeds the connected database by the spec at `path`, in one transaction.
+pub async fn seed(
+    client: &mut Client,
+    target: String,
+    path: &Path,
+    seed: Option<u64>,
+    jobs: usize,
+    truncate: bool,
+    progress: &dyn Progress,
+) -> Result<SeedReport> {
+    let started = Instant::now();
+    let spec = spec::SpecFile::load(path)?;
+    let tx = client.transaction().await?;
+    let schema = schema::introspect(&tx).await?;
+    let seed = seed.or(spec.seed).unwrap_or(DEFAULT_SEED);
+    let as_of = spec.as_of.unwrap_or(super::spec::Spec::builtin()?.as_of);
+    let mut plan = plan::Plan::build(&spec, schema, seed, as_of)?;
+    for (table, check) in &plan.unparsed_checks {
+        tracing::warn!(
+            "{table}: ward cannot read {check}; if the seed fails on it, adjust the generators"
+        );
+    }
+    load::prepare(&tx, &plan, truncate).await?;
+    load::read_existing(&tx, &mut plan).await?;
+    let total: u64 = plan.tables.iter().map(|t| t.rows).sum();
+    progress.stage("seeding", total);
+    let pool = Arc::new(super::pipeline::pool(jobs)?);
+    let tables = load::load(&tx, Arc::new(plan), &pool, progress).await?;
+    tx.commit().await.context("committing the seed")?;
+    progress.finish();
+    Ok(SeedReport {
+        target,
+        seed,
+        patients: 0,
+        spec: Some(path.display().to_string()),
+        jobs,
+        created_schema: false,
+        tables,
+        total_rows: 0,
+        seconds: 0.0,
+        rows_per_second: 0.0,
+        patients_per_second: 0.0,
+    }
+    .finish(started))
+}

@@ -1,0 +1,427 @@
+//! Introspection of the application's own schema from `pg_catalog`: tables,
+//! columns and their types (domains resolved to their base type, enums with
+//! their labels, arrays with their element type), NOT NULL, defaults,
+//! identity/serial/generated columns, primary keys, UNIQUE constraints and
+//! unique indexes (composite and partial), foreign keys and CHECK constraints.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use tokio_postgres::GenericClient;
+
+use super::checks::{self, ColumnCheck};
+
+/// A column type, resolved to what ward can generate and encode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// precision and scale, when declared
+    Numeric(Option<(u32, u32)>),
+    /// text, varchar(n), char(n), name, citext: the max length if any
+    Text {
+        max_len: Option<u32>,
+        fixed: bool,
+    },
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Json,
+    Jsonb,
+    Bytea,
+    Enum(Vec<String>),
+    /// element type and its OID (binary arrays name their element type)
+    Array(Box<PgType>, u32),
+    /// a type ward cannot encode (inet, point, tsvector, …): its SQL name
+    Other(String),
+}
+
+impl PgType {
+    pub fn is_integer(&self) -> bool {
+        matches!(self, PgType::Int2 | PgType::Int4 | PgType::Int8)
+    }
+
+    /// The range an integer type can hold.
+    pub fn int_range(&self) -> Option<(i64, i64)> {
+        match self {
+            PgType::Int2 => Some((i16::MIN as i64, i16::MAX as i64)),
+            PgType::Int4 => Some((i32::MIN as i64, i32::MAX as i64)),
+            PgType::Int8 => Some((i64::MIN, i64::MAX)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub attnum: i16,
+    pub ty: PgType,
+    /// As Postgres prints it, e.g. `character varying(150)`.
+    pub sql_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// `GENERATED … AS IDENTITY`
+    pub identity: bool,
+    /// `GENERATED ALWAYS AS (…) STORED`: never written by ward
+    pub generated: bool,
+    /// What CHECK constraints (table and domain) say about this column.
+    pub check: ColumnCheck,
+}
+
+impl Column {
+    /// Whether the default draws from a sequence (serial) or identity.
+    pub fn is_serial(&self) -> bool {
+        self.identity
+            || self
+                .default
+                .as_deref()
+                .is_some_and(|d| d.starts_with("nextval("))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub name: String,
+    /// Column indices in this table.
+    pub columns: Vec<usize>,
+    /// Referenced table (index into `Schema::tables`).
+    pub ref_table: usize,
+    /// Referenced column indices in that table.
+    pub ref_columns: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<usize>,
+    /// UNIQUE constraints and unique indexes (partial ones included: they
+    /// are honoured as if they were total, which is stricter).
+    pub uniques: Vec<Vec<usize>>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// CHECK constraints ward could not read, as SQL (for the spec's comments).
+    pub unparsed_checks: Vec<String>,
+}
+
+impl Table {
+    /// `schema.name`, as specs refer to tables.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The quoted name for SQL.
+    pub fn sql_name(&self) -> String {
+        format!(
+            "{}.{}",
+            crate::pg::quote_ident(&self.schema),
+            crate::pg::quote_ident(&self.name)
+        )
+    }
+
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Whether column `c` alone is unique (PK or a one-column UNIQUE).
+    pub fn is_unique_column(&self, c: usize) -> bool {
+        self.primary_key == [c] || self.uniques.iter().any(|u| u == &[c])
+    }
+
+    /// The unique sets: the primary key and the UNIQUE constraints.
+    pub fn unique_sets(&self) -> impl Iterator<Item = &Vec<usize>> {
+        std::iter::once(&self.primary_key)
+            .filter(|pk| !pk.is_empty())
+            .chain(self.uniques.iter())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub tables: Vec<Table>,
+}
+
+impl Schema {
+    pub fn table(&self, qualified: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.qualified() == qualified)
+    }
+}
+
+struct TypeInfo {
+    name: String,
+    kind: u8,
+    elem: u32,
+    base: u32,
+    base_typmod: i32,
+    domain_checks: Vec<String>,
+}
+
+/// Reads every ordinary and partitioned table outside the system schemas.
+pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
+    let table_rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_%'
+             ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .context("reading tables from pg_catalog")?;
+    let oids: Vec<u32> = table_rows.iter().map(|r| r.get(0)).collect();
+    let index_of: HashMap<u32, usize> = oids.iter().enumerate().map(|(i, o)| (*o, i)).collect();
+
+    let types = read_types(client).await?;
+    let mut tables: Vec<Table> = table_rows
+        .iter()
+        .map(|r| Table {
+            schema: r.get(1),
+            name: r.get(2),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            uniques: Vec::new(),
+            foreign_keys: Vec::new(),
+            unparsed_checks: Vec::new(),
+        })
+        .collect();
+
+    let cols = client
+        .query(
+            "SELECT a.attrelid, a.attnum, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull,
+                    a.attidentity <> '', a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid),
+                    format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await
+        .context("reading columns from pg_catalog")?;
+    for r in &cols {
+        let t = index_of[&r.get::<_, u32>(0)];
+        let typ: u32 = r.get(3);
+        let typmod: i32 = r.get(4);
+        let (ty, domain_checks, domain_not_null) = resolve(&types, typ, typmod);
+        let mut check = ColumnCheck::default();
+        for c in &domain_checks {
+            if !checks::apply(c, "VALUE", &mut check) {
+                tables[t].unparsed_checks.push(format!("domain: {c}"));
+            }
+        }
+        tables[t].columns.push(Column {
+            name: r.get(2),
+            attnum: r.get(1),
+            ty,
+            sql_type: r.get(9),
+            not_null: r.get::<_, bool>(5) || domain_not_null,
+            default: r.get(8),
+            identity: r.get(6),
+            generated: r.get(7),
+            check,
+        });
+    }
+
+    let cons = client
+        .query(
+            "SELECT conrelid, conname::text, contype::text, conkey, confrelid, confkey,
+                    pg_get_constraintdef(oid)
+             FROM pg_constraint WHERE conrelid = ANY($1) AND contype IN ('p', 'u', 'f', 'c')
+             ORDER BY conrelid, contype, conname",
+            &[&oids],
+        )
+        .await
+        .context("reading constraints from pg_catalog")?;
+    for r in &cons {
+        let t = index_of[&r.get::<_, u32>(0)];
+        let keys: Vec<i16> = r.get::<_, Option<Vec<i16>>>(3).unwrap_or_default();
+        let cols = attnums_to_indices(&tables[t], &keys);
+        match r.get::<_, &str>(2) {
+            "p" => tables[t].primary_key = cols,
+            "u" => tables[t].uniques.push(cols),
+            "f" => {
+                let Some(&rt) = index_of.get(&r.get::<_, u32>(4)) else {
+                    continue;
+                };
+                let ref_keys: Vec<i16> = r.get::<_, Option<Vec<i16>>>(5).unwrap_or_default();
+                let ref_columns = attnums_to_indices(&tables[rt], &ref_keys);
+                tables[t].foreign_keys.push(ForeignKey {
+                    name: r.get(1),
+                    columns: cols,
+                    ref_table: rt,
+                    ref_columns,
+                });
+            }
+            _ => {
+                let def: String = r.get(6);
+                let table = &mut tables[t];
+                if let [c] = cols[..] {
+                    let name = table.columns[c].name.clone();
+                    if checks::apply(&def, &name, &mut table.columns[c].check) {
+                        continue;
+                    }
+                }
+                table.unparsed_checks.push(def);
+            }
+        }
+    }
+
+    // Unique indexes that are not constraints (often partial or on expressions).
+    let idx = client
+        .query(
+            "SELECT i.indrelid, i.indkey::int2[], i.indexprs IS NOT NULL
+             FROM pg_index i
+             WHERE i.indisunique AND NOT i.indisprimary AND i.indrelid = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+            &[&oids],
+        )
+        .await?;
+    for r in &idx {
+        let t = index_of[&r.get::<_, u32>(0)];
+        let keys: Vec<i16> = r.get(1);
+        // Expression columns show as 0: keep the plain columns (a superset of
+        // uniqueness when the expression is e.g. lower(email) over one of them).
+        let plain: Vec<i16> = keys.into_iter().filter(|k| *k > 0).collect();
+        if !plain.is_empty() {
+            let cols = attnums_to_indices(&tables[t], &plain);
+            if !tables[t].uniques.contains(&cols) {
+                tables[t].uniques.push(cols);
+            }
+        }
+    }
+    Ok(Schema { tables })
+}
+
+fn attnums_to_indices(t: &Table, attnums: &[i16]) -> Vec<usize> {
+    attnums
+        .iter()
+        .filter_map(|a| t.columns.iter().position(|c| c.attnum == *a))
+        .collect()
+}
+
+async fn read_types(client: &impl GenericClient) -> Result<HashMap<u32, TypeInfo>> {
+    let rows = client
+        .query(
+            "SELECT t.oid, t.typname::text, t.typtype::text, t.typelem, t.typbasetype, t.typtypmod,
+                    coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY c.conname)
+                              FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'),
+                             '{}'),
+                    t.typnotnull
+             FROM pg_type t
+             JOIN pg_namespace n ON n.oid = t.typnamespace",
+            &[],
+        )
+        .await
+        .context("reading types from pg_catalog")?;
+    let mut map = HashMap::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let mut checks: Vec<String> = r.get(6);
+        if r.get::<_, bool>(7) {
+            checks.push("NOT NULL".into());
+        }
+        map.insert(
+            oid,
+            TypeInfo {
+                name: r.get(1),
+                kind: r.get::<_, &str>(2).as_bytes()[0],
+                elem: r.get(3),
+                base: r.get(4),
+                base_typmod: r.get(5),
+                domain_checks: checks,
+            },
+        );
+    }
+    let labels = client
+        .query(
+            "SELECT enumtypid, enumlabel::text FROM pg_enum ORDER BY enumtypid, enumsortorder",
+            &[],
+        )
+        .await?;
+    for r in labels {
+        if let Some(t) = map.get_mut(&r.get::<_, u32>(0)) {
+            t.domain_checks
+                .push(format!("label:{}", r.get::<_, String>(1)));
+        }
+    }
+    Ok(map)
+}
+
+/// Resolves a type (through domains) to a `PgType`, with the domain checks
+/// met on the way and whether a domain is NOT NULL.
+fn resolve(types: &HashMap<u32, TypeInfo>, oid: u32, typmod: i32) -> (PgType, Vec<String>, bool) {
+    let Some(t) = types.get(&oid) else {
+        return (PgType::Other(format!("oid {oid}")), vec![], false);
+    };
+    if t.kind == b'd' {
+        let typmod = if t.base_typmod >= 0 {
+            t.base_typmod
+        } else {
+            typmod
+        };
+        let (ty, mut checks, not_null) = resolve(types, t.base, typmod);
+        let own: Vec<String> = t
+            .domain_checks
+            .iter()
+            .filter(|c| *c != "NOT NULL")
+            .cloned()
+            .collect();
+        checks.extend(own);
+        let nn = not_null || t.domain_checks.iter().any(|c| c == "NOT NULL");
+        return (ty, checks, nn);
+    }
+    if t.kind == b'e' {
+        let labels = t
+            .domain_checks
+            .iter()
+            .filter_map(|c| c.strip_prefix("label:").map(str::to_string))
+            .collect();
+        return (PgType::Enum(labels), vec![], false);
+    }
+    let len = (typmod >= 4).then(|| (typmod - 4) as u32);
+    let ty = match t.name.as_str() {
+        "bool" => PgType::Bool,
+        "int2" => PgType::Int2,
+        "int4" => PgType::Int4,
+        "int8" => PgType::Int8,
+        "float4" => PgType::Float4,
+        "float8" => PgType::Float8,
+        "numeric" => PgType::Numeric(len.map(|m| (m >> 16, m & 0xffff))),
+        "text" | "citext" | "name" => PgType::Text {
+            max_len: (t.name == "name").then_some(63),
+            fixed: false,
+        },
+        "varchar" => PgType::Text {
+            max_len: len,
+            fixed: false,
+        },
+        "bpchar" => PgType::Text {
+            max_len: Some(len.unwrap_or(1)),
+            fixed: true,
+        },
+        "date" => PgType::Date,
+        "time" => PgType::Time,
+        "timestamp" => PgType::Timestamp,
+        "timestamptz" => PgType::TimestampTz,
+        "interval" => PgType::Interval,
+        "uuid" => PgType::Uuid,
+        "json" => PgType::Json,
+        "jsonb" => PgType::Jsonb,
+        "bytea" => PgType::Bytea,
+        _ if t.elem != 0 && t.name.starts_with('_') => {
+            let (elem, _, _) = resolve(types, t.elem, typmod);
+            PgType::Array(Box::new(elem), t.elem)
+        }
+        other => PgType::Other(other.to_string()),
+    };
+    (ty, vec![], false)
+}
