@@ -471,6 +471,16 @@ impl Plan {
             {
                 continue;
             }
+            // Left NULL (not written, no default): NULLs never conflict.
+            if set.iter().any(|c| {
+                let col = &table.columns[*c];
+                matches!(tp.cols[*c], ColPlan::Omit)
+                    && col.default.is_none()
+                    && !col.not_null
+                    && !col.identity
+            }) {
+                continue;
+            }
             // Already unique through another set.
             if set.iter().any(|c| {
                 matches!(

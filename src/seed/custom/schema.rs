@@ -278,7 +278,7 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
     // Unique indexes that are not constraints (often partial or on expressions).
     let idx = client
         .query(
-            "SELECT i.indrelid, i.indkey::int2[], i.indexprs IS NOT NULL
+            "SELECT i.indrelid, i.indkey::int2[], pg_get_indexdef(i.indexrelid)
              FROM pg_index i
              WHERE i.indisunique AND NOT i.indisprimary AND i.indrelid = ANY($1)
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
@@ -288,14 +288,28 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
     for r in &idx {
         let t = index_of[&r.get::<_, u32>(0)];
         let keys: Vec<i16> = r.get(1);
-        // Expression columns show as 0: keep the plain columns (a superset of
-        // uniqueness when the expression is e.g. lower(email) over one of them).
-        let plain: Vec<i16> = keys.into_iter().filter(|k| *k > 0).collect();
-        if !plain.is_empty() {
-            let cols = attnums_to_indices(&tables[t], &plain);
-            if !tables[t].uniques.contains(&cols) {
-                tables[t].uniques.push(cols);
+        let mut cols = attnums_to_indices(
+            &tables[t],
+            &keys.iter().copied().filter(|k| *k > 0).collect::<Vec<_>>(),
+        );
+        if keys.contains(&0) {
+            // An expression such as lower(email): making the column(s) it reads
+            // unique (with distinct suffixes) keeps the expression unique too.
+            let def: String = r.get(2);
+            let exprs = def.split_once(" USING ").map_or("", |(_, rest)| rest);
+            let exprs = exprs.split(" WHERE ").next().unwrap_or("");
+            for (i, c) in tables[t].columns.iter().enumerate() {
+                let quoted = crate::pg::quote_ident(&c.name);
+                let mentioned = exprs
+                    .split(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '"'))
+                    .any(|w| w == c.name || w == quoted);
+                if mentioned && !cols.contains(&i) {
+                    cols.push(i);
+                }
             }
+        }
+        if !cols.is_empty() && !tables[t].uniques.contains(&cols) {
+            tables[t].uniques.push(cols);
         }
     }
     Ok(Schema { tables })
