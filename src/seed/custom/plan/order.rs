@@ -1,0 +1,148 @@
+//! Load order and row counts: parents before children, foreign-key cycles
+//! broken at a nullable key (filled in a second pass), fan-out offsets.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::seed::custom::schema::Schema;
+use crate::seed::custom::spec::{self, FanCount, Rows, SpecFile};
+use crate::seed::rng::Stream;
+
+/// Per-parent child counts as running offsets (len = parents + 1).
+pub(super) fn fan_offsets(seed: u64, table: &str, count: FanCount, parents: u64) -> Vec<u64> {
+    let mut offsets = Vec::with_capacity(parents as usize + 1);
+    let mut total = 0;
+    offsets.push(0);
+    for p in 0..parents {
+        let n = match count {
+            FanCount::Fixed(n) => n,
+            FanCount::Range(lo, hi) => {
+                let mut rng = Stream::new(seed, &format!("{table}#rows"), p);
+                rng.range(lo as i64, hi as i64) as u64
+            }
+            FanCount::Mean(m) => {
+                let mut rng = Stream::new(seed, &format!("{table}#rows"), p);
+                let trials = (2.0 * m).ceil() as u64;
+                let pr = if trials == 0 { 0.0 } else { m / trials as f64 };
+                (0..trials).filter(|_| rng.chance(pr)).count() as u64
+            }
+        };
+        total += n;
+        offsets.push(total);
+    }
+    offsets
+}
+
+/// Orders the seeded tables parents-first. Cycles are broken at a foreign key
+/// whose columns are all nullable (it is filled after every table is loaded);
+/// a cycle without one is an error naming it. Returns (table, deferred FKs).
+pub(super) fn load_order(
+    spec: &SpecFile,
+    schema: &Schema,
+    seeded: &[usize],
+) -> Result<Vec<(usize, Vec<usize>)>> {
+    let is_seeded = |t: usize| seeded.contains(&t);
+    // Edges child → parent, by FK (self references do not order anything).
+    let mut edges: Vec<(usize, usize, usize)> = Vec::new(); // (child, parent, fk)
+    for &t in seeded {
+        for (k, f) in schema.tables[t].foreign_keys.iter().enumerate() {
+            if f.ref_table != t && is_seeded(f.ref_table) {
+                edges.push((t, f.ref_table, k));
+            }
+        }
+    }
+    let fan_fk = |t: usize| -> Option<usize> {
+        let qn = schema.tables[t].qualified();
+        match spec.tables.get(&qn)?.rows.as_ref()? {
+            Rows::Per { per, .. } => {
+                let pt = schema.table(per)?;
+                schema.tables[t]
+                    .foreign_keys
+                    .iter()
+                    .position(|f| f.ref_table == pt)
+            }
+            _ => None,
+        }
+    };
+    let mut deferred: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut done: Vec<usize> = Vec::new();
+    let mut remaining: Vec<usize> = seeded.to_vec();
+    while !remaining.is_empty() {
+        let ready: Vec<usize> = remaining
+            .iter()
+            .copied()
+            .filter(|&t| {
+                edges.iter().all(|&(c, p, k)| {
+                    c != t || done.contains(&p) || deferred.get(&t).is_some_and(|d| d.contains(&k))
+                })
+            })
+            .collect();
+        if let Some(&t) = ready.first() {
+            done.push(t);
+            remaining.retain(|x| *x != t);
+            continue;
+        }
+        // A cycle: walk parent links from a remaining table until one repeats.
+        let mut path = vec![remaining[0]];
+        let cycle = loop {
+            let cur = *path.last().unwrap();
+            let next = edges
+                .iter()
+                .find(|&&(c, p, k)| {
+                    c == cur
+                        && remaining.contains(&p)
+                        && !deferred.get(&c).is_some_and(|d| d.contains(&k))
+                })
+                .map(|&(_, p, k)| (p, k))
+                .expect("a stuck table has an unmet parent");
+            if let Some(pos) = path.iter().position(|x| *x == next.0) {
+                break path[pos..].to_vec();
+            }
+            path.push(next.0);
+        };
+        // Break it at a nullable FK that is not a fan-out key.
+        let mut broken = false;
+        for (i, &c) in cycle.iter().enumerate() {
+            let p = cycle[(i + 1) % cycle.len()];
+            let table = &schema.tables[c];
+            for &(ec, ep, k) in &edges {
+                if ec == c
+                    && ep == p
+                    && Some(k) != fan_fk(c)
+                    && table.foreign_keys[k]
+                        .columns
+                        .iter()
+                        .all(|col| !table.columns[*col].not_null)
+                {
+                    deferred.entry(c).or_default().push(k);
+                    broken = true;
+                    break;
+                }
+            }
+            if broken {
+                break;
+            }
+        }
+        if !broken {
+            let names: Vec<String> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|t| schema.tables[*t].qualified())
+                .collect();
+            return Err(spec::error(
+                spec,
+                &schema.tables[cycle[0]].qualified(),
+                None,
+                &format!(
+                    "foreign keys form a cycle {} with no nullable key to fill later — make one of them nullable or DEFERRABLE, or skip one table",
+                    names.join(" → ")
+                ),
+            ));
+        }
+    }
+    Ok(done
+        .into_iter()
+        .map(|t| (t, deferred.remove(&t).unwrap_or_default()))
+        .collect())
+}

@@ -1,0 +1,192 @@
+//! The value of any column of any row, as a pure function of (seed, table,
+//! row, column): generators, templates, and foreign keys that compute the
+//! referenced row's key the same way.
+
+use super::{ColPlan, FkMode, Plan, TablePlan, Uniq};
+use crate::seed::custom::generators::{Ctx, Filter, Gen, Part};
+use crate::seed::custom::schema::PgType;
+use crate::seed::custom::values::{self, Value};
+use crate::seed::rng::{Stream, fnv1a, permute};
+
+impl Plan {
+    /// The fan-out parent row of `row`, and its ordinal among that parent's children.
+    fn fan_parent(&self, tp: &TablePlan, row: u64) -> Option<(u64, u64)> {
+        let f = tp.fanout.as_ref()?;
+        let p = f.offsets.partition_point(|&o| o <= row) as u64 - 1;
+        Some((p, row - f.offsets[p as usize]))
+    }
+
+    /// The value of column `c` in row `row` of `self.tables[ti]`.
+    pub fn value(&self, ti: usize, row: u64, c: usize) -> Value {
+        let tp = &self.tables[ti];
+        let table = &self.schema.tables[tp.t];
+        let col = &table.columns[c];
+        let key = tp.key ^ fnv1a(col.name.as_bytes()).rotate_left(17);
+        match &tp.cols[c] {
+            ColPlan::Omit | ColPlan::Sql(_) => Value::Null,
+            ColPlan::Gen {
+                generator,
+                null_ratio,
+                unique,
+                max_len,
+            } => {
+                let mut rng = Stream::new(
+                    self.seed,
+                    &format!("{}.{}", table.qualified(), col.name),
+                    row,
+                );
+                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                    return Value::Null;
+                }
+                let rank = match *unique {
+                    Uniq::No => None,
+                    Uniq::Global(None) => Some(row),
+                    Uniq::Global(Some(cap)) => Some(permute(key, row, cap)),
+                    Uniq::PerParent(cap) => {
+                        let (p, ord) = self.fan_parent(tp, row).unwrap_or((0, row));
+                        Some(permute(key ^ p.wrapping_mul(0x9e37_79b9), ord, cap))
+                    }
+                };
+                let v = generator.make(&mut Ctx {
+                    seed: self.seed,
+                    rng: &mut rng,
+                    row,
+                    rank,
+                    max_len: *max_len,
+                });
+                let v = match (&v, &col.ty) {
+                    (Value::Text(s), ty)
+                        if !matches!(ty, PgType::Text { .. } | PgType::Enum(_))
+                            && matches!(generator, Gen::Values { .. }) =>
+                    {
+                        values::parse_as(s, ty)
+                            .expect("values were checked against the column type")
+                    }
+                    _ => v,
+                };
+                wrap_array(v, &col.ty)
+            }
+            ColPlan::Template {
+                parts,
+                null_ratio,
+                max_len,
+            } => {
+                let mut rng = Stream::new(
+                    self.seed,
+                    &format!("{}.{}", table.qualified(), col.name),
+                    row,
+                );
+                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                    return Value::Null;
+                }
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        Part::Lit(l) => s.push_str(l),
+                        Part::Row => s.push_str(&(row + 1).to_string()),
+                        Part::Col { name, filter } => {
+                            let other = table.column(name).expect("validated");
+                            let text = self.value(ti, row, other).to_text();
+                            s.push_str(&match filter {
+                                Filter::None => text,
+                                Filter::Lower => text.to_lowercase(),
+                                Filter::Upper => text.to_uppercase(),
+                                Filter::Slug => text
+                                    .chars()
+                                    .filter(char::is_ascii_alphanumeric)
+                                    .map(|c| c.to_ascii_lowercase())
+                                    .collect(),
+                            });
+                        }
+                    }
+                }
+                if let Some(m) = max_len {
+                    s = s.chars().take(*m as usize).collect();
+                }
+                wrap_array(Value::Text(s), &col.ty)
+            }
+            ColPlan::Fk {
+                fk,
+                part,
+                null_ratio,
+                mode,
+                ..
+            } => {
+                let f = &table.foreign_keys[*fk];
+                let mut rng =
+                    Stream::new(self.seed, &format!("{}#{}", table.qualified(), f.name), row);
+                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                    return Value::Null;
+                }
+                let self_ref = f.ref_table == tp.t;
+                let parent_rows = match self.index.get(&f.ref_table) {
+                    Some(pi) => self.tables[*pi].rows,
+                    None => self
+                        .existing
+                        .keys
+                        .get(&(f.ref_table, f.ref_columns.clone()))
+                        .map_or(0, |k| k.len() as u64),
+                };
+                let fk_key = key ^ (*fk as u64).rotate_left(40);
+                let prow = match *mode {
+                    FkMode::FanParent => self.fan_parent(tp, row).map(|(p, _)| p).unwrap_or(0),
+                    _ if self_ref => {
+                        // Only earlier rows, so the tree has roots; the first row is a root.
+                        if row == 0 {
+                            if f.columns.iter().all(|c| !table.columns[*c].not_null) {
+                                return Value::Null;
+                            }
+                            0
+                        } else {
+                            rng.below(row)
+                        }
+                    }
+                    FkMode::Random => {
+                        if parent_rows == 0 {
+                            return Value::Null;
+                        }
+                        rng.below(parent_rows)
+                    }
+                    FkMode::Unique => permute(fk_key, row, parent_rows),
+                    FkMode::DistinctPerParent => {
+                        let (p, ord) = self.fan_parent(tp, row).unwrap_or((0, row));
+                        permute(fk_key ^ p.wrapping_mul(0x9e37_79b9), ord, parent_rows)
+                    }
+                    FkMode::Pair { first, other } => {
+                        let other_table = table.foreign_keys[other].ref_table;
+                        let other_rows = self
+                            .index
+                            .get(&other_table)
+                            .map_or(1, |i| self.tables[*i].rows);
+                        let (a_rows, b_rows) = if first {
+                            (parent_rows, other_rows)
+                        } else {
+                            (other_rows, parent_rows)
+                        };
+                        let idx = permute(tp.key ^ 0x7061_6972, row, a_rows * b_rows);
+                        if first { idx / b_rows } else { idx % b_rows }
+                    }
+                };
+                let ref_col = f.ref_columns[*part];
+                match self.index.get(&f.ref_table) {
+                    Some(pi) => self.value(*pi, prow, ref_col),
+                    None => self
+                        .existing
+                        .keys
+                        .get(&(f.ref_table, f.ref_columns.clone()))
+                        .and_then(|k| k.get(prow as usize))
+                        .map_or(Value::Null, |k| k[*part].clone()),
+                }
+            }
+        }
+    }
+}
+
+/// Array columns get the value as a one-element array.
+fn wrap_array(v: Value, ty: &PgType) -> Value {
+    match (ty, v) {
+        (_, Value::Null) => Value::Null,
+        (PgType::Array(..), v) => Value::Array(vec![v]),
+        (_, v) => v,
+    }
+}
