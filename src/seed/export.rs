@@ -16,7 +16,7 @@ use super::generate::World;
 use super::model::TableId;
 use super::pipeline::{self, Plan};
 use super::spec::Spec;
-use super::{Progress, SeedReport, TableReport, check_patients, per_second};
+use super::{Progress, RunFacts, SeedReport, TableReport, check_patients, per_second};
 use crate::cli::ExportFormat;
 
 pub fn export(
@@ -84,18 +84,16 @@ pub fn export(
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     progress.finish();
-    Ok(SeedReport {
-        target: dir.display().to_string(),
-        seed,
-        patients,
-        spec: None,
-        jobs,
-        created_schema: false,
+    Ok(SeedReport::new(
+        RunFacts {
+            target: dir.display().to_string(),
+            seed,
+            patients,
+            spec: None,
+            jobs,
+            created_schema: false,
+        },
         tables,
-        total_rows: 0,
-        seconds: 0.0,
-        rows_per_second: 0.0,
-        patients_per_second: 0.0,
-    }
-    .finish(started))
+        started,
+    ))
 }

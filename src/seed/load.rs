@@ -19,7 +19,7 @@ use super::generate::{Practice, World};
 use super::model::{CONSTRAINTS_SQL, SCHEMA_SQL, TableId};
 use super::pipeline::{self, Plan};
 use super::spec::Spec;
-use super::{Progress, SeedReport, TableReport, check_patients, per_second};
+use super::{Progress, RunFacts, SeedReport, TableReport, check_patients, per_second};
 use crate::error::UsageError;
 use crate::pg::quote_ident;
 
@@ -122,20 +122,18 @@ pub async fn load(
     advance_sequences(&tx).await?;
     tx.commit().await.context("committing the seed")?;
     progress.finish();
-    Ok(SeedReport {
-        target,
-        seed: opts.seed,
-        patients: opts.patients,
-        spec: None,
-        jobs: opts.jobs,
-        created_schema: created,
+    Ok(SeedReport::new(
+        RunFacts {
+            target,
+            seed: opts.seed,
+            patients: opts.patients,
+            spec: None,
+            jobs: opts.jobs,
+            created_schema: created,
+        },
         tables,
-        total_rows: 0,
-        seconds: 0.0,
-        rows_per_second: 0.0,
-        patients_per_second: 0.0,
-    }
-    .finish(started))
+        started,
+    ))
 }
 
 /// Creates ward's tables when none exist; checks their shape when all do.

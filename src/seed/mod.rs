@@ -69,13 +69,38 @@ pub struct SeedReport {
     pub patients_per_second: f64,
 }
 
+/// What a run was asked to do, for its report.
+pub(crate) struct RunFacts {
+    pub target: String,
+    pub seed: u64,
+    pub patients: u64,
+    pub spec: Option<String>,
+    pub jobs: usize,
+    pub created_schema: bool,
+}
+
 impl SeedReport {
-    pub(crate) fn finish(mut self, started: std::time::Instant) -> SeedReport {
-        self.seconds = started.elapsed().as_secs_f64();
-        self.total_rows = self.tables.iter().map(|t| t.rows).sum();
-        self.rows_per_second = per_second(self.total_rows, self.seconds);
-        self.patients_per_second = per_second(self.patients, self.seconds);
-        self
+    /// The report of a run that started at `started` and loaded `tables`.
+    pub(crate) fn new(
+        run: RunFacts,
+        tables: Vec<TableReport>,
+        started: std::time::Instant,
+    ) -> SeedReport {
+        let seconds = started.elapsed().as_secs_f64();
+        let total_rows = tables.iter().map(|t| t.rows).sum();
+        SeedReport {
+            target: run.target,
+            seed: run.seed,
+            patients: run.patients,
+            spec: run.spec,
+            jobs: run.jobs,
+            created_schema: run.created_schema,
+            tables,
+            total_rows,
+            seconds,
+            rows_per_second: per_second(total_rows, seconds),
+            patients_per_second: per_second(run.patients, seconds),
+        }
     }
 }
 

@@ -116,18 +116,16 @@ pub async fn seed(
     let tables = load::load(&tx, Arc::new(plan), &pool, progress).await?;
     tx.commit().await.context("committing the seed")?;
     progress.finish();
-    Ok(SeedReport {
-        target,
-        seed,
-        patients: 0,
-        spec: Some(path.display().to_string()),
-        jobs,
-        created_schema: false,
+    Ok(SeedReport::new(
+        super::RunFacts {
+            target,
+            seed,
+            patients: 0,
+            spec: Some(path.display().to_string()),
+            jobs,
+            created_schema: false,
+        },
         tables,
-        total_rows: 0,
-        seconds: 0.0,
-        rows_per_second: 0.0,
-        patients_per_second: 0.0,
-    }
-    .finish(started))
+        started,
+    ))
 }

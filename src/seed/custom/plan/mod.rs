@@ -95,6 +95,10 @@ pub struct TablePlan {
     pub fanout: Option<Fanout>,
     pub cols: Vec<ColPlan>,
     key: u64,
+    /// Stream names per column (`schema.table.column`) and per foreign key
+    /// (`schema.table#fk`), built once: values are drawn millions of times.
+    streams: Vec<String>,
+    fk_streams: Vec<String>,
 }
 
 /// A table that is not seeded but referenced: its existing key values
@@ -257,6 +261,16 @@ impl Plan {
                 fanout,
                 cols: Vec::new(),
                 key: fnv1a(qn.as_bytes()),
+                streams: table
+                    .columns
+                    .iter()
+                    .map(|c| format!("{qn}.{}", c.name))
+                    .collect(),
+                fk_streams: table
+                    .foreign_keys
+                    .iter()
+                    .map(|f| format!("{qn}#{}", f.name))
+                    .collect(),
             };
             for (ci, col) in table.columns.iter().enumerate() {
                 let cp = plan.column_plan(

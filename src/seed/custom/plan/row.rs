@@ -9,6 +9,13 @@ use crate::seed::custom::values::{self, Value};
 use crate::seed::rng::{Stream, fnv1a, permute};
 
 impl Plan {
+    /// The stream `name` draws from for `row`, or `None` when the row is NULL
+    /// by `null_ratio` (the first draw).
+    fn stream(&self, name: &str, row: u64, null_ratio: f64) -> Option<Stream> {
+        let mut rng = Stream::new(self.seed, name, row);
+        (null_ratio <= 0.0 || !rng.chance(null_ratio)).then_some(rng)
+    }
+
     /// The fan-out parent row of `row`, and its ordinal among that parent's children.
     fn fan_parent(&self, tp: &TablePlan, row: u64) -> Option<(u64, u64)> {
         let f = tp.fanout.as_ref()?;
@@ -30,14 +37,9 @@ impl Plan {
                 unique,
                 max_len,
             } => {
-                let mut rng = Stream::new(
-                    self.seed,
-                    &format!("{}.{}", table.qualified(), col.name),
-                    row,
-                );
-                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                let Some(mut rng) = self.stream(&tp.streams[c], row, *null_ratio) else {
                     return Value::Null;
-                }
+                };
                 let rank = match *unique {
                     Uniq::No => None,
                     Uniq::Global(None) => Some(row),
@@ -71,12 +73,7 @@ impl Plan {
                 null_ratio,
                 max_len,
             } => {
-                let mut rng = Stream::new(
-                    self.seed,
-                    &format!("{}.{}", table.qualified(), col.name),
-                    row,
-                );
-                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                if self.stream(&tp.streams[c], row, *null_ratio).is_none() {
                     return Value::Null;
                 }
                 let mut s = String::new();
@@ -113,11 +110,9 @@ impl Plan {
                 ..
             } => {
                 let f = &table.foreign_keys[*fk];
-                let mut rng =
-                    Stream::new(self.seed, &format!("{}#{}", table.qualified(), f.name), row);
-                if *null_ratio > 0.0 && rng.chance(*null_ratio) {
+                let Some(mut rng) = self.stream(&tp.fk_streams[*fk], row, *null_ratio) else {
                     return Value::Null;
-                }
+                };
                 let self_ref = f.ref_table == tp.t;
                 let parent_rows = match self.index.get(&f.ref_table) {
                     Some(pi) => self.tables[*pi].rows,
