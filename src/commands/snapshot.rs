@@ -1,0 +1,177 @@
+//! `ward snapshot …`: resolve the store and the target, run the domain, hand
+//! the result to `output`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::cli::{SnapshotArgs, SnapshotCommand, StoreArgs, TargetArgs};
+use crate::config::Config;
+use crate::error::Exit;
+use crate::seed::Progress;
+use crate::snapshot::{self, CreateOptions, Method, RestoreOptions, retention, store::Store};
+use crate::target::{self, TargetSpec};
+use crate::{error, output};
+
+/// The default store, relative to the current directory.
+pub const DEFAULT_STORE: &str = ".ward/snapshots";
+const DEFAULT_STOP_TIMEOUT: u32 = 120;
+
+fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
+    let dir = args
+        .store
+        .clone()
+        .or_else(|| cfg.file.snapshot.store.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+    Store::open(&dir)
+}
+
+fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
+    TargetSpec {
+        container: t.container.clone(),
+        compose_service: t.compose_service.clone(),
+        compose_project: t.compose_project.clone(),
+        volume: t.volume.clone(),
+        image: t.image.clone(),
+        datadir: t.datadir.clone(),
+    }
+    .or(&cfg.file.snapshot.target())
+}
+
+fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for l in raw {
+        match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                return error::usage(format!(
+                    "--label {l:?} is not KEY=VALUE — e.g. --label ticket=OPS-12"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
+    let cwd = std::env::current_dir()?;
+    match &args.command {
+        SnapshotCommand::Create(a) => {
+            let store = store(cfg, &a.store)?;
+            let opts = CreateOptions {
+                name: a.name.clone(),
+                method: if a.online {
+                    Method::Online
+                } else {
+                    Method::Cold
+                },
+                stop_timeout: a
+                    .stop_timeout
+                    .or(cfg.file.snapshot.stop_timeout)
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
+                labels: labels(&a.labels)?,
+            };
+            if let Some(n) = &opts.name {
+                snapshot::store::check_name(n)?;
+            }
+            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let created = snapshot::shielded(move || async move {
+                snapshot::create(&store, &target, &opts, progress).await
+            })
+            .await?;
+            output::snapshot_created(&created, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::List(s) => {
+            let store = store(cfg, s)?;
+            output::snapshot_list(&store.list()?, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Show(a) => {
+            let store = store(cfg, &a.store)?;
+            output::snapshot_show(&store.load(&a.name)?, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Delete(a) => {
+            let store = store(cfg, &a.store)?;
+            store.load(&a.name)?;
+            if !output::confirm(&format!("Delete snapshot {:?}?", a.name), a.yes)? {
+                return error::usage("delete cancelled: nothing was changed");
+            }
+            let _lock = store.lock()?;
+            store.delete(&a.name)?;
+            output::snapshot_deleted(&a.name, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Verify(a) => {
+            let store = store(cfg, &a.store)?;
+            let bar = output::ByteBar::new(cfg.quiet);
+            let v = snapshot::verify(&store, &a.name, &bar)?;
+            output::snapshot_verified(&v, cfg.json);
+            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+        }
+        SnapshotCommand::Restore(a) => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let mut sp = spec(cfg, &a.target);
+            if !sp.names_target() {
+                // Default: back where it came from, if that still exists.
+                if let Some(c) = &m.source.container {
+                    sp.container = Some(c.clone());
+                } else if let Some(d) = &m.source.datadir {
+                    sp.datadir = Some(PathBuf::from(d));
+                }
+            }
+            let target = target::resolve(&sp, &cwd).await?;
+            let opts = RestoreOptions {
+                safety: !a.no_safety,
+                stop_timeout: a
+                    .stop_timeout
+                    .or(cfg.file.snapshot.stop_timeout)
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
+            };
+            let yes = a.yes;
+            if !yes && !output::can_prompt() {
+                return error::usage(
+                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+                     pass --yes to confirm",
+                );
+            }
+            let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
+            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let name = a.name.clone();
+            let result = snapshot::shielded(move || async move {
+                snapshot::restore(&store, &name, &target, &opts, confirm, progress).await
+            })
+            .await;
+            match result {
+                Ok(r) => {
+                    output::snapshot_restored(&r, cfg.json);
+                    Ok(Exit::Ok)
+                }
+                Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
+                    output::error(&e);
+                    Ok(Exit::Findings)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        SnapshotCommand::Prune(a) => {
+            let store = store(cfg, &a.store)?;
+            let policy = retention::Policy {
+                keep_last: a.keep_last,
+                keep_daily: a.keep_daily,
+                keep_weekly: a.keep_weekly,
+                keep_monthly: a.keep_monthly,
+            };
+            let d = snapshot::prune(&store, policy, a.dry_run)?;
+            output::snapshot_pruned(&d, a.dry_run, cfg.json);
+            Ok(Exit::Ok)
+        }
+    }
+}
