@@ -240,7 +240,11 @@ pub async fn stop_container(docker: &Docker, name: &str, timeout_s: u32) -> Resu
     let opts = StopContainerOptionsBuilder::new()
         .t(timeout_s.min(i32::MAX as u32) as i32)
         .build();
-    match docker.stop_container(name, Some(opts)).await {
+    // The HTTP request lasts as long as the stop: give it room beyond `t`.
+    let patient = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(u64::from(timeout_s) + 60));
+    match patient.stop_container(name, Some(opts)).await {
         Ok(()) => {}
         // 304: already stopped.
         Err(bollard::errors::Error::DockerResponseServerError {

@@ -96,9 +96,14 @@ pub struct Verified {
     pub deep: Option<String>,
 }
 
-/// A fault-injection point for the tests (`WARD_FAULT=<point>`); inert otherwise.
+/// A fault-injection point for the tests (`WARD_FAULT=<point>`); fires once
+/// per process (so a rollback through the same code path succeeds); inert
+/// without the variable.
 pub fn fault(point: &str) -> Result<()> {
-    if std::env::var("WARD_FAULT").is_ok_and(|v| v == point) {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var("WARD_FAULT").is_ok_and(|v| v == point)
+        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         anyhow::bail!("injected fault at {point} (WARD_FAULT)");
     }
     Ok(())

@@ -51,7 +51,7 @@ impl Drop for RestartGuard {
     fn drop(&mut self) {
         if self.armed {
             let name = self.name.clone();
-            crate::output::note(&format!("restarting container {name} (ward stopped it)"));
+            tracing::info!("restarting container {name} (ward stopped it)");
             docker::blocking(move |d| async move { docker::start_container(&d, &name).await });
         }
     }
@@ -333,6 +333,10 @@ async fn cold(
         Some(g) => g.restart(d).await?,
         None => false,
     };
+    if let (true, Some(c)) = (restarted, &t.container) {
+        // Downtime ends when Postgres answers again, not when the process starts.
+        wait_ready(d, &c.name, &user).await?;
+    }
     let downtime = manage_container
         .then(|| stop_at.elapsed().as_secs_f64())
         .filter(|_| was_running);
@@ -819,9 +823,7 @@ pub async fn restore(
                      volume) — the volume may hold partial data",
                 ));
             };
-            crate::output::note(&format!(
-                "restore failed ({e:#}); putting safety snapshot {safety_name} back"
-            ));
+            tracing::info!("restore failed ({e:#}); putting safety snapshot {safety_name} back");
             // Un-cancel so the rollback itself can run to the end.
             let sm = store.load(safety_name)?;
             let back = rollback(&d, store, &sm, t, uid, gid, progress.clone()).await;
@@ -875,6 +877,15 @@ async fn rollback(
 ) -> Result<()> {
     crate::error::uncancel();
     if let Some(c) = &t.container {
+        if docker::is_running(d, &c.name).await? {
+            // A signal that arrives while the entrypoint shell is still PID 1 is
+            // lost (docker-library/postgres#1207): let the server come up first.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                wait_ready(d, &c.name, &postgres_user(t)),
+            )
+            .await;
+        }
         docker::stop_container(d, &c.name, 120).await?;
     }
     let (mount, _, _) = restore_paths(sm, &t.pgdata_rel);
