@@ -193,6 +193,7 @@ const DELETE_EXAMPLES: &str = "Examples:
 const VERIFY_EXAMPLES: &str = "Examples:
   ward snapshot verify nightly          re-hash the archive and every file against the manifest
   ward snapshot verify nightly --json
+  ward snapshot verify nightly --deep   also start Postgres on a throwaway copy and run pg_amcheck
 
 Exit code 0 when intact, 1 when damaged (the problems are named), 2 on bad input.";
 
@@ -325,6 +326,10 @@ pub struct SnapshotVerifyArgs {
     pub name: String,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Also restore into a throwaway volume, start Postgres, run pg_amcheck and a sanity
+    /// query, and record "last verified" in the manifest.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

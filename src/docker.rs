@@ -368,6 +368,57 @@ impl Helper {
         Ok(helper)
     }
 
+    /// Creates and starts a throwaway Postgres server of `image` (its own
+    /// entrypoint and command) on `volume` mounted at `dest`, labelled as a helper.
+    pub async fn start_postgres(
+        docker: &Docker,
+        image: &str,
+        volume: &str,
+        dest: &str,
+        env: Vec<String>,
+    ) -> Result<Helper> {
+        if !image_exists(docker, image).await? {
+            return Err(crate::error::UsageError(format!(
+                "image {image} is not present locally and ward never pulls images — pull or build it first"
+            ))
+            .into());
+        }
+        let name = unique_name("ward-verify");
+        let mut labels = HashMap::new();
+        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            env: Some(env),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some(dest.to_string()),
+                    source: Some(volume.to_string()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        docker
+            .create_container(Some(opts), body)
+            .await
+            .with_context(|| format!("creating a throwaway Postgres container from {image}"))?;
+        let helper = Helper {
+            name,
+            removed: false,
+        };
+        start_container(docker, &helper.name).await?;
+        Ok(helper)
+    }
+
     pub async fn remove(mut self, docker: &Docker) -> Result<()> {
         self.removed = true;
         remove_container(docker, &self.name).await
@@ -552,4 +603,38 @@ pub async fn image_config(
     let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
     volumes.sort();
     Ok(Some((env, volumes)))
+}
+
+/// A volume ward created for its own work; removed when dropped.
+#[derive(Debug)]
+pub struct TempVolume {
+    pub name: String,
+    removed: bool,
+}
+
+impl TempVolume {
+    pub async fn create(docker: &Docker, prefix: &str) -> Result<TempVolume> {
+        let name = unique_name(prefix);
+        let mut labels = HashMap::new();
+        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+        create_volume(docker, &name, labels).await?;
+        Ok(TempVolume {
+            name,
+            removed: false,
+        })
+    }
+
+    pub async fn remove(mut self, docker: &Docker) -> Result<()> {
+        self.removed = true;
+        remove_volume(docker, &self.name).await
+    }
+}
+
+impl Drop for TempVolume {
+    fn drop(&mut self) {
+        if !self.removed {
+            let name = self.name.clone();
+            blocking(move |d| async move { remove_volume(&d, &name).await });
+        }
+    }
 }

@@ -506,10 +506,14 @@ pub fn snapshot_verified(v: &Verified, as_json: bool) {
     }
     if v.ok {
         out(&format!(
-            "Snapshot {} is intact: {} entries, {} of tar verified against the manifest\n",
+            "Snapshot {} is intact: {} entries, {} of tar verified against the manifest\n{}",
             v.name,
             thousands(v.entries),
-            human_bytes(v.bytes)
+            human_bytes(v.bytes),
+            v.deep
+                .as_ref()
+                .map(|d| format!("Deep check: {d}\n"))
+                .unwrap_or_default()
         ));
     } else {
         let mut s = format!("Snapshot {} is DAMAGED:\n", v.name);

@@ -139,6 +139,9 @@ pub struct SourceFacts {
     pub volume_options: std::collections::BTreeMap<String, String>,
     pub mount: Option<String>,
     pub datadir: Option<String>,
+    /// The superuser role the image was initialised with (POSTGRES_USER), not a secret.
+    #[serde(default)]
+    pub postgres_user: Option<String>,
 }
 
 impl Target {
@@ -168,6 +171,10 @@ impl Target {
                 volume_options: v.volume.options.clone().into_iter().collect(),
                 mount: Some(v.mount.clone()),
                 datadir: None,
+                postgres_user: v
+                    .container
+                    .as_ref()
+                    .and_then(|c| c.env.get("POSTGRES_USER").cloned()),
             },
             Target::Datadir(p) => SourceFacts {
                 kind: "datadir".into(),

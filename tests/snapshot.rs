@@ -340,6 +340,28 @@ fn verify_catches_bit_flips_and_truncation_and_restore_refuses_them() {
     assert_eq!(pg.checksums(), now);
     std::fs::write(&archive, &pristine).unwrap();
     snap(st.path(), &["verify", "good"]).ok();
+    // --deep: Postgres starts on a throwaway copy, pg_amcheck is clean, and
+    // "last verified" is recorded; nothing is left behind.
+    let out = snap(st.path(), &["verify", "good", "--deep"]).ok().stdout();
+    assert!(out.contains("pg_amcheck clean"), "{out}");
+    let m = snap(st.path(), &["show", "good"])
+        .args(["--json"])
+        .ok()
+        .json();
+    assert!(m["last_verified"].is_string(), "{m}");
+    let left = dk::docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=ward.helper=1",
+        "--filter",
+        "name=ward-verify",
+    ]);
+    let vols = dk::docker(&["volume", "ls", "-q", "--filter", "label=ward.helper=1"]);
+    assert!(
+        left.trim().is_empty() && !vols.contains("ward-verify"),
+        "{left} {vols}"
+    );
 }
 
 #[test]

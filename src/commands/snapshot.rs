@@ -111,7 +111,23 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         SnapshotCommand::Verify(a) => {
             let store = store(cfg, &a.store)?;
             let bar = output::ByteBar::new(cfg.quiet);
-            let v = snapshot::verify(&store, &a.name, &bar)?;
+            let mut v = snapshot::verify(&store, &a.name, &bar)?;
+            if a.deep && v.ok {
+                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let (st, name) = (store.clone(), a.name.clone());
+                let deep = snapshot::shielded(move || async move {
+                    snapshot::deep_verify(&st, &name, progress).await
+                })
+                .await;
+                match deep {
+                    Ok(msg) => v.deep = Some(msg),
+                    Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
+                    Err(e) => {
+                        v.ok = false;
+                        v.problems.push(format!("deep check failed: {e:#}"));
+                    }
+                }
+            }
             output::snapshot_verified(&v, cfg.json);
             Ok(if v.ok { Exit::Ok } else { Exit::Findings })
         }

@@ -221,6 +221,18 @@ pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Veri
     })
 }
 
+/// `verify --deep`: start Postgres on a throwaway restored copy, run
+/// pg_amcheck and a sanity query; records "last verified" in the manifest.
+pub async fn deep_verify(store: &Store, name: &str, progress: Arc<dyn Progress>) -> Result<String> {
+    let m = store.load(name)?;
+    let msg = volume::deep_verify(store, &m, progress).await?;
+    let _lock = store.lock()?;
+    let mut m = store.load(name)?;
+    m.last_verified = Some(Utc::now());
+    store.write_manifest(&m)?;
+    Ok(msg)
+}
+
 /// Restores snapshot `name` into `target`.
 pub async fn restore(
     store: &Store,

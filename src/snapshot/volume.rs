@@ -929,3 +929,81 @@ async fn finish_running_state(
         Ok(false)
     }
 }
+
+/// `verify --deep`: restore into a throwaway volume, start Postgres of the
+/// snapshot's image on it, run `pg_amcheck` and a sanity query.
+pub async fn deep_verify(
+    store: &Store,
+    m: &Manifest,
+    progress: Arc<dyn Progress>,
+) -> Result<String> {
+    let (Some(image), Some(mount), Some(pgdata)) = (&m.source.image, &m.source.mount, &m.pgdata)
+    else {
+        return crate::error::usage(
+            "--deep works on snapshots of Docker volumes (it starts the snapshot's own image);              this one is of a native data directory",
+        );
+    };
+    let d = docker::connect().await?;
+    let vol = docker::TempVolume::create(&d, "ward-verify").await?;
+    let (hmount, _, _) = restore_paths(m, &m.pgdata_rel);
+    let helper = Helper::start(&d, image, &vol.name, &hmount, false).await?;
+    let facts = image_facts(&d, &helper.name).await;
+    let r = match facts {
+        Ok((_, uid, gid)) => {
+            replace_contents(
+                &d,
+                &helper.name,
+                store,
+                m,
+                &m.pgdata_rel,
+                uid,
+                gid,
+                progress,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    helper.remove(&d).await?;
+    r?;
+    let user = m
+        .source
+        .postgres_user
+        .clone()
+        .unwrap_or_else(|| "postgres".into());
+    let pg = Helper::start_postgres(
+        &d,
+        image,
+        &vol.name,
+        mount,
+        vec![format!("PGDATA={pgdata}")],
+    )
+    .await?;
+    let result = async {
+        let sanity = wait_ready(&d, &pg.name, &user).await?;
+        let check = docker::exec(
+            &d,
+            &pg.name,
+            Some("postgres"),
+            &["pg_amcheck", "-U", &user, "--all", "--install-missing"],
+        )
+        .await?;
+        if !check.ok() {
+            bail!(
+                "pg_amcheck found problems: {}",
+                format!("{}{}", check.stdout, check.stderr)
+                    .lines()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            );
+        }
+        Ok(format!(
+            "Postgres started on a restored copy; pg_amcheck clean; {sanity}"
+        ))
+    }
+    .await;
+    pg.remove(&d).await?;
+    vol.remove(&d).await?;
+    result
+}
