@@ -107,6 +107,11 @@ fn explain_connect_error(e: &tokio_postgres::Error, target: &str) -> String {
     )
 }
 
+/// Quotes an SQL string literal (standard_conforming_strings, the default).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

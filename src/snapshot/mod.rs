@@ -18,6 +18,7 @@ pub mod datadir;
 pub mod manifest;
 pub mod retention;
 pub mod store;
+pub mod template;
 pub mod volume;
 
 use std::collections::BTreeMap;
