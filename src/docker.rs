@@ -4,7 +4,7 @@
 //! 1.41, older than bollard's default) and never pulls an image.
 
 use anyhow::{Context, Result};
-use bollard::Docker;
+pub use bollard::Docker;
 use serde::Serialize;
 
 /// The engine ward reached.
@@ -330,8 +330,8 @@ impl Helper {
             .into());
         }
         let name = unique_name("ward-helper");
-        let mut labels = HashMap::new();
-        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+        sweep_orphans(docker).await;
+        let labels = helper_labels();
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["sleep".into()]),
@@ -384,8 +384,8 @@ impl Helper {
             .into());
         }
         let name = unique_name("ward-verify");
-        let mut labels = HashMap::new();
-        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+        sweep_orphans(docker).await;
+        let labels = helper_labels();
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             env: Some(env),
@@ -556,11 +556,47 @@ pub fn download(
     docker: &Docker,
     container: &str,
     path: &str,
-) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + use<> {
+) -> impl Stream<Item = std::io::Result<Bytes>> + use<> {
     let opts = DownloadFromContainerOptionsBuilder::new()
         .path(path)
         .build();
-    docker.download_from_container(container, Some(opts))
+    docker
+        .download_from_container(container, Some(opts))
+        .map(|r| r.map_err(std::io::Error::other))
+}
+
+/// Starts a command in a running container; returns the exec id, its stdout as
+/// a byte stream, and its stderr, collected as it arrives.
+pub async fn exec_stdout(
+    docker: &Docker,
+    container: &str,
+    user: Option<&str>,
+    cmd: &[&str],
+) -> Result<(
+    String,
+    impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+)> {
+    let (id, output) = exec_stream(docker, container, user, cmd).await?;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err2 = stderr.clone();
+    let stdout = output.filter_map(move |item| {
+        let err2 = err2.clone();
+        async move {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    if let Ok(mut e) = err2.lock() {
+                        e.push_str(&String::from_utf8_lossy(&message));
+                    }
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        }
+    });
+    Ok((id, stdout, stderr))
 }
 
 /// Streams an uncompressed tar into `path` of a container (the engine extracts it).
@@ -635,6 +671,50 @@ impl Drop for TempVolume {
         if !self.removed {
             let name = self.name.clone();
             blocking(move |d| async move { remove_volume(&d, &name).await });
+        }
+    }
+}
+
+/// Labels of a helper: what it is, and which ward process (on which host) owns it.
+fn helper_labels() -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+    labels.insert("ward.pid".to_string(), std::process::id().to_string());
+    labels.insert("ward.host".to_string(), hostname());
+    labels
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Removes helper containers whose ward process (on this host) has died, e.g.
+/// after a `kill -9`. Helpers of live ward processes are left alone.
+pub async fn sweep_orphans(docker: &Docker) {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    filters.insert("label".into(), vec![format!("{HELPER_LABEL}=1")]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = docker.list_containers(Some(opts)).await else {
+        return;
+    };
+    let host = hostname();
+    for c in list {
+        let labels = c.labels.unwrap_or_default();
+        let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if *h == host
+            && !alive
+            && let Some(id) = c.id
+        {
+            tracing::info!("removing helper container {id} left by ward pid {pid}");
+            let _ = remove_container(docker, &id).await;
         }
     }
 }

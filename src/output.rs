@@ -150,6 +150,20 @@ pub struct DemoSummary {
     pub stop_command: Option<String>,
     /// A few sample patients.
     pub sample: Vec<Vec<String>>,
+    /// The snapshot stages: snapshot → damage → restore → rows back.
+    pub snapshot: Option<DemoSnapshot>,
+}
+
+/// What the snapshot stages of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoSnapshot {
+    pub name: String,
+    pub snapshot_seconds: f64,
+    pub archive_bytes: u64,
+    pub dropped_table: String,
+    pub rows_before: i64,
+    pub rows_after_restore: i64,
+    pub restore_seconds: f64,
 }
 
 pub fn demo_summary(d: &DemoSummary, as_json: bool) {
@@ -161,6 +175,18 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
         String::from("\nA few patients (all fake, NHS numbers from the never-issued 999 range):\n");
     for row in &d.sample {
         s += &format!("  {}\n", row.join("  "));
+    }
+    if let Some(sn) = &d.snapshot {
+        s += &format!(
+            "\nSnapshot: {} ({}, {:.1} s) → dropped table {} ({} rows) → restored in {:.1} s → {} rows are back\n",
+            sn.name,
+            human_bytes(sn.archive_bytes),
+            sn.snapshot_seconds,
+            sn.dropped_table,
+            thousands(sn.rows_before as u64),
+            sn.restore_seconds,
+            thousands(sn.rows_after_restore as u64)
+        );
     }
     match (&d.database_url, &d.stop_command) {
         (Some(url), Some(stop)) => {

@@ -11,10 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
-use crate::docker::{self, ContainerFacts, VolumeFacts};
+use crate::docker::{self, ContainerFacts, Docker, VolumeFacts};
 use crate::error::UsageError;
 
 /// What the user asked for (flags merged over `ward.toml`).

@@ -790,3 +790,79 @@ fn restore_refuses_a_corpus_of_hostile_archives() {
     );
     assert!(!Path::new("/etc/cron.d/x").exists());
 }
+
+#[test]
+fn demo_snapshots_damages_restores_and_the_rows_are_back() {
+    let d = ward().args(["demo", "-n", "200", "--json"]).ok().json();
+    let sn = &d["snapshot"];
+    assert_eq!(sn["dropped_table"], "prescriptions");
+    assert!(sn["rows_before"].as_i64().unwrap() > 0);
+    assert_eq!(sn["rows_after_restore"], sn["rows_before"]);
+}
+
+#[test]
+fn every_snapshot_subcommand_has_help_with_examples() {
+    let top = ward().args(["snapshot", "--help"]).ok().stdout();
+    assert!(top.contains("Examples:"), "{top}");
+    for sub in [
+        "create", "list", "show", "delete", "verify", "restore", "prune",
+    ] {
+        let help = ward().args(["snapshot", sub, "--help"]).ok().stdout();
+        assert!(help.contains("Examples:"), "{sub}: {help}");
+        assert!(
+            help.contains(&format!("ward snapshot {sub}")),
+            "{sub}: {help}"
+        );
+    }
+}
+
+#[test]
+fn prune_keeps_the_newest_and_says_why() {
+    // Manifests with chosen creation times (archives are not read by prune).
+    let st = store();
+    let times = [
+        "2026-01-01T10:00:00Z",
+        "2026-01-01T12:00:00Z",
+        "2026-01-02T12:00:00Z",
+        "2026-01-09T12:00:00Z",
+        "2026-02-01T12:00:00Z",
+    ];
+    for (i, t) in times.iter().enumerate() {
+        let name = format!("s{i}");
+        hostile(
+            st.path(),
+            &name,
+            &[item("PG_VERSION", tar::EntryType::Regular, b"15\n")],
+            None,
+        );
+        let p = st.path().join(format!("{name}.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        m["created_at"] = (*t).into();
+        std::fs::write(&p, m.to_string()).unwrap();
+    }
+    let d = snap(st.path(), &["prune", "--keep-daily", "2", "--dry-run"])
+        .args(["--json"])
+        .ok()
+        .json();
+    let kept: Vec<&str> = d["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["keep"] == true)
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, vec!["s4", "s3"]);
+    assert_eq!(listed(st.path()).len(), 5, "dry run deletes nothing");
+    let out = snap(st.path(), &["prune", "--keep-monthly", "2"])
+        .ok()
+        .stdout();
+    assert!(
+        out.contains("keep    s4") && out.contains("newest"),
+        "{out}"
+    );
+    let mut left = listed(st.path());
+    left.sort();
+    assert_eq!(left, vec!["s3", "s4"]);
+    assert!(!st.path().join("s0.tar.zst").exists());
+}

@@ -90,6 +90,7 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
     let mut rng = Rng(seed);
     let trials = 22;
     let (mut left_stopped, mut from_safety, mut helpers_left, mut still_ok) = (0, 0, 0, 0);
+    let mut restarted_by_ward = 0;
     for i in 0..trials {
         let restore = i % 2 == 1;
         let (args, max_ms): (Vec<String>, u64) = if restore {
@@ -117,7 +118,7 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        helpers_left += dk::remove_helpers(&pg.volume);
+        helpers_left += dk::helpers(&pg.volume);
 
         // 1. Everything listed verifies: no damaged snapshot passes as valid.
         for name in listed(st.path()) {
@@ -130,15 +131,51 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
                 r.stdout()
             );
         }
-        // 2. The data is intact, or recoverable from the newest safety snapshot.
+        // 2. A container the killed ward left stopped is restarted by the next
+        //    ward (from its journal) — unless the volume was half-replaced, which
+        //    ward refuses to snapshot and tells how to put back.
+        let mut how = "running, intact";
         if !dk::running(&pg.name) {
             left_stopped += 1;
-            dk::docker(&["start", &pg.name]);
+            let r = snap(
+                st.path(),
+                &["create", &format!("probe{i}"), "--container", &pg.name],
+            )
+            .run();
+            if r.code() == 0 {
+                assert!(r.stderr().contains("restarted container"), "{}", r.stderr());
+                assert!(
+                    dk::running(&pg.name),
+                    "trial {i}: not restarted by the next ward"
+                );
+                restarted_by_ward += 1;
+                how = "left stopped; the next ward restarted it";
+            } else {
+                let err = r.stderr();
+                assert!(err.contains("interrupted restore"), "trial {i}: {err}");
+                let fix = err
+                    .split("put the previous data back first: ")
+                    .nth(1)
+                    .unwrap()
+                    .trim();
+                let args: Vec<&str> = fix.split_whitespace().skip(1).collect();
+                ward()
+                    .args(&args)
+                    .args(["--store", &st.path().display().to_string()])
+                    .ok();
+                from_safety += 1;
+                how = "half-restored; put back from the safety snapshot as ward said";
+            }
         }
         let intact = try_ready(&pg.name, 30) && pg.checksums() == want;
         if intact {
-            still_ok += 1;
+            if how == "running, intact" {
+                still_ok += 1;
+            }
         } else {
+            if !dk::running(&pg.name) {
+                dk::docker(&["start", &pg.name]);
+            }
             let safety = listed(st.path())
                 .into_iter()
                 .rfind(|n| n.starts_with("safety-"))
@@ -161,6 +198,7 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
                 "trial {i}: not recovered from {safety}"
             );
             from_safety += 1;
+            how = "damaged; put back from the newest safety snapshot";
         }
         eprintln!(
             "trial {i:2}: {:7} killed at {delay:4} ms{} → {}",
@@ -170,17 +208,20 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
             } else {
                 ""
             },
-            if intact {
-                "intact"
-            } else {
-                "recovered from safety snapshot"
-            }
+            how
         );
     }
+    // The next ward removes the helper containers killed wards left behind.
+    snap(st.path(), &["create", "final", "--container", &pg.name]).ok();
+    assert_eq!(
+        dk::helpers(&pg.volume),
+        0,
+        "orphaned helpers were not swept"
+    );
     eprintln!(
-        "kill -9 figures: {trials} trials; data intact {still_ok}, recovered from the safety \
-         snapshot {from_safety}, container left stopped {left_stopped}, helper containers left {helpers_left}; \
-         every listed snapshot verified"
+        "kill -9 figures: {trials} trials; running and intact {still_ok}, put back from a safety \
+         snapshot {from_safety}, container left stopped {left_stopped} (restarted by the next ward \
+         {restarted_by_ward}), helper containers seen after the kills {helpers_left} (all swept by the next ward); every listed snapshot verified"
     );
 }
 

@@ -289,3 +289,89 @@ mod tests {
         store.lock().unwrap();
     }
 }
+
+/// What a running create/restore is doing to a container, kept on disk so
+/// that the next ward can repair what a `kill -9` (or a power cut) left: a
+/// stopped container is restarted; a half-replaced volume is reported with
+/// the safety snapshot that holds the previous data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JournalEntry {
+    pub pid: u32,
+    pub operation: String,
+    pub container: String,
+    pub was_running: bool,
+    /// "stopped" (data untouched), "replacing" (volume being replaced) or
+    /// "restored" (new data in place).
+    pub phase: String,
+    pub snapshot: String,
+    pub safety: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A live journal; removed when dropped (ward finished, also with an error it
+/// handled). Only a killed ward leaves it behind.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    pub entry: JournalEntry,
+}
+
+impl Journal {
+    pub fn set(&mut self, phase: &str, safety: Option<String>) -> Result<()> {
+        self.entry.phase = phase.to_string();
+        if safety.is_some() {
+            self.entry.safety = safety;
+        }
+        write_json(&self.path, &self.entry)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+impl Store {
+    /// Starts a journal (call while holding the lock).
+    pub fn journal(&self, entry: JournalEntry) -> Result<Journal> {
+        let path = self.dir.join(format!(".journal-{}.json", entry.pid));
+        write_json(&path, &entry)?;
+        Ok(Journal { path, entry })
+    }
+
+    /// Journals of ward processes that died (call while holding the lock: then
+    /// every journal on disk is stale).
+    pub fn stale_journals(&self) -> Vec<(PathBuf, JournalEntry)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(".journal-")
+                && n.ends_with(".json")
+                && let Ok(text) = std::fs::read_to_string(e.path())
+                && let Ok(j) = serde_json::from_str::<JournalEntry>(&text)
+                && j.pid != std::process::id()
+            {
+                out.push((e.path(), j));
+            }
+        }
+        out
+    }
+}

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bollard::Docker;
 use chrono::Utc;
 use futures_util::StreamExt;
 
@@ -17,7 +16,7 @@ use super::store::Store;
 use super::{
     Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, fault, new_id, parse_major,
 };
-use crate::docker::{self, ExecOutput, Helper};
+use crate::docker::{self, Docker, ExecOutput, Helper};
 use crate::seed::Progress;
 use crate::target::VolumeTarget;
 
@@ -175,14 +174,13 @@ async fn compress_stream<S>(
     fault_after: Option<u64>,
 ) -> Result<archive::Written>
 where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static,
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
     let pump = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut sent = 0u64;
         while let Some(item) = stream.next().await {
-            let item = item.map_err(std::io::Error::other);
             if let Ok(b) = &item {
                 sent += b.len() as u64;
                 if fault_after.is_some_and(|n| sent > n) {
@@ -215,6 +213,100 @@ where
     Ok(written.0)
 }
 
+/// Repairs what ward processes that died (kill -9, power cut) left behind,
+/// from their journals: restarts containers they stopped; refuses to snapshot
+/// a container whose volume a dead restore left half-replaced, and says how to
+/// put the previous data back.
+async fn recover(d: &Docker, store: &Store, op: &str, container: Option<&str>) -> Result<()> {
+    for (path, j) in store.stale_journals() {
+        let Some(facts) = docker::inspect_container(d, &j.container).await? else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let user = facts
+            .env
+            .get("POSTGRES_USER")
+            .cloned()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres".into());
+        let same = container == Some(j.container.as_str());
+        if j.phase == "replacing" {
+            let fix = match &j.safety {
+                Some(sf) => format!(
+                    "ward snapshot restore {sf} --container {} --no-safety --yes",
+                    j.container
+                ),
+                None => format!(
+                    "restore a snapshot into it (ward snapshot restore NAME --container {})",
+                    j.container
+                ),
+            };
+            if same && op == "restore" {
+                crate::output::note(&format!(
+                    "note: an interrupted ward (pid {}) left the volume of {} half-replaced; this restore replaces it",
+                    j.pid, j.container
+                ));
+                let _ = std::fs::remove_file(&path);
+            } else if same {
+                return crate::error::usage(format!(
+                    "an interrupted restore (ward pid {}, {}) left container {} with partially replaced \
+                     data and stopped — put the previous data back first: {fix}",
+                    j.pid,
+                    j.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    j.container
+                ));
+            } else {
+                crate::output::note(&format!(
+                    "warning: an interrupted restore left container {} with partially replaced data — {fix}",
+                    j.container
+                ));
+            }
+            continue;
+        }
+        if j.was_running && !docker::is_running(d, &j.container).await? {
+            docker::start_container(d, &j.container).await?;
+            settle(d, &j.container, &user).await;
+            crate::output::note(&format!(
+                "note: restarted container {}, which an interrupted ward (pid {}) had stopped",
+                j.container, j.pid
+            ));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until Postgres in a running container answers. A stop
+/// signal that arrives while the entrypoint shell is still PID 1 is lost and
+/// Docker kills Postgres after the timeout (docker-library/postgres#1207), so
+/// ward never stops a container that is still starting.
+async fn settle(d: &Docker, container: &str, user: &str) {
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        wait_ready(d, container, user),
+    )
+    .await;
+}
+
+fn journal(
+    store: &Store,
+    op: &str,
+    container: &str,
+    was_running: bool,
+    snapshot: &str,
+) -> Result<super::store::Journal> {
+    store.journal(super::store::JournalEntry {
+        pid: std::process::id(),
+        operation: op.into(),
+        container: container.into(),
+        was_running,
+        phase: "stopped".into(),
+        snapshot: snapshot.into(),
+        safety: None,
+        started_at: Utc::now(),
+    })
+}
+
 /// Takes a snapshot of the volume.
 pub async fn create(
     store: &Store,
@@ -224,6 +316,13 @@ pub async fn create(
     progress: Arc<dyn Progress>,
 ) -> Result<Created> {
     let d = docker::connect().await?;
+    recover(
+        &d,
+        store,
+        "create",
+        t.container.as_ref().map(|c| c.name.as_str()),
+    )
+    .await?;
     match opts.method {
         Method::Cold => cold(&d, store, t, name, opts, progress, true).await,
         Method::Online => online(&d, store, t, name, opts, progress).await,
@@ -250,6 +349,7 @@ async fn cold(
         None => false,
     };
     if let (Some(c), true) = (&t.container, was_running && manage_container) {
+        settle(d, &c.name, &user).await;
         // Size for the free-space check, facts for the manifest, and a
         // checkpoint so the shutdown checkpoint is short.
         if let Ok(out) = docker::exec(d, &c.name, None, &["du", "-sk", &t.mount]).await
@@ -271,6 +371,10 @@ async fn cold(
         }
     }
     let stop_at = Instant::now();
+    let _journal = match &t.container {
+        Some(c) if manage_container => Some(journal(store, "create", &c.name, was_running, name)?),
+        _ => None,
+    };
     let guard = match &t.container {
         Some(c) if manage_container => {
             progress.stage(&format!("stopping {}", c.name), 0);
@@ -453,7 +557,7 @@ async fn online(
     let (tmp, file) = store.temp_archive(name)?;
     let tmp_guard = TempFile(Some(tmp.clone()));
     progress.stage(&format!("pg_basebackup {name}"), size);
-    let (exec_id, output) = docker::exec_stream(
+    let (exec_id, stdout, stderr) = docker::exec_stdout(
         d,
         &c.name,
         Some("postgres"),
@@ -472,24 +576,6 @@ async fn online(
         ],
     )
     .await?;
-    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
-    let err2 = stderr.clone();
-    let stdout = output.filter_map(move |item| {
-        let err2 = err2.clone();
-        async move {
-            match item {
-                Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
-                Ok(bollard::container::LogOutput::StdErr { message }) => {
-                    err2.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&message));
-                    None
-                }
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            }
-        }
-    });
     let written = compress_stream(stdout, file, String::new(), progress.clone(), None).await;
     progress.finish();
     let code = docker::exec_exit_code(d, &exec_id).await?;
@@ -712,6 +798,13 @@ pub async fn restore(
 ) -> Result<Restored> {
     let started = Instant::now();
     let d = docker::connect().await?;
+    recover(
+        &d,
+        store,
+        "restore",
+        t.container.as_ref().map(|c| c.name.as_str()),
+    )
+    .await?;
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     if m.pgdata_rel != t.pgdata_rel {
         return crate::error::usage(format!(
@@ -766,12 +859,19 @@ pub async fn restore(
         Some(c) => docker::is_running(&d, &c.name).await?,
         None => false,
     };
+    let mut journal = match &t.container {
+        Some(c) => Some(journal(store, "restore", &c.name, was_running, &m.name)?),
+        None => None,
+    };
     let guard = t
         .container
         .as_ref()
         .map(|c| RestartGuard::new(&c.name, was_running));
     if let Some(c) = &t.container {
         progress.stage(&format!("stopping {}", c.name), 0);
+        if was_running {
+            settle(&d, &c.name, &postgres_user(t)).await;
+        }
         docker::stop_container(&d, &c.name, opts.stop_timeout).await?;
     }
     // Safety snapshot of what is there now.
@@ -801,9 +901,15 @@ pub async fn restore(
         None
     };
 
+    if let Some(j) = journal.as_mut() {
+        j.set("replacing", safety.clone())?;
+    }
     let outcome = replace_and_start(&d, store, m, t, uid, gid, progress.clone()).await;
     match outcome {
         Ok(sanity) => {
+            if let Some(j) = journal.as_mut() {
+                j.set("restored", None)?;
+            }
             let running = finish_running_state(&d, t, was_running, guard).await?;
             Ok(Restored {
                 name: m.name.clone(),
@@ -828,6 +934,16 @@ pub async fn restore(
             let sm = store.load(safety_name)?;
             let back = rollback(&d, store, &sm, t, uid, gid, progress.clone()).await;
             let _ = finish_running_state(&d, t, was_running, guard).await;
+            match &back {
+                Ok(()) => {
+                    if let Some(j) = journal.as_mut() {
+                        j.set("stopped", None)?;
+                    }
+                }
+                // Keep the journal: the next ward refuses to snapshot the
+                // half-replaced volume and says how to put the data back.
+                Err(_) => std::mem::forget(journal.take()),
+            }
             match back {
                 Ok(()) if cancelled => Err(crate::error::Interrupted.into()),
                 Ok(()) => Err(e.context(format!(
@@ -878,13 +994,7 @@ async fn rollback(
     crate::error::uncancel();
     if let Some(c) = &t.container {
         if docker::is_running(d, &c.name).await? {
-            // A signal that arrives while the entrypoint shell is still PID 1 is
-            // lost (docker-library/postgres#1207): let the server come up first.
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                wait_ready(d, &c.name, &postgres_user(t)),
-            )
-            .await;
+            settle(d, &c.name, &postgres_user(t)).await;
         }
         docker::stop_container(d, &c.name, 120).await?;
     }

@@ -110,6 +110,23 @@ impl Drop for Pg {
     }
 }
 
+/// Counts ward helper containers on a volume.
+pub fn helpers(volume: &str) -> usize {
+    String::from_utf8_lossy(
+        &run(Command::new("docker").args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=ward.helper=1",
+            "--filter",
+            &format!("volume={volume}"),
+        ]))
+        .stdout,
+    )
+    .split_whitespace()
+    .count()
+}
+
 /// Removes ward helper containers left on a volume (after a kill -9).
 pub fn remove_helpers(volume: &str) -> usize {
     let ids = String::from_utf8_lossy(
