@@ -173,10 +173,16 @@ const CREATE_EXAMPLES: &str = "Examples:
   ward snapshot create --online --container pg          pg_basebackup while the database keeps running
   ward snapshot create --volume pgdata --image postgres:15
   ward snapshot create --datadir /srv/pg/15/main        a native cluster (stop the server first)
+  ward snapshot create try-1 --fast --database-url postgres://app:pw@localhost/app
+                                                        in-cluster copy in about a second per GB
 
 --cold (the default) checkpoints, stops the container (up to --stop-timeout seconds), proves a
 clean shutdown with pg_controldata, streams the volume out and restarts the container — on every
-path, also on errors and Ctrl-C. The downtime is reported.";
+path, also on errors and Ctrl-C. The downtime is reported.
+
+--fast copies one database into a hidden template database in the same cluster (no downtime,
+but other sessions must be closed: --force ends them). It lives inside the cluster and is gone
+with the volume; --persist also writes a durable snapshot of the target, linked by label.";
 
 const LIST_EXAMPLES: &str = "Examples:
   ward snapshot list
@@ -201,13 +207,17 @@ const RESTORE_EXAMPLES: &str = "Examples:
   ward snapshot restore nightly --compose-service db
   ward snapshot restore nightly --container pg --yes     no prompt (scripts, CI)
   ward snapshot restore nightly --datadir /srv/pg/15/main
+  ward snapshot restore try-1 --database-url postgres://app:pw@localhost/app --yes --force
+                                                        a fast snapshot: seconds, sessions ended
 
 ward verifies the snapshot first (nothing is touched if that fails), refuses another PostgreSQL
 major version or layout, takes a safety snapshot of the current data (--no-safety skips it),
 replaces the volume's contents through a helper container of the target's image, fixes owner and
 mode, restarts and runs a sanity query. On any failure it puts the safety snapshot back. The
 volume keeps its name and labels, so `docker compose up` keeps working. Without a terminal,
---yes is required.";
+--yes is required. A fast snapshot is copied back beside the database and swapped in by
+renaming, so a failure leaves the database as it was; sessions on it are listed and the
+restore refuses unless --force ends them.";
 
 const PRUNE_EXAMPLES: &str = "Examples:
   ward snapshot prune --keep-last 3 --dry-run
@@ -299,6 +309,19 @@ pub struct SnapshotCreateArgs {
     /// A user label for the manifest (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Second-scale: copy the database into a hidden template database in the
+    /// same cluster (lives and dies with the cluster's volume). Needs --database-url.
+    #[arg(long, conflicts_with_all = ["online", "cold"])]
+    pub fast: bool,
+    /// With --fast: the database to copy (default: the one in --database-url).
+    #[arg(long, requires = "fast", value_name = "DB")]
+    pub database: Option<String>,
+    /// With --fast: also write a durable snapshot of the target's volume or data dir, linked to it.
+    #[arg(long, requires = "fast")]
+    pub persist: bool,
+    /// With --fast: end other sessions on the database instead of refusing.
+    #[arg(long, requires = "fast")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -349,6 +372,9 @@ pub struct SnapshotRestoreArgs {
     /// Seconds to wait for a clean shutdown before Docker kills Postgres (default 120).
     #[arg(long, env = "WARD_STOP_TIMEOUT", value_name = "SECONDS")]
     pub stop_timeout: Option<u32>,
+    /// Fast snapshots: end the sessions connected to the database instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

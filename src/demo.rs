@@ -14,7 +14,13 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
     let cluster = tokio::task::spawn_blocking(Cluster::start)
         .await?
         .context("starting a throwaway Postgres cluster")?;
-    let url = cluster.url("postgres");
+    // A database of its own (not the maintenance one), so the quick-reset
+    // stage can swap it by renaming.
+    pg::connect(&cluster.url("postgres"))
+        .await?
+        .batch_execute("CREATE DATABASE clinic")
+        .await?;
+    let url = cluster.url("clinic");
     let mut client = pg::connect(&url).await?;
     let opts = LoadOptions {
         schema: "public".into(),
@@ -39,6 +45,7 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
     drop(client);
     let mut cluster = cluster;
     let snapshot = snapshot_stages(&mut cluster, &url, progress).await?;
+    let fast = quick_reset(&cluster, &url, progress).await?;
     let (database_url, stop_command) = if keep {
         (Some(url), Some(cluster.keep()))
     } else {
@@ -55,6 +62,48 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         stop_command,
         sample,
         snapshot: Some(snapshot),
+        fast: Some(fast),
+    })
+}
+
+/// The daily loop: a fast snapshot, a mistake, and a reset in seconds.
+async fn quick_reset(
+    cluster: &Cluster,
+    url: &str,
+    progress: &dyn Progress,
+) -> Result<crate::output::DemoFast> {
+    use crate::snapshot::{store::Store, template};
+    progress.stage("quick reset", 0);
+    let store = Store::open(&cluster.dir().join("snapshots"))?;
+    let t0 = std::time::Instant::now();
+    let m = template::create_snapshot(&store, url, "demo-fast", Default::default(), true).await?;
+    let snapshot_seconds = t0.elapsed().as_secs_f64();
+    let client = pg::connect(url).await?;
+    let before: i64 = client
+        .query_one("SELECT count(*) FROM appointments", &[])
+        .await?
+        .get(0);
+    let deleted = client
+        .execute("DELETE FROM appointments WHERE id % 2 = 0", &[])
+        .await? as i64;
+    drop(client);
+    let t0 = std::time::Instant::now();
+    template::restore(url, m.template.as_ref().expect("a fast snapshot"), true).await?;
+    let restore_seconds = t0.elapsed().as_secs_f64();
+    let after: i64 = pg::connect(url)
+        .await?
+        .query_one("SELECT count(*) FROM appointments", &[])
+        .await?
+        .get(0);
+    progress.finish();
+    if after != before {
+        anyhow::bail!("the quick reset brought back {after} appointments, expected {before}");
+    }
+    Ok(crate::output::DemoFast {
+        snapshot_seconds,
+        deleted_rows: deleted,
+        restore_seconds,
+        rows_after_restore: after,
     })
 }
 

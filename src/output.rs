@@ -152,6 +152,17 @@ pub struct DemoSummary {
     pub sample: Vec<Vec<String>>,
     /// The snapshot stages: snapshot → damage → restore → rows back.
     pub snapshot: Option<DemoSnapshot>,
+    /// The quick-reset stage: a fast (in-cluster) snapshot and restore.
+    pub fast: Option<DemoFast>,
+}
+
+/// What the quick-reset stage of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoFast {
+    pub snapshot_seconds: f64,
+    pub deleted_rows: i64,
+    pub restore_seconds: f64,
+    pub rows_after_restore: i64,
 }
 
 /// What the snapshot stages of `ward demo` did.
@@ -186,6 +197,15 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
             thousands(sn.rows_before as u64),
             sn.restore_seconds,
             thousands(sn.rows_after_restore as u64)
+        );
+    }
+    if let Some(f) = &d.fast {
+        s += &format!(
+            "Quick reset: fast snapshot in {:.1} s → deleted {} appointments → restored in {:.1} s → {} are back\n",
+            f.snapshot_seconds,
+            thousands(f.deleted_rows as u64),
+            f.restore_seconds,
+            thousands(f.rows_after_restore as u64)
         );
     }
     match (&d.database_url, &d.stop_command) {
@@ -382,6 +402,9 @@ struct ListRow<'a> {
 }
 
 fn source_of(m: &Manifest) -> String {
+    if let Some(t) = &m.template {
+        return format!("db {} (in cluster)", t.source_database);
+    }
     let s = &m.source;
     match (
         &s.compose_project,
@@ -590,4 +613,41 @@ pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
         s += "No snapshots.\n";
     }
     out(&s);
+}
+
+pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: bool) {
+    if as_json {
+        return json(m);
+    }
+    let Some(t) = &m.template else { return };
+    out(&format!(
+        "Fast snapshot {:?} of database {} taken in {:.2} s ({} in the cluster as {}).\n\
+         It lives inside the cluster: it is gone with the volume. For a durable copy use --persist\n\
+         or a volume snapshot.{}\n",
+        m.name,
+        t.source_database,
+        t.seconds,
+        crate::snapshot::human_bytes(t.size_bytes.max(0) as u64),
+        t.template_database,
+        m.labels
+            .get("ward.persisted")
+            .map(|d| format!("\nDurable copy: snapshot {d:?}."))
+            .unwrap_or_default()
+    ));
+}
+
+pub fn fast_snapshot_restored(name: &str, r: &crate::snapshot::template::Restored, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    out(&format!(
+        "Restored database {} from fast snapshot {name:?} in {:.2} s{}.\n",
+        r.database,
+        r.seconds,
+        if r.sessions_ended > 0 {
+            format!(" ({} session(s) ended)", r.sessions_ended)
+        } else {
+            String::new()
+        }
+    ));
 }

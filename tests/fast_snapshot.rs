@@ -225,3 +225,102 @@ fn failure_mid_restore_leaves_the_original_intact() {
     rt.block_on(template::restore(&url, &facts, false)).unwrap();
     assert!(int(&url, "SELECT count(*) FROM allergies") > 0);
 }
+
+#[test]
+fn the_cli_takes_lists_verifies_restores_prunes_and_deletes_fast_snapshots() {
+    let c = cluster();
+    let url = seeded(&c, "app");
+    let before = table_checksums(&url, "public");
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap().to_string();
+    let w = || ward().db(&url).args(["--json"]);
+    let m = w()
+        .args(["snapshot", "create", "one", "--fast", "--store", &st])
+        .ok()
+        .json();
+    assert_eq!(m["method"], "template");
+    assert_eq!(m["template"]["template_database"], "ward_snap_one");
+    w().args(["snapshot", "create", "two", "--fast", "--store", &st])
+        .ok();
+    let list = w().args(["snapshot", "list", "--store", &st]).ok().json();
+    let rows = list["snapshots"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["source"].as_str().unwrap().contains("(in cluster)")),
+        "{list}"
+    );
+    assert_eq!(
+        w().args(["snapshot", "verify", "one", "--store", &st])
+            .run()
+            .code(),
+        0
+    );
+
+    sql(&url, "DROP TABLE observations");
+    // Without a terminal, restore needs --yes; with a session open it needs --force.
+    ward()
+        .db(&url)
+        .args(["snapshot", "restore", "one", "--store", &st])
+        .run()
+        .fails_with(2, "--yes");
+    let _app = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(ward::pg::connect(&url)).unwrap();
+        (rt, client)
+    };
+    ward()
+        .db(&url)
+        .args(["snapshot", "restore", "one", "--yes", "--store", &st])
+        .run()
+        .fails_with(2, "--force");
+    ward()
+        .db(&url)
+        .args([
+            "snapshot", "restore", "one", "--yes", "--force", "--store", &st,
+        ])
+        .ok();
+    assert_eq!(table_checksums(&url, "public"), before);
+
+    // Prune across kinds keeps the newest and drops the other's copy in the cluster.
+    ward()
+        .db(&url)
+        .args(["snapshot", "prune", "--keep-last", "1", "--store", &st])
+        .ok();
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM pg_database WHERE datname = 'ward_snap_one'"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM pg_database WHERE datname = 'ward_snap_two'"
+        ),
+        1
+    );
+    ward()
+        .db(&url)
+        .args(["snapshot", "delete", "two", "--yes", "--store", &st])
+        .ok();
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'ward_snap_%'"
+        ),
+        0
+    );
+    // A name collision is refused, and needs no database change.
+    w().args(["snapshot", "create", "three", "--fast", "--store", &st])
+        .ok();
+    ward()
+        .db(&url)
+        .args(["snapshot", "create", "three", "--fast", "--store", &st])
+        .run()
+        .fails_with(2, "already exists");
+}

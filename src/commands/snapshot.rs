@@ -11,7 +11,9 @@ use crate::cli::{SnapshotArgs, SnapshotCommand, StoreArgs, TargetArgs};
 use crate::config::Config;
 use crate::error::Exit;
 use crate::seed::Progress;
-use crate::snapshot::{self, CreateOptions, Method, RestoreOptions, retention, store::Store};
+use crate::snapshot::{
+    self, CreateOptions, Method, RestoreOptions, retention, store::Store, template,
+};
 use crate::target::{self, TargetSpec};
 use crate::{error, output};
 
@@ -60,6 +62,44 @@ fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
 pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
     let cwd = std::env::current_dir()?;
     match &args.command {
+        SnapshotCommand::Create(a) if a.fast => {
+            let store = store(cfg, &a.store)?;
+            let url = template::require_url(cfg.database_url.as_deref(), "taking")?;
+            let url = match &a.database {
+                Some(db) => template::with_database(&url, db),
+                None => url,
+            };
+            let name = a
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("fast-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
+            let mut labels = labels(&a.labels)?;
+            if a.persist {
+                // The durable copy first: if it fails, no fast snapshot claims a link to it.
+                let durable = format!("{name}-durable");
+                let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+                let opts = CreateOptions {
+                    name: Some(durable.clone()),
+                    method: Method::Cold,
+                    stop_timeout: a
+                        .stop_timeout
+                        .or(cfg.file.snapshot.stop_timeout)
+                        .unwrap_or(DEFAULT_STOP_TIMEOUT),
+                    labels: [("ward.fast".to_string(), name.clone())].into(),
+                };
+                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let st = store.clone();
+                let created = snapshot::shielded(move || async move {
+                    snapshot::create(&st, &target, &opts, progress).await
+                })
+                .await?;
+                output::snapshot_created(&created, cfg.json);
+                labels.insert("ward.persisted".into(), durable);
+            }
+            let m = template::create_snapshot(&store, &url, &name, labels, a.force).await?;
+            output::fast_snapshot_created(&m, cfg.json);
+            Ok(Exit::Ok)
+        }
         SnapshotCommand::Create(a) => {
             let store = store(cfg, &a.store)?;
             let opts = CreateOptions {
@@ -99,14 +139,35 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         }
         SnapshotCommand::Delete(a) => {
             let store = store(cfg, &a.store)?;
-            store.load(&a.name)?;
+            let m = store.load(&a.name)?;
             if !output::confirm(&format!("Delete snapshot {:?}?", a.name), a.yes)? {
                 return error::usage("delete cancelled: nothing was changed");
             }
             let _lock = store.lock()?;
+            if let Some(facts) = &m.template {
+                let url = template::require_url(cfg.database_url.as_deref(), "deleting")?;
+                template::delete(&url, facts).await?;
+            }
             store.delete(&a.name)?;
             output::snapshot_deleted(&a.name, cfg.json);
             Ok(Exit::Ok)
+        }
+        SnapshotCommand::Verify(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let url = template::require_url(cfg.database_url.as_deref(), "verifying")?;
+            let problem =
+                template::verify(&url, m.template.as_ref().expect("a template snapshot")).await?;
+            let v = snapshot::Verified {
+                name: a.name.clone(),
+                ok: problem.is_none(),
+                problems: problem.into_iter().collect(),
+                entries: 0,
+                bytes: m.total_bytes,
+                deep: None,
+            };
+            output::snapshot_verified(&v, cfg.json);
+            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
         }
         SnapshotCommand::Verify(a) => {
             let store = store(cfg, &a.store)?;
@@ -130,6 +191,30 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             }
             output::snapshot_verified(&v, cfg.json);
             Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+        }
+        SnapshotCommand::Restore(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let facts = m.template.expect("a template snapshot");
+            let url = template::require_url(cfg.database_url.as_deref(), "restoring")?;
+            if !a.yes && !output::can_prompt() {
+                return error::usage(
+                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+                     pass --yes to confirm",
+                );
+            }
+            if !output::confirm(
+                &format!(
+                    "Replace database {} with snapshot {:?}?",
+                    facts.source_database, a.name
+                ),
+                a.yes,
+            )? {
+                return error::usage("restore cancelled: nothing was changed");
+            }
+            let r = template::restore(&url, &facts, a.force).await?;
+            output::fast_snapshot_restored(&a.name, &r, cfg.json);
+            Ok(Exit::Ok)
         }
         SnapshotCommand::Restore(a) => {
             let store = store(cfg, &a.store)?;
@@ -185,7 +270,18 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 keep_weekly: a.keep_weekly,
                 keep_monthly: a.keep_monthly,
             };
-            let d = snapshot::prune(&store, policy, a.dry_run)?;
+            // Fast snapshots live in the cluster: drop their copies with their manifests.
+            let d = snapshot::prune(&store, policy, true)?;
+            if !a.dry_run {
+                let _lock = store.lock()?;
+                for gone in d.iter().filter(|d| !d.keep) {
+                    if let Some(facts) = store.load(&gone.name)?.template {
+                        let url = template::require_url(cfg.database_url.as_deref(), "pruning")?;
+                        template::delete(&url, &facts).await?;
+                    }
+                    store.delete(&gone.name)?;
+                }
+            }
             output::snapshot_pruned(&d, a.dry_run, cfg.json);
             Ok(Exit::Ok)
         }

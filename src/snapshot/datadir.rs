@@ -174,6 +174,7 @@ fn create_blocking(
         database: None,
         last_verified: None,
         entries: written.entries,
+        template: None,
     };
     store.commit(&tmp, &m)?;
     cleanup.disarm();

@@ -46,6 +46,9 @@ pub struct Manifest {
     pub database: Option<DatabaseFacts>,
     pub last_verified: Option<DateTime<Utc>>,
     pub entries: Vec<Entry>,
+    /// For `--fast` snapshots (method "template"): the copy inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<super::template::TemplateFacts>,
 }
 
 /// Where the archive's paths start.
@@ -159,6 +162,7 @@ mod tests {
                 sha256: Some("ab".into()),
                 link: None,
             }],
+            template: None,
         };
         let back = Manifest::parse(&m.to_json()).unwrap();
         assert_eq!(back.entries, m.entries);

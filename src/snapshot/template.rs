@@ -453,6 +453,82 @@ pub async fn delete(url: &str, facts: &TemplateFacts) -> Result<()> {
     Ok(())
 }
 
+/// Takes a `--fast` snapshot of the database at `url` into `store`: the copy
+/// stays in the cluster, the store gets a manifest of kind "template".
+pub async fn create_snapshot(
+    store: &super::store::Store,
+    url: &str,
+    name: &str,
+    labels: std::collections::BTreeMap<String, String>,
+    force: bool,
+) -> Result<super::manifest::Manifest> {
+    super::store::check_name(name)?;
+    let _lock = store.lock()?;
+    if store.exists(name) {
+        return crate::error::usage(format!(
+            "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
+            store.dir.display()
+        ));
+    }
+    let facts = create(url, name, force).await?;
+    let config = pg::parse_url(url)?;
+    let major = facts
+        .server_version
+        .split(['.', ' '])
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let m = super::manifest::Manifest {
+        format: super::manifest::FORMAT,
+        id: super::new_id(),
+        name: name.to_string(),
+        created_at: chrono::Utc::now(),
+        ward_version: env!("CARGO_PKG_VERSION").into(),
+        method: "template".into(),
+        source: crate::target::SourceFacts {
+            kind: "database".into(),
+            postgres_user: config.get_user().map(str::to_string),
+            ..Default::default()
+        },
+        pg_major: major,
+        system_identifier: None,
+        pgdata: None,
+        pgdata_rel: String::new(),
+        layout: super::manifest::Layout::Pgdata,
+        uid: None,
+        gid: None,
+        file_count: 0,
+        total_bytes: facts.size_bytes.max(0) as u64,
+        tar_bytes: 0,
+        compressed_bytes: 0,
+        archive_sha256: String::new(),
+        archive_file: String::new(),
+        downtime_seconds: None,
+        labels,
+        database: None,
+        last_verified: None,
+        entries: Vec::new(),
+        template: Some(facts.clone()),
+    };
+    if let Err(e) = store.write_manifest(&m) {
+        // No manifest, no snapshot: do not leave an unlisted copy behind.
+        let _ = delete(url, &facts).await;
+        return Err(e);
+    }
+    Ok(m)
+}
+
+/// The URL of the cluster a template snapshot lives in: `url` (the database
+/// part is ignored; the recorded source database is the one replaced).
+pub fn require_url(url: Option<&str>, what: &str) -> Result<String> {
+    url.map(str::to_string).ok_or_else(|| {
+        UsageError(format!(
+            "{what} a fast snapshot needs the database: pass --database-url or set DATABASE_URL"
+        ))
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

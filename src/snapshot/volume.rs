@@ -480,6 +480,7 @@ async fn cold(
         database: db_facts,
         last_verified: None,
         entries: written.entries,
+        template: None,
     };
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
@@ -620,6 +621,7 @@ async fn online(
         database: db_facts,
         last_verified: None,
         entries: written.entries,
+        template: None,
     };
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
