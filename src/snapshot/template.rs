@@ -325,6 +325,7 @@ pub async fn restore_with_fault(
         }
     }
     copy_database(&admin, tpl, &fresh, owner.as_deref()).await?;
+    tracing::info!("copied {tpl} to {fresh} in {:.2?}", started.elapsed());
     let settings = admin
         .query(
             "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
