@@ -23,6 +23,36 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     #[serde(default)]
     pub seed: FileSeed,
+    #[serde(default)]
+    pub snapshot: FileSnapshot,
+}
+
+/// `[snapshot]` in `ward.toml`: the store, the stop timeout, and a default target.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSnapshot {
+    pub store: Option<PathBuf>,
+    pub stop_timeout: Option<u32>,
+    pub container: Option<String>,
+    pub compose_service: Option<String>,
+    pub compose_project: Option<String>,
+    pub volume: Option<String>,
+    pub image: Option<String>,
+    pub datadir: Option<PathBuf>,
+}
+
+impl FileSnapshot {
+    /// The target named in the file (may be empty).
+    pub fn target(&self) -> crate::target::TargetSpec {
+        crate::target::TargetSpec {
+            container: self.container.clone(),
+            compose_service: self.compose_service.clone(),
+            compose_project: self.compose_project.clone(),
+            volume: self.volume.clone(),
+            image: self.image.clone(),
+            datadir: self.datadir.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,7 +14,13 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
     let cluster = tokio::task::spawn_blocking(Cluster::start)
         .await?
         .context("starting a throwaway Postgres cluster")?;
-    let url = cluster.url("postgres");
+    // A database of its own (not the maintenance one), so the quick-reset
+    // stage can swap it by renaming.
+    pg::connect(&cluster.url("postgres"))
+        .await?
+        .batch_execute("CREATE DATABASE clinic")
+        .await?;
+    let url = cluster.url("clinic");
     let mut client = pg::connect(&url).await?;
     let opts = LoadOptions {
         schema: "public".into(),
@@ -37,6 +43,9 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         .map(|r| (0..7).map(|i| r.get::<_, String>(i)).collect())
         .collect();
     drop(client);
+    let mut cluster = cluster;
+    let snapshot = snapshot_stages(&mut cluster, &url, progress).await?;
+    let fast = quick_reset(&cluster, &url, progress).await?;
     let (database_url, stop_command) = if keep {
         (Some(url), Some(cluster.keep()))
     } else {
@@ -52,5 +61,134 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         database_url,
         stop_command,
         sample,
+        snapshot: Some(snapshot),
+        fast: Some(fast),
     })
+}
+
+/// The daily loop: a fast snapshot, a mistake, and a reset in seconds.
+async fn quick_reset(
+    cluster: &Cluster,
+    url: &str,
+    progress: &dyn Progress,
+) -> Result<crate::output::DemoFast> {
+    use crate::snapshot::{store::Store, template};
+    progress.stage("quick reset", 0);
+    let store = Store::open(&cluster.dir().join("snapshots"))?;
+    let t0 = std::time::Instant::now();
+    let m = template::create_snapshot(&store, url, "demo-fast", Default::default(), true).await?;
+    let snapshot_seconds = t0.elapsed().as_secs_f64();
+    let client = pg::connect(url).await?;
+    let before: i64 = client
+        .query_one("SELECT count(*) FROM appointments", &[])
+        .await?
+        .get(0);
+    let deleted = client
+        .execute("DELETE FROM appointments WHERE id % 2 = 0", &[])
+        .await? as i64;
+    drop(client);
+    let t0 = std::time::Instant::now();
+    template::restore(url, m.template.as_ref().expect("a fast snapshot"), true).await?;
+    let restore_seconds = t0.elapsed().as_secs_f64();
+    let after: i64 = pg::connect(url)
+        .await?
+        .query_one("SELECT count(*) FROM appointments", &[])
+        .await?
+        .get(0);
+    progress.finish();
+    if after != before {
+        anyhow::bail!("the quick reset brought back {after} appointments, expected {before}");
+    }
+    Ok(crate::output::DemoFast {
+        snapshot_seconds,
+        deleted_rows: deleted,
+        restore_seconds,
+        rows_after_restore: after,
+    })
+}
+
+/// Snapshot → damage (drop a table) → restore → prove the rows are back, on
+/// the cluster's own data directory (stopped for the snapshot and the restore).
+async fn snapshot_stages(
+    cluster: &mut Cluster,
+    url: &str,
+    progress: &dyn Progress,
+) -> Result<crate::output::DemoSnapshot> {
+    use std::sync::Arc;
+
+    use crate::snapshot::{self, CreateOptions, Method, RestoreOptions, store::Store};
+    let table = "prescriptions";
+    let count = |client: tokio_postgres::Client| async move {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await?
+            .get(0);
+        anyhow::Ok(n)
+    };
+    let rows_before = count(pg::connect(url).await?).await?;
+    progress.stage("snapshot", 0);
+    let store = Store::open(&cluster.dir().join("snapshots"))?;
+    let target = crate::target::Target::Datadir(cluster.data_path());
+    let quiet: Arc<dyn Progress> = Arc::new(crate::seed::NoProgress);
+    stop(cluster).await?;
+    let created = snapshot::create(
+        &store,
+        &target,
+        &CreateOptions {
+            name: Some("demo".into()),
+            method: Method::Cold,
+            stop_timeout: 60,
+            labels: Default::default(),
+        },
+        quiet.clone(),
+    )
+    .await?;
+    start(cluster).await?;
+    let client = pg::connect(url).await?;
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .context("dropping a table for the demo")?;
+    drop(client);
+    progress.stage("restore", 0);
+    stop(cluster).await?;
+    let t0 = std::time::Instant::now();
+    snapshot::restore(
+        &store,
+        "demo",
+        &target,
+        &RestoreOptions {
+            safety: true,
+            stop_timeout: 60,
+        },
+        Arc::new(|_: &str| Ok(true)),
+        quiet,
+    )
+    .await?;
+    let restore_seconds = t0.elapsed().as_secs_f64();
+    start(cluster).await?;
+    let rows_after_restore = count(pg::connect(url).await?).await?;
+    progress.finish();
+    if rows_after_restore != rows_before {
+        anyhow::bail!(
+            "the demo restore brought back {rows_after_restore} rows of {table}, expected {rows_before}"
+        );
+    }
+    Ok(crate::output::DemoSnapshot {
+        name: created.name,
+        snapshot_seconds: created.seconds,
+        archive_bytes: created.compressed_bytes,
+        dropped_table: table.into(),
+        rows_before,
+        rows_after_restore,
+        restore_seconds,
+    })
+}
+
+async fn stop(cluster: &mut Cluster) -> Result<()> {
+    tokio::task::block_in_place(|| cluster.stop())
+}
+
+async fn start(cluster: &mut Cluster) -> Result<()> {
+    tokio::task::block_in_place(|| cluster.start_again())
 }

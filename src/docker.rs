@@ -4,7 +4,7 @@
 //! 1.41, older than bollard's default) and never pulls an image.
 
 use anyhow::{Context, Result};
-use bollard::Docker;
+pub use bollard::Docker;
 use serde::Serialize;
 
 /// The engine ward reached.
@@ -38,4 +38,683 @@ pub async fn engine_info() -> Result<EngineInfo> {
         api_version: format!("{}.{}", api.major_version, api.minor_version),
         os: v.os.unwrap_or_default(),
     })
+}
+
+// ---------------------------------------------------------------------------
+// Containers, volumes, helpers, exec and archives (used by `ward snapshot`).
+// ---------------------------------------------------------------------------
+
+use std::collections::HashMap;
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+/// Label on every container ward creates for its own work.
+pub const HELPER_LABEL: &str = "ward.helper";
+/// Compose labels ward reads (and keeps on volumes).
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+
+/// What ward needs to know about a container.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ContainerFacts {
+    pub id: String,
+    pub name: String,
+    /// The image as configured (e.g. `postgres:15`).
+    pub image: String,
+    /// The image id (`sha256:…`), a content digest of the image config.
+    pub image_id: String,
+    /// Repo digests of the image, when it came from a registry.
+    pub repo_digests: Vec<String>,
+    pub env: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    /// Named volumes mounted into the container: (volume name, destination).
+    pub volumes: Vec<(String, String)>,
+    /// Bind mounts: (host path, destination).
+    pub binds: Vec<(String, String)>,
+}
+
+impl ContainerFacts {
+    pub fn compose_project(&self) -> Option<&str> {
+        self.labels.get(COMPOSE_PROJECT).map(String::as_str)
+    }
+    pub fn compose_service(&self) -> Option<&str> {
+        self.labels.get(COMPOSE_SERVICE).map(String::as_str)
+    }
+}
+
+/// What ward needs to know about a volume.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct VolumeFacts {
+    pub name: String,
+    pub driver: String,
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Inspects a container; `Ok(None)` when there is none of that name.
+pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<ContainerFacts>> {
+    let c = match docker.inspect_container(name, None).await {
+        Ok(c) => c,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
+    };
+    let config = c.config.unwrap_or_default();
+    let env = config
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut volumes = Vec::new();
+    let mut binds = Vec::new();
+    for m in c.mounts.unwrap_or_default() {
+        let dest = m.destination.unwrap_or_default();
+        match m.typ.as_deref() {
+            Some("volume") => volumes.push((m.name.unwrap_or_default(), dest)),
+            Some("bind") => binds.push((m.source.unwrap_or_default(), dest)),
+            _ => {}
+        }
+    }
+    let image_id = c.image.unwrap_or_default();
+    let repo_digests = match docker.inspect_image(&image_id).await {
+        Ok(img) => img.repo_digests.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Some(ContainerFacts {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: config.image.unwrap_or_default(),
+        image_id,
+        repo_digests,
+        env,
+        labels: config.labels.unwrap_or_default(),
+        running: c.state.and_then(|s| s.running).unwrap_or(false),
+        volumes,
+        binds,
+    }))
+}
+
+/// Names of containers (running or not) carrying all `labels` (`key=value` or `key`).
+pub async fn containers_with_labels(docker: &Docker, labels: &[String]) -> Result<Vec<String>> {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    filters.insert("label".into(), labels.to_vec());
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .context("listing containers")?;
+    let mut names: Vec<String> = list
+        .into_iter()
+        .filter_map(|c| {
+            c.names?
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+pub async fn inspect_volume(docker: &Docker, name: &str) -> Result<Option<VolumeFacts>> {
+    match docker.inspect_volume(name).await {
+        Ok(v) => Ok(Some(VolumeFacts {
+            name: v.name,
+            driver: v.driver,
+            labels: v.labels,
+            options: v.options,
+        })),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("inspecting volume {name}")),
+    }
+}
+
+/// Creates a volume (used by tests and throwaway restores), labelled as given.
+pub async fn create_volume(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<()> {
+    docker
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating volume {name}"))?;
+    Ok(())
+}
+
+pub async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
+    match docker
+        .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
+    }
+}
+
+/// Whether an image exists locally (ward never pulls).
+pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("inspecting image {image}")),
+    }
+}
+
+/// Stops a container with a timeout (seconds) and waits until it has exited.
+/// Returns the exit code.
+pub async fn stop_container(docker: &Docker, name: &str, timeout_s: u32) -> Result<i64> {
+    let opts = StopContainerOptionsBuilder::new()
+        .t(timeout_s.min(i32::MAX as u32) as i32)
+        .build();
+    // The HTTP request lasts as long as the stop: give it room beyond `t`.
+    let patient = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(u64::from(timeout_s) + 60));
+    match patient.stop_container(name, Some(opts)).await {
+        Ok(()) => {}
+        // 304: already stopped.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => {}
+        Err(e) => return Err(e).with_context(|| format!("stopping container {name}")),
+    }
+    let c = docker
+        .inspect_container(name, None)
+        .await
+        .with_context(|| format!("inspecting container {name} after stopping it"))?;
+    let state = c.state.unwrap_or_default();
+    if state.running.unwrap_or(false) {
+        anyhow::bail!("container {name} is still running after `docker stop -t {timeout_s}`");
+    }
+    Ok(state.exit_code.unwrap_or(0))
+}
+
+pub async fn start_container(docker: &Docker, name: &str) -> Result<()> {
+    match docker.start_container(name, None).await {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("starting container {name}")),
+    }
+}
+
+/// Whether a container is running now.
+pub async fn is_running(docker: &Docker, name: &str) -> Result<bool> {
+    let c = docker
+        .inspect_container(name, None)
+        .await
+        .with_context(|| format!("inspecting container {name}"))?;
+    Ok(c.state.and_then(|s| s.running).unwrap_or(false))
+}
+
+/// Removes a container (forcefully); missing is fine.
+pub async fn remove_container(docker: &Docker, name: &str) -> Result<()> {
+    let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+    match docker.remove_container(name, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing container {name}")),
+    }
+}
+
+/// A unique name for something ward creates.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let x = t ^ ((std::process::id() as u64) << 32) ^ N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:012x}", x & 0xffff_ffff_ffff)
+}
+
+/// A short-lived helper container of a given image with one volume mounted.
+/// Removed when dropped (also on error, panic and Ctrl-C).
+#[derive(Debug)]
+pub struct Helper {
+    pub name: String,
+    removed: bool,
+}
+
+impl Helper {
+    /// Creates and starts `sleep infinity` in `image` (never pulled) with `volume`
+    /// mounted at `dest`. Runs as root so it can read and chown everything.
+    pub async fn start(
+        docker: &Docker,
+        image: &str,
+        volume: &str,
+        dest: &str,
+        read_only: bool,
+    ) -> Result<Helper> {
+        if !image_exists(docker, image).await? {
+            return Err(crate::error::UsageError(format!(
+                "image {image} is not present locally and ward never pulls images — \
+                 pull or build it first (for tests: .ci/test-image.sh)"
+            ))
+            .into());
+        }
+        let name = unique_name("ward-helper");
+        sweep_orphans(docker).await;
+        let labels = helper_labels();
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["sleep".into()]),
+            cmd: Some(vec!["infinity".into()]),
+            user: Some("0:0".into()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some(dest.to_string()),
+                    source: Some(volume.to_string()),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(read_only),
+                    ..Default::default()
+                }]),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        docker
+            .create_container(Some(opts), body)
+            .await
+            .with_context(|| format!("creating helper container from {image}"))?;
+        let helper = Helper {
+            name,
+            removed: false,
+        };
+        start_container(docker, &helper.name).await?;
+        Ok(helper)
+    }
+
+    /// Creates and starts a throwaway Postgres server of `image` (its own
+    /// entrypoint and command) on `volume` mounted at `dest`, labelled as a helper.
+    pub async fn start_postgres(
+        docker: &Docker,
+        image: &str,
+        volume: &str,
+        dest: &str,
+        env: Vec<String>,
+    ) -> Result<Helper> {
+        if !image_exists(docker, image).await? {
+            return Err(crate::error::UsageError(format!(
+                "image {image} is not present locally and ward never pulls images — pull or build it first"
+            ))
+            .into());
+        }
+        let name = unique_name("ward-verify");
+        sweep_orphans(docker).await;
+        let labels = helper_labels();
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            env: Some(env),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some(dest.to_string()),
+                    source: Some(volume.to_string()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        docker
+            .create_container(Some(opts), body)
+            .await
+            .with_context(|| format!("creating a throwaway Postgres container from {image}"))?;
+        let helper = Helper {
+            name,
+            removed: false,
+        };
+        start_container(docker, &helper.name).await?;
+        Ok(helper)
+    }
+
+    pub async fn remove(mut self, docker: &Docker) -> Result<()> {
+        self.removed = true;
+        remove_container(docker, &self.name).await
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if !self.removed {
+            let name = self.name.clone();
+            blocking(move |d| async move { remove_container(&d, &name).await });
+        }
+    }
+}
+
+/// Runs a Docker operation to completion on a fresh thread with its own
+/// runtime, from synchronous code (e.g. `Drop`), even while the caller's
+/// runtime is shutting down.
+pub fn blocking<F, Fut>(f: F)
+where
+    F: FnOnce(Docker) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let handle = std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("cannot start a runtime for cleanup: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            match connect().await {
+                Ok(d) => {
+                    if let Err(e) = f(d).await {
+                        tracing::error!("cleanup failed: {e:#}");
+                    }
+                }
+                Err(e) => tracing::error!("cleanup failed: {e:#}"),
+            }
+        });
+    });
+    let _ = handle.join();
+}
+
+/// The result of a command run inside a container.
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Runs a command in a running container and collects its output.
+pub async fn exec(
+    docker: &Docker,
+    container: &str,
+    user: Option<&str>,
+    cmd: &[&str],
+) -> Result<ExecOutput> {
+    let (id, mut output) = exec_stream(docker, container, user, cmd).await?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(item) = output.next().await {
+        match item.with_context(|| format!("reading the output of {}", cmd[0]))? {
+            bollard::container::LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+            bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+            _ => {}
+        }
+    }
+    let code = exec_exit_code(docker, &id).await?;
+    Ok(ExecOutput {
+        code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+type ExecStream = std::pin::Pin<
+    Box<dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
+>;
+
+/// Starts a command in a running container; returns the exec id and its output stream.
+pub async fn exec_stream(
+    docker: &Docker,
+    container: &str,
+    user: Option<&str>,
+    cmd: &[&str],
+) -> Result<(String, ExecStream)> {
+    let created = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(cmd.to_vec()),
+                user,
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("running {} in container {container}", cmd[0]))?;
+    match docker
+        .start_exec(&created.id, None)
+        .await
+        .with_context(|| format!("running {} in container {container}", cmd[0]))?
+    {
+        StartExecResults::Attached { output, .. } => Ok((created.id, output)),
+        StartExecResults::Detached => anyhow::bail!("exec of {} detached unexpectedly", cmd[0]),
+    }
+}
+
+pub async fn exec_exit_code(docker: &Docker, id: &str) -> Result<i64> {
+    // The exit code can lag the end of the output by a moment.
+    for _ in 0..100 {
+        let info = docker.inspect_exec(id).await.context("inspecting exec")?;
+        if info.running != Some(true) {
+            return Ok(info.exit_code.unwrap_or(-1));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("command in container did not finish")
+}
+
+/// Streams a tar of `path` out of a container (the engine builds the tar).
+pub fn download(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+) -> impl Stream<Item = std::io::Result<Bytes>> + use<> {
+    let opts = DownloadFromContainerOptionsBuilder::new()
+        .path(path)
+        .build();
+    docker
+        .download_from_container(container, Some(opts))
+        .map(|r| r.map_err(std::io::Error::other))
+}
+
+/// Starts a command in a running container; returns the exec id, its stdout as
+/// a byte stream, and its stderr, collected as it arrives.
+pub async fn exec_stdout(
+    docker: &Docker,
+    container: &str,
+    user: Option<&str>,
+    cmd: &[&str],
+) -> Result<(
+    String,
+    impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+)> {
+    let (id, output) = exec_stream(docker, container, user, cmd).await?;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err2 = stderr.clone();
+    let stdout = output.filter_map(move |item| {
+        let err2 = err2.clone();
+        async move {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    if let Ok(mut e) = err2.lock() {
+                        e.push_str(&String::from_utf8_lossy(&message));
+                    }
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        }
+    });
+    Ok((id, stdout, stderr))
+}
+
+/// Streams an uncompressed tar into `path` of a container (the engine extracts it).
+pub async fn upload(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Result<()> {
+    let opts = UploadToContainerOptionsBuilder::new()
+        .path(path)
+        .no_overwrite_dir_non_dir("true")
+        .build();
+    docker
+        .upload_to_container(container, Some(opts), bollard::body_try_stream(body))
+        .await
+        .with_context(|| format!("uploading the archive into {container}:{path}"))
+}
+
+/// Environment and declared volumes of an image.
+pub async fn image_config(
+    docker: &Docker,
+    image: &str,
+) -> Result<Option<(HashMap<String, String>, Vec<String>)>> {
+    let img = match docker.inspect_image(image).await {
+        Ok(i) => i,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("inspecting image {image}")),
+    };
+    let config = img.config.unwrap_or_default();
+    let env = config
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
+    volumes.sort();
+    Ok(Some((env, volumes)))
+}
+
+/// A volume ward created for its own work; removed when dropped.
+#[derive(Debug)]
+pub struct TempVolume {
+    pub name: String,
+    removed: bool,
+}
+
+impl TempVolume {
+    pub async fn create(docker: &Docker, prefix: &str) -> Result<TempVolume> {
+        let name = unique_name(prefix);
+        let mut labels = HashMap::new();
+        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+        create_volume(docker, &name, labels).await?;
+        Ok(TempVolume {
+            name,
+            removed: false,
+        })
+    }
+
+    pub async fn remove(mut self, docker: &Docker) -> Result<()> {
+        self.removed = true;
+        remove_volume(docker, &self.name).await
+    }
+}
+
+impl Drop for TempVolume {
+    fn drop(&mut self) {
+        if !self.removed {
+            let name = self.name.clone();
+            blocking(move |d| async move { remove_volume(&d, &name).await });
+        }
+    }
+}
+
+/// Labels of a helper: what it is, and which ward process (on which host) owns it.
+fn helper_labels() -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    labels.insert(HELPER_LABEL.to_string(), "1".to_string());
+    labels.insert("ward.pid".to_string(), std::process::id().to_string());
+    labels.insert("ward.host".to_string(), hostname());
+    labels
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Removes helper containers whose ward process (on this host) has died, e.g.
+/// after a `kill -9`. Helpers of live ward processes are left alone.
+pub async fn sweep_orphans(docker: &Docker) {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    filters.insert("label".into(), vec![format!("{HELPER_LABEL}=1")]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = docker.list_containers(Some(opts)).await else {
+        return;
+    };
+    let host = hostname();
+    for c in list {
+        let labels = c.labels.unwrap_or_default();
+        let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if *h == host
+            && !alive
+            && let Some(id) = c.id
+        {
+            tracing::info!("removing helper container {id} left by ward pid {pid}");
+            let _ = remove_container(docker, &id).await;
+        }
+    }
 }

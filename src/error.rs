@@ -59,3 +59,9 @@ pub fn cancel() {
 pub fn cancelled() -> bool {
     CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// Clears the interrupt flag so that a rollback, which must finish, can run
+/// to the end after Ctrl-C (the command still exits 130).
+pub fn uncancel() {
+    CANCELLED.store(false, std::sync::atomic::Ordering::SeqCst);
+}

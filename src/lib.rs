@@ -4,8 +4,10 @@
 //! calls [`run`], which resolves the configuration ([`config`]) and hands
 //! each subcommand to its module in [`commands`]. Commands only dispatch: the
 //! work lives in the domains — [`seed`] (deterministic fake patient records),
+//! [`snapshot`] (verified snapshots and safe restores of Postgres volumes),
 //! [`doctor`] and [`demo`] — which reach Postgres through [`pg`] and Docker
-//! through [`docker`] (the only bollard user). [`output`] is the only module
+//! through [`docker`] (the only bollard user); [`target`] resolves which
+//! container, volume or data directory a snapshot command works on. [`output`] is the only module
 //! that prints; [`error`] maps outcomes to exit codes.
 
 pub mod cli;
@@ -18,6 +20,8 @@ pub mod error;
 pub mod output;
 pub mod pg;
 pub mod seed;
+pub mod snapshot;
+pub mod target;
 
 use anyhow::Result;
 
@@ -68,5 +72,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Seed(args) => commands::seed::run(&cfg, args).await,
         Command::Demo(args) => commands::demo::run(&cfg, args).await,
         Command::Doctor => commands::doctor::run(&cfg).await,
+        Command::Snapshot(args) => commands::snapshot::run(&cfg, args).await,
     }
 }

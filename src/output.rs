@@ -186,6 +186,31 @@ pub struct DemoSummary {
     pub stop_command: Option<String>,
     /// A few sample patients.
     pub sample: Vec<Vec<String>>,
+    /// The snapshot stages: snapshot → damage → restore → rows back.
+    pub snapshot: Option<DemoSnapshot>,
+    /// The quick-reset stage: a fast (in-cluster) snapshot and restore.
+    pub fast: Option<DemoFast>,
+}
+
+/// What the quick-reset stage of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoFast {
+    pub snapshot_seconds: f64,
+    pub deleted_rows: i64,
+    pub restore_seconds: f64,
+    pub rows_after_restore: i64,
+}
+
+/// What the snapshot stages of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoSnapshot {
+    pub name: String,
+    pub snapshot_seconds: f64,
+    pub archive_bytes: u64,
+    pub dropped_table: String,
+    pub rows_before: i64,
+    pub rows_after_restore: i64,
+    pub restore_seconds: f64,
 }
 
 pub fn demo_summary(d: &DemoSummary, as_json: bool) {
@@ -197,6 +222,27 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
         String::from("\nA few patients (all fake, NHS numbers from the never-issued 999 range):\n");
     for row in &d.sample {
         s += &format!("  {}\n", row.join("  "));
+    }
+    if let Some(sn) = &d.snapshot {
+        s += &format!(
+            "\nSnapshot: {} ({}, {:.1} s) → dropped table {} ({} rows) → restored in {:.1} s → {} rows are back\n",
+            sn.name,
+            human_bytes(sn.archive_bytes),
+            sn.snapshot_seconds,
+            sn.dropped_table,
+            thousands(sn.rows_before as u64),
+            sn.restore_seconds,
+            thousands(sn.rows_after_restore as u64)
+        );
+    }
+    if let Some(f) = &d.fast {
+        s += &format!(
+            "Quick reset: fast snapshot in {:.1} s → deleted {} appointments → restored in {:.1} s → {} are back\n",
+            f.snapshot_seconds,
+            thousands(f.deleted_rows as u64),
+            f.restore_seconds,
+            thousands(f.rows_after_restore as u64)
+        );
     }
     match (&d.database_url, &d.stop_command) {
         (Some(url), Some(stop)) => {
@@ -267,4 +313,377 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
     }
+}
+
+// ---------------------------------------------------------------------------
+// `ward snapshot`
+// ---------------------------------------------------------------------------
+
+use crate::snapshot::{
+    Created, Restored, Verified, human_bytes, manifest::Manifest, retention::Decision,
+    store::Listed,
+};
+
+/// A progress bar in bytes, on stderr, drawn only on a terminal.
+pub struct ByteBar {
+    bar: ProgressBar,
+}
+
+impl ByteBar {
+    pub fn new(quiet: bool) -> ByteBar {
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        ByteBar {
+            bar: ProgressBar::with_draw_target(None, target),
+        }
+    }
+}
+
+impl Progress for ByteBar {
+    fn stage(&self, label: &str, total: u64) {
+        if total > 0 {
+            self.bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>12} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            self.bar.set_length(total);
+        } else {
+            self.bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes}").expect("valid template"),
+            );
+        }
+        self.bar.set_position(0);
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+        self.bar.set_message(label.to_string());
+    }
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Whether ward can ask the user a question.
+pub fn can_prompt() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks a yes/no question on the terminal; `yes` answers it in advance.
+/// Without a terminal and without `yes`, refuses with a usage error.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !can_prompt() {
+        return crate::error::usage(
+            "this replaces or deletes data and needs confirmation, but there is no terminal to ask on — pass --yes",
+        );
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+pub fn snapshot_created(c: &Created, as_json: bool) {
+    if as_json {
+        return json(c);
+    }
+    let mut s = format!(
+        "Snapshot {} of {} ({:?}, {} files, {} → {}) in {:.1} s\n  {}\n",
+        c.name,
+        c.target,
+        c.method,
+        thousands(c.file_count),
+        human_bytes(c.total_bytes),
+        human_bytes(c.compressed_bytes),
+        c.seconds,
+        c.archive
+    );
+    if let Some(d) = c.downtime_seconds {
+        s += &format!(
+            "  downtime {d:.1} s; the container is {}\n",
+            if c.restarted {
+                "running again"
+            } else {
+                "stopped (as it was)"
+            }
+        );
+    }
+    out(&s);
+}
+
+#[derive(Serialize)]
+struct ListRow<'a> {
+    name: &'a str,
+    id: &'a str,
+    created_at: String,
+    method: &'a str,
+    source: String,
+    pg_major: u32,
+    total_bytes: u64,
+    compressed_bytes: u64,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    last_verified: Option<String>,
+}
+
+fn source_of(m: &Manifest) -> String {
+    if let Some(t) = &m.template {
+        return format!("db {} (in cluster)", t.source_database);
+    }
+    let s = &m.source;
+    match (
+        &s.compose_project,
+        &s.compose_service,
+        &s.container,
+        &s.volume,
+        &s.datadir,
+    ) {
+        (Some(p), Some(svc), _, _, _) => format!("{p}/{svc}"),
+        (_, _, Some(c), _, _) => c.clone(),
+        (_, _, _, Some(v), _) => format!("volume {v}"),
+        (_, _, _, _, Some(d)) => d.clone(),
+        _ => "?".into(),
+    }
+}
+
+pub fn snapshot_list(list: &[Listed], as_json: bool) {
+    if as_json {
+        #[derive(Serialize)]
+        struct Bad<'a> {
+            name: &'a str,
+            problem: &'a str,
+        }
+        #[derive(Serialize)]
+        struct All<'a> {
+            snapshots: Vec<ListRow<'a>>,
+            unreadable: Vec<Bad<'a>>,
+        }
+        let mut all = All {
+            snapshots: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for l in list {
+            match l {
+                Listed::Ok(m) => all.snapshots.push(ListRow {
+                    name: &m.name,
+                    id: &m.id,
+                    created_at: m.created_at.to_rfc3339(),
+                    method: &m.method,
+                    source: source_of(m),
+                    pg_major: m.pg_major,
+                    total_bytes: m.total_bytes,
+                    compressed_bytes: m.compressed_bytes,
+                    labels: &m.labels,
+                    last_verified: m.last_verified.map(|t| t.to_rfc3339()),
+                }),
+                Listed::Unreadable { name, problem } => all.unreadable.push(Bad { name, problem }),
+            }
+        }
+        return json(&all);
+    }
+    if list.is_empty() {
+        return out("No snapshots yet — take one with `ward snapshot create`.\n");
+    }
+    let mut s = format!(
+        "{:<36} {:<20} {:<7} {:<24} {:>4} {:>10} {:>10}\n",
+        "name", "created (UTC)", "method", "source", "pg", "data", "archive"
+    );
+    for l in list {
+        match l {
+            Listed::Ok(m) => {
+                s += &format!(
+                    "{:<36} {:<20} {:<7} {:<24} {:>4} {:>10} {:>10}\n",
+                    m.name,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    m.method,
+                    source_of(m),
+                    m.pg_major,
+                    human_bytes(m.total_bytes),
+                    human_bytes(m.compressed_bytes)
+                )
+            }
+            Listed::Unreadable { name, problem } => {
+                s += &format!("{name:<36} UNREADABLE MANIFEST: {problem}\n")
+            }
+        }
+    }
+    out(&s);
+}
+
+pub fn snapshot_show(m: &Manifest, as_json: bool) {
+    if as_json {
+        return json(m);
+    }
+    let mut s = format!(
+        "name            {}\nid              {}\ncreated         {}\nmethod          {}\nsource          {}\n",
+        m.name,
+        m.id,
+        m.created_at.to_rfc3339(),
+        m.method,
+        source_of(m)
+    );
+    if let Some(i) = &m.source.image {
+        s += &format!(
+            "image           {i} ({})\n",
+            m.source.image_id.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(v) = &m.source.volume {
+        s += &format!(
+            "volume          {v} (driver {})\n",
+            m.source.volume_driver.as_deref().unwrap_or("-")
+        );
+    }
+    s += &format!(
+        "postgres        {} (system id {})\npgdata          {} (in volume: {:?})\nowner           {}:{}\nfiles           {} ({}), archive {} sha256 {}\n",
+        m.pg_major,
+        m.system_identifier.as_deref().unwrap_or("-"),
+        m.pgdata.as_deref().unwrap_or("-"),
+        m.pgdata_rel,
+        m.uid.map(|u| u.to_string()).unwrap_or("-".into()),
+        m.gid.map(|u| u.to_string()).unwrap_or("-".into()),
+        thousands(m.file_count),
+        human_bytes(m.total_bytes),
+        human_bytes(m.compressed_bytes),
+        m.archive_sha256
+    );
+    if let Some(d) = m.downtime_seconds {
+        s += &format!("downtime        {d:.1} s\n");
+    }
+    for (k, v) in &m.labels {
+        s += &format!("label           {k}={v}\n");
+    }
+    if let Some(db) = &m.database {
+        for d in &db.databases {
+            s += &format!(
+                "database        {} ({}, {} tables, schema {})\n",
+                d.name,
+                human_bytes(d.size_bytes.max(0) as u64),
+                d.tables.len(),
+                d.schema_fingerprint
+            );
+        }
+    }
+    out(&s);
+}
+
+pub fn snapshot_deleted(name: &str, as_json: bool) {
+    if as_json {
+        return json(&serde_json::json!({ "deleted": name }));
+    }
+    out(&format!("Deleted snapshot {name}\n"));
+}
+
+pub fn snapshot_verified(v: &Verified, as_json: bool) {
+    if as_json {
+        return json(v);
+    }
+    if v.ok {
+        out(&format!(
+            "Snapshot {} is intact: {} entries, {} of tar verified against the manifest\n{}",
+            v.name,
+            thousands(v.entries),
+            human_bytes(v.bytes),
+            v.deep
+                .as_ref()
+                .map(|d| format!("Deep check: {d}\n"))
+                .unwrap_or_default()
+        ));
+    } else {
+        let mut s = format!("Snapshot {} is DAMAGED:\n", v.name);
+        for p in &v.problems {
+            s += &format!("  - {p}\n");
+        }
+        out(&s);
+    }
+}
+
+pub fn snapshot_restored(r: &Restored, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    let mut s = format!(
+        "Restored snapshot {} into {} in {:.1} s\n",
+        r.name, r.target, r.seconds
+    );
+    if let Some(sf) = &r.safety_snapshot {
+        s += &format!("  safety snapshot of the previous data: {sf}\n");
+    }
+    if let Some(q) = &r.sanity {
+        s += &format!("  sanity check: {q}\n");
+    }
+    if r.running {
+        s += "  the container is running\n";
+    }
+    out(&s);
+}
+
+pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
+    if as_json {
+        return json(&serde_json::json!({ "dry_run": dry_run, "decisions": d }));
+    }
+    let mut s = String::new();
+    for x in d {
+        if x.keep {
+            s += &format!("keep    {:<36} {}\n", x.name, x.reasons.join(", "));
+        } else {
+            s += &format!(
+                "{} {:<36}\n",
+                if dry_run { "would delete" } else { "deleted" },
+                x.name
+            );
+        }
+    }
+    if d.is_empty() {
+        s += "No snapshots.\n";
+    }
+    out(&s);
+}
+
+pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: bool) {
+    if as_json {
+        return json(m);
+    }
+    let Some(t) = &m.template else { return };
+    out(&format!(
+        "Fast snapshot {:?} of database {} taken in {:.2} s ({} in the cluster as {}).\n\
+         It lives inside the cluster: it is gone with the volume. For a durable copy use --persist\n\
+         or a volume snapshot.{}\n",
+        m.name,
+        t.source_database,
+        t.seconds,
+        crate::snapshot::human_bytes(t.size_bytes.max(0) as u64),
+        t.template_database,
+        m.labels
+            .get("ward.persisted")
+            .map(|d| format!("\nDurable copy: snapshot {d:?}."))
+            .unwrap_or_default()
+    ));
+}
+
+pub fn fast_snapshot_restored(name: &str, r: &crate::snapshot::template::Restored, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    out(&format!(
+        "Restored database {} from fast snapshot {name:?} in {:.2} s{}.\n",
+        r.database,
+        r.seconds,
+        if r.sessions_ended > 0 {
+            format!(" ({} session(s) ended)", r.sessions_ended)
+        } else {
+            String::new()
+        }
+    ));
 }

@@ -124,6 +124,11 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Quotes an SQL string literal (standard_conforming_strings, the default).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -4,3 +4,4 @@
 pub mod demo;
 pub mod doctor;
 pub mod seed;
+pub mod snapshot;

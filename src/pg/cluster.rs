@@ -245,6 +245,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// The data directory (PGDATA) of the cluster.
+    pub fn data_path(&self) -> PathBuf {
+        self.data_dir()
+    }
+
+    /// Starts a cluster that was stopped with [`Cluster::stop`] again, on the same port.
+    pub fn start_again(&mut self) -> Result<()> {
+        if !self.running {
+            self.pg_ctl_start()?;
+            self.running = true;
+        }
+        Ok(())
+    }
+
     /// Leaves the cluster running and its directory in place; returns the
     /// command that stops it and removes the directory.
     pub fn keep(mut self) -> String {

@@ -2,6 +2,8 @@
 //! running the `ward` binary, and a small synchronous SQL helper.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -28,6 +30,10 @@ pub fn ward() -> Ward {
         "WARD_JOBS",
         "WARD_SCHEMA",
         "WARD_LOG",
+        "WARD_STORE",
+        "WARD_FAULT",
+        "WARD_STOP_TIMEOUT",
+        "COMPOSE_PROJECT_NAME",
     ] {
         cmd.env_remove(var);
     }

@@ -1,0 +1,289 @@
+//! `ward snapshot …`: resolve the store and the target, run the domain, hand
+//! the result to `output`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::cli::{SnapshotArgs, SnapshotCommand, StoreArgs, TargetArgs};
+use crate::config::Config;
+use crate::error::Exit;
+use crate::seed::Progress;
+use crate::snapshot::{
+    self, CreateOptions, Method, RestoreOptions, retention, store::Store, template,
+};
+use crate::target::{self, TargetSpec};
+use crate::{error, output};
+
+/// The default store, relative to the current directory.
+pub const DEFAULT_STORE: &str = ".ward/snapshots";
+const DEFAULT_STOP_TIMEOUT: u32 = 120;
+
+fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
+    let dir = args
+        .store
+        .clone()
+        .or_else(|| cfg.file.snapshot.store.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+    Store::open(&dir)
+}
+
+fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
+    TargetSpec {
+        container: t.container.clone(),
+        compose_service: t.compose_service.clone(),
+        compose_project: t.compose_project.clone(),
+        volume: t.volume.clone(),
+        image: t.image.clone(),
+        datadir: t.datadir.clone(),
+    }
+    .or(&cfg.file.snapshot.target())
+}
+
+fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for l in raw {
+        match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                return error::usage(format!(
+                    "--label {l:?} is not KEY=VALUE — e.g. --label ticket=OPS-12"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
+    let cwd = std::env::current_dir()?;
+    match &args.command {
+        SnapshotCommand::Create(a) if a.fast => {
+            let store = store(cfg, &a.store)?;
+            let url = template::require_url(cfg.database_url.as_deref(), "taking")?;
+            let url = match &a.database {
+                Some(db) => template::with_database(&url, db),
+                None => url,
+            };
+            let name = a
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("fast-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
+            let mut labels = labels(&a.labels)?;
+            if a.persist {
+                // The durable copy first: if it fails, no fast snapshot claims a link to it.
+                let durable = format!("{name}-durable");
+                let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+                let opts = CreateOptions {
+                    name: Some(durable.clone()),
+                    method: Method::Cold,
+                    stop_timeout: a
+                        .stop_timeout
+                        .or(cfg.file.snapshot.stop_timeout)
+                        .unwrap_or(DEFAULT_STOP_TIMEOUT),
+                    labels: [("ward.fast".to_string(), name.clone())].into(),
+                };
+                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let st = store.clone();
+                let created = snapshot::shielded(move || async move {
+                    snapshot::create(&st, &target, &opts, progress).await
+                })
+                .await?;
+                output::snapshot_created(&created, cfg.json);
+                labels.insert("ward.persisted".into(), durable);
+            }
+            let m = template::create_snapshot(&store, &url, &name, labels, a.force).await?;
+            output::fast_snapshot_created(&m, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Create(a) => {
+            let store = store(cfg, &a.store)?;
+            let opts = CreateOptions {
+                name: a.name.clone(),
+                method: if a.online {
+                    Method::Online
+                } else {
+                    Method::Cold
+                },
+                stop_timeout: a
+                    .stop_timeout
+                    .or(cfg.file.snapshot.stop_timeout)
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
+                labels: labels(&a.labels)?,
+            };
+            if let Some(n) = &opts.name {
+                snapshot::store::check_name(n)?;
+            }
+            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let created = snapshot::shielded(move || async move {
+                snapshot::create(&store, &target, &opts, progress).await
+            })
+            .await?;
+            output::snapshot_created(&created, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::List(s) => {
+            let store = store(cfg, s)?;
+            output::snapshot_list(&store.list()?, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Show(a) => {
+            let store = store(cfg, &a.store)?;
+            output::snapshot_show(&store.load(&a.name)?, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Delete(a) => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            if !output::confirm(&format!("Delete snapshot {:?}?", a.name), a.yes)? {
+                return error::usage("delete cancelled: nothing was changed");
+            }
+            let _lock = store.lock()?;
+            if let Some(facts) = &m.template {
+                let url = template::require_url(cfg.database_url.as_deref(), "deleting")?;
+                template::delete(&url, facts).await?;
+            }
+            store.delete(&a.name)?;
+            output::snapshot_deleted(&a.name, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Verify(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let url = template::require_url(cfg.database_url.as_deref(), "verifying")?;
+            let problem =
+                template::verify(&url, m.template.as_ref().expect("a template snapshot")).await?;
+            let v = snapshot::Verified {
+                name: a.name.clone(),
+                ok: problem.is_none(),
+                problems: problem.into_iter().collect(),
+                entries: 0,
+                bytes: m.total_bytes,
+                deep: None,
+            };
+            output::snapshot_verified(&v, cfg.json);
+            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+        }
+        SnapshotCommand::Verify(a) => {
+            let store = store(cfg, &a.store)?;
+            let bar = output::ByteBar::new(cfg.quiet);
+            let mut v = snapshot::verify(&store, &a.name, &bar)?;
+            if a.deep && v.ok {
+                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let (st, name) = (store.clone(), a.name.clone());
+                let deep = snapshot::shielded(move || async move {
+                    snapshot::deep_verify(&st, &name, progress).await
+                })
+                .await;
+                match deep {
+                    Ok(msg) => v.deep = Some(msg),
+                    Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
+                    Err(e) => {
+                        v.ok = false;
+                        v.problems.push(format!("deep check failed: {e:#}"));
+                    }
+                }
+            }
+            output::snapshot_verified(&v, cfg.json);
+            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+        }
+        SnapshotCommand::Restore(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let facts = m.template.expect("a template snapshot");
+            let url = template::require_url(cfg.database_url.as_deref(), "restoring")?;
+            if !a.yes && !output::can_prompt() {
+                return error::usage(
+                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+                     pass --yes to confirm",
+                );
+            }
+            if !output::confirm(
+                &format!(
+                    "Replace database {} with snapshot {:?}?",
+                    facts.source_database, a.name
+                ),
+                a.yes,
+            )? {
+                return error::usage("restore cancelled: nothing was changed");
+            }
+            let r = template::restore(&url, &facts, a.force).await?;
+            output::fast_snapshot_restored(&a.name, &r, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Restore(a) => {
+            let store = store(cfg, &a.store)?;
+            let m = store.load(&a.name)?;
+            let mut sp = spec(cfg, &a.target);
+            if !sp.names_target() {
+                // Default: back where it came from, if that still exists.
+                if let Some(c) = &m.source.container {
+                    sp.container = Some(c.clone());
+                } else if let Some(d) = &m.source.datadir {
+                    sp.datadir = Some(PathBuf::from(d));
+                }
+            }
+            let target = target::resolve(&sp, &cwd).await?;
+            let opts = RestoreOptions {
+                safety: !a.no_safety,
+                stop_timeout: a
+                    .stop_timeout
+                    .or(cfg.file.snapshot.stop_timeout)
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
+            };
+            let yes = a.yes;
+            if !yes && !output::can_prompt() {
+                return error::usage(
+                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+                     pass --yes to confirm",
+                );
+            }
+            let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
+            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let name = a.name.clone();
+            let result = snapshot::shielded(move || async move {
+                snapshot::restore(&store, &name, &target, &opts, confirm, progress).await
+            })
+            .await;
+            match result {
+                Ok(r) => {
+                    output::snapshot_restored(&r, cfg.json);
+                    Ok(Exit::Ok)
+                }
+                Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
+                    output::error(&e);
+                    Ok(Exit::Findings)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        SnapshotCommand::Prune(a) => {
+            let store = store(cfg, &a.store)?;
+            let policy = retention::Policy {
+                keep_last: a.keep_last,
+                keep_daily: a.keep_daily,
+                keep_weekly: a.keep_weekly,
+                keep_monthly: a.keep_monthly,
+            };
+            // Fast snapshots live in the cluster: drop their copies with their manifests.
+            let d = snapshot::prune(&store, policy, true)?;
+            if !a.dry_run {
+                let _lock = store.lock()?;
+                for gone in d.iter().filter(|d| !d.keep) {
+                    if let Some(facts) = store.load(&gone.name)?.template {
+                        let url = template::require_url(cfg.database_url.as_deref(), "pruning")?;
+                        template::delete(&url, &facts).await?;
+                    }
+                    store.delete(&gone.name)?;
+                }
+            }
+            output::snapshot_pruned(&d, a.dry_run, cfg.json);
+            Ok(Exit::Ok)
+        }
+    }
+}

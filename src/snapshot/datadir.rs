@@ -1,0 +1,386 @@
+//! Snapshots and restores of a native (non-Docker) Postgres data directory.
+//! The server must be stopped; ward checks `postmaster.pid` and
+//! `pg_controldata` and says so if it is not.
+//!
+//! Restores unpack into a new sibling directory (entries checked against the
+//! manifest and the allow-list while they stream), fix the mode to 0700 and
+//! the owner to the old directory's, and only then swap the directories: the
+//! old one is kept until the swap succeeded.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+
+use super::archive;
+use super::manifest::{FORMAT, Layout, Manifest};
+use super::store::Store;
+use super::{Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, fault, new_id};
+use crate::seed::Progress;
+
+/// Refuses to work on a data directory whose server is running.
+fn ensure_stopped(dir: &Path) -> Result<()> {
+    let pid_file = dir.join("postmaster.pid");
+    if let Ok(text) = std::fs::read_to_string(&pid_file) {
+        let pid: i32 = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let alive = pid > 0 && Path::new(&format!("/proc/{pid}")).exists();
+        if alive {
+            return crate::error::usage(format!(
+                "the Postgres server of {} is running (pid {pid}) — stop it first \
+                 (pg_ctl -D {} stop), then run ward again",
+                dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `pg_controldata` of the directory, run with the host's server binaries.
+fn controldata(dir: &Path) -> Result<String> {
+    let bindir = crate::pg::cluster::find_bindir()?;
+    let out = std::process::Command::new(bindir.join("pg_controldata"))
+        .arg("-D")
+        .arg(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .context("cannot run pg_controldata")?;
+    if !out.status.success() {
+        bail!(
+            "pg_controldata {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn field(out: &str, name: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim_start_matches(':').trim().to_string())
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if let Ok(md) = e.path().symlink_metadata() {
+                if md.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += md.len();
+                }
+            }
+        }
+    }
+    total
+}
+
+pub async fn create(
+    store: &Store,
+    dir: &Path,
+    name: &str,
+    opts: &CreateOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Created> {
+    let store = store.clone();
+    let dir = dir.to_path_buf();
+    let name = name.to_string();
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || create_blocking(&store, &dir, &name, &opts, progress))
+        .await
+        .context("the snapshot thread failed")?
+}
+
+fn create_blocking(
+    store: &Store,
+    dir: &Path,
+    name: &str,
+    opts: &CreateOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Created> {
+    let started = Instant::now();
+    ensure_stopped(dir)?;
+    let control = controldata(dir)?;
+    let state = field(&control, "Database cluster state").unwrap_or_default();
+    if state != "shut down" {
+        return crate::error::usage(format!(
+            "the cluster in {} is not cleanly shut down (pg_controldata says {state:?}) — start it \
+             and stop it cleanly (pg_ctl stop -m fast), then try again",
+            dir.display()
+        ));
+    }
+    let size = dir_size(dir);
+    super::check_space(store, size)?;
+    let (tmp, file) = store.temp_archive(name)?;
+    let cleanup = scopeguard(tmp.clone());
+    let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
+    let dir2 = dir.to_path_buf();
+    let producer = std::thread::spawn(move || archive::tar_datadir(&dir2, writer));
+    progress.stage(&format!("archiving {name}"), size);
+    let written = archive::compress(
+        reader,
+        file,
+        "",
+        crate::config::default_jobs().min(4) as u32,
+        progress.as_ref(),
+    );
+    progress.finish();
+    let produced = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the archiving thread panicked"))?;
+    let (written, _) = written?;
+    produced?;
+    fault("create:after-stream")?;
+    let md = std::fs::metadata(dir)?;
+    let m = Manifest {
+        format: FORMAT,
+        id: new_id(),
+        name: name.to_string(),
+        created_at: Utc::now(),
+        ward_version: env!("CARGO_PKG_VERSION").into(),
+        method: "cold".into(),
+        source: crate::target::Target::Datadir(dir.to_path_buf()).source_facts(),
+        pg_major: written
+            .pg_version
+            .as_deref()
+            .and_then(super::parse_major)
+            .context("the data directory has no PG_VERSION")?,
+        system_identifier: field(&control, "Database system identifier"),
+        pgdata: Some(dir.display().to_string()),
+        pgdata_rel: String::new(),
+        layout: Layout::Pgdata,
+        uid: Some(md.uid()),
+        gid: Some(md.gid()),
+        file_count: written.file_count,
+        total_bytes: written.total_bytes,
+        tar_bytes: written.tar_bytes,
+        compressed_bytes: written.compressed_bytes,
+        archive_sha256: written.archive_sha256.clone(),
+        archive_file: format!("{name}{}", super::store::ARCHIVE_EXT),
+        downtime_seconds: None,
+        labels: opts.labels.clone(),
+        database: None,
+        last_verified: None,
+        entries: written.entries,
+        template: None,
+    };
+    store.commit(&tmp, &m)?;
+    cleanup.disarm();
+    Ok(Created {
+        name: name.to_string(),
+        id: m.id,
+        method: Method::Cold,
+        target: format!("data directory {}", dir.display()),
+        file_count: m.file_count,
+        total_bytes: m.total_bytes,
+        compressed_bytes: m.compressed_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        downtime_seconds: None,
+        archive: store.archive_path(name).display().to_string(),
+        restarted: false,
+    })
+}
+
+struct Cleanup(Option<PathBuf>);
+fn scopeguard(p: PathBuf) -> Cleanup {
+    Cleanup(Some(p))
+}
+impl Cleanup {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(&p);
+            } else {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+pub async fn restore(
+    store: &Store,
+    m: &Manifest,
+    dir: &Path,
+    opts: &RestoreOptions,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let store = store.clone();
+    let m = m.clone();
+    let dir = dir.to_path_buf();
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || {
+        restore_blocking(&store, &m, &dir, &opts, confirm, progress)
+    })
+    .await
+    .context("the restore thread failed")?
+}
+
+fn restore_blocking(
+    store: &Store,
+    m: &Manifest,
+    dir: &Path,
+    opts: &RestoreOptions,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let started = Instant::now();
+    if m.layout != Layout::Pgdata || !m.pgdata_rel.is_empty() {
+        return crate::error::usage(format!(
+            "snapshot {:?} is of a Docker volume; restore it into a container (--container / \
+             --compose-service), not a --datadir",
+            m.name
+        ));
+    }
+    ensure_stopped(dir)?;
+    let current = std::fs::read_to_string(dir.join("PG_VERSION"))
+        .ok()
+        .and_then(|s| super::parse_major(&s));
+    if let Some(maj) = current
+        && maj != m.pg_major
+    {
+        return crate::error::usage(format!(
+            "snapshot {:?} holds PostgreSQL {} data but {} holds PostgreSQL {maj} — a physical copy \
+             only starts on the same major version (use pg_upgrade or pg_dump/pg_restore)",
+            m.name,
+            m.pg_major,
+            dir.display()
+        ));
+    }
+    let q = format!(
+        "Replace the data directory {} with snapshot {:?}?",
+        dir.display(),
+        m.name
+    );
+    if !confirm(&q)? {
+        return crate::error::usage("restore cancelled: nothing was changed");
+    }
+    let safety = if opts.safety && current.is_some() {
+        let name = format!(
+            "safety-{}-{}",
+            crate::target::Target::Datadir(dir.to_path_buf()).stem(),
+            Utc::now().format("%Y%m%d-%H%M%S")
+        );
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert("ward.safety".to_string(), "1".to_string());
+        let copts = CreateOptions {
+            name: Some(name.clone()),
+            method: Method::Cold,
+            stop_timeout: opts.stop_timeout,
+            labels,
+        };
+        create_blocking(store, dir, &name, &copts, progress.clone())
+            .context("taking the safety snapshot (nothing was changed)")?;
+        Some(name)
+    } else {
+        None
+    };
+    let parent = dir.parent().context("the data directory has no parent")?;
+    let base = dir
+        .file_name()
+        .context("bad data directory name")?
+        .to_string_lossy();
+    let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fresh);
+    std::fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+    let cleanup = scopeguard(fresh.clone());
+    unpack(store, m, &fresh, progress.as_ref())?;
+    fault("restore:after-unpack")?;
+    let (uid, gid) = match std::fs::metadata(dir) {
+        Ok(md) => (md.uid(), md.gid()),
+        Err(_) => (m.uid.unwrap_or(0), m.gid.unwrap_or(0)),
+    };
+    chown_tree(&fresh, uid, gid)?;
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
+    // Swap: old → aside, fresh → in place, then drop the old.
+    let old = parent.join(format!(".{base}.ward-old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old)
+            .with_context(|| format!("cannot move {} aside", dir.display()))?;
+    }
+    if let Err(e) = std::fs::rename(&fresh, dir) {
+        let _ = std::fs::rename(&old, dir);
+        return Err(e)
+            .context("cannot move the restored directory into place (the old one is back)");
+    }
+    cleanup.disarm();
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(Restored {
+        name: m.name.clone(),
+        target: format!("data directory {}", dir.display()),
+        safety_snapshot: safety,
+        seconds: started.elapsed().as_secs_f64(),
+        running: false,
+        sanity: None,
+    })
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+            .with_context(|| format!("cannot chown {}", p.display()))?;
+        if p.symlink_metadata()?.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams the verified archive into `dst` (an empty new directory): one
+/// thread checks every entry while decompressing, another unpacks with
+/// `unpack_in`, treating a skipped entry as an error.
+fn unpack(store: &Store, m: &Manifest, dst: &Path, progress: &dyn Progress) -> Result<()> {
+    let (reader, mut writer) = std::io::pipe().context("cannot create a pipe")?;
+    let dst2 = dst.to_path_buf();
+    let unpacker = std::thread::spawn(move || -> Result<()> {
+        let mut ar = tar::Archive::new(reader);
+        ar.set_preserve_permissions(false);
+        ar.set_overwrite(false);
+        for e in ar.entries()? {
+            let mut e = e?;
+            let p = e.path()?.into_owned();
+            if !e.unpack_in(&dst2)? {
+                bail!("refused to unpack {}", p.display());
+            }
+        }
+        Ok(())
+    });
+    progress.stage(&format!("restoring {}", m.name), m.tar_bytes);
+    let checked = archive::check(&store.archive_path(&m.name), m, Some(&mut writer), progress);
+    drop(writer);
+    progress.finish();
+    let unpacked = unpacker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the unpacking thread panicked"))?;
+    let checked = checked?;
+    if !checked.problems.is_empty() {
+        bail!(
+            "the archive changed since it was verified: {}",
+            checked.problems.join("; ")
+        );
+    }
+    unpacked
+}

@@ -1,0 +1,174 @@
+//! The JSON manifest written beside every archive: where the data came from,
+//! what Postgres it is, and a SHA-256 of the archive and of every file in it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::target::SourceFacts;
+
+/// Bumped when the manifest changes shape incompatibly.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub ward_version: String,
+    /// "cold" or "online".
+    pub method: String,
+    pub source: SourceFacts,
+    pub pg_major: u32,
+    pub system_identifier: Option<String>,
+    /// PGDATA inside the container (when a container was involved).
+    pub pgdata: Option<String>,
+    /// PGDATA relative to the volume root ("" when they coincide).
+    pub pgdata_rel: String,
+    /// What the archive's paths are relative to.
+    pub layout: Layout,
+    /// Owner of PGDATA in the source.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub file_count: u64,
+    /// Sum of the sizes of the files (bytes of data in the tar).
+    pub total_bytes: u64,
+    /// Size of the uncompressed tar stream.
+    pub tar_bytes: u64,
+    pub compressed_bytes: u64,
+    pub archive_sha256: String,
+    pub archive_file: String,
+    /// Seconds the database was unavailable (cold snapshots).
+    pub downtime_seconds: Option<f64>,
+    pub labels: BTreeMap<String, String>,
+    pub database: Option<DatabaseFacts>,
+    pub last_verified: Option<DateTime<Utc>>,
+    pub entries: Vec<Entry>,
+    /// For `--fast` snapshots (method "template"): the copy inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<super::template::TemplateFacts>,
+}
+
+/// Where the archive's paths start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Layout {
+    /// Paths start with `root/` and cover the whole volume (the engine's archive
+    /// of the mount point; `root` is the mount point's base name).
+    Volume { root: String },
+    /// Paths are relative to PGDATA (pg_basebackup, native data dirs).
+    Pgdata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub path: String,
+    pub kind: Kind,
+    pub mode: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What the database looked like, when it was reachable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DatabaseFacts {
+    pub databases: Vec<DatabaseInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub size_bytes: i64,
+    /// Row estimates (pg_class.reltuples) of user tables, `schema.table` → rows.
+    pub tables: BTreeMap<String, i64>,
+    /// md5 over the user schema (tables, columns, types, constraints, indexes).
+    pub schema_fingerprint: String,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifests serialise")
+    }
+
+    /// The names under which a manifest file may be found.
+    pub fn parse(text: &str) -> anyhow::Result<Manifest> {
+        let m: Manifest = serde_json::from_str(text)?;
+        if m.format != FORMAT {
+            anyhow::bail!(
+                "manifest format {} is not supported by this ward (expects {FORMAT})",
+                m.format
+            );
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let m = Manifest {
+            format: FORMAT,
+            id: "abc".into(),
+            name: "n".into(),
+            created_at: Utc::now(),
+            ward_version: "0".into(),
+            method: "cold".into(),
+            source: SourceFacts::default(),
+            pg_major: 15,
+            system_identifier: Some("1".into()),
+            pgdata: None,
+            pgdata_rel: String::new(),
+            layout: Layout::Volume {
+                root: "data".into(),
+            },
+            uid: Some(100),
+            gid: Some(102),
+            file_count: 1,
+            total_bytes: 3,
+            tar_bytes: 2048,
+            compressed_bytes: 100,
+            archive_sha256: "00".into(),
+            archive_file: "n.tar.zst".into(),
+            downtime_seconds: None,
+            labels: BTreeMap::new(),
+            database: None,
+            last_verified: None,
+            entries: vec![Entry {
+                path: "data/PG_VERSION".into(),
+                kind: Kind::File,
+                mode: 0o600,
+                size: 3,
+                sha256: Some("ab".into()),
+                link: None,
+            }],
+            template: None,
+        };
+        let back = Manifest::parse(&m.to_json()).unwrap();
+        assert_eq!(back.entries, m.entries);
+        assert_eq!(back.layout, m.layout);
+        let mut bad: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        bad["format"] = 99.into();
+        assert!(Manifest::parse(&bad.to_string()).is_err());
+    }
+}

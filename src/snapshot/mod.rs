@@ -1,0 +1,351 @@
+//! `ward snapshot`: verified snapshots and safe restores of Postgres data in
+//! Docker volumes (and native data directories).
+//!
+//! - [`archive`]: tar ⇄ zstd streams, per-file hashes, the entry allow-list.
+//! - [`manifest`]: the JSON beside each archive.
+//! - [`store`]: the directory of snapshots (atomic writes, lock, free space).
+//! - [`retention`]: grandfather-father-son selection for `prune`.
+//! - [`volume`]: cold / online snapshots and restores through the engine.
+//! - [`datadir`]: the same for a native, stopped cluster.
+//!
+//! Work that stops a container or replaces data runs on its own thread
+//! ([`shielded`]) so that Ctrl-C cannot abandon it half-way: the interrupt is
+//! turned into a cancel that the work notices, and it restarts the container
+//! or puts the safety snapshot back before ward exits.
+
+pub mod archive;
+pub mod datadir;
+pub mod manifest;
+pub mod retention;
+pub mod store;
+pub mod template;
+pub mod volume;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::seed::Progress;
+use crate::target::Target;
+use manifest::Manifest;
+use store::{Listed, Store};
+
+/// How to take a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Cold,
+    Online,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub method: Method,
+    pub stop_timeout: u32,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What `create` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub name: String,
+    pub id: String,
+    pub method: Method,
+    pub target: String,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    pub compressed_bytes: u64,
+    pub seconds: f64,
+    pub downtime_seconds: Option<f64>,
+    pub archive: String,
+    /// Whether the container was running before and is running again.
+    pub restarted: bool,
+}
+
+/// What `restore` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub name: String,
+    pub target: String,
+    pub safety_snapshot: Option<String>,
+    pub seconds: f64,
+    pub running: bool,
+    pub sanity: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub safety: bool,
+    pub stop_timeout: u32,
+}
+
+/// Answers "go ahead?" for destructive operations (the command layer prompts).
+pub type Confirm = Arc<dyn Fn(&str) -> Result<bool> + Send + Sync>;
+
+/// The result of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub name: String,
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub entries: u64,
+    pub bytes: u64,
+    pub deep: Option<String>,
+}
+
+/// A fault-injection point for the tests (`WARD_FAULT=<point>`); fires once
+/// per process (so a rollback through the same code path succeeds); inert
+/// without the variable.
+pub fn fault(point: &str) -> Result<()> {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var("WARD_FAULT").is_ok_and(|v| v == point)
+        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        anyhow::bail!("injected fault at {point} (WARD_FAULT)");
+    }
+    Ok(())
+}
+
+/// Runs `work` on its own thread and runtime; if the caller is dropped (Ctrl-C),
+/// the work is told to cancel and the drop waits until it has cleaned up.
+pub async fn shielded<T, F, Fut>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+    impl Drop for JoinOnDrop {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                if !h.is_finished() {
+                    crate::error::cancel();
+                }
+                let _ = h.join();
+            }
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build();
+        let result = match rt {
+            Ok(rt) => rt.block_on(work()),
+            Err(e) => Err(anyhow::anyhow!("cannot start a runtime: {e}")),
+        };
+        let _ = tx.send(result);
+    });
+    let mut guard = JoinOnDrop(Some(handle));
+    let result = rx
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot worker thread panicked")));
+    if let Some(h) = guard.0.take() {
+        let _ = h.join();
+    }
+    result
+}
+
+/// A default snapshot name: `<stem>-<UTC timestamp>`.
+pub fn default_name(target: &Target) -> String {
+    format!("{}-{}", target.stem(), Utc::now().format("%Y%m%d-%H%M%S"))
+}
+
+/// A fresh snapshot id.
+pub fn new_id() -> String {
+    crate::docker::unique_name("s")
+        .trim_start_matches("s-")
+        .to_string()
+}
+
+/// Takes a snapshot of `target` into `store`.
+pub async fn create(
+    store: &Store,
+    target: &Target,
+    opts: &CreateOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Created> {
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => default_name(target),
+    };
+    store::check_name(&name)?;
+    let _lock = store.lock()?;
+    if store.exists(&name) {
+        return crate::error::usage(format!(
+            "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
+            store.dir.display()
+        ));
+    }
+    match target {
+        Target::Volume(v) => volume::create(store, v, &name, opts, progress).await,
+        Target::Datadir(dir) => {
+            if opts.method == Method::Online {
+                return crate::error::usage(
+                    "--online needs a running container; for --datadir stop the server and take a cold snapshot",
+                );
+            }
+            datadir::create(store, dir, &name, opts, progress).await
+        }
+    }
+}
+
+/// Re-hashes a snapshot against its manifest.
+pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Verified> {
+    let m = store.load(name)?;
+    let path = store.archive_path(name);
+    if !path.exists() {
+        return Ok(Verified {
+            name: name.into(),
+            ok: false,
+            problems: vec![format!("the archive {} is missing", path.display())],
+            entries: 0,
+            bytes: 0,
+            deep: None,
+        });
+    }
+    progress.stage(&format!("verifying {name}"), m.tar_bytes);
+    let checked = archive::check(&path, &m, None, progress)?;
+    progress.finish();
+    Ok(Verified {
+        name: name.into(),
+        ok: checked.problems.is_empty(),
+        problems: checked.problems,
+        entries: checked.entries,
+        bytes: checked.bytes,
+        deep: None,
+    })
+}
+
+/// `verify --deep`: start Postgres on a throwaway restored copy, run
+/// pg_amcheck and a sanity query; records "last verified" in the manifest.
+pub async fn deep_verify(store: &Store, name: &str, progress: Arc<dyn Progress>) -> Result<String> {
+    let m = store.load(name)?;
+    let msg = volume::deep_verify(store, &m, progress).await?;
+    let _lock = store.lock()?;
+    let mut m = store.load(name)?;
+    m.last_verified = Some(Utc::now());
+    store.write_manifest(&m)?;
+    Ok(msg)
+}
+
+/// Restores snapshot `name` into `target`.
+pub async fn restore(
+    store: &Store,
+    name: &str,
+    target: &Target,
+    opts: &RestoreOptions,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let m = store.load(name)?;
+    let v = verify(store, name, progress.as_ref())?;
+    if !v.ok {
+        return Err(Damaged(format!(
+            "snapshot {name:?} failed verification, nothing was changed: {}",
+            v.problems.join("; ")
+        ))
+        .into());
+    }
+    let _lock = store.lock()?;
+    match target {
+        Target::Volume(t) => volume::restore(store, &m, t, opts, confirm, progress).await,
+        Target::Datadir(dir) => datadir::restore(store, &m, dir, opts, confirm, progress).await,
+    }
+}
+
+/// A snapshot failed verification (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Damaged(pub String);
+
+/// Prune decisions (and deletions unless `dry_run`).
+pub fn prune(
+    store: &Store,
+    policy: retention::Policy,
+    dry_run: bool,
+) -> Result<Vec<retention::Decision>> {
+    let _lock = store.lock()?;
+    let list: Vec<(String, chrono::DateTime<Utc>)> = store
+        .list()?
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Ok(m) => Some((m.name.clone(), m.created_at)),
+            Listed::Unreadable { .. } => None,
+        })
+        .collect();
+    let decisions = retention::select(&list, policy);
+    if !dry_run {
+        for d in decisions.iter().filter(|d| !d.keep) {
+            store.delete(&d.name)?;
+        }
+    }
+    Ok(decisions)
+}
+
+/// Host-side facts used by the datadir path and messages.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// The major version in a PG_VERSION file's contents ("15", "9.6" → 9).
+pub fn parse_major(text: &str) -> Option<u32> {
+    text.trim().split('.').next()?.parse().ok()
+}
+
+/// Returns the manifest of a finished snapshot (tests, `show`).
+pub fn load(store: &Store, name: &str) -> Result<Manifest> {
+    store.load(name)
+}
+
+/// Checks there is room for roughly `raw_bytes` of data compressed.
+pub fn check_space(store: &Store, raw_bytes: u64) -> Result<()> {
+    // Postgres data compresses 2–7× with zstd -1; reserve 60 % plus slack.
+    let need = raw_bytes / 10 * 6 + 16 * 1024 * 1024;
+    let have = store.available()?;
+    if have < need {
+        return crate::error::usage(format!(
+            "not enough free space in {}: {} available, about {} needed for {} of data — free some \
+             space, prune old snapshots, or use another --store",
+            store.dir.display(),
+            human_bytes(have),
+            human_bytes(need),
+            human_bytes(raw_bytes)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors_parse() {
+        assert_eq!(parse_major("15\n"), Some(15));
+        assert_eq!(parse_major("9.6"), Some(9));
+        assert_eq!(parse_major("x"), None);
+    }
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

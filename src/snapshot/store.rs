@@ -1,0 +1,377 @@
+//! Where snapshots live: a directory holding `<name>.tar.zst` + `<name>.json`.
+//!
+//! Writes go to a dot-prefixed temporary name, are fsynced and renamed, and the
+//! manifest is renamed into place last — a snapshot exists (is listed) only
+//! once both files are complete, so a crash or `kill -9` can leave at most an
+//! invisible temporary file, which the next writer removes. Files are 0600, the
+//! directory 0700. A lock file stops two ward processes writing one store.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::manifest::Manifest;
+use crate::error::UsageError;
+
+pub const ARCHIVE_EXT: &str = ".tar.zst";
+pub const MANIFEST_EXT: &str = ".json";
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+}
+
+/// Held while writing; released on drop (and by the OS if ward dies).
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+/// A listed snapshot, or a manifest that cannot be read.
+#[derive(Debug)]
+pub enum Listed {
+    Ok(Box<Manifest>),
+    Unreadable { name: String, problem: String },
+}
+
+/// Checks a snapshot name: letters, digits, `.`, `_`, `-`; not starting with `.`.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        crate::error::usage(format!(
+            "invalid snapshot name {name:?} — use up to 100 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+        ))
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed, mode 0700) a store directory.
+    pub fn open(dir: &Path) -> Result<Store> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the snapshot store {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        } else if !dir.is_dir() {
+            return crate::error::usage(format!(
+                "the snapshot store {} is not a directory — pass another --store or set WARD_STORE",
+                dir.display()
+            ));
+        }
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Takes the writer lock, or fails at once if another ward holds it.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.dir.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(UsageError(format!(
+                    "another ward process is writing to the snapshot store {} — wait for it to finish",
+                    self.dir.display()
+                ))
+                .into());
+            }
+            Err(fs4::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        let lock = StoreLock { _file: file };
+        self.remove_stale();
+        Ok(lock)
+    }
+
+    /// Temporary files left by a writer that died (only called under the lock).
+    fn remove_stale(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with('.') && n.contains(".tmp") {
+                    tracing::info!("removing the unfinished {n} left by an interrupted ward");
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    pub fn archive_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{ARCHIVE_EXT}"))
+    }
+
+    pub fn manifest_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{MANIFEST_EXT}"))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.manifest_path(name).exists() || self.archive_path(name).exists()
+    }
+
+    /// Bytes available to ward in the store's file system.
+    pub fn available(&self) -> Result<u64> {
+        fs4::available_space(&self.dir)
+            .with_context(|| format!("cannot read the free space of {}", self.dir.display()))
+    }
+
+    /// A new temporary archive file (0600).
+    pub fn temp_archive(&self, name: &str) -> Result<(PathBuf, File)> {
+        let path = self
+            .dir
+            .join(format!(".{name}{ARCHIVE_EXT}.tmp-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok((path, file))
+    }
+
+    /// Moves a finished (fsynced) archive into place and writes its manifest.
+    pub fn commit(&self, temp: &Path, manifest: &Manifest) -> Result<()> {
+        let final_archive = self.archive_path(&manifest.name);
+        std::fs::rename(temp, &final_archive)
+            .with_context(|| format!("cannot rename into {}", final_archive.display()))?;
+        self.sync_dir()?;
+        self.write_manifest(manifest)
+    }
+
+    /// Writes (or replaces) a manifest atomically.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = self.manifest_path(&manifest.name);
+        let tmp = self.dir.join(format!(
+            ".{}{MANIFEST_EXT}.tmp-{}",
+            manifest.name,
+            std::process::id()
+        ));
+        {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            f.write_all(manifest.to_json().as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot rename into {}", path.display()))?;
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", self.dir.display()))
+    }
+
+    /// Loads one snapshot's manifest, with a clear error when it is not there.
+    pub fn load(&self, name: &str) -> Result<Manifest> {
+        check_name(name)?;
+        let path = self.manifest_path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return crate::error::usage(format!(
+                    "no snapshot named {name:?} in {} — `ward snapshot list` shows what there is",
+                    self.dir.display()
+                ));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Manifest::parse(&text).map_err(|e| {
+            UsageError(format!(
+                "the manifest {} is unreadable: {e}",
+                path.display()
+            ))
+            .into()
+        })
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with('.') {
+                continue;
+            }
+            let Some(name) = n.strip_suffix(MANIFEST_EXT) else {
+                continue;
+            };
+            match std::fs::read_to_string(e.path())
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Manifest::parse(&t))
+            {
+                Ok(m) => out.push(Listed::Ok(Box::new(m))),
+                Err(err) => out.push(Listed::Unreadable {
+                    name: name.to_string(),
+                    problem: err.to_string(),
+                }),
+            }
+        }
+        out.sort_by(|a, b| match (a, b) {
+            (Listed::Ok(a), Listed::Ok(b)) => a.created_at.cmp(&b.created_at),
+            (Listed::Ok(_), _) => std::cmp::Ordering::Less,
+            (_, Listed::Ok(_)) => std::cmp::Ordering::Greater,
+            _ => std::cmp::Ordering::Equal,
+        });
+        Ok(out)
+    }
+
+    /// Removes a snapshot: the manifest first (so it stops being listed), then the archive.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        if !self.exists(name) {
+            return crate::error::usage(format!(
+                "no snapshot named {name:?} in {} — `ward snapshot list` shows what there is",
+                self.dir.display()
+            ));
+        }
+        for p in [self.manifest_path(name), self.archive_path(name)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+            }
+        }
+        self.sync_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["db-20260101", "a", "x.y_z"] {
+            check_name(ok).unwrap();
+        }
+        for bad in ["", ".hidden", "../x", "a/b", "-x", "sp ace"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let l = store.lock().unwrap();
+        let err = store.lock().unwrap_err().to_string();
+        assert!(err.contains("another ward process"), "{err}");
+        drop(l);
+        store.lock().unwrap();
+    }
+}
+
+/// What a running create/restore is doing to a container, kept on disk so
+/// that the next ward can repair what a `kill -9` (or a power cut) left: a
+/// stopped container is restarted; a half-replaced volume is reported with
+/// the safety snapshot that holds the previous data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JournalEntry {
+    pub pid: u32,
+    pub operation: String,
+    pub container: String,
+    pub was_running: bool,
+    /// "stopped" (data untouched), "replacing" (volume being replaced) or
+    /// "restored" (new data in place).
+    pub phase: String,
+    pub snapshot: String,
+    pub safety: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A live journal; removed when dropped (ward finished, also with an error it
+/// handled). Only a killed ward leaves it behind.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    pub entry: JournalEntry,
+}
+
+impl Journal {
+    pub fn set(&mut self, phase: &str, safety: Option<String>) -> Result<()> {
+        self.entry.phase = phase.to_string();
+        if safety.is_some() {
+            self.entry.safety = safety;
+        }
+        write_json(&self.path, &self.entry)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+impl Store {
+    /// Starts a journal (call while holding the lock).
+    pub fn journal(&self, entry: JournalEntry) -> Result<Journal> {
+        let path = self.dir.join(format!(".journal-{}.json", entry.pid));
+        write_json(&path, &entry)?;
+        Ok(Journal { path, entry })
+    }
+
+    /// Journals of ward processes that died (call while holding the lock: then
+    /// every journal on disk is stale).
+    pub fn stale_journals(&self) -> Vec<(PathBuf, JournalEntry)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(".journal-")
+                && n.ends_with(".json")
+                && let Ok(text) = std::fs::read_to_string(e.path())
+                && let Ok(j) = serde_json::from_str::<JournalEntry>(&text)
+                && j.pid != std::process::id()
+            {
+                out.push((e.path(), j));
+            }
+        }
+        out
+    }
+}

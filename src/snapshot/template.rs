@@ -1,0 +1,559 @@
+//! `--fast` snapshots: a copy of one database as a hidden template database in
+//! the same cluster (`CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`), and a
+//! restore that copies it back beside the original and swaps the two by
+//! renaming — so a failure at any point leaves the database as it was.
+//!
+//! These copies live inside the cluster: they go with the volume. They are
+//! for the daily "save, try, put back" loop; volume snapshots are the
+//! durable ones.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::error::UsageError;
+use crate::pg::{self, quote_ident};
+
+/// md5 over the user schema: tables, columns, types, constraints, indexes.
+pub const SCHEMA_FINGERPRINT_SQL: &str = "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (\
+   SELECT table_schema||'.'||table_name||'.'||column_name||':'||data_type||':'||is_nullable AS x \
+   FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog','information_schema') \
+ UNION ALL SELECT conrelid::regclass::text||':'||pg_get_constraintdef(oid) FROM pg_constraint \
+   WHERE connamespace NOT IN ('pg_catalog'::regnamespace,'information_schema'::regnamespace) \
+ UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog','information_schema')) s";
+
+/// Prefix of the hidden template databases ward creates.
+pub const PREFIX: &str = "ward_snap_";
+
+/// What a template snapshot is, as recorded in its manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TemplateFacts {
+    /// The database that was copied (and that `restore` replaces).
+    pub source_database: String,
+    /// The hidden copy inside the cluster.
+    pub template_database: String,
+    pub size_bytes: i64,
+    pub schema_fingerprint: String,
+    pub server_version: String,
+    pub seconds: f64,
+}
+
+/// A session connected to a database, for the refusal message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub pid: i32,
+    pub user: String,
+    pub application: String,
+    pub client: String,
+}
+
+/// The template database name for a snapshot name (names are checked by the store).
+pub fn template_database(snapshot: &str) -> String {
+    let name = format!("{PREFIX}{snapshot}");
+    // Postgres truncates identifiers at 63 bytes: keep them distinct and exact.
+    if name.len() > 63 {
+        let h = crate::seed::rng::fnv1a(name.as_bytes());
+        format!("{}_{h:016x}", &name[..63 - 17])
+    } else {
+        name
+    }
+}
+
+/// The URL of the cluster's maintenance database for `url` (renames and
+/// copies cannot run while connected to the database concerned).
+pub fn maintenance_url(url: &str) -> Result<(String, String)> {
+    let config = pg::parse_url(url)?;
+    let db = config.get_dbname().unwrap_or("postgres").to_string();
+    let mut parsed =
+        url::Url::parse(url).map_err(|_| UsageError("the database URL is not a URL".into()))?;
+    parsed.set_path("/postgres");
+    Ok((parsed.to_string(), db))
+}
+
+async fn sessions(admin: &Client, db: &str) -> Result<Vec<Session>> {
+    let rows = admin
+        .query(
+            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''),
+                    coalesce(client_addr::text, 'local')
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Session {
+            pid: r.get(0),
+            user: r.get(1),
+            application: r.get(2),
+            client: r.get(3),
+        })
+        .collect())
+}
+
+/// Refuses (listing them) or, with `force`, ends the other sessions on `db`.
+async fn clear_sessions(admin: &Client, db: &str, force: bool, what: &str) -> Result<()> {
+    let list = sessions(admin, db).await?;
+    if list.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        let who: Vec<String> = list
+            .iter()
+            .map(|s| {
+                format!(
+                    "pid {} ({}{}, {})",
+                    s.pid,
+                    s.user,
+                    if s.application.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" via {}", s.application)
+                    },
+                    s.client
+                )
+            })
+            .collect();
+        return Err(UsageError(format!(
+            "{db} is in use by {} session{}: {} — stop them, or add --force to end them and {what}",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" },
+            who.join("; ")
+        ))
+        .into());
+    }
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await?;
+    // Give the ended backends a moment to leave.
+    for _ in 0..50 {
+        if sessions(admin, db).await?.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(anyhow!(
+        "sessions on {db} did not end after pg_terminate_backend"
+    ))
+}
+
+async fn exists(admin: &Client, db: &str) -> Result<bool> {
+    Ok(admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&db],
+        )
+        .await?
+        .get(0))
+}
+
+async fn require_createdb(admin: &Client) -> Result<()> {
+    let row = admin
+        .query_one("SELECT rolsuper OR rolcreatedb, current_user::text FROM pg_roles WHERE rolname = current_user", &[])
+        .await?;
+    if !row.get::<_, bool>(0) {
+        let user: String = row.get(1);
+        return Err(UsageError(format!(
+            "role {user} may not create databases, which fast snapshots need — run `ALTER ROLE {user} CREATEDB` as a superuser, or use a volume snapshot"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `CREATE DATABASE new TEMPLATE src` with the cheapest strategy the server has.
+async fn copy_database(admin: &Client, src: &str, new: &str, owner: Option<&str>) -> Result<()> {
+    let version: i32 = admin
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    // FILE_COPY copies files (and checkpoints) instead of WAL-logging every
+    // block: about a second per GB. PG 15 added the choice (and made WAL_LOG the default).
+    let strategy = if version >= 150_000 {
+        " STRATEGY FILE_COPY"
+    } else {
+        ""
+    };
+    let owner = owner
+        .map(|o| format!(" OWNER {}", quote_ident(o)))
+        .unwrap_or_default();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE {}{owner}{strategy}",
+            quote_ident(new),
+            quote_ident(src)
+        ))
+        .await
+        .map_err(|e| {
+            let msg = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            anyhow!("copying {src} to {new} failed: {msg} (is the disk full?)")
+        })
+}
+
+async fn fingerprint_of(url_for: impl Fn(&str) -> String, db: &str) -> Result<(String, i64)> {
+    let client = pg::connect(&url_for(db)).await?;
+    let fp: String = client.query_one(SCHEMA_FINGERPRINT_SQL, &[]).await?.get(0);
+    let size: i64 = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await?
+        .get(0);
+    Ok((fp, size))
+}
+
+/// Replaces the database part of a URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("URL parsed before");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// Copies the database of `url` into a hidden template database for `snapshot`.
+pub async fn create(url: &str, snapshot: &str, force: bool) -> Result<TemplateFacts> {
+    let started = Instant::now();
+    let (admin_url, db) = maintenance_url(url)?;
+    let admin = pg::connect(&admin_url).await?;
+    require_createdb(&admin).await?;
+    let tpl = template_database(snapshot);
+    if exists(&admin, &tpl).await? {
+        return Err(UsageError(format!(
+            "a fast snapshot named {snapshot} already exists in this cluster (database {tpl}) — pick another name or delete it first"
+        ))
+        .into());
+    }
+    if !exists(&admin, &db).await? {
+        return Err(UsageError(format!(
+            "database {db} does not exist — check --database / the URL"
+        ))
+        .into());
+    }
+    // Copying needs the source to be idle: Postgres refuses a template in use.
+    clear_sessions(&admin, &db, force, "copy it").await?;
+    copy_database(&admin, &db, &tpl, None).await?;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {0} IS_TEMPLATE true ALLOW_CONNECTIONS false; COMMENT ON DATABASE {0} IS {1}",
+            quote_ident(&tpl),
+            pg::quote_literal(&format!("ward fast snapshot {snapshot} of {db}"))
+        ))
+        .await?;
+    let (fp, size) = fingerprint_of(|d| with_database(url, d), &db).await?;
+    let version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
+    Ok(TemplateFacts {
+        source_database: db,
+        template_database: tpl,
+        size_bytes: size,
+        schema_fingerprint: fp,
+        server_version: version,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Fails at `point` when it is the injected fault (tests: `WARD_FAULT`).
+fn fault(injected: Option<&str>, point: &str) -> Result<()> {
+    if injected == Some(point) {
+        return Err(anyhow!("injected fault at {point}"));
+    }
+    Ok(())
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub database: String,
+    pub seconds: f64,
+    pub sessions_ended: usize,
+}
+
+/// Replaces the database from its template copy: copy beside it, then swap
+/// by renaming. Until the swap, the original is untouched; if the swap
+/// fails half-way the original name is put back.
+pub async fn restore(url: &str, facts: &TemplateFacts, force: bool) -> Result<Restored> {
+    let injected = std::env::var("WARD_FAULT").ok();
+    restore_with_fault(url, facts, force, injected.as_deref()).await
+}
+
+/// `restore`, failing on purpose at `fault` (`template-copy` after the copy,
+/// `template-swap` between the two renames): for tests of the way back.
+#[doc(hidden)]
+pub async fn restore_with_fault(
+    url: &str,
+    facts: &TemplateFacts,
+    force: bool,
+    fault_at: Option<&str>,
+) -> Result<Restored> {
+    let started = Instant::now();
+    let (admin_url, _) = maintenance_url(url)?;
+    let admin = pg::connect(&admin_url).await?;
+    let db = &facts.source_database;
+    let tpl = &facts.template_database;
+    if !exists(&admin, tpl).await? {
+        return Err(UsageError(format!(
+            "the copy behind this fast snapshot ({tpl}) is gone from the cluster (was the volume replaced?) — delete the snapshot"
+        ))
+        .into());
+    }
+    let in_use = sessions(&admin, db).await?;
+    if !in_use.is_empty() && !force {
+        clear_sessions(&admin, db, false, "restore").await?;
+    }
+    let owner: Option<String> = admin
+        .query_opt(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+            &[db],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let fresh = format!(
+        "ward_restoring_{}",
+        crate::seed::rng::fnv1a(db.as_bytes()) & 0xffff_ffff
+    );
+    let old = format!(
+        "ward_replaced_{}",
+        crate::seed::rng::fnv1a(db.as_bytes()) & 0xffff_ffff
+    );
+    for leftover in [&fresh, &old] {
+        if exists(&admin, leftover).await? {
+            admin
+                .batch_execute(&format!("DROP DATABASE {}", quote_ident(leftover)))
+                .await?;
+        }
+    }
+    copy_database(&admin, tpl, &fresh, owner.as_deref()).await?;
+    tracing::info!("copied {tpl} to {fresh} in {:.2?}", started.elapsed());
+    let settings = admin
+        .query(
+            "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+             WHERE d.datname = $1 AND s.setrole = 0",
+            &[db],
+        )
+        .await?;
+    for r in &settings {
+        let kv: String = r.get(0);
+        if let Some((k, v)) = kv.split_once('=') {
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} SET {} TO {}",
+                    quote_ident(&fresh),
+                    quote_ident(k),
+                    pg::quote_literal(v)
+                ))
+                .await?;
+        }
+    }
+    let swap = async {
+        fault(fault_at, "template-copy")?;
+        let had_original = exists(&admin, db).await?;
+        if had_original {
+            clear_sessions(&admin, db, force, "restore").await?;
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(db),
+                    quote_ident(&old)
+                ))
+                .await
+                .context("moving the current database aside")?;
+        }
+        let second = async {
+            fault(fault_at, "template-swap")?;
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(&fresh),
+                    quote_ident(db)
+                ))
+                .await
+                .context("putting the copy in place")
+        };
+        if let Err(e) = second.await {
+            if had_original {
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(&old),
+                        quote_ident(db)
+                    ))
+                    .await
+                    .context(
+                        "PUTTING THE ORIGINAL BACK FAILED — it is intact under its temporary name",
+                    )?;
+            }
+            return Err(e);
+        }
+        if had_original {
+            admin
+                .batch_execute(&format!("DROP DATABASE {}", quote_ident(&old)))
+                .await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    if let Err(e) = swap.await {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&fresh)))
+            .await;
+        return Err(e.context(format!("{db} was left as it was")));
+    }
+    Ok(Restored {
+        database: db.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        sessions_ended: if force { in_use.len() } else { 0 },
+    })
+}
+
+/// Checks that the copy still exists and has the recorded schema fingerprint.
+/// Returns the problem, if any.
+pub async fn verify(url: &str, facts: &TemplateFacts) -> Result<Option<String>> {
+    let (admin_url, _) = maintenance_url(url)?;
+    let admin = pg::connect(&admin_url).await?;
+    let tpl = &facts.template_database;
+    if !exists(&admin, tpl).await? {
+        return Ok(Some(format!(
+            "the template database {tpl} no longer exists in the cluster"
+        )));
+    }
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            quote_ident(tpl)
+        ))
+        .await?;
+    let result = fingerprint_of(|d| with_database(url, d), tpl).await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+            quote_ident(tpl)
+        ))
+        .await?;
+    let (fp, _) = result?;
+    Ok((fp != facts.schema_fingerprint).then(|| {
+        format!(
+            "the schema of {tpl} changed since the snapshot (fingerprint {fp}, recorded {})",
+            facts.schema_fingerprint
+        )
+    }))
+}
+
+/// Drops the hidden copy (if it is still there).
+pub async fn delete(url: &str, facts: &TemplateFacts) -> Result<()> {
+    let (admin_url, _) = maintenance_url(url)?;
+    let admin = pg::connect(&admin_url).await?;
+    let tpl = quote_ident(&facts.template_database);
+    if exists(&admin, &facts.template_database).await? {
+        // Separate statements: DROP DATABASE refuses to run inside a transaction.
+        admin
+            .batch_execute(&format!("ALTER DATABASE {tpl} IS_TEMPLATE false"))
+            .await?;
+        admin.batch_execute(&format!("DROP DATABASE {tpl}")).await?;
+    }
+    Ok(())
+}
+
+/// Takes a `--fast` snapshot of the database at `url` into `store`: the copy
+/// stays in the cluster, the store gets a manifest of kind "template".
+pub async fn create_snapshot(
+    store: &super::store::Store,
+    url: &str,
+    name: &str,
+    labels: std::collections::BTreeMap<String, String>,
+    force: bool,
+) -> Result<super::manifest::Manifest> {
+    super::store::check_name(name)?;
+    let _lock = store.lock()?;
+    if store.exists(name) {
+        return crate::error::usage(format!(
+            "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
+            store.dir.display()
+        ));
+    }
+    let facts = create(url, name, force).await?;
+    let config = pg::parse_url(url)?;
+    let major = facts
+        .server_version
+        .split(['.', ' '])
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let m = super::manifest::Manifest {
+        format: super::manifest::FORMAT,
+        id: super::new_id(),
+        name: name.to_string(),
+        created_at: chrono::Utc::now(),
+        ward_version: env!("CARGO_PKG_VERSION").into(),
+        method: "template".into(),
+        source: crate::target::SourceFacts {
+            kind: "database".into(),
+            postgres_user: config.get_user().map(str::to_string),
+            ..Default::default()
+        },
+        pg_major: major,
+        system_identifier: None,
+        pgdata: None,
+        pgdata_rel: String::new(),
+        layout: super::manifest::Layout::Pgdata,
+        uid: None,
+        gid: None,
+        file_count: 0,
+        total_bytes: facts.size_bytes.max(0) as u64,
+        tar_bytes: 0,
+        compressed_bytes: 0,
+        archive_sha256: String::new(),
+        archive_file: String::new(),
+        downtime_seconds: None,
+        labels,
+        database: None,
+        last_verified: None,
+        entries: Vec::new(),
+        template: Some(facts.clone()),
+    };
+    if let Err(e) = store.write_manifest(&m) {
+        // No manifest, no snapshot: do not leave an unlisted copy behind.
+        let _ = delete(url, &facts).await;
+        return Err(e);
+    }
+    Ok(m)
+}
+
+/// The URL of the cluster a template snapshot lives in: `url` (the database
+/// part is ignored; the recorded source database is the one replaced).
+pub fn require_url(url: Option<&str>, what: &str) -> Result<String> {
+    url.map(str::to_string).ok_or_else(|| {
+        UsageError(format!(
+            "{what} a fast snapshot needs the database: pass --database-url or set DATABASE_URL"
+        ))
+        .into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_stay_distinct_and_short() {
+        let a = template_database(&"a".repeat(80));
+        let b = template_database(&format!("{}b", "a".repeat(79)));
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+        assert_eq!(
+            template_database("before-migration"),
+            "ward_snap_before-migration"
+        );
+    }
+
+    #[test]
+    fn maintenance_url_swaps_the_database() {
+        let (u, db) = maintenance_url("postgres://a:b@h:5/app?sslmode=disable").unwrap();
+        assert_eq!(db, "app");
+        assert_eq!(u, "postgres://a:b@h:5/postgres?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://a:b@h:5/app", "x y"),
+            "postgres://a:b@h:5/x%20y"
+        );
+    }
+}
