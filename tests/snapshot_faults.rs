@@ -118,6 +118,10 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        // A `docker stop` the killed ward had asked for still completes in the
+        // engine: wait until the container is either stopped or answering.
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = try_ready(&pg.name, 30);
         helpers_left += dk::helpers(&pg.volume);
 
         // 1. Everything listed verifies: no damaged snapshot passes as valid.
@@ -163,6 +167,8 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
                     .args(&args)
                     .args(["--store", &st.path().display().to_string()])
                     .ok();
+                // ward leaves a container as it found it: stopped. Start it.
+                dk::docker(&["start", &pg.name]);
                 from_safety += 1;
                 how = "half-restored; put back from the safety snapshot as ward said";
             }
@@ -173,6 +179,11 @@ fn kill_9_at_random_points_of_create_and_restore_loses_nothing() {
                 still_ok += 1;
             }
         } else {
+            eprintln!(
+                "trial {i}: data not intact: running {}, checksums {:?}",
+                dk::running(&pg.name),
+                std::panic::catch_unwind(|| pg.checksums()).ok()
+            );
             if !dk::running(&pg.name) {
                 dk::docker(&["start", &pg.name]);
             }

@@ -906,12 +906,19 @@ pub async fn restore(
     if let Some(j) = journal.as_mut() {
         j.set("replacing", safety.clone())?;
     }
-    let outcome = replace_and_start(&d, store, m, t, uid, gid, progress.clone()).await;
+    let outcome = replace_and_start(
+        &d,
+        store,
+        m,
+        t,
+        uid,
+        gid,
+        progress.clone(),
+        journal.as_mut(),
+    )
+    .await;
     match outcome {
         Ok(sanity) => {
-            if let Some(j) = journal.as_mut() {
-                j.set("restored", None)?;
-            }
             let running = finish_running_state(&d, t, was_running, guard).await?;
             Ok(Restored {
                 name: m.name.clone(),
@@ -933,6 +940,9 @@ pub async fn restore(
             };
             tracing::info!("restore failed ({e:#}); putting safety snapshot {safety_name} back");
             // Un-cancel so the rollback itself can run to the end.
+            if let Some(j) = journal.as_mut() {
+                j.set("replacing", None)?;
+            }
             let sm = store.load(safety_name)?;
             let back = rollback(&d, store, &sm, t, uid, gid, progress.clone()).await;
             let _ = finish_running_state(&d, t, was_running, guard).await;
@@ -960,6 +970,7 @@ pub async fn restore(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn replace_and_start(
     d: &Docker,
     store: &Store,
@@ -968,12 +979,18 @@ async fn replace_and_start(
     uid: u32,
     gid: u32,
     progress: Arc<dyn Progress>,
+    journal: Option<&mut super::store::Journal>,
 ) -> Result<Option<String>> {
     let (mount, _, _) = restore_paths(m, &t.pgdata_rel);
     let helper = Helper::start(d, &t.image, &t.volume.name, &mount, false).await?;
     let r = replace_contents(d, &helper.name, store, m, &t.pgdata_rel, uid, gid, progress).await;
     helper.remove(d).await?;
     r?;
+    // The new data is completely in place: from here a killed ward leaves a
+    // whole (restored) volume, not a half-replaced one.
+    if let Some(j) = journal {
+        j.set("restored", None)?;
+    }
     if let Some(c) = &t.container {
         docker::start_container(d, &c.name).await?;
         fault("restore:after-start")?;
