@@ -8,6 +8,7 @@
 //! through [`docker`] (the only bollard user). [`output`] is the only module
 //! that prints; [`error`] maps outcomes to exit codes.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -68,5 +69,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Seed(args) => commands::seed::run(&cfg, args).await,
         Command::Demo(args) => commands::demo::run(&cfg, args).await,
         Command::Doctor => commands::doctor::run(&cfg).await,
+        Command::Check(args) => commands::check::run(&cfg, args).await,
     }
 }

@@ -220,6 +220,24 @@ impl Progress for Bar {
     }
 }
 
+/// The report of `ward check` in the chosen format, on stdout.
+pub fn check_report(
+    r: &crate::check::report::Report,
+    format: crate::cli::CheckFormat,
+    strict: bool,
+) {
+    use crate::check::report;
+    use crate::cli::CheckFormat;
+    let dir = r.migrations_dir.as_deref();
+    match format {
+        CheckFormat::Json => json(r),
+        CheckFormat::Human => out(&report::human(r)),
+        CheckFormat::Junit => out(&report::junit(r, strict)),
+        CheckFormat::Github => out(&report::github(r, dir)),
+        CheckFormat::Markdown => out(&report::markdown(r)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
