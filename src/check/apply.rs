@@ -82,6 +82,15 @@ pub struct Failure {
     pub table: Option<String>,
     pub column: Option<String>,
     pub constraint: Option<String>,
+    /// What the diagnostic query found, on the state just before the statement.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diagnosis {
+    pub count: Option<i64>,
+    pub evidence: Option<String>,
+    pub remedy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,6 +304,9 @@ fn diff_state(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, t: &mut Sta
             _ => {}
         }
     }
+    let rewritten = t.rewritten.clone();
+    t.indexed
+        .retain(|oid| !rewritten.contains(oid) || new_index_on(before, after, *oid));
     t.locks
         .sort_by(|x, y| (&x.table, &x.mode).cmp(&(&y.table, &y.mode)));
 }
@@ -326,6 +338,7 @@ fn failure(
             table: d.table().map(str::to_string),
             column: d.column().map(str::to_string),
             constraint: d.constraint().map(str::to_string),
+            diagnosis: None,
         },
         None => Failure {
             sqlstate: String::new(),
@@ -337,8 +350,16 @@ fn failure(
             table: None,
             column: None,
             constraint: None,
+            diagnosis: None,
         },
     }
+}
+
+/// Whether a brand-new index appeared on `table`.
+fn new_index_on(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, table: u32) -> bool {
+    after
+        .iter()
+        .any(|(oid, r)| r.index_of == Some(table) && !before.contains_key(oid))
 }
 
 /// Runs `migrations` in order like the runner, stopping at the first failure.
@@ -398,7 +419,9 @@ async fn run_file(
     match mode {
         Mode::SingleQuery => {
             if let Err(e) = client.batch_execute(&script.sql).await {
-                run.failure = Some(failure(&e, &whole, script, true));
+                let mut f = failure(&e, &whole, script, true);
+                f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                run.failure = Some(f);
             }
         }
         Mode::Autocommit => {
@@ -412,7 +435,9 @@ async fn run_file(
                     ..Default::default()
                 });
                 if let Err(e) = res {
-                    run.failure = Some(failure(&e, s, script, false));
+                    let mut f = failure(&e, s, script, false);
+                    f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                    run.failure = Some(f);
                     break;
                 }
             }
@@ -421,12 +446,23 @@ async fn run_file(
             client.batch_execute("BEGIN").await?;
             let mut before = state(client).await?;
             for s in &stmts {
+                client.batch_execute("SAVEPOINT ward_statement").await?;
                 let t0 = Instant::now();
                 let res = client.batch_execute(&s.sql).await;
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
                 if let Err(e) = res {
+                    // Diagnose on the state just before the statement, then roll back the file.
+                    let mut f = failure(&e, s, script, false);
+                    if client
+                        .batch_execute("ROLLBACK TO SAVEPOINT ward_statement")
+                        .await
+                        .is_ok()
+                    {
+                        f.diagnosis =
+                            Some(super::rules::migration_error::diagnose(client, &f).await);
+                    }
                     client.batch_execute("ROLLBACK").await?;
-                    run.failure = Some(failure(&e, s, script, false));
+                    run.failure = Some(f);
                     break;
                 }
                 let after = state(client).await?;

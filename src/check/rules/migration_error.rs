@@ -7,7 +7,7 @@ use anyhow::Result;
 use regex::Regex;
 use tokio_postgres::Client;
 
-use crate::check::apply::{Failure, FileRun};
+use crate::check::apply::{Diagnosis, Failure, FileRun};
 use crate::check::report::{Finding, Level};
 use crate::pg::quote_ident;
 
@@ -24,13 +24,9 @@ pub async fn finding(client: &Client, run: &FileRun, f: &Failure) -> Result<Find
     if let Some(d) = &f.detail {
         out = out.evidence(d.clone());
     }
-    let (count, evidence, remedy) = match diagnose(client, f).await {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::debug!("diagnostic query failed: {e:#}");
-            (None, None, None)
-        }
-    };
+    let _ = client;
+    let d = f.diagnosis.clone().unwrap_or_default();
+    let (count, evidence, remedy) = (d.count, d.evidence, d.remedy);
     if let Some(n) = count {
         out = out.count(n);
     }
@@ -64,9 +60,24 @@ fn ident(s: &str) -> String {
     }
 }
 
-type Diagnosis = (Option<i64>, Option<String>, Option<String>);
+type Found = (Option<i64>, Option<String>, Option<String>);
 
-async fn diagnose(client: &Client, f: &Failure) -> Result<Diagnosis> {
+/// Runs the diagnostic query for a failure, on the state before the failing statement.
+pub async fn diagnose(client: &Client, f: &Failure) -> Diagnosis {
+    match find(client, f).await {
+        Ok((count, evidence, remedy)) => Diagnosis {
+            count,
+            evidence,
+            remedy,
+        },
+        Err(e) => {
+            tracing::debug!("diagnostic query failed: {e:#}");
+            Diagnosis::default()
+        }
+    }
+}
+
+async fn find(client: &Client, f: &Failure) -> Result<Found> {
     let table = f
         .table
         .as_ref()
