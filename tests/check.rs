@@ -635,3 +635,321 @@ fn multi_statement_no_transaction_file_fails_like_sqlx() {
     assert!(f["message"].as_str().unwrap().contains("25001"), "{f:#}");
     assert_eq!(j["runs"][0]["mode"], "single-query");
 }
+
+// ------------------------------------------------------------ down migrations
+
+#[test]
+fn clean_down_migration_round_trips() {
+    let e = env();
+    let (code, j) = check(
+        &e,
+        &[
+            (
+                "1_pref.up.sql",
+                "ALTER TABLE patients ADD COLUMN preferred_name text;\nUPDATE patients SET preferred_name = given_name;\n",
+            ),
+            (
+                "1_pref.down.sql",
+                "ALTER TABLE patients DROP COLUMN preferred_name;\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{j:#}");
+    assert!(findings(&j, "down-migration").is_empty(), "{j:#}");
+}
+
+#[test]
+fn lossy_down_migration_is_a_finding() {
+    let e = env();
+    let phones = int(&e.url, "SELECT count(phone) FROM patients");
+    let (code, j) = check(
+        &e,
+        &[
+            (
+                "1_mobile.up.sql",
+                "ALTER TABLE patients RENAME COLUMN phone TO mobile;\n",
+            ),
+            (
+                "1_mobile.down.sql",
+                "ALTER TABLE patients DROP COLUMN mobile;\nALTER TABLE patients ADD COLUMN phone text;\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    // The rename itself loses nothing (columns are followed by attnum).
+    assert!(findings(&j, "dropped-data").is_empty(), "{j:#}");
+    let f = findings(&j, "down-migration");
+    assert!(
+        f.iter()
+            .any(|f| f["message"].as_str().unwrap().contains(&format!(
+                "values of patients.phone differ ({phones} non-NULL before, 0 after)"
+            ))),
+        "{j:#}"
+    );
+}
+
+// ---------------------------------------------------------------- --apply-cmd
+
+#[test]
+fn apply_cmd_runs_against_the_clone_and_every_data_check_still_runs() {
+    let e = env();
+    let lost = int(&e.url, "SELECT count(*) FROM patients WHERE id % 20 = 0");
+    let before = table_checksums(&e.url, "public");
+    let r = ward()
+        .args(["check", "--format", "json", "--against", &e.url, "--apply-cmd"])
+        .arg_str("psql \"$DATABASE_URL\" -q -v ON_ERROR_STOP=1 -c 'DELETE FROM patients WHERE id % 20 = 0'")
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let j = r.json();
+    assert_eq!(count(one(&j, "rows-lost", "patients")), lost);
+    assert_eq!(
+        table_checksums(&e.url, "public"),
+        before,
+        "the source must stay untouched"
+    );
+    // A failing command is a migration error, without the password.
+    let r = ward()
+        .args(["check", "--against", &e.url, "--apply-cmd"])
+        .arg_str("psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -c 'ALTER TABLE patients ALTER COLUMN email SET NOT NULL'; echo \"pw=$PGPASSWORD\" >&2; exit 3")
+        .run();
+    assert_eq!(r.code(), 1);
+    let out = r.stdout();
+    assert!(
+        out.contains("[migration-error] --apply-cmd exited with 3"),
+        "{out}"
+    );
+    assert!(!out.contains(e._c.password()), "password leaked: {out}");
+}
+
+// --------------------------------------------------------------- runners
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn each_runner_records_history_its_own_way_and_later_files_are_pending() {
+    use ward::check::{apply, migrations};
+    let e = env();
+    type Files = &'static [(&'static str, &'static str)];
+    let cases: &[(migrations::Format, Files, Files)] = &[
+        (
+            migrations::Format::Diesel,
+            &[
+                (
+                    "2024-01-01-000000_a/up.sql",
+                    "ALTER TABLE practices ADD COLUMN a text;",
+                ),
+                (
+                    "2024-01-01-000000_a/down.sql",
+                    "ALTER TABLE practices DROP COLUMN a;",
+                ),
+            ],
+            &[(
+                "2024-02-01-000000_b/up.sql",
+                "ALTER TABLE practices ADD COLUMN b text;",
+            )],
+        ),
+        (
+            migrations::Format::GolangMigrate,
+            &[
+                ("1_a.up.sql", "ALTER TABLE practices ADD COLUMN a text;"),
+                ("1_a.down.sql", "ALTER TABLE practices DROP COLUMN a;"),
+            ],
+            &[("2_b.up.sql", "ALTER TABLE practices ADD COLUMN b text;")],
+        ),
+        (
+            migrations::Format::Flyway,
+            &[("V1__add_a.sql", "ALTER TABLE practices ADD COLUMN a text;")],
+            &[(
+                "V1_1__add_b.sql",
+                "ALTER TABLE practices ADD COLUMN b text;",
+            )],
+        ),
+        (
+            migrations::Format::Refinery,
+            &[("V1__add_a.sql", "ALTER TABLE practices ADD COLUMN a text;")],
+            &[("V2__add_b.sql", "ALTER TABLE practices ADD COLUMN b text;")],
+        ),
+        (
+            migrations::Format::Dbmate,
+            &[(
+                "20240101000000_a.sql",
+                "-- migrate:up\nALTER TABLE practices ADD COLUMN a text;\n-- migrate:down\nALTER TABLE practices DROP COLUMN a;\n",
+            )],
+            &[(
+                "20240201000000_b.sql",
+                "-- migrate:up\nALTER TABLE practices ADD COLUMN b text;\n",
+            )],
+        ),
+        (
+            migrations::Format::Sqlx,
+            &[("1_a.sql", "ALTER TABLE practices ADD COLUMN a text;")],
+            &[("2_b.sql", "ALTER TABLE practices ADD COLUMN b text;")],
+        ),
+    ];
+    for (i, (format, first, later)) in cases.iter().enumerate() {
+        let db = format!("runner{i}");
+        sql(&e.url, &format!("CREATE DATABASE {db} TEMPLATE postgres"));
+        let url = e._c.url(&db);
+        let dir = migrations(first);
+        let set = migrations::read_dir(&dir.path().join("migrations"), *format).unwrap();
+        rt().block_on(async {
+            let client = ward::pg::connect(&url).await.unwrap();
+            let pending: Vec<_> = set.migrations.iter().collect();
+            let runs = apply::run(&client, *format, &pending, apply::Direction::Up)
+                .await
+                .unwrap();
+            assert!(runs[0].failure.is_none(), "{format:?}: {runs:?}");
+            let applied = apply::applied(&client, *format).await.unwrap().unwrap();
+            assert_eq!(applied.len(), 1, "{format:?}");
+            assert!(applied[0].success);
+            assert_eq!(applied[0].version, set.migrations[0].version, "{format:?}");
+            if let Some(sum) = &set.migrations[0].checksum {
+                assert_eq!(applied[0].checksum.as_ref(), Some(sum), "{format:?}");
+            }
+        });
+        // Add the later file: only it is pending, and the detected format holds.
+        for (n, t) in *later {
+            let p = dir.path().join("migrations").join(n);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        }
+        let r = ward()
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--against",
+                &url,
+                "--migrations",
+            ])
+            .args([dir.path().join("migrations")])
+            .run();
+        assert_eq!(r.code(), 0, "{format:?}: {}{}", r.stdout(), r.stderr());
+        let j = r.json();
+        assert_eq!(
+            j["pending"].as_array().unwrap().len(),
+            1,
+            "{format:?}: {j:#}"
+        );
+        assert!(
+            j["pending"][0]
+                .as_str()
+                .unwrap()
+                .contains(later[0].0.split('/').next().unwrap()),
+            "{format:?}: {j:#}"
+        );
+        let name = match format {
+            migrations::Format::GolangMigrate => "golang-migrate",
+            migrations::Format::Diesel => "diesel",
+            migrations::Format::Flyway => "flyway",
+            migrations::Format::Refinery => "refinery",
+            migrations::Format::Dbmate => "dbmate",
+            migrations::Format::Sqlx => "sqlx",
+        };
+        assert_eq!(j["format"], name);
+    }
+}
+
+// ---------------------------------------------------------------- reports
+
+#[test]
+fn reports_in_every_format_name_the_file_line_and_rule() {
+    let e = env();
+    let d = migrations(&[(
+        "1_email_required.sql",
+        "-- required\nALTER TABLE patients ALTER COLUMN email SET NOT NULL;\n",
+    )]);
+    let dir = d.path().join("migrations");
+    let run = |format: &str| {
+        let r = ward()
+            .db(&e.url)
+            .args(["check", "-n", PATIENTS, "--format", format, "--migrations"])
+            .args([&dir])
+            .run();
+        assert_eq!(r.code(), 1, "{format}: {}", r.stderr());
+        r.stdout()
+    };
+    let human = run("human");
+    assert!(human.contains("FAIL [migration-error]"), "{human}");
+    assert!(
+        human.contains("--> migrations/1_email_required.sql:2"),
+        "{human}"
+    );
+    let gh = run("github");
+    let line = gh
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("{gh}"));
+    assert!(
+        line.contains("file=")
+            && line.contains("1_email_required.sql,line=2,title=ward migration-error::"),
+        "{line}"
+    );
+    let junit = run("junit");
+    assert!(
+        junit.contains("<testsuites name=\"ward check\"")
+            && junit.contains("<failure type=\"FAIL\""),
+        "{junit}"
+    );
+    let md = run("markdown");
+    assert!(
+        md.starts_with("## ❌ ward check: FAIL") && md.contains("| FAIL | `migration-error` |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let e = env();
+    ward()
+        .db(&e.url)
+        .args(["check", "--migrations", "/nonexistent/dir"])
+        .run()
+        .fails_with(2, "cannot read the migrations directory");
+    let d = migrations(&[("README.md", "no migrations")]);
+    ward()
+        .db(&e.url)
+        .args(["check", "--migrations"])
+        .args([d.path().join("migrations")])
+        .run()
+        .fails_with(2, "no migrations found");
+    let d = migrations(&[("1_a.sql", "SELECT 1;")]);
+    ward()
+        .args(["check", "--base", "1", "--against", &e.url, "--migrations"])
+        .args([d.path().join("migrations")])
+        .run()
+        .fails_with(2, "--base only applies to --against seed");
+    let bad = e._c.url("missing_db");
+    ward()
+        .args(["check", "--against", &bad, "--migrations"])
+        .args([d.path().join("migrations")])
+        .run()
+        .fails_with(2, "database missing_db does not exist");
+    let r = ward().args(["check", "--against", "snapshot"]).run();
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("not available yet"), "{}", r.stderr());
+    // Another session on the source: ward refuses rather than touching it.
+    let blocker = std::process::Command::new("psql")
+        .args([&e.url, "-c", "SELECT pg_sleep(20)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let err = ward()
+        .args(["check", "--against", &e.url, "--migrations"])
+        .args([d.path().join("migrations")])
+        .run()
+        .fails_with(2, "other sessions are connected");
+    assert!(!err.contains(e._c.password()));
+    let mut blocker = blocker;
+    let _ = blocker.kill();
+    let _ = blocker.wait();
+}
