@@ -150,6 +150,9 @@ pub struct DemoSummary {
     pub stop_command: Option<String>,
     /// A few sample patients.
     pub sample: Vec<Vec<String>>,
+    /// `ward check` of the example migrations (one safe, one data-breaking).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::check::report::Report>,
 }
 
 pub fn demo_summary(d: &DemoSummary, as_json: bool) {
@@ -161,6 +164,13 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
         String::from("\nA few patients (all fake, NHS numbers from the never-issued 999 range):\n");
     for row in &d.sample {
         s += &format!("  {}\n", row.join("  "));
+    }
+    for (report, (name, _)) in d.checks.iter().zip(crate::demo::EXAMPLE_MIGRATIONS) {
+        s += &format!(
+            "\n— ward check of the {name} example migration{} on a clone of this data —\n\n",
+            if report.pending.len() == 1 { "" } else { "s" }
+        );
+        s += &crate::check::report::human(report);
     }
     match (&d.database_url, &d.stop_command) {
         (Some(url), Some(stop)) => {

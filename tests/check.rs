@@ -953,3 +953,28 @@ fn bad_input_is_one_line_and_exit_2() {
     let _ = blocker.kill();
     let _ = blocker.wait();
 }
+
+// ---------------------------------------------------------------- demo
+
+#[test]
+fn demo_checks_a_safe_and_a_data_breaking_migration() {
+    let r = ward().args(["demo", "-n", "200", "--json"]).ok();
+    let d = r.json();
+    let checks = d["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0]["verdict"], "PASS", "{:#}", checks[0]);
+    assert_eq!(checks[1]["verdict"], "FAIL");
+    assert!(
+        findings(&checks[1], "values-changed")[0]["count"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    assert!(findings(&checks[1], "rows-lost").len() >= 2);
+    // The human report shows both.
+    let human = ward().args(["demo", "-n", "200"]).ok().stdout();
+    assert!(
+        human.contains("ward check of the safe example") && human.contains("FAIL [values-changed]"),
+        "{human}"
+    );
+}

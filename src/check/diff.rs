@@ -144,7 +144,7 @@ pub async fn diff(
                         "SELECT (SELECT count(*) FROM {snap} s WHERE NOT EXISTS (SELECT 1 FROM {cur} n WHERE ({keys}) = (s.{keys_s}))),
                                 (SELECT count(*) FROM {cur} n WHERE NOT EXISTS (SELECT 1 FROM {snap} s WHERE ({keys}) = (n.{keys_n}))),
                                 (SELECT string_agg(k, ', ') FROM (SELECT s.{first}::text AS k FROM {snap} s
-                                   WHERE NOT EXISTS (SELECT 1 FROM {cur} n WHERE ({keys}) = (s.{keys_s})) ORDER BY 1 LIMIT 5) x)",
+                                   WHERE NOT EXISTS (SELECT 1 FROM {cur} n WHERE ({keys}) = (s.{keys_s})) ORDER BY s.{first} LIMIT 5) x)",
                         keys_s = a.key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", s."),
                         keys_n = a.key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", n."),
                     ),
@@ -338,6 +338,12 @@ async fn changed_values(
         .map(|k| format!("s.{}::text", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" || ',' || ");
+    let order = a
+        .key
+        .iter()
+        .map(|k| format!("s.{}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(", ");
     // Cast back to the old type when the type changed; fall back to text.
     let casts = if old.ty == new.ty {
         vec![format!("{nc}::text")]
@@ -350,7 +356,7 @@ async fn changed_values(
                     count(*) FILTER (WHERE {sc} IS NULL AND {nc} IS NOT NULL),
                     (SELECT string_agg(x, '; ') FROM (SELECT {key_text} || ': ' || coalesce({sc}::text, 'NULL') || ' → ' || coalesce({nc}::text, 'NULL') AS x
                        FROM {snap} s JOIN {cur} n ON {join}
-                       WHERE {sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back} ORDER BY 1 LIMIT 3) y)
+                       WHERE {sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back} ORDER BY {order} LIMIT 3) y)
              FROM {snap} s JOIN {cur} n ON {join}"
         );
         let row = match client.query_one(&sql, &[]).await {
