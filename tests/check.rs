@@ -978,3 +978,54 @@ fn demo_checks_a_safe_and_a_data_breaking_migration() {
         "{human}"
     );
 }
+
+#[test]
+fn interrupt_exits_130_and_drops_every_clone() {
+    let e = env();
+    let d = migrations(&[("1_slow.sql", "SELECT pg_sleep(30);")]);
+    let (mut child, _dir) = ward()
+        .args(["check", "--against", &e.url, "--migrations"])
+        .args([d.path().join("migrations")])
+        .spawn();
+    // Wait until the migration runs on the clone.
+    let started = std::time::Instant::now();
+    while int(
+        &e.url,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'",
+    ) == 0
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the migration never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        int(
+            &e.url,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'ward_check_%'"
+        ),
+        0,
+        "a scratch database was left behind"
+    );
+}
+
+#[test]
+fn check_help_has_examples() {
+    let help = ward().args(["check", "--help"]).ok().stdout();
+    assert!(
+        help.contains("Examples:") && help.contains("ward check --against"),
+        "{help}"
+    );
+    assert!(
+        help.contains("--apply-cmd") && help.contains("--strict"),
+        "{help}"
+    );
+}

@@ -170,6 +170,8 @@ fn url_of(cfg: &Config) -> String {
 struct Scratch {
     admin: Client,
     server: Config,
+    /// The database the admin connection uses.
+    admin_db: String,
     made: Vec<String>,
     counter: usize,
     _cluster: Option<pg::cluster::Cluster>,
@@ -235,6 +237,41 @@ impl Scratch {
     }
 }
 
+/// When the run is interrupted (Ctrl-C drops the future), the scratch
+/// databases are still dropped: on a thread of its own, with its own runtime.
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.made.is_empty() {
+            return;
+        }
+        let dbs = std::mem::take(&mut self.made);
+        let server = self.server.clone();
+        let admin_db = self.admin_db.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(admin) = connect(&with_db(&server, &admin_db)).await else {
+                    return;
+                };
+                for db in dbs.iter().rev() {
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(db)
+                        ))
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let started = Instant::now();
     // The migrations.
@@ -270,6 +307,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
             (
                 Scratch {
                     admin,
+                    admin_db: admin_cfg.get_dbname().unwrap_or("postgres").to_string(),
                     server: cfg.clone(),
                     made: Vec::new(),
                     counter: 0,
@@ -293,6 +331,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
             (
                 Scratch {
                     admin,
+                    admin_db: cfg.get_dbname().unwrap_or("postgres").to_string(),
                     server: cfg.clone(),
                     made: Vec::new(),
                     counter: 0,
