@@ -41,6 +41,8 @@ pub enum Direction {
 /// A relation's lock, as held after a statement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Lock {
+    #[serde(skip)]
+    pub oid: u32,
     pub table: String,
     pub mode: String,
 }
@@ -276,6 +278,7 @@ fn diff_state(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, t: &mut Sta
         for mode in &a.locks {
             if b.is_none_or(|b| !b.locks.contains(mode)) {
                 t.locks.push(Lock {
+                    oid: *oid,
                     table: a.name.clone(),
                     mode: mode.clone(),
                 });

@@ -46,13 +46,10 @@ pub fn findings(runs: &[FileRun], pre: &Fingerprint) -> Vec<Finding> {
                 if t.rows == 0 || seen.contains(oid) {
                     continue;
                 }
-                let name = t.qualified();
-                let alt = format!("{}.{}", t.schema, t.name);
-                let mode = BLOCKING.iter().rev().find(|m| {
-                    st.locks
-                        .iter()
-                        .any(|l| (l.table == name || l.table == alt) && l.mode == **m)
-                });
+                let mode = BLOCKING
+                    .iter()
+                    .rev()
+                    .find(|m| st.locks.iter().any(|l| l.oid == *oid && l.mode == **m));
                 let Some(mode) = mode else { continue };
                 seen.push(*oid);
                 let mut what = Vec::new();
