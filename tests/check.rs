@@ -405,14 +405,23 @@ fn dirty_history_and_out_of_order_files_are_reported_against_a_url() {
 #[test]
 fn edited_applied_migration_is_a_history_mismatch() {
     let e = env();
-    let d = migrations(&[("1_a.sql", "SELECT 1; -- edited")]);
+    let d = migrations(&[
+        ("1_a.sql", "SELECT 1; -- edited"),
+        ("2_b.sql", "SELECT 2;\r\n"),
+    ]);
+    let lf = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha384::digest(b"SELECT 2;\n"))
+    };
     sql(
         &e.url,
-        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
-           installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL,
-           execution_time BIGINT NOT NULL);
-         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
-           (1, 'a', true, '\\x00', 1), (9, 'gone', true, '\\x00', 1);",
+        &format!(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+               installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL,
+               execution_time BIGINT NOT NULL);
+             INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
+               (1, 'a', true, '\\x00', 1), (2, 'b', true, decode('{lf}', 'hex'), 1), (9, 'gone', true, '\\x00', 1);"
+        ),
     );
     let r = ward()
         .args([
@@ -427,7 +436,11 @@ fn edited_applied_migration_is_a_history_mismatch() {
         .run();
     assert_eq!(r.code(), 1, "{}", r.stderr());
     let j = r.json();
-    assert_eq!(findings(&j, "history-mismatch").len(), 2, "{j:#}");
+    let f = findings(&j, "history-mismatch");
+    let level = |l: &str| f.iter().filter(|f| f["level"] == l).count();
+    // 1 edited and 9 missing on disk: FAIL; 2 differs only in line endings: WARN.
+    assert_eq!((level("FAIL"), level("WARN")), (2, 1), "{j:#}");
+    assert!(f.iter().any(|f| f["level"] == "WARN" && f["object"] == "2"));
 }
 
 // ---------------------------------------------------------------- WARN rules

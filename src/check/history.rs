@@ -73,6 +73,22 @@ pub fn pending<'a>(
                     && have != want
                 {
                     let divergent = a.description.as_ref().is_some_and(|d| d != &m.description);
+                    if !divergent && set.format == Format::Sqlx && only_line_endings(&m.up.sql, have) {
+                        findings.push(
+                            Finding::new(
+                                Level::Warn,
+                                "history-mismatch",
+                                format!(
+                                    "{} differs from the applied file only in its line endings — sqlx's checksum is CRLF-sensitive and `sqlx migrate run` will refuse it",
+                                    m.up.file
+                                ),
+                            )
+                            .file(&m.up.file)
+                            .object(a.version.clone())
+                            .remedy("restore the file's original line endings (e.g. a .gitattributes `*.sql -text`)"),
+                        );
+                        continue;
+                    }
                     findings.push(
                         Finding::new(
                             Level::Fail,
@@ -128,4 +144,28 @@ pub fn pending<'a>(
         }
     }
     (pending, findings)
+}
+
+/// Whether `sql` with other line endings has the applied sqlx checksum.
+fn only_line_endings(sql: &str, applied_hex: &str) -> bool {
+    use sha2::{Digest, Sha384};
+    let lf = sql.replace("\r\n", "\n");
+    let crlf = lf.replace('\n', "\r\n");
+    [lf, crlf]
+        .iter()
+        .any(|v| hex::encode(Sha384::digest(v.as_bytes())) == applied_hex)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_ending_only_edits_are_recognised() {
+        use sha2::{Digest, Sha384};
+        let applied = hex::encode(Sha384::digest(b"SELECT 1;\r\nSELECT 2;\r\n"));
+        assert!(super::only_line_endings("SELECT 1;\nSELECT 2;\n", &applied));
+        assert!(!super::only_line_endings(
+            "SELECT 1;\nSELECT 3;\n",
+            &applied
+        ));
+    }
 }
