@@ -16,7 +16,7 @@ use anyhow::Result;
 use tokio_postgres::Client;
 
 use super::apply::FileRun;
-use super::fingerprint::{Fingerprint, Table};
+use super::fingerprint::{Column, Fingerprint, Table};
 use super::report::{Finding, Level};
 use crate::pg::quote_ident;
 
@@ -185,6 +185,7 @@ pub async fn diff(
             );
         }
         // Columns.
+        let mut compare: Vec<(Column, Column)> = Vec::new();
         for col in &a.columns {
             let (nonnull, hash) = a
                 .column_data
@@ -242,7 +243,20 @@ pub async fn diff(
                 }
                 continue;
             }
-            out.extend(changed_values(client, a, b, col, nc, runs).await?);
+            if !a.key.contains(&col.name) {
+                compare.push((col.clone(), nc.clone()));
+            }
+        }
+        if !compare.is_empty() {
+            match changed_values_table(client, a, b, &compare, runs).await {
+                Ok(f) => out.extend(f),
+                Err(e) => {
+                    tracing::debug!("combined comparison of {} failed ({e:#}), column by column", a.name);
+                    for (col, nc) in &compare {
+                        out.extend(changed_values(client, a, b, col, nc, runs).await?);
+                    }
+                }
+            }
         }
         // New columns that received values on existing rows.
         for nc in &b.columns {
@@ -314,12 +328,13 @@ fn drop_site(f: Finding, runs: &[FileRun], name: &str) -> Finding {
     }
 }
 
-async fn changed_values(
+/// The cast-back comparison of several columns of one table in one join;
+/// only the differing rows are materialised.
+async fn changed_values_table(
     client: &Client,
     a: &Table,
     b: &Table,
-    old: &super::fingerprint::Column,
-    new: &super::fingerprint::Column,
+    cols: &[(Column, Column)],
     runs: &[FileRun],
 ) -> Result<Vec<Finding>> {
     let snap = snapshot_name(a.oid);
@@ -330,101 +345,135 @@ async fn changed_values(
         .map(|k| format!("n.{q} = s.{q}", q = quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let sc = format!("s.{}", quote_ident(&old.name));
-    let nc = format!("n.{}", quote_ident(&new.name));
     let key_text = a
         .key
         .iter()
         .map(|k| format!("s.{}::text", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" || ',' || ");
-    let order = a
-        .key
-        .iter()
-        .map(|k| format!("s.{}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Cast back to the old type when the type changed; fall back to text.
-    let casts = if old.ty == new.ty {
-        vec![format!("{nc}::text")]
-    } else {
-        vec![format!("({nc}::{})::text", old.ty), format!("{nc}::text")]
-    };
-    for (i, back) in casts.iter().enumerate() {
-        let sql = format!(
-            "SELECT count(*) FILTER (WHERE {sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back}),
-                    count(*) FILTER (WHERE {sc} IS NULL AND {nc} IS NOT NULL),
-                    (SELECT string_agg(x, '; ') FROM (SELECT {key_text} || ': ' || coalesce({sc}::text, 'NULL') || ' → ' || coalesce({nc}::text, 'NULL') AS x
-                       FROM {snap} s JOIN {cur} n ON {join}
-                       WHERE {sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back} ORDER BY {order} LIMIT 3) y)
-             FROM {snap} s JOIN {cur} n ON {join}"
-        );
-        let row = match client.query_one(&sql, &[]).await {
-            Ok(r) => r,
-            Err(e) if i + 1 < casts.len() => {
-                tracing::debug!(
-                    "cast-back of {}.{} failed ({e}), comparing as text",
-                    a.name,
-                    old.name
-                );
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+    let mut select = vec![format!("s.{} AS ward_o", quote_ident(&a.key[0])), format!("{key_text} AS ward_k")];
+    let mut any = Vec::new();
+    let mut agg = Vec::new();
+    for (i, (old, new)) in cols.iter().enumerate() {
+        let sc = format!("s.{}", quote_ident(&old.name));
+        let nc = format!("n.{}", quote_ident(&new.name));
+        let back = if old.ty == new.ty {
+            format!("{nc}::text")
+        } else {
+            format!("({nc}::{})::text", old.ty)
         };
-        let changed: i64 = row.get(0);
-        let filled: i64 = row.get(1);
-        let samples: Option<String> = row.get(2);
-        let object = format!("{}.{}", a.display(), new.name);
-        let mut out = Vec::new();
-        if changed > 0 {
-            let how = if old.ty != new.ty {
-                format!(
-                    " by the type change {} → {}{}",
-                    old.ty,
-                    new.ty,
-                    if i == 0 {
-                        " (compared by casting back)"
-                    } else {
-                        " (compared as text)"
-                    }
-                )
-            } else {
-                String::new()
-            };
-            let mut f = Finding::new(
-                Level::Fail,
-                "values-changed",
-                format!("{changed} values of {object} changed{how}"),
-            )
-            .count(changed)
-            .object(object.clone())
-            .remedy(if old.ty != new.ty {
-                "use a type that holds every existing value (e.g. numeric instead of integer), or convert explicitly with USING and check the result"
-            } else {
-                "if the change is intended, keep the old values (a new column or an audit table); otherwise fix the UPDATE / the cascade"
-            });
-            if let Some(s) = samples {
-                f = f.evidence(format!("{} (old → new): {s}", a.key.join(",")));
-            }
-            out.push(attribute(f, runs, a, false));
-        }
-        if filled > 0 {
-            out.push(attribute(
-                Finding::new(
-                    Level::Info,
-                    "default-filled",
-                    format!("{filled} NULLs of {object} received a value"),
-                )
-                .count(filled)
-                .object(object),
-                runs,
-                a,
-                false,
-            ));
-        }
-        return Ok(out);
+        let changed = format!("({sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back})");
+        let filled = format!("({sc} IS NULL AND {nc} IS NOT NULL)");
+        select.push(format!("{changed} AS c{i}, {filled} AS f{i}, {sc}::text AS o{i}, {nc}::text AS n{i}"));
+        any.push(format!("{changed} OR {filled}"));
+        agg.push(format!(
+            "count(*) FILTER (WHERE c{i}), count(*) FILTER (WHERE f{i}),
+             (SELECT string_agg(x, '; ') FROM (SELECT ward_k || ': ' || coalesce(o{i}, 'NULL') || ' → ' || coalesce(n{i}, 'NULL') AS x
+                FROM d WHERE c{i} ORDER BY ward_o LIMIT 3) y)"
+        ));
     }
-    Ok(Vec::new())
+    let sql = format!(
+        "WITH d AS MATERIALIZED (SELECT {} FROM {snap} s JOIN {cur} n ON {join} WHERE {})
+         SELECT {} FROM d",
+        select.join(", "),
+        any.join(" OR "),
+        agg.join(", ")
+    );
+    let row = client.query_one(&sql, &[]).await?;
+    let mut out = Vec::new();
+    for (i, (old, new)) in cols.iter().enumerate() {
+        let changed: i64 = row.get(3 * i);
+        let filled: i64 = row.get(3 * i + 1);
+        let samples: Option<String> = row.get(3 * i + 2);
+        out.extend(value_findings(a, old, new, changed, filled, samples, true, runs));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn value_findings(
+    a: &Table,
+    old: &Column,
+    new: &Column,
+    changed: i64,
+    filled: i64,
+    samples: Option<String>,
+    cast_back: bool,
+    runs: &[FileRun],
+) -> Vec<Finding> {
+    let object = format!("{}.{}", a.display(), new.name);
+    let mut out = Vec::new();
+    if changed > 0 {
+        let how = if old.ty != new.ty {
+            format!(
+                " by the type change {} → {}{}",
+                old.ty,
+                new.ty,
+                if cast_back { " (compared by casting back)" } else { " (compared as text)" }
+            )
+        } else {
+            String::new()
+        };
+        let mut f = Finding::new(
+            Level::Fail,
+            "values-changed",
+            format!("{changed} values of {object} changed{how}"),
+        )
+        .count(changed)
+        .object(object.clone())
+        .remedy(if old.ty != new.ty {
+            "use a type that holds every existing value (e.g. numeric instead of integer), or convert explicitly with USING and check the result"
+        } else {
+            "if the change is intended, keep the old values (a new column or an audit table); otherwise fix the UPDATE / the cascade"
+        });
+        if let Some(s) = samples {
+            f = f.evidence(format!("{} (old → new): {s}", a.key.join(",")));
+        }
+        out.push(attribute(f, runs, a, false));
+    }
+    if filled > 0 {
+        out.push(attribute(
+            Finding::new(
+                Level::Info,
+                "default-filled",
+                format!("{filled} NULLs of {object} received a value"),
+            )
+            .count(filled)
+            .object(object),
+            runs,
+            a,
+            false,
+        ));
+    }
+    out
+}
+
+async fn changed_values(
+    client: &Client,
+    a: &Table,
+    b: &Table,
+    old: &Column,
+    new: &Column,
+    runs: &[FileRun],
+) -> Result<Vec<Finding>> {
+    // Cast back to the old type; if that errors, compare as text.
+    let as_text = Column {
+        ty: new.ty.clone(),
+        ..old.clone()
+    };
+    match changed_values_table(client, a, b, &[(old.clone(), new.clone())], runs).await {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            tracing::debug!("cast-back of {}.{} failed ({e:#}), comparing as text", a.name, old.name);
+            let mut f = changed_values_table(client, a, b, &[(as_text, new.clone())], runs).await?;
+            for x in &mut f {
+                if x.rule == "values-changed" {
+                    x.message += &format!(" by the type change {} → {} (compared as text)", old.ty, new.ty);
+                }
+            }
+            Ok(f)
+        }
+    }
 }
 
 /// Per-table row counts, for the report.

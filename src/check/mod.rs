@@ -76,6 +76,27 @@ pub struct Options {
     pub timezone_check: Option<bool>,
 }
 
+/// Logs how long each phase took (`-v`).
+struct Phases {
+    at: Instant,
+    name: &'static str,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            at: Instant::now(),
+            name: "building the baseline",
+        }
+    }
+    fn next(&mut self, progress: &dyn Progress, name: &'static str) {
+        tracing::info!("{}: {:.2?}", self.name, self.at.elapsed());
+        self.at = Instant::now();
+        self.name = name;
+        progress.stage(name, 0);
+    }
+}
+
 pub(crate) fn migrations_key(version: &str) -> Vec<u64> {
     version
         .split(|c: char| !c.is_ascii_digit())
@@ -412,6 +433,7 @@ async fn run_inner(
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<Report> {
+    let mut phases = Phases::new();
     let mut set = set.cloned();
     // The baseline: the source itself, or a freshly seeded database.
     let base = match source_db {
@@ -471,7 +493,7 @@ async fn run_inner(
         }
     };
     // The clone everything runs on.
-    progress.stage("cloning", 0);
+    phases.next(progress, "cloning");
     let clone = scratch.create("run", Some(&base)).await?;
     let mut client = scratch.connect(&clone).await?;
     let extra = scratch.connect(&clone).await?;
@@ -494,7 +516,7 @@ async fn run_inner(
     let pending: Vec<Migration> = pending.into_iter().cloned().collect();
     let pending_refs: Vec<&Migration> = pending.iter().collect();
 
-    progress.stage("fingerprinting before", 0);
+    phases.next(progress, "fingerprinting before");
     let pre = fingerprint::take(&client, &[&extra], history_table).await?;
     let all_sql: String = pending
         .iter()
@@ -504,7 +526,7 @@ async fn run_inner(
     let touched = touched_tables(&pre, &all_sql, opts.apply_cmd.is_some());
     let snapshots = diff::snapshot(&client, &pre, &touched).await?;
 
-    progress.stage("applying the pending migrations", 0);
+    phases.next(progress, "applying the pending migrations");
     let mut runs: Vec<FileRun> = Vec::new();
     let mut cmd_failed = false;
     if let Some(cmd) = &opts.apply_cmd {
@@ -524,7 +546,7 @@ async fn run_inner(
             findings.push(rules::migration_error::finding(&client, run, f).await?);
         }
     }
-    progress.stage("fingerprinting after", 0);
+    phases.next(progress, "fingerprinting after");
     let post = fingerprint::take(&client, &[&extra], history_table).await?;
     findings.extend(diff::diff(&client, &pre, &post, &snapshots, &runs).await?);
     findings.extend(health::check(&client, &pre, &post).await?);
@@ -556,7 +578,7 @@ async fn run_inner(
         .timezone_check
         .unwrap_or_else(|| time_related(&all_sql));
     if tz_wanted && !failed && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some()) {
-        progress.stage("re-running under another TimeZone", 0);
+        phases.next(progress, "re-running under another TimeZone");
         findings.extend(
             timezone_variance(
                 scratch,
@@ -576,16 +598,22 @@ async fn run_inner(
         && !pending.is_empty()
         && pending.iter().all(|m| m.down.is_some())
     {
-        progress.stage("down-migration round trip", 0);
+        phases.next(progress, "down-migration round trip");
         findings.extend(
             round_trip(&client, s.format, &pending_refs, &pre, &post, history_table).await?,
         );
     }
     // The seed must still apply to the new schema.
     if !failed && builtin_tables_present(&pre) {
-        progress.stage("seeding the new schema", 0);
-        findings.extend(seed_compat(&mut client).await?);
+        phases.next(progress, "seeding the new schema");
+        let SeedSource::Builtin { seed, .. } = &opts.seed;
+        let seed = match opts.against {
+            Against::Seed => *seed,
+            Against::Url(_) => crate::seed::spec::Spec::builtin()?.seed,
+        };
+        findings.extend(seed_compat(&mut client, seed).await?);
     }
+    phases.next(progress, "reporting");
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let pending_files = pending.iter().map(|m| m.up.file.clone()).collect();
     Ok(Report {
@@ -1024,10 +1052,10 @@ fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
 
 /// Seeding the migrated database (more patients, appended) must still work.
 /// Runs last, on the clone itself.
-async fn seed_compat(c: &mut Client) -> Result<Vec<Finding>> {
+async fn seed_compat(c: &mut Client, seed: u64) -> Result<Vec<Finding>> {
     let opts = crate::seed::load::LoadOptions {
         schema: "public".into(),
-        seed: 7,
+        seed,
         patients: 25,
         jobs: 1,
         existing: crate::seed::load::Existing::Append,
