@@ -128,7 +128,18 @@ pub async fn diff(
         let has_snap = snapshots.contains(oid);
         // Rows lost / added.
         let key_survives = !a.key.is_empty() && a.key.iter().all(|k| b.column_named(k).is_some());
-        let (lost, added, samples) = if has_snap && key_survives {
+        // Same count and same key hashes: the same keys (skip the anti-join).
+        let same_keys = a.rows == b.rows
+            && a.key.iter().all(|k| {
+                let (Some(x), Some(y)) = (a.column_named(k), b.column_named(k)) else {
+                    return false;
+                };
+                match (a.column_data.get(&x.attnum), b.column_data.get(&y.attnum)) {
+                    (Some(p), Some(q)) => p == q,
+                    _ => false,
+                }
+            });
+        let (lost, added, samples) = if has_snap && key_survives && !same_keys {
             let keys = a
                 .key
                 .iter()
@@ -251,7 +262,10 @@ pub async fn diff(
             match changed_values_table(client, a, b, &compare, runs).await {
                 Ok(f) => out.extend(f),
                 Err(e) => {
-                    tracing::debug!("combined comparison of {} failed ({e:#}), column by column", a.name);
+                    tracing::debug!(
+                        "combined comparison of {} failed ({e:#}), column by column",
+                        a.name
+                    );
                     for (col, nc) in &compare {
                         out.extend(changed_values(client, a, b, col, nc, runs).await?);
                     }
@@ -351,7 +365,10 @@ async fn changed_values_table(
         .map(|k| format!("s.{}::text", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" || ',' || ");
-    let mut select = vec![format!("s.{} AS ward_o", quote_ident(&a.key[0])), format!("{key_text} AS ward_k")];
+    let mut select = vec![
+        format!("s.{} AS ward_o", quote_ident(&a.key[0])),
+        format!("{key_text} AS ward_k"),
+    ];
     let mut any = Vec::new();
     let mut agg = Vec::new();
     for (i, (old, new)) in cols.iter().enumerate() {
@@ -364,7 +381,9 @@ async fn changed_values_table(
         };
         let changed = format!("({sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back})");
         let filled = format!("({sc} IS NULL AND {nc} IS NOT NULL)");
-        select.push(format!("{changed} AS c{i}, {filled} AS f{i}, {sc}::text AS o{i}, {nc}::text AS n{i}"));
+        select.push(format!(
+            "{changed} AS c{i}, {filled} AS f{i}, {sc}::text AS o{i}, {nc}::text AS n{i}"
+        ));
         any.push(format!("{changed} OR {filled}"));
         agg.push(format!(
             "count(*) FILTER (WHERE c{i}), count(*) FILTER (WHERE f{i}),
@@ -385,7 +404,9 @@ async fn changed_values_table(
         let changed: i64 = row.get(3 * i);
         let filled: i64 = row.get(3 * i + 1);
         let samples: Option<String> = row.get(3 * i + 2);
-        out.extend(value_findings(a, old, new, changed, filled, samples, true, runs));
+        out.extend(value_findings(
+            a, old, new, changed, filled, samples, true, runs,
+        ));
     }
     Ok(out)
 }
@@ -409,7 +430,11 @@ fn value_findings(
                 " by the type change {} → {}{}",
                 old.ty,
                 new.ty,
-                if cast_back { " (compared by casting back)" } else { " (compared as text)" }
+                if cast_back {
+                    " (compared by casting back)"
+                } else {
+                    " (compared as text)"
+                }
             )
         } else {
             String::new()
@@ -464,11 +489,18 @@ async fn changed_values(
     match changed_values_table(client, a, b, &[(old.clone(), new.clone())], runs).await {
         Ok(f) => Ok(f),
         Err(e) => {
-            tracing::debug!("cast-back of {}.{} failed ({e:#}), comparing as text", a.name, old.name);
+            tracing::debug!(
+                "cast-back of {}.{} failed ({e:#}), comparing as text",
+                a.name,
+                old.name
+            );
             let mut f = changed_values_table(client, a, b, &[(as_text, new.clone())], runs).await?;
             for x in &mut f {
                 if x.rule == "values-changed" {
-                    x.message += &format!(" by the type change {} → {} (compared as text)", old.ty, new.ty);
+                    x.message += &format!(
+                        " by the type change {} → {} (compared as text)",
+                        old.ty, new.ty
+                    );
                 }
             }
             Ok(f)

@@ -109,6 +109,23 @@ impl Fingerprint {
 /// Takes the catalog and, when `data` is set, the data fingerprint.
 /// `conns` are extra connections to the same database used in parallel.
 pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Result<Fingerprint> {
+    let mut fp = catalog(client, history_table).await?;
+    let depth = fp.tables.keys().map(|o| (*o, Depth::Full)).collect();
+    fill(&mut fp, client, extra, &depth).await?;
+    Ok(fp)
+}
+
+/// How much of a table's data to fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Depth {
+    /// Row count, row hash, and every column's non-NULL count and hash.
+    Full,
+    /// Row count, and only these columns (attnums).
+    Columns(Vec<i16>),
+}
+
+/// The catalog part of a fingerprint (no data yet).
+pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint> {
     let mut tables = BTreeMap::new();
     let rows = client
         .query(
@@ -254,29 +271,6 @@ pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Re
             max_in_column: row.get(1),
         });
     }
-    // Data: one scan per table, spread over the connections.
-    let mut conns = vec![client];
-    conns.extend_from_slice(extra);
-    let list: Vec<u32> = tables.keys().copied().collect();
-    let mut results = Vec::new();
-    for chunk in list.chunks(conns.len()) {
-        let futs = chunk.iter().zip(&conns).map(|(oid, c)| {
-            let t = &tables[oid];
-            let sql = data_sql(t);
-            async move { c.query_one(&sql, &[]).await.map(|r| (*oid, r)) }
-        });
-        results.extend(futures_util::future::try_join_all(futs).await?);
-    }
-    for (oid, r) in results {
-        let t = tables.get_mut(&oid).unwrap();
-        t.rows = r.get(0);
-        t.row_hash = r.get(1);
-        let cols: Vec<i16> = t.columns.iter().map(|c| c.attnum).collect();
-        for (i, attnum) in cols.into_iter().enumerate() {
-            t.column_data
-                .insert(attnum, (r.get(2 + 2 * i), r.get(3 + 2 * i)));
-        }
-    }
     Ok(Fingerprint {
         tables,
         indexes,
@@ -285,10 +279,67 @@ pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Re
     })
 }
 
-fn data_sql(t: &Table) -> String {
-    let mut s =
-        String::from("SELECT count(*), coalesce(sum(hashtextextended(ward_r::text, 0)), 0)::text");
-    for c in &t.columns {
+/// Fills in the data part: one scan per table, the tables spread over the
+/// connections (largest first, each to the least loaded connection).
+pub async fn fill(
+    fp: &mut Fingerprint,
+    client: &Client,
+    extra: &[&Client],
+    depth: &std::collections::HashMap<u32, Depth>,
+) -> Result<()> {
+    let mut conns = vec![client];
+    conns.extend_from_slice(extra);
+    let mut order: Vec<&Table> = fp.tables.values().collect();
+    order.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    type Job = (u32, String, Vec<i16>);
+    let mut lanes: Vec<(i64, Vec<Job>)> = vec![(0, Vec::new()); conns.len()];
+    for t in order {
+        let d = depth.get(&t.oid).cloned().unwrap_or(Depth::Full);
+        let cols: Vec<i16> = match &d {
+            Depth::Full => t.columns.iter().map(|c| c.attnum).collect(),
+            Depth::Columns(c) => {
+                let mut c = c.clone();
+                c.retain(|a| t.columns.iter().any(|x| x.attnum == *a));
+                c.sort_unstable();
+                c
+            }
+        };
+        let lane = lanes.iter_mut().min_by_key(|l| l.0).unwrap();
+        lane.0 += t.bytes;
+        lane.1
+            .push((t.oid, data_sql(t, &cols, d == Depth::Full), cols));
+    }
+    let futs = lanes
+        .into_iter()
+        .zip(&conns)
+        .map(|((_, jobs), c)| async move {
+            let mut out = Vec::new();
+            for (oid, sql, cols) in jobs {
+                out.push((oid, c.query_one(&sql, &[]).await?, cols));
+            }
+            anyhow::Ok(out)
+        });
+    for lane in futures_util::future::try_join_all(futs).await? {
+        for (oid, r, cols) in lane {
+            let t = fp.tables.get_mut(&oid).unwrap();
+            t.rows = r.get(0);
+            t.row_hash = r.get(1);
+            for (i, attnum) in cols.into_iter().enumerate() {
+                t.column_data
+                    .insert(attnum, (r.get(2 + 2 * i), r.get(3 + 2 * i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn data_sql(t: &Table, cols: &[i16], row_hash: bool) -> String {
+    let mut s = String::from(if row_hash {
+        "SELECT count(*), coalesce(sum(hashtextextended(ward_r::text, 0)), 0)::text"
+    } else {
+        "SELECT count(*), ''::text"
+    });
+    for c in t.columns.iter().filter(|c| cols.contains(&c.attnum)) {
         let q = quote_ident(&c.name);
         s += &format!(
             ", count(ward_r.{q}), coalesce(sum(hashtextextended(ward_r.{q}::text, 0)), 0)::text"

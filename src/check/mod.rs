@@ -32,9 +32,10 @@ use crate::error::UsageError;
 use crate::pg::{self, quote_ident};
 use crate::seed::Progress;
 use apply::{Direction, FileRun};
-use fingerprint::Fingerprint;
+use fingerprint::{Depth, Fingerprint};
 use migrations::{Format, Migration, MigrationSet};
 use report::{Finding, Level, Report};
+use std::collections::HashMap;
 
 /// What the migrations run against.
 #[derive(Debug, Clone)]
@@ -517,14 +518,32 @@ async fn run_inner(
     let pending_refs: Vec<&Migration> = pending.iter().collect();
 
     phases.next(progress, "fingerprinting before");
-    let pre = fingerprint::take(&client, &[&extra], history_table).await?;
+    let mut pre = fingerprint::catalog(&client, history_table).await?;
     let all_sql: String = pending
         .iter()
         .map(|m| m.up.sql.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let touched = touched_tables(&pre, &all_sql, opts.apply_cmd.is_some());
-    let snapshots = diff::snapshot(&client, &pre, &touched).await?;
+    let risk = Risk::of(&pre, &pending, opts.apply_cmd.is_some());
+    // The down-migration round trip compares whole fingerprints.
+    let round_trip_planned =
+        opts.apply_cmd.is_none() && !pending.is_empty() && pending.iter().all(|m| m.down.is_some());
+    let depth: HashMap<u32, Depth> = pre
+        .tables
+        .keys()
+        .map(|o| {
+            (
+                *o,
+                if round_trip_planned || risk.hashed(*o) {
+                    Depth::Full
+                } else {
+                    Depth::Columns(Vec::new())
+                },
+            )
+        })
+        .collect();
+    fingerprint::fill(&mut pre, &client, &[&extra], &depth).await?;
+    let snapshots = diff::snapshot(&client, &pre, &risk.snap_list(&pre)).await?;
 
     phases.next(progress, "applying the pending migrations");
     let mut runs: Vec<FileRun> = Vec::new();
@@ -547,7 +566,28 @@ async fn run_inner(
         }
     }
     phases.next(progress, "fingerprinting after");
-    let post = fingerprint::take(&client, &[&extra], history_table).await?;
+    let mut post = fingerprint::catalog(&client, history_table).await?;
+    let depth: HashMap<u32, Depth> = post
+        .tables
+        .values()
+        .map(|t| {
+            let d = match pre.tables.get(&t.oid) {
+                Some(_) if round_trip_planned || risk.hashed(t.oid) => Depth::Full,
+                None => Depth::Full,
+                // Untouched by any statement that can change values: only the new columns.
+                Some(p) => Depth::Columns(
+                    t.columns
+                        .iter()
+                        .filter(|c| p.column(c.attnum).is_none())
+                        .map(|c| c.attnum)
+                        .collect(),
+                ),
+            };
+            (t.oid, d)
+        })
+        .collect();
+    fingerprint::fill(&mut post, &client, &[&extra], &depth).await?;
+    findings.extend(unexpected_changes(&runs, &pre, &risk));
     findings.extend(diff::diff(&client, &pre, &post, &snapshots, &runs).await?);
     findings.extend(health::check(&client, &pre, &post).await?);
     findings.extend(rules::locks::findings(&runs, &pre));
@@ -630,51 +670,197 @@ async fn run_inner(
     })
 }
 
-/// Tables the SQL names, plus (transitively) the tables that reference them.
-fn touched_tables(pre: &Fingerprint, sql: &str, all: bool) -> Vec<u32> {
-    if all {
-        return pre.tables.keys().copied().collect();
-    }
-    let lower = sql.to_lowercase();
-    let word = |name: &str| {
-        let name = name.to_lowercase();
-        lower.match_indices(&name).any(|(i, _)| {
-            let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            !ident(lower[..i].chars().last()) && !ident(lower[i + name.len()..].chars().next())
-        })
-    };
-    let mut set: Vec<u32> = pre
-        .tables
-        .values()
-        .filter(|t| word(&t.name))
-        .map(|t| t.oid)
-        .collect();
-    loop {
-        let more: Vec<u32> = pre
-            .constraints
-            .iter()
-            .filter(|c| c.kind == "f" && !set.contains(&c.table))
-            .filter(|c| {
-                set.iter().any(|oid| {
-                    let t = &pre.tables[oid];
-                    c.def.contains(&format!("REFERENCES {}(", t.name))
-                        || c.def.contains(&format!("REFERENCES {}(", t.qualified()))
-                        || c.def
-                            .contains(&format!("REFERENCES {}.{}(", t.schema, t.name))
-                })
-            })
-            .map(|c| c.table)
-            .collect();
-        if more.is_empty() {
-            break;
+/// Which tables the pending statements can change, by a conservative reading
+/// of each statement: index, constraint, add-column and other catalog-only
+/// statements cannot change existing values; `ALTER … TYPE/USING` and DML can
+/// (with the tables their cascades reach); `ALTER … DROP` needs the column
+/// statistics; anything opaque (DO, SELECT, CALL, --apply-cmd) may touch every table.
+pub struct Risk {
+    all: bool,
+    /// Tables whose values may change: copied before, compared row by row.
+    snap: Vec<u32>,
+    /// Tables whose column statistics are needed (⊇ snap).
+    hash: Vec<u32>,
+}
+
+impl Risk {
+    pub fn of(pre: &Fingerprint, pending: &[Migration], untraced: bool) -> Risk {
+        let mut r = Risk {
+            all: untraced,
+            snap: Vec::new(),
+            hash: Vec::new(),
+        };
+        const SAFE: &[&str] = &[
+            "CREATE INDEX",
+            "CREATE UNIQUE INDEX",
+            "DROP INDEX",
+            "CREATE TABLE",
+            "CREATE VIEW",
+            "CREATE OR REPLACE VIEW",
+            "CREATE MATERIALIZED VIEW",
+            "CREATE SEQUENCE",
+            "CREATE TYPE",
+            "CREATE EXTENSION",
+            "CREATE SCHEMA",
+            "COMMENT ",
+            "GRANT ",
+            "REVOKE ",
+            "ANALYZE",
+            "VACUUM",
+            "CREATE FUNCTION",
+            "CREATE OR REPLACE FUNCTION",
+            "CREATE PROCEDURE",
+            "CREATE OR REPLACE PROCEDURE",
+            "CREATE TRIGGER",
+            "CREATE OR REPLACE TRIGGER",
+            "CREATE CONSTRAINT TRIGGER",
+            "SET ",
+            "RESET ",
+            "ALTER TYPE",
+            "ALTER SEQUENCE",
+            "ALTER INDEX",
+            "REINDEX",
+            "BEGIN",
+            "COMMIT",
+            "LOCK ",
+            "DROP VIEW",
+            "DROP FUNCTION",
+            "DROP TYPE",
+            "DROP TRIGGER",
+            "DROP TABLE",
+            "CREATE DOMAIN",
+            "ALTER DOMAIN",
+        ];
+        const DML: &[&str] = &[
+            "UPDATE", "DELETE", "INSERT", "TRUNCATE", "MERGE", "COPY", "WITH",
+        ];
+        for m in pending {
+            for st in split::split(&m.up.sql) {
+                let up = st
+                    .sql
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_uppercase();
+                let named: Vec<u32> = pre
+                    .tables
+                    .values()
+                    .filter(|t| names_word(&st.sql, &t.name))
+                    .map(|t| t.oid)
+                    .collect();
+                if SAFE.iter().any(|p| up.starts_with(p)) {
+                    continue;
+                }
+                if up.starts_with("ALTER TABLE") {
+                    let words: Vec<&str> = up
+                        .split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                    if words.iter().any(|w| *w == "TYPE" || *w == "USING") {
+                        r.snap.extend(&named);
+                    } else if words.windows(2).any(|w| {
+                        w[0] == "DROP"
+                            && !matches!(
+                                w[1],
+                                "CONSTRAINT" | "DEFAULT" | "NOT" | "IDENTITY" | "EXPRESSION"
+                            )
+                    }) {
+                        r.hash.extend(&named);
+                    }
+                    continue;
+                }
+                if DML.iter().any(|p| up.starts_with(p)) {
+                    r.snap.extend(&named);
+                    continue;
+                }
+                r.all = true;
+            }
         }
-        for m in more {
-            if !set.contains(&m) {
-                set.push(m);
+        // Cascades: tables whose foreign keys act on changes of a snapped table.
+        loop {
+            let more: Vec<u32> = pre
+                .constraints
+                .iter()
+                .filter(|c| c.kind == "f" && !r.snap.contains(&c.table))
+                .filter(|c| {
+                    c.def.contains(" CASCADE")
+                        || c.def.contains(" SET NULL")
+                        || c.def.contains(" SET DEFAULT")
+                })
+                .filter(|c| {
+                    r.snap.iter().any(|oid| {
+                        let t = &pre.tables[oid];
+                        c.def.contains(&format!("REFERENCES {}(", t.name))
+                            || c.def
+                                .contains(&format!("REFERENCES {}.{}(", t.schema, t.name))
+                            || c.def.contains(&format!("REFERENCES {}(", t.qualified()))
+                    })
+                })
+                .map(|c| c.table)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            r.snap.extend(more);
+            r.snap.sort_unstable();
+            r.snap.dedup();
+        }
+        r
+    }
+
+    pub fn hashed(&self, oid: u32) -> bool {
+        self.all || self.snap.contains(&oid) || self.hash.contains(&oid)
+    }
+
+    fn snap_list(&self, pre: &Fingerprint) -> Vec<u32> {
+        if self.all {
+            pre.tables.keys().copied().collect()
+        } else {
+            self.snap.clone()
+        }
+    }
+}
+
+fn names_word(sql: &str, name: &str) -> bool {
+    let lower = sql.to_lowercase();
+    let name = name.to_lowercase();
+    lower.match_indices(&name).any(|(i, _)| {
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(lower[..i].chars().last()) && !ident(lower[i + name.len()..].chars().next())
+    })
+}
+
+/// Rows updated in tables no statement was expected to change (a trigger,
+/// a function): reported from the per-transaction statistics.
+fn unexpected_changes(runs: &[FileRun], pre: &Fingerprint, risk: &Risk) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for run in runs {
+        for st in &run.statements {
+            for (oid, n) in &st.updated {
+                if risk.hashed(*oid) {
+                    continue;
+                }
+                let Some(t) = pre.tables.get(oid) else {
+                    continue;
+                };
+                out.push(
+                    Finding::new(
+                        Level::Fail,
+                        "values-changed",
+                        format!(
+                            "{n} rows of {} were updated by a statement that never names it (a trigger or a function); no row-level copy was kept",
+                            t.display()
+                        ),
+                    )
+                    .count(*n)
+                    .object(t.display())
+                    .at(&run.file, st.line, &st.sql)
+                    .remedy("check what the trigger/function changes, and keep the old values if they matter"),
+                );
             }
         }
     }
-    set
+    out
 }
 
 fn time_related(sql: &str) -> bool {
@@ -1002,8 +1188,11 @@ fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
                     if c.not_null { " NOT NULL" } else { "" }
                 ));
             }
-            let (n1, h1) = &t.column_data[&c.attnum];
-            let (n2, h2) = &u.column_data[&d.attnum];
+            let (Some((n1, h1)), Some((n2, h2))) =
+                (t.column_data.get(&c.attnum), u.column_data.get(&d.attnum))
+            else {
+                continue;
+            };
             if h1 != h2 {
                 out.push(format!(
                     "values of {}.{} differ ({n1} non-NULL before, {n2} after)",
