@@ -1042,3 +1042,28 @@ fn check_help_has_examples() {
         "{help}"
     );
 }
+
+#[test]
+fn changes_made_by_a_trigger_in_a_table_no_statement_names_are_found() {
+    let e = env();
+    let n = int(
+        &e.url,
+        "SELECT count(*) FROM patients WHERE practice_id = 1",
+    );
+    assert!(n > 0);
+    let (code, j) = check(
+        &e,
+        &[(
+            "1_trigger.sql",
+            "CREATE FUNCTION forget_contacts() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN UPDATE patients SET email = NULL WHERE practice_id = NEW.id; RETURN NEW; END $$;\n\
+             CREATE TRIGGER practices_touch AFTER UPDATE ON practices FOR EACH ROW EXECUTE FUNCTION forget_contacts();\n\
+             UPDATE practices SET phone = phone WHERE id = 1;\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 1);
+    let f = one(&j, "values-changed", "patients");
+    assert_eq!(count(f), n);
+    assert_eq!(f["line"], 4);
+}
