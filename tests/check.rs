@@ -1067,3 +1067,38 @@ fn changes_made_by_a_trigger_in_a_table_no_statement_names_are_found() {
     assert_eq!(count(f), n);
     assert_eq!(f["line"], 4);
 }
+
+#[test]
+fn conversions_that_do_not_fit_name_the_values() {
+    let e = env();
+    let long = int(
+        &e.url,
+        "SELECT count(*) FROM patients WHERE length(postcode) > 7",
+    );
+    assert!(long > 0);
+    let (code, j) = check(
+        &e,
+        &[(
+            "1_short.sql",
+            "ALTER TABLE patients ALTER COLUMN postcode TYPE varchar(7);",
+        )],
+        &[],
+    );
+    assert_eq!(code, 1);
+    let f = findings(&j, "migration-error")[0];
+    assert!(f["message"].as_str().unwrap().contains("22001"), "{f:#}");
+    assert_eq!(count(f), long);
+    let rows = int(&e.url, "SELECT count(*) FROM patients");
+    let (code, j) = check(
+        &e,
+        &[(
+            "1_int.sql",
+            "ALTER TABLE patients ALTER COLUMN postcode TYPE integer USING postcode::integer;",
+        )],
+        &[],
+    );
+    assert_eq!(code, 1);
+    let f = findings(&j, "migration-error")[0];
+    assert!(f["message"].as_str().unwrap().contains("22P02"), "{f:#}");
+    assert_eq!(count(f), rows);
+}

@@ -188,16 +188,29 @@ async fn find(client: &Client, f: &Failure) -> Result<Found> {
             let (Some(t), Some(c)) = (&table, re.captures(&f.statement)) else { return Ok((None, None, None)) };
             let col = ident(&c[1]);
             let ty = c[2].trim().to_string();
-            client
-                .batch_execute(
-                    "CREATE OR REPLACE FUNCTION pg_temp.ward_fits(v text, t text) RETURNS bool LANGUAGE plpgsql AS $$
-                     BEGIN EXECUTE format('SELECT %L::%s', v, t); RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$",
-                )
-                .await?;
+            // A length limit is not a cast failure: an explicit cast to varchar(n) truncates.
+            let limit = Regex::new(r"(?i)^(?:varchar|character\s+varying|char|character|bpchar)\s*\(\s*(\d+)\s*\)$")
+                .unwrap()
+                .captures(&ty)
+                .map(|c| c[1].to_string());
+            let cond = match limit {
+                Some(n) => format!("{col} IS NOT NULL AND length({col}::text) > {n}"),
+                None => {
+                    client
+                        .batch_execute(
+                            "CREATE OR REPLACE FUNCTION pg_temp.ward_fits(v text, t text) RETURNS bool LANGUAGE plpgsql AS $$
+                             BEGIN EXECUTE format('SELECT %L::%s', v, t); RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$",
+                        )
+                        .await?;
+                    format!(
+                        "{col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, '{}')",
+                        ty.replace('\'', "''")
+                    )
+                }
+            };
             let (n, s) = count(format!(
-                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT {col}::text AS k FROM {t} WHERE {col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, {ty_lit}) ORDER BY 1 LIMIT 5) x)
-                 FROM {t} WHERE {col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, {ty_lit})",
-                ty_lit = format!("'{}'", ty.replace('\'', "''"))
+                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT {col}::text AS k FROM {t} WHERE {cond} ORDER BY 1 LIMIT 5) x)
+                 FROM {t} WHERE {cond}"
             ))
             .await?;
             (
