@@ -1102,3 +1102,40 @@ fn conversions_that_do_not_fit_name_the_values() {
     assert!(f["message"].as_str().unwrap().contains("22P02"), "{f:#}");
     assert_eq!(count(f), rows);
 }
+
+#[test]
+fn statements_outside_a_transaction_are_traced_by_an_observer() {
+    // Enough rows that the index build outlasts the observer's polling interval.
+    let c = cluster();
+    let url = c.url("postgres");
+    ward().db(&url).args(["seed", "-n", "4000"]).ok();
+    let rows = int(&url, "SELECT count(*) FROM observations");
+    let d = migrations(&[(
+        "1_idx.sql",
+        "-- no-transaction\nCREATE INDEX observations_unit ON observations (unit, term, snomed_code, observed_at);\n",
+    )]);
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--against",
+            &url,
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = r.json();
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (0, Some("WARN")),
+        "{j:#}"
+    );
+    assert_eq!(j["runs"][0]["mode"], "autocommit");
+    let f = one(&j, "blocking-lock", "observations");
+    assert_eq!(count(f), rows);
+    assert!(
+        f["evidence"][0].as_str().unwrap().contains("ShareLock"),
+        "{f:#}"
+    );
+}

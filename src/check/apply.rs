@@ -358,6 +358,44 @@ fn failure(
     }
 }
 
+/// Runs `sql` on `client` while `observer` polls the relation locks of `pid`.
+async fn observe(
+    client: &Client,
+    observer: &Client,
+    pid: i32,
+    sql: &str,
+) -> (Result<(), tokio_postgres::Error>, Vec<(u32, String)>) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let exec = async {
+        let r = client.batch_execute(sql).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    };
+    let poll = async {
+        let mut seen: Vec<(u32, String)> = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(rows) = observer
+                .query(
+                    "SELECT relation::int8, mode FROM pg_locks WHERE pid = $1 AND locktype = 'relation' \
+                     AND granted AND relation IS NOT NULL",
+                    &[&pid],
+                )
+                .await
+            {
+                for r in rows {
+                    let x = (r.get::<_, i64>(0) as u32, r.get::<_, String>(1));
+                    if !seen.contains(&x) {
+                        seen.push(x);
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        seen
+    };
+    tokio::join!(exec, poll)
+}
+
 /// Whether a brand-new index appeared on `table`.
 fn new_index_on(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, table: u32) -> bool {
     after
@@ -372,6 +410,19 @@ pub async fn run(
     migrations: &[&Migration],
     dir: Direction,
 ) -> Result<Vec<FileRun>> {
+    run_observed(client, None, format, migrations, dir).await
+}
+
+/// Like [`run`]; statements that run outside a transaction are traced by
+/// `observer`, a second connection that polls the migrator's `pg_locks`
+/// every few milliseconds while the statement runs.
+pub async fn run_observed(
+    client: &Client,
+    observer: Option<&Client>,
+    format: Format,
+    migrations: &[&Migration],
+    dir: Direction,
+) -> Result<Vec<FileRun>> {
     ensure_history(client, format).await?;
     let mut runs = Vec::new();
     for m in migrations {
@@ -379,7 +430,7 @@ pub async fn run(
             Direction::Up => &m.up,
             Direction::Down => m.down.as_ref().expect("down script"),
         };
-        let run = run_file(client, format, m, script, dir).await?;
+        let run = run_file(client, observer, format, m, script, dir).await?;
         let failed = run.failure.is_some();
         runs.push(run);
         if failed {
@@ -391,6 +442,7 @@ pub async fn run(
 
 async fn run_file(
     client: &Client,
+    observer: Option<&Client>,
     format: Format,
     m: &Migration,
     script: &Script,
@@ -428,15 +480,39 @@ async fn run_file(
             }
         }
         Mode::Autocommit => {
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await?
+                .get(0);
             for s in &stmts {
+                let before = match observer {
+                    Some(_) => Some(state(client).await?),
+                    None => None,
+                };
                 let t0 = Instant::now();
-                let res = client.batch_execute(&s.sql).await;
-                run.statements.push(StatementTrace {
+                let (res, seen) = match observer {
+                    Some(obs) => observe(client, obs, pid, &s.sql).await,
+                    None => (client.batch_execute(&s.sql).await, Vec::new()),
+                };
+                let mut t = StatementTrace {
                     line: s.line + script.first_line - 1,
                     sql: s.sql.clone(),
                     ms: t0.elapsed().as_secs_f64() * 1e3,
                     ..Default::default()
-                });
+                };
+                if let (Some(before), true) = (before, res.is_ok()) {
+                    let mut after = state(client).await?;
+                    for (oid, mode) in seen {
+                        if let Some(r) = after.get_mut(&oid)
+                            && !r.locks.contains(&mode)
+                        {
+                            r.locks.push(mode);
+                        }
+                    }
+                    diff_state(&before, &after, &mut t);
+                    t.traced = true;
+                }
+                run.statements.push(t);
                 if let Err(e) = res {
                     let mut f = failure(&e, s, script, false);
                     f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);

@@ -570,7 +570,14 @@ async fn run_inner(
     } else if let Some(s) = &set
         && !pending.is_empty()
     {
-        runs = apply::run(&client, s.format, &pending_refs, Direction::Up).await?;
+        runs = apply::run_observed(
+            &client,
+            Some(&extra),
+            s.format,
+            &pending_refs,
+            Direction::Up,
+        )
+        .await?;
     }
     let failed = runs.iter().any(|r| r.failure.is_some()) || cmd_failed;
     for run in &runs {
