@@ -74,6 +74,9 @@ pub enum Command {
     /// Verified snapshots and safe restores of a Postgres Docker volume or data directory.
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
+    /// Run pending migrations on a clone of realistic data and prove nothing was lost or damaged.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
 }
 
 const SEED_EXAMPLES: &str = "Examples:
@@ -414,4 +417,121 @@ pub struct SnapshotPruneArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+const CHECK_EXAMPLES: &str = "Examples:
+  ward check                                 ./migrations against a freshly seeded database (a throwaway
+                                             cluster, or the server of --database-url / DATABASE_URL)
+  ward check --migrations db/migrations --base 20240101000000
+                                             migrations up to that version form the schema that is seeded;
+                                             the later ones are checked
+  ward check --against postgres://app@localhost/app_dev
+                                             clone that database by template (never modified) and run the
+                                             files not yet in its history table
+  ward check --apply-cmd 'python manage.py migrate' --against postgres://app@localhost/app
+                                             any framework: the command runs with DATABASE_URL and PG* set
+                                             to the clone
+  ward check --format github                 GitHub annotations (::error file=…,line=…::) for CI
+  ward check --format markdown > comment.md  a PR comment
+
+Formats: sqlx, diesel, golang-migrate, flyway, refinery, dbmate (detected from the files;
+golang-migrate and refinery also from the history table, or name one with --migrations-format).
+Findings: FAIL (migration-error, rows-lost, dropped-data, values-changed, invalid-index,
+sequence-behind, not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken),
+WARN (blocking-lock, timezone-dependent, dropped-empty, out-of-order), INFO (default-filled,
+metadata-lock, rows-added).
+Exit codes: 0 no FAIL (with --strict: no WARN either) · 1 findings · 2 error · 130 interrupted.";
+
+/// Report formats for `ward check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people, on the terminal.
+    Human,
+    /// The whole report as JSON (a stable contract for scripts).
+    Json,
+    /// JUnit XML, one test case per finding.
+    Junit,
+    /// GitHub Actions workflow commands (annotations on the migration files).
+    Github,
+    /// A Markdown PR comment.
+    Markdown,
+}
+
+/// What the migrations run against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgainstArg {
+    Seed,
+    Url(String),
+}
+
+impl std::str::FromStr for AgainstArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "seed" {
+            Ok(AgainstArg::Seed)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") || s.contains('=')
+        {
+            Ok(AgainstArg::Url(s.to_string()))
+        } else if s == "snapshot" || s.starts_with("snapshot") {
+            Err(
+                "checking against a snapshot is not available yet — use `seed` or a database URL"
+                    .into(),
+            )
+        } else {
+            Err("expected `seed` or a database URL (postgres://user:pass@host/db)".into())
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    /// The migrations directory (default: the first of migrations/, db/migrations/, db/migration/,
+    /// src/main/resources/db/migration/).
+    #[arg(long, short = 'm', value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    /// The migration runner whose files, transactions and history table ward emulates (default: detected).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub migrations_format: Option<crate::check::migrations::Format>,
+
+    /// The data to check against: `seed` (a fresh database seeded by ward) or a database URL
+    /// (cloned by template, never modified).
+    #[arg(
+        long,
+        default_value = "seed",
+        value_name = "seed|URL",
+        hide_default_value = false
+    )]
+    pub against: AgainstArg,
+
+    /// With --against seed: migrations up to and including VERSION make the schema that is seeded;
+    /// only the later ones are checked (default: every migration is checked against ward's built-in tables).
+    #[arg(long, value_name = "VERSION")]
+    pub base: Option<String>,
+
+    /// Apply the migrations with this shell command instead (DATABASE_URL and PG* point at the clone);
+    /// every data check still runs, per-statement tracing does not.
+    #[arg(long, value_name = "CMD")]
+    pub apply_cmd: Option<String>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
+    pub format: CheckFormat,
+
+    /// Also fail (exit 1) on WARN findings.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Patients to seed with --against seed.
+    #[arg(long, short = 'n', default_value_t = 1000, value_name = "N")]
+    pub patients: u64,
+
+    /// Seed for the generator with --against seed (default: the built-in one).
+    #[arg(long, short = 's', value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Re-run the migrations under session TimeZone America/New_York and compare
+    /// (default: auto, when the SQL mentions time zones, timestamptz or date conversions).
+    #[arg(long, value_name = "BOOL")]
+    pub timezone_check: Option<bool>,
 }

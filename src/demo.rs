@@ -43,6 +43,9 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         .map(|r| (0..7).map(|i| r.get::<_, String>(i)).collect())
         .collect();
     drop(client);
+    progress.stage("checking two example migrations", 0);
+    let checks = example_checks(&url).await?;
+    progress.finish();
     let mut cluster = cluster;
     let snapshot = snapshot_stages(&mut cluster, &url, progress).await?;
     let fast = quick_reset(&cluster, &url, progress).await?;
@@ -63,6 +66,7 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         sample,
         snapshot: Some(snapshot),
         fast: Some(fast),
+        checks,
     })
 }
 
@@ -191,4 +195,58 @@ async fn stop(cluster: &mut Cluster) -> Result<()> {
 
 async fn start(cluster: &mut Cluster) -> Result<()> {
     tokio::task::block_in_place(|| cluster.start_again())
+}
+
+/// The example migrations of the demo's check stage: one safe, one that
+/// breaks data (lossy rounding and a cascading delete).
+pub const EXAMPLE_MIGRATIONS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "safe",
+        &[(
+            "20240601000000_add_preferred_name.sql",
+            "-- A nullable column: no rewrite, no data touched.\nALTER TABLE patients ADD COLUMN preferred_name text;\n",
+        )],
+    ),
+    (
+        "breaking",
+        &[
+            (
+                "20240602000000_whole_number_observations.sql",
+                "-- Store observation values as whole numbers.\nALTER TABLE observations ALTER COLUMN value TYPE integer;\n",
+            ),
+            (
+                "20240602000001_purge_deceased.sql",
+                "-- Remove deceased patients.\nDELETE FROM patients WHERE date_of_death IS NOT NULL;\n",
+            ),
+        ],
+    ),
+];
+
+/// Runs `ward check` of each example set against a clone of the demo database.
+async fn example_checks(url: &str) -> Result<Vec<crate::check::report::Report>> {
+    let dir = tempfile::tempdir().context("a temporary directory for the example migrations")?;
+    let mut reports = Vec::new();
+    for (name, files) in EXAMPLE_MIGRATIONS {
+        let mdir = dir.path().join(name).join("migrations");
+        std::fs::create_dir_all(&mdir)?;
+        for (file, sql) in *files {
+            std::fs::write(mdir.join(file), sql)?;
+        }
+        let opts = crate::check::Options {
+            migrations: Some(mdir),
+            format: Some(crate::check::migrations::Format::Sqlx),
+            against: crate::check::Against::Url(url.to_string()),
+            server_url: None,
+            apply_cmd: None,
+            base: None,
+            seed: crate::check::SeedSource::Builtin {
+                patients: 0,
+                seed: 0,
+                jobs: 1,
+            },
+            timezone_check: Some(false),
+        };
+        reports.push(crate::check::run(&opts, &crate::seed::NoProgress).await?);
+    }
+    Ok(reports)
 }

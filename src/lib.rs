@@ -10,6 +10,7 @@
 //! container, volume or data directory a snapshot command works on. [`output`] is the only module
 //! that prints; [`error`] maps outcomes to exit codes.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -73,5 +74,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Demo(args) => commands::demo::run(&cfg, args).await,
         Command::Doctor => commands::doctor::run(&cfg).await,
         Command::Snapshot(args) => commands::snapshot::run(&cfg, args).await,
+        Command::Check(args) => commands::check::run(&cfg, args).await,
     }
 }

@@ -190,6 +190,9 @@ pub struct DemoSummary {
     pub snapshot: Option<DemoSnapshot>,
     /// The quick-reset stage: a fast (in-cluster) snapshot and restore.
     pub fast: Option<DemoFast>,
+    /// `ward check` of the example migrations (one safe, one data-breaking).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::check::report::Report>,
 }
 
 /// What the quick-reset stage of `ward demo` did.
@@ -243,6 +246,13 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
             f.restore_seconds,
             thousands(f.rows_after_restore as u64)
         );
+    }
+    for (report, (name, _)) in d.checks.iter().zip(crate::demo::EXAMPLE_MIGRATIONS) {
+        s += &format!(
+            "\n— ward check of the {name} example migration{} on a clone of this data —\n\n",
+            if report.pending.len() == 1 { "" } else { "s" }
+        );
+        s += &crate::check::report::human(report);
     }
     match (&d.database_url, &d.stop_command) {
         (Some(url), Some(stop)) => {
@@ -299,6 +309,24 @@ impl Progress for Bar {
     }
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// The report of `ward check` in the chosen format, on stdout.
+pub fn check_report(
+    r: &crate::check::report::Report,
+    format: crate::cli::CheckFormat,
+    strict: bool,
+) {
+    use crate::check::report;
+    use crate::cli::CheckFormat;
+    let dir = r.migrations_dir.as_deref();
+    match format {
+        CheckFormat::Json => json(r),
+        CheckFormat::Human => out(&report::human(r)),
+        CheckFormat::Junit => out(&report::junit(r, strict)),
+        CheckFormat::Github => out(&report::github(r, dir)),
+        CheckFormat::Markdown => out(&report::markdown(r)),
     }
 }
 

@@ -53,6 +53,12 @@ impl Ward {
         self
     }
 
+    /// One argument (e.g. a shell command with spaces).
+    pub fn arg_str(mut self, arg: &str) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
     pub fn db(self, url: &str) -> Self {
         self.args(["--database-url", url])
     }

@@ -1,0 +1,514 @@
+//! The data-preservation diff between the PRE and POST fingerprints, with
+//! row-level evidence from the `_ward_pre` copies of the tables the
+//! migrations name (and the tables that reference them, for cascades).
+//!
+//! * rows lost (keyed by the primary key), attributed to the statement whose
+//!   transaction deleted them, flagged when the statement never names the table;
+//! * dropped tables / columns that held data (FAIL) or were empty (WARN);
+//! * changed values in surviving columns, by cast-back comparison: the new
+//!   value is cast back to the old type and compared as the old type renders
+//!   it, so varchar → text is no change and numeric → integer rounding is;
+//! * NULLs that received a value (a default or a backfill) → INFO.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use tokio_postgres::Client;
+
+use super::apply::FileRun;
+use super::fingerprint::{Column, Fingerprint, Table};
+use super::report::{Finding, Level};
+use crate::pg::quote_ident;
+
+/// Name of the PRE copy of a table.
+pub fn snapshot_name(oid: u32) -> String {
+    format!("_ward_pre.t{oid}")
+}
+
+/// Copies the PRE state of `oids` into `_ward_pre` (unlogged).
+pub async fn snapshot(client: &Client, pre: &Fingerprint, oids: &[u32]) -> Result<Vec<u32>> {
+    client
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS _ward_pre")
+        .await?;
+    let mut done = Vec::new();
+    for oid in oids {
+        let Some(t) = pre.tables.get(oid) else {
+            continue;
+        };
+        if t.key.is_empty() || t.rows == 0 {
+            continue;
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE UNLOGGED TABLE {} AS TABLE {}",
+                snapshot_name(*oid),
+                t.qualified()
+            ))
+            .await?;
+        done.push(*oid);
+    }
+    Ok(done)
+}
+
+/// Which statement of which file touched a table.
+fn who(runs: &[FileRun], oid: u32, deleted: bool) -> Option<(String, usize, String)> {
+    for run in runs {
+        for st in &run.statements {
+            let hit = if deleted {
+                st.deleted.contains_key(&oid)
+            } else {
+                st.updated.contains_key(&oid) || st.rewritten.contains(&oid)
+            };
+            if hit {
+                return Some((run.file.clone(), st.line, st.sql.clone()));
+            }
+        }
+    }
+    None
+}
+
+fn names(sql: &str, t: &Table) -> bool {
+    let lower = sql.to_lowercase();
+    let name = t.name.to_lowercase();
+    lower.match_indices(&name).any(|(i, _)| {
+        let before = lower[..i].chars().last();
+        let after = lower[i + name.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}
+
+fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bool) -> Finding {
+    if let Some((file, line, sql)) = who(runs, t.oid, deleted) {
+        if !names(&sql, t) {
+            f.message += &format!(
+                " — a side effect: the statement never names {} (ON DELETE CASCADE / SET NULL or a trigger)",
+                t.display()
+            );
+        }
+        f = f.at(&file, line, &sql);
+    } else if let Some(run) = runs.last() {
+        f = f.file(&run.file);
+    }
+    f
+}
+
+pub async fn diff(
+    client: &Client,
+    pre: &Fingerprint,
+    post: &Fingerprint,
+    snapshots: &[u32],
+    runs: &[FileRun],
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    for (oid, a) in &pre.tables {
+        let Some(b) = post.tables.get(oid) else {
+            let f = if a.rows > 0 {
+                Finding::new(
+                    Level::Fail,
+                    "dropped-data",
+                    format!("table {} was dropped with {} rows in it", a.display(), a.rows),
+                )
+                .remedy("move the rows elsewhere first (or archive them), or drop the table in a later release once it is empty")
+            } else {
+                Finding::new(
+                    Level::Warn,
+                    "dropped-empty",
+                    format!("table {} was dropped; it was empty here, but may not be in production", a.display()),
+                )
+                .remedy("make sure the table is empty in production too (or that its rows are not needed) before dropping it")
+            };
+            out.push(drop_site(
+                f.count(a.rows).object(a.display()),
+                runs,
+                &a.name,
+            ));
+            continue;
+        };
+        let has_snap = snapshots.contains(oid);
+        // Rows lost / added.
+        let key_survives = !a.key.is_empty() && a.key.iter().all(|k| b.column_named(k).is_some());
+        // Same count and same key hashes: the same keys (skip the anti-join).
+        let same_keys = a.rows == b.rows
+            && a.key.iter().all(|k| {
+                let (Some(x), Some(y)) = (a.column_named(k), b.column_named(k)) else {
+                    return false;
+                };
+                match (a.column_data.get(&x.attnum), b.column_data.get(&y.attnum)) {
+                    (Some(p), Some(q)) => p == q,
+                    _ => false,
+                }
+            });
+        let (lost, added, samples) = if has_snap && key_survives && !same_keys {
+            let keys = a
+                .key
+                .iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let first = quote_ident(&a.key[0]);
+            let snap = snapshot_name(*oid);
+            let cur = b.qualified();
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM {snap} s WHERE NOT EXISTS (SELECT 1 FROM {cur} n WHERE ({keys}) = (s.{keys_s}))),
+                                (SELECT count(*) FROM {cur} n WHERE NOT EXISTS (SELECT 1 FROM {snap} s WHERE ({keys}) = (n.{keys_n}))),
+                                (SELECT string_agg(k, ', ') FROM (SELECT s.{first}::text AS k FROM {snap} s
+                                   WHERE NOT EXISTS (SELECT 1 FROM {cur} n WHERE ({keys}) = (s.{keys_s})) ORDER BY s.{first} LIMIT 5) x)",
+                        keys_s = a.key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", s."),
+                        keys_n = a.key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", n."),
+                    ),
+                    &[],
+                )
+                .await?;
+            (
+                row.get::<_, i64>(0),
+                row.get::<_, i64>(1),
+                row.get::<_, Option<String>>(2),
+            )
+        } else {
+            ((a.rows - b.rows).max(0), (b.rows - a.rows).max(0), None)
+        };
+        if lost > 0 {
+            let mut f = Finding::new(
+                Level::Fail,
+                "rows-lost",
+                format!("{lost} of {} rows of {} were lost", a.rows, a.display()),
+            )
+            .count(lost)
+            .object(a.display())
+            .evidence(format!("rows before {} · after {} · lost {lost} · added {added}", a.rows, b.rows))
+            .remedy("keep the rows: archive them before deleting, or change ON DELETE CASCADE to RESTRICT and handle dependants explicitly");
+            if let Some(k) = samples {
+                f = f.evidence(format!("lost {}: {k}", a.key.join(",")));
+            }
+            out.push(attribute(f, runs, a, true));
+        } else if added > 0 {
+            out.push(
+                Finding::new(
+                    Level::Info,
+                    "rows-added",
+                    format!("{added} rows were added to {}", a.display()),
+                )
+                .count(added)
+                .object(a.display()),
+            );
+        }
+        // Columns.
+        let mut compare: Vec<(Column, Column)> = Vec::new();
+        for col in &a.columns {
+            let (nonnull, hash) = a
+                .column_data
+                .get(&col.attnum)
+                .cloned()
+                .unwrap_or((0, String::new()));
+            let Some(nc) = b.column(col.attnum) else {
+                let f = if nonnull > 0 {
+                    Finding::new(
+                        Level::Fail,
+                        "dropped-data",
+                        format!("column {}.{} was dropped with {nonnull} non-NULL values in it", a.display(), col.name),
+                    )
+                    .remedy("copy the values to where they now belong before dropping the column (and check that copy), or keep the column")
+                } else {
+                    Finding::new(
+                        Level::Warn,
+                        "dropped-empty",
+                        format!("column {}.{} was dropped; it held no values here, but may in production", a.display(), col.name),
+                    )
+                    .remedy("check that the column is empty (or unused) in production before dropping it")
+                };
+                out.push(drop_site(
+                    f.count(nonnull)
+                        .object(format!("{}.{}", a.display(), col.name)),
+                    runs,
+                    &col.name,
+                ));
+                continue;
+            };
+            let (_, new_hash) = b
+                .column_data
+                .get(&nc.attnum)
+                .cloned()
+                .unwrap_or((0, String::new()));
+            if new_hash == hash && nc.ty == col.ty {
+                continue;
+            }
+            if new_hash == hash && !has_snap {
+                continue;
+            }
+            if !(has_snap && key_survives) {
+                if new_hash != hash {
+                    out.push(attribute(
+                        Finding::new(
+                            Level::Fail,
+                            "values-changed",
+                            format!("values of {}.{} changed (the column's hash differs; no row-level copy was kept because the migrations never name the table)", a.display(), col.name),
+                        )
+                        .object(format!("{}.{}", a.display(), nc.name)),
+                        runs,
+                        a,
+                        false,
+                    ));
+                }
+                continue;
+            }
+            if !a.key.contains(&col.name) {
+                compare.push((col.clone(), nc.clone()));
+            }
+        }
+        if !compare.is_empty() {
+            match changed_values_table(client, a, b, &compare, runs).await {
+                Ok(f) => out.extend(f),
+                Err(e) => {
+                    tracing::debug!(
+                        "combined comparison of {} failed ({e:#}), column by column",
+                        a.name
+                    );
+                    for (col, nc) in &compare {
+                        out.extend(changed_values(client, a, b, col, nc, runs).await?);
+                    }
+                }
+            }
+        }
+        // New columns that received values on existing rows.
+        for nc in &b.columns {
+            if a.column(nc.attnum).is_some() {
+                continue;
+            }
+            let (nonnull, _) = b
+                .column_data
+                .get(&nc.attnum)
+                .cloned()
+                .unwrap_or((0, String::new()));
+            let existing = a.rows.min(b.rows);
+            if nonnull > 0 && existing > 0 {
+                let mut f = Finding::new(
+                    Level::Info,
+                    "default-filled",
+                    format!(
+                        "{} existing rows of {} received a value in the new column {}{}",
+                        nonnull.min(existing),
+                        a.display(),
+                        nc.name,
+                        nc.default
+                            .as_ref()
+                            .map(|d| format!(" (default {d})"))
+                            .unwrap_or_default()
+                    ),
+                )
+                .count(nonnull.min(existing))
+                .object(format!("{}.{}", a.display(), nc.name));
+                if let Some(v) = sample_values(client, b, &nc.name).await? {
+                    f = f.evidence(format!("values: {v}"));
+                }
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn sample_values(client: &Client, t: &Table, col: &str) -> Result<Option<String>> {
+    let c = quote_ident(col);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT string_agg(v || ' ×' || n, ', ') FROM (SELECT {c}::text AS v, count(*) AS n FROM {} \
+                 WHERE {c} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3) x",
+                t.qualified()
+            ),
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The statement that dropped a table or column (by name), for findings.
+fn drop_site(f: Finding, runs: &[FileRun], name: &str) -> Finding {
+    let lower = name.to_lowercase();
+    for run in runs {
+        for st in &run.statements {
+            let s = st.sql.to_lowercase();
+            if s.contains("drop") && s.contains(&lower) {
+                return f.at(&run.file, st.line, &st.sql);
+            }
+        }
+    }
+    match runs.last() {
+        Some(run) => f.file(&run.file),
+        None => f,
+    }
+}
+
+/// The cast-back comparison of several columns of one table in one join;
+/// only the differing rows are materialised.
+async fn changed_values_table(
+    client: &Client,
+    a: &Table,
+    b: &Table,
+    cols: &[(Column, Column)],
+    runs: &[FileRun],
+) -> Result<Vec<Finding>> {
+    let snap = snapshot_name(a.oid);
+    let cur = b.qualified();
+    let join = a
+        .key
+        .iter()
+        .map(|k| format!("n.{q} = s.{q}", q = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let key_text = a
+        .key
+        .iter()
+        .map(|k| format!("s.{}::text", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" || ',' || ");
+    let mut select = vec![
+        format!("s.{} AS ward_o", quote_ident(&a.key[0])),
+        format!("{key_text} AS ward_k"),
+    ];
+    let mut any = Vec::new();
+    let mut agg = Vec::new();
+    for (i, (old, new)) in cols.iter().enumerate() {
+        let sc = format!("s.{}", quote_ident(&old.name));
+        let nc = format!("n.{}", quote_ident(&new.name));
+        let back = if old.ty == new.ty {
+            format!("{nc}::text")
+        } else {
+            format!("({nc}::{})::text", old.ty)
+        };
+        let changed = format!("({sc} IS NOT NULL AND {sc}::text IS DISTINCT FROM {back})");
+        let filled = format!("({sc} IS NULL AND {nc} IS NOT NULL)");
+        select.push(format!(
+            "{changed} AS c{i}, {filled} AS f{i}, {sc}::text AS o{i}, {nc}::text AS n{i}"
+        ));
+        any.push(format!("{changed} OR {filled}"));
+        agg.push(format!(
+            "count(*) FILTER (WHERE c{i}), count(*) FILTER (WHERE f{i}),
+             (SELECT string_agg(x, '; ') FROM (SELECT ward_k || ': ' || coalesce(o{i}, 'NULL') || ' → ' || coalesce(n{i}, 'NULL') AS x
+                FROM d WHERE c{i} ORDER BY ward_o LIMIT 3) y)"
+        ));
+    }
+    let sql = format!(
+        "WITH d AS MATERIALIZED (SELECT {} FROM {snap} s JOIN {cur} n ON {join} WHERE {})
+         SELECT {} FROM d",
+        select.join(", "),
+        any.join(" OR "),
+        agg.join(", ")
+    );
+    let row = client.query_one(&sql, &[]).await?;
+    let mut out = Vec::new();
+    for (i, (old, new)) in cols.iter().enumerate() {
+        let changed: i64 = row.get(3 * i);
+        let filled: i64 = row.get(3 * i + 1);
+        let samples: Option<String> = row.get(3 * i + 2);
+        out.extend(value_findings(
+            a, old, new, changed, filled, samples, true, runs,
+        ));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn value_findings(
+    a: &Table,
+    old: &Column,
+    new: &Column,
+    changed: i64,
+    filled: i64,
+    samples: Option<String>,
+    cast_back: bool,
+    runs: &[FileRun],
+) -> Vec<Finding> {
+    let object = format!("{}.{}", a.display(), new.name);
+    let mut out = Vec::new();
+    if changed > 0 {
+        let how = if old.ty != new.ty {
+            format!(
+                " by the type change {} → {}{}",
+                old.ty,
+                new.ty,
+                if cast_back {
+                    " (compared by casting back)"
+                } else {
+                    " (compared as text)"
+                }
+            )
+        } else {
+            String::new()
+        };
+        let mut f = Finding::new(
+            Level::Fail,
+            "values-changed",
+            format!("{changed} values of {object} changed{how}"),
+        )
+        .count(changed)
+        .object(object.clone())
+        .remedy(if old.ty != new.ty {
+            "use a type that holds every existing value (e.g. numeric instead of integer), or convert explicitly with USING and check the result"
+        } else {
+            "if the change is intended, keep the old values (a new column or an audit table); otherwise fix the UPDATE / the cascade"
+        });
+        if let Some(s) = samples {
+            f = f.evidence(format!("{} (old → new): {s}", a.key.join(",")));
+        }
+        out.push(attribute(f, runs, a, false));
+    }
+    if filled > 0 {
+        out.push(attribute(
+            Finding::new(
+                Level::Info,
+                "default-filled",
+                format!("{filled} NULLs of {object} received a value"),
+            )
+            .count(filled)
+            .object(object),
+            runs,
+            a,
+            false,
+        ));
+    }
+    out
+}
+
+async fn changed_values(
+    client: &Client,
+    a: &Table,
+    b: &Table,
+    old: &Column,
+    new: &Column,
+    runs: &[FileRun],
+) -> Result<Vec<Finding>> {
+    // Cast back to the old type; if that errors, compare as text.
+    let as_text = Column {
+        ty: new.ty.clone(),
+        ..old.clone()
+    };
+    match changed_values_table(client, a, b, &[(old.clone(), new.clone())], runs).await {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            tracing::debug!(
+                "cast-back of {}.{} failed ({e:#}), comparing as text",
+                a.name,
+                old.name
+            );
+            let mut f = changed_values_table(client, a, b, &[(as_text, new.clone())], runs).await?;
+            for x in &mut f {
+                if x.rule == "values-changed" {
+                    x.message += &format!(
+                        " by the type change {} → {} (compared as text)",
+                        old.ty, new.ty
+                    );
+                }
+            }
+            Ok(f)
+        }
+    }
+}
+
+/// Per-table row counts, for the report.
+pub fn rows(fp: &Fingerprint) -> BTreeMap<String, i64> {
+    fp.tables.values().map(|t| (t.display(), t.rows)).collect()
+}

@@ -1,0 +1,350 @@
+//! Fingerprints of a database before and after the migrations: the catalog
+//! (tables, columns, constraints and their validity, indexes and their
+//! validity, sequences) and the data (exact row counts, order-independent
+//! per-table and per-column hashes, non-NULL counts).
+//!
+//! Hashes are sums of `hashtextextended(value::text, 0)`, so they ignore row
+//! order and physical layout (a rewrite does not change them). Tables and
+//! columns are identified by oid and attnum, which survive renames.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::pg::quote_ident;
+
+/// Schemas ward never looks at.
+pub const SKIP_SCHEMAS: &str = "('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Column {
+    pub attnum: i16,
+    pub name: String,
+    pub ty: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Columns of the primary key (or of a unique index on NOT NULL columns).
+    pub key: Vec<String>,
+    pub rows: i64,
+    pub bytes: i64,
+    pub row_hash: String,
+    /// attnum → (non-NULL count, hash)
+    pub column_data: BTreeMap<i16, (i64, String)>,
+}
+
+impl Table {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+    pub fn display(&self) -> String {
+        if self.schema == "public" {
+            self.name.clone()
+        } else {
+            format!("{}.{}", self.schema, self.name)
+        }
+    }
+    pub fn column(&self, attnum: i16) -> Option<&Column> {
+        self.columns.iter().find(|c| c.attnum == attnum)
+    }
+    pub fn column_named(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Index {
+    pub oid: u32,
+    pub table: u32,
+    pub name: String,
+    pub def: String,
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Constraint {
+    pub oid: u32,
+    pub table: u32,
+    pub name: String,
+    pub kind: String,
+    pub def: String,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Sequence {
+    pub table: u32,
+    pub column: String,
+    pub name: String,
+    /// The last value handed out (`last_value`, or one less when not yet called).
+    pub last: i64,
+    pub max_in_column: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fingerprint {
+    pub tables: BTreeMap<u32, Table>,
+    pub indexes: Vec<Index>,
+    pub constraints: Vec<Constraint>,
+    pub sequences: Vec<Sequence>,
+}
+
+impl Fingerprint {
+    pub fn table_named(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables
+            .values()
+            .find(|t| t.schema == schema && t.name == name)
+    }
+}
+
+/// Takes the catalog and, when `data` is set, the data fingerprint.
+/// `conns` are extra connections to the same database used in parallel.
+pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Result<Fingerprint> {
+    let mut fp = catalog(client, history_table).await?;
+    let depth = fp.tables.keys().map(|o| (*o, Depth::Full)).collect();
+    fill(&mut fp, client, extra, &depth).await?;
+    Ok(fp)
+}
+
+/// How much of a table's data to fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Depth {
+    /// Row count, row hash, and every column's non-NULL count and hash.
+    Full,
+    /// Row count, and only these columns (attnums).
+    Columns(Vec<i16>),
+}
+
+/// The catalog part of a fingerprint (no data yet).
+pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint> {
+    let mut tables = BTreeMap::new();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT c.oid::int8, n.nspname::text, c.relname::text, pg_total_relation_size(c.oid)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN {SKIP_SCHEMAS}
+                   AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+                   AND NOT (n.nspname = 'public' AND c.relname = $1)"
+            ),
+            &[&history_table],
+        )
+        .await?;
+    for r in &rows {
+        let oid = r.get::<_, i64>(0) as u32;
+        tables.insert(
+            oid,
+            Table {
+                oid,
+                schema: r.get(1),
+                name: r.get(2),
+                columns: Vec::new(),
+                key: Vec::new(),
+                rows: 0,
+                bytes: r.get(3),
+                row_hash: String::new(),
+                column_data: BTreeMap::new(),
+            },
+        );
+    }
+    let oids: Vec<i64> = tables.keys().map(|o| *o as i64).collect();
+    for r in client
+        .query(
+            "SELECT a.attrelid::int8, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                    a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid::int8 = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(&(r.get::<_, i64>(0) as u32)) {
+            t.columns.push(Column {
+                attnum: r.get(1),
+                name: r.get(2),
+                ty: r.get(3),
+                not_null: r.get(4),
+                default: r.get(5),
+            });
+        }
+    }
+    // Keys: the primary key, else the first unique index over NOT NULL columns.
+    for r in client
+        .query(
+            "SELECT DISTINCT ON (i.indrelid) i.indrelid::int8,
+                    array_agg(a.attname::text ORDER BY k.ord)
+             FROM pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid::int8 = ANY($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+               AND i.indexprs IS NULL
+             GROUP BY i.indrelid, i.indexrelid, i.indisprimary
+             HAVING bool_and(a.attnotnull)
+             ORDER BY i.indrelid, i.indisprimary DESC, i.indexrelid",
+            &[&oids],
+        )
+        .await?
+    {
+        if let Some(t) = tables.get_mut(&(r.get::<_, i64>(0) as u32)) {
+            t.key = r.get(1);
+        }
+    }
+    let indexes = client
+        .query(
+            "SELECT i.indexrelid::int8, i.indrelid::int8, c.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid::int8 = ANY($1)",
+            &[&oids],
+        )
+        .await?
+        .iter()
+        .map(|r| Index {
+            oid: r.get::<_, i64>(0) as u32,
+            table: r.get::<_, i64>(1) as u32,
+            name: r.get(2),
+            def: r.get(3),
+            valid: r.get(4),
+        })
+        .collect();
+    let constraints = client
+        .query(
+            "SELECT oid::int8, conrelid::int8, conname::text, contype::text, pg_get_constraintdef(oid), convalidated
+             FROM pg_constraint WHERE conrelid::int8 = ANY($1)",
+            &[&oids],
+        )
+        .await?
+        .iter()
+        .map(|r| Constraint {
+            oid: r.get::<_, i64>(0) as u32,
+            table: r.get::<_, i64>(1) as u32,
+            name: r.get(2),
+            kind: r.get(3),
+            def: r.get(4),
+            validated: r.get(5),
+        })
+        .collect();
+    let mut sequences = Vec::new();
+    for r in client
+        .query(
+            "SELECT d.refobjid::int8, a.attname::text, d.objid::regclass::text
+             FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjid::int8 = ANY($1)",
+            &[&oids],
+        )
+        .await?
+    {
+        let table = r.get::<_, i64>(0) as u32;
+        let column: String = r.get(1);
+        let name: String = r.get(2);
+        let Some(t) = tables.get(&table) else { continue };
+        let Some(col) = t.column_named(&column) else { continue };
+        if !matches!(col.ty.as_str(), "bigint" | "integer" | "smallint") {
+            continue;
+        }
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END,
+                            (SELECT max({c})::int8 FROM {t})
+                     FROM {name} s",
+                    c = quote_ident(&column),
+                    t = t.qualified()
+                ),
+                &[],
+            )
+            .await?;
+        sequences.push(Sequence {
+            table,
+            column,
+            name,
+            last: row.get(0),
+            max_in_column: row.get(1),
+        });
+    }
+    Ok(Fingerprint {
+        tables,
+        indexes,
+        constraints,
+        sequences,
+    })
+}
+
+/// Fills in the data part: one scan per table, the tables spread over the
+/// connections (largest first, each to the least loaded connection).
+pub async fn fill(
+    fp: &mut Fingerprint,
+    client: &Client,
+    extra: &[&Client],
+    depth: &std::collections::HashMap<u32, Depth>,
+) -> Result<()> {
+    let mut conns = vec![client];
+    conns.extend_from_slice(extra);
+    let mut order: Vec<&Table> = fp.tables.values().collect();
+    order.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    type Job = (u32, String, Vec<i16>);
+    let mut lanes: Vec<(i64, Vec<Job>)> = vec![(0, Vec::new()); conns.len()];
+    for t in order {
+        let d = depth.get(&t.oid).cloned().unwrap_or(Depth::Full);
+        let cols: Vec<i16> = match &d {
+            Depth::Full => t.columns.iter().map(|c| c.attnum).collect(),
+            Depth::Columns(c) => {
+                let mut c = c.clone();
+                c.retain(|a| t.columns.iter().any(|x| x.attnum == *a));
+                c.sort_unstable();
+                c
+            }
+        };
+        let lane = lanes.iter_mut().min_by_key(|l| l.0).unwrap();
+        lane.0 += t.bytes;
+        lane.1
+            .push((t.oid, data_sql(t, &cols, d == Depth::Full), cols));
+    }
+    let futs = lanes
+        .into_iter()
+        .zip(&conns)
+        .map(|((_, jobs), c)| async move {
+            let mut out = Vec::new();
+            for (oid, sql, cols) in jobs {
+                out.push((oid, c.query_one(&sql, &[]).await?, cols));
+            }
+            anyhow::Ok(out)
+        });
+    for lane in futures_util::future::try_join_all(futs).await? {
+        for (oid, r, cols) in lane {
+            let t = fp.tables.get_mut(&oid).unwrap();
+            t.rows = r.get(0);
+            t.row_hash = r.get(1);
+            for (i, attnum) in cols.into_iter().enumerate() {
+                t.column_data
+                    .insert(attnum, (r.get(2 + 2 * i), r.get(3 + 2 * i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn data_sql(t: &Table, cols: &[i16], row_hash: bool) -> String {
+    let mut s = String::from(if row_hash {
+        "SELECT count(*), coalesce(sum(hashtextextended(ward_r::text, 0)), 0)::text"
+    } else {
+        "SELECT count(*), ''::text"
+    });
+    for c in t.columns.iter().filter(|c| cols.contains(&c.attnum)) {
+        let q = quote_ident(&c.name);
+        s += &format!(
+            ", count(ward_r.{q}), coalesce(sum(hashtextextended(ward_r.{q}::text, 0)), 0)::text"
+        );
+    }
+    s += &format!(" FROM {} ward_r", t.qualified());
+    s
+}

@@ -1,0 +1,171 @@
+//! The runner's history against the files: what is pending, and what is
+//! wrong with the history (dirty rows, edited or missing files, pending files
+//! older than applied ones).
+
+use super::apply::Applied;
+use super::migrations::{Format, Migration, MigrationSet};
+use super::report::{Finding, Level};
+
+/// Pending migrations and the findings about the history.
+pub fn pending<'a>(
+    set: &'a MigrationSet,
+    applied: Option<&[Applied]>,
+) -> (Vec<&'a Migration>, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let Some(applied) = applied else {
+        return (set.migrations.iter().collect(), findings);
+    };
+    for a in applied.iter().filter(|a| !a.success) {
+        let file = set.migrations.iter().find(|m| m.version == a.version);
+        let mut f = Finding::new(
+            Level::Fail,
+            "dirty-history",
+            format!(
+                "migration {} is marked as failed/dirty in {}: it was partially applied",
+                a.version,
+                set.format.history_table()
+            ),
+        )
+        .count(1)
+        .object(a.version.clone())
+        .remedy(match set.format {
+            Format::GolangMigrate => "repair the schema by hand, then `migrate force <version>`",
+            Format::Flyway => "repair the schema by hand, then `flyway repair`",
+            _ => "repair the schema by hand, then delete the failed history row and re-run the migration",
+        });
+        if let Some(m) = file {
+            f = f.file(&m.up.file);
+        }
+        findings.push(f);
+    }
+    if set.format == Format::GolangMigrate {
+        // One row: the current version; everything up to it counts as applied.
+        let current = applied
+            .first()
+            .map(|a| super::migrations_key(&a.version))
+            .unwrap_or_default();
+        let pending = set.migrations.iter().filter(|m| m.key > current).collect();
+        return (pending, findings);
+    }
+    let max_applied = applied
+        .iter()
+        .map(|a| super::migrations_key(&a.version))
+        .max()
+        .unwrap_or_default();
+    for a in applied {
+        let key = super::migrations_key(&a.version);
+        match set.migrations.iter().find(|m| m.key == key) {
+            None => findings.push(
+                Finding::new(
+                    Level::Fail,
+                    "history-mismatch",
+                    format!(
+                        "migration {} is applied in the database but its file is missing{}",
+                        a.version,
+                        a.description.as_ref().map(|d| format!(" ('{d}')")).unwrap_or_default()
+                    ),
+                )
+                .object(a.version.clone())
+                .remedy("the data comes from another branch: check out the branch that has the file, or restore data made on this branch"),
+            ),
+            Some(m) => {
+                if let (Some(have), Some(want)) = (&a.checksum, &m.checksum)
+                    && have != want
+                {
+                    let divergent = a.description.as_ref().is_some_and(|d| d != &m.description);
+                    if !divergent && set.format == Format::Sqlx && only_line_endings(&m.up.sql, have) {
+                        findings.push(
+                            Finding::new(
+                                Level::Warn,
+                                "history-mismatch",
+                                format!(
+                                    "{} differs from the applied file only in its line endings — sqlx's checksum is CRLF-sensitive and `sqlx migrate run` will refuse it",
+                                    m.up.file
+                                ),
+                            )
+                            .file(&m.up.file)
+                            .object(a.version.clone())
+                            .remedy("restore the file's original line endings (e.g. a .gitattributes `*.sql -text`)"),
+                        );
+                        continue;
+                    }
+                    findings.push(
+                        Finding::new(
+                            Level::Fail,
+                            "history-mismatch",
+                            if divergent {
+                                format!(
+                                    "version {} is a different migration in the database ('{}') than on disk ('{}')",
+                                    a.version,
+                                    a.description.as_deref().unwrap_or(""),
+                                    m.description
+                                )
+                            } else {
+                                format!("{} was edited after it was applied (checksum differs)", m.up.file)
+                            },
+                        )
+                        .file(&m.up.file)
+                        .object(a.version.clone())
+                        .remedy("never edit an applied migration: revert the edit and add a new migration"),
+                    );
+                }
+            }
+        }
+    }
+    let pending: Vec<&Migration> = set
+        .migrations
+        .iter()
+        .filter(|m| {
+            !applied
+                .iter()
+                .any(|a| super::migrations_key(&a.version) == m.key)
+        })
+        .collect();
+    for m in &pending {
+        if m.key < max_applied {
+            findings.push(
+                Finding::new(
+                    Level::Warn,
+                    "out-of-order",
+                    format!(
+                        "{} is pending but older than migrations already applied: {}",
+                        m.up.file,
+                        match set.format {
+                            Format::Flyway => "Flyway refuses it unless outOfOrder=true",
+                            Format::Refinery => "refinery aborts with MissingVersion",
+                            _ => "the runner applies it after newer ones, an order nobody tested",
+                        }
+                    ),
+                )
+                .file(&m.up.file)
+                .count(1)
+                .remedy("renumber the file after the newest applied migration (and re-check), or make sure it does not depend on the order"),
+            );
+        }
+    }
+    (pending, findings)
+}
+
+/// Whether `sql` with other line endings has the applied sqlx checksum.
+fn only_line_endings(sql: &str, applied_hex: &str) -> bool {
+    use sha2::{Digest, Sha384};
+    let lf = sql.replace("\r\n", "\n");
+    let crlf = lf.replace('\n', "\r\n");
+    [lf, crlf]
+        .iter()
+        .any(|v| hex::encode(Sha384::digest(v.as_bytes())) == applied_hex)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_ending_only_edits_are_recognised() {
+        use sha2::{Digest, Sha384};
+        let applied = hex::encode(Sha384::digest(b"SELECT 1;\r\nSELECT 2;\r\n"));
+        assert!(super::only_line_endings("SELECT 1;\nSELECT 2;\n", &applied));
+        assert!(!super::only_line_endings(
+            "SELECT 1;\nSELECT 3;\n",
+            &applied
+        ));
+    }
+}

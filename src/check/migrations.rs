@@ -1,0 +1,595 @@
+//! Reading migration directories in the formats of the common runners, with
+//! the checksums those runners store.
+//!
+//! | format | files | history table |
+//! |---|---|---|
+//! | sqlx | `<v>_<name>.sql` or `<v>_<name>.up.sql`/`.down.sql`; first line `-- no-transaction` | `_sqlx_migrations` (SHA-384 of the bytes) |
+//! | diesel | `<v>_<name>/up.sql`, `down.sql`, optional `metadata.toml` (`run_in_transaction = false`) | `__diesel_schema_migrations` |
+//! | golang-migrate | `<v>_<name>.up.sql`/`.down.sql` | `schema_migrations (version, dirty)` |
+//! | flyway | `V<v>__<desc>.sql`, `U<v>__<desc>.sql` (undo) | `flyway_schema_history` (CRC32 line by line) |
+//! | refinery | `V<v>__<name>.sql` | `refinery_schema_history` (SipHash-1-3 of name, version, sql) |
+//! | dbmate | `<v>_<name>.sql` with `-- migrate:up` / `-- migrate:down` | `schema_migrations (version)` |
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use regex::Regex;
+use serde::Serialize;
+use sha2::{Digest, Sha384};
+
+use crate::error::UsageError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Sqlx,
+    Diesel,
+    GolangMigrate,
+    Flyway,
+    Refinery,
+    Dbmate,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Sqlx => "sqlx",
+            Format::Diesel => "diesel",
+            Format::GolangMigrate => "golang-migrate",
+            Format::Flyway => "flyway",
+            Format::Refinery => "refinery",
+            Format::Dbmate => "dbmate",
+        }
+    }
+
+    /// The runner's history table.
+    pub fn history_table(self) -> &'static str {
+        match self {
+            Format::Sqlx => "_sqlx_migrations",
+            Format::Diesel => "__diesel_schema_migrations",
+            Format::GolangMigrate | Format::Dbmate => "schema_migrations",
+            Format::Flyway => "flyway_schema_history",
+            Format::Refinery => "refinery_schema_history",
+        }
+    }
+}
+
+/// The SQL of one direction of a migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Script {
+    /// Path relative to the migrations directory's parent, for reports.
+    pub file: String,
+    #[serde(skip)]
+    pub sql: String,
+    /// Line of `sql`'s first line in `file` (dbmate sections start mid-file).
+    pub first_line: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Migration {
+    /// The version as the runner stores it.
+    pub version: String,
+    #[serde(skip)]
+    pub key: Vec<u64>,
+    pub description: String,
+    pub up: Script,
+    pub down: Option<Script>,
+    /// The runner would not wrap the file in a transaction.
+    pub no_tx: bool,
+    /// The runner's checksum, in the form its table stores it (hex for bytea).
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationSet {
+    pub format: Format,
+    pub dir: PathBuf,
+    pub migrations: Vec<Migration>,
+}
+
+/// Where to look when `--migrations` is not given.
+pub const DEFAULT_DIRS: &[&str] = &[
+    "migrations",
+    "db/migrations",
+    "db/migration",
+    "src/main/resources/db/migration",
+];
+
+pub fn default_dir(cwd: &Path) -> Result<PathBuf> {
+    DEFAULT_DIRS
+        .iter()
+        .map(|d| cwd.join(d))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| {
+            UsageError(format!(
+                "no migrations directory found (looked for {}) — pass --migrations DIR",
+                DEFAULT_DIRS.join(", ")
+            ))
+            .into()
+        })
+}
+
+/// Guesses the format from the file names and contents.
+pub fn detect(dir: &Path) -> Result<Format> {
+    let entries = list(dir)?;
+    if entries
+        .iter()
+        .any(|p| p.is_dir() && p.join("up.sql").is_file())
+    {
+        return Ok(Format::Diesel);
+    }
+    let sql: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| p.is_file() && name(p).ends_with(".sql"))
+        .collect();
+    for p in &sql {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with("-- migrate:up"))
+        {
+            return Ok(Format::Dbmate);
+        }
+    }
+    let flyway = Regex::new(r"^[VU]\d+([._]\d+)*__.+\.sql$").unwrap();
+    if sql.iter().any(|p| flyway.is_match(&name(p))) {
+        return Ok(Format::Flyway);
+    }
+    let numbered = Regex::new(r"^\d+_.+\.sql$").unwrap();
+    if sql.iter().any(|p| numbered.is_match(&name(p))) {
+        return Ok(Format::Sqlx);
+    }
+    Err(UsageError(format!(
+        "no migrations found in {} — expected sqlx/golang-migrate (<version>_<name>.sql, .up.sql/.down.sql), \
+         diesel (<version>_<name>/up.sql), Flyway/refinery (V<n>__<name>.sql) or dbmate (-- migrate:up) files, \
+         or name the format with --migrations-format",
+        dir.display()
+    ))
+    .into())
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        UsageError(format!(
+            "cannot read the migrations directory {} ({e}) — pass an existing directory with --migrations",
+            dir.display()
+        ))
+    })?;
+    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    v.sort();
+    Ok(v)
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn display(dir: &Path, p: &Path) -> String {
+    let base = dir.file_name().map(PathBuf::from).unwrap_or_default();
+    base.join(p.strip_prefix(dir).unwrap_or(p))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn read(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    String::from_utf8(bytes).map_err(|_| {
+        UsageError(format!(
+            "{} is not UTF-8 text — save it as UTF-8",
+            p.display()
+        ))
+        .into()
+    })
+}
+
+fn key_of(version: &str) -> Vec<u64> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// Reads every migration of `dir` in `format`, sorted by version.
+pub fn read_dir(dir: &Path, format: Format) -> Result<MigrationSet> {
+    let entries = list(dir)?;
+    let mut migrations = match format {
+        Format::Sqlx | Format::GolangMigrate => read_numbered(dir, &entries, format)?,
+        Format::Diesel => read_diesel(dir, &entries)?,
+        Format::Flyway | Format::Refinery => read_flyway(dir, &entries, format)?,
+        Format::Dbmate => read_dbmate(dir, &entries)?,
+    };
+    migrations.sort_by(|a, b| a.key.cmp(&b.key));
+    for w in migrations.windows(2) {
+        if w[0].key == w[1].key {
+            return Err(UsageError(format!(
+                "two migrations share version {}: {} and {} — renumber one of them",
+                w[0].version, w[0].up.file, w[1].up.file
+            ))
+            .into());
+        }
+    }
+    if migrations.is_empty() {
+        return Err(UsageError(format!(
+            "no {} migrations found in {} — check --migrations and --migrations-format",
+            format.name(),
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(MigrationSet {
+        format,
+        dir: dir.to_path_buf(),
+        migrations,
+    })
+}
+
+fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<Migration>> {
+    let re = Regex::new(r"^(\d+)_(.+?)(\.up|\.down)?\.sql$").unwrap();
+    let mut out: Vec<Migration> = Vec::new();
+    let mut downs = Vec::new();
+    for p in entries.iter().filter(|p| p.is_file()) {
+        let n = name(p);
+        let Some(c) = re.captures(&n) else { continue };
+        let version = c[1]
+            .parse::<i64>()
+            .map_err(|_| UsageError(format!("{n}: the version does not fit a 64-bit integer")))?;
+        let desc = c[2].replace('_', " ");
+        let sql = read(p)?;
+        let script = Script {
+            file: display(dir, p),
+            sql,
+            first_line: 1,
+        };
+        if c.get(3).map(|m| m.as_str()) == Some(".down") {
+            downs.push((version, script));
+            continue;
+        }
+        if format == Format::GolangMigrate && c.get(3).is_none() {
+            continue; // golang-migrate needs .up.sql / .down.sql
+        }
+        let checksum =
+            (format == Format::Sqlx).then(|| hex::encode(Sha384::digest(script.sql.as_bytes())));
+        let no_tx = format == Format::Sqlx && script.sql.starts_with("-- no-transaction");
+        out.push(Migration {
+            version: version.to_string(),
+            key: vec![version as u64],
+            description: desc,
+            up: script,
+            down: None,
+            no_tx,
+            checksum,
+        });
+    }
+    for (v, s) in downs {
+        if let Some(m) = out.iter_mut().find(|m| m.version == v.to_string()) {
+            m.down = Some(s);
+        }
+    }
+    Ok(out)
+}
+
+fn read_diesel(dir: &Path, entries: &[PathBuf]) -> Result<Vec<Migration>> {
+    let mut out = Vec::new();
+    for p in entries.iter().filter(|p| p.is_dir()) {
+        let up = p.join("up.sql");
+        if !up.is_file() {
+            continue;
+        }
+        let n = name(p);
+        let (v, desc) = n.split_once('_').unwrap_or((&n, ""));
+        let version = v.replace('-', "");
+        let down = p.join("down.sql");
+        let no_tx = std::fs::read_to_string(p.join("metadata.toml"))
+            .map(|t| {
+                t.lines().any(|l| {
+                    let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+                    l == "run_in_transaction=false"
+                })
+            })
+            .unwrap_or(false);
+        out.push(Migration {
+            key: key_of(&version),
+            version,
+            description: desc.replace('_', " "),
+            up: Script {
+                file: display(dir, &up),
+                sql: read(&up)?,
+                first_line: 1,
+            },
+            down: if down.is_file() {
+                Some(Script {
+                    file: display(dir, &down),
+                    sql: read(&down)?,
+                    first_line: 1,
+                })
+            } else {
+                None
+            },
+            no_tx,
+            checksum: None,
+        });
+    }
+    Ok(out)
+}
+
+fn read_flyway(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<Migration>> {
+    let re = Regex::new(r"^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$").unwrap();
+    let mut out: Vec<Migration> = Vec::new();
+    let mut undos = Vec::new();
+    for p in entries.iter().filter(|p| p.is_file()) {
+        let n = name(p);
+        let Some(c) = re.captures(&n) else { continue };
+        let version = c[2].replace('_', ".");
+        let sql = read(p)?;
+        let script = Script {
+            file: display(dir, p),
+            sql,
+            first_line: 1,
+        };
+        if &c[1] == "U" && format == Format::Flyway {
+            undos.push((version, script));
+            continue;
+        }
+        let (description, checksum) = if format == Format::Flyway {
+            (
+                c[3].replace('_', " "),
+                Some(flyway_checksum(&script.sql).to_string()),
+            )
+        } else {
+            let v: i32 = version
+                .parse()
+                .map_err(|_| UsageError(format!("{n}: refinery versions are whole numbers")))?;
+            (
+                c[3].to_string(),
+                Some(refinery_checksum(&c[3], v, &script.sql).to_string()),
+            )
+        };
+        out.push(Migration {
+            key: key_of(&version),
+            version,
+            description,
+            up: script,
+            down: None,
+            no_tx: false,
+            checksum,
+        });
+    }
+    for (v, s) in undos {
+        if let Some(m) = out.iter_mut().find(|m| m.version == v) {
+            m.down = Some(s);
+        }
+    }
+    Ok(out)
+}
+
+fn read_dbmate(dir: &Path, entries: &[PathBuf]) -> Result<Vec<Migration>> {
+    let re = Regex::new(r"^(\d+)_(.+)\.sql$").unwrap();
+    let mut out = Vec::new();
+    for p in entries.iter().filter(|p| p.is_file()) {
+        let n = name(p);
+        let Some(c) = re.captures(&n) else { continue };
+        let text = read(p)?;
+        let file = display(dir, p);
+        let mut up: Option<(usize, String, bool)> = None;
+        let mut down: Option<(usize, String)> = None;
+        let mut section = 0; // 0 none, 1 up, 2 down
+        for (i, l) in text.lines().enumerate() {
+            let t = l.trim_start();
+            if let Some(rest) = t.strip_prefix("-- migrate:up") {
+                section = 1;
+                up = Some((i + 2, String::new(), rest.contains("transaction:false")));
+                continue;
+            }
+            if t.starts_with("-- migrate:down") {
+                section = 2;
+                down = Some((i + 2, String::new()));
+                continue;
+            }
+            match section {
+                1 => {
+                    let u = up.as_mut().unwrap();
+                    u.1.push_str(l);
+                    u.1.push('\n');
+                }
+                2 => {
+                    let d = down.as_mut().unwrap();
+                    d.1.push_str(l);
+                    d.1.push('\n');
+                }
+                _ => {}
+            }
+        }
+        let Some((first_line, sql, no_tx)) = up else {
+            return Err(UsageError(format!(
+                "{file} has no `-- migrate:up` section — dbmate files need one"
+            ))
+            .into());
+        };
+        out.push(Migration {
+            version: c[1].to_string(),
+            key: key_of(&c[1]),
+            description: c[2].replace('_', " "),
+            up: Script {
+                file: file.clone(),
+                sql,
+                first_line,
+            },
+            down: down
+                .filter(|(_, s)| !s.trim().is_empty())
+                .map(|(first_line, sql)| Script {
+                    file: file.clone(),
+                    sql,
+                    first_line,
+                }),
+            no_tx,
+            checksum: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Flyway's checksum: CRC-32 over the lines, without terminators, BOM stripped.
+pub fn flyway_checksum(sql: &str) -> i32 {
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    let mut crc = Crc32::new();
+    for line in sql.lines() {
+        crc.update(line.as_bytes());
+    }
+    crc.finish() as i32
+}
+
+/// refinery's checksum: SipHash-1-3 (zero keys) over name, version, sql.
+pub fn refinery_checksum(name: &str, version: i32, sql: &str) -> u64 {
+    let mut h = siphasher::sip::SipHasher13::new();
+    name.hash(&mut h);
+    version.hash(&mut h);
+    sql.hash(&mut h);
+    h.finish()
+}
+
+struct Crc32 {
+    table: [u32; 256],
+    value: u32,
+}
+
+impl Crc32 {
+    fn new() -> Crc32 {
+        let mut table = [0u32; 256];
+        for (i, t) in table.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *t = c;
+        }
+        Crc32 {
+            table,
+            value: 0xFFFF_FFFF,
+        }
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.value = self.table[((self.value ^ b as u32) & 0xFF) as usize] ^ (self.value >> 8);
+        }
+    }
+    fn finish(&self) -> u32 {
+        self.value ^ 0xFFFF_FFFF
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (n, t) in files {
+            let p = d.path().join(n);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        let mut c = Crc32::new();
+        c.update(b"123456789");
+        assert_eq!(c.finish(), 0xCBF4_3926);
+        // Line endings do not change Flyway's checksum.
+        assert_eq!(flyway_checksum("a;\r\nb;\r\n"), flyway_checksum("a;\nb;\n"));
+    }
+
+    #[test]
+    fn detects_each_format() {
+        let cases: &[(&[(&str, &str)], Format)] = &[
+            (&[("1_init.sql", "select 1;")], Format::Sqlx),
+            (
+                &[("2024-01-01-000000_init/up.sql", "select 1;")],
+                Format::Diesel,
+            ),
+            (&[("V1__init.sql", "select 1;")], Format::Flyway),
+            (
+                &[(
+                    "20240101_init.sql",
+                    "-- migrate:up\nselect 1;\n-- migrate:down\n",
+                )],
+                Format::Dbmate,
+            ),
+        ];
+        for (files, f) in cases {
+            let d = dir(files);
+            assert_eq!(detect(d.path()).unwrap(), *f);
+        }
+        let d = dir(&[("README.md", "hi")]);
+        assert!(
+            detect(d.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no migrations found")
+        );
+    }
+
+    #[test]
+    fn reads_sqlx_reversible_pairs_and_no_transaction() {
+        let d = dir(&[
+            (
+                "20240101000000_add_users.up.sql",
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);",
+            ),
+            ("20240101000000_add_users.down.sql", "DROP INDEX i;"),
+            ("20240102000000_second.sql", "SELECT 1;"),
+            ("notes.txt", "ignored"),
+        ]);
+        let s = read_dir(d.path(), Format::Sqlx).unwrap();
+        assert_eq!(s.migrations.len(), 2);
+        let m = &s.migrations[0];
+        assert_eq!(
+            (m.version.as_str(), m.description.as_str(), m.no_tx),
+            ("20240101000000", "add users", true)
+        );
+        assert!(m.down.is_some());
+        assert_eq!(m.checksum.as_ref().unwrap().len(), 96);
+    }
+
+    #[test]
+    fn reads_dbmate_sections_with_their_lines() {
+        let d = dir(&[(
+            "20240101120000_x.sql",
+            "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (x);\n\n-- migrate:down\nDROP INDEX i;\n",
+        )]);
+        let s = read_dir(d.path(), Format::Dbmate).unwrap();
+        let m = &s.migrations[0];
+        assert!(m.no_tx);
+        assert_eq!(m.up.first_line, 2);
+        assert_eq!(m.down.as_ref().unwrap().first_line, 5);
+    }
+
+    #[test]
+    fn flyway_versions_sort_numerically_and_undo_pairs() {
+        let d = dir(&[
+            ("V1_10__late.sql", "select 1;"),
+            ("V1_2__early.sql", "select 1;"),
+            ("U1_2__early.sql", "select 2;"),
+        ]);
+        let s = read_dir(d.path(), Format::Flyway).unwrap();
+        let v: Vec<&str> = s.migrations.iter().map(|m| m.version.as_str()).collect();
+        assert_eq!(v, ["1.2", "1.10"]);
+        assert!(s.migrations[0].down.is_some());
+    }
+
+    #[test]
+    fn duplicate_versions_are_refused() {
+        let d = dir(&[("1_a.sql", "select 1;"), ("01_b.sql", "select 1;")]);
+        let e = read_dir(d.path(), Format::Sqlx).unwrap_err().to_string();
+        assert!(e.contains("share version 1"), "{e}");
+    }
+}

@@ -1,0 +1,52 @@
+//! `ward check`.
+
+use anyhow::Result;
+
+use crate::check::{self, Against, Options, SeedSource, report::Level};
+use crate::cli::{AgainstArg, CheckArgs, CheckFormat};
+use crate::config::Config;
+use crate::error::Exit;
+use crate::output;
+
+pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
+    let against = match &args.against {
+        AgainstArg::Seed => Against::Seed,
+        AgainstArg::Url(u) => Against::Url(u.clone()),
+    };
+    if args.base.is_some() && matches!(against, Against::Url(_)) {
+        return crate::error::usage(
+            "--base only applies to --against seed (with a URL, pending = files not in its history table) — drop --base",
+        );
+    }
+    crate::seed::check_patients(0, args.patients)?;
+    let opts = Options {
+        migrations: args.migrations.clone(),
+        format: args.migrations_format,
+        against,
+        server_url: cfg.database_url.clone(),
+        apply_cmd: args.apply_cmd.clone(),
+        base: args.base.clone(),
+        seed: SeedSource::Builtin {
+            patients: args.patients,
+            seed: args
+                .seed
+                .unwrap_or(crate::seed::spec::Spec::builtin()?.seed),
+            jobs: crate::config::default_jobs(),
+        },
+        timezone_check: args.timezone_check,
+    };
+    let bar = output::Bar::new(cfg.quiet);
+    let report = check::run(&opts, &bar).await?;
+    let format = if cfg.json {
+        CheckFormat::Json
+    } else {
+        args.format
+    };
+    output::check_report(&report, format, args.strict);
+    let worst = report.worst();
+    Ok(match worst {
+        Some(Level::Fail) => Exit::Findings,
+        Some(Level::Warn) if args.strict => Exit::Findings,
+        _ => Exit::Ok,
+    })
+}
