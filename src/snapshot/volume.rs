@@ -121,12 +121,7 @@ async fn database_facts(d: &Docker, container: &str, user: &str) -> Result<Datab
             container,
             user,
             name,
-            "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (\
-               SELECT table_schema||'.'||table_name||'.'||column_name||':'||data_type||':'||is_nullable AS x \
-               FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog','information_schema') \
-             UNION ALL SELECT conrelid::regclass::text||':'||pg_get_constraintdef(oid) FROM pg_constraint \
-               WHERE connamespace NOT IN ('pg_catalog'::regnamespace,'information_schema'::regnamespace) \
-             UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog','information_schema')) s",
+            super::template::SCHEMA_FINGERPRINT_SQL,
         )
         .await
         .unwrap_or_default();
