@@ -80,7 +80,8 @@ async fn quick_reset(
     progress.stage("quick reset", 0);
     let store = Store::open(&cluster.dir().join("snapshots"))?;
     let t0 = std::time::Instant::now();
-    let m = template::create_snapshot(&store, url, "demo-fast", Default::default(), true).await?;
+    let m =
+        template::create_snapshot(&store, url, "demo-fast", Default::default(), true, None).await?;
     let snapshot_seconds = t0.elapsed().as_secs_f64();
     let client = pg::connect(url).await?;
     let before: i64 = client

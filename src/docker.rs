@@ -80,6 +80,9 @@ pub struct ContainerFacts {
     pub volumes: Vec<(String, String)>,
     /// Bind mounts: (host path, destination).
     pub binds: Vec<(String, String)>,
+    /// The host port that 5432/tcp is published on, if any.
+    #[serde(default)]
+    pub published_port: Option<u16>,
 }
 
 impl ContainerFacts {
@@ -137,6 +140,12 @@ pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<Con
             _ => {}
         }
     }
+    let published_port = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .and_then(|p| p.get("5432/tcp").cloned().flatten())
+        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port?.parse().ok()));
     let image_id = c.image.unwrap_or_default();
     let repo_digests = match docker.inspect_image(&image_id).await {
         Ok(img) => img.repo_digests.unwrap_or_default(),
@@ -157,6 +166,7 @@ pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<Con
         running: c.state.and_then(|s| s.running).unwrap_or(false),
         volumes,
         binds,
+        published_port,
     }))
 }
 

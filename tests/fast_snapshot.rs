@@ -324,3 +324,78 @@ fn the_cli_takes_lists_verifies_restores_prunes_and_deletes_fast_snapshots() {
         .run()
         .fails_with(2, "already exists");
 }
+
+/// Removes the test's container even when the test fails.
+struct Container(String);
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn fast_snapshots_reach_a_container_through_its_published_port() {
+    use support::docker::{IMAGE, docker, require_image, unique, wait_ready};
+    require_image();
+    let c = Container(unique("ward-test-fast"));
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &c.0,
+        "--label",
+        "ward.test=1",
+        "-e",
+        "POSTGRES_PASSWORD=pw-fast",
+        "-e",
+        "POSTGRES_DB=app",
+        "-p",
+        "127.0.0.1::5432",
+        IMAGE,
+    ]);
+    wait_ready(&c.0);
+    let port = docker(&["port", &c.0, "5432/tcp"]);
+    let port = port.trim().rsplit(':').next().unwrap().to_string();
+    let url = format!("postgres://postgres:pw-fast@127.0.0.1:{port}/app");
+    ward().db(&url).args(["seed", "-n", "200"]).ok();
+    let before = table_checksums(&url, "public");
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap();
+    // No --database-url: the container's published port and environment say where.
+    let m = ward()
+        .args([
+            "--json",
+            "snapshot",
+            "create",
+            "c1",
+            "--fast",
+            "--container",
+            &c.0,
+            "--store",
+            st,
+        ])
+        .ok()
+        .json();
+    assert_eq!(m["source"]["container"], c.0.as_str());
+    assert!(
+        !m.to_string().contains("pw-fast"),
+        "the password leaked into the manifest"
+    );
+    sql(&url, "DROP TABLE allergies");
+    ward()
+        .args(["snapshot", "restore", "c1", "--yes", "--store", st])
+        .ok();
+    assert_eq!(table_checksums(&url, "public"), before);
+    ward()
+        .args(["snapshot", "delete", "c1", "--yes", "--store", st])
+        .ok();
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'ward_snap_%'"
+        ),
+        0
+    );
+}

@@ -42,6 +42,35 @@ fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
     .or(&cfg.file.snapshot.target())
 }
 
+/// Where a fast snapshot's database is: --database-url, else the container
+/// of the target (or the one the snapshot was taken from), through its
+/// published port. Returns the URL and the container's name.
+async fn fast_url(
+    cfg: &Config,
+    target: Option<&TargetArgs>,
+    from: Option<&str>,
+    what: &str,
+) -> Result<(String, Option<String>)> {
+    if let Some(url) = &cfg.database_url {
+        return Ok((url.clone(), None));
+    }
+    let container = if let Some(name) = from {
+        let docker = crate::docker::connect().await?;
+        crate::docker::inspect_container(&docker, name).await?
+    } else if let Some(t) = target {
+        match target::resolve(&spec(cfg, t), &std::env::current_dir()?).await {
+            Ok(target::Target::Volume(v)) => v.container.clone(),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    match container {
+        Some(c) => Ok((template::container_url(&c)?, Some(c.name))),
+        None => Ok((template::require_url(None, what)?, None)),
+    }
+}
+
 fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for l in raw {
@@ -64,7 +93,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
     match &args.command {
         SnapshotCommand::Create(a) if a.fast => {
             let store = store(cfg, &a.store)?;
-            let url = template::require_url(cfg.database_url.as_deref(), "taking")?;
+            let (url, container) = fast_url(cfg, Some(&a.target), None, "taking").await?;
             let url = match &a.database {
                 Some(db) => template::with_database(&url, db),
                 None => url,
@@ -96,7 +125,8 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 output::snapshot_created(&created, cfg.json);
                 labels.insert("ward.persisted".into(), durable);
             }
-            let m = template::create_snapshot(&store, &url, &name, labels, a.force).await?;
+            let m =
+                template::create_snapshot(&store, &url, &name, labels, a.force, container).await?;
             output::fast_snapshot_created(&m, cfg.json);
             Ok(Exit::Ok)
         }
@@ -145,7 +175,8 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             }
             let _lock = store.lock()?;
             if let Some(facts) = &m.template {
-                let url = template::require_url(cfg.database_url.as_deref(), "deleting")?;
+                let (url, _) =
+                    fast_url(cfg, None, m.source.container.as_deref(), "deleting").await?;
                 template::delete(&url, facts).await?;
             }
             store.delete(&a.name)?;
@@ -155,7 +186,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         SnapshotCommand::Verify(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
             let store = store(cfg, &a.store)?;
             let m = store.load(&a.name)?;
-            let url = template::require_url(cfg.database_url.as_deref(), "verifying")?;
+            let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
             let problem =
                 template::verify(&url, m.template.as_ref().expect("a template snapshot")).await?;
             let v = snapshot::Verified {
@@ -196,7 +227,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             let store = store(cfg, &a.store)?;
             let m = store.load(&a.name)?;
             let facts = m.template.expect("a template snapshot");
-            let url = template::require_url(cfg.database_url.as_deref(), "restoring")?;
+            let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "restoring").await?;
             if !a.yes && !output::can_prompt() {
                 return error::usage(
                     "restore replaces data and needs confirmation, but there is no terminal to ask on — \
@@ -275,9 +306,12 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             if !a.dry_run {
                 let _lock = store.lock()?;
                 for gone in d.iter().filter(|d| !d.keep) {
-                    if let Some(facts) = store.load(&gone.name)?.template {
-                        let url = template::require_url(cfg.database_url.as_deref(), "pruning")?;
-                        template::delete(&url, &facts).await?;
+                    let gone_m = store.load(&gone.name)?;
+                    if let Some(facts) = &gone_m.template {
+                        let (url, _) =
+                            fast_url(cfg, None, gone_m.source.container.as_deref(), "pruning")
+                                .await?;
+                        template::delete(&url, facts).await?;
                     }
                     store.delete(&gone.name)?;
                 }

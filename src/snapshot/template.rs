@@ -462,6 +462,7 @@ pub async fn create_snapshot(
     name: &str,
     labels: std::collections::BTreeMap<String, String>,
     force: bool,
+    container: Option<String>,
 ) -> Result<super::manifest::Manifest> {
     super::store::check_name(name)?;
     let _lock = store.lock()?;
@@ -489,6 +490,7 @@ pub async fn create_snapshot(
         source: crate::target::SourceFacts {
             kind: "database".into(),
             postgres_user: config.get_user().map(str::to_string),
+            container,
             ..Default::default()
         },
         pg_major: major,
@@ -517,6 +519,31 @@ pub async fn create_snapshot(
         return Err(e);
     }
     Ok(m)
+}
+
+/// A URL for the database of a container, through its published port on
+/// the loopback interface, as the official image's environment describes it.
+pub fn container_url(c: &crate::docker::ContainerFacts) -> Result<String> {
+    let port = c.published_port.ok_or_else(|| {
+        UsageError(format!(
+            "container {} publishes no port for 5432, so ward cannot reach its database — publish one \
+             (compose: ports: [\"127.0.0.1:5432:5432\"]) or pass --database-url",
+            c.name
+        ))
+    })?;
+    let user = c
+        .env
+        .get("POSTGRES_USER")
+        .map_or("postgres", String::as_str);
+    let db = c.env.get("POSTGRES_DB").map_or(user, String::as_str);
+    let mut u = url::Url::parse("postgres://127.0.0.1").expect("a valid URL");
+    let _ = u.set_username(user);
+    if let Some(pw) = c.env.get("POSTGRES_PASSWORD") {
+        let _ = u.set_password(Some(pw));
+    }
+    let _ = u.set_port(Some(port));
+    u.set_path(&format!("/{db}"));
+    Ok(u.to_string())
 }
 
 /// The URL of the cluster a template snapshot lives in: `url` (the database
