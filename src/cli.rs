@@ -426,6 +426,7 @@ const CHECK_EXAMPLES: &str = "Examples:
                                              migrations up to that version form the schema that is seeded;
                                              the later ones are checked
   ward check --against postgres://app@localhost/app_dev
+  ward check --against snapshot:before-migration   a clone of a fast snapshot of the dev database
                                              clone that database by template (never modified) and run the
                                              files not yet in its history table
   ward check --apply-cmd 'python manage.py migrate' --against postgres://app@localhost/app
@@ -462,6 +463,8 @@ pub enum CheckFormat {
 pub enum AgainstArg {
     Seed,
     Url(String),
+    /// A snapshot in the store, by name (`snapshot:NAME`).
+    Snapshot(String),
 }
 
 impl std::str::FromStr for AgainstArg {
@@ -472,13 +475,19 @@ impl std::str::FromStr for AgainstArg {
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") || s.contains('=')
         {
             Ok(AgainstArg::Url(s.to_string()))
-        } else if s == "snapshot" || s.starts_with("snapshot") {
+        } else if let Some(name) = s
+            .strip_prefix("snapshot:")
+            .or_else(|| s.strip_prefix("snapshot "))
+            .filter(|n| !n.trim().is_empty())
+        {
+            Ok(AgainstArg::Snapshot(name.trim().to_string()))
+        } else if s == "snapshot" {
+            Err("name the snapshot: --against snapshot:NAME (see `ward snapshot list`)".into())
+        } else {
             Err(
-                "checking against a snapshot is not available yet — use `seed` or a database URL"
+                "expected `seed`, `snapshot:NAME` or a database URL (postgres://user:pass@host/db)"
                     .into(),
             )
-        } else {
-            Err("expected `seed` or a database URL (postgres://user:pass@host/db)".into())
         }
     }
 }
@@ -494,15 +503,20 @@ pub struct CheckArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub migrations_format: Option<crate::check::migrations::Format>,
 
-    /// The data to check against: `seed` (a fresh database seeded by ward) or a database URL
-    /// (cloned by template, never modified).
+    /// The data to check against: `seed` (a fresh database seeded by ward), a database URL
+    /// (cloned by template, never modified), or `snapshot:NAME`, a --fast snapshot in the store
+    /// (its in-cluster copy is cloned; reached through --database-url or its container).
     #[arg(
         long,
         default_value = "seed",
-        value_name = "seed|URL",
+        value_name = "seed|URL|snapshot:NAME",
         hide_default_value = false
     )]
     pub against: AgainstArg,
+
+    /// With --against snapshot:NAME: the snapshot store [env: WARD_STORE].
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// With --against seed: migrations up to and including VERSION make the schema that is seeded;
     /// only the later ones are checked (default: every migration is checked against ward's built-in tables).

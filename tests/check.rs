@@ -947,7 +947,11 @@ fn bad_input_is_one_line_and_exit_2() {
         .fails_with(2, "database missing_db does not exist");
     let r = ward().args(["check", "--against", "snapshot"]).run();
     assert_eq!(r.code(), 2);
-    assert!(r.stderr().contains("not available yet"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("--against snapshot:NAME"),
+        "{}",
+        r.stderr()
+    );
     // Another session on the source: ward refuses rather than touching it.
     let blocker = std::process::Command::new("psql")
         .args([&e.url, "-c", "SELECT pg_sleep(20)"])

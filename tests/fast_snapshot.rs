@@ -399,3 +399,80 @@ fn fast_snapshots_reach_a_container_through_its_published_port() {
         0
     );
 }
+
+#[test]
+fn check_runs_against_a_clone_of_a_fast_snapshot() {
+    let c = cluster();
+    let url = seeded(&c, "app");
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap();
+    ward()
+        .db(&url)
+        .args(["snapshot", "create", "base", "--fast", "--store", st])
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("20240101000000_whole_numbers.sql"),
+        "ALTER TABLE observations ALTER COLUMN value TYPE integer;\n",
+    )
+    .unwrap();
+    let r = ward()
+        .db(&url)
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--store",
+            st,
+            "--against",
+            "snapshot:base",
+            "--migrations",
+        ])
+        .args([&migrations])
+        .run();
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let report = r.json();
+    assert!(
+        report["against"]
+            .as_str()
+            .unwrap()
+            .contains("ward_snap_base"),
+        "{report}"
+    );
+    assert!(report.to_string().contains("values-changed"), "{report}");
+    // The snapshot's copy is closed again and unchanged; the live database too.
+    assert_eq!(
+        value(
+            &url,
+            "SELECT datallowconn::text FROM pg_database WHERE datname = 'ward_snap_base'"
+        ),
+        "false"
+    );
+    ward()
+        .db(&url)
+        .args(["snapshot", "verify", "base", "--store", st])
+        .ok();
+    assert_eq!(
+        value(
+            &url,
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'observations' AND column_name = 'value'"
+        ),
+        "numeric"
+    );
+    // A volume snapshot (or a missing one) is a clear error.
+    ward()
+        .db(&url)
+        .args([
+            "check",
+            "--store",
+            st,
+            "--against",
+            "snapshot:nope",
+            "--migrations",
+        ])
+        .args([&migrations])
+        .run()
+        .fails_with(2, "no snapshot named");
+}

@@ -7,12 +7,39 @@ use crate::cli::{AgainstArg, CheckArgs, CheckFormat};
 use crate::config::Config;
 use crate::error::Exit;
 use crate::output;
+use crate::snapshot::template;
 
 pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
     let against = match &args.against {
         AgainstArg::Seed => Against::Seed,
         AgainstArg::Url(u) => Against::Url(u.clone()),
+        AgainstArg::Snapshot(name) => {
+            // A fast snapshot is a template database in the cluster: check a
+            // clone of it (the copy itself is never modified).
+            let store = super::snapshot::store(cfg, &args.store)?;
+            let m = store.load(name)?;
+            let Some(facts) = m.template.clone() else {
+                return crate::error::usage(format!(
+                    "{name:?} is a volume snapshot; checking against those is not available yet — take a \
+                     --fast snapshot of the database, or restore it and use --against URL"
+                ));
+            };
+            let (url, _) = super::snapshot::fast_url(
+                cfg,
+                None,
+                m.source.container.as_deref(),
+                "checking against",
+            )
+            .await?;
+            let tpl = template::with_database(&url, &facts.template_database);
+            let _open = template::Opened::new(&url, &facts).await?;
+            return run_with(cfg, args, Against::Url(tpl)).await;
+        }
     };
+    run_with(cfg, args, against).await
+}
+
+async fn run_with(cfg: &Config, args: &CheckArgs, against: Against) -> Result<Exit> {
     if args.base.is_some() && matches!(against, Against::Url(_)) {
         return crate::error::usage(
             "--base only applies to --against seed (with a URL, pending = files not in its history table) — drop --base",

@@ -21,7 +21,7 @@ use crate::{error, output};
 pub const DEFAULT_STORE: &str = ".ward/snapshots";
 const DEFAULT_STOP_TIMEOUT: u32 = 120;
 
-fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
+pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
     let dir = args
         .store
         .clone()
@@ -45,7 +45,7 @@ fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
 /// Where a fast snapshot's database is: --database-url, else the container
 /// of the target (or the one the snapshot was taken from), through its
 /// published port. Returns the URL and the container's name.
-async fn fast_url(
+pub(crate) async fn fast_url(
     cfg: &Config,
     target: Option<&TargetArgs>,
     from: Option<&str>,

@@ -439,6 +439,62 @@ pub async fn verify(url: &str, facts: &TemplateFacts) -> Result<Option<String>> 
     }))
 }
 
+/// Lets sessions connect to a fast snapshot's copy while this value lives
+/// (for `ward check --against snapshot:NAME`, which reads it and clones it).
+/// Connections are switched off again when it is dropped.
+pub struct Opened {
+    admin_url: String,
+    template: String,
+}
+
+impl Opened {
+    pub async fn new(url: &str, facts: &TemplateFacts) -> Result<Opened> {
+        let (admin_url, _) = maintenance_url(url)?;
+        let admin = pg::connect(&admin_url).await?;
+        if !exists(&admin, &facts.template_database).await? {
+            return Err(UsageError(format!(
+                "the copy behind this fast snapshot ({}) is gone from the cluster — delete the snapshot",
+                facts.template_database
+            ))
+            .into());
+        }
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                quote_ident(&facts.template_database)
+            ))
+            .await?;
+        Ok(Opened {
+            admin_url,
+            template: facts.template_database.clone(),
+        })
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let (url, tpl) = (self.admin_url.clone(), self.template.clone());
+        // Drop cannot await: close the copy on a small runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = pg::connect(&url).await.ok()?;
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                        quote_ident(&tpl)
+                    ))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
 /// Drops the hidden copy (if it is still there).
 pub async fn delete(url: &str, facts: &TemplateFacts) -> Result<()> {
     let (admin_url, _) = maintenance_url(url)?;
