@@ -264,13 +264,24 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
     out(&s);
 }
 
-/// An indicatif bar on stderr, drawn only on a terminal.
+/// An indicatif bar on stderr, drawn only on a terminal, counting rows or bytes.
 pub struct Bar {
     bar: ProgressBar,
+    bytes: bool,
 }
 
 impl Bar {
+    /// A bar that counts rows.
     pub fn new(quiet: bool) -> Bar {
+        Bar::with_unit(quiet, false)
+    }
+
+    /// A bar that counts bytes.
+    pub fn bytes(quiet: bool) -> Bar {
+        Bar::with_unit(quiet, true)
+    }
+
+    fn with_unit(quiet: bool, bytes: bool) -> Bar {
         let visible = !quiet && std::io::stderr().is_terminal();
         let target = if visible {
             ProgressDrawTarget::stderr()
@@ -279,26 +290,37 @@ impl Bar {
         };
         Bar {
             bar: ProgressBar::with_draw_target(None, target),
+            bytes,
         }
     }
 }
 
 impl Progress for Bar {
     fn stage(&self, label: &str, total: u64) {
-        if total > 0 {
-            self.bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>12} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta})",
-                )
+        let (counted, spinner) = if self.bytes {
+            (
+                "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                "{spinner} {msg} {bytes}",
+            )
+        } else {
+            (
+                "{human_pos}/{human_len} rows ({per_sec}, {eta})",
+                "{spinner} {msg}",
+            )
+        };
+        let template = if total > 0 {
+            format!("{{msg:>12}} [{{bar:40}}] {counted}")
+        } else {
+            spinner.to_string()
+        };
+        self.bar.set_style(
+            ProgressStyle::with_template(&template)
                 .expect("valid template")
                 .progress_chars("=> "),
-            );
-            self.bar.set_length(total);
-            self.bar.set_position(0);
-        } else {
-            self.bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}").expect("valid template"),
-            );
+        );
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        if total == 0 {
             self.bar
                 .enable_steady_tick(std::time::Duration::from_millis(120));
         }
@@ -351,54 +373,6 @@ use crate::snapshot::{
     Created, Restored, Verified, human_bytes, manifest::Manifest, retention::Decision,
     store::Listed,
 };
-
-/// A progress bar in bytes, on stderr, drawn only on a terminal.
-pub struct ByteBar {
-    bar: ProgressBar,
-}
-
-impl ByteBar {
-    pub fn new(quiet: bool) -> ByteBar {
-        let visible = !quiet && std::io::stderr().is_terminal();
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        ByteBar {
-            bar: ProgressBar::with_draw_target(None, target),
-        }
-    }
-}
-
-impl Progress for ByteBar {
-    fn stage(&self, label: &str, total: u64) {
-        if total > 0 {
-            self.bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>12} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            self.bar.set_length(total);
-        } else {
-            self.bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {bytes}").expect("valid template"),
-            );
-        }
-        self.bar.set_position(0);
-        self.bar
-            .enable_steady_tick(std::time::Duration::from_millis(120));
-        self.bar.set_message(label.to_string());
-    }
-    fn advance(&self, n: u64) {
-        self.bar.inc(n);
-    }
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
 
 /// Whether ward can ask the user a question.
 pub fn can_prompt() -> bool {

@@ -116,7 +116,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                         .unwrap_or(DEFAULT_STOP_TIMEOUT),
                     labels: [("ward.fast".to_string(), name.clone())].into(),
                 };
-                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
                 let st = store.clone();
                 let created = snapshot::shielded(move || async move {
                     snapshot::create(&st, &target, &opts, progress).await
@@ -149,7 +149,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 snapshot::store::check_name(n)?;
             }
             let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
-            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
             let created = snapshot::shielded(move || async move {
                 snapshot::create(&store, &target, &opts, progress).await
             })
@@ -202,10 +202,10 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         }
         SnapshotCommand::Verify(a) => {
             let store = store(cfg, &a.store)?;
-            let bar = output::ByteBar::new(cfg.quiet);
+            let bar = output::Bar::bytes(cfg.quiet);
             let mut v = snapshot::verify(&store, &a.name, &bar)?;
             if a.deep && v.ok {
-                let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+                let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
                 let (st, name) = (store.clone(), a.name.clone());
                 let deep = snapshot::shielded(move || async move {
                     snapshot::deep_verify(&st, &name, progress).await
@@ -275,7 +275,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 );
             }
             let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
-            let progress: Arc<dyn Progress> = Arc::new(output::ByteBar::new(cfg.quiet));
+            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
             let name = a.name.clone();
             let result = snapshot::shielded(move || async move {
                 snapshot::restore(&store, &name, &target, &opts, confirm, progress).await
