@@ -366,6 +366,9 @@ fn unpack(store: &Store, m: &Manifest, dst: &Path, progress: &dyn Progress) -> R
                 bail!("refused to unpack {}", p.display());
             }
         }
+        // Read the padding after the end-of-archive blocks too: closing the
+        // pipe early would fail the checker's last writes with EPIPE.
+        std::io::copy(&mut ar.into_inner(), &mut std::io::sink())?;
         Ok(())
     });
     progress.stage(&format!("restoring {}", m.name), m.tar_bytes);
