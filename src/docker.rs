@@ -294,7 +294,12 @@ pub async fn is_running(docker: &Docker, name: &str) -> Result<bool> {
 
 /// Removes a container (forcefully); missing is fine.
 pub async fn remove_container(docker: &Docker, name: &str) -> Result<()> {
-    let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+    // v: also remove the anonymous volume the image's VOLUME line gives every
+    // helper (named volumes are never removed by this).
+    let opts = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(name, Some(opts)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
