@@ -178,19 +178,14 @@ fn create_blocking(
     };
     store.commit(&tmp, &m)?;
     cleanup.disarm();
-    Ok(Created {
-        name: name.to_string(),
-        id: m.id,
-        method: Method::Cold,
-        target: format!("data directory {}", dir.display()),
-        file_count: m.file_count,
-        total_bytes: m.total_bytes,
-        compressed_bytes: m.compressed_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        downtime_seconds: None,
-        archive: store.archive_path(name).display().to_string(),
-        restarted: false,
-    })
+    Ok(Created::of(
+        store,
+        &m,
+        Method::Cold,
+        format!("data directory {}", dir.display()),
+        started,
+        false,
+    ))
 }
 
 struct Cleanup(Option<PathBuf>);

@@ -66,6 +66,32 @@ pub struct Created {
     pub restarted: bool,
 }
 
+impl Created {
+    /// The report of a snapshot whose manifest `m` was just committed to `store`.
+    pub(crate) fn of(
+        store: &Store,
+        m: &Manifest,
+        method: Method,
+        target: String,
+        started: std::time::Instant,
+        restarted: bool,
+    ) -> Created {
+        Created {
+            name: m.name.clone(),
+            id: m.id.clone(),
+            method,
+            target,
+            file_count: m.file_count,
+            total_bytes: m.total_bytes,
+            compressed_bytes: m.compressed_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            downtime_seconds: m.downtime_seconds,
+            archive: store.archive_path(&m.name).display().to_string(),
+            restarted,
+        }
+    }
+}
+
 /// What `restore` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Restored {

@@ -479,19 +479,14 @@ async fn cold(
     };
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
-    Ok(Created {
-        name: name.to_string(),
-        id: m.id,
-        method: Method::Cold,
-        target: crate::target::Target::Volume(Box::new(t.clone())).describe(),
-        file_count: m.file_count,
-        total_bytes: m.total_bytes,
-        compressed_bytes: m.compressed_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        downtime_seconds: downtime,
-        archive: store.archive_path(name).display().to_string(),
+    Ok(Created::of(
+        store,
+        &m,
+        Method::Cold,
+        crate::target::Target::Volume(Box::new(t.clone())).describe(),
+        started,
         restarted,
-    })
+    ))
 }
 
 /// Removes a temporary file unless disarmed.
@@ -620,19 +615,14 @@ async fn online(
     };
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
-    Ok(Created {
-        name: name.to_string(),
-        id: m.id,
-        method: Method::Online,
-        target: crate::target::Target::Volume(Box::new(t.clone())).describe(),
-        file_count: m.file_count,
-        total_bytes: m.total_bytes,
-        compressed_bytes: m.compressed_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        downtime_seconds: None,
-        archive: store.archive_path(name).display().to_string(),
-        restarted: false,
-    })
+    Ok(Created::of(
+        store,
+        &m,
+        Method::Online,
+        crate::target::Target::Volume(Box::new(t.clone())).describe(),
+        started,
+        false,
+    ))
 }
 
 /// Where the helper mounts the volume for a restore, where the archive is
