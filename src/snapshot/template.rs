@@ -94,7 +94,16 @@ async fn sessions(admin: &Client, db: &str) -> Result<Vec<Session>> {
 
 /// Refuses (listing them) or, with `force`, ends the other sessions on `db`.
 async fn clear_sessions(admin: &Client, db: &str, force: bool, what: &str) -> Result<()> {
-    let list = sessions(admin, db).await?;
+    let mut list = sessions(admin, db).await?;
+    // A client that has just disconnected leaves its backend for a moment:
+    // give such sessions a second to go before calling the database busy.
+    for _ in 0..10 {
+        if list.is_empty() || force {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        list = sessions(admin, db).await?;
+    }
     if list.is_empty() {
         return Ok(());
     }
@@ -298,10 +307,10 @@ pub async fn restore_with_fault(
         ))
         .into());
     }
-    let in_use = sessions(&admin, db).await?;
-    if !in_use.is_empty() && !force {
+    if !force {
         clear_sessions(&admin, db, false, "restore").await?;
     }
+    let in_use = sessions(&admin, db).await?;
     let owner: Option<String> = admin
         .query_opt(
             "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
