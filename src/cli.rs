@@ -492,6 +492,21 @@ impl std::str::FromStr for AgainstArg {
     }
 }
 
+impl CheckArgs {
+    /// `--against`, which takes one value or the two words `snapshot NAME`.
+    pub fn against(&self) -> Result<AgainstArg, crate::error::UsageError> {
+        let bad = |m: String| crate::error::UsageError(format!("--against: {m}"));
+        match self.against.as_slice() {
+            [one] => one.parse().map_err(bad),
+            [kw, name] if kw == "snapshot" => format!("snapshot:{name}").parse().map_err(bad),
+            other => Err(bad(format!(
+                "{:?} is not one value — give `seed`, a database URL or `snapshot NAME`",
+                other.join(" ")
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
     /// The migrations directory (default: the first of migrations/, db/migrations/, db/migration/,
@@ -504,23 +519,31 @@ pub struct CheckArgs {
     pub migrations_format: Option<crate::check::migrations::Format>,
 
     /// The data to check against: `seed` (a fresh database seeded by ward), a database URL
-    /// (cloned by template, never modified), or `snapshot:NAME`, a --fast snapshot in the store
+    /// (cloned by template, never modified), or `snapshot NAME` (also `snapshot:NAME`), a --fast snapshot in the store
     /// (its in-cluster copy is cloned; reached through --database-url or its container).
     #[arg(
         long,
         default_value = "seed",
-        value_name = "seed|URL|snapshot:NAME",
+        num_args = 1..=2,
+        value_name = "seed|URL|snapshot NAME",
         hide_default_value = false
     )]
-    pub against: AgainstArg,
+    pub against: Vec<String>,
+
+    /// The seed spec for --against seed and for the "seed still applies" check
+    /// (default: [seed] spec in ward.toml; without one, ward's built-in model).
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
 
     /// With --against snapshot:NAME: the snapshot store [env: WARD_STORE].
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// With --against seed: migrations up to and including VERSION make the schema that is seeded;
-    /// only the later ones are checked (default: every migration is checked against ward's built-in tables).
-    #[arg(long, value_name = "VERSION")]
+    /// With --against seed: the migrations up to and including VERSION, or those on the git ref
+    /// REF (e.g. origin/main), make the schema that is seeded; only the others are checked
+    /// (default: with a seed spec, the default branch — origin/HEAD, origin/main, main …;
+    /// without one, every migration is checked against ward's built-in tables).
+    #[arg(long, value_name = "VERSION|REF")]
     pub base: Option<String>,
 
     /// Apply the migrations with this shell command instead (DATABASE_URL and PG* point at the clone);
@@ -536,7 +559,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub strict: bool,
 
-    /// Patients to seed with --against seed.
+    /// Patients to seed with --against seed and the built-in model.
     #[arg(long, short = 'n', default_value_t = 1000, value_name = "N")]
     pub patients: u64,
 

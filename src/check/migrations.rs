@@ -195,6 +195,16 @@ fn key_of(version: &str) -> Vec<u64> {
 
 /// Reads every migration of `dir` in `format`, sorted by version.
 pub fn read_dir(dir: &Path, format: Format) -> Result<MigrationSet> {
+    read_set(dir, format, false)
+}
+
+/// Like [`read_dir`], but a directory without migrations is an empty set
+/// (a base ref from before the project's first migration).
+pub fn read_dir_or_empty(dir: &Path, format: Format) -> Result<MigrationSet> {
+    read_set(dir, format, true)
+}
+
+fn read_set(dir: &Path, format: Format, empty_ok: bool) -> Result<MigrationSet> {
     let entries = list(dir)?;
     let mut migrations = match format {
         Format::Sqlx | Format::GolangMigrate => read_numbered(dir, &entries, format)?,
@@ -212,7 +222,7 @@ pub fn read_dir(dir: &Path, format: Format) -> Result<MigrationSet> {
             .into());
         }
     }
-    if migrations.is_empty() {
+    if migrations.is_empty() && !empty_ok {
         return Err(UsageError(format!(
             "no {} migrations found in {} — check --migrations and --migrations-format",
             format.name(),

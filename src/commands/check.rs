@@ -10,14 +10,14 @@ use crate::output;
 use crate::snapshot::template;
 
 pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
-    let against = match &args.against {
+    let against = match args.against()? {
         AgainstArg::Seed => Against::Seed,
-        AgainstArg::Url(u) => Against::Url(u.clone()),
+        AgainstArg::Url(u) => Against::Url(u),
         AgainstArg::Snapshot(name) => {
             // A fast snapshot is a template database in the cluster: check a
             // clone of it (the copy itself is never modified).
             let store = super::snapshot::store(cfg, &args.store)?;
-            let m = store.load(name)?;
+            let m = store.load(&name)?;
             let Some(facts) = m.template.clone() else {
                 return crate::error::usage(format!(
                     "{name:?} is a volume snapshot; checking against those is not available yet — take a \
@@ -53,12 +53,19 @@ async fn run_with(cfg: &Config, args: &CheckArgs, against: Against) -> Result<Ex
         server_url: cfg.database_url.clone(),
         apply_cmd: args.apply_cmd.clone(),
         base: args.base.clone(),
-        seed: SeedSource::Builtin {
-            patients: args.patients,
-            seed: args
-                .seed
-                .unwrap_or(crate::seed::spec::Spec::builtin()?.seed),
-            jobs: crate::config::default_jobs(),
+        seed: match args.spec.clone().or_else(|| cfg.file.seed.spec.clone()) {
+            Some(path) => SeedSource::Spec {
+                path,
+                seed: args.seed.or(cfg.file.seed.seed),
+                jobs: crate::config::default_jobs(),
+            },
+            None => SeedSource::Builtin {
+                patients: args.patients,
+                seed: args
+                    .seed
+                    .unwrap_or(crate::seed::spec::Spec::builtin()?.seed),
+                jobs: crate::config::default_jobs(),
+            },
         },
         timezone_check: args.timezone_check,
     };

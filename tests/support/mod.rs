@@ -74,6 +74,12 @@ impl Ward {
         self
     }
 
+    /// Runs in `dir` instead of the fresh working directory.
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn workdir(&self) -> &Path {
         self.dir.path()
     }
