@@ -504,8 +504,10 @@ pub struct CheckArgs {
     pub migrations_format: Option<crate::check::migrations::Format>,
 
     /// The data to check against: `seed` (a fresh database seeded by ward), a database URL
-    /// (cloned by template, never modified), or `snapshot:NAME`, a --fast snapshot in the store
-    /// (its in-cluster copy is cloned; reached through --database-url or its container).
+    /// (cloned by template, never modified), or `snapshot:NAME`, a snapshot in the store: a
+    /// --fast snapshot's in-cluster copy is cloned (reached through --database-url or its
+    /// container); a Docker volume snapshot is restored into a throwaway server of its own image
+    /// on 127.0.0.1, removed afterwards (its one application database, or --database).
     #[arg(
         long,
         default_value = "seed",
@@ -517,6 +519,11 @@ pub struct CheckArgs {
     /// With --against snapshot:NAME: the snapshot store [env: WARD_STORE].
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// With --against snapshot:NAME of a Docker volume: the database to check (default: its one
+    /// database other than `postgres`).
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
 
     /// With --against seed: migrations up to and including VERSION make the schema that is seeded;
     /// only the later ones are checked (default: every migration is checked against ward's built-in tables).
