@@ -237,3 +237,54 @@ fn an_absent_image_is_a_one_line_error_and_nothing_is_created() {
     r.fails_with(2, "ward-test/absent-image:1");
     assert!(r.stderr().contains("never"), "{}", r.stderr());
 }
+
+#[test]
+fn the_throwaway_server_is_published_on_127_0_0_1_only() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "ports", &[]);
+    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(4);")]);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut child, _dir) = ward()
+        .args(["check", "--format", "json", "--against", "snapshot:ports"])
+        .args(["--store"])
+        .args([st.path()])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .spawn();
+    // While the migration sleeps, look at the throwaway server's ports.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let ports = loop {
+        let p = dk::docker(&[
+            "ps",
+            "--format",
+            "{{.Ports}}",
+            "--filter",
+            "label=ward.helper=1",
+            "--filter",
+            "name=ward-check",
+        ]);
+        if !p.trim().is_empty() {
+            break p;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ward check ended before its throwaway server was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no throwaway server");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let ports = ports.trim();
+    assert!(
+        ports.starts_with("127.0.0.1:") && ports.ends_with("->5432/tcp") && !ports.contains(','),
+        "published as {ports:?}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_throwaways();
+    assert!(pg.running());
+}
