@@ -252,27 +252,7 @@ fn the_throwaway_server_is_published_on_127_0_0_1_only() {
         .args([d.path().join("migrations")])
         .spawn();
     // While the migration sleeps, look at the throwaway server's ports.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let ports = loop {
-        let p = dk::docker(&[
-            "ps",
-            "--format",
-            "{{.Ports}}",
-            "--filter",
-            "label=ward.helper=1",
-            "--filter",
-            "name=ward-check",
-        ]);
-        if !p.trim().is_empty() {
-            break p;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ward check ended before its throwaway server was seen"
-        );
-        assert!(std::time::Instant::now() < deadline, "no throwaway server");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let ports = throwaway_ports(&mut child);
     let ports = ports.trim();
     assert!(
         ports.starts_with("127.0.0.1:") && ports.ends_with("->5432/tcp") && !ports.contains(','),
@@ -287,4 +267,63 @@ fn the_throwaway_server_is_published_on_127_0_0_1_only() {
     );
     assert_no_throwaways();
     assert!(pg.running());
+}
+
+/// Waits until `ward check` (the child) runs its throwaway server; returns
+/// the server's published ports as `docker ps` shows them.
+fn throwaway_ports(child: &mut std::process::Child) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let p = dk::docker(&[
+            "ps",
+            "--format",
+            "{{.Ports}}",
+            "--filter",
+            "label=ward.helper=1",
+            "--filter",
+            "name=ward-check",
+        ]);
+        if !p.trim().is_empty() {
+            return p;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ward check ended before its throwaway server was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no throwaway server");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_check_removes_the_throwaway_server() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "interrupted", &[]);
+    let before = dk::checksums_in(&pg.name, "app");
+    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(30);")]);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut child, _dir) = ward()
+        .args(["check", "--against", "snapshot:interrupted", "--store"])
+        .args([st.path()])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .spawn();
+    throwaway_ports(&mut child);
+    // Let the check reach the sleeping migration.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_throwaways();
+    assert!(pg.running());
+    assert_eq!(dk::checksums_in(&pg.name, "app"), before);
 }
