@@ -519,8 +519,10 @@ pub struct CheckArgs {
     pub migrations_format: Option<crate::check::migrations::Format>,
 
     /// The data to check against: `seed` (a fresh database seeded by ward), a database URL
-    /// (cloned by template, never modified), or `snapshot NAME` (also `snapshot:NAME`), a --fast snapshot in the store
-    /// (its in-cluster copy is cloned; reached through --database-url or its container).
+    /// (cloned by template, never modified), or `snapshot NAME` (also `snapshot:NAME`), a snapshot
+    /// in the store: a --fast snapshot's in-cluster copy is cloned (reached through --database-url
+    /// or its container); a Docker volume snapshot is restored into a throwaway server of its own
+    /// image on 127.0.0.1, removed afterwards (its one application database, or --database).
     #[arg(
         long,
         default_value = "seed",
@@ -538,6 +540,11 @@ pub struct CheckArgs {
     /// With --against snapshot:NAME: the snapshot store [env: WARD_STORE].
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// With --against snapshot NAME of a Docker volume: the database to check (default: its one
+    /// database other than `postgres`).
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
 
     /// With --against seed: the migrations up to and including VERSION, or those on the git ref
     /// REF (e.g. origin/main), make the schema that is seeded; only the others are checked

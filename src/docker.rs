@@ -327,6 +327,19 @@ pub struct Helper {
     removed: bool,
 }
 
+/// How [`Helper::start_postgres`] runs the server.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresServer {
+    /// The container's name is this plus a unique suffix.
+    pub name_prefix: String,
+    /// `KEY=value` environment entries.
+    pub env: Vec<String>,
+    /// The command for the image's entrypoint (None: the image's CMD).
+    pub cmd: Option<Vec<String>>,
+    /// Publish 5432 on an ephemeral port of 127.0.0.1 (networking on).
+    pub publish: bool,
+}
+
 impl Helper {
     /// Creates and starts `sleep infinity` in `image` (never pulled) with `volume`
     /// mounted at `dest`. Runs as root so it can read and chown everything.
@@ -383,14 +396,17 @@ impl Helper {
         Ok(helper)
     }
 
-    /// Creates and starts a throwaway Postgres server of `image` (its own
-    /// entrypoint and command) on `volume` mounted at `dest`, labelled as a helper.
+    /// Creates and starts a throwaway Postgres server of `image` on `volume`
+    /// mounted at `dest`, labelled as a helper. The image's own entrypoint runs
+    /// `cmd` (None: the image's CMD). Networking stays off unless `publish`,
+    /// which puts 5432 on an ephemeral port of 127.0.0.1 only — never on
+    /// other interfaces, as the copy holds real data.
     pub async fn start_postgres(
         docker: &Docker,
         image: &str,
         volume: &str,
         dest: &str,
-        env: Vec<String>,
+        server: PostgresServer,
     ) -> Result<Helper> {
         if !image_exists(docker, image).await? {
             return Err(crate::error::UsageError(format!(
@@ -398,14 +414,30 @@ impl Helper {
             ))
             .into());
         }
-        let name = unique_name("ward-verify");
+        let name = unique_name(&server.name_prefix);
         sweep_orphans(docker).await;
         let labels = helper_labels();
+        let port_bindings = server.publish.then(|| {
+            let mut map = HashMap::new();
+            map.insert(
+                "5432/tcp".to_string(),
+                Some(vec![bollard::models::PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    // Empty: the engine picks a free port.
+                    host_port: Some(String::new()),
+                }]),
+            );
+            map
+        });
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
-            env: Some(env),
+            env: Some(server.env),
+            cmd: server.cmd,
             labels: Some(labels),
-            network_disabled: Some(true),
+            network_disabled: Some(!server.publish),
+            // Published ports need the port exposed (official images EXPOSE
+            // 5432, but ward does not rely on it).
+            exposed_ports: server.publish.then(|| vec!["5432/tcp".to_string()]),
             host_config: Some(HostConfig {
                 mounts: Some(vec![Mount {
                     target: Some(dest.to_string()),
@@ -413,6 +445,7 @@ impl Helper {
                     typ: Some(MountType::VOLUME),
                     ..Default::default()
                 }]),
+                port_bindings,
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("none".into()),
                     config: None,
@@ -654,6 +687,23 @@ pub async fn image_config(
     let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
     volumes.sort();
     Ok(Some((env, volumes)))
+}
+
+/// Entrypoint and command (CMD) of an image; `Ok(None)` when it is absent.
+pub async fn image_command(
+    docker: &Docker,
+    image: &str,
+) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let img = match docker.inspect_image(image).await {
+        Ok(i) => i,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("inspecting image {image}")),
+    };
+    let config = img.config.unwrap_or_default();
+    Ok(Some((
+        config.entrypoint.unwrap_or_default(),
+        config.cmd.unwrap_or_default(),
+    )))
 }
 
 /// A volume ward created for its own work; removed when dropped.

@@ -1,5 +1,7 @@
 //! `ward check`.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use crate::check::{self, Against, Options, SeedSource, report::Level};
@@ -7,23 +9,43 @@ use crate::cli::{AgainstArg, CheckArgs, CheckFormat};
 use crate::config::Config;
 use crate::error::Exit;
 use crate::output;
-use crate::snapshot::template;
+use crate::seed::Progress;
+use crate::snapshot::{template, throwaway};
 
 pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
     let against = match args.against()? {
         AgainstArg::Seed => Against::Seed,
         AgainstArg::Url(u) => Against::Url(u),
         AgainstArg::Snapshot(name) => {
-            // A fast snapshot is a template database in the cluster: check a
-            // clone of it (the copy itself is never modified).
             let store = super::snapshot::store(cfg, &args.store)?;
             let m = store.load(&name)?;
             let Some(facts) = m.template.clone() else {
-                return crate::error::usage(format!(
-                    "{name:?} is a volume snapshot; checking against those is not available yet — take a \
-                     --fast snapshot of the database, or restore it and use --against URL"
-                ));
+                // A volume snapshot: restore it into a throwaway server of its
+                // own image on 127.0.0.1 and check a clone of its database.
+                if m.source.image.is_none() {
+                    return crate::error::usage(format!(
+                        "{name:?} is a snapshot of a native data directory; checking against those is \
+                         not available yet — restore it and use --against URL"
+                    ));
+                }
+                let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+                let (server, url) =
+                    throwaway::for_check(&store, &m, args.database.as_deref(), progress).await?;
+                let result = run_with(cfg, args, Against::Url(url)).await;
+                // Removed on error too (and by its Drop on Ctrl-C).
+                let removed = server.remove().await;
+                let exit = result?;
+                removed?;
+                return Ok(exit);
             };
+            // A fast snapshot is a template database in the cluster: check a
+            // clone of it (the copy itself is never modified).
+            if args.database.is_some() {
+                return crate::error::usage(format!(
+                    "--database picks a database of a volume snapshot; {name:?} is a --fast snapshot of \
+                     one database — drop --database"
+                ));
+            }
             let (url, _) = super::snapshot::fast_url(
                 cfg,
                 None,
@@ -36,6 +58,11 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             return run_with(cfg, args, Against::Url(tpl)).await;
         }
     };
+    if args.database.is_some() {
+        return crate::error::usage(
+            "--database only applies to --against snapshot:NAME (with a URL, name the database in it) — drop --database",
+        );
+    }
     run_with(cfg, args, against).await
 }
 

@@ -7,6 +7,8 @@
 //! - [`retention`]: grandfather-father-son selection for `prune`.
 //! - [`volume`]: cold / online snapshots and restores through the engine.
 //! - [`datadir`]: the same for a native, stopped cluster.
+//! - [`throwaway`]: a Postgres server on a restored copy (`verify --deep`,
+//!   `check --against snapshot:NAME`).
 //!
 //! Work that stops a container or replaces data runs on its own thread
 //! ([`shielded`]) so that Ctrl-C cannot abandon it half-way: the interrupt is
@@ -19,6 +21,7 @@ pub mod manifest;
 pub mod retention;
 pub mod store;
 pub mod template;
+pub mod throwaway;
 pub mod volume;
 
 use std::collections::BTreeMap;

@@ -64,7 +64,13 @@ fn postgres_user(t: &VolumeTarget) -> String {
         .unwrap_or_else(|| "postgres".into())
 }
 
-async fn psql(d: &Docker, container: &str, user: &str, db: &str, sql: &str) -> Result<String> {
+pub(super) async fn psql(
+    d: &Docker,
+    container: &str,
+    user: &str,
+    db: &str,
+    sql: &str,
+) -> Result<String> {
     let out = docker::exec(
         d,
         container,
@@ -627,7 +633,7 @@ async fn online(
 
 /// Where the helper mounts the volume for a restore, where the archive is
 /// uploaded, and where PGDATA ends up (all inside the helper).
-fn restore_paths(m: &Manifest, pgdata_rel: &str) -> (String, String, String) {
+pub(super) fn restore_paths(m: &Manifest, pgdata_rel: &str) -> (String, String, String) {
     let join = |a: &str, b: &str| {
         if b.is_empty() {
             a.to_string()
@@ -650,7 +656,7 @@ fn restore_paths(m: &Manifest, pgdata_rel: &str) -> (String, String, String) {
 }
 
 /// The target image's Postgres major version and postgres uid/gid.
-async fn image_facts(d: &Docker, helper: &str) -> Result<(Option<u32>, u32, u32)> {
+pub(super) async fn image_facts(d: &Docker, helper: &str) -> Result<(Option<u32>, u32, u32)> {
     let v = docker::exec(d, helper, None, &["postgres", "-V"]).await?;
     let major = v
         .stdout
@@ -672,7 +678,7 @@ async fn image_facts(d: &Docker, helper: &str) -> Result<(Option<u32>, u32, u32)
 /// Replaces the volume's contents with the archive `archive_of` (already
 /// verified), then fixes ownership and mode. The helper mounts the volume.
 #[allow(clippy::too_many_arguments)]
-async fn replace_contents(
+pub(super) async fn replace_contents(
     d: &Docker,
     helper: &str,
     store: &Store,
@@ -681,6 +687,7 @@ async fn replace_contents(
     uid: u32,
     gid: u32,
     progress: Arc<dyn Progress>,
+    stage: &str,
 ) -> Result<()> {
     let (mount, upload_to, pgdata) = restore_paths(m, pgdata_rel);
     exec_ok(d, helper, &["find", &mount, "-mindepth", "1", "-delete"]).await?;
@@ -689,7 +696,7 @@ async fn replace_contents(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let path = store.archive_path(&m.name);
     let m2 = m.clone();
-    progress.stage(&format!("restoring {}", m.name), m.tar_bytes);
+    progress.stage(stage, m.tar_bytes);
     let p2 = progress.clone();
     let checker = tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter::new(tx);
@@ -734,7 +741,7 @@ fn tokio_stream_from(
 
 /// Waits until Postgres in the container accepts connections, then runs a
 /// sanity query. Returns the query's answer.
-async fn wait_ready(d: &Docker, container: &str, user: &str) -> Result<String> {
+pub(super) async fn wait_ready(d: &Docker, container: &str, user: &str) -> Result<String> {
     let deadline = Instant::now() + std::time::Duration::from_secs(90);
     loop {
         if crate::error::cancelled() {
@@ -968,7 +975,19 @@ async fn replace_and_start(
 ) -> Result<Option<String>> {
     let (mount, _, _) = restore_paths(m, &t.pgdata_rel);
     let helper = Helper::start(d, &t.image, &t.volume.name, &mount, false).await?;
-    let r = replace_contents(d, &helper.name, store, m, &t.pgdata_rel, uid, gid, progress).await;
+    let stage = format!("restoring {}", m.name);
+    let r = replace_contents(
+        d,
+        &helper.name,
+        store,
+        m,
+        &t.pgdata_rel,
+        uid,
+        gid,
+        progress,
+        &stage,
+    )
+    .await;
     helper.remove(d).await?;
     r?;
     // The new data is completely in place: from here a killed ward leaves a
@@ -1013,6 +1032,7 @@ async fn rollback(
         uid,
         gid,
         progress,
+        &format!("restoring {}", sm.name),
     )
     .await;
     helper.remove(d).await?;
@@ -1051,55 +1071,33 @@ pub async fn deep_verify(
     m: &Manifest,
     progress: Arc<dyn Progress>,
 ) -> Result<String> {
-    let (Some(image), Some(mount), Some(pgdata)) = (&m.source.image, &m.source.mount, &m.pgdata)
-    else {
+    if m.source.image.is_none() || m.source.mount.is_none() || m.pgdata.is_none() {
         return crate::error::usage(
-            "--deep works on snapshots of Docker volumes (it starts the snapshot's own image);              this one is of a native data directory",
+            "--deep works on snapshots of Docker volumes (it starts the snapshot's own image); \
+             this one is of a native data directory",
         );
-    };
+    }
     let d = docker::connect().await?;
-    let vol = docker::TempVolume::create(&d, "ward-verify").await?;
-    let (hmount, _, _) = restore_paths(m, &m.pgdata_rel);
-    let helper = Helper::start(&d, image, &vol.name, &hmount, false).await?;
-    let facts = image_facts(&d, &helper.name).await;
-    let r = match facts {
-        Ok((_, uid, gid)) => {
-            replace_contents(
-                &d,
-                &helper.name,
-                store,
-                m,
-                &m.pgdata_rel,
-                uid,
-                gid,
-                progress,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    helper.remove(&d).await?;
-    r?;
-    let user = m
-        .source
-        .postgres_user
-        .clone()
-        .unwrap_or_else(|| "postgres".into());
-    let pg = Helper::start_postgres(
+    let server = super::throwaway::Throwaway::start(
         &d,
-        image,
-        &vol.name,
-        mount,
-        vec![format!("PGDATA={pgdata}")],
+        store,
+        m,
+        super::throwaway::Reach::Internal,
+        progress,
     )
     .await?;
     let result = async {
-        let sanity = wait_ready(&d, &pg.name, &user).await?;
         let check = docker::exec(
             &d,
-            &pg.name,
+            server.container(),
             Some("postgres"),
-            &["pg_amcheck", "-U", &user, "--all", "--install-missing"],
+            &[
+                "pg_amcheck",
+                "-U",
+                &server.user,
+                "--all",
+                "--install-missing",
+            ],
         )
         .await?;
         if !check.ok() {
@@ -1113,11 +1111,11 @@ pub async fn deep_verify(
             );
         }
         Ok(format!(
-            "Postgres started on a restored copy; pg_amcheck clean; {sanity}"
+            "Postgres started on a restored copy; pg_amcheck clean; {}",
+            server.sanity
         ))
     }
     .await;
-    pg.remove(&d).await?;
-    vol.remove(&d).await?;
+    server.remove().await?;
     result
 }

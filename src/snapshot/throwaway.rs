@@ -1,0 +1,362 @@
+//! A throwaway Postgres server on a restored copy of a volume snapshot, used
+//! by `snapshot verify --deep` and by `check --against snapshot:NAME`. The
+//! archive is unpacked into a fresh labelled volume by a helper of the
+//! snapshot's own image, then that image's Postgres is started on it; the
+//! snapshot and the container it came from are never touched. Container and
+//! volume go away in [`Throwaway::remove`], and from `Drop` on errors, panics
+//! and Ctrl-C, like every other helper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::manifest::Manifest;
+use super::store::Store;
+use super::volume::{image_facts, psql, replace_contents, restore_paths, wait_ready};
+use crate::docker::{self, Docker, Helper, PostgresServer, TempVolume};
+use crate::pg::quote_ident;
+use crate::seed::Progress;
+
+/// Who must be able to reach the throwaway server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only `docker exec` inside the container (networking off).
+    Internal,
+    /// Also this host, over TCP on an ephemeral port of 127.0.0.1 (and no
+    /// other address: the copy holds the snapshot's real data).
+    Localhost,
+}
+
+/// A running Postgres server on a restored copy of a snapshot.
+pub struct Throwaway {
+    d: Docker,
+    // Declared, and so dropped, before the volume: Docker refuses to remove
+    // a volume that a container still uses.
+    server: Helper,
+    volume: TempVolume,
+    /// The snapshot's superuser role (POSTGRES_USER of its source).
+    pub user: String,
+    /// The sanity query's answer once the server was ready.
+    pub sanity: String,
+    /// With [`Reach::Localhost`]: the port on 127.0.0.1.
+    pub port: Option<u16>,
+    /// With [`Reach::Localhost`]: the fresh password of `user` (the snapshot's
+    /// own is never stored, so ward sets one on the copy).
+    password: Option<String>,
+}
+
+// By hand, so that the password never reaches a log line.
+impl std::fmt::Debug for Throwaway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throwaway")
+            .field("server", &self.server.name)
+            .field("volume", &self.volume.name)
+            .field("user", &self.user)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Throwaway {
+    /// Restores snapshot `m` into a new volume and starts Postgres of the
+    /// snapshot's image on it; returns once the server answers queries.
+    pub async fn start(
+        d: &Docker,
+        store: &Store,
+        m: &Manifest,
+        reach: Reach,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Throwaway> {
+        let (Some(image), Some(mount), Some(pgdata)) =
+            (&m.source.image, &m.source.mount, &m.pgdata)
+        else {
+            return crate::error::usage(format!(
+                "snapshot {:?} is of a native data directory, not a Docker volume: there is no image \
+                 to start a throwaway server from",
+                m.name
+            ));
+        };
+        let prefix = match reach {
+            Reach::Internal => "ward-verify",
+            Reach::Localhost => "ward-check",
+        };
+        // Before anything is created: ward never pulls.
+        if !docker::image_exists(d, image).await? {
+            return crate::error::usage(format!(
+                "snapshot {:?} needs its image {image}, which is not present locally and ward never \
+                 pulls images — pull or build {image} first (for tests: .ci/test-image.sh)",
+                m.name
+            ));
+        }
+        let volume = TempVolume::create(d, prefix).await?;
+        let (hmount, _, _) = restore_paths(m, &m.pgdata_rel);
+        let helper = Helper::start(d, image, &volume.name, &hmount, false).await?;
+        let restored = match image_facts(d, &helper.name).await {
+            Ok((_, uid, gid)) => {
+                replace_contents(
+                    d,
+                    &helper.name,
+                    store,
+                    m,
+                    &m.pgdata_rel,
+                    uid,
+                    gid,
+                    progress.clone(),
+                    &format!("restoring snapshot {} into a throwaway server", m.name),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        helper.remove(d).await?;
+        restored?;
+
+        progress.stage(&format!("starting {image} on the copy of {}", m.name), 0);
+        let cmd = match reach {
+            Reach::Internal => None,
+            Reach::Localhost => listening_command(d, image).await?,
+        };
+        let server = Helper::start_postgres(
+            d,
+            image,
+            &volume.name,
+            mount,
+            PostgresServer {
+                name_prefix: prefix.into(),
+                env: vec![format!("PGDATA={pgdata}")],
+                cmd,
+                publish: reach == Reach::Localhost,
+            },
+        )
+        .await?;
+        let user = m
+            .source
+            .postgres_user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres".into());
+        let sanity = wait_ready(d, &server.name, &user).await?;
+        let mut t = Throwaway {
+            d: d.clone(),
+            server,
+            volume,
+            user,
+            sanity,
+            port: None,
+            password: None,
+        };
+        if reach == Reach::Localhost {
+            t.port = Some(published_port(d, &t.server.name).await?);
+            let password = fresh_password();
+            // Over the local socket, which the image's pg_hba.conf trusts.
+            t.psql(
+                "postgres",
+                &format!("ALTER ROLE {} PASSWORD '{password}'", quote_ident(&t.user)),
+            )
+            .await?;
+            t.password = Some(password);
+        }
+        progress.finish();
+        Ok(t)
+    }
+
+    /// The container's name (for `docker exec`).
+    pub fn container(&self) -> &str {
+        &self.server.name
+    }
+
+    /// Runs SQL in database `db` through psql over the container's socket.
+    pub async fn psql(&self, db: &str, sql: &str) -> Result<String> {
+        psql(&self.d, &self.server.name, &self.user, db, sql).await
+    }
+
+    /// The databases one can connect to (templates excluded), by name.
+    pub async fn databases(&self) -> Result<Vec<String>> {
+        let out = self
+            .psql(
+                "postgres",
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
+            )
+            .await?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// A URL for database `db` over 127.0.0.1 ([`Reach::Localhost`] only).
+    pub fn url(&self, db: &str) -> Result<String> {
+        let (Some(port), Some(password)) = (self.port, &self.password) else {
+            bail!("the throwaway server was not published on 127.0.0.1");
+        };
+        let mut u = url::Url::parse("postgres://127.0.0.1")?;
+        // Url percent-encodes user, password and path; the parse of the
+        // connection string decodes them again.
+        let _ = u.set_username(&self.user);
+        let _ = u.set_password(Some(password));
+        let _ = u.set_port(Some(port));
+        u.set_path(db);
+        Ok(u.to_string())
+    }
+
+    /// Removes the container, then the volume.
+    pub async fn remove(self) -> Result<()> {
+        let Throwaway {
+            d, server, volume, ..
+        } = self;
+        let r = server.remove(&d).await;
+        // The volume goes even when the container removal reported an error
+        // (its `Drop` would retry otherwise, but only after this returns).
+        volume.remove(&d).await?;
+        r
+    }
+}
+
+/// The command that makes the image's Postgres listen on TCP: its own CMD
+/// plus `-c listen_addresses=*`, when that CMD runs `postgres` (as the
+/// official images' `postgres` CMD does). Inside the container the published
+/// port arrives on the container's own address, not on loopback, hence `*`;
+/// only 127.0.0.1 of the host is published. Any other CMD is left alone and
+/// its configuration decides (the error then says what happened).
+async fn listening_command(d: &Docker, image: &str) -> Result<Option<Vec<String>>> {
+    let Some((_, cmd)) = docker::image_command(d, image).await? else {
+        return crate::error::usage(format!(
+            "image {image} is not present locally and ward never pulls images — pull or build it first"
+        ));
+    };
+    let runs_postgres = cmd
+        .first()
+        .is_some_and(|c| c.rsplit('/').next() == Some("postgres"));
+    if !runs_postgres {
+        tracing::warn!(
+            "image {image} runs {cmd:?}, not `postgres …`: relying on its own listen_addresses"
+        );
+        return Ok(None);
+    }
+    let mut cmd = cmd;
+    cmd.extend(["-c".to_string(), "listen_addresses=*".to_string()]);
+    Ok(Some(cmd))
+}
+
+/// The host port the engine assigned to 5432/tcp of a started container.
+async fn published_port(d: &Docker, container: &str) -> Result<u16> {
+    for _ in 0..20 {
+        if let Some(port) = docker::inspect_container(d, container)
+            .await?
+            .and_then(|c| c.published_port)
+        {
+            return Ok(port);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the Docker engine did not publish port 5432 of {container} on 127.0.0.1")
+}
+
+/// 32 hex characters from the OS's random source (a timestamp mix as a
+/// fallback); only ever set on a throwaway copy, never stored or logged.
+fn fresh_password() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_os.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let a = crate::seed::rng::mix64(t ^ u64::from(std::process::id()));
+        let b = crate::seed::rng::mix64(a ^ t.rotate_left(17));
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    hex::encode(bytes)
+}
+
+/// Which database of a snapshot `check` runs against: `wanted` if given (and
+/// present), else the one application database (anything but `postgres`),
+/// else `postgres`.
+pub fn choose_database(snapshot: &str, all: &[String], wanted: Option<&str>) -> Result<String> {
+    if let Some(w) = wanted {
+        if all.iter().any(|d| d == w) {
+            return Ok(w.to_string());
+        }
+        return crate::error::usage(format!(
+            "snapshot {snapshot:?} has no database {w:?} (it has {}) — fix --database",
+            all.join(", ")
+        ));
+    }
+    let apps: Vec<&String> = all.iter().filter(|d| *d != "postgres").collect();
+    match apps.as_slice() {
+        [] if all.iter().any(|d| d == "postgres") => Ok("postgres".into()),
+        [] => crate::error::usage(format!(
+            "snapshot {snapshot:?} holds no database ward can connect to"
+        )),
+        [one] => Ok((*one).clone()),
+        many => crate::error::usage(format!(
+            "snapshot {snapshot:?} holds several databases ({}) — choose one with --database NAME",
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Starts a throwaway server on snapshot `m` reachable from this host and
+/// returns it with the URL of the database to check (see [`choose_database`]).
+pub async fn for_check(
+    store: &Store,
+    m: &Manifest,
+    database: Option<&str>,
+    progress: Arc<dyn Progress>,
+) -> Result<(Throwaway, String)> {
+    let d = docker::connect().await?;
+    let server = Throwaway::start(&d, store, m, Reach::Localhost, progress).await?;
+    let all = server.databases().await?;
+    let db = choose_database(&m.name, &all, database)?;
+    let url = server.url(&db)?;
+    tracing::info!(
+        "checking against database {db} of snapshot {} on 127.0.0.1:{}",
+        m.name,
+        server.port.unwrap_or(0)
+    );
+    Ok((server, url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_one_application_database_is_chosen() {
+        let all = names(&["app", "postgres"]);
+        assert_eq!(choose_database("s", &all, None).unwrap(), "app");
+        let only = names(&["postgres"]);
+        assert_eq!(choose_database("s", &only, None).unwrap(), "postgres");
+    }
+
+    #[test]
+    fn several_databases_need_a_choice_and_the_choice_must_exist() {
+        let all = names(&["a", "b", "postgres"]);
+        let e = choose_database("s", &all, None).unwrap_err().to_string();
+        assert!(e.contains("--database") && e.contains("a, b"), "{e}");
+        assert_eq!(choose_database("s", &all, Some("b")).unwrap(), "b");
+        assert_eq!(
+            choose_database("s", &all, Some("postgres")).unwrap(),
+            "postgres"
+        );
+        let e = choose_database("s", &all, Some("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no database \"x\""), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_fresh_hex() {
+        let (a, b) = (fresh_password(), fresh_password());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

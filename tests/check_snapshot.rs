@@ -1,0 +1,329 @@
+//! `ward check --against snapshot:NAME` on Docker volume snapshots, against
+//! the real engine and real Postgres: a container's data is snapshotted, the
+//! snapshot is restored into a throwaway server of its own image on
+//! 127.0.0.1, and a data-breaking and a safe migration are checked against
+//! it. The source container must keep running with its data unchanged, and
+//! no throwaway container or volume may be left behind.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use support::docker::{self as dk, Pg};
+use support::*;
+
+/// The leftover checks look at every `ward-check-*` container and volume on
+/// the engine, so the checks of this file run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A running container whose database `app` holds 300 visits, every third
+/// with a NULL note (and empty `more_databases`); returns it with a cold
+/// volume snapshot `name` in `store`.
+fn snapshotted(store: &Path, name: &str, more_databases: &[&str]) -> Pg {
+    let pg = Pg::start();
+    for db in ["app"].iter().chain(more_databases) {
+        pg.psql(&format!("CREATE DATABASE {db}"));
+    }
+    dk::psql_in(
+        &pg.name,
+        "app",
+        "CREATE TABLE visits(id int PRIMARY KEY, patient text NOT NULL, note text);
+         INSERT INTO visits SELECT g, 'p' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) END
+         FROM generate_series(1, 300) g;",
+    );
+    ward()
+        .args([
+            "snapshot",
+            "create",
+            name,
+            "--container",
+            &pg.name,
+            "--store",
+        ])
+        .args([store])
+        .ok();
+    assert!(pg.running(), "the snapshot restarts the container");
+    pg
+}
+
+/// Writes migration files (sqlx naming: `_sqlx_migrations` does not exist in
+/// the snapshot, so every file is pending).
+fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("migrations");
+    std::fs::create_dir_all(&m).unwrap();
+    for (n, t) in files {
+        std::fs::write(m.join(n), t).unwrap();
+    }
+    d
+}
+
+/// `ward check --against snapshot:NAME --format json` (plus `extra`).
+fn check(store: &Path, name: &str, files: &[(&str, &str)], extra: &[&str]) -> Run {
+    let d = migrations(files);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = ward()
+        .args(["check", "--format", "json", "--against"])
+        .arg_str(&format!("snapshot:{name}"))
+        .args(["--store"])
+        .args([store])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .args(extra)
+        .run();
+    assert_no_throwaways();
+    r
+}
+
+/// No throwaway server or volume of `ward check` is left on the engine.
+fn assert_no_throwaways() {
+    let containers = dk::docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        "label=ward.helper=1",
+        "--filter",
+        "name=ward-check",
+    ]);
+    assert!(
+        containers.trim().is_empty(),
+        "throwaway containers left: {containers}"
+    );
+    let volumes = dk::docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        "label=ward.helper=1",
+        "--filter",
+        "name=ward-check",
+    ]);
+    assert!(
+        volumes.trim().is_empty(),
+        "throwaway volumes left: {volumes}"
+    );
+}
+
+fn findings<'a>(j: &'a Value, rule: &str) -> Vec<&'a Value> {
+    j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+fn json(r: &Run) -> Value {
+    assert!(
+        r.code() == 0 || r.code() == 1,
+        "ward check failed ({}):\nstdout: {}\nstderr: {}",
+        r.code(),
+        r.stdout(),
+        r.stderr()
+    );
+    r.json()
+}
+
+#[test]
+fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "before", &[]);
+    let before = dk::checksums_in(&pg.name, "app");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Data-breaking: 100 notes are NULL.
+    let r = check(
+        st.path(),
+        "before",
+        &[(
+            "1_note_required.sql",
+            "-- every visit needs a note\nALTER TABLE visits ALTER COLUMN note SET NOT NULL;\n",
+        )],
+        &[],
+    );
+    let j = json(&r);
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (1, Some("FAIL")),
+        "{j:#}"
+    );
+    let f = findings(&j, "migration-error");
+    assert_eq!(f.len(), 1, "{j:#}");
+    assert_eq!(f[0]["count"], 100, "{j:#}");
+    assert!(f[0]["message"].as_str().unwrap().contains("23502"), "{j:#}");
+    assert_eq!(f[0]["line"], 2);
+
+    // Safe: a nullable column.
+    let r = check(
+        st.path(),
+        "before",
+        &[(
+            "1_add_seen_at.sql",
+            "ALTER TABLE visits ADD COLUMN seen_at timestamptz;",
+        )],
+        &[],
+    );
+    let j = json(&r);
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (0, Some("PASS")),
+        "{j:#}"
+    );
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+
+    // The source container was never touched.
+    assert!(pg.running());
+    assert_eq!(dk::checksums_in(&pg.name, "app"), before);
+    let cols = dk::psql_in(
+        &pg.name,
+        "app",
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'visits'",
+    );
+    assert_eq!(cols.trim(), "3");
+    // Nor the snapshot: it still verifies.
+    ward()
+        .args(["snapshot", "verify", "before", "--store"])
+        .args([st.path()])
+        .ok();
+}
+
+#[test]
+fn several_databases_need_database_and_it_picks_one() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "two-dbs", &["reporting"]);
+    let files = [(
+        "1_note_required.sql",
+        "ALTER TABLE visits ALTER COLUMN note SET NOT NULL;",
+    )];
+
+    let r = check(st.path(), "two-dbs", &files, &[]);
+    r.fails_with(2, "--database");
+    assert!(r.stderr().contains("app, reporting"), "{}", r.stderr());
+
+    let r = check(st.path(), "two-dbs", &files, &["--database", "app"]);
+    let j = json(&r);
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (1, Some("FAIL")),
+        "{j:#}"
+    );
+    assert_eq!(findings(&j, "migration-error")[0]["count"], 100);
+
+    let r = check(st.path(), "two-dbs", &files, &["--database", "nope"]);
+    r.fails_with(2, "no database \"nope\"");
+    assert!(pg.running());
+}
+
+#[test]
+fn an_absent_image_is_a_one_line_error_and_nothing_is_created() {
+    let st = tempfile::tempdir().unwrap();
+    let _pg = snapshotted(st.path(), "img", &[]);
+    // Pretend the snapshot came from an image this engine does not have.
+    let path = st.path().join("img.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["source"]["image"] = "ward-test/absent-image:1".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+
+    let r = check(
+        st.path(),
+        "img",
+        &[("1_add.sql", "ALTER TABLE visits ADD COLUMN x int;")],
+        &[],
+    );
+    r.fails_with(2, "ward-test/absent-image:1");
+    assert!(r.stderr().contains("never"), "{}", r.stderr());
+}
+
+#[test]
+fn the_throwaway_server_is_published_on_127_0_0_1_only() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "ports", &[]);
+    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(4);")]);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut child, _dir) = ward()
+        .args(["check", "--format", "json", "--against", "snapshot:ports"])
+        .args(["--store"])
+        .args([st.path()])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .spawn();
+    // While the migration sleeps, look at the throwaway server's ports.
+    let ports = throwaway_ports(&mut child);
+    let ports = ports.trim();
+    assert!(
+        ports.starts_with("127.0.0.1:") && ports.ends_with("->5432/tcp") && !ports.contains(','),
+        "published as {ports:?}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_throwaways();
+    assert!(pg.running());
+}
+
+/// Waits until `ward check` (the child) runs its throwaway server; returns
+/// the server's published ports as `docker ps` shows them.
+fn throwaway_ports(child: &mut std::process::Child) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let p = dk::docker(&[
+            "ps",
+            "--format",
+            "{{.Ports}}",
+            "--filter",
+            "label=ward.helper=1",
+            "--filter",
+            "name=ward-check",
+        ]);
+        if !p.trim().is_empty() {
+            return p;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ward check ended before its throwaway server was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no throwaway server");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_check_removes_the_throwaway_server() {
+    let st = tempfile::tempdir().unwrap();
+    let pg = snapshotted(st.path(), "interrupted", &[]);
+    let before = dk::checksums_in(&pg.name, "app");
+    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(30);")]);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut child, _dir) = ward()
+        .args(["check", "--against", "snapshot:interrupted", "--store"])
+        .args([st.path()])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .spawn();
+    throwaway_ports(&mut child);
+    // Let the check reach the sleeping migration.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_throwaways();
+    assert!(pg.running());
+    assert_eq!(dk::checksums_in(&pg.name, "app"), before);
+}
