@@ -422,13 +422,18 @@ pub struct SnapshotPruneArgs {
 const CHECK_EXAMPLES: &str = "Examples:
   ward check                                 ./migrations against a freshly seeded database (a throwaway
                                              cluster, or the server of --database-url / DATABASE_URL)
+  ward check --base origin/main              the baseline is main's migrations seeded by main's spec
+                                             (ward.toml [seed] spec); this branch's new files are checked
+                                             on top, in merged order, and the spec must still apply
   ward check --migrations db/migrations --base 20240101000000
                                              migrations up to that version form the schema that is seeded;
                                              the later ones are checked
   ward check --against postgres://app@localhost/app_dev
-  ward check --against snapshot:before-migration   a clone of a fast snapshot of the dev database
                                              clone that database by template (never modified) and run the
                                              files not yet in its history table
+  ward check --against snapshot before-migration
+                                             a snapshot from the store: a fast snapshot's copy is cloned,
+                                             a volume snapshot is started in a throwaway server
   ward check --apply-cmd 'python manage.py migrate' --against postgres://app@localhost/app
                                              any framework: the command runs with DATABASE_URL and PG* set
                                              to the clone
