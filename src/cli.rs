@@ -443,8 +443,9 @@ const CHECK_EXAMPLES: &str = "Examples:
 Formats: sqlx, diesel, golang-migrate, flyway, refinery, dbmate (detected from the files;
 golang-migrate and refinery also from the history table, or name one with --migrations-format).
 Findings: FAIL (migration-error, rows-lost, dropped-data, values-changed, invalid-index,
-sequence-behind, not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken),
-WARN (blocking-lock, timezone-dependent, dropped-empty, out-of-order), INFO (default-filled,
+sequence-behind, not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken
+with the project's spec),
+WARN (blocking-lock, timezone-dependent, dropped-empty, out-of-order, seed-broken without a spec), INFO (default-filled,
 metadata-lock, rows-added).
 Exit codes: 0 no FAIL (with --strict: no WARN either) · 1 findings · 2 error · 130 interrupted.";
 

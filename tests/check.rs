@@ -477,6 +477,44 @@ fn rewriting_a_populated_table_under_access_exclusive_warns_with_the_lock_trace(
 }
 
 #[test]
+fn an_ignore_comment_takes_an_accepted_finding_out_of_the_verdict() {
+    let e = env();
+    let (code, j) = check(
+        &e,
+        &[(
+            "1_idx.sql",
+            "-- prescriptions is small in production\n\
+             -- ward:ignore blocking-lock\n\
+             CREATE INDEX prescriptions_medicine ON prescriptions (medicine);\n\
+             CREATE INDEX appointments_status ON appointments (status);\n",
+        )],
+        &["--strict"],
+    );
+    // The second statement's lock still counts.
+    assert_eq!(code, 1, "{j:#}");
+    let counted = findings(&j, "blocking-lock");
+    assert_eq!(counted.len(), 1, "{j:#}");
+    assert_eq!(counted[0]["object"], "appointments");
+    let ignored = j["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{j:#}");
+    assert_eq!(ignored[0]["rule"], "blocking-lock");
+    assert_eq!(ignored[0]["object"], "prescriptions");
+    assert_eq!(ignored[0]["line"], 3);
+    // Without the second statement, the verdict is PASS even under --strict.
+    let (code, j) = check(
+        &e,
+        &[(
+            "1_idx.sql",
+            "-- ward:ignore-file blocking-lock\n\
+             CREATE INDEX prescriptions_medicine ON prescriptions (medicine);\n",
+        )],
+        &["--strict"],
+    );
+    assert_pass(code, &j);
+    assert_eq!(j["ignored"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn plain_create_index_on_a_populated_table_warns() {
     let e = env();
     let rows = int(&e.url, "SELECT count(*) FROM prescriptions");

@@ -105,6 +105,9 @@ pub struct Report {
     pub pending: Vec<String>,
     pub runs: Vec<FileRun>,
     pub findings: Vec<Finding>,
+    /// Findings the migrations accept with `-- ward:ignore RULE` comments:
+    /// reported, but not in the verdict.
+    pub ignored: Vec<Finding>,
     pub rows_checked: i64,
     pub tables_checked: usize,
     pub seconds: f64,
@@ -181,6 +184,18 @@ pub fn human(r: &Report) -> String {
             }
             s.push('\n');
         }
+    }
+    for f in &r.ignored {
+        s += &format!(
+            "ignored {} [{}] at {}{} (ward:ignore)\n",
+            f.level.label(),
+            f.rule,
+            f.file.as_deref().unwrap_or(""),
+            f.line.map(|l| format!(":{l}")).unwrap_or_default()
+        );
+    }
+    if !r.ignored.is_empty() {
+        s.push('\n');
     }
     let (fail, warn, info) = r.counts();
     s += &format!(
@@ -319,6 +334,18 @@ pub fn markdown(r: &Report) -> String {
         r.rows_checked,
         r.tables_checked
     );
+    if !r.ignored.is_empty() {
+        s += &format!(
+            "{} finding{} accepted by `ward:ignore` comments: {}\n\n",
+            r.ignored.len(),
+            if r.ignored.len() == 1 { "" } else { "s" },
+            r.ignored
+                .iter()
+                .map(|f| format!("`{}`", f.rule))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !r.findings.is_empty() {
         s += "| level | rule | where | finding | fix |\n|---|---|---|---|---|\n";
         for f in &r.findings {

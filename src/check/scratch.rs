@@ -1,0 +1,183 @@
+//! Scratch databases for one check: the server they live on, connections
+//! to them, and their removal at the end — also when the run is interrupted,
+//! because a Ctrl-C must not leave clones of patient-shaped data behind.
+
+use anyhow::{Result, anyhow};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::UsageError;
+use crate::pg::{self, quote_ident};
+
+pub(super) async fn connect(cfg: &Config) -> Result<Client> {
+    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
+        UsageError(format!(
+            "cannot connect to {} ({}) — is Postgres running and the URL right?",
+            pg::describe(cfg),
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string())
+        ))
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+pub(super) fn with_db(cfg: &Config, db: &str) -> Config {
+    let mut c = cfg.clone();
+    c.dbname(db);
+    c
+}
+
+pub(super) fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A libpq URL for `cfg` (with the password: only for child processes' environment).
+pub(super) fn url_of(cfg: &Config) -> String {
+    let host = match cfg.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        _ => "localhost".into(),
+    };
+    let pass = cfg
+        .get_password()
+        .map(|p| format!(":{}", enc(&String::from_utf8_lossy(p))))
+        .unwrap_or_default();
+    format!(
+        "postgres://{}{pass}@{host}:{}/{}",
+        enc(cfg.get_user().unwrap_or("postgres")),
+        cfg.get_ports().first().copied().unwrap_or(5432),
+        enc(cfg.get_dbname().unwrap_or("postgres"))
+    )
+}
+
+/// Scratch databases this run created; all dropped at the end.
+pub(super) struct Scratch {
+    pub(super) admin: Client,
+    pub(super) server: Config,
+    /// The database the admin connection uses.
+    pub(super) admin_db: String,
+    pub(super) made: Vec<String>,
+    pub(super) counter: usize,
+    pub(super) _cluster: Option<pg::cluster::Cluster>,
+}
+
+impl Scratch {
+    pub(super) fn name(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("ward_check_{}_{}_{what}", std::process::id(), self.counter)
+    }
+
+    pub(super) async fn create(&mut self, what: &str, template: Option<&str>) -> Result<String> {
+        let name = self.name(what);
+        let sql = match template {
+            Some(t) => {
+                // FILE_COPY (PG ≥ 15) clones a large database fastest.
+                let version: i32 = self
+                    .admin
+                    .query_one("SELECT current_setting('server_version_num')::int", &[])
+                    .await?
+                    .get(0);
+                format!(
+                    "CREATE DATABASE {} TEMPLATE {}{}",
+                    quote_ident(&name),
+                    quote_ident(t),
+                    if version >= 150000 {
+                        " STRATEGY FILE_COPY"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            None => format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)),
+        };
+        match self.admin.batch_execute(&sql).await {
+            Ok(()) => {}
+            Err(e) if e.code().map(|c| c.code()) == Some("55006") => {
+                return Err(UsageError(format!(
+                    "cannot clone database {} — other sessions are connected to it, and ward clones by \
+                     template (it never modifies the source): stop the application (or use a snapshot), then check again",
+                    template.unwrap_or("?")
+                ))
+                .into());
+            }
+            Err(e) if e.code().map(|c| c.code()) == Some("42501") => {
+                return Err(UsageError(format!(
+                    "the role {} may not create databases — ward needs CREATEDB to make its clones \
+                     (ALTER ROLE … CREATEDB, or use a superuser on a development server)",
+                    self.server.get_user().unwrap_or("?")
+                ))
+                .into());
+            }
+            Err(e) => return Err(anyhow!("creating {name}: {e}")),
+        }
+        self.made.push(name.clone());
+        Ok(name)
+    }
+
+    pub(super) async fn connect(&self, db: &str) -> Result<Client> {
+        connect(&with_db(&self.server, db)).await
+    }
+
+    pub(super) async fn drop_all(&mut self) {
+        for db in self.made.drain(..).rev() {
+            if let Err(e) = self
+                .admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&db)
+                ))
+                .await
+            {
+                tracing::warn!("could not drop scratch database {db}: {e}");
+            }
+        }
+    }
+}
+
+/// When the run is interrupted (Ctrl-C drops the future), the scratch
+/// databases are still dropped: on a thread of its own, with its own runtime.
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.made.is_empty() {
+            return;
+        }
+        let dbs = std::mem::take(&mut self.made);
+        let server = self.server.clone();
+        let admin_db = self.admin_db.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(admin) = connect(&with_db(&server, &admin_db)).await else {
+                    return;
+                };
+                for db in dbs.iter().rev() {
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(db)
+                        ))
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

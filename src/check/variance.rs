@@ -1,0 +1,167 @@
+//! Environment dependence: the same migrations on a second clone under
+//! another session TimeZone, compared with the first.
+
+use anyhow::Result;
+use tokio_postgres::Client;
+
+use super::apply::{self, Direction};
+use super::fingerprint::{self, Fingerprint};
+use super::migrations::Migration;
+use super::report::{Finding, Level};
+use super::scratch::{Scratch, with_db};
+use super::split;
+use super::{MigrationSet, run_apply_cmd};
+use crate::pg::quote_ident;
+
+pub(super) fn time_related(sql: &str) -> bool {
+    regex::Regex::new(r"(?i)timestamptz|with\s+time\s+zone|at\s+time\s+zone|::\s*date\b|date_trunc|to_char|extract\s*\(|date_part|timezone")
+        .unwrap()
+        .is_match(sql)
+}
+
+pub(super) async fn timezone_variance(
+    scratch: &mut Scratch,
+    base: &str,
+    set: Option<&MigrationSet>,
+    pending: &[&Migration],
+    cmd: Option<&str>,
+    utc_client: &Client,
+    utc_post: &Fingerprint,
+) -> Result<Vec<Finding>> {
+    const OTHER: &str = "America/New_York";
+    let db = scratch.create("tz", Some(base)).await?;
+    let c = scratch.connect(&db).await?;
+    match (cmd, set) {
+        (Some(cmd), _) => {
+            if run_apply_cmd(cmd, &with_db(&scratch.server, &db), OTHER)
+                .await?
+                .is_some()
+            {
+                return Ok(vec![Finding::new(
+                    Level::Warn,
+                    "timezone-dependent",
+                    format!(
+                        "--apply-cmd fails when the session TimeZone is {OTHER} but succeeds under UTC"
+                    ),
+                )]);
+            }
+        }
+        (None, Some(s)) => {
+            apply::prepare_session(&c, OTHER).await?;
+            let runs = apply::run(&c, s.format, pending, Direction::Up).await?;
+            if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
+                return Ok(vec![Finding::new(
+                    Level::Warn,
+                    "timezone-dependent",
+                    format!("{} fails when the session TimeZone is {OTHER} ({}) but succeeds under UTC", run.file, f.message),
+                )
+                .at(&run.file, f.line, &f.statement)]);
+            }
+            apply::prepare_session(&c, "UTC").await?;
+        }
+        _ => return Ok(Vec::new()),
+    }
+    let other =
+        fingerprint::take(&c, &[], set.map(|s| s.format.history_table()).unwrap_or("")).await?;
+    let mut out = Vec::new();
+    for (oid, t) in &utc_post.tables {
+        let Some(o) = other.tables.get(oid) else {
+            continue;
+        };
+        for col in &t.columns {
+            let (Some(a), Some(b)) = (
+                t.column_data.get(&col.attnum),
+                o.column_data.get(&col.attnum),
+            ) else {
+                continue;
+            };
+            if a == b {
+                continue;
+            }
+            // Count the rows that differ, by key.
+            let (count, samples) = if let Some(k) = t.key.first() {
+                differing_rows(utc_client, &c, t, k, &col.name).await?
+            } else {
+                (None, None)
+            };
+            let mut f = Finding::new(
+                Level::Warn,
+                "timezone-dependent",
+                format!(
+                    "{}.{} gets different values when the migrations run with session TimeZone {OTHER} instead of UTC{}",
+                    t.display(),
+                    col.name,
+                    count.map(|n| format!(": {n} rows differ")).unwrap_or_default()
+                ),
+            )
+            .object(format!("{}.{}", t.display(), col.name))
+            .remedy("make the conversion explicit (AT TIME ZONE 'Europe/London' / a fixed zone in USING) instead of relying on the session TimeZone");
+            if let Some(n) = count {
+                f = f.count(n);
+            }
+            if let Some(s) = samples {
+                f = f.evidence(format!(
+                    "{} (UTC session → {OTHER} session, shown in UTC): {s}",
+                    k_name(t)
+                ));
+            }
+            // Point at the statement that mentions the column.
+            for m in pending {
+                if let Some(st) = split::split(&m.up.sql)
+                    .into_iter()
+                    .find(|s| s.sql.to_lowercase().contains(&col.name.to_lowercase()))
+                {
+                    f = f.at(&m.up.file, st.line + m.up.first_line - 1, &st.sql);
+                    break;
+                }
+            }
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn k_name(t: &fingerprint::Table) -> String {
+    t.key.join(",")
+}
+
+pub(super) async fn differing_rows(
+    a: &Client,
+    b: &Client,
+    t: &fingerprint::Table,
+    key: &str,
+    col: &str,
+) -> Result<(Option<i64>, Option<String>)> {
+    if t.rows > 2_000_000 {
+        return Ok((None, None));
+    }
+    let sql = format!(
+        "SELECT {k}::text, {c}::text FROM {t} ORDER BY {k}",
+        k = quote_ident(key),
+        c = quote_ident(col),
+        t = t.qualified()
+    );
+    let (ra, rb) = futures_util::future::try_join(a.query(&sql, &[]), b.query(&sql, &[])).await?;
+    let map: std::collections::HashMap<String, Option<String>> = rb
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1)))
+        .collect();
+    let mut n = 0i64;
+    let mut samples = Vec::new();
+    for r in &ra {
+        let k: String = r.get(0);
+        let v: Option<String> = r.get(1);
+        let other = map.get(&k).cloned().flatten();
+        if other != v {
+            n += 1;
+            if samples.len() < 3 {
+                samples.push(format!(
+                    "{k}: {} → {}",
+                    v.unwrap_or_else(|| "NULL".into()),
+                    other.unwrap_or_else(|| "NULL".into())
+                ));
+            }
+        }
+    }
+    Ok((Some(n), (!samples.is_empty()).then(|| samples.join("; "))))
+}
