@@ -462,6 +462,8 @@ pub enum CheckFormat {
     Github,
     /// A Markdown PR comment.
     Markdown,
+    /// SARIF 2.1.0 for code-scanning tools (e.g. GitHub's upload-sarif).
+    Sarif,
 }
 
 /// What the migrations run against.

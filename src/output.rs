@@ -349,6 +349,7 @@ pub fn check_report(
         CheckFormat::Junit => out(&report::junit(r, strict)),
         CheckFormat::Github => out(&report::github(r, dir)),
         CheckFormat::Markdown => out(&report::markdown(r)),
+        CheckFormat::Sarif => out(&report::sarif(r, dir)),
     }
 }
 

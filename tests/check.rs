@@ -954,6 +954,17 @@ fn reports_in_every_format_name_the_file_line_and_rule() {
         md.starts_with("## ❌ ward check: FAIL") && md.contains("| FAIL | `migration-error` |"),
         "{md}"
     );
+    let sarif: Value = serde_json::from_str(&run("sarif")).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "migration-error");
+    assert_eq!(result["level"], "error");
+    let loc = &result["locations"][0]["physicalLocation"];
+    assert_eq!(
+        loc["artifactLocation"]["uri"].as_str().unwrap(),
+        format!("{}/1_email_required.sql", dir.display())
+    );
+    assert_eq!(loc["region"]["startLine"], 2);
 }
 
 #[test]

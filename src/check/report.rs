@@ -272,6 +272,79 @@ fn gh_prop(s: &str) -> String {
 }
 
 /// GitHub workflow commands: one annotation per finding.
+/// A finding's file as a path from where ward ran: migration files are
+/// named from their directory's own name (`migrations/1_x.sql`), which sits
+/// at `dir`; other files (the seed spec) are already such paths.
+fn path_in(file: &str, dir: Option<&str>) -> String {
+    let Some(d) = dir else {
+        return file.to_string();
+    };
+    let name = std::path::Path::new(d)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match file.split_once('/') {
+        Some((first, rest)) if first == name => format!("{}/{rest}", d.trim_end_matches('/')),
+        _ => file.to_string(),
+    }
+}
+
+/// SARIF 2.1.0, for code-scanning tools (GitHub's upload-sarif among them).
+pub fn sarif(r: &Report, dir: Option<&str>) -> String {
+    let mut rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let results: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let mut text = f.message.clone();
+            for e in &f.evidence {
+                text += &format!("\n{e}");
+            }
+            if !f.remedy.is_empty() {
+                text += &format!("\nfix: {}", f.remedy);
+            }
+            let mut v = serde_json::json!({
+                "ruleId": f.rule,
+                "level": match f.level {
+                    Level::Fail => "error",
+                    Level::Warn => "warning",
+                    Level::Info => "note",
+                },
+                "message": { "text": text },
+            });
+            if let Some(file) = &f.file {
+                let mut loc = serde_json::json!({
+                    "physicalLocation": { "artifactLocation": { "uri": path_in(file, dir) } }
+                });
+                if let Some(l) = f.line {
+                    loc["physicalLocation"]["region"] = serde_json::json!({ "startLine": l });
+                }
+                v["locations"] = serde_json::json!([loc]);
+            }
+            v
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "ward",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/your-org/ward",
+                "rules": rules.iter().map(|id| serde_json::json!({
+                    "id": id,
+                    "shortDescription": { "text": format!("ward check rule {id}") },
+                })).collect::<Vec<_>>(),
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).expect("SARIF serialises") + "\n"
+}
+
 pub fn github(r: &Report, dir: Option<&str>) -> String {
     let mut s = String::new();
     for f in &r.findings {
@@ -282,15 +355,7 @@ pub fn github(r: &Report, dir: Option<&str>) -> String {
         };
         let mut props = Vec::new();
         if let Some(file) = &f.file {
-            let path = match dir {
-                Some(d) => {
-                    // `file` starts with the directory's own name.
-                    let rest = file.split_once('/').map(|x| x.1).unwrap_or(file);
-                    format!("{d}/{rest}")
-                }
-                None => file.clone(),
-            };
-            props.push(format!("file={}", gh_prop(&path)));
+            props.push(format!("file={}", gh_prop(&path_in(file, dir))));
             if let Some(l) = f.line {
                 props.push(format!("line={l}"));
             }
@@ -399,4 +464,21 @@ pub fn markdown(r: &Report) -> String {
         s += "\n</details>\n";
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_files_are_placed_under_their_directory() {
+        let d = Some("db/migrations");
+        assert_eq!(
+            super::path_in("migrations/1_x.sql", d),
+            "db/migrations/1_x.sql"
+        );
+        assert_eq!(super::path_in("seeds/spec.toml", d), "seeds/spec.toml");
+        assert_eq!(
+            super::path_in("migrations/1_x.sql", None),
+            "migrations/1_x.sql"
+        );
+    }
 }
