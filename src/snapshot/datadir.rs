@@ -151,7 +151,13 @@ fn create_blocking(
         created_at: Utc::now(),
         ward_version: env!("CARGO_PKG_VERSION").into(),
         method: "cold".into(),
-        source: crate::target::Target::Datadir(dir.to_path_buf()).source_facts(),
+        source: crate::target::SourceFacts {
+            datadir_owner: nix::unistd::User::from_uid(md.uid().into())
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            ..crate::target::Target::Datadir(dir.to_path_buf()).source_facts()
+        },
         pg_major: written
             .pg_version
             .as_deref()
