@@ -530,7 +530,9 @@ pub struct CheckArgs {
     /// (cloned by template, never modified), or `snapshot NAME` (also `snapshot:NAME`), a snapshot
     /// in the store: a --fast snapshot's in-cluster copy is cloned (reached through --database-url
     /// or its container); a Docker volume snapshot is restored into a throwaway server of its own
-    /// image on 127.0.0.1, removed afterwards (its one application database, or --database).
+    /// image on 127.0.0.1, and a native data-directory snapshot into a temporary directory run by
+    /// this machine's server binaries of the same major on 127.0.0.1; either is removed afterwards
+    /// (its one application database, or --database).
     #[arg(
         long,
         default_value = "seed",

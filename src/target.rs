@@ -141,6 +141,11 @@ pub struct SourceFacts {
     /// The superuser role the image was initialised with (POSTGRES_USER), not a secret.
     #[serde(default)]
     pub postgres_user: Option<String>,
+    /// For a data directory: the OS user that owned it. initdb names the
+    /// bootstrap superuser after the user that runs it (unless `-U`), so
+    /// this is the first guess for the role of a throwaway copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadir_owner: Option<String>,
 }
 
 impl Target {
@@ -174,6 +179,7 @@ impl Target {
                     .container
                     .as_ref()
                     .and_then(|c| c.env.get("POSTGRES_USER").cloned()),
+                datadir_owner: None,
             },
             Target::Datadir(p) => SourceFacts {
                 kind: "datadir".into(),

@@ -20,14 +20,8 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             let store = super::snapshot::store(cfg, &args.store)?;
             let m = store.load(&name)?;
             let Some(facts) = m.template.clone() else {
-                // A volume snapshot: restore it into a throwaway server of its
-                // own image on 127.0.0.1 and check a clone of its database.
-                if m.source.image.is_none() {
-                    return crate::error::usage(format!(
-                        "{name:?} is a snapshot of a native data directory; checking against those is \
-                         not available yet — restore it and use --against URL"
-                    ));
-                }
+                // A volume or data-directory snapshot: restore it into a
+                // throwaway server on 127.0.0.1 and check a clone of its database.
                 let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
                 let (server, url) =
                     throwaway::for_check(&store, &m, args.database.as_deref(), progress).await?;

@@ -35,11 +35,6 @@ pub enum ClusterError {
 /// Finds a directory holding `initdb`, `pg_ctl` and `postgres`: `WARD_PG_BINDIR`,
 /// then `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`, newest first.
 pub fn find_bindir() -> Result<PathBuf, ClusterError> {
-    let complete = |d: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| d.join(b).is_file())
-    };
     if let Some(dir) = std::env::var_os("WARD_PG_BINDIR").map(PathBuf::from)
         && complete(&dir)
     {
@@ -67,6 +62,55 @@ pub fn find_bindir() -> Result<PathBuf, ClusterError> {
         .next()
         .map(|(_, d)| d)
         .ok_or(ClusterError::NoServerBinaries)
+}
+
+fn complete(d: &Path) -> bool {
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|b| d.join(b).is_file())
+}
+
+/// Every complete set of server binaries on the machine (the places
+/// [`find_bindir`] looks at) with the major version its `postgres` reports:
+/// a physical copy of a data directory only starts on its own major.
+pub fn installed_servers() -> Vec<(u32, PathBuf)> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("WARD_PG_BINDIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    dirs.extend(
+        std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin")),
+    );
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    for d in dirs.into_iter().filter(|d| complete(d)) {
+        let major = server_version(&d).as_deref().and_then(version_major);
+        if let Some(major) = major
+            && !found.iter().any(|(_, f)| *f == d)
+        {
+            found.push((major, d));
+        }
+    }
+    found
+}
+
+/// The major of `postgres --version` output: the first word that starts with
+/// a digit ("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" → 15,
+/// "… 9.6.24" → 9, "… 17beta1" → 17).
+fn version_major(v: &str) -> Option<u32> {
+    let word = v
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let digits: String = word.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
 }
 
 /// `postgres --version` of a bindir, e.g. "postgres (PostgreSQL) 15.18".
@@ -291,7 +335,26 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A TCP port of 127.0.0.1 that was free a moment ago (callers retry when
+/// another process takes it first).
+pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free TCP port")?;
     Ok(l.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors_of_server_versions() {
+        assert_eq!(version_major("postgres (PostgreSQL) 15.18"), Some(15));
+        assert_eq!(
+            version_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(version_major("postgres (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(version_major("postgres (PostgreSQL) 17beta1"), Some(17));
+        assert_eq!(version_major(""), None);
+    }
 }

@@ -151,7 +151,13 @@ fn create_blocking(
         created_at: Utc::now(),
         ward_version: env!("CARGO_PKG_VERSION").into(),
         method: "cold".into(),
-        source: crate::target::Target::Datadir(dir.to_path_buf()).source_facts(),
+        source: crate::target::SourceFacts {
+            datadir_owner: nix::unistd::User::from_uid(md.uid().into())
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            ..crate::target::Target::Datadir(dir.to_path_buf()).source_facts()
+        },
         pg_major: written
             .pg_version
             .as_deref()
@@ -327,7 +333,7 @@ fn restore_blocking(
     })
 }
 
-fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+pub(super) fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
     if !nix::unistd::Uid::effective().is_root() {
         return Ok(());
     }
@@ -347,7 +353,12 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
 /// Streams the verified archive into `dst` (an empty new directory): one
 /// thread checks every entry while decompressing, another unpacks with
 /// `unpack_in`, treating a skipped entry as an error.
-fn unpack(store: &Store, m: &Manifest, dst: &Path, progress: &dyn Progress) -> Result<()> {
+pub(super) fn unpack(
+    store: &Store,
+    m: &Manifest,
+    dst: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
     let (reader, mut writer) = std::io::pipe().context("cannot create a pipe")?;
     let dst2 = dst.to_path_buf();
     let unpacker = std::thread::spawn(move || -> Result<()> {

@@ -8,7 +8,8 @@
 //! - [`volume`]: cold / online snapshots and restores through the engine.
 //! - [`datadir`]: the same for a native, stopped cluster.
 //! - [`throwaway`]: a Postgres server on a restored copy (`verify --deep`,
-//!   `check --against snapshot:NAME`).
+//!   `check --against snapshot:NAME`); [`throwaway_native`] is the same for
+//!   data-directory snapshots, on this machine's own server binaries.
 //!
 //! Work that stops a container or replaces data runs on its own thread
 //! ([`shielded`]) so that Ctrl-C cannot abandon it half-way: the interrupt is
@@ -22,6 +23,7 @@ pub mod retention;
 pub mod store;
 pub mod template;
 pub mod throwaway;
+pub mod throwaway_native;
 pub mod volume;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,10 @@
 //! snapshot and the container it came from are never touched. Container and
 //! volume go away in [`Throwaway::remove`], and from `Drop` on errors, panics
 //! and Ctrl-C, like every other helper.
+//!
+//! A snapshot of a native data directory has no image: `check` runs it on
+//! this machine's own server binaries instead ([`super::throwaway_native`]);
+//! [`CheckServer`] and [`for_check`] hide which of the two it is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use anyhow::{Result, bail};
 
 use super::manifest::Manifest;
 use super::store::Store;
+use super::throwaway_native::Native;
 use super::volume::{image_facts, psql, replace_contents, restore_paths, wait_ready};
 use crate::docker::{self, Docker, Helper, PostgresServer, TempVolume};
 use crate::pg::quote_ident;
@@ -187,14 +192,7 @@ impl Throwaway {
         let (Some(port), Some(password)) = (self.port, &self.password) else {
             bail!("the throwaway server was not published on 127.0.0.1");
         };
-        let mut u = url::Url::parse("postgres://127.0.0.1")?;
-        // Url percent-encodes user, password and path; the parse of the
-        // connection string decodes them again.
-        let _ = u.set_username(&self.user);
-        let _ = u.set_password(Some(password));
-        let _ = u.set_port(Some(port));
-        u.set_path(db);
-        Ok(u.to_string())
+        localhost_url(&self.user, password, port, db)
     }
 
     /// Removes the container, then the volume.
@@ -250,9 +248,21 @@ async fn published_port(d: &Docker, container: &str) -> Result<u16> {
     bail!("the Docker engine did not publish port 5432 of {container} on 127.0.0.1")
 }
 
+/// `postgres://user:password@127.0.0.1:port/db`.
+pub(super) fn localhost_url(user: &str, password: &str, port: u16, db: &str) -> Result<String> {
+    let mut u = url::Url::parse("postgres://127.0.0.1")?;
+    // Url percent-encodes user, password and path; the parse of the
+    // connection string decodes them again.
+    let _ = u.set_username(user);
+    let _ = u.set_password(Some(password));
+    let _ = u.set_port(Some(port));
+    u.set_path(db);
+    Ok(u.to_string())
+}
+
 /// 32 hex characters from the OS's random source (a timestamp mix as a
 /// fallback); only ever set on a throwaway copy, never stored or logged.
-fn fresh_password() -> String {
+pub(super) fn fresh_password() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -299,6 +309,25 @@ pub fn choose_database(snapshot: &str, all: &[String], wanted: Option<&str>) -> 
     }
 }
 
+/// The server `check --against snapshot:NAME` runs against, by the kind of
+/// snapshot: a container of the snapshot's own image (Docker volumes) or this
+/// machine's server binaries of its major version (native data directories).
+#[derive(Debug)]
+pub enum CheckServer {
+    Docker(Throwaway),
+    Native(Native),
+}
+
+impl CheckServer {
+    /// Stops and removes the server and its copy of the data.
+    pub async fn remove(self) -> Result<()> {
+        match self {
+            CheckServer::Docker(t) => t.remove().await,
+            CheckServer::Native(n) => n.remove().await,
+        }
+    }
+}
+
 /// Starts a throwaway server on snapshot `m` reachable from this host and
 /// returns it with the URL of the database to check (see [`choose_database`]).
 pub async fn for_check(
@@ -306,16 +335,28 @@ pub async fn for_check(
     m: &Manifest,
     database: Option<&str>,
     progress: Arc<dyn Progress>,
-) -> Result<(Throwaway, String)> {
-    let d = docker::connect().await?;
-    let server = Throwaway::start(&d, store, m, Reach::Localhost, progress).await?;
-    let all = server.databases().await?;
+) -> Result<(CheckServer, String)> {
+    // A manifest without an image is of a native data directory.
+    let (server, all, port) = if m.source.image.is_none() {
+        let server = Native::start(store, m, progress).await?;
+        let all = server.databases().await?;
+        let port = server.port();
+        (CheckServer::Native(server), all, port)
+    } else {
+        let d = docker::connect().await?;
+        let server = Throwaway::start(&d, store, m, Reach::Localhost, progress).await?;
+        let all = server.databases().await?;
+        let port = server.port.unwrap_or(0);
+        (CheckServer::Docker(server), all, port)
+    };
     let db = choose_database(&m.name, &all, database)?;
-    let url = server.url(&db)?;
+    let url = match &server {
+        CheckServer::Docker(t) => t.url(&db)?,
+        CheckServer::Native(n) => n.url(&db)?,
+    };
     tracing::info!(
-        "checking against database {db} of snapshot {} on 127.0.0.1:{}",
-        m.name,
-        server.port.unwrap_or(0)
+        "checking against database {db} of snapshot {} on 127.0.0.1:{port}",
+        m.name
     );
     Ok((server, url))
 }
