@@ -551,7 +551,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// With --against snapshot NAME of a Docker volume: the database to check (default: its one
+    /// With --against snapshot NAME of a Docker volume or data directory: the database to check (default: its one
     /// database other than `postgres`).
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
