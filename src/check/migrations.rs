@@ -445,11 +445,11 @@ fn read_dbmate(dir: &Path, entries: &[PathBuf]) -> Result<Vec<Migration>> {
 /// Flyway's checksum: CRC-32 over the lines, without terminators, BOM stripped.
 pub fn flyway_checksum(sql: &str) -> i32 {
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
-    let mut crc = Crc32::new();
+    let mut crc = crc32fast::Hasher::new();
     for line in sql.lines() {
         crc.update(line.as_bytes());
     }
-    crc.finish() as i32
+    crc.finalize() as i32
 }
 
 /// refinery's checksum: SipHash-1-3 (zero keys) over name, version, sql.
@@ -459,40 +459,6 @@ pub fn refinery_checksum(name: &str, version: i32, sql: &str) -> u64 {
     version.hash(&mut h);
     sql.hash(&mut h);
     h.finish()
-}
-
-struct Crc32 {
-    table: [u32; 256],
-    value: u32,
-}
-
-impl Crc32 {
-    fn new() -> Crc32 {
-        let mut table = [0u32; 256];
-        for (i, t) in table.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *t = c;
-        }
-        Crc32 {
-            table,
-            value: 0xFFFF_FFFF,
-        }
-    }
-    fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.value = self.table[((self.value ^ b as u32) & 0xFF) as usize] ^ (self.value >> 8);
-        }
-    }
-    fn finish(&self) -> u32 {
-        self.value ^ 0xFFFF_FFFF
-    }
 }
 
 #[cfg(test)]
@@ -510,12 +476,30 @@ mod tests {
     }
 
     #[test]
-    fn crc32_matches_the_standard_check_value() {
-        let mut c = Crc32::new();
-        c.update(b"123456789");
-        assert_eq!(c.finish(), 0xCBF4_3926);
-        // Line endings do not change Flyway's checksum.
+    fn flyway_checksums_are_crc32_of_the_lines() {
+        // java.util.zip.CRC32 of "123456789" (the standard check value), as Flyway stores it.
+        assert_eq!(flyway_checksum("123456789"), 0xCBF4_3926_u32 as i32);
+        // Line endings and a BOM do not change Flyway's checksum.
         assert_eq!(flyway_checksum("a;\r\nb;\r\n"), flyway_checksum("a;\nb;\n"));
+        assert_eq!(flyway_checksum("\u{feff}a;\n"), flyway_checksum("a;\n"));
+    }
+
+    #[test]
+    fn refinery_checksums_match_refinerys_own() {
+        for (file, name, version, sql) in [
+            ("V1__init", "init", 1, "CREATE TABLE t (id int);\n"),
+            (
+                "V42__add_email",
+                "add_email",
+                42,
+                "ALTER TABLE t ADD email text;\r\n-- done\n",
+            ),
+        ] {
+            let theirs = refinery_core::Migration::unapplied(file, sql)
+                .unwrap()
+                .checksum();
+            assert_eq!(refinery_checksum(name, version, sql), theirs, "{file}");
+        }
     }
 
     #[test]
