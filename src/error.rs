@@ -31,8 +31,9 @@ impl Exit {
 }
 
 /// Raised when the user pressed Ctrl-C; the work in flight was rolled back.
+/// `run` words the message for the command that was stopped.
 #[derive(Debug, Error)]
-#[error("interrupted: nothing was written (the transaction was rolled back)")]
+#[error("interrupted")]
 pub struct Interrupted;
 
 /// A problem with what the user asked for, with the fix in the message.

@@ -55,13 +55,30 @@ pub fn run(cli: Cli) -> Exit {
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     match result {
         Ok(exit) => exit,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            output::error(&anyhow::anyhow!(interrupted(&cli.command)));
+            Exit::Interrupted
+        }
         Err(e) => {
             output::error(&e);
-            if e.downcast_ref::<Interrupted>().is_some() {
-                Exit::Interrupted
-            } else {
-                Exit::Error
-            }
+            Exit::Error
+        }
+    }
+}
+
+/// What Ctrl-C left behind, said for the command that was stopped.
+fn interrupted(command: &Command) -> &'static str {
+    match command {
+        Command::Seed(_) => "interrupted: nothing was written (the transaction was rolled back)",
+        Command::Demo(_) => "interrupted: the demo stopped and its throwaway cluster was removed",
+        Command::Doctor => "interrupted",
+        Command::Snapshot(_) => {
+            "interrupted: a snapshot being written was discarded, a restore in progress was rolled back, and \
+             containers were started again as they were"
+        }
+        Command::Check(_) => {
+            "interrupted: the check stopped; its clones and throwaway servers were removed and the data checked \
+             against was not touched"
         }
     }
 }

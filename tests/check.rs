@@ -11,6 +11,7 @@
 mod support;
 
 use serde_json::Value;
+use support::check::{findings, migrations, report};
 use support::*;
 
 const PATIENTS: &str = "200";
@@ -31,18 +32,6 @@ fn env() -> Env {
     Env { _c: c, url }
 }
 
-/// Writes migration files into a fresh directory.
-fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let m = d.path().join("migrations");
-    for (n, t) in files {
-        let p = m.join(n);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, t).unwrap();
-    }
-    d
-}
-
 /// Runs `ward check --format json` against a seeded baseline on the env's server.
 fn check(e: &Env, files: &[(&str, &str)], extra: &[&str]) -> (i32, Value) {
     let d = migrations(files);
@@ -52,23 +41,7 @@ fn check(e: &Env, files: &[(&str, &str)], extra: &[&str]) -> (i32, Value) {
         .args([d.path().join("migrations")])
         .args(extra)
         .run();
-    assert!(
-        r.code() == 0 || r.code() == 1,
-        "ward check failed ({}):\nstdout: {}\nstderr: {}",
-        r.code(),
-        r.stdout(),
-        r.stderr()
-    );
-    (r.code(), r.json())
-}
-
-fn findings<'a>(j: &'a Value, rule: &str) -> Vec<&'a Value> {
-    j["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == rule)
-        .collect()
+    (r.code(), report(&r))
 }
 
 /// The single finding of `rule` about `object`.

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use support::check::{findings, migrations, report};
 use support::*;
 
 /// Two cores: one throwaway server of `ward check` at a time, and the
@@ -42,18 +43,6 @@ fn snapshotted(store: &Path, name: &str) -> Cluster {
         .args([store])
         .ok();
     c
-}
-
-/// Writes migration files (sqlx naming: `_sqlx_migrations` does not exist in
-/// the snapshot, so every file is pending).
-fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let m = d.path().join("migrations");
-    std::fs::create_dir_all(&m).unwrap();
-    for (n, t) in files {
-        std::fs::write(m.join(n), t).unwrap();
-    }
-    d
 }
 
 /// A private TMPDIR for one `ward check`; the server runs as `postgres` when
@@ -139,26 +128,6 @@ fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
-fn findings<'a>(j: &'a Value, rule: &str) -> Vec<&'a Value> {
-    j["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == rule)
-        .collect()
-}
-
-fn json(r: &Run) -> Value {
-    assert!(
-        r.code() == 0 || r.code() == 1,
-        "ward check failed ({}):\nstdout: {}\nstderr: {}",
-        r.code(),
-        r.stdout(),
-        r.stderr()
-    );
-    r.json()
-}
-
 #[test]
 fn datadir_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
     let st = tempfile::tempdir().unwrap();
@@ -188,7 +157,7 @@ fn datadir_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
             "-- every visit needs a note\nALTER TABLE visits ALTER COLUMN note SET NOT NULL;\n",
         )],
     );
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (1, Some("FAIL")),
@@ -209,7 +178,7 @@ fn datadir_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
             "ALTER TABLE visits ADD COLUMN seen_at timestamptz;",
         )],
     );
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (0, Some("PASS")),
@@ -254,7 +223,7 @@ fn a_manifest_without_the_owner_still_finds_the_superuser() {
         "old",
         &[("1_add.sql", "ALTER TABLE visits ADD COLUMN x int;")],
     );
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (0, Some("PASS")),

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
+use support::check::{findings, migrations, report};
 use support::docker::{self as dk, Pg};
 use support::*;
 
@@ -46,18 +47,6 @@ fn snapshotted(store: &Path, name: &str, more_databases: &[&str]) -> Pg {
         .ok();
     assert!(pg.running(), "the snapshot restarts the container");
     pg
-}
-
-/// Writes migration files (sqlx naming: `_sqlx_migrations` does not exist in
-/// the snapshot, so every file is pending).
-fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let m = d.path().join("migrations");
-    std::fs::create_dir_all(&m).unwrap();
-    for (n, t) in files {
-        std::fs::write(m.join(n), t).unwrap();
-    }
-    d
 }
 
 /// `ward check --against snapshot:NAME --format json` (plus `extra`).
@@ -108,26 +97,6 @@ fn assert_no_throwaways() {
     );
 }
 
-fn findings<'a>(j: &'a Value, rule: &str) -> Vec<&'a Value> {
-    j["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == rule)
-        .collect()
-}
-
-fn json(r: &Run) -> Value {
-    assert!(
-        r.code() == 0 || r.code() == 1,
-        "ward check failed ({}):\nstdout: {}\nstderr: {}",
-        r.code(),
-        r.stdout(),
-        r.stderr()
-    );
-    r.json()
-}
-
 #[test]
 fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
     let st = tempfile::tempdir().unwrap();
@@ -145,7 +114,7 @@ fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
         )],
         &[],
     );
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (1, Some("FAIL")),
@@ -167,7 +136,7 @@ fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
         )],
         &[],
     );
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (0, Some("PASS")),
@@ -205,7 +174,7 @@ fn several_databases_need_database_and_it_picks_one() {
     assert!(r.stderr().contains("app, reporting"), "{}", r.stderr());
 
     let r = check(st.path(), "two-dbs", &files, &["--database", "app"]);
-    let j = json(&r);
+    let j = report(&r);
     assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (1, Some("FAIL")),

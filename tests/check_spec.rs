@@ -6,9 +6,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
+use support::check::{git, report};
 use support::*;
 
 const INIT: &str =
@@ -26,21 +26,6 @@ columns.name = "person.full_name"
 columns.{phone} = {{ gen = "phone.uk", null_ratio = 0.1 }}
 "#
     )
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -74,21 +59,14 @@ fn two_developers(extra: &str) -> tempfile::TempDir {
     repo
 }
 
-fn check_in(dir: &Path, url: &str, extra: &[&str]) -> (i32, Value, String) {
+fn check_in(dir: &Path, url: &str, extra: &[&str]) -> (i32, Value) {
     let r = ward()
         .cwd(dir)
         .db(url)
         .args(["check", "--format", "json", "--migrations", "db/migrations"])
         .args(extra)
         .run();
-    assert!(
-        r.code() == 0 || r.code() == 1,
-        "ward check failed ({}):\nstdout: {}\nstderr: {}",
-        r.code(),
-        r.stdout(),
-        r.stderr()
-    );
-    (r.code(), r.json(), r.stderr())
+    (r.code(), report(&r))
 }
 
 fn rules(j: &Value, level: &str) -> Vec<String> {
@@ -106,7 +84,7 @@ fn a_branch_migration_that_breaks_on_mains_rename_fails_in_merged_order() {
     let c = cluster();
     let repo = two_developers("CREATE INDEX patients_phone_idx ON patients (phone);\n");
     // No --base: with a spec, ward takes the default branch (main) as the base.
-    let (code, j, _) = check_in(repo.path(), &c.url("postgres"), &[]);
+    let (code, j) = check_in(repo.path(), &c.url("postgres"), &[]);
     assert_eq!(code, 1, "{j:#}");
     assert_eq!(j["verdict"], "FAIL");
     assert_eq!(
@@ -138,7 +116,7 @@ fn a_branch_migration_that_breaks_on_mains_rename_fails_in_merged_order() {
 fn a_safe_branch_migration_passes_and_the_spec_still_applies() {
     let c = cluster();
     let repo = two_developers("ALTER TABLE patients ADD COLUMN email text;\n");
-    let (code, j, _) = check_in(repo.path(), &c.url("postgres"), &["--base", "main"]);
+    let (code, j) = check_in(repo.path(), &c.url("postgres"), &["--base", "main"]);
     assert_eq!(code, 0, "{j:#}");
     assert_eq!(j["verdict"], "PASS", "{j:#}");
     assert!(
@@ -167,7 +145,7 @@ fn an_out_of_order_branch_file_is_reported_against_the_base_ref() {
             "db/migrations/20240115000000_feature.sql",
         ],
     );
-    let (code, j, _) = check_in(r, &c.url("postgres"), &["--base", "main"]);
+    let (code, j) = check_in(r, &c.url("postgres"), &["--base", "main"]);
     assert_eq!(code, 0, "{j:#}");
     assert_eq!(rules(&j, "WARN"), vec!["out-of-order".to_string()], "{j:#}");
 }
@@ -184,7 +162,7 @@ fn a_migration_that_breaks_the_seed_spec_fails_naming_the_spec_entry() {
         "db/migrations/20240201000000_drop_phone.sql",
         "ALTER TABLE patients DROP COLUMN phone;\n",
     );
-    let (code, j, _) = check_in(
+    let (code, j) = check_in(
         d,
         &c.url("postgres"),
         &["--spec", "seeds/spec.toml", "--base", "20240101000000"],

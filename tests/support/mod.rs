@@ -2,6 +2,7 @@
 //! running the `ward` binary, and a small synchronous SQL helper.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod docker;
 
 use std::path::{Path, PathBuf};
