@@ -50,8 +50,8 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -716,9 +716,8 @@ pub struct TempVolume {
 impl TempVolume {
     pub async fn create(docker: &Docker, prefix: &str) -> Result<TempVolume> {
         let name = unique_name(prefix);
-        let mut labels = HashMap::new();
-        labels.insert(HELPER_LABEL.to_string(), "1".to_string());
-        create_volume(docker, &name, labels).await?;
+        // The owner's pid and host, so a later ward can sweep it if this one is killed.
+        create_volume(docker, &name, helper_labels()).await?;
         Ok(TempVolume {
             name,
             removed: false,
@@ -764,22 +763,35 @@ pub async fn sweep_orphans(docker: &Docker) {
         .all(true)
         .filters(&filters)
         .build();
-    let Ok(list) = docker.list_containers(Some(opts)).await else {
-        return;
-    };
-    let host = hostname();
-    for c in list {
-        let labels = c.labels.unwrap_or_default();
-        let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
-            continue;
-        };
-        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-        if *h == host
-            && !alive
-            && let Some(id) = c.id
-        {
-            tracing::info!("removing helper container {id} left by ward pid {pid}");
-            let _ = remove_container(docker, &id).await;
+    if let Ok(list) = docker.list_containers(Some(opts)).await {
+        for c in list {
+            if orphaned(&c.labels.unwrap_or_default())
+                && let Some(id) = c.id
+            {
+                tracing::info!("removing helper container {id} left by a ward that was killed");
+                let _ = remove_container(docker, &id).await;
+            }
         }
     }
+    // Then the throwaway volumes (a volume is only free once its container is gone).
+    let opts = ListVolumesOptionsBuilder::new().filters(&filters).build();
+    if let Ok(list) = docker.list_volumes(Some(opts)).await {
+        for v in list.volumes.unwrap_or_default() {
+            if orphaned(&v.labels) {
+                tracing::info!(
+                    "removing throwaway volume {} left by a ward that was killed",
+                    v.name
+                );
+                let _ = remove_volume(docker, &v.name).await;
+            }
+        }
+    }
+}
+
+/// Made by a ward process of this host that no longer runs.
+fn orphaned(labels: &HashMap<String, String>) -> bool {
+    let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
+        return false;
+    };
+    *h == hostname() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

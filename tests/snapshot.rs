@@ -867,3 +867,41 @@ fn prune_keeps_the_newest_and_says_why() {
     assert_eq!(left, vec!["s3", "s4"]);
     assert!(!st.path().join("s0.tar.zst").exists());
 }
+
+#[test]
+fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let make = |name: &str, pid: &str| {
+        dk::docker(&[
+            "volume",
+            "create",
+            "--label",
+            "ward.helper=1",
+            "--label",
+            &format!("ward.pid={pid}"),
+            "--label",
+            &format!("ward.host={host}"),
+            name,
+        ]);
+    };
+    let dead = dk::unique("ward-test-orphan");
+    let live = dk::unique("ward-test-live");
+    // No process has this pid (it is above the kernel's pid_max).
+    make(&dead, "99999999");
+    make(&live, &std::process::id().to_string());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let d = ward::docker::connect().await.unwrap();
+        ward::docker::sweep_orphans(&d).await;
+    });
+    let left = dk::docker(&["volume", "ls", "-q"]);
+    dk::docker(&["volume", "rm", &live]);
+    assert!(!left.lines().any(|l| l == dead), "orphan kept: {left}");
+    assert!(left.lines().any(|l| l == live), "live volume swept: {left}");
+}
