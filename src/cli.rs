@@ -572,6 +572,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
     pub format: CheckFormat,
 
+    /// Production table sizes (a JSON file, or a database URL whose catalog is read — counts only,
+    /// never rows): blocking-lock findings then say how long the lock would be held there.
+    #[arg(long, value_name = "FILE|URL")]
+    pub production_stats: Option<String>,
+
     /// Also fail (exit 1) on WARN findings.
     #[arg(long)]
     pub strict: bool,

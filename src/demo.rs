@@ -246,6 +246,7 @@ async fn example_checks(url: &str) -> Result<Vec<crate::check::report::Report>> 
                 jobs: 1,
             },
             timezone_check: Some(false),
+            production: None,
         };
         reports.push(crate::check::run(&opts, &crate::seed::NoProgress).await?);
     }

@@ -488,6 +488,57 @@ fn an_ignore_comment_takes_an_accepted_finding_out_of_the_verdict() {
 }
 
 #[test]
+fn production_stats_say_how_long_the_lock_would_be_held_there() {
+    let e = env();
+    let stats = tempfile::tempdir().unwrap();
+    let file = stats.path().join("prod.json");
+    std::fs::write(
+        &file,
+        r#"{"public.appointments": {"rows": 12000000, "bytes": 2400000000}}"#,
+    )
+    .unwrap();
+    let sql = &[(
+        "1_bigint.sql",
+        "ALTER TABLE appointments ALTER COLUMN duration_minutes TYPE bigint;",
+    )];
+    let (_, j) = check(&e, sql, &["--production-stats", file.to_str().unwrap()]);
+    let f = one(&j, "blocking-lock", "appointments");
+    let ev: Vec<&str> = f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        ev.iter().any(
+            |e| e.starts_with("in production (12000000 rows, 2.4 GB): about ")
+                && e.contains("under AccessExclusiveLock")
+        ),
+        "{ev:?}"
+    );
+    // From a database's catalog: the seeded database is as big as the clone.
+    let rows = int(&e.url, "SELECT count(*) FROM appointments");
+    let (_, j) = check(&e, sql, &["--production-stats", &e.url]);
+    let f = one(&j, "blocking-lock", "appointments");
+    let prod = f["evidence"][1].as_str().unwrap();
+    assert!(
+        prod.starts_with(&format!("in production ({rows} rows,")),
+        "{prod}"
+    );
+    // A bad file is one line and exit 2.
+    std::fs::write(&file, "[]").unwrap();
+    let d = migrations(sql);
+    ward()
+        .db(&e.url)
+        .args(["check", "-n", PATIENTS, "--production-stats"])
+        .args([&file])
+        .args(["--migrations"])
+        .args([d.path().join("migrations")])
+        .run()
+        .fails_with(2, "is not a production stats file");
+}
+
+#[test]
 fn plain_create_index_on_a_populated_table_warns() {
     let e = env();
     let rows = int(&e.url, "SELECT count(*) FROM prescriptions");

@@ -26,6 +26,7 @@ pub mod rules;
 mod scratch;
 mod seeding;
 pub mod split;
+pub mod stats;
 mod variance;
 
 pub use risk::Risk;
@@ -106,6 +107,8 @@ pub struct Options {
     pub seed: SeedSource,
     /// Run the TimeZone variance check: None = when the SQL looks time-related.
     pub timezone_check: Option<bool>,
+    /// Production table sizes, to extrapolate lock times.
+    pub production: Option<stats::ProductionStats>,
 }
 
 /// Logs how long each phase took (`-v`).
@@ -397,7 +400,11 @@ async fn run_inner(
     findings.extend(unexpected_changes(&runs, &pre, &risk));
     findings.extend(diff::diff(&client, &pre, &post, &snapshots, &runs).await?);
     findings.extend(health::check(&client, &pre, &post).await?);
-    findings.extend(rules::locks::findings(&runs, &pre));
+    findings.extend(rules::locks::findings(
+        &runs,
+        &pre,
+        opts.production.as_ref(),
+    ));
     if let Some(s) = &set
         && let Some(applied) = apply::applied(&client, s.format).await?
     {

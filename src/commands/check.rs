@@ -89,6 +89,10 @@ async fn run_with(cfg: &Config, args: &CheckArgs, against: Against) -> Result<Ex
             },
         },
         timezone_check: args.timezone_check,
+        production: match &args.production_stats {
+            Some(from) => Some(check::stats::ProductionStats::load(from).await?),
+            None => None,
+        },
     };
     let bar = output::Bar::new(cfg.quiet);
     let report = check::run(&opts, &bar).await?;

@@ -7,6 +7,7 @@
 use crate::check::apply::FileRun;
 use crate::check::fingerprint::Fingerprint;
 use crate::check::report::{Finding, Level};
+use crate::check::stats::{ProductionStats, human_ms};
 
 const BLOCKING: &[&str] = &[
     "ShareLock",
@@ -33,7 +34,11 @@ fn human_bytes(b: i64) -> String {
     }
 }
 
-pub fn findings(runs: &[FileRun], pre: &Fingerprint) -> Vec<Finding> {
+pub fn findings(
+    runs: &[FileRun],
+    pre: &Fingerprint,
+    production: Option<&ProductionStats>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for run in runs {
         for st in &run.statements {
@@ -87,6 +92,18 @@ pub fn findings(runs: &[FileRun], pre: &Fingerprint) -> Vec<Finding> {
                     }
                     continue;
                 }
+                // How long the same lock would be held on the production table.
+                let in_production = production
+                    .and_then(|p| p.get(&t.schema, &t.name))
+                    .map(|prod| {
+                        let ms = ProductionStats::extrapolate(st.ms, t.bytes, prod);
+                        format!(
+                            "in production ({} rows, {}): about {} under {mode} (scaled by size from this clone)",
+                            prod.rows,
+                            human_bytes(prod.bytes),
+                            human_ms(ms)
+                        )
+                    });
                 let remedy = if st.indexed.contains(oid) {
                     "CREATE INDEX CONCURRENTLY in its own no-transaction file"
                 } else if st.rewritten.contains(oid) {
@@ -94,23 +111,25 @@ pub fn findings(runs: &[FileRun], pre: &Fingerprint) -> Vec<Finding> {
                 } else {
                     "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a separate migration (SHARE UPDATE EXCLUSIVE does not block writes)"
                 };
-                out.push(
-                    Finding::new(
-                        Level::Warn,
-                        "blocking-lock",
-                        format!(
-                            "{} {} {} while holding {mode}",
-                            st_kind(&what),
-                            t.display(),
-                            what_rows(t.rows)
-                        ),
-                    )
-                    .at(&run.file, st.line, &st.sql)
-                    .object(t.display())
-                    .count(t.rows)
-                    .evidence(evidence)
-                    .remedy(remedy),
-                );
+                let mut f = Finding::new(
+                    Level::Warn,
+                    "blocking-lock",
+                    format!(
+                        "{} {} {} while holding {mode}",
+                        st_kind(&what),
+                        t.display(),
+                        what_rows(t.rows)
+                    ),
+                )
+                .at(&run.file, st.line, &st.sql)
+                .object(t.display())
+                .count(t.rows)
+                .evidence(evidence)
+                .remedy(remedy);
+                if let Some(e) = in_production {
+                    f = f.evidence(e);
+                }
+                out.push(f);
             }
         }
     }
