@@ -7,6 +7,7 @@ pub mod checks;
 pub mod generators;
 pub mod guess;
 pub mod load;
+pub mod make;
 pub mod plan;
 pub mod schema;
 pub mod spec;
