@@ -439,6 +439,9 @@ const CHECK_EXAMPLES: &str = "Examples:
                                              to the clone
   ward check --format github                 GitHub annotations (::error file=…,line=…::) for CI
   ward check --format markdown > comment.md  a PR comment
+  ward check --format sarif > ward.sarif     for code scanning (GitHub's upload-sarif)
+  ward check --production-stats prod-stats.json
+                                             say how long each blocking lock would be held in production
 
 Formats: sqlx, diesel, golang-migrate, flyway, refinery, dbmate (detected from the files;
 golang-migrate and refinery also from the history table, or name one with --migrations-format).
