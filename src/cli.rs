@@ -96,7 +96,7 @@ Tables: practices, practitioners, patients, conditions, allergies, appointments,
 prescriptions, observations (see README \"Built-in schema\").";
 
 const DEMO_EXAMPLES: &str = "Examples:
-  ward demo                  seed 1,000 patients into a throwaway cluster, print a summary, clean up
+  ward demo                  seed 1,000 patients into a throwaway cluster, summarise, clean up
   ward demo --keep           leave the cluster running and print how to connect and stop it";
 
 const DOCTOR_EXAMPLES: &str = "Examples:
@@ -178,7 +178,7 @@ pub struct DemoArgs {
 
 const SNAPSHOT_EXAMPLES: &str = "Examples:
   ward snapshot create --compose-service db            cold snapshot of the compose service `db`
-  ward snapshot create nightly --online --container pg  no downtime: pg_basebackup inside the container
+  ward snapshot create nightly --online --container pg  no downtime (pg_basebackup inside)
   ward snapshot list
   ward snapshot verify nightly                         re-hash everything (exit 1 when damaged)
   ward snapshot restore nightly --compose-service db   verify, safety snapshot, replace, restart
@@ -420,36 +420,38 @@ pub struct SnapshotPruneArgs {
 }
 
 const CHECK_EXAMPLES: &str = "Examples:
-  ward check                                 ./migrations against a freshly seeded database (a throwaway
-                                             cluster, or the server of --database-url / DATABASE_URL)
-  ward check --base origin/main              the baseline is main's migrations seeded by main's spec
-                                             (ward.toml [seed] spec); this branch's new files are checked
-                                             on top, in merged order, and the spec must still apply
-  ward check --migrations db/migrations --base 20240101000000
-                                             migrations up to that version form the schema that is seeded;
-                                             the later ones are checked
+  ward check                        ./migrations against a freshly seeded database (a throwaway
+                                    cluster, or the server of --database-url / DATABASE_URL)
+  ward check --base origin/main     the baseline is main's migrations, seeded by main's spec
+                                    (ward.toml [seed] spec); this branch's new files run on
+                                    top, in merged order, and the spec must still apply
+  ward check -m db/migrations --base 20240101000000
+                                    migrations up to that version form the seeded schema;
+                                    the later ones are checked
   ward check --against postgres://app@localhost/app_dev
-                                             clone that database by template (never modified) and run the
-                                             files not yet in its history table
+                                    clone that database by template (never modified) and run
+                                    the files not yet in its history table
   ward check --against snapshot before-migration
-                                             a snapshot from the store: a fast snapshot's copy is cloned,
-                                             a volume snapshot is started in a throwaway server
+                                    a snapshot from the store: a fast snapshot's copy is
+                                    cloned; a volume or datadir snapshot is started as a
+                                    throwaway server
   ward check --apply-cmd 'python manage.py migrate' --against postgres://app@localhost/app
-                                             any framework: the command runs with DATABASE_URL and PG* set
-                                             to the clone
-  ward check --format github                 GitHub annotations (::error file=…,line=…::) for CI
-  ward check --format markdown > comment.md  a PR comment
-  ward check --format sarif > ward.sarif     for code scanning (GitHub's upload-sarif)
+                                    any framework: the command runs with DATABASE_URL and
+                                    PG* set to the clone
+  ward check --format github        GitHub annotations (::error file=…,line=…::) for CI
+  ward check --format markdown      a PR comment
+  ward check --format sarif         SARIF for code scanning (GitHub's upload-sarif)
   ward check --production-stats prod-stats.json
-                                             say how long each blocking lock would be held in production
+                                    how long each blocking lock would be held in production
 
 Formats: sqlx, diesel, golang-migrate, flyway, refinery, dbmate (detected from the files;
 golang-migrate and refinery also from the history table, or name one with --migrations-format).
-Findings: FAIL (migration-error, rows-lost, dropped-data, values-changed, invalid-index,
-sequence-behind, not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken
-with the project's spec),
-WARN (blocking-lock, timezone-dependent, dropped-empty, out-of-order, seed-broken without a spec), INFO (default-filled,
-metadata-lock, rows-added).
+Findings:
+  FAIL migration-error, rows-lost, dropped-data, values-changed, invalid-index, sequence-behind,
+       not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken (spec)
+  WARN blocking-lock, timezone-dependent, dropped-empty, out-of-order, seed-broken (built-in)
+  INFO default-filled, metadata-lock, rows-added
+Accept a finding in the migration with `-- ward:ignore RULE` (see README).
 Exit codes: 0 no FAIL (with --strict: no WARN either) · 1 findings · 2 error · 130 interrupted.";
 
 /// Report formats for `ward check`.
