@@ -3,7 +3,7 @@
 //! and only the files this working tree adds are pending. That is the
 //! "two developers" case: the other developer's merged migration is part of
 //! the baseline, ours runs on top of it, in merged order — no checkout, no
-//! merge needed (`git archive` reads the ref's tree).
+//! merge needed (the ref's tree is read with `git ls-tree` and `cat-file`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,12 +42,24 @@ fn git(root: &Path, args: &[&str]) -> Result<std::process::Output> {
         .context("running git (is it installed?)")
 }
 
-/// The top of the git work tree holding `dir`, if any.
-pub fn repo_root(dir: &Path) -> Option<PathBuf> {
-    let out = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+/// git's own complaint, on one line (e.g. "detected dubious ownership").
+fn complaint(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| l.trim_start_matches("fatal: ").trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or("git failed")
+        .to_string()
+}
+
+/// The top of the git work tree holding `dir`, or why there is none.
+pub fn repo_root(dir: &Path) -> Result<PathBuf, String> {
+    let out = git(dir, &["rev-parse", "--show-toplevel"]).map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    } else {
+        Err(complaint(&out))
+    }
 }
 
 /// The commit `reference` names in the repository at `root`, if it names one.
@@ -78,7 +90,10 @@ pub fn default_ref(root: &Path) -> Option<String> {
         .map(|r| r.to_string())
 }
 
-/// Unpacks `migrations_dir` as it is on `reference` into a temporary directory.
+/// Writes `migrations_dir` as it is on `reference` into a temporary
+/// directory of the same name. Blobs are read with `cat-file --filters`, so
+/// line endings come out as a checkout would write them, and export
+/// attributes (which `git archive` obeys) cannot hide files.
 pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBase> {
     let commit = commit_of(root, reference).ok_or_else(|| {
         UsageError(format!(
@@ -102,23 +117,38 @@ pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBa
     } else {
         rel.to_string_lossy().replace('\\', "/")
     };
+    let out = git(root, &["ls-tree", "-r", "-z", &commit, "--", &rel_s])?;
+    if !out.status.success() {
+        anyhow::bail!("git ls-tree {commit} -- {rel_s}: {}", complaint(&out));
+    }
+    // "<mode> <type> <object>\t<path>", NUL-terminated; symlinks and submodules are skipped.
+    let entries: Vec<(String, String)> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|e| std::str::from_utf8(e).ok())
+        .filter_map(|e| e.split_once('\t'))
+        .filter(|(meta, _)| meta.starts_with("100"))
+        .filter_map(|(meta, p)| Some((meta.split(' ').nth(2)?.to_string(), p.to_string())))
+        .collect();
+    let paths: Vec<String> = entries.iter().map(|(_, p)| p.clone()).collect();
     let tmp = tempfile::Builder::new().prefix("ward-base-").tempdir()?;
-    let listed = git(root, &["ls-tree", "--name-only", &commit, "--", &rel_s])?;
-    let present = listed.status.success() && !listed.stdout.is_empty();
-    let dir = if present {
-        let out = git(root, &["archive", "--format=tar", &commit, "--", &rel_s])?;
-        if !out.status.success() {
-            anyhow::bail!(
-                "git archive {commit} -- {rel_s} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        tar::Archive::new(out.stdout.as_slice())
-            .unpack(tmp.path())
-            .context("unpacking the base ref's migrations")?;
-        Some(tmp.path().join(rel))
-    } else {
+    // The same directory name as on disk, so reports name files alike.
+    let name = abs_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "migrations".into());
+    let dest = tmp.path().join(name);
+    let dir = if paths.is_empty() {
         None
+    } else {
+        let blobs = cat_files(root, &entries)?;
+        for (p, bytes) in paths.iter().zip(blobs) {
+            let inside = Path::new(p).strip_prefix(rel).unwrap_or(Path::new(p));
+            let to = dest.join(inside);
+            std::fs::create_dir_all(to.parent().unwrap_or(&dest))?;
+            std::fs::write(&to, bytes)?;
+        }
+        Some(dest)
     };
     Ok(GitBase {
         reference: reference.to_string(),
@@ -126,6 +156,53 @@ pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBa
         dir,
         _tmp: tmp,
     })
+}
+
+/// The contents of `(blob, path)` entries, in one `git cat-file --batch` process.
+fn cat_files(root: &Path, entries: &[(String, String)]) -> Result<Vec<Vec<u8>>> {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["cat-file", "--batch", "--filters"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running git cat-file")?;
+    // With --filters each line is "<object> <path>" (the path picks the filters).
+    let mut input = String::new();
+    for (blob, p) in entries {
+        input += &format!("{blob} {p}\n");
+    }
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        anyhow::bail!("git cat-file: {}", complaint(&out));
+    }
+    // "<object> blob <size>\n<bytes>\n" for each.
+    let mut rest = out.stdout.as_slice();
+    let mut blobs = Vec::new();
+    for (_, p) in entries {
+        let nl = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| anyhow::anyhow!("git cat-file: short output at {p}"))?;
+        let header = String::from_utf8_lossy(&rest[..nl]).to_string();
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("git cat-file: {header} for {p}"))?;
+        let body = rest
+            .get(nl + 1..nl + 1 + size)
+            .ok_or_else(|| anyhow::anyhow!("git cat-file: short output at {p}"))?;
+        blobs.push(body.to_vec());
+        rest = rest.get(nl + 2 + size..).unwrap_or_default();
+    }
+    Ok(blobs)
 }
 
 /// The newest common ancestor of HEAD and `commit`.
@@ -180,6 +257,7 @@ mod tests {
         run(r, &["commit", "-q", "-m", "one"]);
         std::fs::write(r.join("db/migrations/2_b.sql"), "SELECT 2;").unwrap();
         let root = repo_root(&r.join("db/migrations")).unwrap();
+        assert!(repo_root(Path::new("/")).is_err());
         assert_eq!(default_ref(&root).as_deref(), Some("main"));
         let b = base(&root, "main", &r.join("db/migrations")).unwrap();
         let f = file_at(&root, &b.commit, &r.join("db/migrations/1_a.sql")).unwrap();

@@ -7,6 +7,29 @@
 
 use regex::Regex;
 
+/// Rules no comment can silence: the migration does not run, or the history
+/// is broken — accepting that would pass a change that cannot deploy.
+pub const NOT_IGNORABLE: &[&str] = &["migration-error", "dirty-history", "history-mismatch"];
+
+/// Every rule a comment may name.
+pub const RULES: &[&str] = &[
+    "rows-lost",
+    "dropped-data",
+    "values-changed",
+    "invalid-index",
+    "sequence-behind",
+    "not-valid-constraint",
+    "down-migration",
+    "seed-broken",
+    "blocking-lock",
+    "timezone-dependent",
+    "dropped-empty",
+    "out-of-order",
+    "default-filled",
+    "metadata-lock",
+    "rows-added",
+];
+
 use super::migrations::{MigrationSet, Script};
 use super::report::Finding;
 
@@ -62,8 +85,25 @@ pub fn split(findings: Vec<Finding>, set: Option<&MigrationSet>) -> (Vec<Finding
     let Some(set) = set else {
         return (findings, Vec::new());
     };
+    for m in &set.migrations {
+        for sc in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            for d in sc.sql.lines().filter_map(directive) {
+                for r in d.rules.iter().filter(|r| !RULES.contains(&r.as_str())) {
+                    let why = if NOT_IGNORABLE.contains(&r.as_str()) {
+                        "cannot be ignored"
+                    } else {
+                        "is not a rule"
+                    };
+                    tracing::warn!("{}: `ward:ignore {r}` has no effect: {r} {why}", sc.file);
+                }
+            }
+        }
+    }
     findings.into_iter().partition(|f| {
         let Some(file) = &f.file else { return true };
+        if NOT_IGNORABLE.contains(&f.rule) {
+            return true;
+        }
         !set.migrations
             .iter()
             .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))

@@ -317,6 +317,31 @@ async fn run_inner(
         None => (Vec::new(), Vec::new()),
     };
     findings.extend(hist_findings);
+    // golang-migrate keeps only the current version: a file this branch adds
+    // below it is never applied, by the runner or here.
+    if let (Some(s), Some(b)) = (&set, &_baseline_files)
+        && s.format == Format::GolangMigrate
+    {
+        for m in s
+            .migrations
+            .iter()
+            .filter(|m| b.branch_only.contains(&m.key) && !pending.iter().any(|p| p.key == m.key))
+        {
+            findings.push(
+                Finding::new(
+                    Level::Fail,
+                    "out-of-order",
+                    format!(
+                        "{} is older than the migrations already applied, and golang-migrate never applies it",
+                        m.up.file
+                    ),
+                )
+                .file(&m.up.file)
+                .count(1)
+                .remedy("renumber the file after the newest migration on the base branch, then re-check"),
+            );
+        }
+    }
     let pending: Vec<Migration> = pending.into_iter().cloned().collect();
     let pending_refs: Vec<&Migration> = pending.iter().collect();
 

@@ -291,13 +291,20 @@ fn path_in(file: &str, dir: Option<&str>) -> String {
 
 /// SARIF 2.1.0, for code-scanning tools (GitHub's upload-sarif among them).
 pub fn sarif(r: &Report, dir: Option<&str>) -> String {
-    let mut rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
+    let mut rules: Vec<&str> = r
+        .findings
+        .iter()
+        .chain(&r.ignored)
+        .map(|f| f.rule)
+        .collect();
     rules.sort_unstable();
     rules.dedup();
     let results: Vec<serde_json::Value> = r
         .findings
         .iter()
-        .map(|f| {
+        .map(|f| (f, false))
+        .chain(r.ignored.iter().map(|f| (f, true)))
+        .map(|(f, ignored)| {
             let mut text = f.message.clone();
             for e in &f.evidence {
                 text += &format!("\n{e}");
@@ -323,6 +330,9 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
                 }
                 v["locations"] = serde_json::json!([loc]);
             }
+            if ignored {
+                v["suppressions"] = serde_json::json!([{ "kind": "inSource" }]);
+            }
             v
         })
         .collect();
@@ -333,7 +343,6 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
             "tool": { "driver": {
                 "name": "ward",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/your-org/ward",
                 "rules": rules.iter().map(|id| serde_json::json!({
                     "id": id,
                     "shortDescription": { "text": format!("ward check rule {id}") },

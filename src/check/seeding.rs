@@ -113,7 +113,13 @@ pub(super) async fn seeded_baseline(
         },
         (s, _) => s.clone(),
     };
-    fill_realistic(&mut c, &source).await?;
+    fill_realistic(&mut c, &source)
+        .await
+        .map_err(|e| match &b.shown_spec {
+            // Name the base ref's spec, not the temporary file it was written to.
+            Some((tmp, shown)) => anyhow::anyhow!("{}", format!("{e:#}").replace(tmp, shown)),
+            None => e,
+        })?;
     drop(c);
     let desc = format!(
         "a database seeded with {}{}",
@@ -139,6 +145,10 @@ pub(super) struct Baseline {
     base_only: Vec<Migration>,
     /// The seed spec as it is on the base ref, when it is there.
     spec: Option<PathBuf>,
+    /// Its temporary path, and how to name it to people.
+    shown_spec: Option<(String, String)>,
+    /// The keys of the working tree's migrations that are not on the base ref.
+    pub(super) branch_only: Vec<Vec<u64>>,
     /// The spec of the merged tree, when it is not the working tree's: the
     /// branch left the spec alone, so the merge takes the base ref's.
     pub(super) merged_spec: Option<PathBuf>,
@@ -159,11 +169,19 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
                 "--base needs the migrations directory — pass --migrations DIR",
             );
         }
+        if spec.is_some() {
+            return crate::error::usage(
+                "with --apply-cmd and a seed spec ward cannot build the schema before your migrations — pass \
+                 --migrations DIR (SQL files), or prepare a database at that schema and use --against URL",
+            );
+        }
         return Ok(Baseline::default());
     };
+    // A version only when it is literally one on disk: `HEAD~1` or `v5`
+    // contain digits but name git commits.
     let key = opts.base.as_deref().map(migrations_key);
     if let (Some(base), Some(key)) = (&opts.base, &key)
-        && set.migrations.iter().any(|m| &m.key == key)
+        && set.migrations.iter().any(|m| &m.version == base)
     {
         return Ok(Baseline {
             before: set
@@ -177,21 +195,28 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
         });
     }
     let root = git::repo_root(&set.dir);
+    let why_not = |r: &Result<PathBuf, String>| match r {
+        Err(e) => format!(" (git: {e})"),
+        Ok(_) => String::new(),
+    };
     let reference = match (&opts.base, &root) {
-        (Some(b), Some(r)) if git::commit_of(r, b).is_some() => b.clone(),
+        (Some(b), Ok(r)) if git::commit_of(r, b).is_some() => b.clone(),
         (Some(b), _) => {
             return crate::error::usage(format!(
-                "--base {b} is neither the version of a migration in {} nor a git ref — use a version on disk or a ref \
-                 such as origin/main (in CI, fetch it first)",
-                set.dir.display()
+                "--base {b} is neither the version of a migration in {} nor a git ref{} — use a version on disk or a \
+                 ref such as origin/main (in CI, fetch it first)",
+                set.dir.display(),
+                why_not(&root)
             ));
         }
         (None, _) if spec.is_none() => return Ok(Baseline::default()),
-        (None, Some(r)) => match git::default_ref(r) {
+        (None, Ok(r)) => match git::default_ref(r) {
             Some(d) => d,
             None => return crate::error::usage(no_base_for_spec()),
         },
-        (None, None) => return crate::error::usage(no_base_for_spec()),
+        (None, Err(_)) => {
+            return crate::error::usage(format!("{}{}", no_base_for_spec(), why_not(&root)));
+        }
     };
     let root = root.expect("a git ref was resolved in a repository");
     let gb = git::base(&root, &reference, &set.dir)?;
@@ -207,6 +232,12 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
         .iter()
         .filter(|m| !set.migrations.iter().any(|w| w.key == m.key))
         .cloned()
+        .collect();
+    let branch_only = set
+        .migrations
+        .iter()
+        .filter(|w| !on_ref.iter().any(|m| m.key == w.key))
+        .map(|w| w.key.clone())
         .collect();
     let short = &gb.commit[..gb.commit.len().min(12)];
     tracing::info!(
@@ -237,10 +268,25 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
         spec_path = Some(path);
         tmp = Some(dir);
     }
+    if let Some(p) = spec
+        && spec_path.is_none()
+    {
+        tracing::warn!(
+            "{} is not on {reference}: the baseline is seeded with this working tree's version",
+            p.display()
+        );
+    }
     Ok(Baseline {
         before: on_ref,
         at: format!("on {reference} ({short})"),
         base_only,
+        branch_only,
+        shown_spec: spec_path.as_ref().zip(spec).map(|(tmp, p)| {
+            (
+                tmp.display().to_string(),
+                format!("{} (as on {reference})", p.display()),
+            )
+        }),
         spec: spec_path,
         merged_spec,
         _tmp: tmp,
