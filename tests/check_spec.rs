@@ -231,3 +231,81 @@ fn against_takes_the_two_word_snapshot_form() {
     let r = ward().args(["check", "--against", "seed", "extra"]).run();
     r.fails_with(2, "--against");
 }
+
+#[test]
+fn a_ref_with_digits_is_a_ref_not_a_version() {
+    let c = cluster();
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    write(r, "seeds/spec.toml", &spec("phone"));
+    for (n, sql) in [
+        ("1_init.sql", INIT),
+        (
+            "2_email.sql",
+            "ALTER TABLE patients ADD COLUMN email text;\n",
+        ),
+        ("3_city.sql", "ALTER TABLE patients ADD COLUMN city text;\n"),
+    ] {
+        write(r, &format!("db/migrations/{n}"), sql);
+        git(r, &["add", "."]);
+        git(r, &["commit", "-q", "-m", n]);
+    }
+    // Uncommitted: pending too.
+    write(
+        r,
+        "db/migrations/4_note.sql",
+        "ALTER TABLE patients ADD COLUMN note text;\n",
+    );
+    // HEAD~1 holds 1 and 2 (not "the migrations up to version 1").
+    let (code, j) = check_in(
+        r,
+        &c.url("postgres"),
+        &["--spec", "seeds/spec.toml", "--base", "HEAD~1"],
+    );
+    assert_eq!(code, 0, "{j:#}");
+    assert_eq!(
+        j["pending"],
+        serde_json::json!(["migrations/3_city.sql", "migrations/4_note.sql"]),
+        "{j:#}"
+    );
+}
+
+#[test]
+fn golang_migrate_branch_file_below_mains_newest_fails_as_never_applied() {
+    let c = cluster();
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    write(
+        r,
+        "db/migrations/1_init.up.sql",
+        "CREATE TABLE x (id int);\n",
+    );
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "init"]);
+    git(r, &["checkout", "-q", "-b", "feature"]);
+    write(r, "db/migrations/2_a.up.sql", "ALTER TABLE x ADD a int;\n");
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "a"]);
+    git(r, &["checkout", "-q", "main"]);
+    write(r, "db/migrations/3_b.up.sql", "ALTER TABLE x ADD b int;\n");
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "b"]);
+    git(r, &["checkout", "-q", "feature"]);
+    let (code, j) = check_in(
+        r,
+        &c.url("postgres"),
+        &["--migrations-format", "golang-migrate", "--base", "main"],
+    );
+    assert_eq!(code, 1, "{j:#}");
+    let f = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "out-of-order")
+        .unwrap_or_else(|| panic!("no out-of-order in {j:#}"));
+    assert_eq!(f["level"], "FAIL");
+    assert_eq!(f["file"], "migrations/2_a.up.sql");
+    assert!(f["message"].as_str().unwrap().contains("never applies it"));
+}
