@@ -788,8 +788,12 @@ pub async fn sweep_orphans(docker: &Docker) {
     }
 }
 
-/// Made by a ward process of this host that no longer runs.
+/// Made by a ward process of this host that no longer runs. Without a
+/// `/proc` to ask (not Linux, or hidden), nothing counts as orphaned.
 fn orphaned(labels: &HashMap<String, String>) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
     let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
         return false;
     };

@@ -99,7 +99,7 @@ impl Throwaway {
         let helper = Helper::start(d, image, &volume.name, &hmount, false).await?;
         let restored = match image_facts(d, &helper.name).await {
             Ok((_, uid, gid)) => {
-                replace_contents(
+                let r = replace_contents(
                     d,
                     &helper.name,
                     store,
@@ -110,7 +110,20 @@ impl Throwaway {
                     progress.clone(),
                     &format!("restoring snapshot {} into a throwaway server", m.name),
                 )
-                .await
+                .await;
+                match r {
+                    Ok(()) => {
+                        make_standalone(
+                            d,
+                            &helper.name,
+                            &restore_paths(m, &m.pgdata_rel).2,
+                            uid,
+                            gid,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
@@ -118,10 +131,7 @@ impl Throwaway {
         restored?;
 
         progress.stage(&format!("starting {image} on the copy of {}", m.name), 0);
-        let cmd = match reach {
-            Reach::Internal => None,
-            Reach::Localhost => listening_command(d, image).await?,
-        };
+        let cmd = server_command(d, image, pgdata).await?;
         let server = Helper::start_postgres(
             d,
             image,
@@ -154,10 +164,15 @@ impl Throwaway {
         if reach == Reach::Localhost {
             t.port = Some(published_port(d, &t.server.name).await?);
             let password = fresh_password();
-            // Over the local socket, which the image's pg_hba.conf trusts.
+            // Over the local socket, which ward's pg_hba trusts; stored as
+            // SCRAM whatever the copy's default (md5 before PG 14), since
+            // ward's pg_hba asks for SCRAM over TCP.
             t.psql(
                 "postgres",
-                &format!("ALTER ROLE {} PASSWORD '{password}'", quote_ident(&t.user)),
+                &format!(
+                    "SET password_encryption = 'scram-sha-256'; ALTER ROLE {} PASSWORD '{password}'",
+                    quote_ident(&t.user)
+                ),
             )
             .await?;
             t.password = Some(password);
@@ -208,13 +223,40 @@ impl Throwaway {
     }
 }
 
-/// The command that makes the image's Postgres listen on TCP: its own CMD
-/// plus `-c listen_addresses=*`, when that CMD runs `postgres` (as the
-/// official images' `postgres` CMD does). Inside the container the published
-/// port arrives on the container's own address, not on loopback, hence `*`;
-/// only 127.0.0.1 of the host is published. Any other CMD is left alone and
-/// its configuration decides (the error then says what happened).
-async fn listening_command(d: &Docker, image: &str) -> Result<Option<Vec<String>>> {
+/// ward's own pg_hba for the copy: the copy's may trust every TCP client
+/// (`POSTGRES_HOST_AUTH_METHOD=trust`), and the copy is reachable.
+const HBA: &str = "ward_throwaway_hba.conf";
+
+/// Makes the restored copy a standalone server before it first starts: no
+/// standby or recovery signal from the source, no stale pid file, and
+/// ward's pg_hba (local trust for ward's own `docker exec psql`, SCRAM over TCP).
+async fn make_standalone(d: &Docker, helper: &str, pgdata: &str, uid: u32, gid: u32) -> Result<()> {
+    let script = r#"cd "$1" && rm -f standby.signal recovery.signal postmaster.pid \
+        && printf '%s\n' 'local all all trust' 'host all all all scram-sha-256' > "$2" \
+        && chown "$3" "$2" && chmod 600 "$2""#;
+    let owner = format!("{uid}:{gid}");
+    let out = docker::exec(
+        d,
+        helper,
+        None,
+        &["sh", "-c", script, "sh", pgdata, HBA, &owner],
+    )
+    .await?;
+    if !out.ok() {
+        bail!("preparing the throwaway copy failed: {}", out.stderr.trim());
+    }
+    Ok(())
+}
+
+/// The command the throwaway server runs: the image's own CMD when it runs
+/// `postgres` (as the official images' CMD does), plus settings that keep a
+/// copy from acting as its source would — it must not push WAL into the
+/// source's archive (`archive_command` may name wal-g or pgBackRest with real
+/// credentials), follow a primary, or accept the copy's own pg_hba. It
+/// listens on `*`: inside the container the published port arrives on the
+/// container's own address, not on loopback; only 127.0.0.1 of the host is
+/// published. Any other CMD is left alone (with a warning): its configuration decides.
+async fn server_command(d: &Docker, image: &str, pgdata: &str) -> Result<Option<Vec<String>>> {
     let Some((_, cmd)) = docker::image_command(d, image).await? else {
         return crate::error::usage(format!(
             "image {image} is not present locally and ward never pulls images — pull or build it first"
@@ -225,12 +267,22 @@ async fn listening_command(d: &Docker, image: &str) -> Result<Option<Vec<String>
         .is_some_and(|c| c.rsplit('/').next() == Some("postgres"));
     if !runs_postgres {
         tracing::warn!(
-            "image {image} runs {cmd:?}, not `postgres …`: relying on its own listen_addresses"
+            "image {image} runs {cmd:?}, not `postgres …`: relying on its own configuration \
+             (listen_addresses, archiving, pg_hba) for the throwaway copy"
         );
         return Ok(None);
     }
     let mut cmd = cmd;
-    cmd.extend(["-c".to_string(), "listen_addresses=*".to_string()]);
+    for setting in [
+        "listen_addresses=*".to_string(),
+        format!("hba_file={pgdata}/{HBA}"),
+        "archive_mode=off".to_string(),
+        "archive_command=".to_string(),
+        "restore_command=".to_string(),
+        "primary_conninfo=".to_string(),
+    ] {
+        cmd.extend(["-c".to_string(), setting]);
+    }
     Ok(Some(cmd))
 }
 
