@@ -11,12 +11,13 @@ use chrono::Utc;
 use futures_util::StreamExt;
 
 use super::archive::{self, ChannelReader, ChannelWriter};
-use super::manifest::{DatabaseFacts, DatabaseInfo, FORMAT, Layout, Manifest};
+use super::manifest::{DatabaseFacts, DatabaseInfo, Layout, Manifest, Origin};
 use super::store::Store;
 use super::{
-    Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, fault, new_id, parse_major,
+    Cleanup, Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, control_field,
+    fault, parse_major,
 };
-use crate::docker::{self, Docker, ExecOutput, Helper};
+use crate::docker::{self, ContainerFacts, Docker, ExecOutput, Helper};
 use crate::seed::Progress;
 use crate::target::VolumeTarget;
 
@@ -59,7 +60,14 @@ impl Drop for RestartGuard {
 fn postgres_user(t: &VolumeTarget) -> String {
     t.container
         .as_ref()
-        .and_then(|c| c.env.get("POSTGRES_USER").cloned())
+        .map_or_else(|| "postgres".into(), container_user)
+}
+
+/// The superuser role the official image was initialised with.
+fn container_user(c: &ContainerFacts) -> String {
+    c.env
+        .get("POSTGRES_USER")
+        .cloned()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "postgres".into())
 }
@@ -147,12 +155,6 @@ async fn database_facts(d: &Docker, container: &str, user: &str) -> Result<Datab
     Ok(facts)
 }
 
-fn control_field(out: &str, field: &str) -> Option<String> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .map(|v| v.trim_start_matches(':').trim().to_string())
-}
-
 async fn exec_ok(d: &Docker, c: &str, cmd: &[&str]) -> Result<ExecOutput> {
     let out = docker::exec(d, c, None, cmd).await?;
     if !out.ok() {
@@ -224,12 +226,7 @@ async fn recover(d: &Docker, store: &Store, op: &str, container: Option<&str>) -
             let _ = std::fs::remove_file(&path);
             continue;
         };
-        let user = facts
-            .env
-            .get("POSTGRES_USER")
-            .cloned()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "postgres".into());
+        let user = container_user(&facts);
         let same = container == Some(j.container.as_str());
         if j.phase == "replacing" {
             let fix = match &j.safety {
@@ -425,7 +422,7 @@ async fn cold(
         format!("{root}/{}", t.pgdata_rel)
     };
     let (tmp, file) = store.temp_archive(name)?;
-    let tmp_guard = TempFile(Some(tmp.clone()));
+    let tmp_guard = Cleanup::new(tmp.clone());
     progress.stage(&format!("archiving {name}"), size_kb * 1024);
     let fault_after = (std::env::var("WARD_FAULT").ok().as_deref() == Some("create:mid-stream"))
         .then_some(1024 * 1024);
@@ -450,39 +447,23 @@ async fn cold(
         .as_deref()
         .and_then(parse_major)
         .context("the archive has no PG_VERSION where PGDATA should be")?;
-    let m = Manifest {
-        format: FORMAT,
-        id: new_id(),
-        name: name.to_string(),
-        created_at: Utc::now(),
-        ward_version: env!("CARGO_PKG_VERSION").into(),
-        method: "cold".into(),
-        source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
-        pg_major,
-        system_identifier: system_id,
-        pgdata: Some(t.pgdata.clone()),
-        pgdata_rel: t.pgdata_rel.clone(),
-        layout: Layout::Volume { root },
-        uid: written.owner.map(|o| o.0),
-        gid: written.owner.map(|o| o.1),
-        file_count: written.file_count,
-        total_bytes: written.total_bytes,
-        tar_bytes: written.tar_bytes,
-        compressed_bytes: written.compressed_bytes,
-        archive_sha256: written.archive_sha256.clone(),
-        archive_file: store
-            .archive_path(name)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into(),
-        downtime_seconds: downtime,
-        labels: opts.labels.clone(),
-        database: db_facts,
-        last_verified: None,
-        entries: written.entries,
-        template: None,
-    };
+    let m = Manifest::archived(
+        name,
+        Origin {
+            method: "cold",
+            source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
+            pg_major,
+            system_identifier: system_id,
+            pgdata: Some(t.pgdata.clone()),
+            pgdata_rel: t.pgdata_rel.clone(),
+            layout: Layout::Volume { root },
+            owner: written.owner,
+            downtime_seconds: downtime,
+            labels: opts.labels.clone(),
+            database: db_facts,
+        },
+        written,
+    );
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
     Ok(Created::of(
@@ -493,23 +474,6 @@ async fn cold(
         started,
         restarted,
     ))
-}
-
-/// Removes a temporary file unless disarmed.
-struct TempFile(Option<std::path::PathBuf>);
-
-impl TempFile {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 /// Online snapshot: `pg_basebackup` (tar format, WAL included) inside the
@@ -552,7 +516,7 @@ async fn online(
     .ok()
     .map(|s| s.trim().to_string());
     let (tmp, file) = store.temp_archive(name)?;
-    let tmp_guard = TempFile(Some(tmp.clone()));
+    let tmp_guard = Cleanup::new(tmp.clone());
     progress.stage(&format!("pg_basebackup {name}"), size);
     let (exec_id, stdout, stderr) = docker::exec_stdout(
         d,
@@ -586,39 +550,23 @@ async fn online(
         .as_deref()
         .and_then(parse_major)
         .context("pg_basebackup's output has no PG_VERSION")?;
-    let m = Manifest {
-        format: FORMAT,
-        id: new_id(),
-        name: name.to_string(),
-        created_at: Utc::now(),
-        ward_version: env!("CARGO_PKG_VERSION").into(),
-        method: "online".into(),
-        source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
-        pg_major,
-        system_identifier: system_id,
-        pgdata: Some(t.pgdata.clone()),
-        pgdata_rel: t.pgdata_rel.clone(),
-        layout: Layout::Pgdata,
-        uid: written.owner.map(|o| o.0),
-        gid: written.owner.map(|o| o.1),
-        file_count: written.file_count,
-        total_bytes: written.total_bytes,
-        tar_bytes: written.tar_bytes,
-        compressed_bytes: written.compressed_bytes,
-        archive_sha256: written.archive_sha256.clone(),
-        archive_file: store
-            .archive_path(name)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into(),
-        downtime_seconds: None,
-        labels: opts.labels.clone(),
-        database: db_facts,
-        last_verified: None,
-        entries: written.entries,
-        template: None,
-    };
+    let m = Manifest::archived(
+        name,
+        Origin {
+            method: "online",
+            source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
+            pg_major,
+            system_identifier: system_id,
+            pgdata: Some(t.pgdata.clone()),
+            pgdata_rel: t.pgdata_rel.clone(),
+            layout: Layout::Pgdata,
+            owner: written.owner,
+            downtime_seconds: None,
+            labels: opts.labels.clone(),
+            database: db_facts,
+        },
+        written,
+    );
     store.commit(&tmp, &m)?;
     tmp_guard.disarm();
     Ok(Created::of(
