@@ -121,15 +121,7 @@ pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<Con
         Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
     };
     let config = c.config.unwrap_or_default();
-    let env = config
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
+    let env = env_map(config.env);
     let mut volumes = Vec::new();
     let mut binds = Vec::new();
     for m in c.mounts.unwrap_or_default() {
@@ -683,6 +675,17 @@ pub async fn upload(
         .with_context(|| format!("uploading the archive into {container}:{path}"))
 }
 
+/// `KEY=value` entries (as the engine reports a config's environment) as a map.
+fn env_map(env: Option<Vec<String>>) -> HashMap<String, String> {
+    env.unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// Environment and declared volumes of an image.
 pub async fn image_config(
     docker: &Docker,
@@ -694,15 +697,7 @@ pub async fn image_config(
         Err(e) => return Err(e).with_context(|| format!("inspecting image {image}")),
     };
     let config = img.config.unwrap_or_default();
-    let env = config
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
+    let env = env_map(config.env);
     let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
     volumes.sort();
     Ok(Some((env, volumes)))
