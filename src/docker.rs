@@ -121,15 +121,7 @@ pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<Con
         Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
     };
     let config = c.config.unwrap_or_default();
-    let env = config
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
+    let env = env_map(config.env);
     let mut volumes = Vec::new();
     let mut binds = Vec::new();
     for m in c.mounts.unwrap_or_default() {
@@ -350,50 +342,27 @@ impl Helper {
         dest: &str,
         read_only: bool,
     ) -> Result<Helper> {
-        if !image_exists(docker, image).await? {
-            return Err(crate::error::UsageError(format!(
-                "image {image} is not present locally and ward never pulls images — \
-                 pull or build it first (for tests: .ci/test-image.sh)"
-            ))
-            .into());
-        }
-        let name = unique_name("ward-helper");
-        sweep_orphans(docker).await;
-        let labels = helper_labels();
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            entrypoint: Some(vec!["sleep".into()]),
-            cmd: Some(vec!["infinity".into()]),
-            user: Some("0:0".into()),
-            labels: Some(labels),
-            network_disabled: Some(true),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![Mount {
-                    target: Some(dest.to_string()),
-                    source: Some(volume.to_string()),
-                    typ: Some(MountType::VOLUME),
-                    read_only: Some(read_only),
+        create_and_start(
+            docker,
+            HelperSpec {
+                image,
+                volume,
+                dest,
+                name_prefix: "ward-helper",
+                missing_hint: " (for tests: .ci/test-image.sh)",
+                what: "helper container",
+                read_only: Some(read_only),
+                port_bindings: None,
+                body: ContainerCreateBody {
+                    entrypoint: Some(vec!["sleep".into()]),
+                    cmd: Some(vec!["infinity".into()]),
+                    user: Some("0:0".into()),
+                    network_disabled: Some(true),
                     ..Default::default()
-                }]),
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("none".into()),
-                    config: None,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-        docker
-            .create_container(Some(opts), body)
-            .await
-            .with_context(|| format!("creating helper container from {image}"))?;
-        let helper = Helper {
-            name,
-            removed: false,
-        };
-        start_container(docker, &helper.name).await?;
-        Ok(helper)
+                },
+            },
+        )
+        .await
     }
 
     /// Creates and starts a throwaway Postgres server of `image` on `volume`
@@ -408,15 +377,6 @@ impl Helper {
         dest: &str,
         server: PostgresServer,
     ) -> Result<Helper> {
-        if !image_exists(docker, image).await? {
-            return Err(crate::error::UsageError(format!(
-                "image {image} is not present locally and ward never pulls images — pull or build it first"
-            ))
-            .into());
-        }
-        let name = unique_name(&server.name_prefix);
-        sweep_orphans(docker).await;
-        let labels = helper_labels();
         let port_bindings = server.publish.then(|| {
             let mut map = HashMap::new();
             map.insert(
@@ -429,48 +389,99 @@ impl Helper {
             );
             map
         });
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            env: Some(server.env),
-            cmd: server.cmd,
-            labels: Some(labels),
-            network_disabled: Some(!server.publish),
-            // Published ports need the port exposed (official images EXPOSE
-            // 5432, but ward does not rely on it).
-            exposed_ports: server.publish.then(|| vec!["5432/tcp".to_string()]),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![Mount {
-                    target: Some(dest.to_string()),
-                    source: Some(volume.to_string()),
-                    typ: Some(MountType::VOLUME),
-                    ..Default::default()
-                }]),
+        create_and_start(
+            docker,
+            HelperSpec {
+                image,
+                volume,
+                dest,
+                name_prefix: &server.name_prefix,
+                missing_hint: "",
+                what: "a throwaway Postgres container",
+                read_only: None,
                 port_bindings,
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("none".into()),
-                    config: None,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-        docker
-            .create_container(Some(opts), body)
-            .await
-            .with_context(|| format!("creating a throwaway Postgres container from {image}"))?;
-        let helper = Helper {
-            name,
-            removed: false,
-        };
-        start_container(docker, &helper.name).await?;
-        Ok(helper)
+                body: ContainerCreateBody {
+                    env: Some(server.env),
+                    cmd: server.cmd,
+                    network_disabled: Some(!server.publish),
+                    // Published ports need the port exposed (official images
+                    // EXPOSE 5432, but ward does not rely on it).
+                    exposed_ports: server.publish.then(|| vec!["5432/tcp".to_string()]),
+                    ..Default::default()
+                },
+            },
+        )
+        .await
     }
 
     pub async fn remove(mut self, docker: &Docker) -> Result<()> {
         self.removed = true;
         remove_container(docker, &self.name).await
     }
+}
+
+/// What differs between the containers [`Helper`] creates; the rest — the
+/// image check, a unique name, the helper labels, the one volume mount and no
+/// logging — is the same for all of them, in [`create_and_start`].
+struct HelperSpec<'a> {
+    image: &'a str,
+    volume: &'a str,
+    dest: &'a str,
+    name_prefix: &'a str,
+    /// Appended to the "image is not present" message.
+    missing_hint: &'a str,
+    /// What is being created, for the error's context.
+    what: &'a str,
+    /// `None` leaves the engine's default.
+    read_only: Option<bool>,
+    port_bindings: Option<HashMap<String, Option<Vec<bollard::models::PortBinding>>>>,
+    /// Command, user, environment and networking.
+    body: ContainerCreateBody,
+}
+
+async fn create_and_start(docker: &Docker, spec: HelperSpec<'_>) -> Result<Helper> {
+    let image = spec.image;
+    if !image_exists(docker, image).await? {
+        return Err(crate::error::UsageError(format!(
+            "image {image} is not present locally and ward never pulls images — \
+             pull or build it first{}",
+            spec.missing_hint
+        ))
+        .into());
+    }
+    let name = unique_name(spec.name_prefix);
+    sweep_orphans(docker).await;
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some(helper_labels()),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![Mount {
+                target: Some(spec.dest.to_string()),
+                source: Some(spec.volume.to_string()),
+                typ: Some(MountType::VOLUME),
+                read_only: spec.read_only,
+                ..Default::default()
+            }]),
+            port_bindings: spec.port_bindings,
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            ..Default::default()
+        }),
+        ..spec.body
+    };
+    let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+    docker
+        .create_container(Some(opts), body)
+        .await
+        .with_context(|| format!("creating {} from {image}", spec.what))?;
+    let helper = Helper {
+        name,
+        removed: false,
+    };
+    start_container(docker, &helper.name).await?;
+    Ok(helper)
 }
 
 impl Drop for Helper {
@@ -664,6 +675,17 @@ pub async fn upload(
         .with_context(|| format!("uploading the archive into {container}:{path}"))
 }
 
+/// `KEY=value` entries (as the engine reports a config's environment) as a map.
+fn env_map(env: Option<Vec<String>>) -> HashMap<String, String> {
+    env.unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// Environment and declared volumes of an image.
 pub async fn image_config(
     docker: &Docker,
@@ -675,15 +697,7 @@ pub async fn image_config(
         Err(e) => return Err(e).with_context(|| format!("inspecting image {image}")),
     };
     let config = img.config.unwrap_or_default();
-    let env = config
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
+    let env = env_map(config.env);
     let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
     volumes.sort();
     Ok(Some((env, volumes)))

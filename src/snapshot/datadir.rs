@@ -8,7 +8,7 @@
 //! old one is kept until the swap succeeded.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,9 +16,12 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 
 use super::archive;
-use super::manifest::{FORMAT, Layout, Manifest};
+use super::manifest::{Layout, Manifest, Origin};
 use super::store::Store;
-use super::{Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, fault, new_id};
+use super::{
+    Cleanup, Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, control_field,
+    fault,
+};
 use crate::seed::Progress;
 
 /// Refuses to work on a data directory whose server is running.
@@ -64,12 +67,6 @@ fn controldata(dir: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn field(out: &str, name: &str) -> Option<String> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(|v| v.trim_start_matches(':').trim().to_string())
-}
-
 fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -113,7 +110,7 @@ fn create_blocking(
     let started = Instant::now();
     ensure_stopped(dir)?;
     let control = controldata(dir)?;
-    let state = field(&control, "Database cluster state").unwrap_or_default();
+    let state = control_field(&control, "Database cluster state").unwrap_or_default();
     if state != "shut down" {
         return crate::error::usage(format!(
             "the cluster in {} is not cleanly shut down (pg_controldata says {state:?}) — start it \
@@ -124,7 +121,7 @@ fn create_blocking(
     let size = dir_size(dir);
     super::check_space(store, size)?;
     let (tmp, file) = store.temp_archive(name)?;
-    let cleanup = scopeguard(tmp.clone());
+    let cleanup = Cleanup::new(tmp.clone());
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let dir2 = dir.to_path_buf();
     let producer = std::thread::spawn(move || archive::tar_datadir(&dir2, writer));
@@ -144,44 +141,33 @@ fn create_blocking(
     produced?;
     fault("create:after-stream")?;
     let md = std::fs::metadata(dir)?;
-    let m = Manifest {
-        format: FORMAT,
-        id: new_id(),
-        name: name.to_string(),
-        created_at: Utc::now(),
-        ward_version: env!("CARGO_PKG_VERSION").into(),
-        method: "cold".into(),
-        source: crate::target::SourceFacts {
-            datadir_owner: nix::unistd::User::from_uid(md.uid().into())
-                .ok()
-                .flatten()
-                .map(|u| u.name),
-            ..crate::target::Target::Datadir(dir.to_path_buf()).source_facts()
+    let m = Manifest::archived(
+        name,
+        Origin {
+            method: "cold",
+            source: crate::target::SourceFacts {
+                datadir_owner: nix::unistd::User::from_uid(md.uid().into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name),
+                ..crate::target::Target::Datadir(dir.to_path_buf()).source_facts()
+            },
+            pg_major: written
+                .pg_version
+                .as_deref()
+                .and_then(super::parse_major)
+                .context("the data directory has no PG_VERSION")?,
+            system_identifier: control_field(&control, "Database system identifier"),
+            pgdata: Some(dir.display().to_string()),
+            pgdata_rel: String::new(),
+            layout: Layout::Pgdata,
+            owner: Some((md.uid(), md.gid())),
+            downtime_seconds: None,
+            labels: opts.labels.clone(),
+            database: None,
         },
-        pg_major: written
-            .pg_version
-            .as_deref()
-            .and_then(super::parse_major)
-            .context("the data directory has no PG_VERSION")?,
-        system_identifier: field(&control, "Database system identifier"),
-        pgdata: Some(dir.display().to_string()),
-        pgdata_rel: String::new(),
-        layout: Layout::Pgdata,
-        uid: Some(md.uid()),
-        gid: Some(md.gid()),
-        file_count: written.file_count,
-        total_bytes: written.total_bytes,
-        tar_bytes: written.tar_bytes,
-        compressed_bytes: written.compressed_bytes,
-        archive_sha256: written.archive_sha256.clone(),
-        archive_file: format!("{name}{}", super::store::ARCHIVE_EXT),
-        downtime_seconds: None,
-        labels: opts.labels.clone(),
-        database: None,
-        last_verified: None,
-        entries: written.entries,
-        template: None,
-    };
+        written,
+    );
     store.commit(&tmp, &m)?;
     cleanup.disarm();
     Ok(Created::of(
@@ -192,27 +178,6 @@ fn create_blocking(
         started,
         false,
     ))
-}
-
-struct Cleanup(Option<PathBuf>);
-fn scopeguard(p: PathBuf) -> Cleanup {
-    Cleanup(Some(p))
-}
-impl Cleanup {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            if p.is_dir() {
-                let _ = std::fs::remove_dir_all(&p);
-            } else {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-    }
 }
 
 pub async fn restore(
@@ -301,7 +266,7 @@ fn restore_blocking(
     let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&fresh);
     std::fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
-    let cleanup = scopeguard(fresh.clone());
+    let cleanup = Cleanup::new(fresh.clone());
     unpack(store, m, &fresh, progress.as_ref())?;
     fault("restore:after-unpack")?;
     let (uid, gid) = match std::fs::metadata(dir) {

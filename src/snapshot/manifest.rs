@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::archive::Written;
 use crate::target::SourceFacts;
 
 /// Bumped when the manifest changes shape incompatibly.
@@ -103,7 +104,58 @@ pub struct DatabaseInfo {
     pub schema_fingerprint: String,
 }
 
+/// What an archived snapshot's source says about itself; the archive
+/// ([`Written`]) says the rest. Cold, online and data-directory snapshots
+/// differ only here.
+pub struct Origin {
+    /// "cold" or "online".
+    pub method: &'static str,
+    pub source: SourceFacts,
+    pub pg_major: u32,
+    pub system_identifier: Option<String>,
+    pub pgdata: Option<String>,
+    pub pgdata_rel: String,
+    pub layout: Layout,
+    /// Owner (uid, gid) of PGDATA in the source.
+    pub owner: Option<(u32, u32)>,
+    pub downtime_seconds: Option<f64>,
+    pub labels: BTreeMap<String, String>,
+    pub database: Option<DatabaseFacts>,
+}
+
 impl Manifest {
+    /// The manifest of a new snapshot `name` whose archive was just written.
+    pub fn archived(name: &str, origin: Origin, written: Written) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            id: super::new_id(),
+            name: name.to_string(),
+            created_at: Utc::now(),
+            ward_version: env!("CARGO_PKG_VERSION").into(),
+            method: origin.method.into(),
+            source: origin.source,
+            pg_major: origin.pg_major,
+            system_identifier: origin.system_identifier,
+            pgdata: origin.pgdata,
+            pgdata_rel: origin.pgdata_rel,
+            layout: origin.layout,
+            uid: origin.owner.map(|o| o.0),
+            gid: origin.owner.map(|o| o.1),
+            file_count: written.file_count,
+            total_bytes: written.total_bytes,
+            tar_bytes: written.tar_bytes,
+            compressed_bytes: written.compressed_bytes,
+            archive_sha256: written.archive_sha256,
+            archive_file: format!("{name}{}", super::store::ARCHIVE_EXT),
+            downtime_seconds: origin.downtime_seconds,
+            labels: origin.labels,
+            database: origin.database,
+            last_verified: None,
+            entries: written.entries,
+            template: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("manifests serialise")
     }

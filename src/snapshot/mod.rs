@@ -345,6 +345,39 @@ pub fn load(store: &Store, name: &str) -> Result<Manifest> {
     store.load(name)
 }
 
+/// The value of `field` in `pg_controldata` output ("Database cluster state").
+fn control_field(out: &str, field: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim_start_matches(':').trim().to_string())
+}
+
+/// Removes a temporary file or directory unless disarmed: a snapshot or
+/// restore that fails half-way leaves nothing behind.
+struct Cleanup(Option<std::path::PathBuf>);
+
+impl Cleanup {
+    fn new(path: std::path::PathBuf) -> Cleanup {
+        Cleanup(Some(path))
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(&p);
+            } else {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
 /// Checks there is room for roughly `raw_bytes` of data compressed.
 pub fn check_space(store: &Store, raw_bytes: u64) -> Result<()> {
     // Postgres data compresses 2–7× with zstd -1; reserve 60 % plus slack.

@@ -1,0 +1,88 @@
+//! Snapshots and restores of a Postgres data directory in a Docker volume,
+//! through the engine's archive endpoints and helper containers of the
+//! target's own image (reference/snapshots.md §6.3).
+//!
+//! - `create` takes cold snapshots (stop, prove a clean shutdown, stream
+//!   the volume out) and online ones (`pg_basebackup` in the running container).
+//! - `restore` replaces the volume's contents, with a safety snapshot to roll
+//!   back to, and leaves the container as it was found.
+//! - `journal` repairs what a killed ward left behind; its guard restarts a
+//!   stopped container on every path out.
+//! - `container` runs psql and pg_isready and reads facts through
+//!   `docker exec`, for [`super::throwaway`] too.
+
+mod container;
+mod create;
+mod journal;
+mod restore;
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use super::manifest::Manifest;
+use super::store::Store;
+use crate::docker;
+use crate::seed::Progress;
+
+pub(super) use container::{image_facts, psql, wait_ready};
+pub use create::create;
+pub use journal::RestartGuard;
+pub use restore::restore;
+pub(super) use restore::{replace_contents, restore_paths};
+
+/// `verify --deep`: restore into a throwaway volume, start Postgres of the
+/// snapshot's image on it, run `pg_amcheck` and a sanity query.
+pub async fn deep_verify(
+    store: &Store,
+    m: &Manifest,
+    progress: Arc<dyn Progress>,
+) -> Result<String> {
+    if m.source.image.is_none() || m.source.mount.is_none() || m.pgdata.is_none() {
+        return crate::error::usage(
+            "--deep works on snapshots of Docker volumes (it starts the snapshot's own image); \
+             this one is of a native data directory",
+        );
+    }
+    let d = docker::connect().await?;
+    let server = super::throwaway::Throwaway::start(
+        &d,
+        store,
+        m,
+        super::throwaway::Reach::Internal,
+        progress,
+    )
+    .await?;
+    let result = async {
+        let check = docker::exec(
+            &d,
+            server.container(),
+            Some("postgres"),
+            &[
+                "pg_amcheck",
+                "-U",
+                &server.user,
+                "--all",
+                "--install-missing",
+            ],
+        )
+        .await?;
+        if !check.ok() {
+            bail!(
+                "pg_amcheck found problems: {}",
+                format!("{}{}", check.stdout, check.stderr)
+                    .lines()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            );
+        }
+        Ok(format!(
+            "Postgres started on a restored copy; pg_amcheck clean; {}",
+            server.sanity
+        ))
+    }
+    .await;
+    server.remove().await?;
+    result
+}
