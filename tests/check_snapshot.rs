@@ -116,6 +116,11 @@ fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
     );
     let j = report(&r);
     assert_eq!(
+        j["against"],
+        "a clone of database app of snapshot before (restored into a throwaway server)",
+        "the same words every run (no random port)"
+    );
+    assert_eq!(
         (r.code(), j["verdict"].as_str()),
         (1, Some("FAIL")),
         "{j:#}"

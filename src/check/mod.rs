@@ -107,6 +107,8 @@ pub struct Options {
     pub seed: SeedSource,
     /// Run the TimeZone variance check: None = when the SQL looks time-related.
     pub timezone_check: Option<bool>,
+    /// What to call the data in the report (else it is described from the URL).
+    pub against_label: Option<String>,
     /// Production table sizes, to extrapolate lock times.
     pub production: Option<stats::ProductionStats>,
 }
@@ -181,7 +183,9 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
                     counter: 0,
                     _cluster: None,
                 },
-                format!("a clone of {}", pg::describe(&cfg)),
+                opts.against_label
+                    .clone()
+                    .unwrap_or_else(|| format!("a clone of {}", pg::describe(&cfg))),
                 Some(source),
             )
         }

@@ -25,7 +25,14 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
                 let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
                 let (server, url) =
                     throwaway::for_check(&store, &m, args.database.as_deref(), progress).await?;
-                let result = run_with(cfg, args, Against::Url(url)).await;
+                let db = crate::pg::parse_url(&url)?
+                    .get_dbname()
+                    .unwrap_or("postgres")
+                    .to_string();
+                let label = format!(
+                    "a clone of database {db} of snapshot {name} (restored into a throwaway server)"
+                );
+                let result = run_with(cfg, args, Against::Url(url), Some(label)).await;
                 // Removed on error too (and by its Drop on Ctrl-C).
                 let removed = server.remove().await;
                 let exit = result?;
@@ -49,7 +56,8 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             .await?;
             let tpl = template::with_database(&url, &facts.template_database);
             let _open = template::Opened::new(&url, &facts).await?;
-            return run_with(cfg, args, Against::Url(tpl)).await;
+            let label = format!("a clone of the fast snapshot {name}");
+            return run_with(cfg, args, Against::Url(tpl), Some(label)).await;
         }
     };
     if args.database.is_some() {
@@ -57,10 +65,17 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             "--database only applies to --against snapshot:NAME (with a URL, name the database in it) — drop --database",
         );
     }
-    run_with(cfg, args, against).await
+    run_with(cfg, args, against, None).await
 }
 
-async fn run_with(cfg: &Config, args: &CheckArgs, against: Against) -> Result<Exit> {
+/// `label` says what the data is when the URL would not (a snapshot's
+/// throwaway server has a new port every run).
+async fn run_with(
+    cfg: &Config,
+    args: &CheckArgs,
+    against: Against,
+    label: Option<String>,
+) -> Result<Exit> {
     if args.base.is_some() && matches!(against, Against::Url(_)) {
         return crate::error::usage(
             "--base only applies to --against seed (with a URL, pending = files not in its history table) — drop --base",
@@ -89,6 +104,7 @@ async fn run_with(cfg: &Config, args: &CheckArgs, against: Against) -> Result<Ex
             },
         },
         timezone_check: args.timezone_check,
+        against_label: label,
         production: match &args.production_stats {
             Some(from) => Some(check::stats::ProductionStats::load(from).await?),
             None => None,
