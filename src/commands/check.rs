@@ -56,7 +56,10 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             .await?;
             let tpl = template::with_database(&url, &facts.template_database);
             let _open = template::Opened::new(&url, &facts).await?;
-            let label = format!("a clone of the fast snapshot {name}");
+            let label = format!(
+                "a clone of the fast snapshot {name} (database {})",
+                facts.template_database
+            );
             return run_with(cfg, args, Against::Url(tpl), Some(label)).await;
         }
     };
