@@ -117,6 +117,17 @@ impl Report {
     pub fn worst(&self) -> Option<Level> {
         self.findings.iter().map(|f| f.level).max()
     }
+    /// "300 rows in 1 table".
+    pub fn checked(&self) -> String {
+        let s = |n: i64| if n == 1 { "" } else { "s" };
+        format!(
+            "{} row{} in {} table{}",
+            self.rows_checked,
+            s(self.rows_checked),
+            self.tables_checked,
+            s(self.tables_checked as i64)
+        )
+    }
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |l| self.findings.iter().filter(|f| f.level == l).count();
         (n(Level::Fail), n(Level::Warn), n(Level::Info))
@@ -199,8 +210,10 @@ pub fn human(r: &Report) -> String {
     }
     let (fail, warn, info) = r.counts();
     s += &format!(
-        "{}: {fail} FAIL, {warn} WARN, {info} INFO · {} rows in {} tables checked · {:.2} s\n",
-        r.verdict, r.rows_checked, r.tables_checked, r.seconds
+        "{}: {fail} FAIL, {warn} WARN, {info} INFO · {} checked · {:.2} s\n",
+        r.verdict,
+        r.checked(),
+        r.seconds
     );
     s
 }
@@ -400,13 +413,12 @@ pub fn markdown(r: &Report) -> String {
     };
     let (fail, warn, info) = r.counts();
     let mut s = format!(
-        "## {icon} ward check: {}\n\n{} pending migration{} against {} · {fail} FAIL, {warn} WARN, {info} INFO · {} rows in {} tables checked\n\n",
+        "## {icon} ward check: {}\n\n{} pending migration{} against {} · {fail} FAIL, {warn} WARN, {info} INFO · {} checked\n\n",
         r.verdict,
         r.pending.len(),
         if r.pending.len() == 1 { "" } else { "s" },
         r.against,
-        r.rows_checked,
-        r.tables_checked
+        r.checked()
     );
     if !r.ignored.is_empty() {
         s += &format!(
