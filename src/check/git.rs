@@ -130,7 +130,6 @@ pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBa
         .filter(|(meta, _)| meta.starts_with("100"))
         .filter_map(|(meta, p)| Some((meta.split(' ').nth(2)?.to_string(), p.to_string())))
         .collect();
-    let paths: Vec<String> = entries.iter().map(|(_, p)| p.clone()).collect();
     let tmp = tempfile::Builder::new().prefix("ward-base-").tempdir()?;
     // The same directory name as on disk, so reports name files alike.
     let name = abs_dir
@@ -138,11 +137,11 @@ pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBa
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "migrations".into());
     let dest = tmp.path().join(name);
-    let dir = if paths.is_empty() {
+    let dir = if entries.is_empty() {
         None
     } else {
         let blobs = cat_files(root, &entries)?;
-        for (p, bytes) in paths.iter().zip(blobs) {
+        for ((_, p), bytes) in entries.iter().zip(blobs) {
             let inside = Path::new(p).strip_prefix(rel).unwrap_or(Path::new(p));
             let to = dest.join(inside);
             std::fs::create_dir_all(to.parent().unwrap_or(&dest))?;
@@ -231,19 +230,12 @@ pub fn file_at(root: &Path, commit: &str, path: &Path) -> Result<Option<Vec<u8>>
 mod tests {
     use super::*;
 
+    /// The module's own `git`, with an identity for commits.
     fn run(dir: &Path, args: &[&str]) {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.org")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.org")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
+        let mut all = vec!["-c", "user.name=t", "-c", "user.email=t@example.org"];
+        all.extend_from_slice(args);
+        let out = git(dir, &all).unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", complaint(&out));
     }
 
     #[test]

@@ -146,6 +146,35 @@ pub fn pending<'a>(
     (pending, findings)
 }
 
+/// golang-migrate keeps only the current version: a file the branch adds
+/// (`branch_only`, by key) below it is never applied, by the runner or here.
+pub fn never_applied(
+    set: &MigrationSet,
+    branch_only: &[Vec<u64>],
+    pending: &[&Migration],
+) -> Vec<Finding> {
+    if set.format != Format::GolangMigrate {
+        return Vec::new();
+    }
+    set.migrations
+        .iter()
+        .filter(|m| branch_only.contains(&m.key) && !pending.iter().any(|p| p.key == m.key))
+        .map(|m| {
+            Finding::new(
+                Level::Fail,
+                "out-of-order",
+                format!(
+                    "{} is older than the migrations already applied, and golang-migrate never applies it",
+                    m.up.file
+                ),
+            )
+            .file(&m.up.file)
+            .count(1)
+            .remedy("renumber the file after the newest migration on the base branch, then re-check")
+        })
+        .collect()
+}
+
 /// Whether `sql` with other line endings has the applied sqlx checksum.
 fn only_line_endings(sql: &str, applied_hex: &str) -> bool {
     use sha2::{Digest, Sha384};

@@ -5,6 +5,8 @@
 //! in the file. Rules are named explicitly (no blanket ignore), and what was
 //! ignored stays in the report, out of the verdict.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 
 /// Rules no comment can silence: the migration does not run, or the history
@@ -41,9 +43,10 @@ struct Directive {
 }
 
 fn directive(line: &str) -> Option<Directive> {
-    let re =
-        Regex::new(r"--\s*ward:ignore(-file)?\s+([a-z][a-z-]*(\s*,\s*[a-z][a-z-]*)*)").unwrap();
-    let c = re.captures(line)?;
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"--\s*ward:ignore(-file)?\s+([a-z][a-z-]*(\s*,\s*[a-z][a-z-]*)*)").unwrap()
+    });
+    let c = RE.captures(line)?;
     Some(Directive {
         rules: c[2].split(',').map(|r| r.trim().to_string()).collect(),
         file: c.get(1).is_some(),

@@ -287,7 +287,7 @@ async fn run_inner(
     let mut phases = Phases::new();
     // The baseline's files (the base ref's spec) must outlive the seed check.
     let mut merged_spec: Option<PathBuf> = None;
-    let mut _baseline_files = None;
+    let mut baseline_files = None;
     let mut set = set.cloned();
     // The baseline: the source itself, or a freshly seeded database.
     let base = match source_db {
@@ -296,7 +296,7 @@ async fn run_inner(
             let (db, desc, b) = seeded_baseline(opts, &mut set, scratch).await?;
             merged_spec = b.merged_spec.clone();
             against = desc;
-            _baseline_files = Some(b);
+            baseline_files = Some(b);
             db
         }
     };
@@ -321,30 +321,8 @@ async fn run_inner(
         None => (Vec::new(), Vec::new()),
     };
     findings.extend(hist_findings);
-    // golang-migrate keeps only the current version: a file this branch adds
-    // below it is never applied, by the runner or here.
-    if let (Some(s), Some(b)) = (&set, &_baseline_files)
-        && s.format == Format::GolangMigrate
-    {
-        for m in s
-            .migrations
-            .iter()
-            .filter(|m| b.branch_only.contains(&m.key) && !pending.iter().any(|p| p.key == m.key))
-        {
-            findings.push(
-                Finding::new(
-                    Level::Fail,
-                    "out-of-order",
-                    format!(
-                        "{} is older than the migrations already applied, and golang-migrate never applies it",
-                        m.up.file
-                    ),
-                )
-                .file(&m.up.file)
-                .count(1)
-                .remedy("renumber the file after the newest migration on the base branch, then re-check"),
-            );
-        }
+    if let (Some(s), Some(b)) = (&set, &baseline_files) {
+        findings.extend(history::never_applied(s, &b.branch_only, &pending));
     }
     let pending: Vec<Migration> = pending.into_iter().cloned().collect();
     let pending_refs: Vec<&Migration> = pending.iter().collect();

@@ -106,7 +106,7 @@ pub(super) async fn seeded_baseline(
         }
     }
     let source = match (&opts.seed, &b.spec) {
-        (SeedSource::Spec { seed, jobs, .. }, Some(p)) => SeedSource::Spec {
+        (SeedSource::Spec { seed, jobs, .. }, Some((p, _))) => SeedSource::Spec {
             path: p.clone(),
             seed: *seed,
             jobs: *jobs,
@@ -115,9 +115,14 @@ pub(super) async fn seeded_baseline(
     };
     fill_realistic(&mut c, &source)
         .await
-        .map_err(|e| match &b.shown_spec {
+        .map_err(|e| match &b.spec {
             // Name the base ref's spec, not the temporary file it was written to.
-            Some((tmp, shown)) => anyhow::anyhow!("{}", format!("{e:#}").replace(tmp, shown)),
+            Some((tmp, shown)) => {
+                anyhow::anyhow!(
+                    "{}",
+                    format!("{e:#}").replace(&tmp.display().to_string(), shown)
+                )
+            }
             None => e,
         })?;
     drop(c);
@@ -143,10 +148,9 @@ pub(super) struct Baseline {
     /// Migrations on the base ref that this working tree lacks (its branch
     /// is behind): applied in the baseline and counted as on disk.
     base_only: Vec<Migration>,
-    /// The seed spec as it is on the base ref, when it is there.
-    spec: Option<PathBuf>,
-    /// Its temporary path, and how to name it to people.
-    shown_spec: Option<(String, String)>,
+    /// The seed spec as it is on the base ref, when it is there: its
+    /// temporary path, and how to name it to people.
+    spec: Option<(PathBuf, String)>,
     /// The keys of the working tree's migrations that are not on the base ref.
     pub(super) branch_only: Vec<Vec<u64>>,
     /// The spec of the merged tree, when it is not the working tree's: the
@@ -281,13 +285,10 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
         at: format!("on {reference} ({short})"),
         base_only,
         branch_only,
-        shown_spec: spec_path.as_ref().zip(spec).map(|(tmp, p)| {
-            (
-                tmp.display().to_string(),
-                format!("{} (as on {reference})", p.display()),
-            )
+        spec: spec_path.zip(spec).map(|(tmp, p)| {
+            let shown = format!("{} (as on {reference})", p.display());
+            (tmp, shown)
         }),
-        spec: spec_path,
         merged_spec,
         _tmp: tmp,
     })
@@ -301,16 +302,18 @@ pub(super) fn no_base_for_spec() -> String {
 }
 
 pub(super) fn creates_builtin_table(sql: &str) -> bool {
-    let re = regex::Regex::new(&format!(
-        r#"(?i)create\s+table\s+(if\s+not\s+exists\s+)?(public\.)?"?({})\b"#,
-        crate::seed::model::TABLES
-            .iter()
-            .map(|t| t.name)
-            .collect::<Vec<_>>()
-            .join("|")
-    ))
-    .unwrap();
-    re.is_match(sql)
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(&format!(
+            r#"(?i)create\s+table\s+(if\s+not\s+exists\s+)?(public\.)?"?({})\b"#,
+            crate::seed::model::TABLES
+                .iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+                .join("|")
+        ))
+        .unwrap()
+    });
+    RE.is_match(sql)
 }
 
 pub(super) fn builtin_tables_present(pre: &Fingerprint) -> bool {
