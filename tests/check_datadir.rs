@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::check::{findings, migrations, report};
+use support::check::{assert_one_migration_error, findings, migrations, report};
 use support::*;
 
 /// Two cores: one throwaway server of `ward check` at a time, and the
@@ -157,17 +157,7 @@ fn datadir_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
             "-- every visit needs a note\nALTER TABLE visits ALTER COLUMN note SET NOT NULL;\n",
         )],
     );
-    let j = report(&r);
-    assert_eq!(
-        (r.code(), j["verdict"].as_str()),
-        (1, Some("FAIL")),
-        "{j:#}"
-    );
-    let f = findings(&j, "migration-error");
-    assert_eq!(f.len(), 1, "{j:#}");
-    assert_eq!(f[0]["count"], 100, "{j:#}");
-    assert!(f[0]["message"].as_str().unwrap().contains("23502"), "{j:#}");
-    assert_eq!(f[0]["line"], 2);
+    assert_one_migration_error(&r, 100, "23502", 2);
 
     // Safe: a nullable column.
     let r = check(

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
-use support::check::{findings, migrations, report};
+use support::check::{assert_one_migration_error, findings, migrations, report};
 use support::docker::{self as dk, Pg};
 use support::*;
 
@@ -114,22 +114,12 @@ fn volume_snapshot_fails_a_not_null_on_nulls_and_passes_a_new_column() {
         )],
         &[],
     );
-    let j = report(&r);
+    let j = assert_one_migration_error(&r, 100, "23502", 2);
     assert_eq!(
         j["against"],
         "a clone of database app of snapshot before (restored into a throwaway server)",
         "the same words every run (no random port)"
     );
-    assert_eq!(
-        (r.code(), j["verdict"].as_str()),
-        (1, Some("FAIL")),
-        "{j:#}"
-    );
-    let f = findings(&j, "migration-error");
-    assert_eq!(f.len(), 1, "{j:#}");
-    assert_eq!(f[0]["count"], 100, "{j:#}");
-    assert!(f[0]["message"].as_str().unwrap().contains("23502"), "{j:#}");
-    assert_eq!(f[0]["line"], 2);
 
     // Safe: a nullable column.
     let r = check(

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::check::{git, report};
+use support::check::{commit, git, report};
 use support::*;
 
 const INIT: &str =
@@ -44,17 +44,14 @@ fn two_developers(extra: &str) -> tempfile::TempDir {
     write(r, "ward.toml", "[seed]\nspec = \"seeds/spec.toml\"\n");
     write(r, "seeds/spec.toml", &spec("phone"));
     write(r, "db/migrations/20240101000000_init.sql", INIT);
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "init"]);
+    commit(r, "init");
     git(r, &["checkout", "-q", "-b", "feature"]);
     write(r, "db/migrations/20240301000000_feature.sql", extra);
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "feature"]);
+    commit(r, "feature");
     git(r, &["checkout", "-q", "main"]);
     write(r, "db/migrations/20240201000000_rename_phone.sql", RENAME);
     write(r, "seeds/spec.toml", &spec("phone_number"));
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "rename phone"]);
+    commit(r, "rename phone");
     git(r, &["checkout", "-q", "feature"]);
     repo
 }
@@ -248,8 +245,7 @@ fn a_ref_with_digits_is_a_ref_not_a_version() {
         ("3_city.sql", "ALTER TABLE patients ADD COLUMN city text;\n"),
     ] {
         write(r, &format!("db/migrations/{n}"), sql);
-        git(r, &["add", "."]);
-        git(r, &["commit", "-q", "-m", n]);
+        commit(r, n);
     }
     // Uncommitted: pending too.
     write(
@@ -282,16 +278,13 @@ fn golang_migrate_branch_file_below_mains_newest_fails_as_never_applied() {
         "db/migrations/1_init.up.sql",
         "CREATE TABLE x (id int);\n",
     );
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "init"]);
+    commit(r, "init");
     git(r, &["checkout", "-q", "-b", "feature"]);
     write(r, "db/migrations/2_a.up.sql", "ALTER TABLE x ADD a int;\n");
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "a"]);
+    commit(r, "a");
     git(r, &["checkout", "-q", "main"]);
     write(r, "db/migrations/3_b.up.sql", "ALTER TABLE x ADD b int;\n");
-    git(r, &["add", "."]);
-    git(r, &["commit", "-q", "-m", "b"]);
+    commit(r, "b");
     git(r, &["checkout", "-q", "feature"]);
     let (code, j) = check_in(
         r,

@@ -57,3 +57,29 @@ pub fn git(dir: &Path, args: &[&str]) {
         .success();
     assert!(ok, "git {args:?}");
 }
+
+/// Stages everything in `dir` and commits it.
+pub fn commit(dir: &Path, message: &str) {
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", message]);
+}
+
+/// Asserts the verdict of a check that failed on `count` rows with one
+/// `migration-error` (its SQLSTATE, at `line`); returns the report.
+pub fn assert_one_migration_error(r: &Run, count: i64, sqlstate: &str, line: u64) -> Value {
+    let j = report(r);
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (1, Some("FAIL")),
+        "{j:#}"
+    );
+    let f = findings(&j, "migration-error");
+    assert_eq!(f.len(), 1, "{j:#}");
+    assert_eq!(f[0]["count"], count, "{j:#}");
+    assert!(
+        f[0]["message"].as_str().unwrap().contains(sqlstate),
+        "{j:#}"
+    );
+    assert_eq!(f[0]["line"], line);
+    j
+}
