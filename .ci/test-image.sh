@@ -1,31 +1,60 @@
 #!/usr/bin/env bash
-# Build the local Postgres test image `ward-test/postgres:15` (a stand-in for the
-# official `postgres:15` image) without any image registry.
+# Build the local Postgres test image `ward-test/postgres:MAJOR` (a stand-in for
+# the official `postgres:MAJOR` image) without any image registry.
 #
-# usage: .ci/test-image.sh [--force]
+# usage: .ci/test-image.sh [--force] [MAJOR]
 #
-#   Does nothing if the tag ward-test/postgres:15 already exists (cache by tag).
+#   MAJOR     15 (default; Debian bookworm) or 18 (the newest major Debian
+#             packages, from the forky suite).
+#   Does nothing if the tag ward-test/postgres:MAJOR already exists (cache by tag).
 #   --force   rebuild the base rootfs and the image even if they exist.
 #
-# How: debootstrap a minimal Debian bookworm rootfs with postgresql-15 from
-# Debian's mirror, trim it, `docker import` it as ward-test/postgres-base:15,
-# then `docker build` .ci/postgres-image/Dockerfile (COPY/ENV only, no network)
-# on top of it. Needs root (debootstrap, chroot) and a running docker engine.
-# Installs debootstrap with apt-get if it is missing.
+# How: debootstrap a minimal Debian rootfs with postgresql-MAJOR from Debian's
+# mirror, trim it, `docker import` it as ward-test/postgres-base:MAJOR, then
+# `docker build` .ci/postgres-image/Dockerfile (COPY/ENV only, no network) on
+# top of it. Like the official images, 18 keeps PGDATA in
+# /var/lib/postgresql/18/docker under a VOLUME at /var/lib/postgresql; older
+# majors use /var/lib/postgresql/data. Needs root (debootstrap, chroot) and a
+# running docker engine. Installs debootstrap with apt-get if it is missing.
 #
 # Environment:
 #   WARD_DEBIAN_MIRROR   Debian mirror (default http://deb.debian.org/debian)
 #   DOCKER_BUILDKIT      left alone if set; set to 0 when buildx is unavailable
 set -Eeuo pipefail
 
-IMAGE='ward-test/postgres:15'
-BASE_IMAGE='ward-test/postgres-base:15' # must match FROM in postgres-image/Dockerfile
-SUITE='bookworm'
 PG_MAJOR='15'
+FORCE=0
+for arg in "$@"; do
+	case "$arg" in
+		--force | -f) FORCE=1 ;;
+		-h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		15 | 18) PG_MAJOR="$arg" ;;
+		*) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; printf '[test-image] error: unknown argument: %s\n' "$arg" >&2; exit 1 ;;
+	esac
+done
+
+IMAGE="ward-test/postgres:$PG_MAJOR"
+BASE_IMAGE="ward-test/postgres-base:$PG_MAJOR" # FROM in postgres-image/Dockerfile
+case "$PG_MAJOR" in
+	15)
+		SUITE='bookworm'
+		SUITE_SCRIPT=''
+		PGDATA_DIR='/var/lib/postgresql/data'
+		VOLUME_DIR='/var/lib/postgresql/data'
+		;;
+	18)
+		SUITE='forky'
+		# debootstrap on bookworm has no script named forky; sid's fits any testing suite.
+		SUITE_SCRIPT='/usr/share/debootstrap/scripts/sid'
+		PGDATA_DIR='/var/lib/postgresql/18/docker'
+		VOLUME_DIR='/var/lib/postgresql'
+		;;
+esac
 MIRROR="${WARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# postgresql-15 pulls in locales, tzdata, postgresql-common, ...; libnss-wrapper lets
+# postgresql-N pulls in tzdata, postgresql-common, ...; locales is named because
+# newer suites no longer pull it in (the image needs en_US.UTF-8); libnss-wrapper lets
 # the entrypoint run initdb under an arbitrary `--user` uid, like the official image.
-INCLUDE="postgresql-${PG_MAJOR},libnss-wrapper"
+INCLUDE="postgresql-${PG_MAJOR},libnss-wrapper,locales"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONTEXT_SRC="$HERE/postgres-image"
@@ -33,16 +62,6 @@ CONTEXT_SRC="$HERE/postgres-image"
 log() { printf '[test-image] %s\n' "$*" >&2; }
 die() { printf '[test-image] error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-
-FORCE=0
-for arg in "$@"; do
-	case "$arg" in
-		--force | -f) FORCE=1 ;;
-		-h | --help) usage; exit 0 ;;
-		*) usage >&2; die "unknown argument: $arg" ;;
-	esac
-done
 
 image_exists() { docker image inspect "$1" > /dev/null 2>&1; }
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2> /dev/null || true; }
@@ -51,8 +70,8 @@ image_label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}
 # Recipe fingerprints, stored as image labels. The base is reused (without --force)
 # only if it was made by the same version of this script; a final image made from
 # other files than the current ones is reported (not rebuilt: cache is by tag).
-BASE_RECIPE="$(cat "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-RECIPE="$(cat "${BASH_SOURCE[0]}" "$CONTEXT_SRC/Dockerfile" "$CONTEXT_SRC/docker-entrypoint.sh" | sha256sum | cut -c1-16)"
+BASE_RECIPE="$({ cat "${BASH_SOURCE[0]}"; echo "$PG_MAJOR"; } | sha256sum | cut -c1-16)"
+RECIPE="$({ cat "${BASH_SOURCE[0]}" "$CONTEXT_SRC/Dockerfile" "$CONTEXT_SRC/docker-entrypoint.sh"; echo "$PG_MAJOR"; } | sha256sum | cut -c1-16)"
 
 command -v docker > /dev/null 2>&1 || die "docker not found"
 docker version > /dev/null 2>&1 || die "cannot talk to the docker engine (is dockerd running?)"
@@ -78,7 +97,7 @@ fi
 [ "$(id -u)" = 0 ] || die "building $IMAGE needs root (debootstrap/chroot); re-run as root"
 
 # Serialise concurrent builds (e.g. several test processes calling this script).
-LOCK="${TMPDIR:-/tmp}/ward-test-image.lock"
+LOCK="${TMPDIR:-/tmp}/ward-test-image-$PG_MAJOR.lock"
 exec 9> "$LOCK"
 if ! flock -n 9; then
 	log "another build holds $LOCK; waiting"
@@ -133,7 +152,7 @@ build_rootfs() {
 		rm -rf --one-file-system "$ROOTFS"
 		log "debootstrap --variant=minbase --include=$INCLUDE $SUITE (attempt $attempt; mirror $MIRROR)"
 		if DEBIAN_FRONTEND=noninteractive debootstrap --variant=minbase --include="$INCLUDE" \
-			"$SUITE" "$ROOTFS" "$MIRROR" > "$WORK/debootstrap.log" 2>&1; then
+			"$SUITE" "$ROOTFS" "$MIRROR" $SUITE_SCRIPT > "$WORK/debootstrap.log" 2>&1; then
 			break
 		fi
 		tail -n 40 "$WORK/debootstrap.log" >&2
@@ -169,18 +188,21 @@ build_rootfs() {
 		grep -q \"^listen_addresses = '\\*'\" /usr/share/postgresql/$PG_MAJOR/postgresql.conf.sample
 
 		# LANG=en_US.utf8 as in the official image.
-		localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
+		# (newer suites keep the alias file in /etc, or not at all)
+		alias_file=/usr/share/locale/locale.alias
+		[ -f \$alias_file ] || alias_file=/etc/locale.alias
+		if [ -f \$alias_file ]; then localedef -i en_US -c -f UTF-8 -A \$alias_file en_US.UTF-8; else localedef -i en_US -c -f UTF-8 en_US.UTF-8; fi
 
 		# Directories of the image contract.
 		install -d -o postgres -g postgres -m 3777 /var/run/postgresql
-		install -d -o postgres -g postgres -m 1777 /var/lib/postgresql/data
+		install -d -o postgres -g postgres -m 1777 $VOLUME_DIR
 		install -d -m 0755 /docker-entrypoint-initdb.d /usr/local/bin
 
 		# Size: LLVM JIT (~130 MB) is not needed for tests; with llvmjit.so gone
 		# postgres simply reports JIT as unavailable.
 		rm -rf /usr/lib/postgresql/$PG_MAJOR/lib/llvmjit.so /usr/lib/postgresql/$PG_MAJOR/lib/llvmjit_types.bc /usr/lib/postgresql/$PG_MAJOR/lib/bitcode
-		for p in libllvm14 libz3-4; do
-			if dpkg-query -W \"\$p\" > /dev/null 2>&1; then dpkg --purge --force-depends \"\$p\" > /dev/null 2>&1; fi
+		for p in \$(dpkg-query -W -f '\${Package}\\n' 'libllvm*' 'libz3-*' 2> /dev/null); do
+			dpkg --purge --force-depends \"\$p\" > /dev/null 2>&1 || :
 		done
 
 		# Docs, man pages, translations, charmaps (the locale is compiled already),
@@ -226,7 +248,9 @@ build_image() {
 		export DOCKER_BUILDKIT=0
 	fi
 	log "docker build -> $IMAGE (DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-default})"
-	if ! docker build --label "ward.test.recipe=$RECIPE" -t "$IMAGE" "$ctx" > "$WORK/build.log" 2>&1; then
+	if ! docker build --label "ward.test.recipe=$RECIPE" \
+		--build-arg "PG_MAJOR=$PG_MAJOR" --build-arg "PGDATA_DIR=$PGDATA_DIR" --build-arg "VOLUME_DIR=$VOLUME_DIR" \
+		-t "$IMAGE" "$ctx" > "$WORK/build.log" 2>&1; then
 		cat "$WORK/build.log" >&2
 		die "docker build failed"
 	fi

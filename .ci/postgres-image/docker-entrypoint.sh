@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Entrypoint of ward's local test image ward-test/postgres:15.
+# Entrypoint of ward's local test images ward-test/postgres:MAJOR.
 #
 # Follows the contract of the official postgres image's docker-entrypoint.sh
 # (docker-library/postgres):
@@ -279,7 +279,7 @@ pg_setup_hba_conf() {
 		printf '\n'
 		if [ 'trust' = "$POSTGRES_HOST_AUTH_METHOD" ]; then
 			printf '# warning trust is enabled for all connections\n'
-			printf '# see https://www.postgresql.org/docs/15/auth-trust.html\n'
+			printf '# see https://www.postgresql.org/docs/current/auth-trust.html\n'
 		fi
 		printf 'host all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD"
 		printf 'host replication all all %s\n' "$POSTGRES_HOST_AUTH_METHOD"

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod docker;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
