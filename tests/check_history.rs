@@ -135,3 +135,83 @@ fn diesel_runs_and_compares_versions_as_dash_stripped_strings() {
         "migrations/2018-01-01-000000-0000_add_b/up.sql"
     );
 }
+
+/// A diesel history whose first migration guards the history table the way
+/// Lemmy does: only a session holding advisory lock 0 (Lemmy's own runner)
+/// may write it. `always` makes the trigger fire even with triggers off.
+fn guarded_history(always: bool) -> Vec<(&'static str, String)> {
+    let guard = format!(
+        "CREATE FUNCTION forbid_other_runners() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_locks WHERE (locktype, pid, objid) = ('advisory', pg_backend_pid(), 0)) THEN
+        RAISE 'migrations must be managed by our own runner';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER forbid_other_runners
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON __diesel_schema_migrations
+    EXECUTE FUNCTION forbid_other_runners();
+{}",
+        if always {
+            "ALTER TABLE __diesel_schema_migrations ENABLE ALWAYS TRIGGER forbid_other_runners;\n"
+        } else {
+            ""
+        }
+    );
+    vec![
+        ("2020-01-01-000000_guard/up.sql", guard),
+        (
+            "2020-01-01-000000_guard/down.sql",
+            "DROP TRIGGER forbid_other_runners ON __diesel_schema_migrations;\nDROP FUNCTION forbid_other_runners();\n".into(),
+        ),
+        (
+            "2020-01-02-000000_table/up.sql",
+            "CREATE TABLE t (id int PRIMARY KEY, a text);\nINSERT INTO t SELECT g, g::text FROM generate_series(1, 20) g;\n".into(),
+        ),
+        ("2020-01-02-000000_table/down.sql", "DROP TABLE t;\n".into()),
+    ]
+}
+
+fn runs_without_failure(j: &Value) -> usize {
+    let runs = j["runs"].as_array().unwrap();
+    assert!(runs.iter().all(|r| r["failure"].is_null()), "{j:#}");
+    runs.len()
+}
+
+#[test]
+fn a_history_table_guarded_by_the_project_is_written_past_its_trigger() {
+    let c = cluster();
+    let files = guarded_history(false);
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let d = migrations(&files);
+    let url = database(&c, "guarded", "");
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(runs_without_failure(&j), 2);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    assert!(findings(&j, "history-not-recorded").is_empty(), "{j:#}");
+    assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
+}
+
+#[test]
+fn a_history_row_that_cannot_be_written_is_a_note_and_the_check_goes_on() {
+    let c = cluster();
+    let files = guarded_history(true);
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let d = migrations(&files);
+    let url = database(&c, "guarded_always", "");
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(runs_without_failure(&j), 2);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    let notes = findings(&j, "history-not-recorded");
+    assert_eq!(notes.len(), 2, "{j:#}");
+    assert_eq!(notes[0]["level"], "INFO");
+    assert!(
+        notes[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("our own runner"),
+        "{j:#}"
+    );
+    assert_eq!(code, 0, "{j:#}");
+}

@@ -374,6 +374,13 @@ async fn run_inner(
         if let Some(f) = &run.failure {
             findings.push(rules::migration_error::finding(&client, run, f).await?);
         }
+        if let Some(note) = &run.history_note {
+            findings.push(
+                Finding::new(Level::Info, "history-not-recorded", note.clone())
+                    .file(&run.file)
+                    .object(run.version.clone()),
+            );
+        }
     }
     phases.next(progress, "fingerprinting after");
     let mut post = fingerprint::catalog(&client, history_table).await?;
