@@ -103,6 +103,9 @@ pub struct FileRun {
     pub ms: f64,
     pub statements: Vec<StatementTrace>,
     pub failure: Option<Failure>,
+    /// Why the runner's history row could not be written, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_note: Option<String>,
 }
 
 pub fn mode_of(format: Format, m: &Migration, script: &Script) -> Mode {
@@ -458,6 +461,7 @@ async fn run_file(
         ms: 0.0,
         statements: Vec::new(),
         failure: None,
+        history_note: None,
     };
     if format == Format::GolangMigrate && dir == Direction::Up {
         client
@@ -558,20 +562,70 @@ async fn run_file(
             }
             if run.failure.is_none() {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
-                client
-                    .batch_execute(&history_sql(format, m, dir, ms))
-                    .await?;
+                run.history_note =
+                    record_history(client, format, &history_sql(format, m, dir, ms)).await?;
                 client.batch_execute("COMMIT").await?;
             }
         }
     }
     run.ms = started.elapsed().as_secs_f64() * 1e3;
     if run.failure.is_none() && mode != Mode::Transaction {
-        client
-            .batch_execute(&history_sql(format, m, dir, run.ms))
-            .await?;
+        client.batch_execute("BEGIN").await?;
+        run.history_note =
+            record_history(client, format, &history_sql(format, m, dir, run.ms)).await?;
+        client.batch_execute("COMMIT").await?;
     }
     Ok(run)
+}
+
+/// Records a history row inside the open transaction, like the runner.
+/// Projects may guard the table against other tools (Lemmy's trigger lets
+/// only its own runner write diesel's table), and their runner gets past
+/// that guard: ward then writes with triggers off, which needs a superuser.
+/// If even that is refused the migration still counts as run and the next
+/// one goes on; the returned note says why the row is missing.
+async fn record_history(client: &Client, format: Format, sql: &str) -> Result<Option<String>> {
+    client.batch_execute("SAVEPOINT ward_history").await?;
+    let refused = match client.batch_execute(sql).await {
+        Ok(()) => return Ok(None),
+        Err(e) if e.as_db_error().is_some() => e,
+        Err(e) => return Err(e.into()),
+    };
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT ward_history")
+        .await?;
+    let bypassed = format!(
+        "SET LOCAL session_replication_role = replica; {sql}; SET LOCAL session_replication_role = DEFAULT"
+    );
+    match client.batch_execute(&bypassed).await {
+        Ok(()) => {
+            tracing::info!(
+                "{} refused the history row ({}); written with triggers off",
+                format.history_table(),
+                db_message(&refused)
+            );
+            Ok(None)
+        }
+        Err(e) if e.as_db_error().is_some() => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT ward_history")
+                .await?;
+            Ok(Some(format!(
+                "{} refused ward's history row ({}), also with triggers off ({}): the migration ran but is not recorded",
+                format.history_table(),
+                db_message(&refused),
+                db_message(&e)
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
 }
 
 /// A row of the runner's history table.

@@ -5,6 +5,7 @@
 use super::apply::Applied;
 use super::migrations::{Format, Migration, MigrationSet};
 use super::report::{Finding, Level};
+use super::version::VersionKey;
 
 /// Pending migrations and the findings about the history.
 pub fn pending<'a>(
@@ -42,18 +43,18 @@ pub fn pending<'a>(
         // One row: the current version; everything up to it counts as applied.
         let current = applied
             .first()
-            .map(|a| super::migrations_key(&a.version))
+            .map(|a| set.format.key(&a.version))
             .unwrap_or_default();
         let pending = set.migrations.iter().filter(|m| m.key > current).collect();
         return (pending, findings);
     }
     let max_applied = applied
         .iter()
-        .map(|a| super::migrations_key(&a.version))
+        .map(|a| set.format.key(&a.version))
         .max()
         .unwrap_or_default();
     for a in applied {
-        let key = super::migrations_key(&a.version);
+        let key = set.format.key(&a.version);
         match set.migrations.iter().find(|m| m.key == key) {
             None => findings.push(
                 Finding::new(
@@ -115,11 +116,7 @@ pub fn pending<'a>(
     let pending: Vec<&Migration> = set
         .migrations
         .iter()
-        .filter(|m| {
-            !applied
-                .iter()
-                .any(|a| super::migrations_key(&a.version) == m.key)
-        })
+        .filter(|m| !applied.iter().any(|a| set.format.key(&a.version) == m.key))
         .collect();
     for m in &pending {
         if m.key < max_applied {
@@ -150,7 +147,7 @@ pub fn pending<'a>(
 /// (`branch_only`, by key) below it is never applied, by the runner or here.
 pub fn never_applied(
     set: &MigrationSet,
-    branch_only: &[Vec<u64>],
+    branch_only: &[VersionKey],
     pending: &[&Migration],
 ) -> Vec<Finding> {
     if set.format != Format::GolangMigrate {

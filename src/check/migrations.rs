@@ -10,6 +10,7 @@
 //! | refinery | `V<v>__<name>.sql` | `refinery_schema_history` (SipHash-1-3 of name, version, sql) |
 //! | dbmate | `<v>_<name>.sql` with `-- migrate:up` / `-- migrate:down` | `schema_migrations (version)` |
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha384};
 
+use super::version::VersionKey;
 use crate::error::UsageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -70,8 +72,9 @@ pub struct Script {
 pub struct Migration {
     /// The version as the runner stores it.
     pub version: String,
+    /// Identity and order for the runner ([`Format::key`]).
     #[serde(skip)]
-    pub key: Vec<u64>,
+    pub key: VersionKey,
     pub description: String,
     pub up: Script,
     pub down: Option<Script>,
@@ -185,14 +188,6 @@ fn read(p: &Path) -> Result<String> {
     })
 }
 
-fn key_of(version: &str) -> Vec<u64> {
-    version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(u64::MAX))
-        .collect()
-}
-
 /// Reads every migration of `dir` in `format`, sorted by version.
 pub fn read_dir(dir: &Path, format: Format) -> Result<MigrationSet> {
     read_set(dir, format, false)
@@ -212,12 +207,13 @@ fn read_set(dir: &Path, format: Format, empty_ok: bool) -> Result<MigrationSet> 
         Format::Flyway | Format::Refinery => read_flyway(dir, &entries, format)?,
         Format::Dbmate => read_dbmate(dir, &entries)?,
     };
-    migrations.sort_by(|a, b| a.key.cmp(&b.key));
-    for w in migrations.windows(2) {
-        if w[0].key == w[1].key {
+    sort(format, &mut migrations);
+    let mut seen: HashMap<&VersionKey, &Migration> = HashMap::new();
+    for m in &migrations {
+        if let Some(first) = seen.insert(&m.key, m) {
             return Err(UsageError(format!(
                 "two migrations share version {}: {} and {} — renumber one of them",
-                w[0].version, w[0].up.file, w[1].up.file
+                first.version, first.up.file, m.up.file
             ))
             .into());
         }
@@ -237,6 +233,16 @@ fn read_set(dir: &Path, format: Format, empty_ok: bool) -> Result<MigrationSet> 
     })
 }
 
+/// Puts `migrations` in the order their runner applies them: by version,
+/// except dbmate, which runs its files in file-name order.
+pub fn sort(format: Format, migrations: &mut [Migration]) {
+    if format == Format::Dbmate {
+        migrations.sort_by(|a, b| a.up.file.cmp(&b.up.file).then_with(|| a.key.cmp(&b.key)));
+    } else {
+        migrations.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+}
+
 fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<Migration>> {
     let re = Regex::new(r"^(\d+)_(.+?)(\.up|\.down)?\.sql$").unwrap();
     let mut out: Vec<Migration> = Vec::new();
@@ -244,9 +250,18 @@ fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<
     for p in entries.iter().filter(|p| p.is_file()) {
         let n = name(p);
         let Some(c) = re.captures(&n) else { continue };
-        let version = c[1]
-            .parse::<i64>()
-            .map_err(|_| UsageError(format!("{n}: the version does not fit a 64-bit integer")))?;
+        // sqlx stores an i64, golang-migrate a uint64: refuse what the runner would.
+        let number = c[1]
+            .parse::<u64>()
+            .ok()
+            .filter(|v| format == Format::GolangMigrate || i64::try_from(*v).is_ok())
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "{n}: the version does not fit {}'s 64-bit integer",
+                    format.name()
+                ))
+            })?;
+        let version = number.to_string();
         let desc = c[2].replace('_', " ");
         let sql = read(p)?;
         let script = Script {
@@ -255,7 +270,7 @@ fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<
             first_line: 1,
         };
         if c.get(3).map(|m| m.as_str()) == Some(".down") {
-            downs.push((version, script));
+            downs.push((version.clone(), script));
             continue;
         }
         if format == Format::GolangMigrate && c.get(3).is_none() {
@@ -265,8 +280,8 @@ fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<
             (format == Format::Sqlx).then(|| hex::encode(Sha384::digest(script.sql.as_bytes())));
         let no_tx = format == Format::Sqlx && script.sql.starts_with("-- no-transaction");
         out.push(Migration {
-            version: version.to_string(),
-            key: vec![version as u64],
+            key: format.key(&version),
+            version,
             description: desc,
             up: script,
             down: None,
@@ -275,7 +290,7 @@ fn read_numbered(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<
         });
     }
     for (v, s) in downs {
-        if let Some(m) = out.iter_mut().find(|m| m.version == v.to_string()) {
+        if let Some(m) = out.iter_mut().find(|m| m.version == v) {
             m.down = Some(s);
         }
     }
@@ -302,7 +317,7 @@ fn read_diesel(dir: &Path, entries: &[PathBuf]) -> Result<Vec<Migration>> {
             })
             .unwrap_or(false);
         out.push(Migration {
-            key: key_of(&version),
+            key: Format::Diesel.key(&version),
             version,
             description: desc.replace('_', " "),
             up: Script {
@@ -359,7 +374,7 @@ fn read_flyway(dir: &Path, entries: &[PathBuf], format: Format) -> Result<Vec<Mi
             )
         };
         out.push(Migration {
-            key: key_of(&version),
+            key: format.key(&version),
             version,
             description,
             up: script,
@@ -421,7 +436,7 @@ fn read_dbmate(dir: &Path, entries: &[PathBuf]) -> Result<Vec<Migration>> {
         };
         out.push(Migration {
             version: c[1].to_string(),
-            key: key_of(&c[1]),
+            key: Format::Dbmate.key(&c[1]),
             description: c[2].replace('_', " "),
             up: Script {
                 file: file.clone(),
@@ -578,6 +593,53 @@ mod tests {
         let v: Vec<&str> = s.migrations.iter().map(|m| m.version.as_str()).collect();
         assert_eq!(v, ["1.2", "1.10"]);
         assert!(s.migrations[0].down.is_some());
+    }
+
+    #[test]
+    fn diesel_orders_mixed_length_versions_like_diesel() {
+        let d = dir(&[
+            ("2019-01-01-000000_c/up.sql", "select 1;"),
+            ("2018-01-01-000000-0000_b/up.sql", "select 1;"),
+            ("20170101000000_a/up.sql", "select 1;"),
+            ("2017-06-01-000000_a2/up.sql", "select 1;"),
+        ]);
+        let s = read_dir(d.path(), Format::Diesel).unwrap();
+        let v: Vec<&str> = s.migrations.iter().map(|m| m.version.as_str()).collect();
+        assert_eq!(
+            v,
+            [
+                "20170101000000",
+                "20170601000000",
+                "201801010000000000",
+                "20190101000000"
+            ]
+        );
+        // The same version with and without dashes is one version to diesel.
+        let d = dir(&[
+            ("2019-01-01-000000_a/up.sql", "select 1;"),
+            ("20190101000000_b/up.sql", "select 1;"),
+        ]);
+        let e = read_dir(d.path(), Format::Diesel).unwrap_err().to_string();
+        assert!(e.contains("share version 20190101000000"), "{e}");
+    }
+
+    #[test]
+    fn dbmate_runs_files_in_name_order() {
+        let d = dir(&[
+            ("2_b.sql", "-- migrate:up\nselect 1;\n"),
+            ("10_a.sql", "-- migrate:up\nselect 1;\n"),
+        ]);
+        let s = read_dir(d.path(), Format::Dbmate).unwrap();
+        let v: Vec<&str> = s.migrations.iter().map(|m| m.version.as_str()).collect();
+        assert_eq!(v, ["10", "2"]);
+    }
+
+    #[test]
+    fn golang_migrate_versions_are_unsigned_64_bit() {
+        let d = dir(&[("18446744073709551615_max.up.sql", "select 1;")]);
+        assert!(read_dir(d.path(), Format::GolangMigrate).is_ok());
+        let e = read_dir(d.path(), Format::Sqlx).unwrap_err().to_string();
+        assert!(e.contains("does not fit sqlx"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod seeding;
 pub mod split;
 pub mod stats;
 mod variance;
+pub mod version;
 
 pub use risk::Risk;
 pub use seeding::fill_realistic;
@@ -132,14 +133,6 @@ impl Phases {
         self.name = name;
         progress.stage(name, 0);
     }
-}
-
-pub(crate) fn migrations_key(version: &str) -> Vec<u64> {
-    version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(u64::MAX))
-        .collect()
 }
 
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
@@ -380,6 +373,13 @@ async fn run_inner(
     for run in &runs {
         if let Some(f) = &run.failure {
             findings.push(rules::migration_error::finding(&client, run, f).await?);
+        }
+        if let Some(note) = &run.history_note {
+            findings.push(
+                Finding::new(Level::Info, "history-not-recorded", note.clone())
+                    .file(&run.file)
+                    .object(run.version.clone()),
+            );
         }
     }
     phases.next(progress, "fingerprinting after");

@@ -14,7 +14,8 @@ use super::migrations::{self, Migration, MigrationSet};
 use super::report::{Finding, Level};
 use super::risk::names_word;
 use super::scratch::Scratch;
-use super::{Options, SeedSource, git, migrations_key};
+use super::version::VersionKey;
+use super::{Options, SeedSource, git};
 use crate::error::UsageError;
 use crate::pg::quote_ident;
 
@@ -78,7 +79,7 @@ pub(super) async fn seeded_baseline(
         && !b.base_only.is_empty()
     {
         s.migrations.extend(b.base_only.iter().cloned());
-        s.migrations.sort_by(|x, y| x.key.cmp(&y.key));
+        migrations::sort(s.format, &mut s.migrations);
     }
     let db = scratch.create("base", None).await?;
     let mut c = scratch.connect(&db).await?;
@@ -152,7 +153,7 @@ pub(super) struct Baseline {
     /// temporary path, and how to name it to people.
     spec: Option<(PathBuf, String)>,
     /// The keys of the working tree's migrations that are not on the base ref.
-    pub(super) branch_only: Vec<Vec<u64>>,
+    pub(super) branch_only: Vec<VersionKey>,
     /// The spec of the merged tree, when it is not the working tree's: the
     /// branch left the spec alone, so the merge takes the base ref's.
     pub(super) merged_spec: Option<PathBuf>,
@@ -181,19 +182,18 @@ pub(super) fn baseline(opts: &Options, set: Option<&MigrationSet>) -> Result<Bas
         }
         return Ok(Baseline::default());
     };
-    // A version only when it is literally one on disk: `HEAD~1` or `v5`
-    // contain digits but name git commits.
-    let key = opts.base.as_deref().map(migrations_key);
-    if let (Some(base), Some(key)) = (&opts.base, &key)
-        && set.migrations.iter().any(|m| &m.version == base)
-    {
+    // A version only when it is literally one on disk (diesel's also with
+    // its dashes): `HEAD~1` or `v5` contain digits but name git commits.
+    // Everything the runner applies up to it, in the runner's order.
+    let at_base = opts.base.as_deref().and_then(|b| {
+        set.migrations.iter().position(|m| {
+            m.version == b
+                || (set.format == migrations::Format::Diesel && m.key == set.format.key(b))
+        })
+    });
+    if let (Some(base), Some(at)) = (&opts.base, at_base) {
         return Ok(Baseline {
-            before: set
-                .migrations
-                .iter()
-                .filter(|m| &m.key <= key)
-                .cloned()
-                .collect(),
+            before: set.migrations[..=at].to_vec(),
             at: format!("up to {base}"),
             ..Baseline::default()
         });

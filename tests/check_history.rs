@@ -1,0 +1,217 @@
+//! `ward check` on histories shaped like real projects': runner-exact order
+//! (diesel's mixed 14- and 18-digit versions), history tables guarded by the
+//! project's own triggers, and project types referenced by ward's
+//! before-copies. Each case runs against a real throwaway cluster.
+
+mod support;
+
+use serde_json::Value;
+use support::check::{findings, migrations, report};
+use support::*;
+
+/// A database on `c` built by `setup`, and its URL.
+fn database(c: &Cluster, name: &str, setup: &str) -> String {
+    sql(&c.url("postgres"), &format!("CREATE DATABASE {name}"));
+    let url = c.url(name);
+    if !setup.is_empty() {
+        sql(&url, setup);
+    }
+    url
+}
+
+/// `ward check --format json --against URL` on `dir/migrations`.
+fn check_against(url: &str, dir: &tempfile::TempDir, extra: &[&str]) -> (i32, Value) {
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--against",
+            url,
+            "--migrations",
+        ])
+        .args([dir.path().join("migrations")])
+        .args(extra)
+        .run();
+    (r.code(), report(&r))
+}
+
+fn rules(j: &Value) -> Vec<String> {
+    j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {} {}", f["level"], f["rule"], f["message"]))
+        .collect()
+}
+
+fn pending(j: &Value) -> Vec<String> {
+    j["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Three diesel migrations whose 18-digit version sorts between two 14-digit
+/// ones as a string (diesel's order) but after both as a number.
+const DIESEL_MIXED: &[(&str, &str)] = &[
+    (
+        "2017-01-01-000000_create/up.sql",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);\nINSERT INTO t SELECT g, g FROM generate_series(1, 10) g;\n",
+    ),
+    ("2017-01-01-000000_create/down.sql", "DROP TABLE t;\n"),
+    (
+        "2018-01-01-000000-0000_add_b/up.sql",
+        "ALTER TABLE t ADD COLUMN b int;\n",
+    ),
+    (
+        "2018-01-01-000000-0000_add_b/down.sql",
+        "ALTER TABLE t DROP COLUMN b;\n",
+    ),
+    (
+        "2019-01-01-000000_rename_b/up.sql",
+        "ALTER TABLE t RENAME COLUMN b TO c;\n",
+    ),
+    (
+        "2019-01-01-000000_rename_b/down.sql",
+        "ALTER TABLE t RENAME COLUMN c TO b;\n",
+    ),
+];
+
+#[test]
+fn diesel_runs_and_compares_versions_as_dash_stripped_strings() {
+    let c = cluster();
+    let d = migrations(DIESEL_MIXED);
+    // A fresh database: all three pending, in diesel's order, so the rename finds its column.
+    let url = database(&c, "fresh", "");
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(
+        pending(&j),
+        [
+            "migrations/2017-01-01-000000_create/up.sql",
+            "migrations/2018-01-01-000000-0000_add_b/up.sql",
+            "migrations/2019-01-01-000000_rename_b/up.sql",
+        ],
+        "{j:#}"
+    );
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
+
+    // A database where the first two are applied: the 14-digit 2019 version is
+    // newer than the 18-digit one for diesel, so it is not out of order.
+    let url = database(
+        &c,
+        "applied",
+        "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY,
+           run_on timestamp NOT NULL DEFAULT current_timestamp);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20170101000000'), ('201801010000000000');
+         CREATE TABLE t (id int PRIMARY KEY, a int, b int);
+         INSERT INTO t SELECT g, g, g FROM generate_series(1, 10) g;",
+    );
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(
+        pending(&j),
+        ["migrations/2019-01-01-000000_rename_b/up.sql"],
+        "{j:#}"
+    );
+    assert!(findings(&j, "out-of-order").is_empty(), "{j:#}");
+    assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
+    // And a pending file that really is older than an applied one still is.
+    let url = database(
+        &c,
+        "older",
+        "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY,
+           run_on timestamp NOT NULL DEFAULT current_timestamp);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20170101000000'), ('20190101000000');
+         CREATE TABLE t (id int PRIMARY KEY, a int);",
+    );
+    let (_, j) = check_against(&url, &d, &[]);
+    let f = findings(&j, "out-of-order");
+    assert_eq!(f.len(), 1, "{}", rules(&j).join("\n"));
+    assert_eq!(
+        f[0]["file"],
+        "migrations/2018-01-01-000000-0000_add_b/up.sql"
+    );
+}
+
+/// A diesel history whose first migration guards the history table the way
+/// Lemmy does: only a session holding advisory lock 0 (Lemmy's own runner)
+/// may write it. `always` makes the trigger fire even with triggers off.
+fn guarded_history(always: bool) -> Vec<(&'static str, String)> {
+    let guard = format!(
+        "CREATE FUNCTION forbid_other_runners() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_locks WHERE (locktype, pid, objid) = ('advisory', pg_backend_pid(), 0)) THEN
+        RAISE 'migrations must be managed by our own runner';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER forbid_other_runners
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON __diesel_schema_migrations
+    EXECUTE FUNCTION forbid_other_runners();
+{}",
+        if always {
+            "ALTER TABLE __diesel_schema_migrations ENABLE ALWAYS TRIGGER forbid_other_runners;\n"
+        } else {
+            ""
+        }
+    );
+    vec![
+        ("2020-01-01-000000_guard/up.sql", guard),
+        (
+            "2020-01-01-000000_guard/down.sql",
+            "DROP TRIGGER forbid_other_runners ON __diesel_schema_migrations;\nDROP FUNCTION forbid_other_runners();\n".into(),
+        ),
+        (
+            "2020-01-02-000000_table/up.sql",
+            "CREATE TABLE t (id int PRIMARY KEY, a text);\nINSERT INTO t SELECT g, g::text FROM generate_series(1, 20) g;\n".into(),
+        ),
+        ("2020-01-02-000000_table/down.sql", "DROP TABLE t;\n".into()),
+    ]
+}
+
+fn runs_without_failure(j: &Value) -> usize {
+    let runs = j["runs"].as_array().unwrap();
+    assert!(runs.iter().all(|r| r["failure"].is_null()), "{j:#}");
+    runs.len()
+}
+
+#[test]
+fn a_history_table_guarded_by_the_project_is_written_past_its_trigger() {
+    let c = cluster();
+    let files = guarded_history(false);
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let d = migrations(&files);
+    let url = database(&c, "guarded", "");
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(runs_without_failure(&j), 2);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    assert!(findings(&j, "history-not-recorded").is_empty(), "{j:#}");
+    assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
+}
+
+#[test]
+fn a_history_row_that_cannot_be_written_is_a_note_and_the_check_goes_on() {
+    let c = cluster();
+    let files = guarded_history(true);
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let d = migrations(&files);
+    let url = database(&c, "guarded_always", "");
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(runs_without_failure(&j), 2);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    let notes = findings(&j, "history-not-recorded");
+    assert_eq!(notes.len(), 2, "{j:#}");
+    assert_eq!(notes[0]["level"], "INFO");
+    assert!(
+        notes[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("our own runner"),
+        "{j:#}"
+    );
+    assert_eq!(code, 0, "{j:#}");
+}
