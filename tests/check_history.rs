@@ -215,3 +215,50 @@ fn a_history_row_that_cannot_be_written_is_a_note_and_the_check_goes_on() {
     );
     assert_eq!(code, 0, "{j:#}");
 }
+
+#[test]
+fn a_pending_migration_can_recreate_and_drop_an_enum_the_data_uses() {
+    let c = cluster();
+    // Lemmy's pattern: rename the enum away, create the new one, convert the
+    // column, drop the old type — and the reverse in down.sql.
+    let recreate = |from: &str, values: &str| {
+        format!(
+            "ALTER TYPE mood RENAME TO mood__;
+CREATE TYPE mood AS ENUM ({values});
+ALTER TABLE diary ALTER COLUMN feeling DROP DEFAULT;
+ALTER TABLE diary ALTER COLUMN feeling TYPE mood USING feeling::text::mood;
+ALTER TABLE diary ALTER COLUMN feeling SET DEFAULT 'happy';
+ALTER TABLE diary ALTER COLUMN feelings TYPE mood[] USING feelings::text[]::mood[];
+DROP TYPE mood__;
+-- {from}
+"
+        )
+    };
+    let up = recreate("widen", "'happy', 'sad', 'meh'");
+    let down = recreate("narrow", "'happy', 'sad'");
+    let d = migrations(&[
+        ("1_widen_mood.up.sql", up.as_str()),
+        ("1_widen_mood.down.sql", down.as_str()),
+    ]);
+    let url = database(
+        &c,
+        "moods",
+        "CREATE DOMAIN note AS text CHECK (length(VALUE) < 100);
+         CREATE TYPE mood AS ENUM ('happy', 'sad');
+         CREATE TABLE diary (id int PRIMARY KEY, feeling mood NOT NULL DEFAULT 'happy', feelings mood[], remark note);
+         INSERT INTO diary SELECT g, CASE WHEN g % 3 = 0 THEN 'sad' ELSE 'happy' END::mood,
+           ARRAY['happy']::mood[], 'day ' || g FROM generate_series(1, 50) g;",
+    );
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(runs_without_failure(&j), 1);
+    for rule in [
+        "migration-error",
+        "down-migration",
+        "values-changed",
+        "dropped-data",
+    ] {
+        assert!(findings(&j, rule).is_empty(), "{rule}: {j:#}");
+    }
+    assert!(code == 0 || code == 1, "{j:#}");
+    assert_ne!(j["verdict"], "FAIL", "{j:#}");
+}

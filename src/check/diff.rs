@@ -38,9 +38,10 @@ pub async fn snapshot(client: &Client, pre: &Fingerprint, oids: &[u32]) -> Resul
         if t.key.is_empty() || t.rows == 0 {
             continue;
         }
+        let columns = detached_columns(client, *oid, &t.key).await?;
         client
             .batch_execute(&format!(
-                "CREATE UNLOGGED TABLE {} AS TABLE {}",
+                "CREATE UNLOGGED TABLE {} AS SELECT {columns} FROM {}",
                 snapshot_name(*oid),
                 t.qualified()
             ))
@@ -48,6 +49,42 @@ pub async fn snapshot(client: &Client, pre: &Fingerprint, oids: &[u32]) -> Resul
         done.push(*oid);
     }
     Ok(done)
+}
+
+/// The select list of a PRE copy. A copy with a column of one of the
+/// project's types (enum, domain, composite, range, or an array of them)
+/// would depend on that type, and a migration's `DROP TYPE` — the usual way
+/// to recreate an enum — would fail on ward's copy only. Such columns are
+/// kept as text: every comparison renders values as text anyway. Key
+/// columns keep their type (the joins compare them with the live table's).
+async fn detached_columns(client: &Client, oid: u32, key: &[String]) -> Result<String> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text,
+                    coalesce(e.typnamespace, t.typnamespace)
+                      NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+               FROM pg_attribute a
+               JOIN pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let project_type: bool = r.get(1);
+            let q = quote_ident(&name);
+            if project_type && !key.contains(&name) {
+                format!("{q}::text AS {q}")
+            } else {
+                q
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// Which statement of which file touched a table.

@@ -140,9 +140,10 @@ impl Risk {
                 break;
             }
             r.snap.extend(more);
-            r.snap.sort_unstable();
-            r.snap.dedup();
         }
+        // Several statements may name one table: one copy of it.
+        r.snap.sort_unstable();
+        r.snap.dedup();
         r
     }
 
