@@ -16,6 +16,8 @@ pub struct ColumnCheck {
     /// `IN (…)`: the only allowed values.
     pub values: Option<Vec<String>>,
     pub max_len: Option<u32>,
+    /// `length(x) >= n` / `octet_length(x) = n`: the shortest allowed value.
+    pub min_len: Option<u32>,
     pub non_empty: bool,
 }
 
@@ -134,14 +136,26 @@ pub fn apply(def: &str, column: &str, check: &mut ColumnCheck) -> bool {
         let any = re(&ANY, r"^(.+?) = ANY \((.*)\)$");
         let len = re(
             &LEN,
-            r"^(?:length|char_length|character_length)\((.+)\) (<=|<) (.+)$",
+            r"^(?:length|char_length|character_length|octet_length)\((.+)\) (<=|<|=|>=|>) (.+)$",
         );
         if let Some(c) = len.captures(part) {
             let (Some(n), true) = (number(&c[3]), names_column(&c[1], column)) else {
                 return false;
             };
-            let n = if &c[2] == "<" { n - 1.0 } else { n };
-            next.max_len = Some(next.max_len.map_or(n as u32, |m| m.min(n as u32)));
+            let n = n.max(0.0) as u32;
+            let (lo, hi) = match &c[2] {
+                "<" => (None, Some(n.saturating_sub(1))),
+                "<=" => (None, Some(n)),
+                "=" => (Some(n), Some(n)),
+                ">=" => (Some(n), None),
+                _ => (Some(n + 1), None),
+            };
+            if let Some(hi) = hi {
+                next.max_len = Some(next.max_len.map_or(hi, |m| m.min(hi)));
+            }
+            if let Some(lo) = lo {
+                next.min_len = Some(next.min_len.map_or(lo, |m| m.max(lo)));
+            }
         } else if let Some(c) = any.captures(part) {
             if !names_column(&c[1], column) {
                 return false;
@@ -237,6 +251,8 @@ mod tests {
         assert_eq!(c.max_len, Some(3));
         let c = parse("CHECK ((name <> ''::text))", "name").unwrap();
         assert!(c.non_empty);
+        let c = parse("CHECK ((octet_length(sha) = 32))", "sha").unwrap();
+        assert_eq!((c.min_len, c.max_len), (Some(32), Some(32)));
     }
 
     #[test]

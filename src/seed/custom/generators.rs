@@ -60,6 +60,8 @@ pub enum Sem {
     Allergen,
     LoremWord,
     LoremWords,
+    Slug,
+    Semver,
     LoremSentence,
     LoremParagraph,
     CompanyName,
@@ -95,6 +97,8 @@ pub const NAMES: &[&str] = &[
     "internet.email",
     "internet.username",
     "internet.url",
+    "internet.slug",
+    "version.semver",
     "internet.password_hash",
     "internet.ip",
     "clinical.condition",
@@ -345,10 +349,19 @@ impl Gen {
             },
             "uuid" => Gen::Uuid,
             "json" => Gen::Json,
-            "bytes" => Gen::Bytes {
-                min: p.min.map(|v| v as u32).unwrap_or(8),
-                max: p.max.map(|v| v as u32).unwrap_or(32),
-            },
+            "bytes" => {
+                // A CHECK on the length (a hash's 32 bytes) wins over the defaults.
+                let min = p.min.map(|v| v as u32).or(check.min_len).unwrap_or(8);
+                let max = p
+                    .max
+                    .map(|v| v as u32)
+                    .or(check.max_len)
+                    .unwrap_or(32.max(min));
+                Gen::Bytes {
+                    min: min.min(max),
+                    max,
+                }
+            }
             "null" => Gen::Null,
             "person.sex" => Gen::values(vec!["F".into(), "M".into()], vec![1, 1]),
             other => Gen::Sem(match other {
@@ -364,6 +377,8 @@ impl Gen {
                 "internet.email" => Sem::Email,
                 "internet.username" => Sem::Username,
                 "internet.url" => Sem::Url,
+                "internet.slug" => Sem::Slug,
+                "version.semver" => Sem::Semver,
                 "internet.password_hash" => Sem::PasswordHash,
                 "internet.ip" => Sem::Ip,
                 "clinical.condition" => Sem::Condition,

@@ -62,12 +62,137 @@ fn reaches(schema: &Schema, from: usize, to: usize, skip: &[bool]) -> bool {
     false
 }
 
-/// The spec text, and the tables it skips.
-pub fn spec_text(schema: &Schema, database: &str, seed: u64) -> (String, Vec<String>) {
+/// Why the guessed spec keeps a table as it is (`skip = true`) although it
+/// is application data: its rows exist already, or triggers write them.
+pub async fn kept_tables(
+    client: &tokio_postgres::Client,
+    schema: &Schema,
+) -> anyhow::Result<Vec<Option<String>>> {
+    let mut kept = vec![None; schema.tables.len()];
+    // A framework's own migrate fills some tables (content types, sites):
+    // replacing those rows would break the framework, so they are parents only.
+    for (ti, t) in schema.tables.iter().enumerate() {
+        let has_rows: bool = client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", t.sql_name()),
+                &[],
+            )
+            .await?
+            .get(0);
+        if has_rows {
+            kept[ti] = Some("holds rows already: kept as they are and used as a parent".into());
+        }
+    }
+    // Tables an INSERT trigger writes to are filled by seeding the table the
+    // trigger is on; seeding them as well would write every row twice.
+    let triggers = client
+        .query(
+            "SELECT t.tgrelid, p.prosrc FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & 4) <> 0",
+            &[],
+        )
+        .await?;
+    let oids: std::collections::HashMap<u32, usize> = client
+        .query(
+            "SELECT c.oid, n.nspname::text || '.' || c.relname::text FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')",
+            &[],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| Some((r.get::<_, u32>(0), schema.table(r.get::<_, &str>(1))?)))
+        .collect();
+    // Trigger functions often insert through helper functions they call.
+    let functions: Vec<(String, String)> = client
+        .query(
+            "SELECT p.proname::text, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prolang IN
+               (SELECT oid FROM pg_language WHERE lanname IN ('plpgsql', 'sql'))",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get::<_, String>(0).to_lowercase(), r.get(1)))
+        .collect();
+    for r in &triggers {
+        let Some(&on) = oids.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let body = with_called_functions(r.get(1), &functions);
+        for target in inserted_tables(&body) {
+            let hit = schema.tables.iter().position(|t| {
+                t.name == target.1 && target.0.as_ref().is_none_or(|s| *s == t.schema)
+            });
+            if let Some(ti) = hit.filter(|ti| *ti != on && kept[*ti].is_none()) {
+                kept[ti] = Some(format!(
+                    "filled by a trigger on {} when it is seeded",
+                    schema.tables[on].qualified()
+                ));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// `body` followed by the bodies of the functions it calls, transitively.
+fn with_called_functions(body: &str, functions: &[(String, String)]) -> String {
+    let mut all = body.to_string();
+    let mut included = vec![false; functions.len()];
+    let mut scanned = 0;
+    while scanned < all.len() {
+        let text = all[scanned..].to_lowercase();
+        scanned = all.len();
+        for (i, (name, src)) in functions.iter().enumerate() {
+            let called = text.match_indices(name.as_str()).any(|(at, _)| {
+                let before = text[..at].chars().next_back();
+                let after = text[at + name.len()..].trim_start().chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after == Some('(')
+            });
+            if called && !included[i] {
+                included[i] = true;
+                all.push('\n');
+                all.push_str(src);
+            }
+        }
+    }
+    all
+}
+
+/// The (schema, table) names a PL/pgSQL body inserts into.
+fn inserted_tables(body: &str) -> Vec<(Option<String>, String)> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r#"(?i)\binsert\s+into\s+(?:("[^"]+"|\w+)\.)?("[^"]+"|\w+)"#)
+            .expect("valid regex")
+    });
+    let unquote = |s: &str| {
+        s.strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .map_or_else(|| s.to_lowercase(), str::to_string)
+    };
+    re.captures_iter(body)
+        .map(|c| {
+            (
+                c.get(1).map(|m| unquote(m.as_str())),
+                unquote(c.get(2).map_or("", |m| m.as_str())),
+            )
+        })
+        .collect()
+}
+
+/// The spec text, and the tables it skips. `kept[t]` says why table `t`
+/// is left as it is (see [`kept_tables`]).
+pub fn spec_text(
+    schema: &Schema,
+    database: &str,
+    seed: u64,
+    kept: &[Option<String>],
+) -> (String, Vec<String>) {
     let skip: Vec<bool> = schema
         .tables
         .iter()
-        .map(|t| SKIP.contains(&t.name.as_str()))
+        .enumerate()
+        .map(|(ti, t)| SKIP.contains(&t.name.as_str()) || kept.get(ti).is_some_and(Option::is_some))
         .collect();
     let mut out = String::new();
     let _ = writeln!(
@@ -87,18 +212,30 @@ pub fn spec_text(schema: &Schema, database: &str, seed: u64) -> (String, Vec<Str
     for (ti, t) in schema.tables.iter().enumerate() {
         let _ = writeln!(out, "[tables.{}]", quote(&t.qualified()));
         if skip[ti] {
-            let _ = writeln!(
-                out,
-                "skip = true  # migration history or extension data: never seeded\n"
-            );
+            let why = kept
+                .get(ti)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| "migration history or extension data: never seeded".into());
+            let _ = writeln!(out, "skip = true  # {why}\n");
             continue;
         }
         let fan = fan_out(schema, ti, &skip);
         match &fan {
-            Some((parent, max)) => {
+            _ if t.singleton => {
                 let _ = writeln!(
                     out,
-                    "rows = {{ per = {}, min = 0, max = {max} }}",
+                    "rows = 1  # a unique index on a constant: one row at most"
+                );
+            }
+            Some((parent, via, max)) => {
+                let via = via
+                    .as_ref()
+                    .map(|v| format!(", via = {}", quote(v)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "rows = {{ per = {}{via}, min = 0, max = {max} }}",
                     quote(&schema.tables[*parent].qualified())
                 );
             }
@@ -133,24 +270,53 @@ pub fn spec_text(schema: &Schema, database: &str, seed: u64) -> (String, Vec<Str
 }
 
 /// The parent to fan out from (a NOT NULL foreign key to another seeded table
-/// that does not lead back here), and the most children per parent.
-fn fan_out(schema: &Schema, ti: usize, skip: &[bool]) -> Option<(usize, u64)> {
+/// that does not lead back here), the column naming that key when the table
+/// has several keys to the parent (the spec's `via`, which `--spec` requires
+/// then), and the most children per parent.
+fn fan_out(schema: &Schema, ti: usize, skip: &[bool]) -> Option<(usize, Option<String>, u64)> {
     let t = &schema.tables[ti];
-    let f = t.foreign_keys.iter().find(|f| {
-        f.ref_table != ti
-            && !skip[f.ref_table]
-            && f.columns.iter().all(|c| t.columns[*c].not_null)
-            && !reaches(schema, f.ref_table, ti, skip)
-    })?;
     // A one-to-one key allows one child per parent.
-    let one_to_one = t.unique_sets().any(|u| {
-        let mut a = u.clone();
-        let mut b = f.columns.clone();
-        a.sort();
-        b.sort();
-        a == b
+    let one_to_one = |f: &super::schema::ForeignKey| {
+        t.unique_sets().any(|u| {
+            let mut a = u.clone();
+            let mut b = f.columns.clone();
+            a.sort();
+            b.sort();
+            a == b
+        })
+    };
+    let candidates: Vec<_> = t
+        .foreign_keys
+        .iter()
+        .filter(|f| {
+            f.ref_table != ti
+                && !skip[f.ref_table]
+                && f.columns.iter().all(|c| t.columns[*c].not_null)
+                && !reaches(schema, f.ref_table, ti, skip)
+        })
+        .collect();
+    // A one-to-one key must be the fan-out one: any other parent may have
+    // fewer rows than this table would get from it.
+    let f = *candidates
+        .iter()
+        .find(|f| one_to_one(f))
+        .or(candidates.first())?;
+    let one_to_one = one_to_one(f);
+    // `via` names a column of this key that no other key to the parent shares.
+    let siblings: Vec<_> = t
+        .foreign_keys
+        .iter()
+        .filter(|g| g.ref_table == f.ref_table && !std::ptr::eq(*g, f))
+        .collect();
+    let via = (!siblings.is_empty()).then(|| {
+        let own = f
+            .columns
+            .iter()
+            .find(|c| siblings.iter().all(|g| !g.columns.contains(c)))
+            .unwrap_or(&f.columns[0]);
+        t.columns[*own].name.clone()
     });
-    Some((f.ref_table, if one_to_one { 1 } else { 3 }))
+    Some((f.ref_table, via, if one_to_one { 1 } else { 3 }))
 }
 
 fn guess_column(schema: &Schema, t: &Table, ci: usize, col: &Column) -> (String, String) {
@@ -206,6 +372,7 @@ fn guess_column(schema: &Schema, t: &Table, ci: usize, col: &Column) -> (String,
             format!("{{ values = [{}] }}", items.join(", "))
         }
         Guess::Default => quote("default"),
+        Guess::Sql(sql) => format!("{{ sql = {} }}", quote(&sql)),
     };
     (value, note)
 }
@@ -227,7 +394,25 @@ fn name_columns(t: &Table) -> Option<(String, String)> {
     ))
 }
 
+/// An SQL constant for a NOT NULL column of a type ward cannot write.
+fn other_type_literal(type_name: &str) -> Option<String> {
+    let literal = match type_name {
+        "ltree" => "top",
+        "inet" | "cidr" => "192.0.2.1",
+        "macaddr" => "02:00:00:00:00:01",
+        "tsvector" | "tsquery" => "",
+        "point" => "(0,0)",
+        "int4range" | "int8range" | "numrange" => "[0,1)",
+        "tstzrange" | "tsrange" => "[2020-01-01,2020-01-02)",
+        "xml" => "<x/>",
+        "money" => "0",
+        _ => return None,
+    };
+    Some(format!("'{literal}'::{type_name}"))
+}
+
 enum Guess {
+    Sql(String),
     Name(&'static str),
     Values(Vec<String>),
     Default,
@@ -245,12 +430,15 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
     if let PgType::Enum(labels) = elem {
         return Guess::Values(labels.clone());
     }
+    // A key column's generator follows its type; only text keys get words
+    // (a date or timestamp key gets dates, which are unique by rank).
     if pk {
-        return match elem {
-            PgType::Uuid => Guess::Name("uuid"),
-            e if e.is_integer() => Guess::Name("sequence"),
-            _ => Guess::Name("lorem.word"),
-        };
+        match elem {
+            PgType::Uuid => return Guess::Name("uuid"),
+            e if e.is_integer() => return Guess::Name("sequence"),
+            PgType::Text { .. } => return Guess::Name("lorem.word"),
+            _ => {}
+        }
     }
     let n = col.name.to_lowercase();
     let table = t.name.to_lowercase();
@@ -302,6 +490,10 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
             "address.street"
         } else if is(&["city", "town"]) {
             "address.town"
+        } else if is(&["version", "semver", "vers"]) || (n == "num" && table.contains("version")) {
+            "version.semver"
+        } else if has(&["slug"]) {
+            "internet.slug"
         } else if has(&["url", "website", "homepage"]) {
             "internet.url"
         } else if is(&["ip", "ip_address", "ipaddress"]) {
@@ -359,10 +551,17 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
         PgType::Json | PgType::Jsonb => "json",
         PgType::Bytea => "bytes",
         _ => {
-            return if col.default.is_some() || !col.not_null {
-                Guess::Default
-            } else {
-                Guess::Name("null")
+            if col.default.is_some() || !col.not_null {
+                return Guess::Default;
+            }
+            // Types ward cannot encode: a constant the server parses, when the
+            // type is a common one.
+            return match elem {
+                PgType::Other(name) => match other_type_literal(name) {
+                    Some(sql) => Guess::Sql(sql),
+                    None => Guess::Name("null"),
+                },
+                _ => Guess::Name("null"),
             };
         }
     })

@@ -30,9 +30,18 @@ pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Resul
         .collect();
     if truncate {
         if !names.is_empty() {
-            tx.batch_execute(&format!("TRUNCATE {}", names.join(", ")))
+            // Skipped tables that reference seeded ones (kept or trigger-filled
+            // children) point at rows about to go: they are emptied too.
+            let cascaded = referencing_outside(plan);
+            if !cascaded.is_empty() {
+                tracing::warn!(
+                    "--truncate also empties {}, which reference the spec's tables",
+                    cascaded.join(", ")
+                );
+            }
+            tx.batch_execute(&format!("TRUNCATE {} CASCADE", names.join(", ")))
                 .await
-                .context("emptying the spec's tables (a table outside the spec may reference them: add it to the spec or skip it)")?;
+                .context("emptying the spec's tables")?;
         }
         return Ok(());
     }
@@ -52,9 +61,28 @@ pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Resul
     Ok(())
 }
 
-/// Reads the keys of tables that are referenced but not seeded.
-pub async fn read_existing(tx: &Transaction<'_>, plan: &mut Plan) -> Result<()> {
-    for (t, cols) in plan.external_references() {
+/// Tables outside the seeded set that reference a seeded table.
+fn referencing_outside(plan: &Plan) -> Vec<String> {
+    plan.schema
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(t, table)| {
+            !plan.index.contains_key(t)
+                && table
+                    .foreign_keys
+                    .iter()
+                    .any(|f| plan.index.contains_key(&f.ref_table))
+        })
+        .map(|(_, table)| table.qualified())
+        .collect()
+}
+
+/// Reads the keys of the tables that are referenced by seeded table `ti` but
+/// not seeded, just before `ti` is loaded: a kept table may have been filled
+/// by triggers on the tables loaded before it.
+async fn read_existing(tx: &Transaction<'_>, plan: &mut Plan, ti: usize) -> Result<()> {
+    for (t, cols) in plan.external_references(ti) {
         let table = &plan.schema.tables[t];
         let list: Vec<String> = cols
             .iter()
@@ -85,8 +113,8 @@ pub async fn read_existing(tx: &Transaction<'_>, plan: &mut Plan) -> Result<()> 
             .collect();
         if keys.is_empty() {
             // A NOT NULL reference to an empty, unseeded table cannot be satisfied.
-            for tp in &plan.tables {
-                let child = &plan.schema.tables[tp.t];
+            {
+                let child = &plan.schema.tables[plan.tables[ti].t];
                 if let Some(f) = child.foreign_keys.iter().find(|f| {
                     f.ref_table == t
                         && f.ref_columns == cols
@@ -129,13 +157,16 @@ fn from_text(s: &str, ty: &PgType) -> Value {
 /// Loads every table of the plan; returns a report per table.
 pub async fn load(
     tx: &Transaction<'_>,
-    plan: Arc<Plan>,
+    mut plan: Arc<Plan>,
     pool: &Arc<rayon::ThreadPool>,
     progress: &dyn Progress,
 ) -> Result<Vec<TableReport>> {
     let mut reports = Vec::new();
     for ti in 0..plan.tables.len() {
         let started = Instant::now();
+        if !plan.external_references(ti).is_empty() {
+            read_existing(tx, Arc::make_mut(&mut plan), ti).await?;
+        }
         let tp = &plan.tables[ti];
         let table = &plan.schema.tables[tp.t];
         let written: Vec<usize> = (0..table.columns.len())
@@ -155,11 +186,14 @@ pub async fn load(
                 .map(|c| quote_ident(&table.columns[*c].name))
                 .collect()
         };
-        let target = if sql_cols.is_empty() {
-            table.sql_name()
-        } else {
+        // Rows go through a staging table when the server computes some
+        // columns (sql = …) or must test them (see `verify`); `ward_row`
+        // numbers them so failing rows can be drawn again.
+        let tested = !tp.row_tests.is_empty() && !written.is_empty();
+        let staged = !sql_cols.is_empty() || tested;
+        let target = if staged {
             tx.batch_execute(&format!(
-                "CREATE TEMP TABLE ward_stage ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0",
+                "CREATE TEMP TABLE ward_stage ON COMMIT DROP AS SELECT {}, 0::bigint AS ward_row FROM {} LIMIT 0",
                 if written.is_empty() {
                     "1 AS ward_dummy".into()
                 } else {
@@ -169,10 +203,13 @@ pub async fn load(
             ))
             .await?;
             "ward_stage".to_string()
+        } else {
+            table.sql_name()
         };
         let copy_sql = format!(
-            "COPY {target} ({}) FROM STDIN (FORMAT binary)",
-            names(&written).join(", ")
+            "COPY {target} ({}{}) FROM STDIN (FORMAT binary)",
+            names(&written).join(", "),
+            if staged { ", ward_row" } else { "" }
         );
         let rows = tp.rows;
         let chunks = rows.div_ceil(CHUNK) as usize;
@@ -184,6 +221,7 @@ pub async fn load(
                 ti,
                 &cols,
                 chunk as u64 * CHUNK..((chunk as u64 + 1) * CHUNK).min(rows),
+                staged,
             )
         };
         let copied = if written.is_empty() {
@@ -198,7 +236,16 @@ pub async fn load(
                 .await
                 .with_context(|| format!("loading {}", table.qualified()))?
         };
-        if !sql_cols.is_empty() {
+        if tested {
+            let redrawn = super::verify::settle(tx, &plan, ti, &written).await?;
+            if redrawn > 0 {
+                tracing::info!(
+                    "{}: {redrawn} rows drawn again to satisfy its constraints",
+                    table.qualified()
+                );
+            }
+        }
+        if staged {
             let all: Vec<usize> = written
                 .iter()
                 .copied()
@@ -209,7 +256,7 @@ pub async fn load(
                 .chain(sql_cols.iter().map(|(_, e)| format!("({e})")))
                 .collect();
             tx.batch_execute(&format!(
-                "INSERT INTO {} ({}) SELECT {} FROM ward_stage; DROP TABLE ward_stage",
+                "INSERT INTO {} ({}) SELECT {} FROM ward_stage ORDER BY ward_row; DROP TABLE ward_stage",
                 table.sql_name(),
                 names(&all).join(", "),
                 exprs.join(", ")
@@ -241,13 +288,14 @@ fn encode_rows(
     ti: usize,
     cols: &[usize],
     rows: std::ops::Range<u64>,
+    numbered: bool,
 ) -> Result<(Vec<u8>, u64)> {
     let tp = &plan.tables[ti];
     let table = &plan.schema.tables[tp.t];
     let mut buf = Vec::with_capacity(64 * 1024);
     let n = rows.end - rows.start;
     for row in rows {
-        buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+        buf.extend_from_slice(&(cols.len() as i16 + i16::from(numbered)).to_be_bytes());
         for &c in cols {
             let v = match tp.cols[c] {
                 ColPlan::Fk { deferred: true, .. } => Value::Null,
@@ -260,6 +308,10 @@ fn encode_rows(
                     table.columns[c].name
                 ))
             })?;
+        }
+        if numbered {
+            values::encode(&mut buf, &Value::Int(row as i64), &PgType::Int8)
+                .map_err(|e| anyhow!(e))?;
         }
     }
     Ok((buf, n))

@@ -264,6 +264,24 @@ impl Gen {
                 fake::faker::lorem::en::Word().fake_with_rng(rng.rng()),
                 ctx.max_len,
             ),
+            Sem::Slug => {
+                // Lower-case ASCII words joined by '-': valid in URLs and in ltree labels once
+                // '-' is mapped, and unique by the row's number when it must be.
+                let w: Vec<String> = fake::faker::lorem::en::Words(1..4).fake_with_rng(rng.rng());
+                let n = rank.map(|r| format!("-{}", r + 1)).unwrap_or_default();
+                let words: Vec<String> = w.iter().map(|w| slug(w)).collect();
+                fit(words.join("-"), &n, ctx.max_len)
+            }
+            Sem::Semver => {
+                // MAJOR.MINOR.PATCH; the rank spreads over the three numbers so
+                // unique versions stay short and valid.
+                let r = rank.unwrap_or_else(|| rng.below(1_000_000));
+                fit(
+                    format!("{}.{}.{}", r / 10_000, (r / 100) % 100, r % 100),
+                    "",
+                    ctx.max_len,
+                )
+            }
             Sem::LoremWords => {
                 let w: Vec<String> = fake::faker::lorem::en::Words(2..5).fake_with_rng(rng.rng());
                 plain(w.join(" "), ctx.max_len)

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod schema;
 pub mod spec;
 pub mod values;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,7 +59,8 @@ pub async fn init_spec(client: &Client, path: &Path) -> Result<InitReport> {
         .query_one("SELECT current_database()::text", &[])
         .await?
         .get(0);
-    let (text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED);
+    let kept = guess::kept_tables(client, &schema).await?;
+    let (text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &kept);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -103,14 +105,13 @@ pub async fn seed(
     let schema = schema::introspect(&tx).await?;
     let seed = seed.or(spec.seed).unwrap_or(DEFAULT_SEED);
     let as_of = spec.as_of.unwrap_or(super::spec::Spec::builtin()?.as_of);
-    let mut plan = plan::Plan::build(&spec, schema, seed, as_of)?;
+    let plan = plan::Plan::build(&spec, schema, seed, as_of)?;
     for (table, check) in &plan.unparsed_checks {
         tracing::warn!(
             "{table}: ward cannot read {check}; if the seed fails on it, adjust the generators"
         );
     }
     load::prepare(&tx, &plan, truncate).await?;
-    load::read_existing(&tx, &mut plan).await?;
     let total: u64 = plan.tables.iter().map(|t| t.rows).sum();
     progress.stage("seeding", total);
     let pool = Arc::new(super::pipeline::pool(jobs)?);

@@ -110,6 +110,22 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// CHECK constraints ward could not read, as SQL (for the spec's comments).
     pub unparsed_checks: Vec<String>,
+    /// Partial unique indexes: (columns, the index's WHERE predicate as SQL).
+    pub partial_uniques: Vec<(Vec<usize>, String)>,
+    /// A unique index on a constant (`UNIQUE ((true))`): one row at most.
+    pub singleton: bool,
+    /// Every CHECK constraint of the table, read or not: the loader tests
+    /// generated rows against them.
+    pub checks: Vec<TableCheck>,
+}
+
+/// A table CHECK constraint: its name, its boolean expression as SQL, and
+/// the columns it reads.
+#[derive(Debug, Clone)]
+pub struct TableCheck {
+    pub name: String,
+    pub expr: String,
+    pub columns: Vec<usize>,
 }
 
 impl Table {
@@ -192,6 +208,9 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
             uniques: Vec::new(),
             foreign_keys: Vec::new(),
             unparsed_checks: Vec::new(),
+            partial_uniques: Vec::new(),
+            singleton: false,
+            checks: Vec::new(),
         })
         .collect();
 
@@ -264,6 +283,14 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
             _ => {
                 let def: String = r.get(6);
                 let table = &mut tables[t];
+                let expr = def.trim().trim_end_matches("NOT VALID").trim();
+                if let Some(expr) = expr.strip_prefix("CHECK ") {
+                    table.checks.push(TableCheck {
+                        name: r.get(1),
+                        expr: expr.to_string(),
+                        columns: cols.clone(),
+                    });
+                }
                 if let [c] = cols[..] {
                     let name = table.columns[c].name.clone();
                     if checks::apply(&def, &name, &mut table.columns[c].check) {
@@ -308,11 +335,42 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
                 }
             }
         }
-        if !cols.is_empty() && !tables[t].uniques.contains(&cols) {
+        let def: String = r.get(2);
+        if cols.is_empty() {
+            tables[t].singleton |= !def.contains(" WHERE ");
+            continue;
+        }
+        // A partial index constrains only the rows its predicate selects:
+        // kept apart, so it does not demand uniqueness of every row.
+        if let Some((_, predicate)) = def.split_once(" WHERE ") {
+            tables[t]
+                .partial_uniques
+                .push((cols, predicate.to_string()));
+            continue;
+        }
+        if !tables[t].uniques.contains(&cols) {
             tables[t].uniques.push(cols);
         }
     }
     Ok(Schema { tables })
+}
+
+/// The columns of `table` an SQL expression mentions by name (a word scan:
+/// it may over-count, never under-count, a plain or quoted column name).
+pub fn mentioned_columns(table: &Table, sql: &str) -> Vec<usize> {
+    let words: Vec<&str> = sql
+        .split(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '"'))
+        .collect();
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let quoted = crate::pg::quote_ident(&c.name);
+            words.iter().any(|w| *w == c.name || *w == quoted)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn attnums_to_indices(t: &Table, attnums: &[i16]) -> Vec<usize> {

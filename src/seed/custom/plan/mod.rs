@@ -99,6 +99,10 @@ pub struct TablePlan {
     /// (`schema.table#fk`), built once: values are drawn millions of times.
     streams: Vec<String>,
     fk_streams: Vec<String>,
+    /// Columns some foreign key refers to: the same at every attempt.
+    stable: Vec<bool>,
+    /// Constraints the loader tests on the generated rows (see `verify`).
+    pub row_tests: Vec<super::verify::RowTest>,
 }
 
 /// A table that is not seeded but referenced: its existing key values
@@ -271,6 +275,17 @@ impl Plan {
                     .iter()
                     .map(|f| format!("{qn}#{}", f.name))
                     .collect(),
+                stable: (0..table.columns.len())
+                    .map(|c| {
+                        plan.schema.tables.iter().any(|other| {
+                            other
+                                .foreign_keys
+                                .iter()
+                                .any(|f| f.ref_table == *t && f.ref_columns.contains(&c))
+                        })
+                    })
+                    .collect(),
+                row_tests: Vec::new(),
             };
             for (ci, col) in table.columns.iter().enumerate() {
                 let cp = plan.column_plan(
@@ -286,6 +301,7 @@ impl Plan {
                 tp.cols.push(cp);
             }
             plan.unique_strategies(spec, &table, &mut tp)?;
+            tp.row_tests = super::verify::row_tests(&table, &tp);
             for k in deferred_fks {
                 plan.deferred.push((i, *k));
             }
@@ -498,11 +514,12 @@ impl Plan {
         Ok(())
     }
 
-    /// Tables referenced by seeded ones but not seeded themselves, with the
-    /// referenced columns: the loader reads their existing keys.
-    pub fn external_references(&self) -> Vec<(usize, Vec<usize>)> {
+    /// Tables referenced by seeded table `ti` but not seeded themselves, with
+    /// the referenced columns: the loader reads their existing keys.
+    pub fn external_references(&self, ti: usize) -> Vec<(usize, Vec<usize>)> {
         let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
-        for tp in &self.tables {
+        {
+            let tp = &self.tables[ti];
             for f in &self.schema.tables[tp.t].foreign_keys {
                 if !self.index.contains_key(&f.ref_table)
                     && !out

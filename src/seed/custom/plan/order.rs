@@ -55,12 +55,15 @@ pub(super) fn load_order(
     let fan_fk = |t: usize| -> Option<usize> {
         let qn = schema.tables[t].qualified();
         match spec.tables.get(&qn)?.rows.as_ref()? {
-            Rows::Per { per, .. } => {
+            Rows::Per { per, via, .. } => {
                 let pt = schema.table(per)?;
-                schema.tables[t]
-                    .foreign_keys
-                    .iter()
-                    .position(|f| f.ref_table == pt)
+                let table = &schema.tables[t];
+                table.foreign_keys.iter().position(|f| {
+                    f.ref_table == pt
+                        && via
+                            .as_ref()
+                            .is_none_or(|v| f.columns.iter().any(|c| &table.columns[*c].name == v))
+                })
             }
             _ => None,
         }

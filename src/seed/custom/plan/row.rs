@@ -11,8 +11,14 @@ use crate::seed::rng::{Stream, fnv1a, permute};
 impl Plan {
     /// The stream `name` draws from for `row`, or `None` when the row is NULL
     /// by `null_ratio` (the first draw).
-    fn stream(&self, name: &str, row: u64, null_ratio: f64) -> Option<Stream> {
-        let mut rng = Stream::new(self.seed, name, row);
+    /// Attempt `k > 0` (a row regenerated because it broke a constraint the
+    /// database tested) draws from a stream of its own.
+    fn stream(&self, name: &str, row: u64, null_ratio: f64, attempt: u32) -> Option<Stream> {
+        let mut rng = if attempt == 0 {
+            Stream::new(self.seed, name, row)
+        } else {
+            Stream::new(self.seed, &format!("{name}~{attempt}"), row)
+        };
         (null_ratio <= 0.0 || !rng.chance(null_ratio)).then_some(rng)
     }
 
@@ -25,9 +31,17 @@ impl Plan {
 
     /// The value of column `c` in row `row` of `self.tables[ti]`.
     pub fn value(&self, ti: usize, row: u64, c: usize) -> Value {
+        self.value_at(ti, row, c, 0)
+    }
+
+    /// The value of column `c` in row `row` at regeneration `attempt` (0: the
+    /// first draw). Columns other tables refer to never change with the
+    /// attempt, so references computed from attempt 0 stay right.
+    pub fn value_at(&self, ti: usize, row: u64, c: usize, requested: u32) -> Value {
         let tp = &self.tables[ti];
         let table = &self.schema.tables[tp.t];
         let col = &table.columns[c];
+        let attempt = if tp.stable[c] { 0 } else { requested };
         let key = tp.key ^ fnv1a(col.name.as_bytes()).rotate_left(17);
         match &tp.cols[c] {
             ColPlan::Omit | ColPlan::Sql(_) => Value::Null,
@@ -37,7 +51,7 @@ impl Plan {
                 unique,
                 max_len,
             } => {
-                let Some(mut rng) = self.stream(&tp.streams[c], row, *null_ratio) else {
+                let Some(mut rng) = self.stream(&tp.streams[c], row, *null_ratio, attempt) else {
                     return Value::Null;
                 };
                 let rank = match *unique {
@@ -73,7 +87,10 @@ impl Plan {
                 null_ratio,
                 max_len,
             } => {
-                if self.stream(&tp.streams[c], row, *null_ratio).is_none() {
+                if self
+                    .stream(&tp.streams[c], row, *null_ratio, attempt)
+                    .is_none()
+                {
                     return Value::Null;
                 }
                 let mut s = String::new();
@@ -83,7 +100,7 @@ impl Plan {
                         Part::Row => s.push_str(&(row + 1).to_string()),
                         Part::Col { name, filter } => {
                             let other = table.column(name).expect("validated");
-                            let text = self.value(ti, row, other).to_text();
+                            let text = self.value_at(ti, row, other, requested).to_text();
                             s.push_str(&match filter {
                                 Filter::None => text,
                                 Filter::Lower => text.to_lowercase(),
@@ -110,7 +127,14 @@ impl Plan {
                 ..
             } => {
                 let f = &table.foreign_keys[*fk];
-                let Some(mut rng) = self.stream(&tp.fk_streams[*fk], row, *null_ratio) else {
+                // Every part of a composite key draws the same parent row.
+                let attempt = if f.columns.iter().any(|c| tp.stable[*c]) {
+                    0
+                } else {
+                    requested
+                };
+                let Some(mut rng) = self.stream(&tp.fk_streams[*fk], row, *null_ratio, attempt)
+                else {
                     return Value::Null;
                 };
                 let self_ref = f.ref_table == tp.t;

@@ -21,6 +21,30 @@ impl Plan {
         table: &Table,
         tp: &mut TablePlan,
     ) -> Result<()> {
+        let sets = table
+            .unique_sets()
+            .map(|s| (s.clone(), false))
+            .chain(table.partial_uniques.iter().map(|(s, _)| (s.clone(), true)));
+        for (set, partial) in sets.collect::<Vec<_>>() {
+            match self.unique_strategy(spec, table, tp, &set) {
+                // A partial index only binds the rows its predicate selects:
+                // the loader tests those and regenerates the few that clash.
+                Err(_) if partial => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The strategy for one PRIMARY KEY / UNIQUE set.
+    fn unique_strategy(
+        &self,
+        spec: &SpecFile,
+        table: &Table,
+        tp: &mut TablePlan,
+        set: &[usize],
+    ) -> Result<()> {
+        let set = set.to_vec();
         let qn = table.qualified();
         let names = |set: &[usize]| {
             set.iter()
@@ -29,7 +53,7 @@ impl Plan {
                 .join(", ")
         };
         let max_fan = tp.fanout.as_ref().map(|f| f.count.max());
-        for set in table.unique_sets().cloned().collect::<Vec<_>>() {
+        {
             // Left to the database's sequence or UUID default: the database makes it unique.
             let db_unique = |c: &Column| {
                 c.is_serial() || c.default.as_deref().is_some_and(|d| d.contains("uuid"))
@@ -38,7 +62,7 @@ impl Plan {
                 .iter()
                 .any(|c| matches!(tp.cols[*c], ColPlan::Omit) && db_unique(&table.columns[*c]))
             {
-                continue;
+                return Ok(());
             }
             // Left NULL (not written, no default): NULLs never conflict.
             if set.iter().any(|c| {
@@ -48,7 +72,7 @@ impl Plan {
                     && !col.not_null
                     && !col.identity
             }) {
-                continue;
+                return Ok(());
             }
             // Already unique through another set.
             if set.iter().any(|c| {
@@ -60,7 +84,7 @@ impl Plan {
                     }
                 )
             }) {
-                continue;
+                return Ok(());
             }
             // 1. A generated column that can be unique across the table.
             let mut done = false;
@@ -87,7 +111,7 @@ impl Plan {
                 }
             }
             if done {
-                continue;
+                return Ok(());
             }
             let fk_of = |c: usize| match tp.cols[c] {
                 ColPlan::Fk { fk, .. } => Some(fk),
