@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod error;
 pub mod output;
 pub mod pg;
+pub mod redact;
 pub mod seed;
 pub mod snapshot;
 pub mod target;
