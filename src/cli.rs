@@ -242,10 +242,11 @@ restore refuses unless --force ends them.";
 
 const PRUNE_EXAMPLES: &str = "Examples:
   ward snapshot prune --keep-last 3 --dry-run
-  ward snapshot prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6
+  ward snapshot prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --yes
 
 Grandfather-father-son by creation time; the newest snapshot is always kept. Prints what it
-keeps and why.";
+keeps and why. With no --keep-* flag it deletes nothing; deleting asks first (--yes
+confirms without a terminal).";
 
 #[derive(Debug, Args, Clone)]
 pub struct SnapshotArgs {
@@ -417,6 +418,9 @@ pub struct SnapshotPruneArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete without asking (needed when there is no terminal to ask on).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 const CHECK_EXAMPLES: &str = "Examples:

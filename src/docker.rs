@@ -20,10 +20,18 @@ pub struct EngineInfo {
 pub async fn connect() -> Result<Docker> {
     let docker = Docker::connect_with_defaults()
         .context("cannot set up a Docker client (is DOCKER_HOST valid?)")?;
-    docker
-        .negotiate_version()
-        .await
-        .context("cannot reach the Docker engine — is it running, and may this user use it?")
+    // A socket that accepts but never answers must not hang ward.
+    let limit = crate::pg::connect_timeout();
+    match tokio::time::timeout(limit, docker.negotiate_version()).await {
+        Ok(r) => {
+            r.context("cannot reach the Docker engine — is it running, and may this user use it?")
+        }
+        Err(_) => crate::error::usage(format!(
+            "the Docker engine did not answer within {}s — is DOCKER_HOST right and the engine \
+             healthy? (WARD_CONNECT_TIMEOUT sets the limit)",
+            limit.as_secs()
+        )),
+    }
 }
 
 pub async fn engine_info() -> Result<EngineInfo> {
@@ -681,6 +689,10 @@ fn env_map(env: Option<Vec<String>>) -> HashMap<String, String> {
         .into_iter()
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=')?;
+            // Hidden from every log line and error from now on.
+            if crate::redact::is_secret_name(k) {
+                crate::redact::register(v);
+            }
             Some((k.to_string(), v.to_string()))
         })
         .collect()

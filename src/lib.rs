@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod error;
 pub mod output;
 pub mod pg;
+pub mod redact;
 pub mod seed;
 pub mod snapshot;
 pub mod target;
@@ -55,6 +56,11 @@ pub fn run(cli: Cli) -> Exit {
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     match result {
         Ok(exit) => exit,
+        Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
+            // Damage found in a store is a finding (exit 1), not a usage error.
+            output::error(&e);
+            Exit::Findings
+        }
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
             output::error(&anyhow::anyhow!(interrupted(&cli.command)));
             Exit::Interrupted

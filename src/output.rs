@@ -26,7 +26,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::redact::Stderr)
         .with_ansi(colour())
         .with_target(false)
         .try_init();
@@ -57,7 +57,7 @@ fn json<T: Serialize>(value: &T) {
 
 /// An error, on one line, on stderr.
 pub fn error(err: &anyhow::Error) {
-    let msg = format!("{err:#}").replace('\n', " ");
+    let msg = crate::redact::text(&format!("{err:#}")).replace('\n', " ");
     let prefix = if colour() {
         "\x1b[31merror:\x1b[0m"
     } else {

@@ -30,6 +30,16 @@ pub fn describe(config: &Config) -> String {
     )
 }
 
+/// How long ward waits for a server (Postgres or the Docker engine) to
+/// connect *and answer*: `WARD_CONNECT_TIMEOUT` seconds, default 10.
+pub fn connect_timeout() -> Duration {
+    std::env::var("WARD_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(Duration::from_secs(10), Duration::from_secs)
+}
+
 /// Parses a connection URL; the error never repeats the URL (it may hold a password).
 pub fn parse_url(url: &str) -> Result<Config> {
     let mut config: Config = url.parse().map_err(|_| {
@@ -46,7 +56,10 @@ pub fn parse_url(url: &str) -> Result<Config> {
         config.dbname(user);
     }
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
+        config.connect_timeout(connect_timeout());
+    }
+    if let Some(pw) = config.get_password() {
+        crate::redact::register(&String::from_utf8_lossy(pw));
     }
     if matches!(config.get_ssl_mode(), SslMode::Require) {
         return Err(UsageError(
@@ -64,9 +77,8 @@ pub fn parse_url(url: &str) -> Result<Config> {
 pub async fn connect(url: &str) -> Result<Client> {
     let config = parse_url(url)?;
     let target = describe(&config);
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
+    let (client, connection) = answered(&config, &target)
+        .await?
         .map_err(|e| UsageError(explain_connect_error(&e, &target)))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -74,6 +86,36 @@ pub async fn connect(url: &str) -> Result<Client> {
         }
     });
     Ok(client)
+}
+
+/// `config.connect`, bounded: the socket-level timeout does not cover a
+/// server that accepts the connection and then never answers the startup.
+pub async fn answered(
+    config: &Config,
+    target: &str,
+) -> Result<
+    std::result::Result<
+        (
+            Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        tokio_postgres::Error,
+    >,
+> {
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or_else(connect_timeout);
+    tokio::time::timeout(limit, config.connect(NoTls))
+        .await
+        .map_err(|_| {
+            UsageError(format!(
+                "{target} accepted the connection but did not answer within {}s — is it a \
+                 Postgres server, and is it healthy? (WARD_CONNECT_TIMEOUT sets the limit)",
+                limit.as_secs()
+            ))
+            .into()
+        })
 }
 
 fn explain_connect_error(e: &tokio_postgres::Error, target: &str) -> String {

@@ -172,7 +172,21 @@ impl Target {
                 volume: Some(v.volume.name.clone()),
                 volume_driver: Some(v.volume.driver.clone()),
                 volume_labels: v.volume.labels.clone().into_iter().collect(),
-                volume_options: v.volume.options.clone().into_iter().collect(),
+                // Names only where the value may be a secret (a CIFS
+                // password): manifests are files anyone with the store reads.
+                volume_options: v
+                    .volume
+                    .options
+                    .iter()
+                    .map(|(k, val)| {
+                        let shown = if crate::redact::is_secret_name(k) {
+                            "(redacted)".to_string()
+                        } else {
+                            crate::redact::text(val)
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
                 mount: Some(v.mount.clone()),
                 datadir: None,
                 postgres_user: v

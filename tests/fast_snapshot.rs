@@ -178,7 +178,7 @@ fn verify_notices_a_missing_or_changed_copy() {
         problem.contains("schema of ward_snap_v changed"),
         "{problem}"
     );
-    rt.block_on(template::delete(&url, &facts)).unwrap();
+    rt.block_on(template::delete(&url, "v", &facts)).unwrap();
     let problem = rt
         .block_on(template::verify(&url, &facts))
         .unwrap()
@@ -288,7 +288,15 @@ fn the_cli_takes_lists_verifies_restores_prunes_and_deletes_fast_snapshots() {
     // Prune across kinds keeps the newest and drops the other's copy in the cluster.
     ward()
         .db(&url)
-        .args(["snapshot", "prune", "--keep-last", "1", "--store", &st])
+        .args([
+            "snapshot",
+            "prune",
+            "--keep-last",
+            "1",
+            "--yes",
+            "--store",
+            &st,
+        ])
         .ok();
     assert_eq!(
         int(
@@ -475,4 +483,80 @@ fn check_runs_against_a_clone_of_a_fast_snapshot() {
         .args([&migrations])
         .run()
         .fails_with(2, "no snapshot named");
+}
+
+#[test]
+fn a_manifest_naming_another_database_never_gets_it_dropped() {
+    let c = cluster();
+    let url = c.url("postgres");
+    sql(&url, "CREATE DATABASE precious");
+    sql(&url, "CREATE DATABASE app");
+    let app = c.url("app");
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap().to_string();
+    let w = || ward().db(&app);
+    w().args(["snapshot", "create", "s1", "--fast", "--store", &st])
+        .ok();
+    w().args(["snapshot", "create", "s2", "--fast", "--store", &st])
+        .ok();
+    let exists = |db: &str| {
+        int(
+            &url,
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        ) == 1
+    };
+    let edit = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = store.path().join(format!("{name}.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        f(&mut m);
+        std::fs::write(&p, m.to_string()).unwrap();
+    };
+    // A manifest pointed at another database: delete, prune, restore and
+    // verify refuse (exit 1) and the database stays.
+    edit("s1", &|m| {
+        m["template"]["template_database"] = "precious".into()
+    });
+    for args in [
+        vec!["snapshot", "delete", "s1", "--yes"],
+        vec!["snapshot", "restore", "s1", "--yes"],
+        vec!["snapshot", "verify", "s1"],
+        vec!["snapshot", "prune", "--keep-last", "1", "--yes"],
+    ] {
+        let r = w().args(&args).args(["--store", &st]).run();
+        assert_eq!(r.code(), 1, "{args:?}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("leaves it alone"),
+            "{args:?}: {}",
+            r.stderr()
+        );
+        assert!(exists("precious"), "{args:?} dropped another database");
+    }
+    // A database with ward's name for the snapshot but not made by ward (no
+    // comment) is not dropped either; nor is ward's copy whose oid changed.
+    edit("s1", &|m| {
+        m["template"]["template_database"] = "ward_snap_s1".into();
+    });
+    sql(&url, "ALTER DATABASE ward_snap_s1 IS_TEMPLATE false");
+    sql(&url, "DROP DATABASE ward_snap_s1");
+    sql(&url, "CREATE DATABASE ward_snap_s1");
+    let r = w()
+        .args(["snapshot", "delete", "s1", "--yes", "--store", &st])
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(exists("ward_snap_s1"));
+    sql(
+        &url,
+        "COMMENT ON DATABASE ward_snap_s1 IS 'ward fast snapshot s1 of app'",
+    );
+    let r = w()
+        .args(["snapshot", "delete", "s1", "--yes", "--store", &st])
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("oid"), "{}", r.stderr());
+    assert!(exists("ward_snap_s1"));
+    // Ward's own copy, untouched, is still deleted as before.
+    w().args(["snapshot", "delete", "s2", "--yes", "--store", &st])
+        .ok();
+    assert!(!exists("ward_snap_s2"));
 }

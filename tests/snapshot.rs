@@ -631,6 +631,7 @@ fn hostile(store: &Path, name: &str, items: &[Item], declared_total: Option<u64>
         compressed_bytes: compressed.len() as u64,
         archive_sha256: sha(&compressed),
         archive_file: format!("{name}.tar.zst"),
+        archive_carries_id: false,
         downtime_seconds: None,
         labels: Default::default(),
         database: None,
@@ -672,7 +673,7 @@ fn restore_refuses_a_corpus_of_hostile_archives() {
                 },
             ],
             None,
-            "escapes",
+            "symbolic",
         ),
         (
             "symlink-abs",
@@ -686,7 +687,7 @@ fn restore_refuses_a_corpus_of_hostile_archives() {
                 },
             ],
             None,
-            "absolute path",
+            "symbolic",
         ),
         (
             "through-symlink",
@@ -701,7 +702,7 @@ fn restore_refuses_a_corpus_of_hostile_archives() {
                 item("a/passwd", Regular, b"x"),
             ],
             None,
-            "goes through the symlink",
+            "symbolic",
         ),
         (
             "hardlink",
@@ -855,7 +856,16 @@ fn prune_keeps_the_newest_and_says_why() {
         .collect();
     assert_eq!(kept, vec!["s4", "s3"]);
     assert_eq!(listed(st.path()).len(), 5, "dry run deletes nothing");
-    let out = snap(st.path(), &["prune", "--keep-monthly", "2"])
+    // No policy: nothing deleted, and the message says how to set one.
+    let r = snap(st.path(), &["prune"]).run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(r.stderr().contains("--keep-last"), "{}", r.stderr());
+    // Deleting needs --yes without a terminal.
+    let r = snap(st.path(), &["prune", "--keep-monthly", "2"]).run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(r.stderr().contains("--yes"), "{}", r.stderr());
+    assert_eq!(listed(st.path()).len(), 5, "nothing deleted without --yes");
+    let out = snap(st.path(), &["prune", "--keep-monthly", "2", "--yes"])
         .ok()
         .stdout();
     assert!(

@@ -4,13 +4,13 @@
 
 use anyhow::{Result, anyhow};
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::error::UsageError;
 use crate::pg::{self, quote_ident};
 
 pub(super) async fn connect(cfg: &Config) -> Result<Client> {
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
+    let (client, conn) = pg::answered(cfg, &pg::describe(cfg)).await?.map_err(|e| {
         UsageError(format!(
             "cannot connect to {} ({}) — is Postgres running and the URL right?",
             pg::describe(cfg),

@@ -177,7 +177,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             if let Some(facts) = &m.template {
                 let (url, _) =
                     fast_url(cfg, None, m.source.container.as_deref(), "deleting").await?;
-                template::delete(&url, facts).await?;
+                template::delete(&url, &a.name, facts).await?;
             }
             store.delete(&a.name)?;
             output::snapshot_deleted(&a.name, cfg.json);
@@ -187,6 +187,12 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             let store = store(cfg, &a.store)?;
             let m = store.load(&a.name)?;
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
+            template::ensure_ours(
+                &url,
+                &a.name,
+                m.template.as_ref().expect("a template snapshot"),
+            )
+            .await?;
             let problem =
                 template::verify(&url, m.template.as_ref().expect("a template snapshot")).await?;
             let v = snapshot::Verified {
@@ -228,6 +234,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             let m = store.load(&a.name)?;
             let facts = m.template.expect("a template snapshot");
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "restoring").await?;
+            template::ensure_ours(&url, &a.name, &facts).await?;
             if !a.yes && !output::can_prompt() {
                 return error::usage(
                     "restore replaces data and needs confirmation, but there is no terminal to ask on — \
@@ -301,9 +308,31 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 keep_weekly: a.keep_weekly,
                 keep_monthly: a.keep_monthly,
             };
+            if policy == retention::Policy::default() {
+                // With no policy, "keep only the newest" would delete almost
+                // everything: a typo must not do that.
+                return error::usage(
+                    "prune needs a retention policy and none was given, so nothing was deleted — \
+                     pass --keep-last N, --keep-daily N, --keep-weekly N and/or --keep-monthly N \
+                     (add --dry-run to see the effect first)",
+                );
+            }
             // Fast snapshots live in the cluster: drop their copies with their manifests.
             let d = snapshot::prune(&store, policy, true)?;
-            if !a.dry_run {
+            let doomed = d.iter().filter(|d| !d.keep).count();
+            if !a.dry_run && doomed > 0 {
+                if !a.yes && !output::can_prompt() {
+                    return error::usage(format!(
+                        "prune would delete {doomed} snapshot(s) and needs confirmation, but there \
+                         is no terminal to ask on — pass --yes to confirm (or --dry-run to see which)"
+                    ));
+                }
+                if !output::confirm(
+                    &format!("Delete {doomed} snapshot(s) from {}?", store.dir.display()),
+                    a.yes,
+                )? {
+                    return error::usage("prune cancelled: nothing was deleted");
+                }
                 let _lock = store.lock()?;
                 for gone in d.iter().filter(|d| !d.keep) {
                     let gone_m = store.load(&gone.name)?;
@@ -311,7 +340,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                         let (url, _) =
                             fast_url(cfg, None, gone_m.source.container.as_deref(), "pruning")
                                 .await?;
-                        template::delete(&url, facts).await?;
+                        template::delete(&url, &gone.name, facts).await?;
                     }
                     store.delete(&gone.name)?;
                 }

@@ -1,16 +1,10 @@
 //! Archive streams: tar in, zstd out (content checksum on, multithreaded),
-//! with a SHA-256 of every file and of the archive — and the reverse, a
-//! single pass that decompresses, checks every entry against the manifest and
-//! a PGDATA allow-list, and optionally forwards the verified tar bytes to the
-//! engine for extraction.
-//!
-//! Entry policy (reference/snapshots.md §7.3): only regular files,
-//! directories and relative symlinks that stay inside the archive; refused —
-//! not skipped — are absolute paths, `..`, paths through a symlink, hard
-//! links, devices, FIFOs, duplicates, non-UTF-8 or over-long names, and more
-//! bytes than the manifest declares.
+//! with a SHA-256 of every file and of the archive. The archive opens with a
+//! zstd skippable frame that carries the snapshot's id, which binds the file
+//! to its manifest (a renamed or swapped archive is caught by `verify`).
+//! Reading archives back is [`super::checked`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -19,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::manifest::{Entry, Kind, Manifest};
+use super::manifest::{Entry, Kind};
 use crate::seed::Progress;
 
 /// zstd level: level 3 buys ≈1 % size for ≈2× CPU on this data (reference §9.4).
@@ -197,6 +191,23 @@ pub struct Written {
     pub pg_version: Option<String>,
     /// Owner of the PGDATA directory entry.
     pub owner: Option<(u32, u32)>,
+    /// The snapshot id written into the archive's leading frame.
+    pub id: String,
+}
+
+/// Magic of the zstd skippable frame that carries the snapshot id (any
+/// decoder skips it; `zstd -d` too).
+pub const ID_FRAME_MAGIC: u32 = 0x184D_2A5B;
+/// What the id frame's payload starts with.
+pub const ID_FRAME_TAG: &[u8] = b"ward-snapshot-id:";
+
+/// The skippable frame that carries `id`.
+pub fn id_frame(id: &str) -> Vec<u8> {
+    let payload = [ID_FRAME_TAG, id.as_bytes()].concat();
+    let mut out = ID_FRAME_MAGIC.to_le_bytes().to_vec();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
 }
 
 fn entry_path(raw: &[u8]) -> Result<String> {
@@ -214,13 +225,19 @@ pub fn compress(
     threads: u32,
     progress: &dyn Progress,
 ) -> Result<(Written, File)> {
-    let hw = HashWriter::new(BufWriter::with_capacity(BUF, out));
+    let mut hw = HashWriter::new(BufWriter::with_capacity(BUF, out));
+    let id = super::new_id();
+    hw.write_all(&id_frame(&id))
+        .context("writing the archive")?;
     let mut enc = zstd::stream::write::Encoder::new(hw, LEVEL)?;
     enc.include_checksum(true)?;
     if threads > 1 {
         enc.multithread(threads)?;
     }
-    let mut w = Written::default();
+    let mut w = Written {
+        id,
+        ..Written::default()
+    };
     let pg_version_path = join(pgdata, "PG_VERSION");
     let tblspc = join(pgdata, "pg_tblspc");
     let tar_bytes;
@@ -297,7 +314,14 @@ pub fn compress(
                              ward does not snapshot clusters with tablespaces"
                         );
                     }
-                    e.link = Some(target);
+                    // Restores refuse every link (a hostile archive could use
+                    // one to write outside the target), so a snapshot with one
+                    // could never be restored: say so now, not then.
+                    bail!(
+                        "the data contains the symbolic link {path} -> {target}; its target is not \
+                         part of the copy and ward refuses links on restore — a data directory with \
+                         a linked pg_wal (initdb --waldir) or other links cannot be snapshotted"
+                    );
                 }
                 Kind::Dir => {}
             }
@@ -326,226 +350,6 @@ fn join(a: &str, b: &str) -> String {
     } else {
         format!("{a}/{b}")
     }
-}
-
-/// Result of checking an archive against its manifest.
-#[derive(Debug, Default)]
-pub struct Checked {
-    pub problems: Vec<String>,
-    pub bytes: u64,
-    pub entries: u64,
-}
-
-/// The longest name an entry may have.
-const MAX_NAME: usize = 4096;
-
-/// Checks one entry against the allow-list; returns the normalised path.
-fn check_entry<R: Read>(
-    entry: &tar::Entry<'_, R>,
-    seen: &mut HashSet<String>,
-    symlinks: &mut HashSet<String>,
-) -> std::result::Result<(String, Kind), String> {
-    let raw = entry.path_bytes();
-    if raw.len() > MAX_NAME {
-        return Err(format!("an entry name is {} bytes long", raw.len()));
-    }
-    let s = std::str::from_utf8(&raw).map_err(|_| "an entry name is not UTF-8".to_string())?;
-    if s.starts_with('/') {
-        return Err(format!("absolute path {s:?}"));
-    }
-    let path = entry_path(&raw).map_err(|e| e.to_string())?;
-    for c in path.split('/') {
-        if c == ".." {
-            return Err(format!("path {s:?} climbs out with \"..\""));
-        }
-        if c.is_empty() && !path.is_empty() {
-            return Err(format!("path {s:?} has an empty component"));
-        }
-    }
-    // No entry may pass through a symlink.
-    let mut prefix = String::new();
-    for c in path.split('/') {
-        if !prefix.is_empty() && symlinks.contains(&prefix) {
-            return Err(format!("path {s:?} goes through the symlink {prefix:?}"));
-        }
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(c);
-    }
-    let kind = match entry.header().entry_type() {
-        tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
-        tar::EntryType::Directory => Kind::Dir,
-        tar::EntryType::Symlink => Kind::Symlink,
-        tar::EntryType::Link => return Err(format!("hard link {s:?}")),
-        tar::EntryType::Char | tar::EntryType::Block => {
-            return Err(format!("device node {s:?}"));
-        }
-        tar::EntryType::Fifo => return Err(format!("FIFO {s:?}")),
-        other => return Err(format!("entry {s:?} of unsupported type {other:?}")),
-    };
-    if kind == Kind::Symlink {
-        let target = entry
-            .link_name_bytes()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        if target.starts_with('/') {
-            return Err(format!(
-                "symlink {s:?} points to the absolute path {target:?}"
-            ));
-        }
-        // Resolve lexically against the link's directory; it must stay inside.
-        let mut depth: i64 = path.split('/').count() as i64 - 1;
-        for c in target.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => depth -= 1,
-                _ => depth += 1,
-            }
-            if depth < 0 {
-                return Err(format!("symlink {s:?} -> {target:?} escapes the archive"));
-            }
-        }
-        symlinks.insert(path.clone());
-    }
-    if !seen.insert(path.clone()) {
-        return Err(format!("duplicate entry {s:?}"));
-    }
-    Ok((path, kind))
-}
-
-/// Decompresses the archive in one pass, checks the archive hash, every entry
-/// against the policy and the manifest, and the byte cap. With `sink`, the
-/// verified tar bytes are also written there (e.g. to an upload). Problems are
-/// collected; reading stops at the first problem when `sink` is given.
-pub fn check(
-    archive: &Path,
-    manifest: &Manifest,
-    mut sink: Option<&mut dyn Write>,
-    progress: &dyn Progress,
-) -> Result<Checked> {
-    let file = File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
-    let mut out = Checked::default();
-    let streaming = sink.is_some();
-    let expected: HashMap<&str, &Entry> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), e))
-        .collect();
-    let hr = HashReader::new(file);
-    let mut dec = zstd::stream::read::Decoder::new(hr)?;
-    let mut seen = HashSet::new();
-    let mut symlinks = HashSet::new();
-    let cap = manifest.total_bytes;
-    let mut data_bytes = 0u64;
-    let mut buf = vec![0u8; BUF];
-    let result: std::result::Result<(), String> = (|| {
-        let tee = Tee {
-            inner: &mut dec,
-            sink: sink.as_mut().map(|s| &mut **s as &mut dyn Write),
-            count: 0,
-            progress,
-        };
-        let mut ar = tar::Archive::new(tee);
-        let entries = ar
-            .entries()
-            .map_err(|e| format!("not a tar archive: {e}"))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| format!("archive is damaged: {e}"))?;
-            let (path, kind) = check_entry(&entry, &mut seen, &mut symlinks)?;
-            out.entries += 1;
-            let Some(want) = expected.get(path.as_str()) else {
-                return Err(format!(
-                    "{path:?} is in the archive but not in the manifest"
-                ));
-            };
-            if want.kind != kind {
-                return Err(format!(
-                    "{path:?} is a {kind:?} in the archive but a {:?} in the manifest",
-                    want.kind
-                ));
-            }
-            if kind == Kind::File {
-                let declared = entry.header().size().unwrap_or(u64::MAX);
-                if data_bytes.saturating_add(declared) > cap {
-                    return Err(format!(
-                        "{path:?} would take the archive past the {cap} bytes the manifest declares"
-                    ));
-                }
-                let mut h = Sha256::new();
-                let mut size = 0u64;
-                loop {
-                    let n = entry
-                        .read(&mut buf)
-                        .map_err(|e| format!("archive is damaged in {path:?}: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                    size += n as u64;
-                }
-                data_bytes += size;
-                let got = hex::encode(h.finalize());
-                if size != want.size || Some(&got) != want.sha256.as_ref() {
-                    return Err(format!(
-                        "{path:?} does not match the manifest (size {size} vs {}, sha256 differs: {})",
-                        want.size,
-                        Some(&got) != want.sha256.as_ref()
-                    ));
-                }
-            } else if kind == Kind::Symlink {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
-                if target != want.link {
-                    return Err(format!("symlink {path:?} differs from the manifest"));
-                }
-            }
-        }
-        let mut tee = ar.into_inner();
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| format!("archive is damaged: {e}"))?;
-        out.bytes = tee.count;
-        Ok(())
-    })();
-    if let Err(p) = result {
-        if crate::error::cancelled() {
-            return Err(crate::error::Interrupted.into());
-        }
-        out.problems.push(p);
-        if streaming {
-            return Ok(out);
-        }
-    }
-    if out.problems.is_empty() {
-        let missing: Vec<&str> = manifest
-            .entries
-            .iter()
-            .filter(|e| !seen.contains(&e.path))
-            .map(|e| e.path.as_str())
-            .take(5)
-            .collect();
-        if !missing.is_empty() {
-            out.problems.push(format!(
-                "the archive lacks entries the manifest lists: {}",
-                missing.join(", ")
-            ));
-        }
-    }
-    // Hash the whole file, including anything after the last frame.
-    let mut rest = dec.finish();
-    io::copy(&mut rest, &mut io::sink())?;
-    let (sha, size) = rest.into_inner().finish();
-    if size != manifest.compressed_bytes {
-        out.problems.push(format!(
-            "the archive is {size} bytes, the manifest says {} (truncated or appended to)",
-            manifest.compressed_bytes
-        ));
-    } else if sha != manifest.archive_sha256 {
-        out.problems.push(
-            "the archive's SHA-256 does not match the manifest (the file was altered)".into(),
-        );
-    }
-    Ok(out)
 }
 
 /// Builds a tar of a native data directory (never following symlinks) into

@@ -15,13 +15,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 
-use super::archive;
 use super::manifest::{Layout, Manifest, Origin};
 use super::store::Store;
 use super::{
     Cleanup, Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, control_field,
     fault,
 };
+use super::{archive, checked};
 use crate::seed::Progress;
 
 /// Refuses to work on a data directory whose server is running.
@@ -315,46 +315,30 @@ pub(super) fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
     Ok(())
 }
 
-/// Streams the verified archive into `dst` (an empty new directory): one
-/// thread checks every entry while decompressing, another unpacks with
-/// `unpack_in`, treating a skipped entry as an error.
+/// Unpacks the verified archive into `dst` (an empty new directory) with
+/// ward's own checking reader: every entry is checked as it is written, and
+/// nothing else parses the archive.
 pub(super) fn unpack(
     store: &Store,
     m: &Manifest,
     dst: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let (reader, mut writer) = std::io::pipe().context("cannot create a pipe")?;
-    let dst2 = dst.to_path_buf();
-    let unpacker = std::thread::spawn(move || -> Result<()> {
-        let mut ar = tar::Archive::new(reader);
-        ar.set_preserve_permissions(false);
-        ar.set_overwrite(false);
-        for e in ar.entries()? {
-            let mut e = e?;
-            let p = e.path()?.into_owned();
-            if !e.unpack_in(&dst2)? {
-                bail!("refused to unpack {}", p.display());
-            }
-        }
-        // Read the padding after the end-of-archive blocks too: closing the
-        // pipe early would fail the checker's last writes with EPIPE.
-        std::io::copy(&mut ar.into_inner(), &mut std::io::sink())?;
-        Ok(())
-    });
     progress.stage(&format!("restoring {}", m.name), m.tar_bytes);
-    let checked = archive::check(&store.archive_path(&m.name), m, Some(&mut writer), progress);
-    drop(writer);
+    let checked = checked::check(
+        &store.archive_path(&m.name),
+        m,
+        checked::Destination::Directory(dst),
+        progress,
+    );
     progress.finish();
-    let unpacked = unpacker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the unpacking thread panicked"))?;
     let checked = checked?;
     if !checked.problems.is_empty() {
-        bail!(
+        return Err(super::Damaged(format!(
             "the archive changed since it was verified: {}",
             checked.problems.join("; ")
-        );
+        ))
+        .into());
     }
-    unpacked
+    Ok(())
 }

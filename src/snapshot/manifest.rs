@@ -41,6 +41,10 @@ pub struct Manifest {
     pub compressed_bytes: u64,
     pub archive_sha256: String,
     pub archive_file: String,
+    /// The archive opens with a frame carrying `id` (manifests written
+    /// before ward bound the two lack it; `verify` then checks the hash only).
+    #[serde(default)]
+    pub archive_carries_id: bool,
     /// Seconds the database was unavailable (cold snapshots).
     pub downtime_seconds: Option<f64>,
     pub labels: BTreeMap<String, String>,
@@ -128,7 +132,7 @@ impl Manifest {
     pub fn archived(name: &str, origin: Origin, written: Written) -> Manifest {
         Manifest {
             format: FORMAT,
-            id: super::new_id(),
+            id: written.id.clone(),
             name: name.to_string(),
             created_at: Utc::now(),
             ward_version: env!("CARGO_PKG_VERSION").into(),
@@ -147,6 +151,7 @@ impl Manifest {
             compressed_bytes: written.compressed_bytes,
             archive_sha256: written.archive_sha256,
             archive_file: format!("{name}{}", super::store::ARCHIVE_EXT),
+            archive_carries_id: true,
             downtime_seconds: origin.downtime_seconds,
             labels: origin.labels,
             database: origin.database,
@@ -202,6 +207,7 @@ mod tests {
             compressed_bytes: 100,
             archive_sha256: "00".into(),
             archive_file: "n.tar.zst".into(),
+            archive_carries_id: true,
             downtime_seconds: None,
             labels: BTreeMap::new(),
             database: None,

@@ -17,6 +17,7 @@
 //! or puts the safety snapshot back before ward exits.
 
 pub mod archive;
+pub mod checked;
 pub mod datadir;
 pub mod manifest;
 pub mod retention;
@@ -241,7 +242,7 @@ pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Veri
         });
     }
     progress.stage(&format!("verifying {name}"), m.tar_bytes);
-    let checked = archive::check(&path, &m, None, progress)?;
+    let checked = checked::check(&path, &m, checked::Destination::Nowhere, progress)?;
     progress.finish();
     Ok(Verified {
         name: name.into(),

@@ -55,6 +55,27 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// Checks that a manifest found under `name` is that snapshot's: a copy
+/// of `base.*` renamed to `other.*` still names `base` inside, and acting on
+/// it (restore, prune) would mix the two up.
+fn bound(name: &str, m: &Manifest) -> std::result::Result<(), String> {
+    if m.name != name {
+        return Err(format!(
+            "the manifest is of snapshot {:?}, not {name:?} (renamed or copied by hand) — \
+             ward will not use it",
+            m.name
+        ));
+    }
+    let archive = format!("{name}{ARCHIVE_EXT}");
+    if m.template.is_none() && m.archive_file != archive {
+        return Err(format!(
+            "the manifest names the archive {:?}, not {archive:?} — ward will not use it",
+            m.archive_file
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed, mode 0700) a store directory.
     pub fn open(dir: &Path) -> Result<Store> {
@@ -199,13 +220,14 @@ impl Store {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        Manifest::parse(&text).map_err(|e| {
-            UsageError(format!(
+        let m = Manifest::parse(&text).map_err(|e| {
+            super::Damaged(format!(
                 "the manifest {} is unreadable: {e}",
                 path.display()
             ))
-            .into()
-        })
+        })?;
+        bound(name, &m).map_err(|why| super::Damaged(format!("{}: {why}", path.display())))?;
+        Ok(m)
     }
 
     /// Every snapshot, oldest first.
@@ -227,6 +249,7 @@ impl Store {
             match std::fs::read_to_string(e.path())
                 .map_err(anyhow::Error::from)
                 .and_then(|t| Manifest::parse(&t))
+                .and_then(|m| bound(name, &m).map(|()| m).map_err(anyhow::Error::msg))
             {
                 Ok(m) => out.push(Listed::Ok(Box::new(m))),
                 Err(err) => out.push(Listed::Unreadable {

@@ -38,6 +38,61 @@ pub struct TemplateFacts {
     pub schema_fingerprint: String,
     pub server_version: String,
     pub seconds: f64,
+    /// The oid of the copy when ward created it; checked before ward drops
+    /// or copies from a database a manifest names (manifests older than this
+    /// lack it and are checked by name and comment only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<u32>,
+}
+
+/// The comment ward puts on the copies it creates.
+fn mark(snapshot: &str, source: &str) -> String {
+    format!("ward fast snapshot {snapshot} of {source}")
+}
+
+/// Refuses to touch a database that a manifest names unless ward created it
+/// for this very snapshot: the name ward derives from the snapshot's name,
+/// the comment ward wrote, and (when recorded) the oid. A manifest is only a
+/// file in a store; it must not be able to point ward at another database.
+pub async fn ensure_ours(url: &str, snapshot: &str, facts: &TemplateFacts) -> Result<()> {
+    let (admin_url, _) = maintenance_url(url)?;
+    let admin = pg::connect(&admin_url).await?;
+    ensure_ours_with(&admin, snapshot, facts).await
+}
+
+async fn ensure_ours_with(admin: &Client, snapshot: &str, facts: &TemplateFacts) -> Result<()> {
+    let tpl = &facts.template_database;
+    let refuse = |why: String| -> Result<()> {
+        Err(crate::snapshot::Damaged(format!(
+            "snapshot {snapshot:?} names the database {tpl:?}, but {why} — ward leaves it alone \
+             (the manifest was altered or belongs to another snapshot)"
+        ))
+        .into())
+    };
+    if *tpl != template_database(snapshot) || !tpl.starts_with(PREFIX) {
+        return refuse(format!(
+            "ward's copy for this snapshot is called {:?}",
+            template_database(snapshot)
+        ));
+    }
+    let row = admin
+        .query_opt(
+            "SELECT oid::int8, coalesce(shobj_description(oid, 'pg_database'), '') \
+             FROM pg_database WHERE datname = $1",
+            &[tpl],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let (oid, comment): (i64, String) = (row.get(0), row.get(1));
+    if comment != mark(snapshot, &facts.source_database) {
+        return refuse("it does not carry the comment ward puts on its copies".into());
+    }
+    if let Some(want) = facts.oid
+        && i64::from(want) != oid
+    {
+        return refuse(format!("its oid is {oid}, not the {want} ward recorded"));
+    }
+    Ok(())
 }
 
 /// A session connected to a database, for the refusal message.
@@ -248,9 +303,16 @@ pub async fn create(url: &str, snapshot: &str, force: bool) -> Result<TemplateFa
         .batch_execute(&format!(
             "ALTER DATABASE {0} IS_TEMPLATE true ALLOW_CONNECTIONS false; COMMENT ON DATABASE {0} IS {1}",
             quote_ident(&tpl),
-            pg::quote_literal(&format!("ward fast snapshot {snapshot} of {db}"))
+            pg::quote_literal(&mark(snapshot, &db))
         ))
         .await?;
+    let oid: i64 = admin
+        .query_one(
+            "SELECT oid::int8 FROM pg_database WHERE datname = $1",
+            &[&tpl],
+        )
+        .await?
+        .get(0);
     let (fp, size) = fingerprint_of(|d| with_database(url, d), &db).await?;
     let version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
     Ok(TemplateFacts {
@@ -260,6 +322,7 @@ pub async fn create(url: &str, snapshot: &str, force: bool) -> Result<TemplateFa
         schema_fingerprint: fp,
         server_version: version,
         seconds: started.elapsed().as_secs_f64(),
+        oid: u32::try_from(oid).ok(),
     })
 }
 
@@ -504,10 +567,12 @@ impl Drop for Opened {
     }
 }
 
-/// Drops the hidden copy (if it is still there).
-pub async fn delete(url: &str, facts: &TemplateFacts) -> Result<()> {
+/// Drops the hidden copy of `snapshot` (if it is still there), after
+/// checking that ward made it ([`ensure_ours`]).
+pub async fn delete(url: &str, snapshot: &str, facts: &TemplateFacts) -> Result<()> {
     let (admin_url, _) = maintenance_url(url)?;
     let admin = pg::connect(&admin_url).await?;
+    ensure_ours_with(&admin, snapshot, facts).await?;
     let tpl = quote_ident(&facts.template_database);
     if exists(&admin, &facts.template_database).await? {
         // Separate statements: DROP DATABASE refuses to run inside a transaction.
@@ -571,6 +636,7 @@ pub async fn create_snapshot(
         compressed_bytes: 0,
         archive_sha256: String::new(),
         archive_file: String::new(),
+        archive_carries_id: false,
         downtime_seconds: None,
         labels,
         database: None,
@@ -580,7 +646,7 @@ pub async fn create_snapshot(
     };
     if let Err(e) = store.write_manifest(&m) {
         // No manifest, no snapshot: do not leave an unlisted copy behind.
-        let _ = delete(url, &facts).await;
+        let _ = delete(url, name, &facts).await;
         return Err(e);
     }
     Ok(m)

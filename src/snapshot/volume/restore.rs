@@ -14,7 +14,8 @@ use super::create::cold;
 use super::journal::{RestartGuard, journal, recover};
 use crate::docker::{self, Docker, Helper};
 use crate::seed::Progress;
-use crate::snapshot::archive::{self, ChannelWriter};
+use crate::snapshot::archive::ChannelWriter;
+use crate::snapshot::checked;
 use crate::snapshot::manifest::{Layout, Manifest};
 use crate::snapshot::store::{Journal, Store};
 use crate::snapshot::{
@@ -357,7 +358,10 @@ pub(in crate::snapshot) async fn replace_contents(
     let p2 = progress.clone();
     let checker = tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter::new(tx);
-        let r = archive::check(&path, &m2, Some(&mut w), p2.as_ref());
+        let r = {
+            let builder = tar::Builder::new(&mut w as &mut dyn std::io::Write);
+            checked::check(&path, &m2, checked::Destination::Tar(builder), p2.as_ref())
+        };
         let r = match r {
             Ok(c) if c.problems.is_empty() => {
                 use std::io::Write;

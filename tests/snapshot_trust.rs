@@ -1,0 +1,130 @@
+//! Secrets and hangs at ward's edges: passwords never in logs, errors or
+//! manifests (also percent-encoded ones), and a server that accepts a
+//! connection but never answers ends in a clear error, not a hang.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use support::docker::Pg;
+use support::*;
+
+/// A port that accepts connections and never says a word; held open until drop.
+struct Silent {
+    port: u16,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().flatten() {
+                held.push(s);
+            }
+        });
+        Silent { port }
+    }
+}
+
+#[test]
+fn a_port_that_never_answers_is_a_clear_error_not_a_hang() {
+    let silent = Silent::start();
+    let url = format!("postgres://app:pw-9f3k@127.0.0.1:{}/app", silent.port);
+    for args in [vec!["seed", "-n", "10"], vec!["doctor"]] {
+        let started = Instant::now();
+        let r = ward()
+            .db(&url)
+            .env("WARD_CONNECT_TIMEOUT", "2")
+            .args(&args)
+            .run();
+        assert_ne!(r.code(), 0, "{args:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        let said = format!("{}{}", r.stdout(), r.stderr());
+        assert!(said.contains("did not answer"), "{args:?}: {said}");
+        assert!(
+            !said.contains("pw-9f3k"),
+            "{args:?} printed the password: {said}"
+        );
+    }
+    // The Docker engine too.
+    let started = Instant::now();
+    let r = ward()
+        .env("WARD_CONNECT_TIMEOUT", "2")
+        .env("DOCKER_HOST", &format!("tcp://127.0.0.1:{}", silent.port))
+        .args(["snapshot", "create", "--container", "nope", "--store"])
+        .args([tempfile::tempdir().unwrap().path().to_str().unwrap()])
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(r.stderr().contains("did not answer"), "{}", r.stderr());
+}
+
+#[test]
+fn percent_encoded_passwords_never_reach_errors() {
+    // Nothing listens on port 1: the connection error names the target.
+    for url in [
+        "postgres://app:p%40ss%2Fw0rd-x@127.0.0.1:1/app",
+        "postgres://app:plain-s3cret-x@127.0.0.1:1/app",
+    ] {
+        let r = ward().db(url).args(["seed", "-n", "10"]).run();
+        assert_eq!(r.code(), 2, "{}", r.stderr());
+        let said = format!("{}{}", r.stdout(), r.stderr());
+        for secret in ["p%40ss", "p@ss", "w0rd", "s3cret"] {
+            assert!(!said.contains(secret), "{url}: {said}");
+        }
+    }
+}
+
+#[test]
+fn debug_logs_and_manifests_never_hold_the_container_password() {
+    let pg = Pg::start();
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap();
+    for (i, (var, val)) in [("WARD_LOG", "debug"), ("WARD_LOG", "trace")]
+        .iter()
+        .enumerate()
+    {
+        let r = ward()
+            .env(var, val)
+            .args([
+                "snapshot",
+                "create",
+                &format!("s{i}"),
+                "--container",
+                &pg.name,
+            ])
+            .args(["--store", st])
+            .run();
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+        assert!(
+            r.stderr().len() > 200,
+            "expected debug logs: {}",
+            r.stderr()
+        );
+        assert!(
+            !r.stderr().contains("test-secret-pw"),
+            "{var}={val} logged the password"
+        );
+        // The engine's answer (with the environment) is logged, redacted.
+        assert!(r.stderr().contains("POSTGRES_PASSWORD=***"), "{var}={val}");
+    }
+    let r = ward()
+        .args(["-vv", "snapshot", "verify", "s0", "--store", st])
+        .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(!r.stderr().contains("test-secret-pw"));
+    for e in std::fs::read_dir(store.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(!text.contains("test-secret-pw"), "{}", p.display());
+        }
+    }
+}
