@@ -327,7 +327,7 @@ impl World {
         enc.text(&name);
         enc.text(&district.town);
         enc.text(&address::postcode(&mut rng, &district.district));
-        enc.text(&person::landline(&mut rng));
+        enc.text(&person::landline_for(&mut rng, &district.district));
         enc.end_row();
     }
 
