@@ -68,8 +68,20 @@ fn is_weekend(d: NaiveDate) -> bool {
 
 /// Days a patient spent alive (and, if `registered`, registered) in `from..to`, in years.
 fn person_years(e: &Export, from: NaiveDate, to: NaiveDate, registered: bool) -> f64 {
+    person_years_of(e, from, to, registered, &|_| true)
+}
+
+/// `person_years` of the patients `keep` selects.
+fn person_years_of(
+    e: &Export,
+    from: NaiveDate,
+    to: NaiveDate,
+    registered: bool,
+    keep: &dyn Fn(&super::data::Patient) -> bool,
+) -> f64 {
     e.patients
         .values()
+        .filter(|p| keep(p))
         .map(|p| {
             let start = from
                 .max(p.dob)
@@ -319,6 +331,24 @@ pub fn compute(e: &Export, s: &Seeds) -> BTreeMap<&'static str, f64> {
         .filter(|o| !diabetic.contains(&o.patient))
         .count();
     f.insert("hba1c_non_diabetic_share", share(non_diabetic, hba1c.len()));
+    // Living people with diabetes diagnosed and registered over a year ago:
+    // an HbA1c within the last 15 months (the National Diabetes Audit's window).
+    let reviewable: HashSet<i64> = e
+        .conditions
+        .iter()
+        .filter(|c| (c.snomed == T1D || c.snomed == T2D) && alive(&c.patient))
+        .filter(|c| c.onset.max(e.patients[&c.patient].registered) < year_ago)
+        .map(|c| c.patient)
+        .collect();
+    let reviewed: HashSet<i64> = hba1c
+        .iter()
+        .filter(|o| o.at.date() > minus_days(s.as_of, 456))
+        .map(|o| o.patient)
+        .collect();
+    f.insert(
+        "diabetics_with_hba1c_in_15_months_share",
+        share(reviewable.intersection(&reviewed).count(), reviewable.len()),
+    );
     let mut z = [Vec::new(), Vec::new()];
     let mut young_heights = HashSet::new();
     for o in e.observations.iter().filter(|o| o.snomed == HEIGHT) {
@@ -421,6 +451,18 @@ pub fn compute(e: &Export, s: &Seeds) -> BTreeMap<&'static str, f64> {
     f.insert(
         "appointments_per_person_year",
         last_year as f64 / person_years(e, year_ago, s.as_of, true),
+    );
+    let adult_rate = |female: bool| {
+        let adult = |p: &super::data::Patient| p.female == female && age(p.dob, s.as_of) >= 16;
+        let n = appts
+            .iter()
+            .filter(|a| a.starts_at.date() > year_ago && adult(&e.patients[&a.patient]))
+            .count();
+        n as f64 / person_years_of(e, year_ago, s.as_of, true, &adult)
+    };
+    f.insert(
+        "appointments_women_to_men_16_plus",
+        adult_rate(true) / adult_rate(false),
     );
     let prevalence = |cond: &str, lo: i32, hi: i32| {
         let with = e.with_condition(cond);
