@@ -190,4 +190,40 @@ mod tests {
                 .contains(&NaiveDate::from_ymd_opt(2025, 12, 25).unwrap())
         );
     }
+
+    #[test]
+    fn a_practice_that_opts_in_opens_on_saturdays_but_never_sundays_or_bank_holidays() {
+        let spec = Spec::builtin().unwrap();
+        let lists = Lists::get();
+        let weekdays = Calendar::new(&spec, lists, 10, false, 1);
+        let saturdays = Calendar::new(&spec, lists, 10, true, 1);
+        assert!(saturdays.days.len() > weekdays.days.len() + 90);
+        assert!(saturdays.days.iter().any(|d| d.weekday() == Weekday::Sat));
+        assert!(
+            saturdays
+                .days
+                .iter()
+                .all(|d| d.weekday() != Weekday::Sun && !lists.is_bank_holiday(*d))
+        );
+    }
+
+    #[test]
+    fn slots_of_a_clinician_never_overlap_and_stay_within_capacity() {
+        let spec = Spec::builtin().unwrap();
+        let cal = Calendar::new(&spec, Lists::get(), 12, false, 3);
+        let per_day = cal.size() / cal.days.len() as u64;
+        let mut by_clinician: std::collections::HashMap<usize, Vec<Slot>> = Default::default();
+        for s in 0..per_day {
+            let slot = cal.slot(&spec, s);
+            by_clinician.entry(slot.position).or_default().push(slot);
+        }
+        for (position, mut slots) in by_clinician {
+            let role = &spec.practices.staff[cal.roles[position]];
+            assert_eq!(slots.len() as u32, role.daily_slots);
+            slots.sort_by_key(|s| s.at);
+            for w in slots.windows(2) {
+                assert!(w[0].at + chrono::Duration::minutes(w[0].minutes as i64) <= w[1].at);
+            }
+        }
+    }
 }
