@@ -62,7 +62,7 @@ fn golden_hash_of_the_export_for_1000_patients() {
     export(tmp.path(), "csv", 1000, 2);
     assert_eq!(hash_dir(tmp.path()), GOLDEN);
 }
-const GOLDEN: &str = "36965a9698a0a8093b7678048bab4163109d39bcfe24a28981674b48af3c8f8c";
+const GOLDEN: &str = "1e381998970e08b452cf18b890de2201d43bb4bd1a6861a75b6c98dcf9e3bb4d";
 
 #[test]
 fn database_rows_are_the_exported_rows_whatever_the_jobs() {

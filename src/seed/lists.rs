@@ -54,6 +54,17 @@ pub struct Medicine {
     pub name: String,
     pub dose: String,
     pub quantity: i32,
+    /// Ages (in whole years, inclusive) the formulation is prescribed at.
+    pub min_age: u32,
+    pub max_age: u32,
+    /// Drug class: allergies contraindicate classes, and a patient is on at
+    /// most one repeat medicine of a class.
+    pub class: String,
+    /// Chronic: the chance a patient with the condition is on it. Acute: the
+    /// weight among the condition's eligible alternatives.
+    pub uptake: f64,
+    /// Chronic medicines sharing a group are alternatives (one at most).
+    pub group: String,
 }
 
 #[derive(Debug)]
@@ -61,6 +72,17 @@ pub struct Allergen {
     pub snomed: String,
     pub substance: String,
     pub reactions: Vec<String>,
+    /// Drug classes this allergy rules out.
+    pub contraindicates: Vec<String>,
+}
+
+/// Reference height and weight for one sex and whole year of age (UK-WHO/UK90).
+#[derive(Debug, Clone, Copy)]
+pub struct Growth {
+    pub height: f64,
+    pub height_sd: f64,
+    pub weight: f64,
+    pub weight_sd: f64,
 }
 
 #[derive(Debug)]
@@ -85,7 +107,17 @@ pub struct Lists {
     pub observations: Vec<ObservationKind>,
     pub practice_prefixes: Vec<String>,
     pub practice_suffixes: Vec<String>,
+    /// Given names by [female as usize][birth decade index from 1920].
+    pub names_by_decade: [Vec<Names>; 2],
+    /// Growth references by [female as usize][age − GROWTH_FROM].
+    pub growth: [Vec<Growth>; 2],
+    /// England and Wales bank holidays (seeds/bank_holidays.csv), sorted.
+    pub bank_holidays: Vec<chrono::NaiveDate>,
 }
+
+/// The first birth decade of `names_by_decade` and the first age of `growth`.
+pub const DECADE_FROM: i32 = 1920;
+pub const GROWTH_FROM: u32 = 2;
 
 /// Rows of a CSV list with exactly the expected header.
 fn rows<'a>((file, text): (&str, &'a str), header: &str) -> Vec<Vec<&'a str>> {
@@ -125,6 +157,59 @@ fn names(src: (&str, &str)) -> Names {
     }
 }
 
+fn names_by_decade() -> [Vec<Names>; 2] {
+    let src = list!("given_names_by_decade.csv");
+    let rows = rows(src, "decade,sex,name,weight");
+    [false, true].map(|female| {
+        let sex = if female { "F" } else { "M" };
+        let mut decades = Vec::new();
+        for decade in (DECADE_FROM..).step_by(10) {
+            let of: Vec<_> = rows
+                .iter()
+                .filter(|r| r[1] == sex && r[0].parse::<i32>() == Ok(decade))
+                .collect();
+            if of.is_empty() {
+                break;
+            }
+            decades.push(Names {
+                weights: Weighted::new(of.iter().map(|r| weight(src.0, r[3]))),
+                items: of.iter().map(|r| r[2].to_string()).collect(),
+            });
+        }
+        assert!(
+            !decades.is_empty(),
+            "seeds/lists/given_names_by_decade.csv: no {sex} names"
+        );
+        decades
+    })
+}
+
+fn growth() -> [Vec<Growth>; 2] {
+    let src = list!("growth.csv");
+    let rows = rows(src, "sex,age,height_cm,height_sd,weight_kg,weight_sd");
+    [false, true].map(|female| {
+        let sex = if female { "F" } else { "M" };
+        let of: Vec<_> = rows.iter().filter(|r| r[0] == sex).collect();
+        of.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                assert_eq!(
+                    r[1].parse::<u32>().ok(),
+                    Some(GROWTH_FROM + i as u32),
+                    "growth.csv: ages in order"
+                );
+                let f = |j: usize| -> f64 { r[j].parse().expect("growth.csv: number") };
+                Growth {
+                    height: f(2),
+                    height_sd: f(3),
+                    weight: f(4),
+                    weight_sd: f(5),
+                }
+            })
+            .collect()
+    })
+}
+
 impl Lists {
     /// The parsed lists (parsed on first use, then shared).
     pub fn get() -> &'static Lists {
@@ -139,7 +224,7 @@ impl Lists {
         let med_src = list!("medicines.csv");
         let med_rows = rows(
             med_src,
-            "condition_snomed_id,medicine,strength,dose,quantity",
+            "condition_snomed_id,medicine,strength,dose,quantity,min_age,max_age,class,uptake,group",
         );
         let mut meds_by_condition: HashMap<&str, Vec<usize>> = HashMap::new();
         let medicines = med_rows
@@ -151,6 +236,11 @@ impl Lists {
                     name: r[1].to_string(),
                     dose: r[3].to_string(),
                     quantity: r[4].parse().expect("medicines.csv: quantity"),
+                    min_age: r[5].parse().expect("medicines.csv: min_age"),
+                    max_age: r[6].parse().expect("medicines.csv: max_age"),
+                    class: r[7].to_string(),
+                    uptake: r[8].parse().expect("medicines.csv: uptake"),
+                    group: r[9].to_string(),
                 }
             })
             .collect();
@@ -176,7 +266,10 @@ impl Lists {
         .collect();
 
         let all_src = list!("allergens.csv");
-        let all_rows = rows(all_src, "snomed_id,term,substance,weight,reactions");
+        let all_rows = rows(
+            all_src,
+            "snomed_id,term,substance,weight,reactions,contraindicates",
+        );
 
         let obs_rows = rows(list!("observations.csv"), "key,snomed_id,term,unit");
         let parts = rows(list!("practice_name_parts.csv"), "part,kind");
@@ -211,6 +304,11 @@ impl Lists {
                     snomed: r[0].to_string(),
                     substance: r[2].to_string(),
                     reactions: r[4].split('|').map(str::to_string).collect(),
+                    contraindicates: r[5]
+                        .split('|')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 })
                 .collect(),
             observations: obs_rows
@@ -224,7 +322,32 @@ impl Lists {
                 .collect(),
             practice_prefixes: part("prefix"),
             practice_suffixes: part("suffix"),
+            names_by_decade: names_by_decade(),
+            growth: growth(),
+            bank_holidays: {
+                let src = (
+                    "bank_holidays.csv",
+                    include_str!("../../seeds/bank_holidays.csv"),
+                );
+                let mut days: Vec<chrono::NaiveDate> = rows(src, "date,name")
+                    .iter()
+                    .map(|r| r[0].parse().expect("bank_holidays.csv: date"))
+                    .collect();
+                days.sort();
+                days
+            },
         }
+    }
+
+    /// The given-name list for people of this sex born in this year.
+    pub fn names_for(&self, female: bool, birth_year: i32) -> &Names {
+        let by = &self.names_by_decade[female as usize];
+        let i = ((birth_year - DECADE_FROM).max(0) / 10) as usize;
+        &by[i.min(by.len() - 1)]
+    }
+
+    pub fn is_bank_holiday(&self, d: chrono::NaiveDate) -> bool {
+        self.bank_holidays.binary_search(&d).is_ok()
     }
 
     /// The observation kind with this key (see seeds/lists/observations.csv).

@@ -93,19 +93,47 @@ impl Choice {
 pub struct Practices {
     pub patients_per_practice: u64,
     pub practitioners: Range,
-    pub roles: Choice,
+    /// The practice's team: each role's share of it and how it works.
+    pub staff: Vec<Staff>,
+    /// Share of practices that opt in to Saturday-morning clinics.
+    pub saturday_share: f64,
+}
+
+/// A role in the practice team.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Staff {
+    pub role: String,
+    /// Relative share of the team (the roster is apportioned by these).
+    pub share: u32,
+    /// Whether the role may issue prescriptions.
+    pub prescriber: bool,
+    /// Length of one appointment slot.
+    pub slot_minutes: u32,
+    /// Appointments a clinician of this role offers a day (half each session).
+    pub daily_slots: u32,
+    /// Whether the role does home visits.
+    #[serde(default)]
+    pub home_visits: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Patients {
-    pub female_share: f64,
+    /// Share of patients who are female, by age.
+    pub female_share: Vec<AgeStep>,
     pub age_bands: Vec<f64>,
     pub email_share: f64,
     pub phone_share: f64,
     pub mobile_share: f64,
-    pub deceased: Vec<AgeStep>,
+    /// Annual probability of death by age, for women and for men.
+    pub mortality_female: Vec<AgeStep>,
+    pub mortality_male: Vec<AgeStep>,
+    /// Deaths are kept on the list for this many years before as_of.
     pub death_within_years: u32,
+    /// Share of given names drawn from the decade next to the birth decade
+    /// (names rise and fall across decade boundaries).
+    pub adjacent_decade_name_share: f64,
     pub registered_within_years: u32,
     pub local_share: f64,
 }
@@ -116,13 +144,17 @@ pub struct Conditions {
     pub chronic_within_years: u32,
     pub acute_within_years: u32,
     pub prevalence_scale: f64,
+    /// Groups of SNOMED codes never recorded together: the first drawn wins.
+    pub exclusive: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prescriptions {
-    pub max_medicines: u32,
-    pub repeat_issues: Range,
+    /// Days between repeat issues.
+    pub repeat_every_days: u32,
+    /// A repeat course starts within this many days of the condition's onset.
+    pub start_within_days: u32,
     pub acute_course_share: f64,
 }
 
@@ -133,11 +165,13 @@ pub struct Appointments {
     pub female_factor: f64,
     pub within_years: u32,
     pub max_per_patient: u32,
+    /// How much a patient's yearly rate varies: uniform in mean × (1 ± spread).
+    pub spread: f64,
+    /// Session starts (local time); each session holds half a role's daily slots.
     #[serde(with = "hhmm")]
-    pub opens: NaiveTime,
+    pub morning: NaiveTime,
     #[serde(with = "hhmm")]
-    pub closes: NaiveTime,
-    pub durations: Vec<u32>,
+    pub afternoon: NaiveTime,
     pub modes: Choice,
     pub statuses: Choice,
 }
@@ -145,9 +179,13 @@ pub struct Appointments {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Observations {
-    pub within_years: u32,
+    /// In-person appointments a year at which routine measurements are taken, by age.
     pub checkups: Vec<AgeStep>,
-    pub hba1c_every_months: u32,
+    /// People with diabetes get an HbA1c at an in-person appointment at least this many days after the last.
+    pub hba1c_every_days: u32,
+    /// Share of people without diabetes in the screening ages with an HbA1c in the window.
+    pub hba1c_screening_share: f64,
+    pub hba1c_screening_ages: Range,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,7 +215,6 @@ impl Spec {
     fn validate(&self) -> Result<()> {
         let p = &self.patients;
         for (name, v) in [
-            ("female_share", p.female_share),
             ("email_share", p.email_share),
             ("phone_share", p.phone_share),
             ("mobile_share", p.mobile_share),
@@ -191,8 +228,18 @@ impl Spec {
             bail!("seeds/patients.toml: patients.age_bands must be non-negative weights");
         }
         let a = &self.appointments;
-        if a.opens >= a.closes || a.durations.is_empty() {
-            bail!("seeds/patients.toml: appointments need opens < closes and some durations");
+        if a.morning >= a.afternoon {
+            bail!("seeds/patients.toml: appointments.morning must come before afternoon");
+        }
+        let staff = &self.practices.staff;
+        if !staff.iter().any(|s| s.prescriber && s.share > 0)
+            || staff
+                .iter()
+                .any(|s| s.daily_slots < 2 || s.slot_minutes == 0)
+        {
+            bail!(
+                "seeds/patients.toml: practices.staff needs a prescriber and at least 2 slots a day per role"
+            );
         }
         if self.practices.practitioners.min < 1
             || self.practices.practitioners.min > self.practices.practitioners.max

@@ -1,13 +1,16 @@
-//! A patient's clinical history: conditions (by age- and sex-specific
-//! prevalence), prescriptions for them, allergies, appointments in clinic
-//! hours, and observations plausible for age and conditions.
+//! A patient's clinical history: appointments in the practice's free slots,
+//! conditions (by age- and sex-specific prevalence; acute ones diagnosed at an
+//! appointment), and allergies; prescriptions and observations live in their
+//! own modules and hang off the same appointments.
 //!
 //! Every event falls between birth and the patient's last day (before death,
-//! not after the world's "today"); prescriptions start on or after the onset
-//! of the condition they treat.
+//! not after the world's "today"), on a day the practice is open.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Weekday};
+use chrono::{NaiveDate, NaiveDateTime};
 
+use super::calendar::working_day_from;
+use super::observations::observations;
+use super::prescribing::prescriptions;
 use super::{Patient, World, add_days, day_between, years_between};
 use crate::seed::encode::Encoder;
 use crate::seed::model::TableId;
@@ -32,29 +35,75 @@ pub struct Condition {
     pub kind: usize,
     pub onset: NaiveDate,
     pub resolved: Option<NaiveDate>,
-}
-
-fn age_band(age: u32) -> usize {
-    match age {
-        0..=17 => 0,
-        18..=39 => 1,
-        40..=64 => 2,
-        _ => 3,
-    }
+    /// The appointment (index into the patient's) it was diagnosed at.
+    pub encounter: Option<usize>,
 }
 
 const BAND_START: [u32; 4] = [0, 18, 40, 65];
+/// The ages the band figures are taken to hold at (about each band's middle).
+const BAND_MIDDLE: [f64; 4] = [9.0, 28.5, 52.0, 75.0];
 
-/// The patient's conditions, in list order.
-pub fn conditions(w: &World, p: &Patient) -> Vec<Condition> {
+/// Percent prevalence at an exact age, between the bands' middles, so a
+/// 41-year-old is not given the whole 40–64 band's figure. Prevalence of the
+/// age-related conditions grows about geometrically with age, so between two
+/// positive figures the step is geometric (`a · (b/a)^t`, computed by
+/// repeated square roots so no platform-dependent `powf` enters the rows);
+/// towards or from zero it is linear.
+fn prevalence_at(bands: &[f64; 4], age: u32) -> f64 {
+    let a = age as f64;
+    let i = BAND_MIDDLE.partition_point(|&m| m <= a);
+    if i == 0 || i == 4 {
+        return bands[i.min(3)];
+    }
+    let (lo, hi) = (bands[i - 1], bands[i]);
+    let t = (a - BAND_MIDDLE[i - 1]) / (BAND_MIDDLE[i] - BAND_MIDDLE[i - 1]);
+    if lo <= 0.0 || hi <= 0.0 {
+        return lo + (hi - lo) * t;
+    }
+    // (hi/lo)^t from t's binary digits: ratio^(1/2), ^(1/4), … (sqrt is exact IEEE).
+    let (mut factor, mut root, mut rest) = (1.0, hi / lo, t);
+    for _ in 0..20 {
+        root = root.sqrt();
+        rest *= 2.0;
+        if rest >= 1.0 {
+            factor *= root;
+            rest -= 1.0;
+        }
+    }
+    lo * factor
+}
+
+/// The first working day on or after `day`, or the last one before it when
+/// that would pass `last`.
+fn working_day_within(w: &World, day: NaiveDate, last: NaiveDate) -> NaiveDate {
+    let next = working_day_from(w.lists, day);
+    if next <= last {
+        return next;
+    }
+    let mut d = day;
+    while d > add_days(last, -7) && !super::calendar::is_working_day(w.lists, d, false) {
+        d = add_days(d, -1);
+    }
+    d.min(last)
+}
+
+/// The patient's conditions, in list order. Acute conditions whose onset falls
+/// in the encounter window are diagnosed at one of the patient's attended
+/// in-person appointments with a prescriber (or moved before the window when
+/// there is none).
+pub fn conditions(w: &World, p: &Patient, appts: &[Appointment]) -> Vec<Condition> {
     let mut rng = Stream::new(w.seed, "conditions", p.index);
     let last = p.last_day(w.as_of);
     let age = years_between(p.dob, last);
     let sex = if p.female { 0 } else { 1 };
     let spec = &w.spec.conditions;
-    let mut out = Vec::new();
+    let window = w.encounter_window(p).map(|(from, _)| from);
+    let mut free: Vec<usize> = (0..appts.len())
+        .filter(|&i| appts[i].in_person_attended && appts[i].prescriber)
+        .collect();
+    let mut out: Vec<Condition> = Vec::new();
     for (kind, c) in w.lists.conditions.iter().enumerate() {
-        let prevalence = c.prevalence[sex][age_band(age)] / 100.0 * spec.prevalence_scale;
+        let prevalence = prevalence_at(&c.prevalence[sex], age) / 100.0 * spec.prevalence_scale;
         if !rng.chance(prevalence) {
             continue;
         }
@@ -69,7 +118,23 @@ pub fn conditions(w: &World, p: &Patient) -> Vec<Condition> {
         let from = add_days(last, -(years as i64) * 365)
             .max(youngest)
             .min(last);
-        let onset = day_between(&mut rng, from, last);
+        let mut onset = day_between(&mut rng, from, last);
+        let mut encounter = None;
+        if let Some(window) = window.filter(|w| !c.chronic && onset >= *w) {
+            if free.is_empty() {
+                if from >= window {
+                    continue;
+                }
+                onset = day_between(&mut rng, from, add_days(window, -1));
+            } else {
+                let i = free.remove(rng.below(free.len() as u64) as usize);
+                onset = appts[i].starts_at.date();
+                encounter = Some(i);
+            }
+        }
+        if encounter.is_none() {
+            onset = working_day_within(w, onset, last);
+        }
         let resolved = if c.chronic {
             None
         } else {
@@ -79,65 +144,13 @@ pub fn conditions(w: &World, p: &Patient) -> Vec<Condition> {
             kind,
             onset,
             resolved,
+            encounter,
         });
     }
-    out
-}
-
-pub struct Prescription {
-    /// Index into the patient's conditions.
-    pub condition: usize,
-    pub medicine: usize,
-    pub issued: NaiveDate,
-    pub practitioner: i64,
-}
-
-fn practitioner(w: &World, p: &Patient, rng: &mut Stream) -> i64 {
-    let practice = &w.practices[p.practice];
-    practice.first_practitioner + rng.below(practice.practitioners as u64) as i64
-}
-
-pub fn prescriptions(w: &World, p: &Patient, conditions: &[Condition]) -> Vec<Prescription> {
-    let mut rng = Stream::new(w.seed, "prescriptions", p.index);
-    let spec = &w.spec.prescriptions;
-    let last = p.last_day(w.as_of);
-    let mut out = Vec::new();
-    for (ci, c) in conditions.iter().enumerate() {
-        let meds = &w.lists.conditions[c.kind].medicines;
-        if meds.is_empty() {
-            continue;
-        }
-        if w.lists.conditions[c.kind].chronic {
-            let n = (1 + rng.below(spec.max_medicines as u64)).min(meds.len() as u64);
-            let first = rng.below(meds.len() as u64);
-            for m in 0..n {
-                let medicine = meds[((first + m) % meds.len() as u64) as usize];
-                let issues = rng.range(spec.repeat_issues.min, spec.repeat_issues.max);
-                // The most recent issues, every 28 days, never before onset.
-                let start = add_days(last, -(issues * 28)).max(c.onset);
-                let who = practitioner(w, p, &mut rng);
-                for k in 0..issues {
-                    let issued = add_days(start, k * 28 + rng.range(0, 3));
-                    if issued > last {
-                        break;
-                    }
-                    out.push(Prescription {
-                        condition: ci,
-                        medicine,
-                        issued,
-                        practitioner: who,
-                    });
-                }
-            }
-        } else if rng.chance(spec.acute_course_share) {
-            let medicine = *rng.pick(meds);
-            let issued = add_days(c.onset, rng.range(0, 2)).min(last);
-            out.push(Prescription {
-                condition: ci,
-                medicine,
-                issued,
-                practitioner: practitioner(w, p, &mut rng),
-            });
+    // Mutually exclusive diagnoses: the first of a group present wins.
+    for group in &w.exclusive {
+        if let Some(&keep) = group.iter().find(|k| out.iter().any(|c| c.kind == **k)) {
+            out.retain(|c| c.kind == keep || !group.contains(&c.kind));
         }
     }
     out
@@ -149,40 +162,21 @@ pub struct Appointment {
     pub practitioner: i64,
     pub mode: usize,
     pub status: usize,
+    /// Attended, face to face or at home: an encounter that can produce observations.
+    pub in_person_attended: bool,
+    /// With a clinician who may prescribe.
+    pub prescriber: bool,
 }
 
-/// Moves a weekend day to the nearest weekday inside `from..=to`, if any.
-fn weekday_within(d: NaiveDate, from: NaiveDate, to: NaiveDate) -> Option<NaiveDate> {
-    let (fwd, back) = match d.weekday() {
-        Weekday::Sat => (2, 1),
-        Weekday::Sun => (1, 2),
-        _ => return Some(d),
-    };
-    [add_days(d, fwd), add_days(d, -back)]
-        .into_iter()
-        .find(|x| (from..=to).contains(x))
-}
-
-/// A time on `day` inside clinic hours, on a 5-minute grid, ending by closing.
-fn clinic_time(w: &World, rng: &mut Stream, day: NaiveDate, minutes: u32) -> NaiveDateTime {
-    let a = &w.spec.appointments;
-    let open = a.opens.num_seconds_from_midnight() / 60;
-    let close = a.closes.num_seconds_from_midnight() / 60;
-    let slots = (close.saturating_sub(open + minutes)) / 5 + 1;
-    let start = open + rng.below(slots as u64) as u32 * 5;
-    day.and_time(NaiveTime::from_hms_opt(start / 60, start % 60, 0).unwrap())
-}
-
+/// The patient's appointments: as many as their consultation rate asks for,
+/// drawn from the slots they own in their practice's calendar, in time order.
 pub fn appointments(w: &World, p: &Patient) -> Vec<Appointment> {
     let a = &w.spec.appointments;
-    let mut rng = Stream::new(w.seed, "appointments", p.index);
-    let last = p.last_day(w.as_of);
-    let from = add_days(last, -(a.within_years as i64) * 365)
-        .max(p.registered)
-        .max(p.dob);
-    if from > last {
+    let staff = &w.spec.practices.staff;
+    let Some((from, last)) = w.encounter_window(p) else {
         return Vec::new();
-    }
+    };
+    let mut rng = Stream::new(w.seed, "appointments", p.index);
     let age = years_between(p.dob, last);
     let factor = if p.female && age >= 16 {
         a.female_factor
@@ -191,171 +185,37 @@ pub fn appointments(w: &World, p: &Patient) -> Vec<Appointment> {
     };
     let days = (last - from).num_days() as f64 + 1.0;
     let mean = by_age(&a.per_year, age) * factor * days / 365.0;
-    let n = ((mean * (0.25 + 1.5 * rng.unit())).round() as u32).min(a.max_per_patient);
-    let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let day = day_between(&mut rng, from, last);
-        let minutes = *rng.pick(&a.durations);
+    let want = (mean * (1.0 - a.spread + 2.0 * a.spread * rng.unit())).round() as u64;
+    let calendar = &w.calendars[p.practice];
+    let owned = calendar.owned(p.rank, w.spec.practices.patients_per_practice, from, last);
+    let mut need = want.min(a.max_per_patient as u64).min(owned.len() as u64);
+    let practice = &w.practices[p.practice];
+    let mut out = Vec::with_capacity(need as usize);
+    // Selection sampling: each owned slot is taken with the chance that leaves
+    // exactly `need` taken, uniformly over the window.
+    for (i, &s) in owned.iter().enumerate() {
+        let left = (owned.len() - i) as u64;
+        if need == 0 || rng.below(left) >= need {
+            continue;
+        }
+        need -= 1;
+        let slot = calendar.slot(&w.spec, s);
         let mut mode = a.modes.sample_index(&mut rng);
-        if a.modes.names[mode] == "home_visit" && age < 65 {
-            mode = a.modes.index_of("face_to_face").unwrap_or(mode);
+        if w.home_visit == Some(mode) && (age < 65 || !staff[slot.role].home_visits) {
+            mode = w.face_to_face.unwrap_or(mode);
         }
         let status = a.statuses.sample_index(&mut rng);
-        let who = practitioner(w, p, &mut rng);
-        let Some(day) = weekday_within(day, from, last) else {
-            continue;
-        };
         out.push(Appointment {
-            starts_at: clinic_time(w, &mut rng, day, minutes),
-            minutes,
-            practitioner: who,
+            starts_at: slot.at,
+            minutes: slot.minutes,
+            practitioner: practice.first_practitioner + slot.position as i64,
             mode,
             status,
+            in_person_attended: w.attended == Some(status)
+                && (w.face_to_face == Some(mode) || w.home_visit == Some(mode)),
+            prescriber: staff[slot.role].prescriber,
         });
     }
-    out.sort_by_key(|x| x.starts_at);
-    out
-}
-
-pub struct Observation {
-    /// Index into `Lists::observations`.
-    pub kind: usize,
-    /// Value in tenths.
-    pub tenths: i64,
-    pub at: NaiveDateTime,
-}
-
-fn tenths(x: f64) -> i64 {
-    (x * 10.0).round() as i64
-}
-
-pub fn observations(w: &World, p: &Patient, conditions: &[Condition]) -> Vec<Observation> {
-    let spec = &w.spec.observations;
-    let l = w.lists;
-    let mut rng = Stream::new(w.seed, "observations", p.index);
-    let last = p.last_day(w.as_of);
-    let from = add_days(last, -(spec.within_years as i64) * 365).max(p.dob);
-    let age = years_between(p.dob, last);
-    let has = |tag: &str| conditions.iter().any(|c| l.conditions[c.kind].tag == tag);
-    let (diabetic, hypertensive, obese, ckd) = (
-        has("diabetes"),
-        has("hypertension"),
-        has("obesity"),
-        has("ckd"),
-    );
-
-    // Traits that hold across a patient's visits.
-    let adult_height = if p.female {
-        rng.normal(162.0, 7.0, 140.0, 190.0)
-    } else {
-        rng.normal(175.5, 7.5, 150.0, 205.0)
-    };
-    let bmi_base = match (age >= 18, obese) {
-        (true, true) => rng.normal(34.0, 3.5, 30.0, 55.0),
-        (true, false) => rng.normal(26.0, 3.8, 17.0, 29.9),
-        (false, true) => rng.normal(24.0, 2.0, 21.0, 35.0),
-        (false, false) => rng.normal(16.8, 1.8, 13.0, 21.0),
-    };
-    let bp_shift = rng.normal(0.0, 6.0, -15.0, 15.0) + if hypertensive { 14.0 } else { 0.0 };
-
-    let mean = by_age(&spec.checkups, age) * spec.within_years as f64;
-    let visits = (mean * (0.5 + rng.unit())).round() as u32;
-    let k = |key| l.observation(key);
-    let mut out = Vec::new();
-    let mut push = |kind, value: f64, at| {
-        out.push(Observation {
-            kind,
-            tenths: tenths(value),
-            at,
-        })
-    };
-    for _ in 0..visits {
-        let day = day_between(&mut rng, from, last);
-        let at = clinic_time(w, &mut rng, day, 10);
-        let a = years_between(p.dob, day) as f64;
-        let hr = match a as u32 {
-            0 => rng.normal(130.0, 12.0, 90.0, 180.0),
-            1..=4 => rng.normal(105.0, 10.0, 75.0, 150.0),
-            5..=11 => rng.normal(88.0, 10.0, 60.0, 130.0),
-            _ => rng.normal(72.0, 9.0, 45.0, 120.0),
-        };
-        push(k("heart_rate"), hr.round(), at);
-        if a >= 5.0 {
-            let (sys, dia) = if a < 18.0 {
-                (
-                    rng.normal(105.0, 8.0, 80.0, 135.0),
-                    rng.normal(64.0, 6.0, 45.0, 85.0),
-                )
-            } else {
-                let sys = 112.0 + 0.5 * (a - 18.0) + bp_shift + rng.normal(0.0, 7.0, -20.0, 20.0);
-                let dia =
-                    72.0 + 0.15 * (a - 18.0) + bp_shift / 2.0 + rng.normal(0.0, 5.0, -12.0, 12.0);
-                (
-                    sys.clamp(85.0, 210.0),
-                    dia.clamp(45.0, 125.0).min(sys - 20.0),
-                )
-            };
-            push(k("systolic_bp"), sys.round(), at);
-            push(k("diastolic_bp"), dia.round(), at);
-        }
-        if a >= 2.0 {
-            let height = if a >= 18.0 {
-                adult_height
-            } else if a <= 12.0 {
-                87.0 + 6.0 * (a - 2.0)
-            } else {
-                147.0 + (adult_height - 147.0) * (a - 12.0) / 6.0
-            };
-            let bmi = (bmi_base + rng.normal(0.0, 0.6, -2.0, 2.0)).max(12.0);
-            let weight = bmi * (height / 100.0) * (height / 100.0);
-            push(k("height"), (height * 10.0).round() / 10.0, at);
-            push(k("weight"), (weight * 10.0).round() / 10.0, at);
-            push(k("bmi"), (bmi * 10.0).round() / 10.0, at);
-        }
-        if a >= 40.0 && rng.chance(0.3) {
-            push(
-                k("cholesterol"),
-                (rng.normal(5.1, 0.9, 2.5, 9.0) * 10.0).round() / 10.0,
-                at,
-            );
-        }
-        if ckd || (a >= 50.0 && rng.chance(0.3)) {
-            let egfr = if ckd {
-                rng.normal(45.0, 9.0, 15.0, 59.0)
-            } else {
-                rng.normal(100.0 - 0.6 * (a - 20.0), 9.0, 60.0, 120.0)
-            };
-            push(k("egfr"), egfr.round(), at);
-        }
-        if !diabetic && a >= 40.0 && rng.chance(0.2) {
-            push(k("hba1c"), rng.normal(37.0, 3.5, 25.0, 47.0).round(), at);
-        }
-    }
-    // Diabetes reviews: an HbA1c every few months since diagnosis (within the window).
-    for c in conditions
-        .iter()
-        .filter(|c| l.conditions[c.kind].tag == "diabetes")
-    {
-        let mut day = c.onset.max(from);
-        let step = spec.hba1c_every_months as i64 * 30;
-        while day <= last {
-            let at = clinic_time(w, &mut rng, day, 10);
-            push(k("hba1c"), rng.normal(58.0, 11.0, 40.0, 110.0).round(), at);
-            day = add_days(day, step + rng.range(-10, 10).max(1 - step));
-        }
-    }
-    // A temperature at the onset of acute conditions in the window.
-    for c in conditions.iter().filter(|c| !l.conditions[c.kind].chronic) {
-        if c.onset >= from {
-            let at = clinic_time(w, &mut rng, c.onset, 10);
-            push(
-                k("temperature"),
-                (rng.normal(37.6, 0.5, 36.0, 40.0) * 10.0).round() / 10.0,
-                at,
-            );
-        }
-    }
-    out.sort_by_key(|o| o.at);
     out
 }
 
@@ -376,7 +236,7 @@ pub fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
         let allergen = w.lists.allergen_weights.sample(&mut rng);
         let reaction = rng.below(w.lists.allergens[allergen].reactions.len() as u64) as usize;
         let severity = spec.severities.sample_index(&mut rng);
-        let recorded = day_between(&mut rng, p.dob, last);
+        let recorded = working_day_within(w, day_between(&mut rng, p.dob, last), last);
         if out.iter().all(|a| a.allergen != allergen) {
             out.push(Allergy {
                 allergen,
@@ -391,12 +251,15 @@ pub fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
 
 /// Rows of a per-patient clinical table for one patient.
 pub fn count(w: &World, t: TableId, p: &Patient) -> u64 {
+    if t == TableId::Allergies {
+        return allergies(w, p).len() as u64;
+    }
+    let appts = appointments(w, p);
     (match t {
-        TableId::Conditions => conditions(w, p).len(),
-        TableId::Allergies => allergies(w, p).len(),
-        TableId::Appointments => appointments(w, p).len(),
-        TableId::Prescriptions => prescriptions(w, p, &conditions(w, p)).len(),
-        TableId::Observations => observations(w, p, &conditions(w, p)).len(),
+        TableId::Appointments => appts.len(),
+        TableId::Conditions => conditions(w, p, &appts).len(),
+        TableId::Prescriptions => prescriptions(w, p, &conditions(w, p, &appts), &appts).len(),
+        TableId::Observations => observations(w, p, &conditions(w, p, &appts), &appts).len(),
         _ => unreachable!("not a clinical table"),
     }) as u64
 }
@@ -405,7 +268,7 @@ pub fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: 
     let l = w.lists;
     match t {
         TableId::Conditions => {
-            for c in conditions(w, p) {
+            for c in conditions(w, p, &appointments(w, p)) {
                 let kind = &l.conditions[c.kind];
                 enc.begin_row();
                 enc.int(ids.take());
@@ -452,8 +315,9 @@ pub fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: 
             }
         }
         TableId::Prescriptions => {
-            let conds = conditions(w, p);
-            for rx in prescriptions(w, p, &conds) {
+            let appts = appointments(w, p);
+            let conds = conditions(w, p, &appts);
+            for rx in prescriptions(w, p, &conds, &appts) {
                 let med = &l.medicines[rx.medicine];
                 enc.begin_row();
                 enc.int(ids.take());
@@ -469,7 +333,8 @@ pub fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: 
             ids.next_condition += conds.len() as i64;
         }
         TableId::Observations => {
-            for o in observations(w, p, &conditions(w, p)) {
+            let appts = appointments(w, p);
+            for o in observations(w, p, &conditions(w, p, &appts), &appts) {
                 let kind = &l.observations[o.kind];
                 enc.begin_row();
                 enc.int(ids.take());

@@ -8,9 +8,12 @@
 //! order and on any thread.
 
 pub mod address;
+pub mod calendar;
 pub mod clinical;
 pub mod nhs;
+pub mod observations;
 pub mod person;
+pub mod prescribing;
 
 use std::ops::Range;
 
@@ -19,8 +22,9 @@ use chrono::{Datelike, Days, NaiveDate};
 use super::encode::Encoder;
 use super::lists::Lists;
 use super::model::TableId;
-use super::rng::{Stream, Weighted};
+use super::rng::{Stream, Weighted, mix64};
 use super::spec::{Spec, by_age};
+use calendar::Calendar;
 
 /// A practice and the ids of its practitioners.
 #[derive(Debug, Clone)]
@@ -42,6 +46,8 @@ pub struct Patient {
     pub death: Option<NaiveDate>,
     pub registered: NaiveDate,
     pub practice: usize,
+    /// The patient's place among the practice's patients (owns its slots).
+    pub rank: u64,
 }
 
 impl Patient {
@@ -92,6 +98,14 @@ pub struct World {
     /// Whether the practices and practitioners are generated in this run
     /// (false when appending to existing ones).
     pub new_practices: bool,
+    /// Each practice's calendar, by index into `practices`.
+    pub calendars: Vec<Calendar>,
+    /// Diagnoses never recorded together, as groups of `Lists::conditions` indices.
+    pub exclusive: Vec<Vec<usize>>,
+    /// Indices of the appointment statuses and modes the model reasons about.
+    pub attended: Option<usize>,
+    pub face_to_face: Option<usize>,
+    pub home_visit: Option<usize>,
     age_weights: Weighted,
 }
 
@@ -139,9 +153,36 @@ impl World {
                 .iter()
                 .map(|w| (w * 1000.0).round() as u64),
         );
+        let lists = Lists::get();
+        let calendars = practices
+            .iter()
+            .map(|p| {
+                let mut rng = Stream::new(seed, "practices.calendar", p.id as u64);
+                let saturdays = rng.chance(spec.practices.saturday_share);
+                let key = mix64(seed ^ mix64(p.id as u64));
+                Calendar::new(&spec, lists, p.practitioners, saturdays, key)
+            })
+            .collect();
+        let exclusive = spec
+            .conditions
+            .exclusive
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .filter_map(|code| lists.conditions.iter().position(|c| &c.snomed == code))
+                    .collect()
+            })
+            .collect();
+        let a = &spec.appointments;
         World {
+            attended: a.statuses.index_of("attended"),
+            face_to_face: a.modes.index_of("face_to_face"),
+            home_visit: a.modes.index_of("home_visit"),
             as_of: spec.as_of,
-            lists: Lists::get(),
+            lists,
+            calendars,
+            exclusive,
             spec,
             seed,
             first_patient,
@@ -150,6 +191,17 @@ impl World {
             new_practices,
             age_weights,
         }
+    }
+
+    /// The days a patient can have encounters: the appointment window, from
+    /// registration (or birth) to their last day; `None` when empty.
+    pub fn encounter_window(&self, p: &Patient) -> Option<(NaiveDate, NaiveDate)> {
+        let years = self.spec.appointments.within_years as i64;
+        let from = add_days(self.as_of, -years * 365)
+            .max(p.registered)
+            .max(p.dob);
+        let last = p.last_day(self.as_of);
+        (from <= last).then_some((from, last))
     }
 
     pub fn practitioner_count(&self) -> u64 {
@@ -178,20 +230,31 @@ impl World {
     pub fn patient(&self, index: u64) -> Patient {
         let p = &self.spec.patients;
         let mut rng = Stream::new(self.seed, "patient", index);
-        let female = rng.chance(p.female_share);
         let band = self.age_weights.sample(&mut rng) as i64;
         let age = band * 5 + rng.below(5) as i64;
         let dob = add_days(self.as_of, -(age * 365 + age / 4 + rng.range(0, 364)));
         let dob = dob.min(add_days(self.as_of, -1));
         let age_now = years_between(dob, self.as_of);
-        let death = rng.chance(by_age(&p.deceased, age_now)).then(|| {
+        let female = rng.chance(by_age(&p.female_share, age_now));
+        let mortality = if female {
+            &p.mortality_female
+        } else {
+            &p.mortality_male
+        };
+        // Survival over the years a death stays on the list (plain products:
+        // `powi`'s precision is unspecified, and the rows must not vary by platform).
+        let yearly = 1.0 - by_age(mortality, age_now);
+        let survive = (0..p.death_within_years).fold(1.0, |s, _| s * yearly);
+        let death = rng.chance(1.0 - survive).then(|| {
             let within = p.death_within_years as i64 * 365;
             add_days(self.as_of, -rng.range(0, within)).max(add_days(dob, 1))
         });
         let last = death.map_or(self.as_of, |d| d.pred_opt().unwrap());
         let registered_from = add_days(self.as_of, -(p.registered_within_years as i64 * 365));
         let registered = day_between(&mut rng, registered_from.max(dob), last).clamp(dob, last);
-        let practice = rng.below(self.practices.len() as u64) as usize;
+        // Round robin: every practice's patients get consecutive ranks, so
+        // their slots never overlap (see calendar.rs).
+        let n = self.practices.len() as u64;
         Patient {
             index,
             id: index as i64 + 1,
@@ -199,7 +262,8 @@ impl World {
             dob,
             death,
             registered,
-            practice,
+            practice: (index % n) as usize,
+            rank: index / n,
         }
     }
 
@@ -263,22 +327,26 @@ impl World {
         enc.text(&name);
         enc.text(&district.town);
         enc.text(&address::postcode(&mut rng, &district.district));
-        enc.text(&person::landline(&mut rng));
+        enc.text(&person::landline_for(&mut rng, &district.district));
         enc.end_row();
     }
 
     fn emit_practitioner<E: Encoder>(&self, i: u64, enc: &mut E) {
         let id = i as i64 + 1;
-        let practice = self
+        let at = self
             .practices
             .iter()
-            .find(|p| (p.first_practitioner..p.first_practitioner + p.practitioners).contains(&id))
+            .position(|p| {
+                (p.first_practitioner..p.first_practitioner + p.practitioners).contains(&id)
+            })
             .expect("every practitioner belongs to a practice");
+        let practice = &self.practices[at];
+        let position = (id - practice.first_practitioner) as usize;
+        let role = &self.spec.practices.staff[self.calendars[at].roles[position]].role;
         let mut rng = Stream::new(self.seed, "practitioners", i);
         let female = rng.chance(0.55);
         let given = person::given_name(&mut rng, self.lists, female);
         let family = self.lists.family_names.sample(&mut rng);
-        let role = self.spec.practices.roles.sample(&mut rng);
         enc.begin_row();
         enc.int(id);
         enc.int(practice.id);
@@ -293,7 +361,11 @@ impl World {
         let spec = &self.spec.patients;
         let l = self.lists;
         let mut rng = Stream::new(self.seed, "patients", p.index);
-        let given = person::given_name(&mut rng, l, p.female);
+        let mut born = p.dob.year();
+        if rng.chance(spec.adjacent_decade_name_share) {
+            born += if rng.chance(0.5) { -10 } else { 10 };
+        }
+        let given = l.names_for(p.female, born).sample(&mut rng);
         let family = l.family_names.sample(&mut rng);
         let practice = &self.practices[p.practice];
         let district = match practice.district {
@@ -353,7 +425,7 @@ mod tests {
             female += p.female as u32;
         }
         assert!((2300..2800).contains(&female), "{female}");
-        assert!(deceased > 0 && deceased < 250, "{deceased}");
+        assert!(deceased > 50 && deceased < 500, "{deceased}");
     }
 
     #[test]
@@ -373,6 +445,7 @@ mod tests {
     fn practitioners_are_partitioned_among_practices() {
         let w = world(20_000);
         assert_eq!(w.practices.len(), 4);
+        assert_eq!(w.calendars.len(), 4);
         let mut next = 1;
         for p in &w.practices {
             assert_eq!(p.first_practitioner, next);

@@ -28,6 +28,42 @@ const LANDLINE_PREFIXES: [&str; 14] = [
     "0191 498 0",
 ];
 
+/// The drama block of the area code that serves a postcode area (the
+/// outward code's letters): the 13 cities with their own `496 0`/`498 0`
+/// block, London's `020 7946 0`, and Ofcom's fictional `01632 960` elsewhere.
+const AREA_BLOCKS: [(&[&str], &str); 13] = [
+    (&["LS"], "0113 496 0"),
+    (&["S"], "0114 496 0"),
+    (&["NG"], "0115 496 0"),
+    (&["LE"], "0116 496 0"),
+    (&["BS"], "0117 496 0"),
+    (&["RG"], "0118 496 0"),
+    (&["B"], "0121 496 0"),
+    (&["EH"], "0131 496 0"),
+    (&["G"], "0141 496 0"),
+    (&["L"], "0151 496 0"),
+    (&["M"], "0161 496 0"),
+    (&["NE", "SR", "DH"], "0191 498 0"),
+    (
+        &[
+            "E", "EC", "N", "NW", "SE", "SW", "W", "WC", "BR", "CR", "EN", "HA", "IG", "RM", "SM",
+            "TW", "UB",
+        ],
+        "020 7946 0",
+    ),
+];
+
+/// A landline from the drama block of the area serving `district` (e.g. `LS6`).
+pub fn landline_for(rng: &mut Stream, district: &str) -> String {
+    let area = district.trim_end_matches(|c: char| !c.is_ascii_alphabetic());
+    let area: String = area.chars().take_while(char::is_ascii_alphabetic).collect();
+    let prefix = AREA_BLOCKS
+        .iter()
+        .find(|(areas, _)| areas.contains(&area.as_str()))
+        .map_or(LANDLINE_PREFIXES[0], |(_, p)| *p);
+    with_digits(rng, prefix)
+}
+
 /// How many numbers the drama ranges ward uses hold.
 pub const DRAMA_NUMBERS: u64 = (1 + LANDLINE_PREFIXES.len() as u64) * 1000;
 
@@ -105,6 +141,24 @@ mod tests {
         }
         assert!(!is_drama_phone("07700 901000"));
         assert!(!is_drama_phone("0113 496 1000"));
+    }
+
+    #[test]
+    fn practice_landlines_use_their_own_areas_block() {
+        let mut rng = Stream::new(1, "ph", 1);
+        for (district, prefix) in [
+            ("LS6", "0113 496 0"),
+            ("EC1A", "020 7946 0"),
+            ("SR1", "0191 498 0"),
+            ("G72", "0141 496 0"),
+            ("TR1", "01632 960"),
+        ] {
+            let phone = landline_for(&mut rng, district);
+            assert!(
+                phone.starts_with(prefix) && is_drama_phone(&phone),
+                "{phone}"
+            );
+        }
     }
 
     #[test]
