@@ -280,6 +280,19 @@ fn append_continues_ids_and_truncate_replaces() {
 
     ward().db(&url).args(["seed", "--append", "-n", "200"]).ok();
     assert_eq!(int(&url, "SELECT count(*) FROM patients"), 500);
+    let after_append = table_checksums(&url, "public");
+
+    // One practice's calendar holds 6,000 patients: more would double-book its clinicians.
+    ward()
+        .db(&url)
+        .args(["seed", "--append", "-n", "5501"])
+        .run()
+        .fails_with(2, "calendars hold 6000");
+    assert_eq!(
+        after_append,
+        table_checksums(&url, "public"),
+        "a refused append changed rows"
+    );
     assert_eq!(int(&url, "SELECT max(id) FROM patients"), 500);
     assert_eq!(
         int(&url, "SELECT count(DISTINCT nhs_number) FROM patients"),

@@ -71,6 +71,12 @@ pub async fn load(
     let world = match prepare_existing(&tx, opts, created).await? {
         Some((first_patient, practices)) => {
             check_patients(first_patient, opts.patients)?;
+            check_practice_capacity(
+                first_patient,
+                opts.patients,
+                practices.len() as u64,
+                spec.practices.patients_per_practice,
+            )?;
             World::with_practices(
                 spec,
                 opts.seed,
@@ -395,6 +401,28 @@ async fn advance_sequences(tx: &Transaction<'_>) -> Result<()> {
         )
         .await
         .with_context(|| format!("advancing the id sequence of {}", t.name()))?;
+    }
+    Ok(())
+}
+
+/// Appended patients join the existing practices, whose calendars have room
+/// for `per_practice` patients each (a patient's slots come from its rank in
+/// the practice); beyond that two patients would own the same slots and a
+/// clinician would be double-booked, so such an append is refused.
+fn check_practice_capacity(
+    existing: u64,
+    appended: u64,
+    practices: u64,
+    per_practice: u64,
+) -> Result<()> {
+    let capacity = practices.saturating_mul(per_practice);
+    let total = existing.saturating_add(appended);
+    if total > capacity {
+        return Err(UsageError(format!(
+            "appending {appended} patients would put {total} patients on {practices} practice(s), \
+             whose calendars hold {capacity} — seed them all at once instead: ward seed --truncate -n {total}"
+        ))
+        .into());
     }
     Ok(())
 }
