@@ -128,3 +128,45 @@ fn debug_logs_and_manifests_never_hold_the_container_password() {
         }
     }
 }
+
+#[test]
+fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
+    use support::docker as dk;
+    let pg = Pg::start();
+    dk::fill(&pg.name, 2_000);
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap();
+    ward()
+        .args([
+            "snapshot",
+            "create",
+            "base",
+            "--container",
+            &pg.name,
+            "--store",
+            st,
+        ])
+        .ok();
+    pg.psql("insert into marks(label) values ('after the snapshot')");
+    let current = pg.checksums();
+    // The archive's hash still matches; only where it is unpacked changed, so
+    // the image would initialise an empty cluster beside the data.
+    let p = store.path().join("base.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    assert!(m["system_identifier"].is_string(), "{m}");
+    m["layout"]["root"] = "elsewhere".into();
+    std::fs::write(&p, m.to_string()).unwrap();
+    let r = ward()
+        .args(["snapshot", "restore", "base", "--container", &pg.name])
+        .args(["--yes", "--store", st])
+        .run();
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert!(
+        r.stderr().contains("not the snapshot's cluster"),
+        "{}",
+        r.stderr()
+    );
+    assert!(pg.running());
+    assert_eq!(pg.checksums(), current, "the previous data is back");
+}
