@@ -170,3 +170,49 @@ fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
     assert!(pg.running());
     assert_eq!(pg.checksums(), current, "the previous data is back");
 }
+
+#[test]
+fn one_data_directory_is_locked_across_stores() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("PG_VERSION"), "15\n").unwrap();
+    // Another ward (here: this test) works on the directory from another store.
+    let held = ward::snapshot::lock_target(&ward::target::Target::Datadir(data.clone())).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let r = ward()
+        .args([
+            "snapshot",
+            "create",
+            "s",
+            "--datadir",
+            data.to_str().unwrap(),
+        ])
+        .args(["--store", store.path().to_str().unwrap()])
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("another ward process is snapshotting or restoring"),
+        "{}",
+        r.stderr()
+    );
+    drop(held);
+    // Released: the same command now gets past the lock (and on to the
+    // next check: this directory has no cluster).
+    let r = ward()
+        .args([
+            "snapshot",
+            "create",
+            "s",
+            "--datadir",
+            data.to_str().unwrap(),
+        ])
+        .args(["--store", store.path().to_str().unwrap()])
+        .run();
+    assert!(
+        !r.stderr().contains("another ward process"),
+        "{}",
+        r.stderr()
+    );
+}
