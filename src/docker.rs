@@ -814,6 +814,23 @@ pub async fn sweep_orphans(docker: &Docker) {
     }
 }
 
+/// Sweeps what killed wards of this host left behind — throwaway servers
+/// still serving a copy of real data, helpers, volumes — if the engine
+/// answers within a few seconds; every ward invocation calls it first, so a
+/// `kill -9` is cleaned up by the next command of any kind. Silent when there
+/// is no engine.
+pub async fn sweep_if_reachable() {
+    let Ok(docker) = Docker::connect_with_defaults() else {
+        return;
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        if let Ok(d) = docker.negotiate_version().await {
+            sweep_orphans(&d).await;
+        }
+    })
+    .await;
+}
+
 /// Made by a ward process of this host that no longer runs. Without a
 /// `/proc` to ask (not Linux, or hidden), nothing counts as orphaned.
 fn orphaned(labels: &HashMap<String, String>) -> bool {

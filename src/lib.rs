@@ -92,6 +92,7 @@ fn interrupted(command: &Command) -> &'static str {
 async fn dispatch(cli: &Cli) -> Result<Exit> {
     let file = FileConfig::load(&std::env::current_dir()?)?;
     let cfg = Config::resolve(&cli.global, file);
+    docker::sweep_if_reachable().await;
     match &cli.command {
         Command::Seed(args) => commands::seed::run(&cfg, args).await,
         Command::Demo(args) => commands::demo::run(&cfg, args).await,

@@ -27,6 +27,8 @@ fn snapshotted(store: &Path, name: &str, more_databases: &[&str]) -> Pg {
     for db in ["app"].iter().chain(more_databases) {
         pg.psql(&format!("CREATE DATABASE {db}"));
     }
+    // A role whose password is known outside: the copy must not let it in.
+    pg.psql("CREATE ROLE clinician LOGIN PASSWORD 'known-in-production'");
     dk::psql_in(
         &pg.name,
         "app",
@@ -222,6 +224,42 @@ fn the_throwaway_server_is_published_on_127_0_0_1_only() {
         ports.starts_with("127.0.0.1:") && ports.ends_with("->5432/tcp") && !ports.contains(','),
         "published as {ports:?}"
     );
+    // Only ward's own role may log in to the copy.
+    let name = dk::docker(&[
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        "label=ward.helper=1",
+        "--filter",
+        "name=ward-check",
+    ]);
+    // The server may still be starting, or ward setting it up: poll while
+    // the migration sleeps.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut logins = String::new();
+    while std::time::Instant::now() < deadline && logins != "postgres" {
+        let out = std::process::Command::new("docker")
+            .args([
+                "exec",
+                "-u",
+                "postgres",
+                name.trim(),
+                "psql",
+                "-XAtq",
+                "-U",
+                "postgres",
+            ])
+            .args([
+                "-c",
+                "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolcanlogin",
+            ])
+            .output()
+            .unwrap();
+        logins = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(logins, "postgres", "login roles of the copy");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

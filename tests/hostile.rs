@@ -586,3 +586,25 @@ impl RawExt for Raw {
         self
     }
 }
+
+#[test]
+fn restore_checks_free_space_before_touching_anything() {
+    let store = tempfile::tempdir().unwrap();
+    let mut m = put(store.path(), "huge", &[ok_version(), file("a", b"x")]);
+    // Declares an exabyte: verify is fine with a cap that high, the disk is not.
+    m.total_bytes = 1 << 60;
+    std::fs::write(store.path().join("huge.json"), m.to_json()).unwrap();
+    let (root, data) = surroundings();
+    let before = fingerprint(root.path());
+    let r = ward()
+        .args(["snapshot", "restore", "huge", "--store", &s(store.path())])
+        .args(["--datadir", &s(&data), "--yes", "--no-safety"])
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("not enough free space") && r.stderr().contains("needed"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(fingerprint(root.path()), before);
+}

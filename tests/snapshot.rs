@@ -902,14 +902,36 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
     // No process has this pid (it is above the kernel's pid_max).
     make(&dead, "99999999");
     make(&live, &std::process::id().to_string());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let d = ward::docker::connect().await.unwrap();
-        ward::docker::sweep_orphans(&d).await;
-    });
+    // A throwaway server of a killed `check --against snapshot`: still running.
+    let server = dk::unique("ward-test-orphan-server");
+    dk::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &server,
+        "--label",
+        "ward.test=1",
+        "--label",
+        "ward.helper=1",
+        "--label",
+        "ward.pid=99999999",
+        "--label",
+        &format!("ward.host={host}"),
+        "-e",
+        "POSTGRES_PASSWORD=x",
+        // No anonymous volume to leak when the sweep removes the container.
+        "--tmpfs",
+        "/var/lib/postgresql/data",
+        dk::IMAGE,
+    ]);
+    // Any ward command sweeps them, even one that never touches Docker.
+    let st = store();
+    snap(st.path(), &["list"]).ok();
+    let gone = dk::docker(&["ps", "-aq", "--filter", &format!("name={server}")]);
+    assert!(
+        gone.trim().is_empty(),
+        "orphaned throwaway server kept running"
+    );
     let left = dk::docker(&["volume", "ls", "-q"]);
     dk::docker(&["volume", "rm", &live]);
     assert!(!left.lines().any(|l| l == dead), "orphan kept: {left}");

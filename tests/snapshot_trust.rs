@@ -128,3 +128,91 @@ fn debug_logs_and_manifests_never_hold_the_container_password() {
         }
     }
 }
+
+#[test]
+fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
+    use support::docker as dk;
+    let pg = Pg::start();
+    dk::fill(&pg.name, 2_000);
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path().to_str().unwrap();
+    ward()
+        .args([
+            "snapshot",
+            "create",
+            "base",
+            "--container",
+            &pg.name,
+            "--store",
+            st,
+        ])
+        .ok();
+    pg.psql("insert into marks(label) values ('after the snapshot')");
+    let current = pg.checksums();
+    // The archive's hash still matches; only where it is unpacked changed, so
+    // the image would initialise an empty cluster beside the data.
+    let p = store.path().join("base.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    assert!(m["system_identifier"].is_string(), "{m}");
+    m["layout"]["root"] = "elsewhere".into();
+    std::fs::write(&p, m.to_string()).unwrap();
+    let r = ward()
+        .args(["snapshot", "restore", "base", "--container", &pg.name])
+        .args(["--yes", "--store", st])
+        .run();
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert!(
+        r.stderr().contains("not the snapshot's cluster"),
+        "{}",
+        r.stderr()
+    );
+    assert!(pg.running());
+    assert_eq!(pg.checksums(), current, "the previous data is back");
+}
+
+#[test]
+fn one_data_directory_is_locked_across_stores() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("PG_VERSION"), "15\n").unwrap();
+    // Another ward (here: this test) works on the directory from another store.
+    let held = ward::snapshot::lock_target(&ward::target::Target::Datadir(data.clone())).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let r = ward()
+        .args([
+            "snapshot",
+            "create",
+            "s",
+            "--datadir",
+            data.to_str().unwrap(),
+        ])
+        .args(["--store", store.path().to_str().unwrap()])
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("another ward process is snapshotting or restoring"),
+        "{}",
+        r.stderr()
+    );
+    drop(held);
+    // Released: the same command now gets past the lock (and on to the
+    // next check: this directory has no cluster).
+    let r = ward()
+        .args([
+            "snapshot",
+            "create",
+            "s",
+            "--datadir",
+            data.to_str().unwrap(),
+        ])
+        .args(["--store", store.path().to_str().unwrap()])
+        .run();
+    assert!(
+        !r.stderr().contains("another ward process"),
+        "{}",
+        r.stderr()
+    );
+}

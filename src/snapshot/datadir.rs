@@ -263,6 +263,20 @@ fn restore_blocking(
         .file_name()
         .context("bad data directory name")?
         .to_string_lossy();
+    // The copy is unpacked beside the old directory before the swap: both
+    // must fit. Say so now rather than fail half-way.
+    let need = m.total_bytes + m.total_bytes / 10 + 16 * 1024 * 1024;
+    let free = fs4::available_space(parent).unwrap_or(u64::MAX);
+    if free < need {
+        return crate::error::usage(format!(
+            "not enough free space in {} to restore snapshot {:?}: about {} needed beside the \
+             current data, {} free — free some space there and try again (nothing was changed)",
+            parent.display(),
+            m.name,
+            super::human_bytes(need),
+            super::human_bytes(free)
+        ));
+    }
     let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&fresh);
     std::fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;

@@ -195,6 +195,62 @@ pub fn new_id() -> String {
         .to_string()
 }
 
+/// Held while ward reads or replaces a target's data; released on drop (and
+/// by the OS if ward dies).
+#[derive(Debug)]
+pub struct TargetLock {
+    _file: std::fs::File,
+}
+
+/// Where a target's lock lives: one file per volume or data directory, in
+/// a directory every ward of this user on this host shares (whatever its
+/// store or working directory), so that a restore from one store and a
+/// snapshot into another cannot interleave on the same data.
+pub fn target_lock_path(target: &Target) -> std::path::PathBuf {
+    let key = match target {
+        Target::Volume(v) => format!("volume:{}", v.volume.name),
+        Target::Datadir(d) => format!(
+            "datadir:{}",
+            std::fs::canonicalize(d)
+                .unwrap_or_else(|_| d.clone())
+                .display()
+        ),
+    };
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let user = nix::unistd::Uid::effective();
+    base.join(format!(
+        "ward-{user}-target-{:016x}.lock",
+        crate::seed::rng::fnv1a(key.as_bytes())
+    ))
+}
+
+/// Takes the target's lock, or fails at once if another ward holds it.
+pub fn lock_target(target: &Target) -> Result<TargetLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = target_lock_path(target);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))?;
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(TargetLock { _file: file }),
+        Err(fs4::TryLockError::WouldBlock) => crate::error::usage(format!(
+            "another ward process is snapshotting or restoring {} (from this or another store) — \
+             wait for it to finish",
+            target.describe()
+        )),
+        Err(fs4::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+        }
+    }
+}
+
 /// Takes a snapshot of `target` into `store`.
 pub async fn create(
     store: &Store,
@@ -208,6 +264,7 @@ pub async fn create(
     };
     store::check_name(&name)?;
     let _lock = store.lock()?;
+    let _target_lock = lock_target(target)?;
     if store.exists(&name) {
         return crate::error::usage(format!(
             "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
@@ -285,6 +342,7 @@ pub async fn restore(
         .into());
     }
     let _lock = store.lock()?;
+    let _target_lock = lock_target(target)?;
     match target {
         Target::Volume(t) => volume::restore(store, &m, t, opts, confirm, progress).await,
         Target::Datadir(dir) => datadir::restore(store, &m, dir, opts, confirm, progress).await,

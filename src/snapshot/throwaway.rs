@@ -20,7 +20,7 @@ use super::store::Store;
 use super::throwaway_native::Native;
 use super::volume::{image_facts, psql, replace_contents, restore_paths, wait_ready};
 use crate::docker::{self, Docker, Helper, PostgresServer, TempVolume};
-use crate::pg::quote_ident;
+use crate::pg::{self, quote_ident};
 use crate::seed::Progress;
 
 /// Who must be able to reach the throwaway server.
@@ -164,14 +164,25 @@ impl Throwaway {
         if reach == Reach::Localhost {
             t.port = Some(published_port(d, &t.server.name).await?);
             let password = fresh_password();
-            // Over the local socket, which ward's pg_hba trusts; stored as
-            // SCRAM whatever the copy's default (md5 before PG 14), since
-            // ward's pg_hba asks for SCRAM over TCP.
+            // Over the local socket, which ward's pg_hba trusts. The SQL
+            // holds a SCRAM verifier, never the password: `docker exec psql
+            // -c …` is visible in the host's `ps`.
+            let others = t
+                .psql(
+                    "postgres",
+                    &format!(
+                        "SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname <> {}",
+                        pg::quote_literal(&t.user)
+                    ),
+                )
+                .await?;
+            let others: Vec<String> = others.lines().map(str::to_string).collect();
             t.psql(
                 "postgres",
                 &format!(
-                    "SET password_encryption = 'scram-sha-256'; ALTER ROLE {} PASSWORD '{password}'",
-                    quote_ident(&t.user)
+                    "{}; {}",
+                    set_password_sql(&t.user, &password),
+                    lock_out_sql(&others)
                 ),
             )
             .await?;
@@ -312,6 +323,30 @@ pub(super) fn localhost_url(user: &str, password: &str, port: u16, db: &str) -> 
     Ok(u.to_string())
 }
 
+/// SQL giving `role` LOGIN and the password `password`, as a SCRAM verifier
+/// computed here: the password itself never appears in a command line, a
+/// statement log or `pg_stat_activity`.
+pub(super) fn set_password_sql(role: &str, password: &str) -> String {
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    format!(
+        "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+        quote_ident(role),
+        pg::quote_literal(&verifier)
+    )
+}
+
+/// SQL making every role in `roles` NOLOGIN: the copy holds real data, and
+/// its own roles' passwords are known to whoever knew them in production.
+pub(super) fn lock_out_sql(roles: &[String]) -> String {
+    roles
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("ALTER ROLE {} NOLOGIN", quote_ident(r)))
+        .chain(std::iter::once("SELECT 1".to_string()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// 32 hex characters from the OS's random source (a timestamp mix as a
 /// fallback); only ever set on a throwaway copy, never stored or logged.
 pub(super) fn fresh_password() -> String {
@@ -443,6 +478,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no database \"x\""), "{e}");
+    }
+
+    #[test]
+    fn the_password_sql_holds_a_verifier_not_the_password() {
+        let sql = set_password_sql("app", "0123456789abcdef-secret");
+        assert!(!sql.contains("0123456789abcdef"), "{sql}");
+        assert!(sql.contains("SCRAM-SHA-256$4096:"), "{sql}");
+        let lock = lock_out_sql(&["a\"b".to_string(), "c".to_string()]);
+        assert_eq!(
+            lock,
+            "ALTER ROLE \"a\"\"b\" NOLOGIN; ALTER ROLE \"c\" NOLOGIN; SELECT 1"
+        );
     }
 
     #[test]

@@ -25,7 +25,6 @@ use nix::unistd::{Gid, Uid, User};
 
 use super::manifest::Manifest;
 use super::store::Store;
-use crate::pg::quote_ident;
 use crate::seed::Progress;
 
 /// A running server on a private copy of a data-directory snapshot.
@@ -66,11 +65,23 @@ impl Native {
         let password = super::throwaway::fresh_password();
         // Over the socket, which ward's pg_hba.conf trusts; LOGIN in case the
         // copy's superuser was made NOLOGIN (it is a throwaway copy).
+        let others: Vec<String> = client
+            .0
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolcanlogin AND rolname <> $1",
+                &[&server.user],
+            )
+            .await
+            .context("cannot list the throwaway server's roles")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         client
             .0
             .batch_execute(&format!(
-                "ALTER ROLE {} WITH LOGIN PASSWORD '{password}'",
-                quote_ident(&server.user)
+                "{}; {}",
+                super::throwaway::set_password_sql(&server.user, &password),
+                super::throwaway::lock_out_sql(&others)
             ))
             .await
             .context("cannot set a password on the throwaway server")?;

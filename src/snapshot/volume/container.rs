@@ -206,3 +206,77 @@ pub(in crate::snapshot) async fn image_facts(
     };
     Ok((major, parse(&uid, "uid")?, parse(&gid, "gid")?))
 }
+
+/// Proves the server in `container` runs the snapshot's cluster, not merely
+/// *a* cluster: the system identifier, the databases and each database's
+/// tables must be those the manifest recorded. (An edited manifest could
+/// otherwise unpack the data beside PGDATA, let the image initialise an empty
+/// cluster, and pass a "does Postgres answer" check.) Returns the sanity line.
+pub(in crate::snapshot) async fn prove_identity(
+    d: &Docker,
+    container: &str,
+    user: &str,
+    m: &crate::snapshot::manifest::Manifest,
+    answered: &str,
+) -> Result<String> {
+    let facts = m.database.as_ref().filter(|f| !f.databases.is_empty());
+    if m.system_identifier.is_none() && facts.is_none() {
+        return Ok(format!(
+            "{answered} (the manifest, from an older ward, records no system identifier or \
+             databases: only checked that Postgres answers)"
+        ));
+    }
+    if let Some(want) = &m.system_identifier {
+        let got = psql(
+            d,
+            container,
+            user,
+            "postgres",
+            "SELECT system_identifier FROM pg_control_system()",
+        )
+        .await?;
+        if got.trim() != want.trim() {
+            bail!(
+                "the restored server is not the snapshot's cluster: system identifier {} instead \
+                 of {want}",
+                got.trim()
+            );
+        }
+    }
+    let mut tables_checked = 0;
+    if let Some(facts) = facts {
+        let now = database_facts(d, container, user).await?;
+        for want in &facts.databases {
+            let Some(got) = now.databases.iter().find(|g| g.name == want.name) else {
+                bail!(
+                    "the restored server is not the snapshot's cluster: database {} is missing",
+                    want.name
+                );
+            };
+            let missing: Vec<&String> = want
+                .tables
+                .keys()
+                .filter(|t| !got.tables.contains_key(*t))
+                .take(3)
+                .collect();
+            if !missing.is_empty() || got.tables.len() != want.tables.len() {
+                bail!(
+                    "the restored server is not the snapshot's cluster: database {} has {} tables, \
+                     the snapshot {} (missing: {missing:?})",
+                    want.name,
+                    got.tables.len(),
+                    want.tables.len()
+                );
+            }
+            tables_checked += want.tables.len();
+        }
+    }
+    Ok(format!(
+        "{answered}; system identifier{} and {tables_checked} tables match the snapshot",
+        if m.system_identifier.is_some() {
+            ""
+        } else {
+            " (not recorded)"
+        }
+    ))
+}

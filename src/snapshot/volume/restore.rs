@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::container::{exec_ok, image_facts, postgres_user, settle, wait_ready};
+use super::container::{exec_ok, image_facts, postgres_user, prove_identity, settle, wait_ready};
 use super::create::cold;
 use super::journal::{RestartGuard, journal, recover};
 use crate::docker::{self, Docker, Helper};
@@ -240,7 +240,9 @@ async fn replace_and_start(
     if let Some(c) = &t.container {
         docker::start_container(d, &c.name).await?;
         fault("restore:after-start")?;
-        let sanity = wait_ready(d, &c.name, &postgres_user(t)).await?;
+        let user = postgres_user(t);
+        let answered = wait_ready(d, &c.name, &user).await?;
+        let sanity = prove_identity(d, &c.name, &user, m, &answered).await?;
         return Ok(Some(sanity));
     }
     Ok(None)
