@@ -262,3 +262,39 @@ DROP TYPE mood__;
     assert!(code == 0 || code == 1, "{j:#}");
     assert_ne!(j["verdict"], "FAIL", "{j:#}");
 }
+
+#[test]
+fn volatile_defaults_are_not_time_zone_dependence_but_local_times_are() {
+    let c = cluster();
+    let url = database(
+        &c,
+        "stamps",
+        "CREATE TABLE visit (id int PRIMARY KEY, a int);
+         INSERT INTO visit SELECT g, g FROM generate_series(1, 30) g;",
+    );
+    let d = migrations(&[
+        (
+            "1_stamps.sql",
+            "ALTER TABLE visit ADD COLUMN seen_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE visit ADD COLUMN checked_at timestamptz DEFAULT clock_timestamp();
+ALTER TABLE visit ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();
+ALTER TABLE visit ADD COLUMN luck float8 DEFAULT random();
+",
+        ),
+        (
+            "2_local_day.sql",
+            "ALTER TABLE visit ADD COLUMN local_day timestamp;
+UPDATE visit SET local_day = '2024-01-02 09:00+00'::timestamptz;
+",
+        ),
+    ]);
+    let (_, j) = check_against(&url, &d, &["--timezone-check", "true"]);
+    assert!(
+        j["server"].as_str().unwrap().starts_with("PostgreSQL "),
+        "{j}"
+    );
+    let tz = findings(&j, "timezone-dependent");
+    assert_eq!(tz.len(), 1, "{j:#}");
+    assert_eq!(tz[0]["object"], "visit.local_day", "{j:#}");
+    assert_eq!(tz[0]["count"], 30, "{j:#}");
+}
