@@ -262,3 +262,105 @@ DROP TYPE mood__;
     assert!(code == 0 || code == 1, "{j:#}");
     assert_ne!(j["verdict"], "FAIL", "{j:#}");
 }
+
+#[test]
+fn volatile_defaults_are_not_time_zone_dependence_but_local_times_are() {
+    let c = cluster();
+    let url = database(
+        &c,
+        "stamps",
+        "CREATE TABLE visit (id int PRIMARY KEY, a int);
+         INSERT INTO visit SELECT g, g FROM generate_series(1, 30) g;",
+    );
+    let d = migrations(&[
+        (
+            "1_stamps.sql",
+            "ALTER TABLE visit ADD COLUMN seen_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE visit ADD COLUMN checked_at timestamptz DEFAULT clock_timestamp();
+ALTER TABLE visit ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();
+ALTER TABLE visit ADD COLUMN luck float8 DEFAULT random();
+",
+        ),
+        (
+            "2_local_day.sql",
+            "ALTER TABLE visit ADD COLUMN local_day timestamp;
+UPDATE visit SET local_day = '2024-01-02 09:00+00'::timestamptz;
+",
+        ),
+    ]);
+    let (_, j) = check_against(&url, &d, &["--timezone-check", "true"]);
+    assert!(
+        j["server"].as_str().unwrap().starts_with("PostgreSQL "),
+        "{j}"
+    );
+    let tz = findings(&j, "timezone-dependent");
+    assert_eq!(tz.len(), 1, "{j:#}");
+    assert_eq!(tz[0]["object"], "visit.local_day", "{j:#}");
+    assert_eq!(tz[0]["count"], 30, "{j:#}");
+}
+
+#[test]
+fn locks_are_held_until_commit_and_the_fix_fits_the_statement() {
+    let c = cluster();
+    let url = database(
+        &c,
+        "locks",
+        "CREATE TABLE visit (id int PRIMARY KEY, a int DEFAULT 0);
+         CREATE INDEX visit_a ON visit (a);
+         INSERT INTO visit SELECT g, g FROM generate_series(1, 500) g;",
+    );
+    let d = migrations(&[
+        (
+            "1_backfill.sql",
+            "ALTER TABLE visit ADD COLUMN note text;\nUPDATE visit SET note = 'x';\n",
+        ),
+        (
+            "2_widen.sql",
+            "ALTER TABLE visit ALTER COLUMN a DROP DEFAULT;\nALTER TABLE visit ALTER COLUMN a TYPE bigint;\n",
+        ),
+    ]);
+    let (_, j) = check_against(&url, &d, &[]);
+    let locks = findings(&j, "blocking-lock");
+    let at = |file: &str, line: u64| {
+        locks
+            .iter()
+            .find(|f| f["file"] == file && f["line"] == line)
+            .unwrap_or_else(|| panic!("no blocking-lock at {file}:{line} in {j:#}"))
+    };
+    // The backfill scans the table under the ALTER's ACCESS EXCLUSIVE lock.
+    let backfill = at("migrations/1_backfill.sql", 2);
+    assert!(
+        backfill["message"]
+            .as_str()
+            .unwrap()
+            .contains("AccessExclusiveLock"),
+        "{backfill:#}"
+    );
+    let evidence = backfill["evidence"].to_string();
+    assert!(
+        evidence.contains("taken at line 1 by an earlier statement")
+            && evidence.contains("held until COMMIT"),
+        "{backfill:#}"
+    );
+    assert!(
+        backfill["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("its own migration"),
+        "{backfill:#}"
+    );
+    // The type change rewrites under ACCESS EXCLUSIVE (taken by the line
+    // before), and the fix is not an index recipe.
+    let widen = at("migrations/2_widen.sql", 2);
+    assert!(
+        widen["message"]
+            .as_str()
+            .unwrap()
+            .contains("AccessExclusiveLock"),
+        "{widen:#}"
+    );
+    assert!(
+        !widen["remedy"].as_str().unwrap().contains("CONCURRENTLY"),
+        "{widen:#}"
+    );
+}

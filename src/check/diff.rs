@@ -16,6 +16,7 @@ use anyhow::Result;
 use tokio_postgres::Client;
 
 use super::apply::FileRun;
+use super::blame;
 use super::fingerprint::{Column, Fingerprint, Table};
 use super::report::{Finding, Level};
 use crate::pg::quote_ident;
@@ -155,10 +156,10 @@ pub async fn diff(
                 )
                 .remedy("make sure the table is empty in production too (or that its rows are not needed) before dropping it")
             };
-            out.push(drop_site(
+            out.push(blame::at_drop(
                 f.count(a.rows).object(a.display()),
                 runs,
-                &a.name,
+                |sql| blame::drops_table(sql, &a.name),
             ));
             continue;
         };
@@ -256,11 +257,11 @@ pub async fn diff(
                     )
                     .remedy("check that the column is empty (or unused) in production before dropping it")
                 };
-                out.push(drop_site(
+                out.push(blame::at_drop(
                     f.count(nonnull)
                         .object(format!("{}.{}", a.display(), col.name)),
                     runs,
-                    &col.name,
+                    |sql| blame::drops_column(sql, &a.name, &col.name),
                 ));
                 continue;
             };
@@ -360,23 +361,6 @@ async fn sample_values(client: &Client, t: &Table, col: &str) -> Result<Option<S
         )
         .await?;
     Ok(row.get(0))
-}
-
-/// The statement that dropped a table or column (by name), for findings.
-fn drop_site(f: Finding, runs: &[FileRun], name: &str) -> Finding {
-    let lower = name.to_lowercase();
-    for run in runs {
-        for st in &run.statements {
-            let s = st.sql.to_lowercase();
-            if s.contains("drop") && s.contains(&lower) {
-                return f.at(&run.file, st.line, &st.sql);
-            }
-        }
-    }
-    match runs.last() {
-        Some(run) => f.file(&run.file),
-        None => f,
-    }
 }
 
 /// The cast-back comparison of several columns of one table in one join;

@@ -140,7 +140,20 @@ pub fn detect(dir: &Path) -> Result<Format> {
         return Ok(Format::Flyway);
     }
     let numbered = Regex::new(r"^\d+_.+\.sql$").unwrap();
-    if sql.iter().any(|p| numbered.is_match(&name(p))) {
+    let numbered: Vec<String> = sql
+        .iter()
+        .map(|p| name(p))
+        .filter(|n| numbered.is_match(n))
+        .collect();
+    if !numbered.is_empty() {
+        // sqlx and golang-migrate name files alike; golang-migrate needs
+        // `.up.sql`/`.down.sql` and lives in a Go module, sqlx in a crate.
+        let paired = numbered
+            .iter()
+            .all(|n| n.ends_with(".up.sql") || n.ends_with(".down.sql"));
+        if paired && project_language(dir) == Some("go") {
+            return Ok(Format::GolangMigrate);
+        }
         return Ok(Format::Sqlx);
     }
     Err(UsageError(format!(
@@ -150,6 +163,21 @@ pub fn detect(dir: &Path) -> Result<Format> {
         dir.display()
     ))
     .into())
+}
+
+/// The language of the nearest project around `dir`: a `go.mod` or a
+/// `Cargo.toml` in it or a parent, whichever is closer.
+fn project_language(dir: &Path) -> Option<&'static str> {
+    let dir = dir.canonicalize().ok()?;
+    dir.ancestors().find_map(|d| {
+        if d.join("go.mod").is_file() {
+            Some("go")
+        } else if d.join("Cargo.toml").is_file() {
+            Some("rust")
+        } else {
+            None
+        }
+    })
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -538,6 +566,18 @@ mod tests {
             let d = dir(files);
             assert_eq!(detect(d.path()).unwrap(), *f);
         }
+        // golang-migrate's files look like sqlx's: a Go module tells them apart.
+        let d = dir(&[
+            ("go.mod", "module example.org/app\n"),
+            ("migrations/000001_init.up.sql", "select 1;"),
+            ("migrations/000001_init.down.sql", "select 1;"),
+        ]);
+        assert_eq!(
+            detect(&d.path().join("migrations")).unwrap(),
+            Format::GolangMigrate
+        );
+        std::fs::write(d.path().join("migrations/000002_plain.sql"), "select 1;").unwrap();
+        assert_eq!(detect(&d.path().join("migrations")).unwrap(), Format::Sqlx);
         let d = dir(&[("README.md", "hi")]);
         assert!(
             detect(d.path())

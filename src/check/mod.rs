@@ -12,6 +12,7 @@
 //! the down-migration round trip, and the seed on the new schema.
 
 pub mod apply;
+mod blame;
 pub mod diff;
 pub mod fingerprint;
 pub mod git;
@@ -492,9 +493,15 @@ async fn run_inner(
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let (findings, ignored) = ignore::split(findings, set.as_ref());
     let pending_files = pending.iter().map(|m| m.up.file.clone()).collect();
+    let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+    let server = format!(
+        "PostgreSQL {}",
+        server.split_whitespace().next().unwrap_or(&server)
+    );
     Ok(Report {
         verdict: report::verdict(&findings),
         against,
+        server,
         migrations_dir: set.as_ref().map(|s| s.dir.display().to_string()),
         format: set.as_ref().map(|s| s.format.name().to_string()),
         pending: pending_files,

@@ -100,6 +100,9 @@ pub struct Report {
     pub verdict: String,
     /// What the migrations ran against (never with a password).
     pub against: String,
+    /// The server the migrations ran on, e.g. "PostgreSQL 15.18": results
+    /// (locks, syntax, rewrites) depend on the major version.
+    pub server: String,
     pub migrations_dir: Option<String>,
     pub format: Option<String>,
     pub pending: Vec<String>,
@@ -145,14 +148,15 @@ pub fn verdict(findings: &[Finding]) -> String {
 
 pub fn human(r: &Report) -> String {
     let mut s = format!(
-        "ward check — {} migration{} pending{} against {}\n\n",
+        "ward check — {} migration{} pending{} against {} on {}\n\n",
         r.pending.len(),
         if r.pending.len() == 1 { "" } else { "s" },
         r.format
             .as_ref()
             .map(|f| format!(" ({f})"))
             .unwrap_or_default(),
-        r.against
+        r.against,
+        r.server
     );
     for run in &r.runs {
         let status = if run.failure.is_some() {
@@ -413,11 +417,12 @@ pub fn markdown(r: &Report) -> String {
     };
     let (fail, warn, info) = r.counts();
     let mut s = format!(
-        "## {icon} ward check: {}\n\n{} pending migration{} against {} · {fail} FAIL, {warn} WARN, {info} INFO · {} checked\n\n",
+        "## {icon} ward check: {}\n\n{} pending migration{} against {} on {} · {fail} FAIL, {warn} WARN, {info} INFO · {} checked\n\n",
         r.verdict,
         r.pending.len(),
         if r.pending.len() == 1 { "" } else { "s" },
         r.against,
+        r.server,
         r.checked()
     );
     if !r.ignored.is_empty() {

@@ -1,13 +1,17 @@
 //! Environment dependence: the same migrations on a second clone under
 //! another session TimeZone, compared with the first.
 
+use std::sync::LazyLock;
+
 use anyhow::Result;
+use regex::Regex;
 use tokio_postgres::Client;
 
 use super::apply::{self, Direction};
 use super::fingerprint::{self, Fingerprint};
 use super::migrations::Migration;
 use super::report::{Finding, Level};
+use super::risk::names_word;
 use super::scratch::{Scratch, with_db};
 use super::split;
 use super::{MigrationSet, run_apply_cmd};
@@ -78,6 +82,21 @@ pub(super) async fn timezone_variance(
             if a == b {
                 continue;
             }
+            // now(), random(), gen_random_uuid() … differ between any two runs.
+            // A time value filled that way only counts when the two runs are
+            // further apart than a run takes: a zone shift, not the clock.
+            if volatile_fill(pending, &t.name, col) {
+                let shift = match (
+                    col.ty.starts_with("time") || col.ty == "date",
+                    t.key.first(),
+                ) {
+                    (true, Some(k)) => max_time_shift(utc_client, &c, t, k, &col.name).await?,
+                    _ => 0.0,
+                };
+                if shift < 900.0 {
+                    continue;
+                }
+            }
             // Count the rows that differ, by key.
             let (count, samples) = if let Some(k) = t.key.first() {
                 differing_rows(utc_client, &c, t, k, &col.name).await?
@@ -119,6 +138,55 @@ pub(super) async fn timezone_variance(
         }
     }
     Ok(out)
+}
+
+/// Whether `col` of `table` gets its values from a volatile expression: its
+/// default, or a pending statement that names it and calls one.
+fn volatile_fill(pending: &[&Migration], table: &str, col: &fingerprint::Column) -> bool {
+    static VOLATILE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)\b(now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random|gen_random_uuid|uuid_generate_v[14]|nextval)\s*\(|\b(current_timestamp|localtimestamp|current_time|localtime|current_date)\b",
+        )
+        .unwrap()
+    });
+    if col.default.as_deref().is_some_and(|d| VOLATILE.is_match(d)) {
+        return true;
+    }
+    pending.iter().any(|m| {
+        split::split(&m.up.sql).iter().any(|st| {
+            VOLATILE.is_match(&st.sql)
+                && names_word(&st.sql, &col.name)
+                && names_word(&st.sql, table)
+        })
+    })
+}
+
+/// The largest difference in seconds between the two runs' values of a
+/// time column, matched by key.
+async fn max_time_shift(
+    a: &Client,
+    b: &Client,
+    t: &fingerprint::Table,
+    key: &str,
+    col: &str,
+) -> Result<f64> {
+    let sql = format!(
+        "SELECT {k}::text, extract(epoch FROM {c})::float8 FROM {t} WHERE {c} IS NOT NULL",
+        k = quote_ident(key),
+        c = quote_ident(col),
+        t = t.qualified()
+    );
+    let (ra, rb) = futures_util::future::try_join(a.query(&sql, &[]), b.query(&sql, &[])).await?;
+    let other: std::collections::HashMap<String, f64> =
+        rb.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(ra
+        .iter()
+        .filter_map(|r| {
+            let k: String = r.get(0);
+            let v: f64 = r.get(1);
+            other.get(&k).map(|o| (o - v).abs())
+        })
+        .fold(0.0, f64::max))
 }
 
 pub(super) fn k_name(t: &fingerprint::Table) -> String {

@@ -3,8 +3,17 @@
 //! ACCESS EXCLUSIVE, reads) wait for as long as that takes, which grows with
 //! the table. `metadata-lock` (INFO): ACCESS EXCLUSIVE held only briefly,
 //! for a catalog change.
+//!
+//! Locks are held until the transaction ends: in a file the runner wraps in
+//! one transaction, a backfill `UPDATE` after an `ADD COLUMN` scans the table
+//! under the ACCESS EXCLUSIVE lock the `ALTER` took, and a statement's mode
+//! is the strongest its transaction holds on the table, not only what the
+//! statement adds. The evidence gives the span (from the statement that took
+//! the lock to COMMIT) and the fix text fits the statement's kind.
 
-use crate::check::apply::FileRun;
+use std::collections::HashMap;
+
+use crate::check::apply::{FileRun, Mode};
 use crate::check::fingerprint::Fingerprint;
 use crate::check::report::{Finding, Level};
 use crate::check::stats::{ProductionStats, human_ms};
@@ -41,22 +50,42 @@ pub fn findings(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for run in runs {
-        for st in &run.statements {
+        // Locks last until the transaction ends: a statement works under
+        // every lock its file took before it, not only the ones it adds.
+        // Table oid → (strongest blocking mode, index of the statement that took it).
+        let mut held: HashMap<u32, (usize, usize)> = HashMap::new();
+        let in_transaction = run.mode == Mode::Transaction;
+        for (i, st) in run.statements.iter().enumerate() {
+            if !in_transaction {
+                held.clear();
+            }
             if !st.traced {
                 continue;
             }
-            // Strongest new lock per table.
-            let mut seen: Vec<u32> = Vec::new();
+            for l in &st.locks {
+                if let Some(rank) = BLOCKING.iter().position(|m| *m == l.mode)
+                    && held.get(&l.oid).is_none_or(|(r, _)| *r < rank)
+                {
+                    held.insert(l.oid, (rank, i));
+                }
+            }
             for (oid, t) in &pre.tables {
-                if t.rows == 0 || seen.contains(oid) {
+                if t.rows == 0 {
                     continue;
                 }
-                let mode = BLOCKING
-                    .iter()
-                    .rev()
-                    .find(|m| st.locks.iter().any(|l| l.oid == *oid && l.mode == **m));
-                let Some(mode) = mode else { continue };
-                seen.push(*oid);
+                let Some(&(rank, taken)) = held.get(oid) else {
+                    continue;
+                };
+                let mode = &BLOCKING[rank];
+                // Whether the lock came with this statement (else an earlier one holds it).
+                let new_here = taken == i;
+                let works_on_it = st.rewritten.contains(oid)
+                    || st.scanned.contains(oid)
+                    || st.indexed.contains(oid);
+                // An earlier lock matters to this statement only if it does work on the table.
+                if !(new_here || works_on_it) {
+                    continue;
+                }
                 let mut what = Vec::new();
                 if st.rewritten.contains(oid) {
                     what.push("rewrites");
@@ -67,7 +96,7 @@ pub fn findings(
                 if st.scanned.contains(oid) && !st.rewritten.contains(oid) {
                     what.push("scans");
                 }
-                let evidence = format!(
+                let mut evidence = format!(
                     "{mode} on {} ({} rows, {}) for {:.1} ms on this clone; it {}",
                     t.display(),
                     t.rows,
@@ -75,8 +104,24 @@ pub fn findings(
                     st.ms,
                     blocks(mode)
                 );
+                if in_transaction {
+                    let span = &run.statements[taken..];
+                    let held_ms: f64 = span.iter().map(|s| s.ms).sum();
+                    evidence += &format!(
+                        "; taken at line {}{} and held until COMMIT: {:.1} ms, {} statement{} under it",
+                        run.statements[taken].line,
+                        if new_here {
+                            ""
+                        } else {
+                            " by an earlier statement"
+                        },
+                        held_ms,
+                        span.len(),
+                        if span.len() == 1 { "" } else { "s" }
+                    );
+                }
                 if what.is_empty() {
-                    if *mode == "AccessExclusiveLock" {
+                    if *mode == "AccessExclusiveLock" && new_here {
                         out.push(
                             Finding::new(
                                 Level::Info,
@@ -104,10 +149,22 @@ pub fn findings(
                             human_ms(ms)
                         )
                     });
-                let remedy = if st.indexed.contains(oid) {
+                let kind = st
+                    .sql
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_uppercase();
+                let remedy = if kind.starts_with("CREATE INDEX")
+                    || kind.starts_with("CREATE UNIQUE INDEX")
+                    || kind.starts_with("REINDEX")
+                {
                     "CREATE INDEX CONCURRENTLY in its own no-transaction file"
-                } else if st.rewritten.contains(oid) {
+                } else if st.rewritten.contains(oid) && kind.starts_with("ALTER TABLE") {
                     "avoid the rewrite: add the column without a volatile default and backfill in batches, or change the type in a new column"
+                } else if !new_here {
+                    "move this statement to its own migration (its own transaction), so it does not run under the lock an earlier statement took; backfill in batches"
                 } else {
                     "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a separate migration (SHARE UPDATE EXCLUSIVE does not block writes)"
                 };
