@@ -12,6 +12,7 @@ use crate::{output, pg};
 pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     let spec = Spec::builtin()?;
     let s = cfg.seed(args, spec.seed);
+    crate::seed::pipeline::check_jobs(s.jobs)?;
     let bar = output::Bar::new(cfg.quiet);
     if let Some(path) = &args.init_spec {
         let url = cfg.require_database_url()?;

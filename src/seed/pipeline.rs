@@ -128,6 +128,23 @@ pub fn encode_chunk<E: Encoder>(
     Ok((enc.take(), tp.counts[c]))
 }
 
+/// Generator threads allowed per core: more only adds switching, and a typo
+/// such as `-j 100000` must not start a hundred thousand threads.
+pub const JOBS_PER_CORE: usize = 4;
+
+/// Refuses a `--jobs` above [`JOBS_PER_CORE`] times the cores.
+pub fn check_jobs(jobs: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = cores * JOBS_PER_CORE;
+    if jobs > max {
+        return Err(crate::error::UsageError(format!(
+            "--jobs {jobs} is more than {max} ({JOBS_PER_CORE} per core on this machine's {cores}) — use at most {max}; the rows are the same whatever --jobs"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// A thread pool of `jobs` generator threads.
 pub fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
     Ok(rayon::ThreadPoolBuilder::new()

@@ -167,6 +167,16 @@ pub async fn load(
         if !plan.external_references(ti).is_empty() {
             read_existing(tx, Arc::make_mut(&mut plan), ti).await?;
         }
+        if let Some(why) = plan.capacity_error(ti) {
+            let tp = &plan.tables[ti];
+            return Err(UsageError(format!(
+                "{}:{}: {}: {why}",
+                plan.spec_path,
+                tp.line,
+                plan.schema.tables[tp.t].qualified()
+            ))
+            .into());
+        }
         let tp = &plan.tables[ti];
         let table = &plan.schema.tables[tp.t];
         let written: Vec<usize> = (0..table.columns.len())

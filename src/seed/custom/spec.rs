@@ -287,7 +287,7 @@ fn column_spec(v: &toml::Value) -> Result<ColumnSpec, String> {
                 };
                 match k.as_str() {
                     "gen" => cs.generator = Some(s()?),
-                    "sql" => cs.sql = Some(s()?),
+                    "sql" => cs.sql = Some(single_expression(&s()?)?),
                     "template" => cs.template = Some(s()?),
                     "from" => cs.params.from = Some(s()?),
                     "to" => cs.params.to = Some(s()?),
@@ -327,6 +327,55 @@ fn column_spec(v: &toml::Value) -> Result<ColumnSpec, String> {
         return Err("null_ratio must be between 0 and 1".into());
     }
     Ok(cs)
+}
+
+/// `sql = …` is spliced into `INSERT … SELECT (expr) FROM …`, so it must be
+/// exactly one expression: no `;`, no comment (which could hide the closing
+/// parenthesis), parentheses balanced and never closed below the start.
+fn single_expression(sql: &str) -> Result<String, String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "sql must be one SQL expression ({why}), e.g. sql = \"upper(md5(random()::text))\""
+        ))
+    };
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if let Some(q) = quote {
+            if ch == q {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' => quote = Some(ch),
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return refuse("a ')' closes more than it opened");
+                }
+            }
+            ';' => return refuse("';' ends a statement"),
+            '$' if chars.peek().is_some_and(|c| *c == '$' || c.is_alphabetic()) => {
+                return refuse("dollar quoting is not allowed");
+            }
+            '-' if chars.peek() == Some(&'-') => return refuse("'--' starts a comment"),
+            '/' if chars.peek() == Some(&'*') => return refuse("'/*' starts a comment"),
+            _ => {}
+        }
+    }
+    if quote.is_some() {
+        return refuse("a quote is not closed");
+    }
+    if depth != 0 {
+        return refuse("a '(' is not closed");
+    }
+    if sql.trim().is_empty() {
+        return refuse("it is empty");
+    }
+    Ok(sql.to_string())
 }
 
 fn scalar(v: &toml::Value) -> Result<String, String> {
@@ -398,6 +447,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs `rows = N`"), "{e}");
+    }
+
+    #[test]
+    fn sql_must_be_one_expression() {
+        for ok in [
+            "upper(md5(random()::text))",
+            "'a;b' || ')'",
+            "\"we;ird\" + 1",
+        ] {
+            assert!(single_expression(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1) FROM ward_stage; DROP TABLE canary; SELECT (1",
+            "1; DROP TABLE canary",
+            "(1",
+            "1 -- x",
+            "1 /* x */",
+            "$$x$$",
+            "'open",
+            " ",
+        ] {
+            assert!(single_expression(bad).is_err(), "{bad}");
+        }
+        let e = parse("[tables.\"public.a\"]\nrows = 1\ncolumns.x = { sql = \"1) FROM ward_stage; DROP TABLE canary; SELECT (1\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("spec.toml:1: public.a: column x: sql must be one SQL expression"),
+            "{e}"
+        );
     }
 
     #[test]

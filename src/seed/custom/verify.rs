@@ -153,7 +153,11 @@ pub async fn settle(tx: &Transaction<'_>, plan: &Plan, ti: usize, cols: &[usize]
         for &row in &failing {
             buf.extend_from_slice(&(cols.len() as i16 + 1).to_be_bytes());
             for &c in cols {
-                let v = plan.value_at(ti, row as u64, c, attempt);
+                // A key that breaks a cycle is NULL until every table is loaded.
+                let v = match tp.cols[c] {
+                    ColPlan::Fk { deferred: true, .. } => values::Value::Null,
+                    _ => plan.value_at(ti, row as u64, c, attempt),
+                };
                 values::encode(&mut buf, &v, &table.columns[c].ty).map_err(|e| {
                     UsageError(format!(
                         "{}.{}: {e}",

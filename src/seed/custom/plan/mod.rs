@@ -103,6 +103,8 @@ pub struct TablePlan {
     stable: Vec<bool>,
     /// Constraints the loader tests on the generated rows (see `verify`).
     pub row_tests: Vec<super::verify::RowTest>,
+    /// The spec line of the table, for errors found while loading.
+    pub line: usize,
 }
 
 /// A table that is not seeded but referenced: its existing key values
@@ -125,6 +127,8 @@ pub struct Plan {
     pub existing: Existing,
     /// Unparsed CHECKs of seeded tables: (table, constraint), for warnings.
     pub unparsed_checks: Vec<(String, String)>,
+    /// The spec file, for errors found while loading.
+    pub spec_path: String,
 }
 
 fn text_max_len(col: &Column) -> Option<u32> {
@@ -178,6 +182,7 @@ impl Plan {
             deferred: Vec::new(),
             existing: Existing::default(),
             unparsed_checks: Vec::new(),
+            spec_path: spec.path.display().to_string(),
             schema,
         };
         for (i, (t, deferred_fks)) in order.iter().enumerate() {
@@ -259,7 +264,7 @@ impl Plan {
                     )
                 }
             };
-            let mut tp = TablePlan {
+            let tp = TablePlan {
                 t: *t,
                 rows,
                 fanout,
@@ -286,7 +291,26 @@ impl Plan {
                     })
                     .collect(),
                 row_tests: Vec::new(),
+                line: spec::line_of(&spec.text, &qn, None),
             };
+            if table.singleton && tp.rows > 1 {
+                return Err(err(
+                    &qn,
+                    None,
+                    "holds one row at most (a unique index on a constant) — use rows = 1",
+                ));
+            }
+            for k in deferred_fks {
+                plan.deferred.push((i, *k));
+            }
+            plan.tables.push(tp);
+        }
+        // Columns second: a foreign key that closes a cycle refers to a table
+        // planned later, whose row count it needs.
+        for (i, (t, deferred_fks)) in order.iter().enumerate() {
+            let table = plan.schema.tables[*t].clone();
+            let ts = &spec.tables[&table.qualified()];
+            let mut tp = plan.tables[i].clone();
             for (ci, col) in table.columns.iter().enumerate() {
                 let cp = plan.column_plan(
                     spec,
@@ -302,10 +326,7 @@ impl Plan {
             }
             plan.unique_strategies(spec, &table, &mut tp)?;
             tp.row_tests = super::verify::row_tests(&table, &tp);
-            for k in deferred_fks {
-                plan.deferred.push((i, *k));
-            }
-            plan.tables.push(tp);
+            plan.tables[i] = tp;
         }
         plan.check_references(spec)?;
         Ok(plan)
@@ -332,12 +353,17 @@ impl Plan {
         if null_ratio > 0.0 && col.not_null {
             return Err(err("null_ratio on a NOT NULL column — remove null_ratio"));
         }
-        // Foreign key columns follow their parent, whatever the spec says (bar null_ratio / default).
+        // Foreign key columns follow their parent, unless the spec gives
+        // `sql`, `values` or a `template` (the user then answers for the
+        // reference; the database still checks it).
+        let by_hand =
+            cs.is_some_and(|c| c.sql.is_some() || c.values.is_some() || c.template.is_some());
         if let Some((fk, part)) = table
             .foreign_keys
             .iter()
             .enumerate()
             .find_map(|(k, f)| f.columns.iter().position(|c| *c == ci).map(|p| (k, p)))
+            .filter(|_| !by_hand)
         {
             let explicit = cs.and_then(|c| c.generator.as_deref());
             if explicit == Some("default") {

@@ -29,6 +29,58 @@ impl Plan {
         Some((p, row - f.offsets[p as usize]))
     }
 
+    /// The rows foreign key `fk` of schema table `t` can point at: the
+    /// seeded parent's row count, or the rows a kept parent holds.
+    pub fn parent_rows(&self, t: usize, fk: usize) -> u64 {
+        let f = &self.schema.tables[t].foreign_keys[fk];
+        match self.index.get(&f.ref_table) {
+            Some(pi) => self.tables[*pi].rows,
+            None => self
+                .existing
+                .keys
+                .get(&(f.ref_table, f.ref_columns.clone()))
+                .map_or(0, |k| k.len() as u64),
+        }
+    }
+
+    /// Why table `ti` needs more distinct parent rows than a kept parent
+    /// holds (known only once its rows are read), if it does.
+    pub fn capacity_error(&self, ti: usize) -> Option<String> {
+        let tp = &self.tables[ti];
+        let table = &self.schema.tables[tp.t];
+        for col in &tp.cols {
+            let ColPlan::Fk { fk, mode, .. } = col else {
+                continue;
+            };
+            let f = &table.foreign_keys[*fk];
+            let nullable = f.columns.iter().all(|c| !table.columns[*c].not_null);
+            let rows = self.parent_rows(tp.t, *fk);
+            let need = match *mode {
+                FkMode::Unique if !nullable => tp.rows,
+                FkMode::DistinctPerParent => tp.fanout.as_ref().map_or(0, |f| f.count.max()),
+                FkMode::Pair { first: true, other } => {
+                    let pairs = rows.saturating_mul(self.parent_rows(tp.t, other));
+                    if tp.rows > pairs {
+                        return Some(format!(
+                            "{} rows but only {pairs} distinct pairs of parent rows to give them — lower `rows`",
+                            tp.rows
+                        ));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if need > rows {
+                return Some(format!(
+                    "needs {need} different rows of {} through {} but it holds {rows} — lower `rows` (or the fan-out)",
+                    self.schema.tables[f.ref_table].qualified(),
+                    f.name
+                ));
+            }
+        }
+        None
+    }
+
     /// The value of column `c` in row `row` of `self.tables[ti]`.
     pub fn value(&self, ti: usize, row: u64, c: usize) -> Value {
         self.value_at(ti, row, c, 0)
@@ -138,14 +190,7 @@ impl Plan {
                     return Value::Null;
                 };
                 let self_ref = f.ref_table == tp.t;
-                let parent_rows = match self.index.get(&f.ref_table) {
-                    Some(pi) => self.tables[*pi].rows,
-                    None => self
-                        .existing
-                        .keys
-                        .get(&(f.ref_table, f.ref_columns.clone()))
-                        .map_or(0, |k| k.len() as u64),
-                };
+                let parent_rows = self.parent_rows(tp.t, *fk);
                 let fk_key = key ^ (*fk as u64).rotate_left(40);
                 let prow = match *mode {
                     FkMode::FanParent => self.fan_parent(tp, row).map(|(p, _)| p).unwrap_or(0),
@@ -166,23 +211,33 @@ impl Plan {
                         }
                         rng.below(parent_rows)
                     }
-                    FkMode::Unique => permute(fk_key, row, parent_rows),
+                    FkMode::Unique => {
+                        // More rows than parents (allowed on a nullable key): the rest are NULL.
+                        if row >= parent_rows {
+                            return Value::Null;
+                        }
+                        permute(fk_key, row, parent_rows)
+                    }
                     FkMode::DistinctPerParent => {
                         let (p, ord) = self.fan_parent(tp, row).unwrap_or((0, row));
+                        // The loader refuses a plan that would need more (see `capacity_error`).
+                        if ord >= parent_rows {
+                            return Value::Null;
+                        }
                         permute(fk_key ^ p.wrapping_mul(0x9e37_79b9), ord, parent_rows)
                     }
                     FkMode::Pair { first, other } => {
-                        let other_table = table.foreign_keys[other].ref_table;
-                        let other_rows = self
-                            .index
-                            .get(&other_table)
-                            .map_or(1, |i| self.tables[*i].rows);
+                        let other_rows = self.parent_rows(tp.t, other);
                         let (a_rows, b_rows) = if first {
                             (parent_rows, other_rows)
                         } else {
                             (other_rows, parent_rows)
                         };
-                        let idx = permute(tp.key ^ 0x7061_6972, row, a_rows * b_rows);
+                        let pairs = a_rows.saturating_mul(b_rows);
+                        if row >= pairs {
+                            return Value::Null;
+                        }
+                        let idx = permute(tp.key ^ 0x7061_6972, row, pairs);
                         if first { idx / b_rows } else { idx % b_rows }
                     }
                 };

@@ -86,6 +86,11 @@ impl Plan {
             }) {
                 return Ok(());
             }
+            // An SQL expression the user vouches for (a ULID, a slug with the
+            // row number): the database enforces the constraint.
+            if set.iter().any(|c| matches!(tp.cols[*c], ColPlan::Sql(_))) {
+                return Ok(());
+            }
             // 1. A generated column that can be unique across the table.
             let mut done = false;
             for &c in &set {
@@ -156,7 +161,12 @@ impl Plan {
                             return Err(fail("it is the fan-out key, so each parent may have at most one row — use `count = 1` or `max = 1`".into()));
                         }
                     } else {
-                        if tp.rows > parent_rows(fk) {
+                        // A nullable key leaves the rows beyond the parent's count NULL.
+                        let nullable = table.foreign_keys[fk]
+                            .columns
+                            .iter()
+                            .all(|c| !table.columns[*c].not_null);
+                        if tp.rows > parent_rows(fk) && !nullable {
                             return Err(fail(format!(
                                 "{} rows but only {} rows to refer to — lower `rows`",
                                 tp.rows,

@@ -1,0 +1,324 @@
+//! Regression tests for issue 10's defects, each on the smallest schema that
+//! showed it: `--init-spec` then `--spec` without edits must fill every
+//! table (the database itself checks every constraint on the way in), and
+//! what cannot be done must be a one-line `file:line` error with exit 2.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::*;
+
+/// A fresh database `name` on `c` holding `ddl`; returns its URL.
+fn database(c: &Cluster, name: &str, ddl: &str) -> String {
+    sql(&c.url("postgres"), &format!("CREATE DATABASE {name}"));
+    let url = c.url(name);
+    sql(&url, ddl);
+    url
+}
+
+/// Writes the guessed spec for `url` into `dir` and returns it with its text.
+fn guess(url: &str, dir: &Path) -> (PathBuf, String) {
+    let path = dir.join("spec.toml");
+    ward()
+        .db(url)
+        .args(["seed", "--init-spec"])
+        .args([&path])
+        .ok();
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+fn seed(url: &str, spec: &Path, extra: &[&str]) -> Run {
+    ward()
+        .db(url)
+        .args(["seed", "-q", "--spec"])
+        .args([spec])
+        .args(extra)
+        .run()
+}
+
+/// Every ordinary table of the public schema holds at least one row.
+fn assert_every_table_has_rows(url: &str) {
+    let tables = sql(
+        url,
+        "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1",
+    );
+    for t in tables {
+        let t = t[0].clone().unwrap();
+        assert!(
+            int(url, &format!("SELECT count(*) FROM public.{t}")) > 0,
+            "{t} is empty"
+        );
+    }
+}
+
+/// The guessed spec seeds `ddl` unedited; returns the URL and the spec text.
+fn seeds_unedited(c: &Cluster, name: &str, ddl: &str) -> (String, String) {
+    let url = database(c, name, ddl);
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, text) = guess(&url, tmp.path());
+    let r = seed(&url, &spec, &[]);
+    assert_eq!(r.code(), 0, "{}\n{text}", r.stderr());
+    assert_every_table_has_rows(&url);
+    (url, text)
+}
+
+#[test]
+fn unique_nullable_key_closing_a_cycle_seeds_without_panic() {
+    // Defect 1: index out of bounds in plan/unique.rs.
+    let c = cluster();
+    let (url, _) = seeds_unedited(
+        &c,
+        "d1",
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int UNIQUE);
+         CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a);
+         ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;",
+    );
+    assert!(int(&url, "SELECT count(b_id) FROM a") > 0);
+}
+
+#[test]
+fn link_table_wanting_more_pairs_than_a_kept_parent_allows_is_an_error_not_a_hang() {
+    // Defect 2: 100 % CPU, no output.
+    let c = cluster();
+    let url = database(
+        &c,
+        "d2",
+        "CREATE TABLE p (id int PRIMARY KEY); INSERT INTO p VALUES (1), (2);
+         CREATE TABLE q (id int PRIMARY KEY);
+         CREATE TABLE link (p_id int NOT NULL REFERENCES p, q_id int NOT NULL REFERENCES q, UNIQUE (p_id, q_id));",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.toml");
+    std::fs::write(
+        &spec,
+        "version = 1\n[tables.\"public.p\"]\nskip = true\n[tables.\"public.q\"]\nrows = 5\ncolumns.id = \"sequence\"\n\n[tables.\"public.link\"]\nrows = 50\ncolumns.p_id = \"ref\"\ncolumns.q_id = \"ref\"\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = seed(&url, &spec, &[]);
+    assert!(started.elapsed().as_secs() < 60);
+    let err = r.fails_with(2, "distinct pairs");
+    assert!(err.contains("s.toml:8: public.link"), "{err}");
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM q"),
+        0,
+        "nothing half-written"
+    );
+}
+
+#[test]
+fn several_keys_to_one_parent_get_a_via_the_validator_accepts() {
+    // Defect 3.
+    let c = cluster();
+    let (_, text) = seeds_unedited(
+        &c,
+        "d3",
+        "CREATE TABLE person (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE mod_add (id serial PRIMARY KEY,
+            mod_person_id int NOT NULL REFERENCES person, other_person_id int NOT NULL REFERENCES person);",
+    );
+    assert!(text.contains("via = \"mod_person_id\""), "{text}");
+}
+
+#[test]
+fn partial_unique_index_binds_only_the_rows_it_selects() {
+    // Defect 4: treated as a full UNIQUE, a bool column cannot be unique.
+    let c = cluster();
+    let (url, _) = seeds_unedited(
+        &c,
+        "d4",
+        "CREATE TABLE cons (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE member (id serial PRIMARY KEY, cons_id int NOT NULL REFERENCES cons,
+            is_principal bool NOT NULL);
+         CREATE UNIQUE INDEX one_principal ON member (cons_id, is_principal) WHERE is_principal;",
+    );
+    assert!(int(&url, "SELECT count(*) FROM member WHERE NOT is_principal") > 0);
+}
+
+#[test]
+fn values_and_sql_on_foreign_keys_are_used_and_column_checks_hold() {
+    // Defects 5 and 9: `CHECK (hub_id <> spoke_id)`, implications,
+    // IS NOT NULL disjunctions and column inequalities, with no edits.
+    let c = cluster();
+    let ddl = "CREATE TABLE node (id int PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE edge (id serial PRIMARY KEY,
+            hub_id int NOT NULL REFERENCES node, spoke_id int NOT NULL REFERENCES node,
+            CHECK (hub_id <> spoke_id));
+         CREATE TABLE booking (id serial PRIMARY KEY,
+            starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL,
+            paid bool NOT NULL, approved bool NOT NULL,
+            email text, phone text,
+            CHECK (starts_at < ends_at),
+            CHECK (NOT paid OR approved),
+            CHECK (email IS NOT NULL OR phone IS NOT NULL));";
+    let (url, _) = seeds_unedited(&c, "d5", ddl);
+    assert!(int(&url, "SELECT count(*) FROM booking WHERE paid") > 0);
+
+    // The same rows whatever --jobs.
+    let one = database(&c, "d5j", ddl);
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, _) = guess(&one, tmp.path());
+    assert_eq!(seed(&one, &spec, &["-j", "1"]).code(), 0);
+    for t in ["node", "edge", "booking"] {
+        let sum = |u: &str| {
+            value(
+                u,
+                &format!(
+                    "SELECT count(*) || ':' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM {t} x"
+                ),
+            )
+        };
+        assert_eq!(sum(&url), sum(&one), "{t}");
+    }
+
+    // A hand-given `values` on a foreign key is honoured (it was ignored).
+    let edited = database(&c, "d5v", ddl);
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "columns.hub_id = \"ref\"",
+        "columns.hub_id = { values = [\"1\"] }",
+    );
+    let spec2 = tmp.path().join("edited.toml");
+    std::fs::write(&spec2, text).unwrap();
+    assert_eq!(seed(&edited, &spec2, &[]).code(), 0);
+    assert_eq!(
+        int(&edited, "SELECT count(*) FROM edge WHERE hub_id <> 1"),
+        0
+    );
+    assert_eq!(
+        int(&edited, "SELECT count(*) FROM edge WHERE spoke_id = 1"),
+        0
+    );
+}
+
+#[test]
+fn truncate_works_when_a_skipped_table_references_a_seeded_one() {
+    // Defect 6: every --truncate failed, advising to skip.
+    let c = cluster();
+    let url = database(
+        &c,
+        "d6",
+        "CREATE TABLE parent (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE audit (id serial PRIMARY KEY, parent_id int REFERENCES parent);",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, text) = guess(&url, tmp.path());
+    let text: String = text
+        .split("[tables.")
+        .map(|block| {
+            if block.starts_with("\"public.audit\"") {
+                "\"public.audit\"]\nskip = true\n\n".to_string()
+            } else {
+                block.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("[tables.");
+    std::fs::write(&spec, text).unwrap();
+    assert_eq!(seed(&url, &spec, &[]).code(), 0);
+    sql(
+        &url,
+        "INSERT INTO audit (parent_id) SELECT min(id) FROM parent",
+    );
+    let r = seed(&url, &spec, &["--truncate"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(int(&url, "SELECT count(*) FROM parent") > 0);
+}
+
+#[test]
+fn tables_holding_rows_are_kept_and_used_as_parents() {
+    // Defect 7: a framework's own rows (content types) refused or overwritten.
+    let c = cluster();
+    let (url, text) = seeds_unedited(
+        &c,
+        "d7",
+        "CREATE TABLE content_type (id serial PRIMARY KEY, model text NOT NULL UNIQUE);
+         INSERT INTO content_type (model) VALUES ('user'), ('group'), ('site');
+         CREATE TABLE permission (id serial PRIMARY KEY, codename text NOT NULL,
+            content_type_id int NOT NULL REFERENCES content_type);",
+    );
+    assert!(text.contains("holds rows already"), "{text}");
+    assert_eq!(
+        value(
+            &url,
+            "SELECT string_agg(model, ',' ORDER BY id) FROM content_type"
+        ),
+        "user,group,site"
+    );
+}
+
+#[test]
+fn date_keys_singletons_and_trigger_filled_tables_are_guessed_right() {
+    // Defect 8.
+    let c = cluster();
+    let (url, text) = seeds_unedited(
+        &c,
+        "d8",
+        "CREATE TABLE site (id serial PRIMARY KEY, name varchar(20) NOT NULL);
+         CREATE UNIQUE INDEX site_one_row ON site ((true));
+         CREATE TABLE post (id serial PRIMARY KEY, title varchar(12) NOT NULL);
+         CREATE TABLE post_aggregates (post_id int PRIMARY KEY REFERENCES post, score int NOT NULL DEFAULT 0);
+         CREATE FUNCTION post_added() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN PERFORM add_aggregate(NEW.id); RETURN NEW; END$$;
+         CREATE FUNCTION add_aggregate(p int) RETURNS void LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO post_aggregates (post_id) VALUES (p); END$$;
+         CREATE TRIGGER post_added AFTER INSERT ON post FOR EACH ROW EXECUTE FUNCTION post_added();
+         CREATE TABLE daily (day date PRIMARY KEY, visits int NOT NULL);",
+    );
+    assert!(text.contains("columns.day = \"date\""), "{text}");
+    assert!(
+        text.contains("filled by a trigger on public.post"),
+        "{text}"
+    );
+    assert_eq!(int(&url, "SELECT count(*) FROM site"), 1);
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM post"),
+        int(&url, "SELECT count(*) FROM post_aggregates")
+    );
+}
+
+#[test]
+fn sql_on_a_unique_column_is_accepted_and_injection_is_refused() {
+    // Defect 10 (sql refused on UNIQUE columns) and issue 14 item 13.
+    let c = cluster();
+    let url = database(
+        &c,
+        "d10",
+        "CREATE TABLE item (id serial PRIMARY KEY, code text NOT NULL UNIQUE);
+         CREATE TABLE canary (x int);",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.toml");
+    let write = |code: &str| {
+        std::fs::write(
+            &spec,
+            format!("version = 1\n[tables.\"public.canary\"]\nskip = true\n[tables.\"public.item\"]\nrows = 20\ncolumns.code = {{ sql = {code:?} }}\n"),
+        )
+        .unwrap();
+    };
+    write("md5(random()::text)");
+    assert_eq!(seed(&url, &spec, &[]).code(), 0);
+    assert_eq!(int(&url, "SELECT count(DISTINCT code) FROM item"), 20);
+
+    write("1) FROM ward_stage; DROP TABLE canary; SELECT (1");
+    let err = seed(&url, &spec, &["--truncate"]).fails_with(2, "sql must be one SQL expression");
+    assert!(err.contains("s.toml:4: public.item"), "{err}");
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM canary"),
+        0,
+        "canary still exists"
+    );
+}
+
+#[test]
+fn absurd_job_counts_are_refused() {
+    // Issue 14 item 16: -j 100000 started 100,000 threads.
+    let c = cluster();
+    let url = database(&c, "j", "CREATE TABLE t (id int PRIMARY KEY);");
+    ward()
+        .db(&url)
+        .args(["seed", "-j", "100000"])
+        .run()
+        .fails_with(2, "--jobs 100000 is more than");
+}
