@@ -37,7 +37,10 @@ fn colour() -> bool {
 }
 
 /// Writes to stdout; a closed pipe ends output quietly.
+/// Everything on stdout passes through redaction: reports quote SQL and
+/// error text that may hold a password (issue #14's threat model).
 fn out(text: &str) {
+    let text = crate::redact::text(text);
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(text.as_bytes())

@@ -52,8 +52,11 @@ static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s]*@").expect("valid regex")
 });
 static PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    // A name made of `_`-separated words one of which says "secret"
+    // (AWS_SECRET_ACCESS_KEY, DB_PASS, api_key), maybe quoted as in JSON,
+    // then `=` or `:` and the value.
     Regex::new(
-        r#"(?i)\b([a-z_]*(?:password|passwd|pwd|secret|token|credentials?|api_?key))(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s"',;&}]+)"#,
+        r#"(?i)\b((?:[a-z0-9]+_)*(?:password|passwd|pwd|pass|secret|token|credentials?|apikey|api_key|access_key|private_key)(?:_[a-z0-9]+)*)("?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s"',;&}]+)"#,
     )
     .expect("valid regex")
 });
@@ -134,6 +137,17 @@ mod tests {
         assert!(t.contains("PGDATA=/x"), "{t}");
         let t = text("ALTER ROLE x PASSWORD 'it''s' LOGIN");
         assert_eq!(t, "ALTER ROLE x PASSWORD '***' LOGIN");
+        for line in [
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIkey",
+            "S3_SECRET=wJalrXUtnFEMIkey",
+            "DB_PASS=wJalrXUtnFEMIkey",
+            r#"{"aws_secret_access_key": "wJalrXUtnFEMIkey"}"#,
+        ] {
+            assert!(!text(line).contains("wJalrXUtnFEMIkey"), "{line}");
+        }
+        for harmless in ["passenger=3", "tokens: 4", "bypass_count=2"] {
+            assert_eq!(text(harmless), harmless);
+        }
         register("Zq9!known/pw");
         let t = text("env Zq9!known/pw and Zq9%21known%2Fpw");
         assert!(!t.contains("known"), "{t}");

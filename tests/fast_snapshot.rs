@@ -532,6 +532,27 @@ fn a_manifest_naming_another_database_never_gets_it_dropped() {
         );
         assert!(exists("precious"), "{args:?} dropped another database");
     }
+    // Nor may `check --against snapshot:s1` open (and later close) it.
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(
+        migrations.path().join("1_add.sql"),
+        "ALTER TABLE IF EXISTS t ADD COLUMN x int;",
+    )
+    .unwrap();
+    let r = w()
+        .args(["check", "--against", "snapshot:s1", "--store", &st, "-m"])
+        .arg_str(migrations.path().to_str().unwrap())
+        .run();
+    assert_eq!(r.code(), 1, "check: {}", r.stderr());
+    assert!(r.stderr().contains("leaves it alone"), "{}", r.stderr());
+    assert_eq!(
+        value(
+            &url,
+            "SELECT datallowconn::text FROM pg_database WHERE datname = 'precious'"
+        ),
+        "true",
+        "check changed another database's ALLOW_CONNECTIONS"
+    );
     // A database with ward's name for the snapshot but not made by ward (no
     // comment) is not dropped either; nor is ward's copy whose oid changed.
     edit("s1", &|m| {

@@ -149,13 +149,36 @@ fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
         .ok();
     pg.psql("insert into marks(label) values ('after the snapshot')");
     let current = pg.checksums();
-    // The archive's hash still matches; only where it is unpacked changed, so
-    // the image would initialise an empty cluster beside the data.
     let p = store.path().join("base.json");
-    let mut m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let original = std::fs::read_to_string(&p).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
     assert!(m["system_identifier"].is_string(), "{m}");
+    // The archive's hash still matches; only where it would be unpacked
+    // changed (the image would then initialise an empty cluster beside the
+    // data): refused as damage before anything is touched.
     m["layout"]["root"] = "elsewhere".into();
+    std::fs::write(&p, m.to_string()).unwrap();
+    let r = ward()
+        .args(["snapshot", "restore", "base", "--container", &pg.name])
+        .args(["--yes", "--store", st])
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("outside the volume root"),
+        "{}",
+        r.stderr()
+    );
+    assert!(pg.running());
+    assert_eq!(
+        pg.checksums(),
+        current,
+        "a refused restore touched the data"
+    );
+    // A manifest that claims another cluster's identity: the restore runs,
+    // the started cluster is not the one the manifest names, and the
+    // previous data is put back.
+    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+    m["system_identifier"] = "7000000000000000001".into();
     std::fs::write(&p, m.to_string()).unwrap();
     let r = ward()
         .args(["snapshot", "restore", "base", "--container", &pg.name])

@@ -550,8 +550,9 @@ async fn run_apply_cmd(cmd: &str, cfg: &Config, tz: &str) -> Result<Option<Findi
         text = String::from_utf8_lossy(&out.stdout).into_owned();
     }
     if !password.is_empty() {
-        text = text.replace(&password, "***");
+        crate::redact::register(&password);
     }
+    text = crate::redact::text(&text);
     let tail: Vec<&str> = text
         .trim()
         .lines()

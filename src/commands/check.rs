@@ -55,7 +55,7 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             )
             .await?;
             let tpl = template::with_database(&url, &facts.template_database);
-            let _open = template::Opened::new(&url, &facts).await?;
+            let _open = template::Opened::new(&url, &name, &facts).await?;
             let label = format!(
                 "a clone of the fast snapshot {name} (database {})",
                 facts.template_database

@@ -255,6 +255,19 @@ fn check_into(
             .push("the archive does not carry the snapshot id its manifest requires".into()),
         _ => {}
     }
+    // A volume archive is the engine's archive of the mount point: every entry
+    // lies under one plain directory name, which restore uses as a mount path.
+    let volume_root = match &manifest.layout {
+        super::manifest::Layout::Volume { root } => Some(root.as_str()),
+        super::manifest::Layout::Pgdata => None,
+    };
+    if let Some(root) = volume_root
+        && (root.is_empty() || root == "." || root == ".." || root.contains(['/', '\\', '\0']))
+    {
+        out.problems.push(format!(
+            "the manifest's volume root {root:?} is not a plain directory name"
+        ));
+    }
     if streaming && !out.problems.is_empty() {
         return Ok(out);
     }
@@ -288,6 +301,16 @@ fn check_into(
                 Err(p) => return Ok(Err(p)),
             };
             out.entries += 1;
+            if let Some(root) = volume_root
+                && path != root
+                && !path
+                    .strip_prefix(root)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            {
+                return Ok(Err(format!(
+                    "{path:?} lies outside the volume root {root:?} the manifest names"
+                )));
+            }
             let Some(want) = expected.get(path.as_str()) else {
                 return Ok(Err(format!(
                     "{path:?} is in the archive but not in the manifest"

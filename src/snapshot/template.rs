@@ -520,7 +520,9 @@ pub struct Opened {
 }
 
 impl Opened {
-    pub async fn new(url: &str, facts: &TemplateFacts) -> Result<Opened> {
+    /// Opens the copy of `snapshot` after proving ward made it for that
+    /// snapshot (a manifest must not be able to open another database).
+    pub async fn new(url: &str, snapshot: &str, facts: &TemplateFacts) -> Result<Opened> {
         let (admin_url, _) = maintenance_url(url)?;
         let admin = pg::connect(&admin_url).await?;
         if !exists(&admin, &facts.template_database).await? {
@@ -530,6 +532,7 @@ impl Opened {
             ))
             .into());
         }
+        ensure_ours_with(&admin, snapshot, facts).await?;
         admin
             .batch_execute(&format!(
                 "ALTER DATABASE {} ALLOW_CONNECTIONS true",
