@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod generators;
 pub mod guess;
+pub mod kept;
 pub mod load;
 pub mod make;
 pub mod plan;
@@ -59,7 +60,7 @@ pub async fn init_spec(client: &Client, path: &Path) -> Result<InitReport> {
         .query_one("SELECT current_database()::text", &[])
         .await?
         .get(0);
-    let kept = guess::kept_tables(client, &schema).await?;
+    let kept = kept::kept_tables(client, &schema).await?;
     let (text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &kept);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
