@@ -99,6 +99,18 @@ fn diesel_runs_and_compares_versions_as_dash_stripped_strings() {
     assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
     assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
 
+    // An empty history table (a fresh `diesel setup`): nothing is out of order.
+    let url = database(
+        &c,
+        "setup",
+        "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY,
+           run_on timestamp NOT NULL DEFAULT current_timestamp);",
+    );
+    let (code, j) = check_against(&url, &d, &[]);
+    assert_eq!(pending(&j).len(), 3, "{j:#}");
+    assert!(findings(&j, "out-of-order").is_empty(), "{j:#}");
+    assert_eq!((code, j["verdict"].as_str()), (0, Some("PASS")), "{j:#}");
+
     // A database where the first two are applied: the 14-digit 2019 version is
     // newer than the 18-digit one for diesel, so it is not out of order.
     let url = database(

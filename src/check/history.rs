@@ -48,11 +48,9 @@ pub fn pending<'a>(
         let pending = set.migrations.iter().filter(|m| m.key > current).collect();
         return (pending, findings);
     }
-    let max_applied = applied
-        .iter()
-        .map(|a| set.format.key(&a.version))
-        .max()
-        .unwrap_or_default();
+    // None while nothing is applied (a fresh `diesel setup`): then no file can
+    // be older than the history.
+    let max_applied = applied.iter().map(|a| set.format.key(&a.version)).max();
     for a in applied {
         let key = set.format.key(&a.version);
         match set.migrations.iter().find(|m| m.key == key) {
@@ -119,7 +117,7 @@ pub fn pending<'a>(
         .filter(|m| !applied.iter().any(|a| set.format.key(&a.version) == m.key))
         .collect();
     for m in &pending {
-        if m.key < max_applied {
+        if max_applied.as_ref().is_some_and(|max| m.key < *max) {
             findings.push(
                 Finding::new(
                     Level::Warn,
