@@ -1,6 +1,8 @@
 //! `ward check` on two real diesel histories nobody here wrote (test data in
 //! ../shared/corpus): crates.io's whole history, and Lemmy's first 247
-//! migrations (the 248th needs PostgreSQL 16+). Each run must reach a verdict
+//! migrations on the machine's PostgreSQL 15 (the 248th needs 16+), and both
+//! whole histories on PostgreSQL 18 (the newest major Debian packages, in the
+//! local test image `ward-test/postgres:18`). Each run must reach a verdict
 //! with a JSON report, run every pending `up.sql` without a migration error,
 //! and raise no finding from the known false alarms: wrong order, history
 //! writes refused, ward's own copies blocking `DROP TYPE`.
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::check::report;
+use support::server::Server;
 use support::*;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
@@ -175,4 +178,19 @@ fn lemmy_first_247_migrations_and_windows_check_without_false_alarms() {
     let (base, end) = (20, 60);
     let cut = first(&dir, names, end);
     window(&server, &cut.path().join("migrations"), &names[..end], base);
+}
+
+#[test]
+fn whole_histories_check_without_false_alarms_on_postgres_18() {
+    let pg18 = Server::start(18);
+    let server = pg18.url("postgres");
+    for corpus in ["lemmy", "crates.io"] {
+        let (dir, names) = diesel_order(corpus);
+        let whole = first(&dir, &names, names.len());
+        let j = window(&server, &whole.path().join("migrations"), &names, 1);
+        assert!(
+            j["server"].as_str().unwrap().starts_with("PostgreSQL 18"),
+            "{j}"
+        );
+    }
 }
