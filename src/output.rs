@@ -37,10 +37,7 @@ fn colour() -> bool {
 }
 
 /// Writes to stdout; a closed pipe ends output quietly.
-/// Everything on stdout passes through redaction: reports quote SQL and
-/// error text that may hold a password (issue #14's threat model).
 fn out(text: &str) {
-    let text = crate::redact::text(text);
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(text.as_bytes())
@@ -346,14 +343,20 @@ pub fn check_report(
     use crate::check::report;
     use crate::cli::CheckFormat;
     let dir = r.migrations_dir.as_deref();
-    match format {
-        CheckFormat::Json => json(r),
-        CheckFormat::Human => out(&report::human(r)),
-        CheckFormat::Junit => out(&report::junit(r, strict)),
-        CheckFormat::Github => out(&report::github(r, dir)),
-        CheckFormat::Markdown => out(&report::markdown(r)),
-        CheckFormat::Sarif => out(&report::sarif(r, dir)),
-    }
+    let text = match format {
+        CheckFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(r).expect("reports serialise")
+        ),
+        CheckFormat::Human => report::human(r),
+        CheckFormat::Junit => report::junit(r, strict),
+        CheckFormat::Github => report::github(r, dir),
+        CheckFormat::Markdown => report::markdown(r),
+        CheckFormat::Sarif => report::sarif(r, dir),
+    };
+    // Reports quote SQL, error text and command output that may hold a
+    // password (issue #14's threat model): none of it reaches stdout.
+    out(&crate::redact::text(&text));
 }
 
 #[cfg(test)]

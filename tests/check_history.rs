@@ -376,3 +376,37 @@ fn locks_are_held_until_commit_and_the_fix_fits_the_statement() {
         "{widen:#}"
     );
 }
+
+/// Reports quote the failing statement; a password in it never reaches stdout,
+/// in any format.
+#[test]
+fn a_password_in_a_failing_statement_is_redacted_in_every_report() {
+    let c = cluster();
+    let url = database(&c, "leak", "CREATE TABLE t (id int PRIMARY KEY)");
+    let d = migrations(&[(
+        "1_role.sql",
+        "ALTER ROLE no_such_role_here PASSWORD 'Sup3rSecretPw';",
+    )]);
+    for format in ["json", "human", "markdown", "github", "junit", "sarif"] {
+        let r = ward()
+            .args([
+                "check",
+                "--format",
+                format,
+                "--against",
+                &url,
+                "--migrations",
+            ])
+            .args([d.path().join("migrations")])
+            .run();
+        assert_eq!(r.code(), 1, "{format}: {}", r.stderr());
+        let all = format!("{}{}", r.stdout(), r.stderr());
+        assert!(!all.contains("Sup3rSecretPw"), "{format} leaks: {all}");
+        if format == "json" {
+            assert!(
+                all.contains("no_such_role_here"),
+                "the failing statement is not quoted at all, so this test proves nothing: {all}"
+            );
+        }
+    }
+}
