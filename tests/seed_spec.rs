@@ -435,7 +435,7 @@ fn bad_specs_get_precise_errors_and_nothing_is_written() {
         ),
         (
             "[tables.\"public.core_appointment\"]\nrows = 5\ncolumns.id = \"sequence\"\ncolumns.starts_at = \"timestamp\"\ncolumns.duration_minutes = { values = [\"10\"] }\ncolumns.reason = \"lorem.word\"\n",
-            "references public.core_patient, which is not in the spec and has no rows",
+            "bad.toml:1: public.core_appointment.patient_id references public.core_patient, which the spec skips or leaves out and which has no rows",
         ),
         (
             "[tables.\"public.auth_group\"]\nrows = 5\ncolumns.id = \"sequence\"\ncolumns.name = \"lorem.wrod\"\n",

@@ -121,7 +121,9 @@ async fn read_existing(tx: &Transaction<'_>, plan: &mut Plan, ti: usize) -> Resu
                         && f.columns.iter().any(|c| child.columns[*c].not_null)
                 }) {
                     return Err(UsageError(format!(
-                        "{}.{} references {}, which is not in the spec and has no rows — add {} to the spec (with rows) or fill it first",
+                        "{}:{}: {}.{} references {}, which the spec skips or leaves out and which has no rows — give {} rows in the spec (drop its skip) or fill it first",
+                        plan.spec_path,
+                        plan.tables[ti].line,
                         child.qualified(),
                         child.columns[f.columns[0]].name,
                         table.qualified(),
