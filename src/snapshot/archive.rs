@@ -92,7 +92,7 @@ struct Tee<'a, R> {
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if crate::error::cancelled() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            return Err(io::Error::other("interrupted")); // not Interrupted: io::copy retries that
         }
         let n = self.inner.read(buf)?;
         if let Some(s) = self.sink.as_mut() {

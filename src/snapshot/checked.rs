@@ -143,7 +143,9 @@ struct Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if crate::error::cancelled() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            // Not ErrorKind::Interrupted: io::copy and tar retry that one
+            // (EINTR semantics) and would spin here for ever after Ctrl-C.
+            return Err(io::Error::other("interrupted"));
         }
         match self.inner.read(buf) {
             Ok(n) => {
