@@ -33,8 +33,8 @@ pub fn register(secret: &str) {
     known.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
-/// Percent-encodes the characters URL userinfo must encode.
-fn percent_all(s: &str) -> String {
+/// Percent-encodes every byte but the unreserved ones (URL userinfo, paths).
+pub(crate) fn percent_all(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -33,18 +33,6 @@ pub(super) fn with_db(cfg: &Config, db: &str) -> Config {
     c
 }
 
-pub(super) fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// A libpq URL for `cfg` (with the password: only for child processes' environment).
 pub(super) fn url_of(cfg: &Config) -> String {
     let host = match cfg.get_hosts().first() {
@@ -53,13 +41,18 @@ pub(super) fn url_of(cfg: &Config) -> String {
     };
     let pass = cfg
         .get_password()
-        .map(|p| format!(":{}", enc(&String::from_utf8_lossy(p))))
+        .map(|p| {
+            format!(
+                ":{}",
+                crate::redact::percent_all(&String::from_utf8_lossy(p))
+            )
+        })
         .unwrap_or_default();
     format!(
         "postgres://{}{pass}@{host}:{}/{}",
-        enc(cfg.get_user().unwrap_or("postgres")),
+        crate::redact::percent_all(cfg.get_user().unwrap_or("postgres")),
         cfg.get_ports().first().copied().unwrap_or(5432),
-        enc(cfg.get_dbname().unwrap_or("postgres"))
+        crate::redact::percent_all(cfg.get_dbname().unwrap_or("postgres"))
     )
 }
 
