@@ -11,6 +11,7 @@
 //! Then optional extra runs: a second clone under another session TimeZone,
 //! the down-migration round trip, and the seed on the new schema.
 
+pub mod accept;
 pub mod apply;
 mod blame;
 pub mod diff;
@@ -113,6 +114,8 @@ pub struct Options {
     pub against_label: Option<String>,
     /// Production table sizes, to extrapolate lock times.
     pub production: Option<stats::ProductionStats>,
+    /// The accept file (else `ward-accept.toml` in the migrations' project root, if any).
+    pub accept: Option<PathBuf>,
 }
 
 /// Logs how long each phase took (`-v`).
@@ -143,6 +146,16 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     if set.is_none() && opts.apply_cmd.is_none() {
         unreachable!("load_migrations errors without a directory");
     }
+    // Read before any work: a malformed accept file is an error, exit 2.
+    let root = match &set {
+        Some(s) => s
+            .dir
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => std::env::current_dir()?,
+    };
+    let accepts = accept::load(opts.accept.as_deref(), &root)?;
     // The server and the source.
     progress.stage("preparing the data to check against", 0);
     let (mut scratch, against_desc, source_db) = match &opts.against {
@@ -211,6 +224,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let result = run_inner(
         opts,
         set.as_ref(),
+        &accepts,
         &mut scratch,
         source_db,
         against_desc,
@@ -272,6 +286,7 @@ async fn refine_format(client: &Client, set: &mut MigrationSet, explicit: bool) 
 async fn run_inner(
     opts: &Options,
     set: Option<&MigrationSet>,
+    accepts: &[accept::Entry],
     scratch: &mut Scratch,
     source_db: Option<String>,
     mut against: String,
@@ -492,7 +507,10 @@ async fn run_inner(
     phases.next(progress, "reporting");
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let (findings, ignored) = ignore::split(findings, set.as_ref());
-    let pending_files = pending.iter().map(|m| m.up.file.clone()).collect();
+    let pending_files: Vec<String> = pending.iter().map(|m| m.up.file.clone()).collect();
+    let (mut findings, accepted) =
+        accept::split(findings, accepts, set.as_ref(), &pending_files, !failed);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
     let server = format!(
         "PostgreSQL {}",
@@ -508,6 +526,7 @@ async fn run_inner(
         runs,
         findings,
         ignored,
+        accepted,
         rows_checked: pre.tables.values().map(|t| t.rows).sum(),
         tables_checked: pre.tables.len(),
         seconds: started.elapsed().as_secs_f64(),

@@ -112,6 +112,7 @@ async fn run_with(
             Some(from) => Some(check::stats::ProductionStats::load(from).await?),
             None => None,
         },
+        accept: args.accept.clone(),
     };
     let bar = output::Bar::new(cfg.quiet);
     let report = check::run(&opts, &bar).await?;
