@@ -20,6 +20,7 @@ pub mod git;
 pub mod health;
 pub mod history;
 pub mod ignore;
+mod lossless;
 pub mod migrations;
 pub mod report;
 mod risk;
@@ -476,9 +477,23 @@ async fn run_inner(
         && pending.iter().all(|m| m.down.is_some())
     {
         phases.next(progress, "down-migration round trip");
-        findings.extend(
-            round_trip(&client, s.format, &pending_refs, &pre, &post, history_table).await?,
-        );
+        let rt = round_trip(
+            scratch,
+            &base,
+            &client,
+            s.format,
+            &pending_refs,
+            &pre,
+            &post,
+            history_table,
+        )
+        .await?;
+        findings.extend(rt.findings);
+        if let Some(db) = rt.moved_to {
+            // The run's clone was left mid-way by a failing down.
+            client = scratch.connect(&db).await?;
+            apply::prepare_session(&client, "UTC").await?;
+        }
     }
     // The seed must still apply to the new schema.
     if !failed {
