@@ -365,27 +365,61 @@ async fn run_inner(
     fingerprint::fill(&mut pre, &client, &[&extra], &depth).await?;
     let snapshots = diff::snapshot(&client, &pre, &risk.snap_list(&pre)).await?;
 
+    // The same migrations under another session TimeZone, when the SQL can
+    // depend on it: on a second clone, in parallel with the UTC run.
+    let tz_wanted = opts
+        .timezone_check
+        .unwrap_or_else(|| time_related(&all_sql))
+        && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some());
+    let tz_db = match tz_wanted {
+        true => Some(scratch.create("tz", Some(&base)).await?),
+        false => None,
+    };
     phases.next(progress, "applying the pending migrations");
-    let mut runs: Vec<FileRun> = Vec::new();
     let mut cmd_failed = false;
-    if let Some(cmd) = &opts.apply_cmd {
-        let cfg = with_db(&scratch.server, &clone);
-        if let Some(f) = run_apply_cmd(cmd, &cfg, "UTC").await? {
-            findings.push(f);
-            cmd_failed = true;
+    let server = scratch.server.clone();
+    let utc_run = async {
+        if let Some(cmd) = &opts.apply_cmd {
+            let cfg = with_db(&server, &clone);
+            return Ok::<_, anyhow::Error>((Vec::new(), run_apply_cmd(cmd, &cfg, "UTC").await?));
         }
-    } else if let Some(s) = &set
-        && !pending.is_empty()
-    {
-        runs = apply::run_observed(
-            &client,
-            Some(&extra),
-            s.format,
-            &pending_refs,
-            Direction::Up,
-        )
-        .await?;
+        if let Some(s) = &set
+            && !pending.is_empty()
+        {
+            let runs = apply::run_observed(
+                &client,
+                Some(&extra),
+                s.format,
+                &pending_refs,
+                Direction::Up,
+            )
+            .await?;
+            return Ok((runs, None));
+        }
+        Ok((Vec::new(), None))
+    };
+    let other_run = async {
+        match &tz_db {
+            Some(db) => {
+                variance::other_zone(
+                    &server,
+                    db,
+                    set.as_ref(),
+                    &pending_refs,
+                    opts.apply_cmd.as_deref(),
+                )
+                .await
+            }
+            None => Ok(None),
+        }
+    };
+    let (utc, other) = tokio::join!(utc_run, other_run);
+    let (runs, cmd_finding): (Vec<FileRun>, _) = utc?;
+    if let Some(f) = cmd_finding {
+        findings.push(f);
+        cmd_failed = true;
     }
+    let other = other?;
     let failed = runs.iter().any(|r| r.failure.is_some()) || cmd_failed;
     for run in &runs {
         if let Some(f) = &run.failure {
@@ -451,24 +485,12 @@ async fn run_inner(
     }
     drop(extra);
 
-    // The same migrations under another session TimeZone.
-    let tz_wanted = opts
-        .timezone_check
-        .unwrap_or_else(|| time_related(&all_sql));
-    if tz_wanted && !failed && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some()) {
-        phases.next(progress, "re-running under another TimeZone");
-        findings.extend(
-            timezone_variance(
-                scratch,
-                &base,
-                set.as_ref(),
-                &pending_refs,
-                opts.apply_cmd.as_deref(),
-                &client,
-                &post,
-            )
-            .await?,
-        );
+    // The other-zone run against this one.
+    if let Some(other) = other
+        && !failed
+    {
+        phases.next(progress, "comparing with the run under another TimeZone");
+        findings.extend(timezone_variance(other, &pending_refs, &client, &post).await?);
     }
     // Down migrations: up → down → up.
     if !failed
@@ -522,6 +544,7 @@ async fn run_inner(
     phases.next(progress, "reporting");
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let (findings, ignored) = ignore::split(findings, set.as_ref());
+    let findings = rules::locks::per_transaction(findings, &runs);
     let pending_files: Vec<String> = pending.iter().map(|m| m.up.file.clone()).collect();
     let (mut findings, accepted) =
         accept::split(findings, accepts, set.as_ref(), &pending_files, !failed);
