@@ -10,11 +10,19 @@
 //!      apply, diff, health, seed check, clean-up).
 //!
 //! The target: check wall time ≤ 1.5 × plain apply + clone time.
+//!
+//! Then a corpus window ([`corpus_window`]): 20 consecutive crates.io
+//! migrations on a database built up to its 210th and seeded with the
+//! guessed spec (WARD_BENCH_CORPUS=0 skips it; WARD_BENCH_SYNTHETIC=0 skips
+//! the synthetic set).
 
 use std::process::Command;
 use std::time::Instant;
 
 use ward::pg::cluster::Cluster;
+
+#[path = "check/corpus_window.rs"]
+mod corpus_window;
 
 const MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -74,6 +82,19 @@ fn psql(url: &str, args: &[&str]) {
 }
 
 fn main() {
+    let runs: usize = std::env::var("WARD_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    if std::env::var("WARD_BENCH_SYNTHETIC").as_deref() != Ok("0") {
+        synthetic(runs);
+    }
+    if std::env::var("WARD_BENCH_CORPUS").as_deref() != Ok("0") {
+        corpus_window::run(psql, runs);
+    }
+}
+
+fn synthetic(runs: usize) {
     let patients: u64 = std::env::var("WARD_BENCH_PATIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -124,10 +145,6 @@ fn main() {
         std::fs::write(mdir.join(n), sql).unwrap();
     }
 
-    let runs: usize = std::env::var("WARD_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
     let (mut clone_s, mut apply_s, mut check_s) = (f64::MAX, f64::MAX, f64::MAX);
     for i in 0..runs {
         // Baseline: clone by template, then psql each file in its own transaction.

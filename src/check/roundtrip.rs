@@ -138,7 +138,8 @@ async fn step_by_step(
             continue;
         }
         let undone = fingerprint::take(&c, &[], history_table).await?;
-        for d in compare(&before, &undone) {
+        let restored = compare(&before, &undone);
+        for d in &restored {
             out.push(
                 Finding::new(
                     Level::Fail,
@@ -170,6 +171,12 @@ async fn step_by_step(
                 )),
             );
             (db, c) = clone_with(scratch, base, format, &pending[..=i]).await?;
+            before = after;
+            continue;
+        }
+        if restored.is_empty() {
+            // The down gave back exactly the state before: the up ran again
+            // on the same state (its first result is the one to go on from).
             before = after;
             continue;
         }

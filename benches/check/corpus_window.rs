@@ -1,0 +1,220 @@
+//! A corpus window for `cargo bench --bench check`: crates.io's diesel
+//! history (`../shared/corpus`) applied up to a point on a throwaway
+//! cluster, seeded with its guessed spec (`ward seed --init-spec`, then
+//! `--spec`), then the next WINDOW migrations
+//!   1. applied with psql to a template clone, each in a transaction unless
+//!      its metadata.toml says otherwise, the version recorded as diesel does
+//!      (the baseline: clone + apply), and
+//!   2. checked with `ward check --against URL` (which also runs the
+//!      down-migration round trip, since every diesel migration has a down).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use ward::pg::cluster::Cluster;
+
+/// Migrations of the history applied before the window (WARD_BENCH_CORPUS_AT).
+const AT: usize = 210;
+/// Migrations in the window.
+const WINDOW: usize = 20;
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/crates.io/migrations")
+}
+
+/// crates.io's migrations in diesel's order (the dash-stripped version as a string).
+fn diesel_order() -> Vec<String> {
+    let version = |n: &str| n.split('_').next().unwrap_or("").replace('-', "");
+    let mut names: Vec<String> = std::fs::read_dir(corpus())
+        .expect("../shared/corpus/crates.io is there")
+        .flatten()
+        .filter(|e| e.path().join("up.sql").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort_by_key(|n| version(n));
+    names
+}
+
+/// Applies one diesel migration like diesel does; false when it fails.
+fn apply(url: &str, dir: &Path, name: &str) -> bool {
+    let up = std::fs::read_to_string(dir.join(name).join("up.sql")).unwrap();
+    let in_tx = std::fs::read_to_string(dir.join(name).join("metadata.toml")).map_or(true, |t| {
+        !t.lines()
+            .any(|l| l.replace(' ', "") == "run_in_transaction=false")
+    });
+    let version = name.split('_').next().unwrap_or("").replace('-', "");
+    let script = format!(
+        "{up}\n;\nALTER TABLE __diesel_schema_migrations DISABLE TRIGGER ALL;
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}');
+         ALTER TABLE __diesel_schema_migrations ENABLE TRIGGER ALL;\n"
+    );
+    let mut child = Command::new("psql")
+        .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d", url])
+        .args(if in_tx {
+            &["-1", "-f", "-"][..]
+        } else {
+            &["-f", "-"][..]
+        })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        println!(
+            "  {name} fails: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    out.status.success()
+}
+
+fn ward_ok(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn run(psql: fn(&str, &[&str]), runs: usize) {
+    let at: usize = std::env::var("WARD_BENCH_CORPUS_AT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(AT);
+    let names = diesel_order();
+    let end = (at + WINDOW).min(names.len());
+    let cluster = Cluster::start().expect("a throwaway cluster");
+    let url = cluster.url("postgres");
+    psql(&url, &["-c", "CREATE DATABASE cio"]);
+    let src = cluster.url("cio");
+    psql(
+        &src,
+        &[
+            "-c",
+            "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY, run_on timestamp NOT NULL DEFAULT current_timestamp)",
+        ],
+    );
+    let t = Instant::now();
+    for name in &names[..at] {
+        assert!(apply(&src, &corpus(), name), "history migration {name}");
+    }
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("spec.toml");
+    let spec = spec.to_str().unwrap();
+    ward_ok(&[
+        "--database-url",
+        &src,
+        "--quiet",
+        "seed",
+        "--init-spec",
+        spec,
+    ]);
+    ward_ok(&["--database-url", &src, "--quiet", "seed", "--spec", spec]);
+    psql(&src, &["-c", "VACUUM ANALYZE"]);
+    println!(
+        "\ncrates.io window: {at} migrations applied and seeded with the guessed spec in {:.1} s; window {}..{} ({} migrations)",
+        t.elapsed().as_secs_f64(),
+        names[at],
+        names[end - 1],
+        end - at
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mdir = dir.path().join("migrations");
+    for name in &names[..end] {
+        let to = mdir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(corpus().join(name)).unwrap().flatten() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let (mut clone_s, mut apply_s, mut check_s) = (f64::MAX, f64::MAX, f64::MAX);
+    for i in 0..runs {
+        let db = format!("cio_plain{i}");
+        let t = Instant::now();
+        psql(
+            &url,
+            &[
+                "-c",
+                &format!("CREATE DATABASE {db} TEMPLATE cio STRATEGY FILE_COPY"),
+            ],
+        );
+        let c = t.elapsed().as_secs_f64();
+        let target = cluster.url(&db);
+        let t = Instant::now();
+        for name in &names[at..end] {
+            if !apply(&target, &mdir, name) {
+                break;
+            }
+        }
+        let a = t.elapsed().as_secs_f64();
+        psql(&url, &["-c", &format!("DROP DATABASE {db}")]);
+        let t = Instant::now();
+        // WARD_BENCH_PHASES=1: ward's per-phase times (-v) on stdout.
+        let phases = std::env::var("WARD_BENCH_PHASES").as_deref() == Ok("1");
+        let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+            .arg(if phases { "-v" } else { "--quiet" })
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--against",
+                &src,
+                "--migrations",
+            ])
+            .arg(&mdir)
+            .output()
+            .unwrap();
+        let k = t.elapsed().as_secs_f64();
+        if phases {
+            for l in String::from_utf8_lossy(&out.stderr).lines() {
+                println!("  phase {l}");
+            }
+        }
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if i == 0 {
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let f = j["findings"].as_array().unwrap();
+            println!(
+                "ward check verdict {} with {} findings, {} pending ({} rows checked)",
+                j["verdict"],
+                f.len(),
+                j["pending"].as_array().map(|p| p.len()).unwrap_or(0),
+                j["rows_checked"]
+            );
+            for x in f {
+                println!("  {} {} {}", x["level"], x["rule"], x["message"]);
+            }
+        }
+        println!("run {i}: clone {c:.2} s · plain psql apply {a:.2} s · ward check {k:.2} s");
+        clone_s = clone_s.min(c);
+        apply_s = apply_s.min(a);
+        check_s = check_s.min(k);
+    }
+    println!(
+        "\ncorpus window, best of {runs}: clone {clone_s:.2} s · plain apply {apply_s:.2} s · ward check {check_s:.2} s → {:.2}× of clone + apply (target ≤ 1.5×: {})",
+        check_s / (apply_s + clone_s),
+        if check_s <= 1.5 * (apply_s + clone_s) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
