@@ -163,6 +163,27 @@ pub struct SeedArgs {
         conflicts_with_all = ["spec", "patients", "truncate", "append", "export", "schema"]
     )]
     pub init_spec: Option<PathBuf>,
+
+    /// With --init-spec: also ask the project's own Django (manage.py shell) for each model's choices,
+    /// validators, max lengths and JSONField defaults, so seeded rows pass full_clean() (default: on
+    /// when manage.py is in the working directory or --django-project is given).
+    #[arg(long, requires = "init_spec")]
+    pub django: bool,
+
+    #[command(flatten)]
+    pub django_project: DjangoProjectArgs,
+}
+
+/// Where a Django project is and which Python runs it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DjangoProjectArgs {
+    /// The Django project: the directory holding manage.py (default: the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub django_project: Option<PathBuf>,
+
+    /// The Python that runs manage.py [default: $WARD_PYTHON, else DIR/.venv/bin/python, else python3].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -24,7 +24,7 @@ pub mod report;
 mod risk;
 mod roundtrip;
 pub mod rules;
-mod scratch;
+pub(crate) mod scratch;
 mod seeding;
 pub mod split;
 pub mod stats;
