@@ -31,11 +31,27 @@ pub struct Project {
     pub python: PathBuf,
 }
 
-/// What `manage.py` printed, when it succeeded.
+/// A finished `manage.py` command (secrets redacted from its output).
 #[derive(Debug)]
-pub struct Output {
+pub struct Finished {
+    /// The command as shown in messages.
+    pub shown: String,
+    pub success: bool,
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Finished {
+    /// The line that says what went wrong.
+    pub fn error_line(&self) -> String {
+        last_error_line(&self.stderr, &self.stdout)
+    }
+
+    /// Everything it printed: stderr, then stdout.
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stderr, self.stdout)
+    }
 }
 
 /// Whether `dir` holds a Django project (a `manage.py`).
@@ -70,9 +86,9 @@ impl Project {
     }
 
     /// Runs `python manage.py ARGS` in the project with DATABASE_URL set to
-    /// `database_url`; an error (exit status, timeout, no python) is one line
-    /// saying what failed plus the command's last lines.
-    pub async fn manage(&self, args: &[&str], database_url: &str) -> Result<Output> {
+    /// `database_url`, with a timeout; a failing command is a [`Finished`]
+    /// with `success: false`, not an error.
+    pub async fn run(&self, args: &[&str], database_url: &str) -> Result<Finished> {
         let shown = format!("python manage.py {}", shown_args(args));
         let mut cmd = tokio::process::Command::new(&self.python);
         cmd.arg("manage.py")
@@ -102,37 +118,54 @@ impl Project {
                 .into());
             }
         };
-        let stdout = crate::redact::text(&String::from_utf8_lossy(&out.stdout));
-        let stderr = crate::redact::text(&String::from_utf8_lossy(&out.stderr));
-        if !out.status.success() {
-            let code = out
-                .status
-                .code()
-                .map_or("a signal".to_string(), |c| format!("status {c}"));
+        Ok(Finished {
+            shown,
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: crate::redact::text(&String::from_utf8_lossy(&out.stdout)),
+            stderr: crate::redact::text(&String::from_utf8_lossy(&out.stderr)),
+        })
+    }
+
+    /// Like [`Project::run`], and a failing command is an error: one line
+    /// saying what failed plus the command's last lines.
+    pub async fn manage(&self, args: &[&str], database_url: &str) -> Result<Finished> {
+        let out = self.run(args, database_url).await?;
+        if !out.success {
             return Err(UsageError(format!(
-                "`{shown}` failed with {code} in {}: {}\n{}",
+                "`{}` failed with {} in {}: {}\n{}",
+                out.shown,
+                out.code
+                    .map_or("a signal".to_string(), |c| format!("status {c}")),
                 self.dir.display(),
-                last_error_line(&stderr, &stdout),
-                tail(&stderr, &stdout, TAIL_LINES)
+                out.error_line(),
+                tail(&out.stderr, &out.stdout, TAIL_LINES)
             ))
             .into());
         }
-        Ok(Output { stdout, stderr })
+        Ok(out)
     }
 
     /// The project's models as its own Django describes them.
     pub async fn models(&self, database_url: &str) -> Result<Models> {
-        let out = self
-            .manage(&["shell", "-c", MODELS_SCRIPT], database_url)
-            .await?;
+        self.shell_json(MODELS_SCRIPT, database_url).await
+    }
+
+    /// Runs `script` in `manage.py shell` and reads the JSON document it prints last.
+    pub async fn shell_json<T: serde::de::DeserializeOwned>(
+        &self,
+        script: &str,
+        database_url: &str,
+    ) -> Result<T> {
+        let out = self.manage(&["shell", "-c", script], database_url).await?;
         // The document is the last line that parses: settings may print before it.
         out.stdout
             .lines()
             .rev()
-            .find_map(|l| serde_json::from_str::<Models>(l.trim()).ok())
+            .find_map(|l| serde_json::from_str::<T>(l.trim()).ok())
             .ok_or_else(|| {
                 UsageError(format!(
-                    "`python manage.py shell` in {} printed no model description ward can read; its last lines:\n{}",
+                    "`python manage.py shell` in {} printed nothing ward can read; its last lines:\n{}",
                     self.dir.display(),
                     tail(&out.stderr, &out.stdout, TAIL_LINES)
                 ))
