@@ -639,4 +639,9 @@ pub struct CheckArgs {
     /// (default: auto, when the SQL mentions time zones, timestamptz or date conversions).
     #[arg(long, value_name = "BOOL")]
     pub timezone_check: Option<bool>,
+
+    /// The accept file: reviewed findings (rule, table, column, migration, reason) reported as
+    /// accepted, out of the verdict (default: ward-accept.toml beside the migrations directory).
+    #[arg(long, value_name = "FILE")]
+    pub accept: Option<PathBuf>,
 }

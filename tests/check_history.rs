@@ -377,6 +377,52 @@ fn locks_are_held_until_commit_and_the_fix_fits_the_statement() {
     );
 }
 
+#[test]
+fn one_transaction_that_rewrites_two_tables_is_one_lock_finding_listing_both() {
+    let c = cluster();
+    let url = database(
+        &c,
+        "span",
+        "CREATE TABLE a (id int PRIMARY KEY, v int);
+         CREATE TABLE b (id int PRIMARY KEY, v int);
+         INSERT INTO a SELECT g, g FROM generate_series(1, 500) g;
+         INSERT INTO b SELECT g, g FROM generate_series(1, 300) g;",
+    );
+    let d = migrations(&[(
+        "1_widen.sql",
+        "ALTER TABLE a ALTER COLUMN v TYPE bigint;\nALTER TABLE b ALTER COLUMN v TYPE bigint;\n",
+    )]);
+    let (_, j) = check_against(&url, &d, &["--timezone-check", "false"]);
+    let locks = findings(&j, "blocking-lock");
+    assert_eq!(locks.len(), 1, "{j:#}");
+    let f = locks[0];
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("on a, b until COMMIT") && message.contains("2 statements"),
+        "{f:#}"
+    );
+    assert_eq!(f["line"], 1, "{f:#}");
+    let evidence: Vec<&str> = f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(evidence.len(), 2, "{f:#}");
+    assert!(
+        evidence[0].starts_with("line 1: ") && evidence[0].contains("500 rows"),
+        "{f:#}"
+    );
+    assert!(
+        evidence[1].starts_with("line 2: ") && evidence[1].contains("300 rows"),
+        "{f:#}"
+    );
+    assert!(
+        !f["remedy"].as_str().unwrap().contains("CONCURRENTLY"),
+        "{f:#}"
+    );
+}
+
 /// Reports quote the failing statement; a password in it never reaches stdout,
 /// in any format.
 #[test]

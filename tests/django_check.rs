@@ -170,3 +170,31 @@ fn a_failing_python_migration_keeps_its_whole_output_in_json_and_one_short_line_
     let longest = out.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(longest < 600, "a {longest}-character line in:\n{out}");
 }
+
+#[test]
+fn the_intended_drop_is_accepted_through_ward_accept_toml_beside_manage_py() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    std::fs::write(
+        proj.path().join("ward-accept.toml"),
+        "[[accept]]\nrule = \"dropped-data\"\ntable = \"records_patient\"\ncolumn = \"fax\"\n\
+         migration = \"records/migrations/0007_drop_fax.py\"\n\
+         reason = \"fax numbers are no longer kept; 0004 copied them to phone\"\n",
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    assert!(findings(&j, "dropped-data").is_empty(), "{j:#}");
+    assert!(findings(&j, "stale-accept").is_empty(), "{j:#}");
+    let accepted = j["accepted"].as_array().unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_eq!(accepted[0]["rule"], "dropped-data");
+    assert_eq!(accepted[0]["file"], "records/migrations/0007_drop_fax.py");
+    assert_eq!(
+        accepted[0]["accepted"]["reason"],
+        "fax numbers are no longer kept; 0004 copied them to phone"
+    );
+    assert_ne!(j["verdict"], "FAIL");
+}

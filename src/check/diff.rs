@@ -116,7 +116,7 @@ fn names(sql: &str, t: &Table) -> bool {
     })
 }
 
-fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bool) -> Finding {
+pub(super) fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bool) -> Finding {
     if let Some((file, line, sql)) = who(runs, t.oid, deleted) {
         if !names(&sql, t) {
             f.message += &format!(
@@ -242,7 +242,18 @@ pub async fn diff(
                 .cloned()
                 .unwrap_or((0, String::new()));
             let Some(nc) = b.column(col.attnum) else {
-                let f = if nonnull > 0 {
+                let f = if col.generated {
+                    // Computed from the other columns: nothing is lost (D12).
+                    Finding::new(
+                        Level::Info,
+                        "dropped-generated",
+                        format!(
+                            "generated column {}.{} was dropped; its values are computed from other columns, so no data is lost",
+                            a.display(),
+                            col.name
+                        ),
+                    )
+                } else if nonnull > 0 {
                     Finding::new(
                         Level::Fail,
                         "dropped-data",
@@ -297,17 +308,22 @@ pub async fn diff(
             }
         }
         if !compare.is_empty() {
-            match changed_values_table(client, a, b, &compare, runs).await {
-                Ok(f) => out.extend(f),
+            let found = match changed_values_table(client, a, b, &compare, runs).await {
+                Ok(f) => f,
                 Err(e) => {
                     tracing::debug!(
                         "combined comparison of {} failed ({e:#}), column by column",
                         a.name
                     );
+                    let mut f = Vec::new();
                     for (col, nc) in &compare {
-                        out.extend(changed_values(client, a, b, col, nc, runs).await?);
+                        f.extend(changed_values(client, a, b, col, nc, runs).await?);
                     }
+                    f
                 }
+            };
+            for f in found {
+                out.push(super::lossless::relabelled(client, a, b, &compare, f, runs).await?);
             }
         }
         // New columns that received values on existing rows.
@@ -515,6 +531,9 @@ async fn changed_values(
                 a.name,
                 old.name
             );
+            if let Some(f) = super::lossless::one_to_one(client, a, b, old, new, runs).await? {
+                return Ok(vec![f]);
+            }
             let mut f = changed_values_table(client, a, b, &[(as_text, new.clone())], runs).await?;
             for x in &mut f {
                 if x.rule == "values-changed" {

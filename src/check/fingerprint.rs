@@ -25,6 +25,9 @@ pub struct Column {
     pub ty: String,
     pub not_null: bool,
     pub default: Option<String>,
+    /// A GENERATED column: its values are computed from the others.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,7 +163,7 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
     for r in client
         .query(
             "SELECT a.attrelid::int8, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
-                    a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+                    a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> ''
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid::int8 = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attrelid, a.attnum",
@@ -175,6 +178,7 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
                 ty: r.get(3),
                 not_null: r.get(4),
                 default: r.get(5),
+                generated: r.get(6),
             });
         }
     }

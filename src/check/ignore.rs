@@ -30,6 +30,8 @@ pub const RULES: &[&str] = &[
     "default-filled",
     "metadata-lock",
     "rows-added",
+    "values-converted",
+    "dropped-generated",
 ];
 
 use super::migrations::{MigrationSet, Script};

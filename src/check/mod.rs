@@ -11,6 +11,7 @@
 //! Then optional extra runs: a second clone under another session TimeZone,
 //! the down-migration round trip, and the seed on the new schema.
 
+pub mod accept;
 pub mod apply;
 mod blame;
 pub mod diff;
@@ -20,6 +21,7 @@ pub mod git;
 pub mod health;
 pub mod history;
 pub mod ignore;
+mod lossless;
 pub mod migrations;
 pub mod report;
 mod risk;
@@ -116,6 +118,8 @@ pub struct Options {
     pub production: Option<stats::ProductionStats>,
     /// `--runner django`: Django lists and applies the migrations ([`django`]).
     pub django: Option<crate::django::Project>,
+    /// The accept file (else `ward-accept.toml` in the migrations' project root, if any).
+    pub accept: Option<PathBuf>,
 }
 
 /// Logs how long each phase took (`-v`).
@@ -146,6 +150,19 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     if set.is_none() && opts.apply_cmd.is_none() && opts.django.is_none() {
         unreachable!("load_migrations errors without a directory");
     }
+    // Read before any work: a malformed accept file is an error, exit 2.
+    let root = match &set {
+        Some(s) => s
+            .dir
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => match &opts.django {
+            Some(p) => p.dir.clone(),
+            None => std::env::current_dir()?,
+        },
+    };
+    let accepts = accept::load(opts.accept.as_deref(), &root)?;
     // The server and the source.
     progress.stage("preparing the data to check against", 0);
     let (mut scratch, against_desc, source_db) = match &opts.against {
@@ -214,6 +231,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let result = run_inner(
         opts,
         set.as_ref(),
+        &accepts,
         &mut scratch,
         source_db,
         against_desc,
@@ -278,6 +296,7 @@ async fn refine_format(client: &Client, set: &mut MigrationSet, explicit: bool) 
 async fn run_inner(
     opts: &Options,
     set: Option<&MigrationSet>,
+    accepts: &[accept::Entry],
     scratch: &mut Scratch,
     source_db: Option<String>,
     mut against: String,
@@ -369,30 +388,67 @@ async fn run_inner(
     fingerprint::fill(&mut pre, &client, &[&extra], &depth).await?;
     let snapshots = diff::snapshot(&client, &pre, &risk.snap_list(&pre)).await?;
 
+    // The same migrations under another session TimeZone, when the SQL can
+    // depend on it: on a second clone, in parallel with the UTC run.
+    let tz_wanted = opts
+        .timezone_check
+        .unwrap_or_else(|| time_related(&all_sql))
+        && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some());
+    let tz_db = match tz_wanted {
+        true => Some(scratch.create("tz", Some(&base)).await?),
+        false => None,
+    };
     phases.next(progress, "applying the pending migrations");
-    let mut runs: Vec<FileRun> = Vec::new();
     let mut cmd_failed = false;
     let mut django_outputs = Vec::new();
-    if let (Some(project), Some(plan)) = (&opts.django, &django_plan) {
-        (runs, django_outputs) = django::apply(project, plan, &client, &clone_url).await?;
-    } else if let Some(cmd) = &opts.apply_cmd {
-        let cfg = with_db(&scratch.server, &clone);
-        if let Some(f) = run_apply_cmd(cmd, &cfg, "UTC").await? {
-            findings.push(f);
-            cmd_failed = true;
+    let server = scratch.server.clone();
+    let utc_run = async {
+        if let (Some(project), Some(plan)) = (&opts.django, &django_plan) {
+            let runs;
+            (runs, django_outputs) = django::apply(project, plan, &client, &clone_url).await?;
+            return Ok::<_, anyhow::Error>((runs, None));
         }
-    } else if let Some(s) = &set
-        && !pending.is_empty()
-    {
-        runs = apply::run_observed(
-            &client,
-            Some(&extra),
-            s.format,
-            &pending_refs,
-            Direction::Up,
-        )
-        .await?;
+        if let Some(cmd) = &opts.apply_cmd {
+            let cfg = with_db(&server, &clone);
+            return Ok((Vec::new(), run_apply_cmd(cmd, &cfg, "UTC").await?));
+        }
+        if let Some(s) = &set
+            && !pending.is_empty()
+        {
+            let runs = apply::run_observed(
+                &client,
+                Some(&extra),
+                s.format,
+                &pending_refs,
+                Direction::Up,
+            )
+            .await?;
+            return Ok((runs, None));
+        }
+        Ok((Vec::new(), None))
+    };
+    let other_run = async {
+        match &tz_db {
+            Some(db) => {
+                variance::other_zone(
+                    &server,
+                    db,
+                    set.as_ref(),
+                    &pending_refs,
+                    opts.apply_cmd.as_deref(),
+                )
+                .await
+            }
+            None => Ok(None),
+        }
+    };
+    let (utc, other) = tokio::join!(utc_run, other_run);
+    let (runs, cmd_finding): (Vec<FileRun>, _) = utc?;
+    if let Some(f) = cmd_finding {
+        findings.push(f);
+        cmd_failed = true;
     }
+    let other = other?;
     let failed = runs.iter().any(|r| r.failure.is_some()) || cmd_failed;
     for run in &runs {
         if let Some(f) = &run.failure {
@@ -459,24 +515,12 @@ async fn run_inner(
     }
     drop(extra);
 
-    // The same migrations under another session TimeZone.
-    let tz_wanted = opts
-        .timezone_check
-        .unwrap_or_else(|| time_related(&all_sql));
-    if tz_wanted && !failed && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some()) {
-        phases.next(progress, "re-running under another TimeZone");
-        findings.extend(
-            timezone_variance(
-                scratch,
-                &base,
-                set.as_ref(),
-                &pending_refs,
-                opts.apply_cmd.as_deref(),
-                &client,
-                &post,
-            )
-            .await?,
-        );
+    // The other-zone run against this one.
+    if let Some(other) = other
+        && !failed
+    {
+        phases.next(progress, "comparing with the run under another TimeZone");
+        findings.extend(timezone_variance(other, &pending_refs, &client, &post).await?);
     }
     // Down migrations: up → down → up.
     if !failed
@@ -485,9 +529,23 @@ async fn run_inner(
         && pending.iter().all(|m| m.down.is_some())
     {
         phases.next(progress, "down-migration round trip");
-        findings.extend(
-            round_trip(&client, s.format, &pending_refs, &pre, &post, history_table).await?,
-        );
+        let rt = round_trip(
+            scratch,
+            &base,
+            &client,
+            s.format,
+            &pending_refs,
+            &pre,
+            &post,
+            history_table,
+        )
+        .await?;
+        findings.extend(rt.findings);
+        if let Some(db) = rt.moved_to {
+            // The run's clone was left mid-way by a failing down.
+            client = scratch.connect(&db).await?;
+            apply::prepare_session(&client, "UTC").await?;
+        }
     }
     // The seed must still apply to the new schema.
     if !failed {
@@ -516,7 +574,11 @@ async fn run_inner(
     phases.next(progress, "reporting");
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let (findings, ignored) = ignore::split(findings, set.as_ref());
-    let pending_files = pending.iter().map(|m| m.up.file.clone()).collect();
+    let findings = rules::locks::per_transaction(findings, &runs);
+    let pending_files: Vec<String> = pending.iter().map(|m| m.up.file.clone()).collect();
+    let (mut findings, accepted) =
+        accept::split(findings, accepts, set.as_ref(), &pending_files, !failed);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
     let server = format!(
         "PostgreSQL {}",
@@ -538,6 +600,7 @@ async fn run_inner(
         runs,
         findings,
         ignored,
+        accepted,
         rows_checked: pre.tables.values().map(|t| t.rows).sum(),
         tables_checked: pre.tables.len(),
         seconds: started.elapsed().as_secs_f64(),

@@ -43,6 +43,9 @@ pub struct Finding {
     /// terminal shows the message's first error line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// Set when an accept-file entry takes the finding out of the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<super::accept::Acceptance>,
 }
 
 impl Finding {
@@ -59,6 +62,7 @@ impl Finding {
             evidence: Vec::new(),
             remedy: String::new(),
             output: None,
+            accepted: None,
         }
     }
     pub fn count(mut self, n: i64) -> Self {
@@ -116,6 +120,9 @@ pub struct Report {
     /// Findings the migrations accept with `-- ward:ignore RULE` comments:
     /// reported, but not in the verdict.
     pub ignored: Vec<Finding>,
+    /// Findings an accept-file entry (`ward-accept.toml`) accepts, each with
+    /// its reason and entry: reported, but not in the verdict.
+    pub accepted: Vec<Finding>,
     pub rows_checked: i64,
     pub tables_checked: usize,
     pub seconds: f64,
@@ -214,7 +221,26 @@ pub fn human(r: &Report) -> String {
             f.line.map(|l| format!(":{l}")).unwrap_or_default()
         );
     }
-    if !r.ignored.is_empty() {
+    for f in &r.accepted {
+        s += &format!(
+            "accepted {} [{}] {}{}{}\n",
+            f.level.label(),
+            f.rule,
+            f.message,
+            f.file
+                .as_ref()
+                .map(|file| format!(
+                    " at {file}{}",
+                    f.line.map(|l| format!(":{l}")).unwrap_or_default()
+                ))
+                .unwrap_or_default(),
+            f.accepted
+                .as_ref()
+                .map(|a| format!(" — {} ({})", a.reason, a.entry))
+                .unwrap_or_default()
+        );
+    }
+    if !r.ignored.is_empty() || !r.accepted.is_empty() {
         s.push('\n');
     }
     let (fail, warn, info) = r.counts();
@@ -239,12 +265,12 @@ pub fn junit(r: &Report, strict: bool) -> String {
     let failures = r.findings.iter().filter(failing).count();
     let mut s = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"ward check\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n  <testsuite name=\"ward check\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",
-        r.findings.len().max(1),
+        (r.findings.len() + r.accepted.len()).max(1),
         r.seconds,
-        r.findings.len().max(1),
+        (r.findings.len() + r.accepted.len()).max(1),
         r.seconds
     );
-    if r.findings.is_empty() {
+    if r.findings.is_empty() && r.accepted.is_empty() {
         s += "    <testcase classname=\"ward.check\" name=\"migrations keep the data intact\"/>\n";
     }
     for f in &r.findings {
@@ -278,6 +304,19 @@ pub fn junit(r: &Report, strict: bool) -> String {
                 xml(&f.message)
             );
         }
+    }
+    for f in &r.accepted {
+        let why = f
+            .accepted
+            .as_ref()
+            .map(|a| format!("accepted: {} ({})", a.reason, a.entry))
+            .unwrap_or_default();
+        s += &format!(
+            "    <testcase classname=\"ward.check.{}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+            f.rule,
+            xml(format!("{} {}", f.rule, f.file.as_deref().unwrap_or("")).trim()),
+            xml(&format!("{}: {} — {why}", f.level.label(), f.message))
+        );
     }
     s += "  </testsuite>\n</testsuites>\n";
     s
@@ -317,6 +356,7 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
         .findings
         .iter()
         .chain(&r.ignored)
+        .chain(&r.accepted)
         .map(|f| f.rule)
         .collect();
     rules.sort_unstable();
@@ -326,6 +366,7 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
         .iter()
         .map(|f| (f, false))
         .chain(r.ignored.iter().map(|f| (f, true)))
+        .chain(r.accepted.iter().map(|f| (f, true)))
         .map(|(f, ignored)| {
             let mut text = f.message.clone();
             for e in &f.evidence {
@@ -352,8 +393,17 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
                 }
                 v["locations"] = serde_json::json!([loc]);
             }
-            if ignored {
-                v["suppressions"] = serde_json::json!([{ "kind": "inSource" }]);
+            match (&f.accepted, ignored) {
+                (Some(a), _) => {
+                    v["suppressions"] = serde_json::json!([{
+                        "kind": "external",
+                        "justification": format!("{} ({})", a.reason, a.entry),
+                    }]);
+                }
+                (None, true) => {
+                    v["suppressions"] = serde_json::json!([{ "kind": "inSource" }]);
+                }
+                (None, false) => {}
             }
             v
         })
@@ -401,6 +451,29 @@ pub fn github(r: &Report, dir: Option<&str>) -> String {
         }
         s += &format!("::{cmd} {}::{}\n", props.join(","), gh_escape(&body));
     }
+    for f in &r.accepted {
+        let mut props = Vec::new();
+        if let Some(file) = &f.file {
+            props.push(format!("file={}", gh_prop(&path_in(file, dir))));
+            if let Some(l) = f.line {
+                props.push(format!("line={l}"));
+            }
+        }
+        props.push(format!(
+            "title={}",
+            gh_prop(&format!("ward {} (accepted)", f.rule))
+        ));
+        let why = f
+            .accepted
+            .as_ref()
+            .map(|a| format!("\naccepted: {} ({})", a.reason, a.entry))
+            .unwrap_or_default();
+        s += &format!(
+            "::notice {}::{}\n",
+            props.join(","),
+            gh_escape(&format!("{}{why}", f.message))
+        );
+    }
     let (fail, warn, info) = r.counts();
     s += &format!(
         "ward check: {} ({fail} FAIL, {warn} WARN, {info} INFO)\n",
@@ -441,6 +514,28 @@ pub fn markdown(r: &Report) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if !r.accepted.is_empty() {
+        s += "Accepted by the accept file (not in the verdict):\n\n";
+        for f in &r.accepted {
+            let (reason, entry) = f
+                .accepted
+                .as_ref()
+                .map(|a| (a.reason.as_str(), a.entry.as_str()))
+                .unwrap_or_default();
+            s += &format!(
+                "- {} `{}` {}{} — {} (`{entry}`)\n",
+                f.level.label(),
+                f.rule,
+                md_cell(&f.message),
+                f.file
+                    .as_ref()
+                    .map(|file| format!(" in `{file}`"))
+                    .unwrap_or_default(),
+                md_cell(reason)
+            );
+        }
+        s.push('\n');
     }
     if !r.findings.is_empty() {
         s += "| level | rule | where | finding | fix |\n|---|---|---|---|---|\n";

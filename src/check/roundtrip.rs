@@ -1,5 +1,6 @@
 //! Down migrations: up → down must give back the schema and data before,
-//! and up → down → up the same as up.
+//! and up → down → up the same as up — for every down in the window, each
+//! difference blamed on the down that made it (D4).
 
 use anyhow::Result;
 use tokio_postgres::Client;
@@ -8,74 +9,185 @@ use super::apply::{self, Direction};
 use super::fingerprint::{self, Fingerprint};
 use super::migrations::{Format, Migration};
 use super::report::{Finding, Level};
+use super::scratch::Scratch;
 
-/// up → down must give back PRE; down → up must give back POST.
+/// What the round trip found, and where the migrated state now lives.
+pub(super) struct RoundTrip {
+    pub findings: Vec<Finding>,
+    /// A database at the migrated state, when the run's own clone was left
+    /// elsewhere (a down failed half-way there): later checks use it instead.
+    pub moved_to: Option<String>,
+}
+
+/// up → down must give back PRE; down → up must give back POST. A first
+/// pass runs every down and every up again on the run's clone; only when it
+/// finds something does a second pass, on a fresh clone of `base`, go
+/// migration by migration (up, down, up) so that every down is exercised
+/// and every difference is blamed on the down responsible.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn round_trip(
+    scratch: &mut Scratch,
+    base: &str,
     client: &Client,
     format: Format,
     pending: &[&Migration],
     pre: &Fingerprint,
     post: &Fingerprint,
     history_table: &str,
-) -> Result<Vec<Finding>> {
-    let mut out = Vec::new();
+) -> Result<RoundTrip> {
+    if whole_window_round_trips(client, format, pending, pre, post, history_table).await? {
+        return Ok(RoundTrip {
+            findings: Vec::new(),
+            moved_to: None,
+        });
+    }
+    let (findings, db) = step_by_step(scratch, base, format, pending, pre, history_table).await?;
+    Ok(RoundTrip {
+        findings,
+        moved_to: Some(db),
+    })
+}
+
+/// The fast pass: every down (newest first), then every up again.
+async fn whole_window_round_trips(
+    client: &Client,
+    format: Format,
+    pending: &[&Migration],
+    pre: &Fingerprint,
+    post: &Fingerprint,
+    history_table: &str,
+) -> Result<bool> {
     let reversed: Vec<&Migration> = pending.iter().rev().copied().collect();
     let downs = apply::run(client, format, &reversed, Direction::Down).await?;
-    if let Some((run, f)) = downs
-        .iter()
-        .find_map(|r| r.failure.as_ref().map(|f| (r, f)))
-    {
-        out.push(
-            Finding::new(
-                Level::Fail,
-                "down-migration",
-                format!(
-                    "{} fails after the up migrations: {} (SQLSTATE {})",
-                    run.file, f.message, f.sqlstate
-                ),
-            )
-            .at(&run.file, f.line, &f.statement)
-            .remedy("make the down migration undo exactly what the up migration did"),
-        );
-        return Ok(out);
+    if downs.iter().any(|r| r.failure.is_some()) {
+        return Ok(false);
     }
-    let s2 = fingerprint::take(client, &[], history_table).await?;
-    for d in compare(pre, &s2) {
-        out.push(
-            Finding::new(Level::Fail, "down-migration", format!("up → down does not give back the original: {d}"))
-                .file(&reversed.last().and_then(|m| m.down.as_ref()).map(|s| s.file.clone()).unwrap_or_default())
-                .remedy("the down migration must restore the schema and the data (a dropped column's values cannot come back: mark the migration irreversible or keep the values)"),
-        );
+    if !compare(pre, &fingerprint::take(client, &[], history_table).await?).is_empty() {
+        return Ok(false);
     }
     let ups = apply::run(client, format, pending, Direction::Up).await?;
-    if let Some((run, f)) = ups.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
-        out.push(
-            Finding::new(
-                Level::Fail,
-                "down-migration",
-                format!(
-                    "{} cannot be applied again after its down migration: {}",
-                    run.file, f.message
-                ),
-            )
-            .at(&run.file, f.line, &f.statement)
-            .remedy("the down migration leaves something behind that the up migration creates"),
-        );
-        return Ok(out);
+    if ups.iter().any(|r| r.failure.is_some()) {
+        return Ok(false);
     }
-    let s3 = fingerprint::take(client, &[], history_table).await?;
-    for d in compare(post, &s3) {
-        out.push(
-            Finding::new(
-                Level::Fail,
-                "down-migration",
-                format!("up → down → up differs from up: {d}"),
-            )
-            .file(&pending[0].up.file)
-            .remedy("the down migration leaves residue the up migration does not expect"),
-        );
+    Ok(compare(post, &fingerprint::take(client, &[], history_table).await?).is_empty())
+}
+
+/// A fresh clone of `base` with the first `n` pending migrations applied.
+async fn clone_with(
+    scratch: &mut Scratch,
+    base: &str,
+    format: Format,
+    ups: &[&Migration],
+) -> Result<(String, Client)> {
+    let db = scratch.create("roundtrip", Some(base)).await?;
+    let c = scratch.connect(&db).await?;
+    apply::prepare_session(&c, "UTC").await?;
+    if !ups.is_empty() {
+        let runs = apply::run(&c, format, ups, Direction::Up).await?;
+        if let Some(f) = runs.iter().find_map(|r| r.failure.as_ref()) {
+            anyhow::bail!(
+                "re-applying the pending migrations for the round trip failed the second time: {}",
+                f.message
+            );
+        }
     }
-    Ok(out)
+    Ok((db, c))
+}
+
+/// Up, down, up for each pending migration in turn, on a fresh clone; a
+/// failing down (or up after it) is reported and the walk continues from a
+/// fresh clone with the migrations so far applied.
+async fn step_by_step(
+    scratch: &mut Scratch,
+    base: &str,
+    format: Format,
+    pending: &[&Migration],
+    pre: &Fingerprint,
+    history_table: &str,
+) -> Result<(Vec<Finding>, String)> {
+    let mut out = Vec::new();
+    let (mut db, mut c) = clone_with(scratch, base, format, &[]).await?;
+    let mut before = pre.clone();
+    for (i, m) in pending.iter().enumerate() {
+        let Some(down) = &m.down else { continue };
+        let up = apply::run(&c, format, &[*m], Direction::Up).await?;
+        if let Some(f) = up.iter().find_map(|r| r.failure.as_ref()) {
+            anyhow::bail!(
+                "{} failed in the round trip although it applied before: {}",
+                m.up.file,
+                f.message
+            );
+        }
+        let after = fingerprint::take(&c, &[], history_table).await?;
+        let runs = apply::run(&c, format, &[*m], Direction::Down).await?;
+        if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
+            out.push(
+                Finding::new(
+                    Level::Fail,
+                    "down-migration",
+                    format!(
+                        "{} fails after its up migration: {} (SQLSTATE {})",
+                        run.file, f.message, f.sqlstate
+                    ),
+                )
+                .at(&run.file, f.line, &f.statement)
+                .remedy("make the down migration undo exactly what the up migration did"),
+            );
+            (db, c) = clone_with(scratch, base, format, &pending[..=i]).await?;
+            before = after;
+            continue;
+        }
+        let undone = fingerprint::take(&c, &[], history_table).await?;
+        for d in compare(&before, &undone) {
+            out.push(
+                Finding::new(
+                    Level::Fail,
+                    "down-migration",
+                    format!("up → down does not give back the original: {d}"),
+                )
+                .file(&down.file)
+                .remedy("the down migration must restore the schema and the data (a dropped column's values cannot come back: mark the migration irreversible or keep the values)"),
+            );
+        }
+        let again = apply::run(&c, format, &[*m], Direction::Up).await?;
+        if let Some((run, f)) = again
+            .iter()
+            .find_map(|r| r.failure.as_ref().map(|f| (r, f)))
+        {
+            out.push(
+                Finding::new(
+                    Level::Fail,
+                    "down-migration",
+                    format!(
+                        "{} cannot be applied again after its down migration {}: {}",
+                        run.file, down.file, f.message
+                    ),
+                )
+                .at(&run.file, f.line, &f.statement)
+                .remedy(format!(
+                    "{} leaves something behind that the up migration creates",
+                    down.file
+                )),
+            );
+            (db, c) = clone_with(scratch, base, format, &pending[..=i]).await?;
+            before = after;
+            continue;
+        }
+        let redone = fingerprint::take(&c, &[], history_table).await?;
+        for d in compare(&after, &redone) {
+            out.push(
+                Finding::new(
+                    Level::Fail,
+                    "down-migration",
+                    format!("up → down → up differs from up: {d}"),
+                )
+                .file(&down.file)
+                .remedy("the down migration leaves residue the up migration does not expect"),
+            );
+        }
+        before = redone;
+    }
+    Ok((out, db))
 }
 
 /// Differences between two fingerprints, by name (oids change when a down drops and recreates).

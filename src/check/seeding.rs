@@ -85,12 +85,15 @@ pub(super) async fn seeded_baseline(
     let mut c = scratch.connect(&db).await?;
     apply::prepare_session(&c, "UTC").await?;
     // The built-in model's tables are the schema's starting point,
-    // unless the base migrations create them themselves.
-    if matches!(opts.seed, SeedSource::Builtin { .. })
-        && !b.before.iter().any(|m| creates_builtin_table(&m.up.sql))
-    {
+    // unless the base migrations create them themselves. They are seeded
+    // *before* the base migrations run: those migrations are what changes
+    // the model's shape (a rename on main), as they would on real data.
+    let seed_first = matches!(opts.seed, SeedSource::Builtin { .. })
+        && !b.before.iter().any(|m| creates_builtin_table(&m.up.sql));
+    if seed_first {
         c.batch_execute(crate::seed::model::SCHEMA_SQL).await?;
         c.batch_execute(crate::seed::model::CONSTRAINTS_SQL).await?;
+        fill_realistic(&mut c, &opts.seed).await?;
     }
     if let Some(set) = set.as_ref()
         && !b.before.is_empty()
@@ -114,29 +117,36 @@ pub(super) async fn seeded_baseline(
         },
         (s, _) => s.clone(),
     };
-    fill_realistic(&mut c, &source)
-        .await
-        .map_err(|e| match &b.spec {
-            // Name the base ref's spec, not the temporary file it was written to.
-            Some((tmp, shown)) => {
-                anyhow::anyhow!(
-                    "{}",
-                    format!("{e:#}").replace(&tmp.display().to_string(), shown)
-                )
-            }
-            None => e,
-        })?;
+    if !seed_first {
+        fill_source(&mut c, &source, &b).await?;
+    }
     drop(c);
     let desc = format!(
         "a database seeded with {}{}",
         opts.seed.describe(),
         if b.before.is_empty() {
             String::new()
+        } else if seed_first {
+            format!(", then the migrations {}", b.at)
         } else {
             format!(" after the migrations {}", b.at)
         }
     );
     Ok((db, desc, b))
+}
+
+async fn fill_source(c: &mut Client, source: &SeedSource, b: &Baseline) -> Result<()> {
+    fill_realistic(c, source).await.map_err(|e| match &b.spec {
+        // Name the base ref's spec, not the temporary file it was written to.
+        Some((tmp, shown)) => {
+            anyhow::anyhow!(
+                "{}",
+                format!("{e:#}").replace(&tmp.display().to_string(), shown)
+            )
+        }
+        None => e,
+    })?;
+    Ok(())
 }
 
 /// What the baseline is built from with `--against seed`.

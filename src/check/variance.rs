@@ -12,10 +12,11 @@ use super::fingerprint::{self, Fingerprint};
 use super::migrations::Migration;
 use super::report::{Finding, Level};
 use super::risk::names_word;
-use super::scratch::{Scratch, with_db};
+use super::scratch::{connect, with_db};
 use super::split;
 use super::{MigrationSet, run_apply_cmd};
 use crate::pg::quote_ident;
+use tokio_postgres::Config;
 
 pub(super) fn time_related(sql: &str) -> bool {
     regex::Regex::new(r"(?i)timestamptz|with\s+time\s+zone|at\s+time\s+zone|::\s*date\b|date_trunc|to_char|extract\s*\(|date_part|timezone")
@@ -23,50 +24,75 @@ pub(super) fn time_related(sql: &str) -> bool {
         .is_match(sql)
 }
 
-pub(super) async fn timezone_variance(
-    scratch: &mut Scratch,
-    base: &str,
+/// The session TimeZone of the second run.
+const OTHER: &str = "America/New_York";
+
+/// The second run's outcome: it failed (a finding), or its fingerprint and
+/// a connection to its clone for the row-level comparison.
+pub(super) enum OtherZone {
+    Failed(Finding),
+    Done(Client, Fingerprint),
+}
+
+/// Runs the pending migrations on `db` (a clone of the baseline made
+/// beforehand) under another session TimeZone and fingerprints the result.
+/// Needs no `Scratch`, so it runs in parallel with the UTC run.
+pub(super) async fn other_zone(
+    server: &Config,
+    db: &str,
     set: Option<&MigrationSet>,
     pending: &[&Migration],
     cmd: Option<&str>,
-    utc_client: &Client,
-    utc_post: &Fingerprint,
-) -> Result<Vec<Finding>> {
-    const OTHER: &str = "America/New_York";
-    let db = scratch.create("tz", Some(base)).await?;
-    let c = scratch.connect(&db).await?;
+) -> Result<Option<OtherZone>> {
+    let c = connect(&with_db(server, db)).await?;
     match (cmd, set) {
         (Some(cmd), _) => {
-            if run_apply_cmd(cmd, &with_db(&scratch.server, &db), OTHER)
+            if run_apply_cmd(cmd, &with_db(server, db), OTHER)
                 .await?
                 .is_some()
             {
-                return Ok(vec![Finding::new(
+                return Ok(Some(OtherZone::Failed(Finding::new(
                     Level::Warn,
                     "timezone-dependent",
                     format!(
                         "--apply-cmd fails when the session TimeZone is {OTHER} but succeeds under UTC"
                     ),
-                )]);
+                ))));
             }
         }
         (None, Some(s)) => {
             apply::prepare_session(&c, OTHER).await?;
             let runs = apply::run(&c, s.format, pending, Direction::Up).await?;
             if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
-                return Ok(vec![Finding::new(
+                return Ok(Some(OtherZone::Failed(Finding::new(
                     Level::Warn,
                     "timezone-dependent",
                     format!("{} fails when the session TimeZone is {OTHER} ({}) but succeeds under UTC", run.file, f.message),
                 )
-                .at(&run.file, f.line, &f.statement)]);
+                .at(&run.file, f.line, &f.statement))));
             }
             apply::prepare_session(&c, "UTC").await?;
         }
-        _ => return Ok(Vec::new()),
+        _ => return Ok(None),
     }
-    let other =
+    let fp =
         fingerprint::take(&c, &[], set.map(|s| s.format.history_table()).unwrap_or("")).await?;
+    Ok(Some(OtherZone::Done(c, fp)))
+}
+
+/// The other-zone run against the UTC run: columns whose values differ
+/// for a reason other than the clock (volatile fills).
+pub(super) async fn timezone_variance(
+    other: OtherZone,
+    pending: &[&Migration],
+    utc_client: &Client,
+    utc_post: &Fingerprint,
+) -> Result<Vec<Finding>> {
+    let (c, other) = match other {
+        OtherZone::Failed(f) => return Ok(vec![f]),
+        OtherZone::Done(c, fp) => (c, fp),
+    };
+
     let mut out = Vec::new();
     for (oid, t) in &utc_post.tables {
         let Some(o) = other.tables.get(oid) else {

@@ -113,6 +113,7 @@ async fn run_with(
             None => None,
         },
         django: django_project(args)?,
+        accept: args.accept.clone(),
     };
     if opts.django.is_some() && matches!(opts.against, Against::Seed) {
         return crate::error::usage(

@@ -9,7 +9,9 @@
 //! under the ACCESS EXCLUSIVE lock the `ALTER` took, and a statement's mode
 //! is the strongest its transaction holds on the table, not only what the
 //! statement adds. The evidence gives the span (from the statement that took
-//! the lock to COMMIT) and the fix text fits the statement's kind.
+//! the lock to COMMIT) and the fix text fits the statement's kind. Several
+//! such statements in one transaction are one finding ([`per_transaction`]):
+//! the span, each statement under it, and the tables' sizes.
 
 use std::collections::HashMap;
 
@@ -190,6 +192,84 @@ pub fn findings(
             }
         }
     }
+    out
+}
+
+/// One finding per transaction span: the blocking-lock findings of one
+/// file the runner wraps in a transaction (those not ignored) become one,
+/// at its first statement, listing every statement that worked under the
+/// locks, its table and size — the locks are all held until the same COMMIT.
+pub fn per_transaction(findings: Vec<Finding>, runs: &[FileRun]) -> Vec<Finding> {
+    let in_tx = |f: &Finding| {
+        f.rule == "blocking-lock"
+            && runs
+                .iter()
+                .any(|r| r.mode == Mode::Transaction && Some(&r.file) == f.file.as_ref())
+    };
+    let mut out: Vec<Finding> = Vec::new();
+    let mut groups: Vec<(String, Vec<Finding>)> = Vec::new();
+    for f in findings {
+        if !in_tx(&f) {
+            out.push(f);
+            continue;
+        }
+        let file = f.file.clone().unwrap_or_default();
+        match groups.iter_mut().find(|(g, _)| *g == file) {
+            Some((_, v)) => v.push(f),
+            None => groups.push((file, vec![f])),
+        }
+    }
+    for (file, mut group) in groups {
+        if group.len() == 1 {
+            out.extend(group);
+            continue;
+        }
+        group.sort_by_key(|f| f.line);
+        let run_ms = runs
+            .iter()
+            .find(|r| r.file == file)
+            .map(|r| r.ms)
+            .unwrap_or_default();
+        let mut tables: Vec<String> = Vec::new();
+        for f in &group {
+            if let Some(o) = &f.object
+                && !tables.contains(o)
+            {
+                tables.push(o.clone());
+            }
+        }
+        let first = &group[0];
+        let mut merged = Finding::new(
+            Level::Warn,
+            "blocking-lock",
+            format!(
+                "one transaction holds blocking locks on {} until COMMIT ({:.1} ms on this clone) while {} statements rewrite, scan or index {}",
+                tables.join(", "),
+                run_ms,
+                group.len(),
+                if tables.len() == 1 { "it" } else { "them" }
+            ),
+        )
+        .count(group.iter().filter_map(|f| f.count).max().unwrap_or(0));
+        merged.file = first.file.clone();
+        merged.line = first.line;
+        merged.statement = first.statement.clone();
+        merged.object = first.object.clone();
+        let mut remedies: Vec<String> = Vec::new();
+        for f in &group {
+            merged = merged.evidence(format!(
+                "line {}: {} — {}",
+                f.line.unwrap_or(0),
+                f.message,
+                f.evidence.join("; ")
+            ));
+            if !remedies.contains(&f.remedy) {
+                remedies.push(f.remedy.clone());
+            }
+        }
+        out.push(merged.remedy(remedies.join("; ")));
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
 }
 

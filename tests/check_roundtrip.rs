@@ -1,0 +1,150 @@
+//! The down-migration round trip exercises every down in the window, reports
+//! each failing down with its own finding, and blames each difference on the
+//! down responsible (D4) — not on the oldest pending one. Real throwaway
+//! clusters seeded with ward's patient records.
+
+mod support;
+
+use serde_json::Value;
+use support::check::{findings, migrations, report};
+use support::*;
+
+const PATIENTS: &str = "100";
+
+fn check(files: &[(&str, &str)]) -> (i32, Value) {
+    let c = cluster();
+    let url = c.url("postgres");
+    let d = migrations(files);
+    let r = ward()
+        .db(&url)
+        .args([
+            "check",
+            "--format",
+            "json",
+            "-n",
+            PATIENTS,
+            "--timezone-check",
+            "false",
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    (r.code(), report(&r))
+}
+
+fn down_findings(j: &Value) -> Vec<(String, String)> {
+    findings(j, "down-migration")
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap_or("").to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_down_in_the_window_is_exercised_and_blamed_on_its_own_file() {
+    let (code, j) = check(&[
+        // A down that fails: the column it drops does not exist.
+        (
+            "1_nick.up.sql",
+            "ALTER TABLE patients ADD COLUMN nickname text;\n",
+        ),
+        (
+            "1_nick.down.sql",
+            "ALTER TABLE patients DROP COLUMN nick;\n",
+        ),
+        // A down that leaves the column behind.
+        (
+            "2_note.up.sql",
+            "ALTER TABLE appointments ADD COLUMN note text;\nUPDATE appointments SET note = 'seen';\n",
+        ),
+        ("2_note.down.sql", "SELECT 1;\n"),
+        // A clean pair.
+        ("3_tags.up.sql", "CREATE TABLE tags (id int PRIMARY KEY);\n"),
+        ("3_tags.down.sql", "DROP TABLE tags;\n"),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    // The failing down of the oldest migration does not hide the others.
+    assert!(
+        f.iter()
+            .any(|(file, m)| file == "migrations/1_nick.down.sql" && m.contains("42703")),
+        "{f:#?}"
+    );
+    // The residue of 2's down is blamed on 2's down, in both directions.
+    assert!(
+        f.iter()
+            .any(|(file, m)| file == "migrations/2_note.down.sql"
+                && m.contains(
+                    "up → down does not give back the original: extra column appointments.note"
+                )),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|(_, m)| m.contains(
+            "cannot be applied again after its down migration migrations/2_note.down.sql"
+        )),
+        "{f:#?}"
+    );
+    // Nothing is blamed on the clean pair, and no difference on 1's down.
+    assert!(
+        !f.iter()
+            .any(|(file, m)| file.contains("3_tags") || m.contains("3_tags")),
+        "{f:#?}"
+    );
+    assert!(
+        !f.iter()
+            .any(|(file, m)| file == "migrations/1_nick.down.sql" && !m.contains("42703")),
+        "{f:#?}"
+    );
+    // The seed check still ran on the migrated schema.
+    assert!(findings(&j, "seed-broken").is_empty(), "{j:#}");
+}
+
+#[test]
+fn a_lossy_down_is_blamed_on_itself_not_on_the_oldest_pending_down() {
+    let (code, j) = check(&[
+        ("1_tags.up.sql", "CREATE TABLE tags (id int PRIMARY KEY);\n"),
+        ("1_tags.down.sql", "DROP TABLE tags;\n"),
+        (
+            "2_mobile.up.sql",
+            "ALTER TABLE patients RENAME COLUMN phone TO mobile;\n",
+        ),
+        (
+            "2_mobile.down.sql",
+            "ALTER TABLE patients DROP COLUMN mobile;\nALTER TABLE patients ADD COLUMN phone text;\n",
+        ),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    assert!(!f.is_empty(), "{j:#}");
+    for (file, m) in &f {
+        assert_eq!(file, "migrations/2_mobile.down.sql", "{m}");
+    }
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("values of patients.phone differ")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn a_clean_window_round_trips_without_findings() {
+    let (code, j) = check(&[
+        ("1_tags.up.sql", "CREATE TABLE tags (id int PRIMARY KEY);\n"),
+        ("1_tags.down.sql", "DROP TABLE tags;\n"),
+        (
+            "2_pref.up.sql",
+            "ALTER TABLE patients ADD COLUMN preferred_name text;\nUPDATE patients SET preferred_name = given_name;\n",
+        ),
+        (
+            "2_pref.down.sql",
+            "ALTER TABLE patients DROP COLUMN preferred_name;\n",
+        ),
+    ]);
+    assert_eq!(code, 0, "{j:#}");
+    assert!(down_findings(&j).is_empty(), "{j:#}");
+}
