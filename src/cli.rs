@@ -163,6 +163,27 @@ pub struct SeedArgs {
         conflicts_with_all = ["spec", "patients", "truncate", "append", "export", "schema"]
     )]
     pub init_spec: Option<PathBuf>,
+
+    /// With --init-spec: also ask the project's own Django (manage.py shell) for each model's choices,
+    /// validators, max lengths and JSONField defaults, so seeded rows pass full_clean() (default: on
+    /// when manage.py is in the working directory or --django-project is given).
+    #[arg(long, requires = "init_spec")]
+    pub django: bool,
+
+    #[command(flatten)]
+    pub django_project: DjangoProjectArgs,
+}
+
+/// Where a Django project is and which Python runs it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DjangoProjectArgs {
+    /// The Django project: the directory holding manage.py (default: the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub django_project: Option<PathBuf>,
+
+    /// The Python that runs manage.py [default: $WARD_PYTHON, else DIR/.venv/bin/python, else python3].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -475,6 +496,13 @@ pub enum CheckFormat {
     Sarif,
 }
 
+/// A framework whose own runner applies the migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runner {
+    /// Django: `manage.py showmigrations --plan`, `sqlmigrate` and `migrate`.
+    Django,
+}
+
 /// What the migrations run against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgainstArg {
@@ -597,6 +625,15 @@ pub struct CheckArgs {
     /// Seed for the generator with --against seed (default: the built-in one).
     #[arg(long, short = 's', value_name = "S")]
     pub seed: Option<u64>,
+
+    /// The framework that runs the migrations: `django` lists, applies and blames them one by one
+    /// through the project's manage.py (default: django when --django-project is given, or manage.py
+    /// is in the working directory and neither --migrations nor --apply-cmd is).
+    #[arg(long, value_enum, value_name = "RUNNER", conflicts_with_all = ["apply_cmd", "migrations", "migrations_format"])]
+    pub runner: Option<Runner>,
+
+    #[command(flatten)]
+    pub django_project: DjangoProjectArgs,
 
     /// Re-run the migrations under session TimeZone America/New_York and compare
     /// (default: auto, when the SQL mentions time zones, timestamptz or date conversions).

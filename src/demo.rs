@@ -248,6 +248,7 @@ async fn example_checks(url: &str) -> Result<Vec<crate::check::report::Report>> 
             timezone_check: Some(false),
             production: None,
             against_label: None,
+            django: None,
             accept: None,
         };
         reports.push(crate::check::run(&opts, &crate::seed::NoProgress).await?);

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod django;
 pub mod docker;
 pub mod doctor;
 pub mod error;

@@ -231,7 +231,7 @@ fn history_sql(format: Format, m: &Migration, dir: Direction, ms: f64) -> String
 
 /// State of every user relation, read after each statement.
 #[derive(Debug, Clone)]
-struct Rel {
+pub(crate) struct Rel {
     name: String,
     filenode: i64,
     locks: Vec<String>,
@@ -254,7 +254,7 @@ WHERE c.relkind IN ('r', 'p', 'm', 'i')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')
   AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'";
 
-async fn state(client: &Client) -> Result<HashMap<u32, Rel>> {
+pub(crate) async fn state(client: &Client) -> Result<HashMap<u32, Rel>> {
     let rows = client.query(STATE_SQL, &[]).await?;
     Ok(rows
         .iter()
@@ -275,7 +275,11 @@ async fn state(client: &Client) -> Result<HashMap<u32, Rel>> {
         .collect())
 }
 
-fn diff_state(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, t: &mut StatementTrace) {
+pub(crate) fn diff_state(
+    before: &HashMap<u32, Rel>,
+    after: &HashMap<u32, Rel>,
+    t: &mut StatementTrace,
+) {
     for (oid, a) in after {
         let b = before.get(oid);
         for mode in &a.locks {
@@ -317,7 +321,7 @@ fn diff_state(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, t: &mut Sta
         .sort_by(|x, y| (&x.table, &x.mode).cmp(&(&y.table, &y.mode)));
 }
 
-fn failure(
+pub(crate) fn failure(
     e: &tokio_postgres::Error,
     stmt: &Statement,
     script: &Script,

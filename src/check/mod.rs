@@ -15,6 +15,7 @@ pub mod accept;
 pub mod apply;
 mod blame;
 pub mod diff;
+pub mod django;
 pub mod fingerprint;
 pub mod git;
 pub mod health;
@@ -26,7 +27,7 @@ pub mod report;
 mod risk;
 mod roundtrip;
 pub mod rules;
-mod scratch;
+pub(crate) mod scratch;
 mod seeding;
 pub mod split;
 pub mod stats;
@@ -115,6 +116,8 @@ pub struct Options {
     pub against_label: Option<String>,
     /// Production table sizes, to extrapolate lock times.
     pub production: Option<stats::ProductionStats>,
+    /// `--runner django`: Django lists and applies the migrations ([`django`]).
+    pub django: Option<crate::django::Project>,
     /// The accept file (else `ward-accept.toml` in the migrations' project root, if any).
     pub accept: Option<PathBuf>,
 }
@@ -144,7 +147,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let started = Instant::now();
     // The migrations.
     let set = load_migrations(opts)?;
-    if set.is_none() && opts.apply_cmd.is_none() {
+    if set.is_none() && opts.apply_cmd.is_none() && opts.django.is_none() {
         unreachable!("load_migrations errors without a directory");
     }
     // Read before any work: a malformed accept file is an error, exit 2.
@@ -154,7 +157,10 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| PathBuf::from(".")),
-        None => std::env::current_dir()?,
+        None => match &opts.django {
+            Some(p) => p.dir.clone(),
+            None => std::env::current_dir()?,
+        },
     };
     let accepts = accept::load(opts.accept.as_deref(), &root)?;
     // The server and the source.
@@ -240,6 +246,9 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
 }
 
 fn load_migrations(opts: &Options) -> Result<Option<MigrationSet>> {
+    if opts.django.is_some() {
+        return Ok(None);
+    }
     let dir = match &opts.migrations {
         Some(d) => d.clone(),
         None => match migrations::default_dir(&std::env::current_dir()?) {
@@ -320,7 +329,13 @@ async fn run_inner(
     if let Some(s) = set.as_mut() {
         refine_format(&client, s, opts.format.is_some()).await?;
     }
-    let history_table = set.as_ref().map(|s| s.format.history_table()).unwrap_or("");
+    let history_table =
+        set.as_ref()
+            .map(|s| s.format.history_table())
+            .unwrap_or(match opts.django {
+                Some(_) => "django_migrations",
+                None => "",
+            });
     let mut findings: Vec<Finding> = Vec::new();
     let (pending, hist_findings) = match &set {
         Some(s) => {
@@ -335,6 +350,13 @@ async fn run_inner(
         findings.extend(history::never_applied(s, &b.branch_only, &pending));
     }
     let pending: Vec<Migration> = pending.into_iter().cloned().collect();
+    // Django's runner: its plan on the clone is what is pending.
+    let clone_url = url_of(&with_db(&scratch.server, &clone));
+    let django_plan = match &opts.django {
+        Some(p) => Some(django::plan(p, &clone_url).await?),
+        None => None,
+    };
+    let pending = django_plan.as_ref().map_or(pending, |p| p.pending.clone());
     let pending_refs: Vec<&Migration> = pending.iter().collect();
 
     phases.next(progress, "fingerprinting before");
@@ -344,7 +366,8 @@ async fn run_inner(
         .map(|m| m.up.sql.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let risk = Risk::of(&pre, &pending, opts.apply_cmd.is_some());
+    let untraced = opts.apply_cmd.is_some() || django_plan.as_ref().is_some_and(|p| p.opaque());
+    let risk = Risk::of(&pre, &pending, untraced);
     // The down-migration round trip compares whole fingerprints.
     let round_trip_planned =
         opts.apply_cmd.is_none() && !pending.is_empty() && pending.iter().all(|m| m.down.is_some());
@@ -377,11 +400,17 @@ async fn run_inner(
     };
     phases.next(progress, "applying the pending migrations");
     let mut cmd_failed = false;
+    let mut django_outputs = Vec::new();
     let server = scratch.server.clone();
     let utc_run = async {
+        if let (Some(project), Some(plan)) = (&opts.django, &django_plan) {
+            let runs;
+            (runs, django_outputs) = django::apply(project, plan, &client, &clone_url).await?;
+            return Ok::<_, anyhow::Error>((runs, None));
+        }
         if let Some(cmd) = &opts.apply_cmd {
             let cfg = with_db(&server, &clone);
-            return Ok::<_, anyhow::Error>((Vec::new(), run_apply_cmd(cmd, &cfg, "UTC").await?));
+            return Ok((Vec::new(), run_apply_cmd(cmd, &cfg, "UTC").await?));
         }
         if let Some(s) = &set
             && !pending.is_empty()
@@ -433,6 +462,7 @@ async fn run_inner(
             );
         }
     }
+    django::attach_outputs(&mut findings, &django_outputs);
     phases.next(progress, "fingerprinting after");
     let mut post = fingerprint::catalog(&client, history_table).await?;
     let depth: HashMap<u32, Depth> = post
@@ -558,8 +588,14 @@ async fn run_inner(
         verdict: report::verdict(&findings),
         against,
         server,
-        migrations_dir: set.as_ref().map(|s| s.dir.display().to_string()),
-        format: set.as_ref().map(|s| s.format.name().to_string()),
+        migrations_dir: set
+            .as_ref()
+            .map(|s| s.dir.display().to_string())
+            .or_else(|| opts.django.as_ref().map(|p| p.dir.display().to_string())),
+        format: set
+            .as_ref()
+            .map(|s| s.format.name().to_string())
+            .or_else(|| opts.django.as_ref().map(|_| "django".to_string())),
         pending: pending_files,
         runs,
         findings,

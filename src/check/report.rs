@@ -39,6 +39,10 @@ pub struct Finding {
     /// Counts, sample keys with old → new values, locks and timings.
     pub evidence: Vec<String>,
     pub remedy: String,
+    /// The whole output of a failed migration command (JSON only; the
+    /// terminal shows the message's first error line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Set when an accept-file entry takes the finding out of the verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<super::accept::Acceptance>,
@@ -57,6 +61,7 @@ impl Finding {
             count: None,
             evidence: Vec::new(),
             remedy: String::new(),
+            output: None,
             accepted: None,
         }
     }

@@ -34,7 +34,7 @@ pub(super) fn with_db(cfg: &Config, db: &str) -> Config {
 }
 
 /// A libpq URL for `cfg` (with the password: only for child processes' environment).
-pub(super) fn url_of(cfg: &Config) -> String {
+pub(crate) fn url_of(cfg: &Config) -> String {
     let host = match cfg.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         _ => "localhost".into(),

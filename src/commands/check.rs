@@ -112,8 +112,14 @@ async fn run_with(
             Some(from) => Some(check::stats::ProductionStats::load(from).await?),
             None => None,
         },
+        django: django_project(args)?,
         accept: args.accept.clone(),
     };
+    if opts.django.is_some() && matches!(opts.against, Against::Seed) {
+        return crate::error::usage(
+            "--runner django checks a copy of a database Django has migrated: give --against URL (or snapshot NAME), not seed",
+        );
+    }
     let bar = output::Bar::new(cfg.quiet);
     let report = check::run(&opts, &bar).await?;
     let format = if cfg.json {
@@ -128,4 +134,20 @@ async fn run_with(
         Some(Level::Warn) if args.strict => Exit::Findings,
         _ => Exit::Ok,
     })
+}
+
+/// The Django project whose runner applies the migrations: `--runner django`,
+/// `--django-project`, or a manage.py in the working directory when no other
+/// runner is named.
+fn django_project(args: &CheckArgs) -> Result<Option<crate::django::Project>> {
+    let dj = &args.django_project;
+    let other =
+        args.migrations.is_some() || args.apply_cmd.is_some() || args.migrations_format.is_some();
+    let wanted = args.runner == Some(crate::cli::Runner::Django)
+        || dj.django_project.is_some()
+        || (!other && crate::django::is_project(&std::env::current_dir()?));
+    if !wanted {
+        return Ok(None);
+    }
+    crate::django::Project::locate(dj.django_project.as_deref(), dj.python.as_deref()).map(Some)
 }

@@ -17,7 +17,11 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     if let Some(path) = &args.init_spec {
         let url = cfg.require_database_url()?;
         let client = pg::connect(url).await?;
-        let report = custom::init_spec(&client, path).await?;
+        let models = match django_project(args)? {
+            Some(project) => Some(project.models(&crate::django::database_url(url)?).await?),
+            None => None,
+        };
+        let report = custom::init_spec(&client, path, models.as_ref()).await?;
         output::init_spec_report(&report, cfg.json);
         return Ok(Exit::Ok);
     }
@@ -61,4 +65,17 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     };
     output::seed_report(&report, cfg.json);
     Ok(Exit::Ok)
+}
+
+/// The Django project to ask, with `--django`, `--django-project`, or a
+/// manage.py in the working directory.
+fn django_project(args: &SeedArgs) -> Result<Option<crate::django::Project>> {
+    let dj = &args.django_project;
+    let wanted = args.django
+        || dj.django_project.is_some()
+        || crate::django::is_project(&std::env::current_dir()?);
+    if !wanted {
+        return Ok(None);
+    }
+    crate::django::Project::locate(dj.django_project.as_deref(), dj.python.as_deref()).map(Some)
 }

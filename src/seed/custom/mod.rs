@@ -4,6 +4,7 @@
 //! (`guess`) and the loader (`load`).
 
 pub mod checks;
+pub mod django_hints;
 pub mod generators;
 pub mod guess;
 pub mod kept;
@@ -41,7 +42,12 @@ pub struct InitReport {
 pub const DEFAULT_SEED: u64 = 1;
 
 /// Writes a starter spec for the connected database to `path` (never over an existing file).
-pub async fn init_spec(client: &Client, path: &Path) -> Result<InitReport> {
+/// With `django`, each column also follows the project's models ([`django_hints`]).
+pub async fn init_spec(
+    client: &Client,
+    path: &Path,
+    django: Option<&crate::django::Models>,
+) -> Result<InitReport> {
     if path.exists() {
         return Err(UsageError(format!(
             "{} already exists — give another path (ward seed --init-spec PATH) or delete it first",
@@ -61,7 +67,12 @@ pub async fn init_spec(client: &Client, path: &Path) -> Result<InitReport> {
         .await?
         .get(0);
     let kept = kept::kept_tables(client, &schema).await?;
-    let (text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &kept);
+    let hint = django.map(|m| move |t: &_, c: &_, g| django_hints::apply(m, t, c, g));
+    let hint = hint.as_ref().map(|h| h as guess::ColumnHint);
+    let (mut text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &kept, hint);
+    if let Some(m) = django {
+        text.insert_str(0, &django_hints::header(m));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

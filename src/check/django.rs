@@ -1,0 +1,422 @@
+//! `ward check --runner django`: Django's own migration runner decides what
+//! is pending and in which order (`manage.py showmigrations --plan` on the
+//! clone), and each pending migration is applied on its own, so every finding
+//! is blamed on its migration file (`records/migrations/0007_drop_fax.py`,
+//! the string the report prints and `ward-accept.toml` matches) and operation.
+//!
+//! A migration without `RunPython` runs as the SQL `manage.py sqlmigrate`
+//! prints for it, statement by statement in one transaction (as Django runs
+//! it), traced like any SQL migration, and recorded in `django_migrations` as
+//! Django would. A migration with `RunPython` runs through `manage.py migrate
+//! APP NAME`; the relations' state before and after stands for its trace, and
+//! if it fails its whole output is kept (JSON `findings[].output`) while the
+//! message holds only the error line.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Deserialize;
+use tokio_postgres::Client;
+
+use super::apply::{self, FileRun, Mode, StatementTrace};
+use super::migrations::{Migration, Script};
+use super::report::Finding;
+use super::split::{self, Statement};
+use crate::django::{Project, shorten};
+use crate::error::UsageError;
+
+/// The script that describes every migration file (`django_plan.py`).
+const PLAN_SCRIPT: &str = include_str!("../django_plan.py");
+
+/// The longest error line a message holds; the full output is in JSON.
+const MESSAGE_CHARS: usize = 240;
+
+#[derive(Debug, Clone, Deserialize)]
+struct FileFacts {
+    file: String,
+    atomic: bool,
+    operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Operation {
+    class: String,
+    describe: String,
+    python: bool,
+}
+
+/// One pending migration, ready to run.
+#[derive(Debug, Clone)]
+struct Step {
+    app: String,
+    name: String,
+    file: String,
+    atomic: bool,
+    python: bool,
+    /// Per operation: its description, its line in the file, its statements.
+    operations: Vec<(String, usize, Vec<Statement>)>,
+}
+
+/// The pending migrations, in Django's order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    steps: Vec<Step>,
+    /// The same, as ward's migrations (for the report and the risk model).
+    pub pending: Vec<Migration>,
+}
+
+/// The output of a failed `migrate`, kept for the JSON report.
+pub type Outputs = Vec<(String, String)>;
+
+impl Plan {
+    /// Whether some pending migration runs Python (its SQL is not known beforehand).
+    pub fn opaque(&self) -> bool {
+        self.steps.iter().any(|s| s.python)
+    }
+}
+
+/// Lists the migrations Django would apply to the database at `url`.
+pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
+    let listed = project
+        .manage(&["showmigrations", "--plan", "--no-color"], url)
+        .await?;
+    let pending: Vec<(String, String)> = listed
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[ ]"))
+        .filter_map(|m| {
+            let m = m.split_whitespace().next()?;
+            let (app, name) = m.split_once('.')?;
+            Some((app.to_string(), name.to_string()))
+        })
+        .collect();
+    let facts: HashMap<String, FileFacts> = project.shell_json(PLAN_SCRIPT, url).await?;
+    let mut plan = Plan {
+        steps: Vec::new(),
+        pending: Vec::new(),
+    };
+    for (app, name) in pending {
+        let version = format!("{app}.{name}");
+        let f = facts.get(&version).ok_or_else(|| {
+            UsageError(format!(
+                "showmigrations lists {version}, which Django's migration loader does not know — check the project's INSTALLED_APPS"
+            ))
+        })?;
+        let source = std::fs::read_to_string(project.dir.join(&f.file)).unwrap_or_default();
+        let lines = operation_lines(&source, &f.operations);
+        let python = f.operations.iter().any(|o| o.python);
+        let sql = if python {
+            String::new()
+        } else {
+            project
+                .manage(&["sqlmigrate", &app, &name], url)
+                .await?
+                .stdout
+        };
+        let blocks = blocks(&sql);
+        let operations = f
+            .operations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let stmts = blocks.get(i).map(|b| split::split(b)).unwrap_or_default();
+                (o.describe.clone(), lines[i], stmts)
+            })
+            .collect();
+        plan.pending.push(Migration {
+            version: version.clone(),
+            key: Default::default(),
+            description: name.clone(),
+            up: Script {
+                file: f.file.clone(),
+                sql: blocks.join("\n"),
+                first_line: 1,
+            },
+            down: None,
+            no_tx: !f.atomic,
+            checksum: None,
+        });
+        plan.steps.push(Step {
+            app,
+            name,
+            file: f.file.clone(),
+            atomic: f.atomic,
+            python,
+            operations,
+        });
+    }
+    Ok(plan)
+}
+
+/// The line of each operation in the migration file: the next `Class(` after
+/// the previous operation (1 when not found).
+fn operation_lines(source: &str, ops: &[Operation]) -> Vec<usize> {
+    let mut at = source.find("operations").unwrap_or(0);
+    ops.iter()
+        .map(|o| match source[at..].find(&format!("{}(", o.class)) {
+            Some(p) => {
+                at += p + o.class.len();
+                source[..at].matches('\n').count() + 1
+            }
+            None => 1,
+        })
+        .collect()
+}
+
+/// `sqlmigrate`'s output cut into one block per operation (each starts with
+/// a `--` / `-- description` / `--` header), without BEGIN / COMMIT.
+fn blocks(sql: &str) -> Vec<String> {
+    let lines: Vec<&str> = sql.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].trim();
+        if l == "--"
+            && lines.get(i + 2).is_some_and(|n| n.trim() == "--")
+            && lines.get(i + 1).is_some_and(|n| n.starts_with("-- "))
+        {
+            out.push(String::new());
+            i += 3;
+            continue;
+        }
+        if !(l.eq_ignore_ascii_case("BEGIN;") || l.eq_ignore_ascii_case("COMMIT;")) {
+            if out.is_empty() {
+                out.push(String::new());
+            }
+            let b = out.last_mut().unwrap();
+            b.push_str(lines[i]);
+            b.push('\n');
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Applies the plan in order, stopping at the first failure. Returns a run
+/// per migration and the full output of a failed `migrate`.
+pub async fn apply(
+    project: &Project,
+    plan: &Plan,
+    client: &Client,
+    url: &str,
+) -> Result<(Vec<FileRun>, Outputs)> {
+    let mut runs = Vec::new();
+    let mut outputs = Vec::new();
+    for step in &plan.steps {
+        let run = if step.python {
+            let (run, output) = run_command(project, step, client, url).await?;
+            outputs.extend(output.map(|o| (step.file.clone(), o)));
+            run
+        } else {
+            run_sql(step, client).await?
+        };
+        let failed = run.failure.is_some();
+        runs.push(run);
+        if failed {
+            break;
+        }
+    }
+    Ok((runs, outputs))
+}
+
+fn new_run(step: &Step, mode: Mode) -> FileRun {
+    FileRun {
+        version: format!("{}.{}", step.app, step.name),
+        file: step.file.clone(),
+        mode,
+        ms: 0.0,
+        statements: Vec::new(),
+        failure: None,
+        history_note: None,
+    }
+}
+
+/// One migration's `sqlmigrate` statements, traced one by one, and its
+/// `django_migrations` row; in one transaction when Django would use one.
+async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
+    let mode = if step.atomic {
+        Mode::Transaction
+    } else {
+        Mode::Autocommit
+    };
+    let mut run = new_run(step, mode);
+    let script = Script {
+        file: step.file.clone(),
+        sql: String::new(),
+        first_line: 1,
+    };
+    let started = Instant::now();
+    if step.atomic {
+        client.batch_execute("BEGIN").await?;
+    }
+    let mut before = apply::state(client).await?;
+    'ops: for (describe, line, stmts) in &step.operations {
+        for s in stmts {
+            let at = Statement {
+                sql: s.sql.clone(),
+                line: *line,
+            };
+            if step.atomic {
+                client.batch_execute("SAVEPOINT ward_statement").await?;
+            }
+            let t0 = Instant::now();
+            let res = client.batch_execute(&s.sql).await;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if let Err(e) = res {
+                let mut f = apply::failure(&e, &at, &script, false);
+                let back = !step.atomic
+                    || client
+                        .batch_execute("ROLLBACK TO SAVEPOINT ward_statement")
+                        .await
+                        .is_ok();
+                if back {
+                    f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                }
+                if step.atomic {
+                    client.batch_execute("ROLLBACK").await?;
+                }
+                run.failure = Some(f);
+                break 'ops;
+            }
+            let after = apply::state(client).await?;
+            let mut t = StatementTrace {
+                line: *line,
+                // The operation rides along as a trailing comment.
+                sql: format!("{}  -- {describe}", s.sql.trim_end()),
+                ms,
+                traced: true,
+                ..Default::default()
+            };
+            apply::diff_state(&before, &after, &mut t);
+            run.statements.push(t);
+            before = after;
+        }
+    }
+    if run.failure.is_none() {
+        client
+            .execute(
+                "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
+                &[&step.app, &step.name],
+            )
+            .await?;
+        if step.atomic {
+            client.batch_execute("COMMIT").await?;
+        }
+    }
+    run.ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(run)
+}
+
+/// A migration with `RunPython`, applied by `manage.py migrate APP NAME`;
+/// on failure, the run's failure holds the error line and the second value
+/// the whole output.
+async fn run_command(
+    project: &Project,
+    step: &Step,
+    client: &Client,
+    url: &str,
+) -> Result<(FileRun, Option<String>)> {
+    let mode = if step.atomic {
+        Mode::Transaction
+    } else {
+        Mode::Autocommit
+    };
+    let mut run = new_run(step, mode);
+    let before = apply::state(client).await?;
+    let started = Instant::now();
+    let out = project
+        .run(&["migrate", &step.app, &step.name, "--no-input"], url)
+        .await?;
+    run.ms = started.elapsed().as_secs_f64() * 1e3;
+    let (describe, line) = step
+        .operations
+        .iter()
+        .find(|(d, _, _)| d.contains("Python") || d.contains("python"))
+        .or(step.operations.first())
+        .map(|(d, l, _)| (d.clone(), *l))
+        .unwrap_or_else(|| ("RunPython".into(), 1));
+    let shown = format!("python manage.py migrate {} {}", step.app, step.name);
+    if !out.success {
+        run.failure = Some(apply::Failure {
+            sqlstate: String::new(),
+            message: shorten(&out.error_line(), MESSAGE_CHARS),
+            detail: None,
+            hint: None,
+            line,
+            statement: shown,
+            table: None,
+            column: None,
+            constraint: None,
+            diagnosis: None,
+        });
+        return Ok((run, Some(out.all_output())));
+    }
+    let after = apply::state(client).await?;
+    let mut t = StatementTrace {
+        line,
+        sql: format!("{shown}  -- {describe}"),
+        ms: run.ms,
+        traced: true,
+        ..Default::default()
+    };
+    apply::diff_state(&before, &after, &mut t);
+    run.statements.push(t);
+    Ok((run, None))
+}
+
+/// Gives the `migration-error` finding of a failed `migrate` a short
+/// message and the command's whole output (JSON only).
+pub fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
+    for (file, output) in outputs {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.rule == "migration-error" && f.file.as_deref() == Some(file))
+        {
+            let first = output
+                .lines()
+                .map(str::trim)
+                .rfind(|l| l.contains("Error") || l.contains("Exception"))
+                .unwrap_or("");
+            f.message = format!(
+                "{file} fails on the data: {}{} (the whole output of `{}` is in the JSON report, findings[].output)",
+                shorten(first, MESSAGE_CHARS),
+                if output.lines().count() > 1 {
+                    " …"
+                } else {
+                    ""
+                },
+                f.statement.as_deref().unwrap_or("migrate")
+            );
+            f.output = Some(output.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlmigrate_output_is_cut_per_operation() {
+        let sql = "BEGIN;\n--\n-- Rename field phone on patient to mobile\n--\nALTER TABLE \"p\" RENAME COLUMN \"phone\" TO \"mobile\";\n--\n-- Remove field fax from patient\n--\nALTER TABLE \"p\" DROP COLUMN \"fax\" CASCADE;\nCOMMIT;\n";
+        let b = blocks(sql);
+        assert_eq!(b.len(), 2);
+        assert!(b[0].contains("RENAME COLUMN"));
+        assert!(b[1].contains("DROP COLUMN") && !b[1].contains("COMMIT"));
+    }
+
+    #[test]
+    fn operations_are_found_in_the_file_in_order() {
+        let src = "class Migration:\n    operations = [\n        migrations.RemoveField(\n            name='a'),\n        migrations.RemoveField(\n            name='b'),\n    ]\n";
+        let op = |c: &str| Operation {
+            class: c.into(),
+            describe: String::new(),
+            python: false,
+        };
+        assert_eq!(
+            operation_lines(src, &[op("RemoveField"), op("RemoveField"), op("AddIndex")]),
+            vec![3, 5, 1]
+        );
+    }
+}

@@ -1,0 +1,26 @@
+# Embedded in ward (src/check/django.rs) and run as `python manage.py shell -c
+# <this>`: prints, as one JSON document, every migration file of the project
+# with its path (relative to the project), whether Django runs it in a
+# transaction, and its operations (class, description, whether it runs
+# Python), so `ward check --runner django` can blame findings on the file and
+# operation. Reads the files only: no database access.
+import json
+import os
+import sys
+
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.operations.special import RunPython
+
+base = os.getcwd()
+out = {}
+for (app, name), migration in MigrationLoader(None, ignore_no_migrations=True).disk_migrations.items():
+    path = getattr(sys.modules.get(type(migration).__module__), "__file__", None) or ""
+    out[f"{app}.{name}"] = {
+        "file": os.path.relpath(path, base) if path else f"{app}/migrations/{name}.py",
+        "atomic": bool(migration.atomic),
+        "operations": [
+            {"class": type(op).__name__, "describe": op.describe(), "python": isinstance(op, RunPython)}
+            for op in migration.operations
+        ],
+    }
+print(json.dumps(out))

@@ -1,0 +1,200 @@
+//! `ward check --runner django` on the fixture project (tests/fixtures/
+//! django_app): a database migrated to an early migration and seeded through
+//! the Django-hinted spec, then its pending history checked on a clone,
+//! applied by Django's own plan one migration at a time, each finding blamed
+//! on its migration file.
+
+mod django_support;
+mod support;
+
+use django_support::{manage, project, python};
+use support::check::{findings, report};
+use support::*;
+
+/// Every migration after records.0003_encounter, in Django's plan order.
+const PENDING: &[&str] = &[
+    "records/migrations/0004_backfill_phone.py",
+    "records/migrations/0005_profile.py",
+    "records/migrations/0006_rename_phone_mobile.py",
+    "records/migrations/0007_drop_fax.py",
+    "records/migrations/0008_encounter_kind_index.py",
+    "billing/migrations/0001_initial.py",
+    "billing/migrations/0002_invoice_rating_status.py",
+];
+
+/// A database at records.0003_encounter with seeded rows (fax numbers included).
+fn early_database(c: &Cluster, proj: &std::path::Path) -> String {
+    sql(&c.url("postgres"), "CREATE DATABASE prod");
+    let url = c.url("prod");
+    manage(
+        proj,
+        &url,
+        &["migrate", "records", "0003_encounter", "--no-input"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("spec.toml");
+    ward()
+        .db(&url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.to_str().unwrap())
+        .args(["--django-project"])
+        .arg_str(proj.to_str().unwrap())
+        .args(["--python"])
+        .arg_str(python().to_str().unwrap())
+        .ok();
+    ward()
+        .db(&url)
+        .args(["seed", "--spec"])
+        .arg_str(spec.to_str().unwrap())
+        .ok();
+    assert!(int(&url, "SELECT count(*) FROM records_patient WHERE fax <> ''") > 0);
+    url
+}
+
+fn check(proj: &std::path::Path, url: &str, format: &str) -> Run {
+    ward()
+        .args(["check", "--runner", "django", "--against"])
+        .arg_str(url)
+        .args(["--django-project"])
+        .arg_str(proj.to_str().unwrap())
+        .args(["--python"])
+        .arg_str(python().to_str().unwrap())
+        .args(["--format", format])
+        .run()
+}
+
+#[test]
+fn django_runner_applies_each_migration_in_plan_order_and_blames_the_drop_on_its_file() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    let r = check(proj.path(), &url, "json");
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    assert_eq!(j["format"], "django");
+    let pending: Vec<&str> = j["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(pending, PENDING);
+    let runs: Vec<(&str, &str)> = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["file"].as_str().unwrap(), r["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs.len(), PENDING.len(), "{runs:?}");
+    for ((file, version), want) in runs.iter().zip(PENDING) {
+        assert_eq!(file, want);
+        let (app, name) = version.split_once('.').unwrap();
+        assert!(
+            want.starts_with(app) && want.contains(name),
+            "{version} ran as {file}"
+        );
+    }
+    // The intended drop, on its file and operation, and nothing blamed elsewhere.
+    let dropped = findings(&j, "dropped-data");
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    let d = dropped[0];
+    assert_eq!(d["file"], "records/migrations/0007_drop_fax.py");
+    assert!(d["object"].as_str().unwrap().contains("fax"), "{d:#}");
+    assert_eq!(d["line"], 13, "the RemoveField( line of 0007: {d:#}");
+    assert!(
+        d["statement"]
+            .as_str()
+            .unwrap()
+            .contains("DROP COLUMN \"fax\"")
+            && d["statement"]
+                .as_str()
+                .unwrap()
+                .contains("Remove field fax from patient"),
+        "{d:#}"
+    );
+    // The runner wrote Django's history: the clone is at head (the source is untouched).
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM django_migrations WHERE app = 'billing'"
+        ),
+        0
+    );
+    // The terminal view names each migration and the file of the drop.
+    let h = check(proj.path(), &url, "human");
+    let out = h.stdout();
+    assert!(out.contains("7 migrations pending (django)"), "{out}");
+    for f in PENDING {
+        assert!(out.contains(f), "{f} missing from:\n{out}");
+    }
+    assert!(
+        out.contains("--> records/migrations/0007_drop_fax.py:13"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failing_python_migration_keeps_its_whole_output_in_json_and_one_short_line_on_the_terminal() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    // A data migration that dies with a 7,000-character message.
+    std::fs::write(
+        proj.path().join("records/migrations/0009_boom.py"),
+        "from django.db import migrations\n\n\ndef boom(apps, schema_editor):\n    raise ValueError('bad row ' + 'x' * 7000)\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"records\", \"0008_encounter_kind_index\")]\n    operations = [migrations.RunPython(boom)]\n",
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    let errors = findings(&j, "migration-error");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = errors[0];
+    assert_eq!(e["file"], "records/migrations/0009_boom.py");
+    assert!(e["output"].as_str().unwrap().contains(&"x".repeat(7000)));
+    assert!(e["output"].as_str().unwrap().contains("Traceback"));
+    assert!(
+        e["message"].as_str().unwrap().chars().count() < 600,
+        "{e:#}"
+    );
+    // The migrations before it ran, the ones after did not.
+    let last = j["runs"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["file"], "records/migrations/0009_boom.py");
+    let h = check(proj.path(), &url, "human");
+    let out = h.stdout();
+    assert!(
+        out.contains("records/migrations/0009_boom.py fails on the data: ValueError: bad row xxx"),
+        "{out}"
+    );
+    assert!(out.contains("findings[].output"), "{out}");
+    let longest = out.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(longest < 600, "a {longest}-character line in:\n{out}");
+}
+
+#[test]
+fn the_intended_drop_is_accepted_through_ward_accept_toml_beside_manage_py() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    std::fs::write(
+        proj.path().join("ward-accept.toml"),
+        "[[accept]]\nrule = \"dropped-data\"\ntable = \"records_patient\"\ncolumn = \"fax\"\n\
+         migration = \"records/migrations/0007_drop_fax.py\"\n\
+         reason = \"fax numbers are no longer kept; 0004 copied them to phone\"\n",
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    assert!(findings(&j, "dropped-data").is_empty(), "{j:#}");
+    assert!(findings(&j, "stale-accept").is_empty(), "{j:#}");
+    let accepted = j["accepted"].as_array().unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_eq!(accepted[0]["rule"], "dropped-data");
+    assert_eq!(accepted[0]["file"], "records/migrations/0007_drop_fax.py");
+    assert_eq!(
+        accepted[0]["accepted"]["reason"],
+        "fax numbers are no longer kept; 0004 copied them to phone"
+    );
+    assert_ne!(j["verdict"], "FAIL");
+}

@@ -1,0 +1,99 @@
+//! `ward seed --init-spec --django`: the fixture project (tests/fixtures/
+//! django_app) migrated to its head on a throwaway cluster, a spec guessed
+//! with the project's own models' hints, seeded with no edits, and a sample of
+//! every model's rows passed through Django's `full_clean()`.
+
+mod django_support;
+mod support;
+
+use django_support::{full_clean, manage, project, python};
+use support::*;
+
+#[test]
+fn django_hints_make_rows_that_pass_full_clean() {
+    let py = python();
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE app");
+    let url = c.url("app");
+    let proj = project();
+    manage(proj.path(), &url, &["migrate", "--no-input"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("spec.toml");
+    ward()
+        .db(&url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.to_str().unwrap())
+        .args(["--django", "--django-project"])
+        .arg_str(proj.path().to_str().unwrap())
+        .arg_str("--python")
+        .arg_str(py.to_str().unwrap())
+        .ok();
+    let text = std::fs::read_to_string(&spec).unwrap();
+    for needle in [
+        "# Columns marked \"Django:\" follow the project's own models (Django 5.",
+        "columns.status = { values = [\"active\", \"inactive\", \"deceased\"] }",
+        "columns.kind = { values = [\"visit\", \"phone\", \"video\"] }",
+        "columns.currency = { values = [\"EUR\", \"USD\", \"GBP\"] }",
+        "columns.status = { values = [\"1\", \"2\", \"3\"] }",
+        "columns.score = { gen = \"int\", min = 1, max = 10 }",
+        "columns.rating = { gen = \"int\", min = -5, max = 5, null_ratio = 0.1 }",
+        "columns.slug = \"internet.slug\"",
+        "columns.tags = { values = [",
+        "Django: records.Practice.code RegexValidator",
+        "Django: records.Profile.nickname is required (blank=False): never NULL",
+    ] {
+        assert!(text.contains(needle), "spec lacks {needle:?}:\n{text}");
+    }
+    ward()
+        .db(&url)
+        .args(["seed", "--spec"])
+        .arg_str(spec.to_str().unwrap())
+        .ok();
+    let (checked, errors) = full_clean(proj.path(), &url, 50);
+    assert!(errors.is_empty(), "full_clean() rejected rows: {errors:#?}");
+    assert_eq!(checked.len(), 5, "{checked:?}");
+    for (model, n) in &checked {
+        assert!(*n >= 20, "{model}: only {n} rows to check");
+    }
+}
+
+#[test]
+fn manage_py_in_the_working_directory_turns_the_hints_on() {
+    let py = python();
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE app");
+    let url = c.url("app");
+    let proj = project();
+    manage(proj.path(), &url, &["migrate", "--no-input"]);
+    let spec = tempfile::tempdir().unwrap();
+    let path = spec.path().join("spec.toml");
+    ward()
+        .db(&url)
+        .cwd(proj.path())
+        .env("WARD_PYTHON", py.to_str().unwrap())
+        .args(["seed", "--init-spec"])
+        .arg_str(path.to_str().unwrap())
+        .ok();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("Django: billing.Invoice.currency choices"),
+        "{text}"
+    );
+    // A Python without Django: one clear line and the command's last lines, exit 2.
+    let r = ward()
+        .db(&url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.path().join("other.toml").to_str().unwrap())
+        .args(["--django-project"])
+        .arg_str(proj.path().to_str().unwrap())
+        .args(["--python", "/bin/false"])
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("`python manage.py shell -c <ward's script>` failed with status 1"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!spec.path().join("other.toml").exists());
+}
