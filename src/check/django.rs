@@ -114,7 +114,13 @@ pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
                 .await?
                 .stdout
         };
-        let blocks = blocks(&sql);
+        let mut blocks = blocks(&sql);
+        // SQL ward could not match to an operation stays with the last one.
+        let ops = f.operations.len().max(1);
+        if blocks.len() > ops {
+            let rest = blocks.split_off(ops).concat();
+            blocks[ops - 1].push_str(&rest);
+        }
         let operations = f
             .operations
             .iter()
