@@ -9,7 +9,10 @@ use super::apply::{self, Direction};
 use super::fingerprint::{self, Fingerprint};
 use super::migrations::{Format, Migration};
 use super::report::{Finding, Level};
+use super::risk::Risk;
 use super::scratch::Scratch;
+use fingerprint::Depth;
+use std::collections::HashMap;
 
 /// What the round trip found, and where the migrated state now lives.
 pub(super) struct RoundTrip {
@@ -35,41 +38,105 @@ pub(super) async fn round_trip(
     post: &Fingerprint,
     history_table: &str,
 ) -> Result<RoundTrip> {
-    if whole_window_round_trips(client, format, pending, pre, post, history_table).await? {
+    let whole = whole_window(client, format, pending, pre, post, history_table).await?;
+    if whole.is_empty() {
         return Ok(RoundTrip {
             findings: Vec::new(),
             moved_to: None,
         });
     }
-    let (findings, db) = step_by_step(scratch, base, format, pending, pre, history_table).await?;
+    let (mut findings, db) =
+        step_by_step(scratch, base, format, pending, pre, history_table).await?;
+    if findings.is_empty() {
+        // Step by step compares only the tables each migration can change;
+        // what only the whole window shows is still reported.
+        let oldest = pending
+            .first()
+            .and_then(|m| m.down.as_ref())
+            .map(|d| d.file.clone())
+            .unwrap_or_default();
+        for d in whole {
+            findings.push(
+                Finding::new(
+                    Level::Fail,
+                    "down-migration",
+                    format!("the pending window does not round-trip as a whole: {d}"),
+                )
+                .file(&oldest)
+                .remedy("the down migrations must restore the schema and the data the up migrations changed"),
+            );
+        }
+    }
     Ok(RoundTrip {
         findings,
         moved_to: Some(db),
     })
 }
 
-/// The fast pass: every down (newest first), then every up again.
-async fn whole_window_round_trips(
+/// The fast pass: every down (newest first), then every up again; what
+/// went wrong (nothing: the window round-trips).
+async fn whole_window(
     client: &Client,
     format: Format,
     pending: &[&Migration],
     pre: &Fingerprint,
     post: &Fingerprint,
     history_table: &str,
-) -> Result<bool> {
+) -> Result<Vec<String>> {
     let reversed: Vec<&Migration> = pending.iter().rev().copied().collect();
     let downs = apply::run(client, format, &reversed, Direction::Down).await?;
-    if downs.iter().any(|r| r.failure.is_some()) {
-        return Ok(false);
+    if let Some((run, f)) = downs
+        .iter()
+        .find_map(|r| r.failure.as_ref().map(|f| (r, f)))
+    {
+        return Ok(vec![format!("{} fails: {}", run.file, f.message)]);
     }
-    if !compare(pre, &fingerprint::take(client, &[], history_table).await?).is_empty() {
-        return Ok(false);
+    let diffs = compare(pre, &fingerprint::take(client, &[], history_table).await?);
+    if !diffs.is_empty() {
+        return Ok(diffs);
     }
     let ups = apply::run(client, format, pending, Direction::Up).await?;
-    if ups.iter().any(|r| r.failure.is_some()) {
-        return Ok(false);
+    if let Some((run, f)) = ups.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
+        return Ok(vec![format!(
+            "{} cannot be applied again: {}",
+            run.file, f.message
+        )]);
     }
-    Ok(compare(post, &fingerprint::take(client, &[], history_table).await?).is_empty())
+    Ok(compare(
+        post,
+        &fingerprint::take(client, &[], history_table).await?,
+    ))
+}
+
+/// A fingerprint whose data covers the tables `ms` (their ups and downs)
+/// can change, as [`Risk`] reads them; every table's row count and the
+/// whole catalog always.
+async fn take_for(client: &Client, history_table: &str, ms: &[&Migration]) -> Result<Fingerprint> {
+    let mut fp = fingerprint::catalog(client, history_table).await?;
+    let mut scripts: Vec<Migration> = Vec::new();
+    for m in ms {
+        scripts.push((*m).clone());
+        if let Some(d) = &m.down {
+            let mut down = (*m).clone();
+            down.up = d.clone();
+            scripts.push(down);
+        }
+    }
+    let risk = Risk::of(&fp, &scripts, false);
+    let depth: HashMap<u32, Depth> = fp
+        .tables
+        .keys()
+        .map(|o| {
+            let d = if risk.hashed(*o) {
+                Depth::Full
+            } else {
+                Depth::Columns(Vec::new())
+            };
+            (*o, d)
+        })
+        .collect();
+    fingerprint::fill(&mut fp, client, &[], &depth).await?;
+    Ok(fp)
 }
 
 /// A fresh clone of `base` with the first `n` pending migrations applied.
@@ -118,7 +185,11 @@ async fn step_by_step(
                 f.message
             );
         }
-        let after = fingerprint::take(&c, &[], history_table).await?;
+        // Deep enough for this migration and, as the next one's "before", the next.
+        let this_and_next: Vec<&Migration> = std::iter::once(*m)
+            .chain(pending.get(i + 1).copied())
+            .collect();
+        let after = take_for(&c, history_table, &this_and_next).await?;
         let runs = apply::run(&c, format, &[*m], Direction::Down).await?;
         if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
             out.push(
@@ -137,7 +208,7 @@ async fn step_by_step(
             before = after;
             continue;
         }
-        let undone = fingerprint::take(&c, &[], history_table).await?;
+        let undone = take_for(&c, history_table, &[*m]).await?;
         let restored = compare(&before, &undone);
         for d in &restored {
             out.push(
@@ -180,7 +251,7 @@ async fn step_by_step(
             before = after;
             continue;
         }
-        let redone = fingerprint::take(&c, &[], history_table).await?;
+        let redone = take_for(&c, history_table, &this_and_next).await?;
         for d in compare(&after, &redone) {
             out.push(
                 Finding::new(
@@ -219,14 +290,22 @@ pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
                 continue;
             };
             if c.ty != d.ty || c.not_null != d.not_null || c.default != d.default {
+                let shown = |ty: &str, not_null: bool, default: &Option<String>| {
+                    format!(
+                        "{ty}{}{}",
+                        if not_null { " NOT NULL" } else { "" },
+                        default
+                            .as_ref()
+                            .map(|x| format!(" DEFAULT {x}"))
+                            .unwrap_or_else(|| " without a default".into())
+                    )
+                };
                 out.push(format!(
-                    "column {}.{} is {}{} instead of {}{}",
+                    "column {}.{} is {} instead of {}",
                     t.display(),
                     c.name,
-                    d.ty,
-                    if d.not_null { " NOT NULL" } else { "" },
-                    c.ty,
-                    if c.not_null { " NOT NULL" } else { "" }
+                    shown(&d.ty, d.not_null, &d.default),
+                    shown(&c.ty, c.not_null, &c.default)
                 ));
             }
             let (Some((n1, h1)), Some((n2, h2))) =
