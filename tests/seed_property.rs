@@ -179,7 +179,6 @@ fn one_case(c: &Cluster, case: usize, tables: &[TableDesc]) -> Result<(), TestCa
 }
 
 #[test]
-#[ignore = "open defect (issue #10): with the fixed seed one random schema neither seeds nor fails with a spec line; run with --ignored"]
 fn random_schemas_seed_or_fail_with_a_spec_line() {
     let c = cluster();
     let seed = std::env::var("PROPTEST_RNG_SEED")

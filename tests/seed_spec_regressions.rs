@@ -109,6 +109,55 @@ fn link_table_wanting_more_pairs_than_a_kept_parent_allows_is_an_error_not_a_han
 }
 
 #[test]
+fn not_null_cycle_beside_a_nullable_key_fails_fast_with_a_spec_line() {
+    // Found by the property test: t0.r0 → t1 and t1.r0 → t0 both NOT NULL,
+    // plus a nullable t1.r1 → t0. The planner deferred r1 (a parallel key,
+    // not the cycle's) again and again: 100 % CPU, no output.
+    let c = cluster();
+    let url = database(
+        &c,
+        "cyc",
+        "CREATE TABLE t0 (id serial PRIMARY KEY);
+         CREATE TABLE t1 (id serial PRIMARY KEY, r0 int NOT NULL REFERENCES t0, r1 int REFERENCES t0);
+         ALTER TABLE t0 ADD COLUMN r0 int NOT NULL REFERENCES t1;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, text) = guess(&url, tmp.path());
+    let started = std::time::Instant::now();
+    let r = seed(&url, &spec, &[]);
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+    let err = r.fails_with(2, "foreign keys form a cycle");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("spec.toml:"), "{err}\n{text}");
+    assert!(
+        err.contains("public.t0.r0 → public.t1") && err.contains("public.t1.r0 → public.t0"),
+        "names the cycle's keys: {err}"
+    );
+    assert!(!err.contains("t1.r1"), "r1 is not on the cycle: {err}");
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM t0"),
+        0,
+        "nothing half-written"
+    );
+
+    // Two nullable parallel keys close the cycle: both are filled after the
+    // load (this too spun for ever: the first was deferred again and again).
+    let (url, _) = seeds_unedited(
+        &c,
+        "cyc_ok",
+        "CREATE TABLE t0 (id serial PRIMARY KEY);
+         CREATE TABLE t1 (id serial PRIMARY KEY, r0 int REFERENCES t0, r1 int REFERENCES t0);
+         ALTER TABLE t0 ADD COLUMN r0 int NOT NULL REFERENCES t1;",
+    );
+    assert!(int(&url, "SELECT count(r0) FROM t1") > 0);
+    assert!(int(&url, "SELECT count(r1) FROM t1") > 0);
+}
+
+#[test]
 fn several_keys_to_one_parent_get_a_via_the_validator_accepts() {
     // Defect 3.
     let c = cluster();
