@@ -89,7 +89,7 @@ async fn run_with(
         migrations: args.migrations.clone(),
         format: args.migrations_format,
         against,
-        server_url: cfg.database_url.clone(),
+        server_url: server_url(cfg, args).await?,
         apply_cmd: args.apply_cmd.clone(),
         base: args.base.clone(),
         seed: match args.spec.clone().or_else(|| cfg.file.seed.spec.clone()) {
@@ -127,4 +127,20 @@ async fn run_with(
         Some(Level::Warn) if args.strict => Exit::Findings,
         _ => Exit::Ok,
     })
+}
+
+/// The server for scratch databases: --database-url / DATABASE_URL, else a
+/// container named by --container / --compose-service / ward.toml
+/// `[snapshot]` (resolved as `ward seed` does), else none (a throwaway cluster).
+async fn server_url(cfg: &Config, args: &CheckArgs) -> Result<Option<String>> {
+    if cfg.database_url.is_some() {
+        return Ok(cfg.database_url.clone());
+    }
+    let spec = args.db.spec().or(&cfg.file.snapshot.target());
+    if spec.container.is_none() && spec.compose_service.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::target::database_url(&spec, &std::env::current_dir()?).await?,
+    ))
 }
