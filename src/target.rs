@@ -282,10 +282,10 @@ async fn container_name(d: &Docker, spec: &TargetSpec, cwd: &Path) -> Result<Str
         if let Some(s) = &spec.compose_service {
             labels.push(format!("{}={s}", docker::COMPOSE_SERVICE));
         }
-        let names = docker::containers_with_labels(&d, &labels).await?;
+        let names = docker::containers_with_labels(d, &labels).await?;
         let mut candidates = Vec::new();
         for n in names {
-            if let Some(c) = docker::inspect_container(&d, &n).await?
+            if let Some(c) = docker::inspect_container(d, &n).await?
                 && (spec.compose_service.is_some() || looks_like_postgres(&c))
             {
                 candidates.push(c.name);

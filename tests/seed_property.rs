@@ -3,13 +3,17 @@
 //! partial uniques, CHECKs ward cannot read (implications, `IS NOT NULL`
 //! disjunctions, column inequalities), skipped tables — go through
 //! `--init-spec` then `--spec`, which must either seed (Postgres enforced
-//! every constraint on the way in) or exit 2 with one `spec.toml:LINE:`
-//! error, within a time bound: no panic, no hang.
+//! every constraint on the way in) or exit 2 with `spec.toml:LINE:` errors
+//! (one line each), within a time bound: no panic, no hang.
 //!
-//! CASES schemas per run (24, on one throwaway cluster) keep it fast enough
-//! for CI; proptest shrinks a failing schema to a small one. The cases come
-//! from a fixed seed so that CI runs the same schemas every time; set
-//! PROPTEST_RNG_SEED=N (and PROPTEST_CASES) to explore others.
+//! Cases and time: CASES = 24 schemas per run, on one throwaway cluster,
+//! from the fixed seed DEFAULT_SEED so CI runs the same schemas every time:
+//! about 10 s on the 2-core CI machine. PROPTEST_RNG_SEED=1…5 (24 cases
+//! each) took 11–32 s and all pass; they found the two defects covered by
+//! `seed_spec_regressions.rs` (a NOT NULL cycle beside a parallel nullable
+//! key spun for ever in planning; a key filled after the load broke a
+//! partial unique index). Set PROPTEST_RNG_SEED=N (and PROPTEST_CASES) to
+//! explore others; proptest shrinks a failing schema to a small one.
 
 mod support;
 

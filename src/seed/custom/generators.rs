@@ -522,19 +522,6 @@ pub fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_parse() {
-        let p = parse_template("{first_name|slug}.{last_name|slug}{row}@example.org").unwrap();
-        assert_eq!(p.len(), 5);
-        assert!(parse_template("{a|nope}").is_err());
-        assert!(parse_template("{a").is_err());
-    }
-}
-
 /// Area codes for `phone.intl`: NANPA reserves 555-0100…0199 as fictional in
 /// every area code, so no real subscriber is ever dialled.
 const NANP_AREAS: [u16; 20] = [
@@ -550,4 +537,17 @@ pub(crate) fn fictional_nanp(rank: u64) -> String {
     let rank = rank % FICTIONAL_NANP_NUMBERS;
     let area = NANP_AREAS[(rank / 100) as usize];
     format!("+1 {area} 555 01{:02}", rank % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse() {
+        let p = parse_template("{first_name|slug}.{last_name|slug}{row}@example.org").unwrap();
+        assert_eq!(p.len(), 5);
+        assert!(parse_template("{a|nope}").is_err());
+        assert!(parse_template("{a").is_err());
+    }
 }

@@ -460,7 +460,8 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
 }
 
 /// Whether something in the table says its phone numbers are British: the
-/// column or table name (`uk`, `gb`, `nhs` as a word), or a column default
+/// table's or a column's name (`uk`, `gb`, `nhs`, `british` as a word, or
+/// a `postcode` column), or a column default
 /// naming the country (`'GB'`, `'UK'`, `'United Kingdom'`). Otherwise phone
 /// columns get country-neutral fictional numbers.
 fn says_uk(t: &Table, column: &str) -> bool {
@@ -471,6 +472,9 @@ fn says_uk(t: &Table, column: &str) -> bool {
     };
     words(column)
         || words(&t.name)
+        || t.columns
+            .iter()
+            .any(|c| words(&c.name) || c.name.to_lowercase().contains("postcode"))
         || t.columns.iter().any(|c| {
             c.default.as_deref().is_some_and(|d| {
                 let d = d.to_lowercase();

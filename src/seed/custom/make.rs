@@ -200,7 +200,7 @@ impl Gen {
                 match ctx.max_len {
                     Some(m) if (m as usize) < n.len() => {
                         let digits: String = n.chars().filter(char::is_ascii_digit).collect();
-                        if m as usize >= digits.len() + 1 {
+                        if m as usize > digits.len() {
                             format!("+{digits}")
                         } else {
                             digits[1..].to_string()
