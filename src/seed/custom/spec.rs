@@ -629,7 +629,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("spec.toml:3: public.a: column x: unknown key \"bogus\""),
+            e.starts_with("spec.toml:5: public.a.x: unknown key \"bogus\""),
             "{e}"
         );
         let e = parse("[tables.\"public.a\"]\ncolumns.x = \"int\"\n")
@@ -663,9 +663,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("spec.toml:1: public.a: column x: sql must be one SQL expression"),
+            e.starts_with("spec.toml:3: public.a.x: sql must be one SQL expression"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn type_names_are_normalised_for_defaults() {
+        assert_eq!(normal_type("timestamptz"), "timestamp with time zone");
+        assert_eq!(
+            normal_type("Timestamp(3) With Time Zone"),
+            "timestamp with time zone"
+        );
+        assert_eq!(normal_type("varchar(20)"), "character varying");
+        assert_eq!(normal_type("int4[]"), "integer[]");
+        assert_eq!(normal_type("jsonb"), "jsonb");
     }
 
     #[test]
