@@ -118,6 +118,9 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct SeedArgs {
+    #[command(flatten)]
+    pub db: DbContainerArgs,
+
     /// Number of patients to generate (default 1000; at most 909,091, the size of the NHS test range).
     #[arg(long, short = 'n', env = "WARD_PATIENTS", value_name = "N")]
     pub patients: Option<u64>,
@@ -281,6 +284,33 @@ pub struct StoreArgs {
     /// Snapshot store directory [env: WARD_STORE; ward.toml: [snapshot] store; default ./.ward/snapshots]
     #[arg(long, env = "WARD_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
+}
+
+/// The Postgres container `ward seed` / `ward check` connect to when no
+/// --database-url / DATABASE_URL is given (its published 5432 port and
+/// POSTGRES_* environment).
+#[derive(Debug, Args, Clone, Default)]
+pub struct DbContainerArgs {
+    /// Connect to this container's database (when no --database-url).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Connect to this compose service's container (when no --database-url).
+    #[arg(long, value_name = "SERVICE")]
+    pub compose_service: Option<String>,
+    /// The compose project (default: the current directory's, or COMPOSE_PROJECT_NAME).
+    #[arg(long, value_name = "PROJECT")]
+    pub compose_project: Option<String>,
+}
+
+impl DbContainerArgs {
+    pub fn spec(&self) -> crate::target::TargetSpec {
+        crate::target::TargetSpec {
+            container: self.container.clone(),
+            compose_service: self.compose_service.clone(),
+            compose_project: self.compose_project.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Which database a snapshot command works on (one of these, or ward.toml, or the
@@ -554,6 +584,9 @@ impl CheckArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub db: DbContainerArgs,
+
     /// The migrations directory (default: the first of migrations/, db/migrations/, db/migration/,
     /// src/main/resources/db/migration/).
     #[arg(long, short = 'm', value_name = "DIR")]

@@ -55,14 +55,20 @@ fn json<T: Serialize>(value: &T) {
     ));
 }
 
-/// An error, on one line, on stderr.
+/// An error, on one line, on stderr (a spec with several mistakes: one line each).
 pub fn error(err: &anyhow::Error) {
-    let msg = crate::redact::text(&format!("{err:#}")).replace('\n', " ");
     let prefix = if colour() {
         "\x1b[31merror:\x1b[0m"
     } else {
         "error:"
     };
+    if let Some(many) = err.downcast_ref::<crate::seed::custom::spec::SpecErrors>() {
+        for line in &many.0 {
+            eprintln!("{prefix} {}", crate::redact::text(line).replace('\n', " "));
+        }
+        return;
+    }
+    let msg = crate::redact::text(&format!("{err:#}")).replace('\n', " ");
     eprintln!("{prefix} {msg}");
 }
 

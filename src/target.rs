@@ -258,6 +258,14 @@ pub async fn resolve(spec: &TargetSpec, cwd: &Path) -> Result<Target> {
         }
         return resolve_volume(&d, volume, spec.image.as_deref()).await;
     }
+    let name = container_name(&d, spec, cwd).await?;
+    resolve_container(&d, &name, spec.image.as_deref()).await
+}
+
+/// The container a (non-volume, non-datadir) target names: `--container`,
+/// else the compose service's, else the one Postgres container of the
+/// compose project.
+async fn container_name(d: &Docker, spec: &TargetSpec, cwd: &Path) -> Result<String> {
     let name = if let Some(c) = &spec.container {
         if spec.compose_service.is_some() {
             return crate::error::usage(
@@ -274,10 +282,10 @@ pub async fn resolve(spec: &TargetSpec, cwd: &Path) -> Result<Target> {
         if let Some(s) = &spec.compose_service {
             labels.push(format!("{}={s}", docker::COMPOSE_SERVICE));
         }
-        let names = docker::containers_with_labels(&d, &labels).await?;
+        let names = docker::containers_with_labels(d, &labels).await?;
         let mut candidates = Vec::new();
         for n in names {
-            if let Some(c) = docker::inspect_container(&d, &n).await?
+            if let Some(c) = docker::inspect_container(d, &n).await?
                 && (spec.compose_service.is_some() || looks_like_postgres(&c))
             {
                 candidates.push(c.name);
@@ -306,7 +314,43 @@ pub async fn resolve(spec: &TargetSpec, cwd: &Path) -> Result<Target> {
             }
         }
     };
-    resolve_container(&d, &name, spec.image.as_deref()).await
+    Ok(name)
+}
+
+/// Where `ward seed` and `ward check` connect when no `--database-url` /
+/// `DATABASE_URL` is given: the target container (`--container`,
+/// `--compose-service`, `[snapshot]` in ward.toml, or the one Postgres
+/// container of the compose project) through the host port it publishes for
+/// 5432, as the user and database of its `POSTGRES_*` environment. The URL
+/// holds the password: callers print it only through `pg::describe`.
+pub(crate) async fn database_url(spec: &TargetSpec, cwd: &Path) -> Result<String> {
+    let no_url = "no database configured (no --database-url or DATABASE_URL)";
+    if spec.volume.is_some() || spec.datadir.is_some() {
+        return crate::error::usage(format!(
+            "{no_url}, and a --volume/--datadir target has no server to connect to — pass --database-url, or name the container"
+        ));
+    }
+    let d = docker::connect().await.map_err(|e| {
+        UsageError(format!(
+            "{no_url}, and ward cannot reach Docker to find the Postgres container ({e:#}) — pass --database-url URL or set DATABASE_URL"
+        ))
+    })?;
+    let name = container_name(&d, spec, cwd).await.map_err(|e| {
+        UsageError(format!(
+            "{no_url}: {e:#} (or pass --database-url URL / set DATABASE_URL)"
+        ))
+    })?;
+    let c = docker::inspect_container(&d, &name).await?.ok_or_else(|| {
+        UsageError(format!(
+            "{no_url}, and there is no container named {name:?} — check `docker ps -a`, or pass --database-url"
+        ))
+    })?;
+    if !c.running {
+        return crate::error::usage(format!(
+            "container {name} is not running — start it (`docker start {name}` or `docker compose up -d`), or pass --database-url"
+        ));
+    }
+    crate::snapshot::template::container_url(&c)
 }
 
 async fn resolve_container(d: &Docker, name: &str, image: Option<&str>) -> Result<Target> {

@@ -3,13 +3,17 @@
 //! partial uniques, CHECKs ward cannot read (implications, `IS NOT NULL`
 //! disjunctions, column inequalities), skipped tables — go through
 //! `--init-spec` then `--spec`, which must either seed (Postgres enforced
-//! every constraint on the way in) or exit 2 with one `spec.toml:LINE:`
-//! error, within a time bound: no panic, no hang.
+//! every constraint on the way in) or exit 2 with `spec.toml:LINE:` errors
+//! (one line each), within a time bound: no panic, no hang.
 //!
-//! CASES schemas per run (24, on one throwaway cluster) keep it fast enough
-//! for CI; proptest shrinks a failing schema to a small one. The cases come
-//! from a fixed seed so that CI runs the same schemas every time; set
-//! PROPTEST_RNG_SEED=N (and PROPTEST_CASES) to explore others.
+//! Cases and time: CASES = 24 schemas per run, on one throwaway cluster,
+//! from the fixed seed DEFAULT_SEED so CI runs the same schemas every time:
+//! 10 s alone on the 2-core machine, 37 s while other builds ran. PROPTEST_RNG_SEED=1…5 (24 cases
+//! each) took 11–32 s and all pass; they found the two defects covered by
+//! `seed_spec_regressions.rs` (a NOT NULL cycle beside a parallel nullable
+//! key spun for ever in planning; a key filled after the load broke a
+//! partial unique index). Set PROPTEST_RNG_SEED=N (and PROPTEST_CASES) to
+//! explore others; proptest shrinks a failing schema to a small one.
 
 mod support;
 
@@ -156,15 +160,21 @@ fn one_case(c: &Cluster, case: usize, tables: &[TableDesc]) -> Result<(), TestCa
     match status.code() {
         Some(0) => {}
         Some(2) => {
-            let line = err.trim_end();
-            let has_file_line = line.split_once("spec.toml:").is_some_and(|(_, rest)| {
-                rest.split(':')
-                    .next()
-                    .is_some_and(|n| n.parse::<u32>().is_ok())
-            });
+            // One line per problem (validation reports them all), each with its line.
+            let has_file_line = |line: &str| {
+                line.split_once("spec.toml:").is_some_and(|(_, rest)| {
+                    rest.split(':')
+                        .next()
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+            };
             prop_assert!(
-                line.lines().count() == 1 && has_file_line,
-                "exit 2 without a one-line spec.toml:LINE error: {err}\n{}",
+                !err.trim().is_empty()
+                    && err
+                        .trim_end()
+                        .lines()
+                        .all(|l| l.starts_with("error: ") && has_file_line(l)),
+                "exit 2 without spec.toml:LINE errors: {err}\n{}",
                 ddl(tables)
             );
         }
@@ -179,7 +189,6 @@ fn one_case(c: &Cluster, case: usize, tables: &[TableDesc]) -> Result<(), TestCa
 }
 
 #[test]
-#[ignore = "open defect (issue #10): with the fixed seed one random schema neither seeds nor fails with a spec line; run with --ignored"]
 fn random_schemas_seed_or_fail_with_a_spec_line() {
     let c = cluster();
     let seed = std::env::var("PROPTEST_RNG_SEED")

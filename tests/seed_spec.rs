@@ -427,7 +427,7 @@ fn bad_specs_get_precise_errors_and_nothing_is_written() {
         ),
         (
             "[tables.\"public.auth_group\"]\nrows = 5\ncolumns.id = { gen = \"int\", bogus = 2 }\n",
-            "bad.toml:1: public.auth_group: column id: unknown key \"bogus\"",
+            "bad.toml:3: public.auth_group.id: unknown key \"bogus\"",
         ),
         (
             "[tables.\"public.scores\"]\nrows = 5\ncolumns.id = \"sequence\"\ncolumns.score = { gen = \"int\", min = 0, max = 50 }\n",
@@ -483,6 +483,6 @@ fn a_cycle_without_a_nullable_key_is_named() {
         .run()
         .fails_with(
             2,
-            "foreign keys form a cycle public.a → public.b → public.a",
+            "foreign keys form a cycle (public.a.b_id → public.b, public.b.a_id → public.a)",
         );
 }

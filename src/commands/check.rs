@@ -89,7 +89,7 @@ async fn run_with(
         migrations: args.migrations.clone(),
         format: args.migrations_format,
         against,
-        server_url: cfg.database_url.clone(),
+        server_url: server_url(cfg, args).await?,
         apply_cmd: args.apply_cmd.clone(),
         base: args.base.clone(),
         seed: match args.spec.clone().or_else(|| cfg.file.seed.spec.clone()) {
@@ -150,4 +150,20 @@ fn django_project(args: &CheckArgs) -> Result<Option<crate::django::Project>> {
         return Ok(None);
     }
     crate::django::Project::locate(dj.django_project.as_deref(), dj.python.as_deref()).map(Some)
+}
+
+/// The server for scratch databases: --database-url / DATABASE_URL, else a
+/// container named by --container / --compose-service / ward.toml
+/// `[snapshot]` (resolved as `ward seed` does), else none (a throwaway cluster).
+async fn server_url(cfg: &Config, args: &CheckArgs) -> Result<Option<String>> {
+    if cfg.database_url.is_some() {
+        return Ok(cfg.database_url.clone());
+    }
+    let spec = args.db.spec().or(&cfg.file.snapshot.target());
+    if spec.container.is_none() && spec.compose_service.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::target::database_url(&spec, &std::env::current_dir()?).await?,
+    ))
 }

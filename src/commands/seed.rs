@@ -15,10 +15,10 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     crate::seed::pipeline::check_jobs(s.jobs)?;
     let bar = output::Bar::new(cfg.quiet);
     if let Some(path) = &args.init_spec {
-        let url = cfg.require_database_url()?;
-        let client = pg::connect(url).await?;
+        let url = database_url(cfg, args).await?;
+        let client = pg::connect(&url).await?;
         let models = match django_project(args)? {
-            Some(project) => Some(project.models(&crate::django::database_url(url)?).await?),
+            Some(project) => Some(project.models(&crate::django::database_url(&url)?).await?),
             None => None,
         };
         let report = custom::init_spec(&client, path, models.as_ref()).await?;
@@ -26,9 +26,9 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let report = if let Some(spec) = &s.spec {
-        let url = cfg.require_database_url()?;
-        let target = pg::describe(&pg::parse_url(url)?);
-        let mut client = pg::connect(url).await?;
+        let url = database_url(cfg, args).await?;
+        let target = pg::describe(&pg::parse_url(&url)?);
+        let mut client = pg::connect(&url).await?;
         custom::seed(
             &mut client,
             target,
@@ -47,9 +47,9 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
         .await??
     } else {
         crate::seed::check_patients(0, s.patients)?;
-        let url = cfg.require_database_url()?;
-        let target = pg::describe(&pg::parse_url(url)?);
-        let mut client = pg::connect(url).await?;
+        let url = database_url(cfg, args).await?;
+        let target = pg::describe(&pg::parse_url(&url)?);
+        let mut client = pg::connect(&url).await?;
         let opts = LoadOptions {
             schema: s.schema.clone(),
             seed: s.seed,
@@ -78,4 +78,15 @@ fn django_project(args: &SeedArgs) -> Result<Option<crate::django::Project>> {
         return Ok(None);
     }
     crate::django::Project::locate(dj.django_project.as_deref(), dj.python.as_deref()).map(Some)
+}
+
+/// --database-url / DATABASE_URL, else the target container's database.
+async fn database_url(cfg: &Config, args: &SeedArgs) -> Result<String> {
+    match &cfg.database_url {
+        Some(url) => Ok(url.clone()),
+        None => {
+            let spec = args.db.spec().or(&cfg.file.snapshot.target());
+            crate::target::database_url(&spec, &std::env::current_dir()?).await
+        }
+    }
 }

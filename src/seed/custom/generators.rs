@@ -48,6 +48,8 @@ pub enum Sem {
     Town,
     PhoneUk,
     PhoneMobile,
+    /// Country-neutral: North American 555-01xx numbers (fictional by NANPA).
+    PhoneIntl,
     Email,
     Username,
     Url,
@@ -94,6 +96,7 @@ pub const NAMES: &[&str] = &[
     "address.town",
     "phone.uk",
     "phone.mobile",
+    "phone.intl",
     "internet.email",
     "internet.username",
     "internet.url",
@@ -374,6 +377,7 @@ impl Gen {
                 "address.town" => Sem::Town,
                 "phone.uk" => Sem::PhoneUk,
                 "phone.mobile" => Sem::PhoneMobile,
+                "phone.intl" => Sem::PhoneIntl,
                 "internet.email" => Sem::Email,
                 "internet.username" => Sem::Username,
                 "internet.url" => Sem::Url,
@@ -463,6 +467,7 @@ impl Gen {
                 Sem::Postcode => Some(Lists::get().districts.len() as u64 * 10 * 400),
                 Sem::PhoneUk => Some(person::DRAMA_NUMBERS),
                 Sem::PhoneMobile => Some(1000),
+                Sem::PhoneIntl => Some(FICTIONAL_NANP_NUMBERS),
                 Sem::Ip => Some(TEST_NETS.len() as u64 * 254),
                 Sem::Snomed | Sem::Icd10 | Sem::Condition => {
                     Some(Lists::get().conditions.len() as u64)
@@ -515,6 +520,23 @@ pub fn kind_name(k: Kind) -> &'static str {
         Kind::Bytes => "bytes",
         Kind::Null => "NULLs",
     }
+}
+
+/// Area codes for `phone.intl`: NANPA reserves 555-0100…0199 as fictional in
+/// every area code, so no real subscriber is ever dialled.
+const NANP_AREAS: [u16; 20] = [
+    201, 202, 212, 213, 303, 305, 312, 404, 415, 503, 512, 602, 617, 702, 713, 808, 818, 917, 416,
+    604,
+];
+
+/// How many distinct `phone.intl` numbers there are.
+pub const FICTIONAL_NANP_NUMBERS: u64 = NANP_AREAS.len() as u64 * 100;
+
+/// The `rank`-th fictional number, E.164 with spaces: `+1 202 555 0142`.
+pub(crate) fn fictional_nanp(rank: u64) -> String {
+    let rank = rank % FICTIONAL_NANP_NUMBERS;
+    let area = NANP_AREAS[(rank / 100) as usize];
+    format!("+1 {area} 555 01{:02}", rank % 100)
 }
 
 #[cfg(test)]

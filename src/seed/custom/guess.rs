@@ -94,6 +94,12 @@ pub fn spec_text(
          # Foreign keys (\"ref\") always point at existing rows; UNIQUE and PRIMARY KEY\n\
          # columns get unique values; CHECK ranges and IN lists are respected.\n\
          # `skip = true` leaves a table alone. See README \"Seeding your own schema\".\n\
+         #\n\
+         # Settings for every column of an SQL type (a column's own settings win;\n\
+         # defaults never choose a generator; null_ratio only touches nullable columns):\n\
+         # [defaults]\n\
+         # timestamptz = {{ null_ratio = 0.1 }}\n\
+         # text = {{ null_ratio = 0.05 }}\n\
          version = 1\nseed = {seed}\n"
     );
     for (ti, t) in schema.tables.iter().enumerate() {
@@ -341,7 +347,11 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
         let g = if has(&["email"]) {
             "internet.email"
         } else if has(&["phone", "mobile"]) || is(&["tel", "telephone"]) {
-            "phone.uk"
+            if says_uk(t, &n) {
+                "phone.uk"
+            } else {
+                "phone.intl"
+            }
         } else if is(&[
             "first_name",
             "given_name",
@@ -456,4 +466,28 @@ fn guess_generator(t: &Table, col: &Column, pk: bool) -> Guess {
             };
         }
     })
+}
+
+/// Whether something in the table says its phone numbers are British: the
+/// table's or a column's name (`uk`, `gb`, `nhs`, `british` as a word, or
+/// a `postcode` column), or a column default
+/// naming the country (`'GB'`, `'UK'`, `'United Kingdom'`). Otherwise phone
+/// columns get country-neutral fictional numbers.
+fn says_uk(t: &Table, column: &str) -> bool {
+    let words = |s: &str| -> bool {
+        s.to_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| matches!(w, "uk" | "gb" | "nhs" | "british"))
+    };
+    words(column)
+        || words(&t.name)
+        || t.columns
+            .iter()
+            .any(|c| words(&c.name) || c.name.to_lowercase().contains("postcode"))
+        || t.columns.iter().any(|c| {
+            c.default.as_deref().is_some_and(|d| {
+                let d = d.to_lowercase();
+                d.contains("'gb'") || d.contains("'uk'") || d.contains("united kingdom")
+            })
+        })
 }

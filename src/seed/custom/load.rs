@@ -274,13 +274,7 @@ pub async fn load(
                 exprs.join(", ")
             ))
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "loading {} (an sql = … expression failed?): {}",
-                    table.qualified(),
-                    crate::pg::db_message(&e)
-                )
-            })?;
+            .map_err(|e| sql_insert_error(&plan, ti, &sql_cols, &e))?;
         }
         let seconds = started.elapsed().as_secs_f64();
         reports.push(TableReport {
@@ -293,6 +287,53 @@ pub async fn load(
     fill_deferred(tx, &plan).await?;
     advance_sequences(tx, &plan).await?;
     Ok(reports)
+}
+
+/// The error of the INSERT that evaluates `sql = …` columns. A duplicate in
+/// a UNIQUE key that holds such a column is the expression's doing (ward
+/// does not test an expression for uniqueness): a spec-line error naming
+/// the column and how to make it unique by construction.
+fn sql_insert_error(
+    plan: &Plan,
+    ti: usize,
+    sql_cols: &[(usize, String)],
+    e: &tokio_postgres::Error,
+) -> anyhow::Error {
+    let tp = &plan.tables[ti];
+    let table = &plan.schema.tables[tp.t];
+    let db = e.as_db_error();
+    if db.is_some_and(|d| *d.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        // DETAIL: Key (a, b)=(…) already exists.
+        let keys: Vec<String> = db
+            .and_then(|d| d.detail())
+            .and_then(|d| d.strip_prefix("Key ("))
+            .and_then(|d| d.split_once(")="))
+            .map(|(k, _)| {
+                k.split(", ")
+                    .map(|s| s.trim_matches('"').to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((c, _)) = sql_cols
+            .iter()
+            .find(|(c, _)| keys.contains(&table.columns[*c].name))
+        {
+            let col = &table.columns[*c].name;
+            let line = super::spec::line_of(&plan.spec_text, &table.qualified(), Some(col));
+            return UsageError(format!(
+                "{}:{line}: {}.{col}: its sql expression made a duplicate value for UNIQUE ({}) — make it unique by construction, e.g. with the row number: sql = \"'item-' || ward_row\", or a uuid",
+                plan.spec_path,
+                table.qualified(),
+                keys.join(", ")
+            ))
+            .into();
+        }
+    }
+    anyhow!(
+        "loading {} (an sql = … expression failed?): {}",
+        table.qualified(),
+        crate::pg::db_message(e)
+    )
 }
 
 fn encode_rows(
@@ -354,23 +395,25 @@ async fn fill_deferred(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
             .map(|c| quote_ident(&table.columns[*c].name))
             .collect();
         tx.batch_execute(&format!(
-            "CREATE TEMP TABLE ward_fix ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0",
+            "CREATE TEMP TABLE ward_fix ON COMMIT DROP AS SELECT {}, 0::bigint AS ward_row FROM {} LIMIT 0",
             names.join(", "),
             table.sql_name()
         ))
         .await?;
         let mut buf = BINARY_HEADER.to_vec();
         for row in 0..tp.rows {
-            buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+            buf.extend_from_slice(&(cols.len() as i16 + 1).to_be_bytes());
             for &c in &cols {
                 values::encode(&mut buf, &plan.value(ti, row, c), &table.columns[c].ty)
                     .map_err(|e| anyhow!(e))?;
             }
+            values::encode(&mut buf, &Value::Int(row as i64), &PgType::Int8)
+                .map_err(|e| anyhow!(e))?;
         }
         buf.extend_from_slice(BINARY_TRAILER);
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY ward_fix ({}) FROM STDIN (FORMAT binary)",
+                "COPY ward_fix ({}, ward_row) FROM STDIN (FORMAT binary)",
                 names.join(", ")
             ))
             .await?;
@@ -378,6 +421,7 @@ async fn fill_deferred(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
         futures_util::SinkExt::send(&mut sink, bytes::Bytes::from(buf)).await?;
         sink.as_mut().finish().await?;
         let pk = &names[..table.primary_key.len()];
+        keep_deferred_within_constraints(tx, table, &f.columns, pk).await?;
         let set: Vec<String> = names[pk.len()..]
             .iter()
             .map(|n| format!("{n} = f.{n}"))
@@ -392,6 +436,62 @@ async fn fill_deferred(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
         .await
         .with_context(|| format!("filling {}.{} after the load", table.qualified(), f.name))?;
     }
+    Ok(())
+}
+
+/// A key filled after the load may break a partial unique index or a CHECK
+/// that reads it (untested in the first pass, where it was NULL): the rows
+/// that would break one keep NULL there — the value Postgres already accepted
+/// (the key is nullable, or it could not have been deferred). Which rows
+/// depends only on the rows, so the result stays deterministic. One pass.
+async fn keep_deferred_within_constraints(
+    tx: &Transaction<'_>,
+    table: &super::schema::Table,
+    fk_cols: &[usize],
+    pk: &[String],
+) -> Result<()> {
+    let tests = super::verify::deferred_tests(table, fk_cols);
+    if tests.is_empty() {
+        return Ok(());
+    }
+    let select: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, col)| {
+            let n = quote_ident(&col.name);
+            if fk_cols.contains(&c) {
+                format!("f.{n}")
+            } else {
+                format!("t.{n}")
+            }
+        })
+        .collect();
+    let on: Vec<String> = pk.iter().map(|n| format!("t.{n} = f.{n}")).collect();
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE ward_stage ON COMMIT DROP AS SELECT {}, f.ward_row FROM {} t JOIN ward_fix f ON {}",
+        select.join(", "),
+        table.sql_name(),
+        on.join(" AND ")
+    ))
+    .await
+    .context("staging the keys filled after the load")?;
+    let failing = super::verify::failing_rows(tx, &tests).await?;
+    if !failing.is_empty() {
+        let set: Vec<String> = fk_cols
+            .iter()
+            .map(|c| format!("{} = NULL", quote_ident(&table.columns[*c].name)))
+            .collect();
+        tx.execute(
+            &format!(
+                "UPDATE ward_fix SET {} WHERE ward_row = ANY($1)",
+                set.join(", ")
+            ),
+            &[&failing],
+        )
+        .await?;
+    }
+    tx.batch_execute("DROP TABLE ward_stage").await?;
     Ok(())
 }
 

@@ -188,6 +188,27 @@ impl Gen {
                     }
                 }
             },
+            Sem::PhoneIntl => {
+                let n = super::generators::fictional_nanp(match rank {
+                    Some(r) => r,
+                    None => {
+                        rng.range(0, super::generators::FICTIONAL_NANP_NUMBERS as i64 - 1) as u64
+                    }
+                });
+                // A short column gets the same number without spaces (and
+                // without +1 when even that does not fit): still unique.
+                match ctx.max_len {
+                    Some(m) if (m as usize) < n.len() => {
+                        let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                        if m as usize > digits.len() {
+                            format!("+{digits}")
+                        } else {
+                            digits[1..].to_string()
+                        }
+                    }
+                    _ => n,
+                }
+            }
             Sem::PhoneMobile => match rank {
                 Some(r) => person::drama_number(r % 1000),
                 None => person::mobile(rng),

@@ -32,6 +32,9 @@ pub struct SpecFile {
     pub text: String,
     pub seed: Option<u64>,
     pub as_of: Option<NaiveDate>,
+    /// `[defaults]`: settings per SQL type (normalised, see [`normal_type`])
+    /// for every column of that type; a column's own settings win.
+    pub defaults: BTreeMap<String, ColumnSpec>,
     pub tables: BTreeMap<String, TableSpec>,
 }
 
@@ -80,6 +83,63 @@ pub struct ColumnSpec {
     pub params: super::generators::Params,
 }
 
+impl ColumnSpec {
+    /// This column's settings, with `[defaults]` (`d`) filling the ones it
+    /// leaves out; a default `null_ratio` applies to nullable columns only.
+    pub fn with_defaults(&self, d: &ColumnSpec, not_null: bool) -> ColumnSpec {
+        let mut c = self.clone();
+        if c.null_ratio.is_none() && !not_null {
+            c.null_ratio = d.null_ratio;
+        }
+        let (p, dp) = (&mut c.params, &d.params);
+        p.min = p.min.or(dp.min);
+        p.max = p.max.or(dp.max);
+        p.from = p.from.clone().or(dp.from.clone());
+        p.to = p.to.clone().or(dp.to.clone());
+        p.true_ratio = p.true_ratio.or(dp.true_ratio);
+        c
+    }
+}
+
+/// Every problem found in a spec file, one `file:LINE: what — fix` per
+/// line (validation goes on after the first so the user fixes all at once).
+/// Printed one per line by `output::error`; exits 2 like any usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct SpecErrors(pub Vec<String>);
+
+impl SpecErrors {
+    /// `Ok(())` when nothing was found; otherwise all of them (sorted by line, deduplicated).
+    pub fn check(errors: Vec<anyhow::Error>) -> anyhow::Result<()> {
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        for e in errors {
+            let lines_of = match e.downcast_ref::<SpecErrors>() {
+                Some(many) => many.0.clone(),
+                None => vec![format!("{e:#}")],
+            };
+            for l in lines_of {
+                let n = l
+                    .split(':')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0usize);
+                if !lines.iter().any(|(_, x)| *x == l) {
+                    lines.push((n, l));
+                }
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        lines.sort_by_key(|(n, _)| *n);
+        let lines: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+        if lines.len() == 1 {
+            return Err(UsageError(lines.into_iter().next().unwrap()).into());
+        }
+        Err(SpecErrors(lines).into())
+    }
+}
+
 /// An error in a spec file, pointing at the line.
 pub fn error(spec: &SpecFile, table: &str, column: Option<&str>, msg: &str) -> anyhow::Error {
     let line = line_of(&spec.text, table, column);
@@ -123,8 +183,40 @@ pub fn line_of(text: &str, table: &str, column: Option<&str>) -> usize {
     start + 1
 }
 
+/// The line of `[defaults]` entry `ty`, best effort.
+fn default_line(text: &str, ty: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "[defaults]")
+        .unwrap_or(0);
+    lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches('"');
+            t.starts_with(ty)
+                && t[ty.len()..]
+                    .trim_start_matches('"')
+                    .trim_start()
+                    .starts_with('=')
+        })
+        .map_or(start + 1, |(i, _)| i + 1)
+}
+
 fn bad(path: &Path, text: &str, table: Option<&str>, msg: String) -> anyhow::Error {
-    let line = table.map_or(1, |t| line_of(text, t, None));
+    bad_at(path, text, table, None, msg)
+}
+
+fn bad_at(
+    path: &Path,
+    text: &str,
+    table: Option<&str>,
+    column: Option<&str>,
+    msg: String,
+) -> anyhow::Error {
+    let line = table.map_or(1, |t| line_of(text, t, column));
     UsageError(format!("{}:{line}: {msg}", path.display())).into()
 }
 
@@ -154,75 +246,117 @@ impl SpecFile {
             text: String::new(),
             seed: None,
             as_of: None,
+            defaults: BTreeMap::new(),
             tables: BTreeMap::new(),
         };
+        let mut errors: Vec<anyhow::Error> = Vec::new();
         for (k, v) in &doc {
             match (k.as_str(), v) {
                 ("version", toml::Value::Integer(1)) => {}
-                ("version", _) => return Err(bad(path, &text, None, "version must be 1".into())),
+                ("version", _) => errors.push(bad(path, &text, None, "version must be 1".into())),
                 ("seed", toml::Value::Integer(s)) if *s >= 0 => spec.seed = Some(*s as u64),
                 ("as_of", toml::Value::String(s)) => {
-                    spec.as_of = Some(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                        bad(
+                    match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                        Ok(d) => spec.as_of = Some(d),
+                        Err(_) => errors.push(bad(
                             path,
                             &text,
                             None,
                             format!("as_of {s:?} is not a date (YYYY-MM-DD)"),
-                        )
-                    })?)
+                        )),
+                    }
+                }
+                ("defaults", toml::Value::Table(types)) => {
+                    for (ty, v) in types {
+                        match column_spec(v).and_then(|cs| default_spec(ty, cs)) {
+                            Ok(cs) => {
+                                spec.defaults.insert(normal_type(ty), cs);
+                            }
+                            Err(m) => errors.push(
+                                UsageError(format!(
+                                    "{}:{}: defaults.{ty}: {m}",
+                                    path.display(),
+                                    default_line(&text, ty)
+                                ))
+                                .into(),
+                            ),
+                        }
+                    }
                 }
                 ("tables", toml::Value::Table(tables)) => {
                     for (name, t) in tables {
-                        let ts = table_spec(name, t)
-                            .map_err(|m| bad(path, &text, Some(name), format!("{name}: {m}")))?;
+                        let (ts, problems) = table_spec(name, t);
+                        for (column, m) in problems {
+                            let what = match &column {
+                                Some(c) => format!("{name}.{c}: {m}"),
+                                None => format!("{name}: {m}"),
+                            };
+                            errors.push(bad_at(path, &text, Some(name), column.as_deref(), what));
+                        }
                         spec.tables.insert(name.clone(), ts);
                     }
                 }
-                (other, _) => {
-                    return Err(bad(
-                        path,
-                        &text,
-                        None,
-                        format!("unknown key {other:?} (expected version, seed, as_of, tables)"),
-                    ));
-                }
+                (other, _) => errors.push(bad(
+                    path,
+                    &text,
+                    None,
+                    format!(
+                        "unknown key {other:?} (expected version, seed, as_of, defaults, tables)"
+                    ),
+                )),
             }
         }
+        SpecErrors::check(errors)?;
         spec.text = text;
         Ok(spec)
     }
 }
 
-fn table_spec(name: &str, v: &toml::Value) -> Result<TableSpec, String> {
-    let toml::Value::Table(t) = v else {
-        return Err("must be a table with rows/skip/columns".into());
-    };
+/// A table's spec and the problems in it: (column, message) — `None` for the table itself.
+fn table_spec(name: &str, v: &toml::Value) -> (TableSpec, Vec<(Option<String>, String)>) {
     let mut ts = TableSpec::default();
+    let mut problems: Vec<(Option<String>, String)> = Vec::new();
+    let toml::Value::Table(t) = v else {
+        problems.push((None, "must be a table with rows/skip/columns".into()));
+        ts.skip = true;
+        return (ts, problems);
+    };
     for (k, v) in t {
         match (k.as_str(), v) {
             ("skip", toml::Value::Boolean(b)) => ts.skip = *b,
-            ("rows", v) => ts.rows = Some(rows(v)?),
+            ("rows", v) => match rows(v) {
+                Ok(r) => ts.rows = Some(r),
+                Err(m) => problems.push((None, m)),
+            },
             ("columns", toml::Value::Table(cols)) => {
                 for (c, cv) in cols {
-                    ts.columns.insert(
-                        c.clone(),
-                        column_spec(cv).map_err(|m| format!("column {c}: {m}"))?,
-                    );
+                    match column_spec(cv) {
+                        Ok(cs) => {
+                            ts.columns.insert(c.clone(), cs);
+                        }
+                        Err(m) => {
+                            problems.push((Some(c.clone()), m));
+                            // Known to exist, so the plan does not also report it missing.
+                            ts.columns.insert(c.clone(), ColumnSpec::default());
+                        }
+                    }
                 }
             }
-            (other, _) => {
-                return Err(format!(
-                    "unknown key {other:?} (expected rows, skip, columns)"
-                ));
-            }
+            (other, _) => problems.push((
+                None,
+                format!("unknown key {other:?} (expected rows, skip, columns)"),
+            )),
         }
     }
-    if ts.rows.is_none() && !ts.skip {
-        return Err(format!(
-            "needs `rows = N`, `rows = {{ per = \"schema.parent\", min = 0, max = 3 }}` or `skip = true` (table {name})"
+    if ts.rows.is_none() && !ts.skip && problems.is_empty() {
+        problems.push((
+            None,
+            format!(
+                "needs `rows = N`, `rows = {{ per = \"schema.parent\", min = 0, max = 3 }}` or `skip = true` (table {name})"
+            ),
         ));
     }
-    Ok(ts)
+    (ts, problems)
 }
 
 fn uint(v: &toml::Value, what: &str) -> Result<u64, String> {
@@ -327,6 +461,61 @@ fn column_spec(v: &toml::Value) -> Result<ColumnSpec, String> {
         return Err("null_ratio must be between 0 and 1".into());
     }
     Ok(cs)
+}
+
+/// A `[defaults]` entry: settings that make sense for every column of a
+/// type. Generators stay per column (a default generator would silently fill
+/// columns the guesser chose otherwise).
+fn default_spec(ty: &str, cs: ColumnSpec) -> Result<ColumnSpec, String> {
+    if cs.generator.is_some() || cs.values.is_some() || cs.sql.is_some() || cs.template.is_some() {
+        return Err(format!(
+            "defaults hold settings (null_ratio, min, max, from, to, true_ratio), not a generator — set gen/values/sql/template on each column, e.g. {ty} = {{ null_ratio = 0.1 }}"
+        ));
+    }
+    if cs.params.start.is_some() {
+        return Err("start is per column (a sequence), not a default".into());
+    }
+    Ok(cs)
+}
+
+/// The canonical name of an SQL type as Postgres' `format_type` spells it,
+/// without length or precision: `timestamptz` → `timestamp with time zone`,
+/// `varchar(20)` → `character varying`.
+pub fn normal_type(ty: &str) -> String {
+    let lower = ty.trim().to_ascii_lowercase();
+    let (base, array) = match lower.strip_suffix("[]") {
+        Some(b) => (b.trim_end(), "[]"),
+        None => (lower.as_str(), ""),
+    };
+    // Drop a (n) or (p,s) modifier, wherever it sits (`timestamp(3) with time zone`).
+    let mut bare = String::new();
+    let mut depth = 0;
+    for ch in base.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            c if depth == 0 => bare.push(c),
+            _ => {}
+        }
+    }
+    let bare = bare.split_whitespace().collect::<Vec<_>>().join(" ");
+    let canonical = match bare.as_str() {
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        "timetz" => "time with time zone",
+        "time" => "time without time zone",
+        "varchar" => "character varying",
+        "char" | "bpchar" => "character",
+        "int" | "int4" => "integer",
+        "int8" => "bigint",
+        "int2" => "smallint",
+        "bool" => "boolean",
+        "float8" | "float" => "double precision",
+        "float4" => "real",
+        "decimal" => "numeric",
+        other => other,
+    };
+    format!("{canonical}{array}")
 }
 
 /// `sql = …` is spliced into `INSERT … SELECT (expr) FROM …`, so it must be
@@ -440,7 +629,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("spec.toml:3: public.a: column x: unknown key \"bogus\""),
+            e.starts_with("spec.toml:5: public.a.x: unknown key \"bogus\""),
             "{e}"
         );
         let e = parse("[tables.\"public.a\"]\ncolumns.x = \"int\"\n")
@@ -474,9 +663,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("spec.toml:1: public.a: column x: sql must be one SQL expression"),
+            e.starts_with("spec.toml:3: public.a.x: sql must be one SQL expression"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn type_names_are_normalised_for_defaults() {
+        assert_eq!(normal_type("timestamptz"), "timestamp with time zone");
+        assert_eq!(
+            normal_type("Timestamp(3) With Time Zone"),
+            "timestamp with time zone"
+        );
+        assert_eq!(normal_type("varchar(20)"), "character varying");
+        assert_eq!(normal_type("int4[]"), "integer[]");
+        assert_eq!(normal_type("jsonb"), "jsonb");
     }
 
     #[test]

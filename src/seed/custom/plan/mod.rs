@@ -127,8 +127,9 @@ pub struct Plan {
     pub existing: Existing,
     /// Unparsed CHECKs of seeded tables: (table, constraint), for warnings.
     pub unparsed_checks: Vec<(String, String)>,
-    /// The spec file, for errors found while loading.
+    /// The spec file and its text, for errors found while loading.
     pub spec_path: String,
+    pub spec_text: String,
 }
 
 fn text_max_len(col: &Column) -> Option<u32> {
@@ -143,34 +144,49 @@ fn text_max_len(col: &Column) -> Option<u32> {
 }
 
 impl Plan {
-    /// Checks the spec against the schema and builds the plan; any problem is
-    /// a one-line error naming the spec file, line and fix.
+    /// Checks the spec against the schema and builds the plan. Every problem
+    /// found is reported, not only the first: each a line naming the spec
+    /// file, line and fix ([`spec::SpecErrors`]).
     pub fn build(spec: &SpecFile, schema: Schema, seed: u64, as_of: NaiveDate) -> Result<Plan> {
         let err = |t: &str, c: Option<&str>, m: &str| spec::error(spec, t, c, m);
+        let mut errors: Vec<anyhow::Error> = Vec::new();
         // Which tables are seeded, and their row specs.
         let mut seeded: Vec<usize> = Vec::new();
         for (name, ts) in &spec.tables {
             let Some(t) = schema.table(name) else {
-                return Err(err(
+                errors.push(err(
                     name,
                     None,
                     "no such table in the database — fix the name (schema.table) or remove it from the spec",
                 ));
+                continue;
             };
+            let mut ok = true;
             for c in ts.columns.keys() {
                 if schema.tables[t].column(c).is_none() {
-                    return Err(err(
+                    ok = false;
+                    errors.push(err(
                         name,
                         Some(c),
                         &format!("no such column in {name} — fix the name or remove it"),
                     ));
                 }
             }
-            if !ts.skip {
+            if !ts.skip && ok {
                 seeded.push(t);
             }
         }
-        let order = order::load_order(spec, &schema, &seeded)?;
+        let order = match order::load_order(spec, &schema, &seeded) {
+            Ok(order) => order,
+            Err(e) => {
+                errors.push(e);
+                spec::SpecErrors::check(errors)?;
+                unreachable!("an error was pushed");
+            }
+        };
+        // Tables with a problem: later checks that read them are skipped, so
+        // one mistake is reported once.
+        let mut bad: std::collections::HashSet<usize> = std::collections::HashSet::new();
         let mut plan = Plan {
             seed,
             index: order
@@ -183,6 +199,7 @@ impl Plan {
             existing: Existing::default(),
             unparsed_checks: Vec::new(),
             spec_path: spec.path.display().to_string(),
+            spec_text: spec.text.clone(),
             schema,
         };
         for (i, (t, deferred_fks)) in order.iter().enumerate() {
@@ -193,75 +210,85 @@ impl Plan {
                 plan.unparsed_checks.push((qn.clone(), c.clone()));
             }
             // Rows, and the fan-out parent.
-            let (rows, fanout) = match ts.rows.as_ref().expect("seeded tables have rows") {
-                Rows::Fixed(n) => (*n, None),
-                Rows::Per { per, via, count } => {
-                    let Some(pt) = plan.schema.table(per) else {
-                        return Err(err(&qn, None, &format!("rows per {per}: no such table")));
-                    };
-                    let Some(&pi) = plan.index.get(&pt) else {
-                        return Err(err(
-                            &qn,
-                            None,
-                            &format!(
-                                "rows per {per}, but {per} is skipped (or not in the spec) — give {qn} a fixed `rows = N`, or seed {per}"
-                            ),
-                        ));
-                    };
-                    let fks: Vec<usize> = table
-                        .foreign_keys
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| f.ref_table == pt)
-                        .filter(|(_, f)| {
-                            via.as_ref().is_none_or(|v| {
-                                f.columns.iter().any(|c| &table.columns[*c].name == v)
+            let rows_plan = |plan: &Plan| -> Result<(u64, Option<Fanout>)> {
+                match ts.rows.as_ref().expect("seeded tables have rows") {
+                    Rows::Fixed(n) => Ok((*n, None)),
+                    Rows::Per { per, via, count } => {
+                        let Some(pt) = plan.schema.table(per) else {
+                            return Err(err(&qn, None, &format!("rows per {per}: no such table")));
+                        };
+                        let Some(&pi) = plan.index.get(&pt) else {
+                            return Err(err(
+                                &qn,
+                                None,
+                                &format!(
+                                    "rows per {per}, but {per} is skipped (or not in the spec) — give {qn} a fixed `rows = N`, or seed {per}"
+                                ),
+                            ));
+                        };
+                        let fks: Vec<usize> = table
+                            .foreign_keys
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| f.ref_table == pt)
+                            .filter(|(_, f)| {
+                                via.as_ref().is_none_or(|v| {
+                                    f.columns.iter().any(|c| &table.columns[*c].name == v)
+                                })
                             })
-                        })
-                        .map(|(k, _)| k)
-                        .collect();
-                    let fk = match fks[..] {
-                        [k] => k,
-                        [] => {
+                            .map(|(k, _)| k)
+                            .collect();
+                        let fk = match fks[..] {
+                            [k] => k,
+                            [] => {
+                                return Err(err(
+                                    &qn,
+                                    None,
+                                    &format!(
+                                        "rows per {per}, but {qn} has no foreign key to {per}{} — fix `per`/`via`",
+                                        via.as_ref()
+                                            .map(|v| format!(" through {v}"))
+                                            .unwrap_or_default()
+                                    ),
+                                ));
+                            }
+                            _ => {
+                                return Err(err(
+                                    &qn,
+                                    None,
+                                    &format!(
+                                        "{qn} has several foreign keys to {per}: say which with via = \"column\""
+                                    ),
+                                ));
+                            }
+                        };
+                        if deferred_fks.contains(&fk) {
                             return Err(err(
                                 &qn,
                                 None,
-                                &format!(
-                                    "rows per {per}, but {qn} has no foreign key to {per}{} — fix `per`/`via`",
-                                    via.as_ref()
-                                        .map(|v| format!(" through {v}"))
-                                        .unwrap_or_default()
-                                ),
+                                "the fan-out foreign key is part of a cycle that cannot be broken elsewhere",
                             ));
                         }
-                        _ => {
-                            return Err(err(
-                                &qn,
-                                None,
-                                &format!(
-                                    "{qn} has several foreign keys to {per}: say which with via = \"column\""
-                                ),
-                            ));
-                        }
-                    };
-                    if deferred_fks.contains(&fk) {
-                        return Err(err(
-                            &qn,
-                            None,
-                            "the fan-out foreign key is part of a cycle that cannot be broken elsewhere",
-                        ));
+                        let parent_rows = plan.tables[pi].rows;
+                        let offsets = order::fan_offsets(seed, &qn, *count, parent_rows);
+                        Ok((
+                            *offsets.last().unwrap(),
+                            Some(Fanout {
+                                parent: pi,
+                                fk,
+                                count: *count,
+                                offsets,
+                            }),
+                        ))
                     }
-                    let parent_rows = plan.tables[pi].rows;
-                    let offsets = order::fan_offsets(seed, &qn, *count, parent_rows);
-                    (
-                        *offsets.last().unwrap(),
-                        Some(Fanout {
-                            parent: pi,
-                            fk,
-                            count: *count,
-                            offsets,
-                        }),
-                    )
+                }
+            };
+            let (rows, fanout) = match rows_plan(&plan) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(e);
+                    bad.insert(i);
+                    (0, None)
                 }
             };
             let tp = TablePlan {
@@ -294,7 +321,7 @@ impl Plan {
                 line: spec::line_of(&spec.text, &qn, None),
             };
             if table.singleton && tp.rows > 1 {
-                return Err(err(
+                errors.push(err(
                     &qn,
                     None,
                     "holds one row at most (a unique index on a constant) — use rows = 1",
@@ -321,14 +348,24 @@ impl Plan {
                     ts.columns.get(&col.name),
                     as_of,
                     deferred_fks,
-                )?;
-                tp.cols.push(cp);
+                );
+                tp.cols.push(cp.unwrap_or_else(|e| {
+                    errors.push(e);
+                    bad.insert(i);
+                    ColPlan::Omit
+                }));
             }
-            plan.unique_strategies(spec, &table, &mut tp)?;
+            if !bad.contains(&i)
+                && let Err(e) = plan.unique_strategies(spec, &table, &mut tp)
+            {
+                errors.push(e);
+                bad.insert(i);
+            }
             tp.row_tests = super::verify::row_tests(&table, &tp);
             plan.tables[i] = tp;
         }
-        plan.check_references(spec)?;
+        errors.extend(plan.check_references(spec, &bad));
+        spec::SpecErrors::check(errors)?;
         Ok(plan)
     }
 
@@ -349,6 +386,15 @@ impl Plan {
         if col.generated {
             return Ok(ColPlan::Omit);
         }
+        // `[defaults]` for the column's type fill what its own entry leaves out.
+        let merged;
+        let cs = match (cs, spec.defaults.get(&spec::normal_type(&col.sql_type))) {
+            (Some(c), Some(d)) => {
+                merged = c.with_defaults(d, col.not_null);
+                Some(&merged)
+            }
+            (c, _) => c,
+        };
         let null_ratio = cs.and_then(|c| c.null_ratio).unwrap_or(0.0);
         if null_ratio > 0.0 && col.not_null {
             return Err(err("null_ratio on a NOT NULL column — remove null_ratio"));
@@ -440,7 +486,9 @@ impl Plan {
                     return Ok(ColPlan::Omit);
                 }
                 Some("ref") => {
-                    return Err(err("gen = \"ref\" but the column is not a foreign key"));
+                    return Err(err(
+                        "gen = \"ref\" but the column is not a foreign key — give it a generator for its type (or \"default\")",
+                    ));
                 }
                 Some(name) => Gen::named(name, &cs.params, col, as_of).map_err(|m| err(&m))?,
                 None => return Err(err("needs a generator: gen, values, template or sql")),
@@ -511,18 +559,26 @@ impl Plan {
     }
 
     /// Referenced key columns must be computable by ward (not SQL / DB default).
-    fn check_references(&self, spec: &SpecFile) -> Result<()> {
+    fn check_references(
+        &self,
+        spec: &SpecFile,
+        bad: &std::collections::HashSet<usize>,
+    ) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
         for tp in &self.tables {
             let table = &self.schema.tables[tp.t];
             for f in &table.foreign_keys {
                 let Some(&pi) = self.index.get(&f.ref_table) else {
                     continue;
                 };
+                if bad.contains(&pi) {
+                    continue;
+                }
                 let parent = &self.tables[pi];
                 let pt = &self.schema.tables[parent.t];
                 for rc in &f.ref_columns {
                     if matches!(parent.cols[*rc], ColPlan::Omit | ColPlan::Sql(_)) {
-                        return Err(spec::error(
+                        errors.push(spec::error(
                             spec,
                             &pt.qualified(),
                             Some(&pt.columns[*rc].name),
@@ -537,7 +593,7 @@ impl Plan {
                 }
             }
         }
-        Ok(())
+        errors
     }
 
     /// Tables referenced by seeded table `ti` but not seeded themselves, with

@@ -86,11 +86,14 @@ pub(super) fn load_order(
             remaining.retain(|x| *x != t);
             continue;
         }
-        // A cycle: walk parent links from a remaining table until one repeats.
-        let mut path = vec![remaining[0]];
-        let cycle = loop {
-            let cur = *path.last().unwrap();
-            let next = edges
+        // A cycle: walk parent links from a remaining table until one repeats,
+        // remembering the foreign key of each step. Only a key *on* the cycle
+        // breaks it: deferring a parallel nullable key to the same parent
+        // leaves the step in place (and would be found again for ever).
+        let mut path: Vec<(usize, usize)> = vec![(remaining[0], usize::MAX)];
+        let cycle: Vec<(usize, usize)> = loop {
+            let cur = path.last().unwrap().0;
+            let Some((p, k)) = edges
                 .iter()
                 .find(|&&(c, p, k)| {
                     c == cur
@@ -98,48 +101,63 @@ pub(super) fn load_order(
                         && !deferred.get(&c).is_some_and(|d| d.contains(&k))
                 })
                 .map(|&(_, p, k)| (p, k))
-                .expect("a stuck table has an unmet parent");
-            if let Some(pos) = path.iter().position(|x| *x == next.0) {
-                break path[pos..].to_vec();
-            }
-            path.push(next.0);
-        };
-        // Break it at a nullable FK that is not a fan-out key.
-        let mut broken = false;
-        for (i, &c) in cycle.iter().enumerate() {
-            let p = cycle[(i + 1) % cycle.len()];
-            let table = &schema.tables[c];
-            for &(ec, ep, k) in &edges {
-                if ec == c
-                    && ep == p
-                    && Some(k) != fan_fk(c)
-                    && table.foreign_keys[k]
-                        .columns
-                        .iter()
-                        .all(|col| !table.columns[*col].not_null)
-                {
-                    deferred.entry(c).or_default().push(k);
-                    broken = true;
-                    break;
+            else {
+                unreachable!("a table that is not ready has an unmet parent");
+            };
+            // path[i].1 is the key from path[i-1] to path[i]; store it on the child.
+            if let Some(pos) = path.iter().position(|x| x.0 == p) {
+                let mut steps: Vec<(usize, usize)> = Vec::new();
+                for i in pos..path.len() {
+                    let key = if i + 1 < path.len() { path[i + 1].1 } else { k };
+                    steps.push((path[i].0, key));
                 }
+                break steps;
             }
-            if broken {
+            path.push((p, k));
+        };
+        // Break it at a nullable FK of the cycle that is not a fan-out key.
+        // Each pass defers a key not deferred before or loads a table, so the
+        // loop ends.
+        let mut broken = false;
+        for &(c, k) in &cycle {
+            let table = &schema.tables[c];
+            if Some(k) != fan_fk(c)
+                && table.foreign_keys[k]
+                    .columns
+                    .iter()
+                    .all(|col| !table.columns[*col].not_null)
+            {
+                deferred.entry(c).or_default().push(k);
+                broken = true;
                 break;
             }
         }
         if !broken {
-            let names: Vec<String> = cycle
+            let keys: Vec<String> = cycle
                 .iter()
-                .chain(cycle.first())
-                .map(|t| schema.tables[*t].qualified())
+                .map(|&(t, k)| {
+                    let table = &schema.tables[t];
+                    let f = &table.foreign_keys[k];
+                    let cols: Vec<&str> = f
+                        .columns
+                        .iter()
+                        .map(|c| table.columns[*c].name.as_str())
+                        .collect();
+                    format!(
+                        "{}.{} → {}",
+                        table.qualified(),
+                        cols.join(","),
+                        schema.tables[f.ref_table].qualified()
+                    )
+                })
                 .collect();
             return Err(spec::error(
                 spec,
-                &schema.tables[cycle[0]].qualified(),
+                &schema.tables[cycle[0].0].qualified(),
                 None,
                 &format!(
-                    "foreign keys form a cycle {} with no nullable key to fill later — make one of them nullable or DEFERRABLE, or skip one table",
-                    names.join(" → ")
+                    "foreign keys form a cycle ({}) with no nullable key ward could fill after the load, so no row can be inserted first — make one key nullable, or skip every table of the cycle (fill them yourself first)",
+                    keys.join(", ")
                 ),
             ));
         }
