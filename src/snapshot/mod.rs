@@ -372,10 +372,10 @@ pub async fn restore_keeping(
     progress: Arc<dyn Progress>,
 ) -> Result<Restored> {
     let m = store.load(name)?;
-    // No separate verify pass: restores unpack through the checked reader
-    // into a staging directory (one decompression), and any problem deletes
-    // the staging copy before anything else is touched. Only the cheap
-    // checks run first.
+    // No separate verify pass for volumes: the restore unpacks through the
+    // checked reader into a staging directory inside the volume (one
+    // decompression), and any problem deletes the staging copy before
+    // anything else is touched. Only the cheap checks run first.
     let path = store.archive_path(name);
     let size = std::fs::metadata(&path).map(|md| md.len());
     let problem = match size {
@@ -391,6 +391,18 @@ pub async fn restore_keeping(
             "snapshot {name:?} failed verification, nothing was changed: {p}"
         ))
         .into());
+    }
+    // A data directory's staging copy is a sibling of it, outside anything
+    // ward owns: a damaged snapshot is refused before even that is created.
+    if matches!(target, Target::Datadir(_)) {
+        let v = verify(store, name, progress.as_ref())?;
+        if !v.ok {
+            return Err(Damaged(format!(
+                "snapshot {name:?} failed verification, nothing was changed: {}",
+                v.problems.join("; ")
+            ))
+            .into());
+        }
     }
     let _lock = store.lock()?;
     let _target_lock = lock_target(target)?;

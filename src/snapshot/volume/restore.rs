@@ -145,7 +145,7 @@ pub async fn restore(
         pgdata_rel: t.pgdata_rel.clone(),
         store: Some(store.dir.clone()),
         snapshot: m.name.clone(),
-        keep_previous: keep_previous,
+        keep_previous,
         started_at: Utc::now(),
     })?;
     let helper = Helper::start(&d, &t.image, &t.volume.name, MOUNT, false).await?;
