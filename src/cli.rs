@@ -252,17 +252,33 @@ const RESTORE_EXAMPLES: &str = "Examples:
   ward snapshot restore nightly --compose-service db
   ward snapshot restore nightly --container pg --yes     no prompt (scripts, CI)
   ward snapshot restore nightly --datadir /srv/pg/15/main
+  ward snapshot restore nightly --container pg --keep-previous   keep what it replaces
+  ward snapshot restore --previous --container pg               …and put that back
   ward snapshot restore try-1 --database-url postgres://app:pw@localhost/app --yes --force
                                                         a fast snapshot: seconds, sessions ended
 
 ward verifies the snapshot first (nothing is touched if that fails), refuses another PostgreSQL
-major version or layout, takes a safety snapshot of the current data (--no-safety skips it),
-replaces the volume's contents through a helper container of the target's image, fixes owner and
-mode, restarts and runs a sanity query. On any failure it puts the safety snapshot back. The
-volume keeps its name and labels, so `docker compose up` keeps working. Without a terminal,
+major version or layout, checks the volume has room for a second copy, and unpacks the snapshot
+into a staging directory inside the volume (.ward-swap-ID, every file hashed as it streams)
+while the container keeps running on the old data. Only then it stops the container, moves the
+old contents aside and the staged ones into place by renames, starts it and proves it runs the
+snapshot's cluster; on any failure after the stop it swaps the old data back and restarts.
+A killed ward is finished or undone by the next ward run on the target (or `ward snapshot
+recover`). --safety also copies the current data into the store first. The volume keeps its
+name and labels, so `docker compose up` keeps working. Without a terminal,
 --yes is required. A fast snapshot is copied back beside the database and swapped in by
 renaming, so a failure leaves the database as it was; sessions on it are listed and the
 restore refuses unless --force ends them.";
+
+const RECOVER_EXAMPLES: &str = "Examples:
+  ward snapshot recover --container pg
+  ward snapshot recover --compose-service db
+
+Reads the target's journal (kept per target in ward's state directory: $WARD_STATE_DIR,
+$XDG_STATE_HOME/ward or ~/.local/state/ward) and the swap directory in the volume: a restore
+whose staging had finished is completed, one whose staging had not is rolled back, and a
+container the interrupted ward had stopped is started again. Any other ward command on the
+target does the same first.";
 
 const PRUNE_EXAMPLES: &str = "Examples:
   ward snapshot prune --keep-last 3 --dry-run
@@ -354,9 +370,12 @@ pub enum SnapshotCommand {
     /// Re-hash a snapshot against its manifest; exit 1 when damaged.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(SnapshotVerifyArgs),
-    /// Restore a snapshot into its target (verify first, safety snapshot, rollback on failure).
+    /// Restore a snapshot into its target (verify, stage beside the running data, swap, roll back on failure).
     #[command(after_help = RESTORE_EXAMPLES)]
     Restore(SnapshotRestoreArgs),
+    /// Finish or undo what an interrupted ward left on a target (any ward command on the target does this too).
+    #[command(after_help = RECOVER_EXAMPLES)]
+    Recover(SnapshotRecoverArgs),
     /// Delete old snapshots by a grandfather-father-son policy.
     #[command(after_help = PRUNE_EXAMPLES)]
     Prune(SnapshotPruneArgs),
@@ -430,15 +449,28 @@ pub struct SnapshotVerifyArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct SnapshotRestoreArgs {
-    /// Snapshot name (see `ward snapshot list`).
-    pub name: String,
+    /// Snapshot name (see `ward snapshot list`); not with --previous.
+    #[arg(required_unless_present = "previous", conflicts_with = "previous")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Skip the automatic safety snapshot of the current data.
+    /// Also copy the current data into the store as a snapshot first (an extra
+    /// copy: the swap keeps the previous data on disk until the new data runs).
     #[arg(long)]
+    pub safety: bool,
+    /// No safety snapshot (the default since restores stage, then swap; kept for scripts).
+    #[arg(long, hide = true, conflicts_with = "safety")]
     pub no_safety: bool,
+    /// Keep the replaced contents in the volume <volume>-ward-previous (outside PGDATA and
+    /// the target volume) instead of deleting them; `--previous` puts them back.
+    #[arg(long)]
+    pub keep_previous: bool,
+    /// Put back the contents the last --keep-previous restore of this target kept (what it
+    /// replaces is kept in their place).
+    #[arg(long)]
+    pub previous: bool,
     /// Do not ask for confirmation (required without a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -448,6 +480,16 @@ pub struct SnapshotRestoreArgs {
     /// Fast snapshots: end the sessions connected to the database instead of refusing.
     #[arg(long)]
     pub force: bool,
+    /// Migrations on disk to compare the snapshot's migration head with (warns when it is
+    /// behind or ahead) [default: the first of migrations/, db/migrations/ that exists]
+    #[arg(long, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SnapshotRecoverArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -361,6 +361,7 @@ impl Helper {
                 what: "helper container",
                 read_only: Some(read_only),
                 port_bindings: None,
+                extra_mount: None,
                 body: ContainerCreateBody {
                     entrypoint: Some(vec!["sleep".into()]),
                     cmd: Some(vec!["infinity".into()]),
@@ -408,6 +409,7 @@ impl Helper {
                 what: "a throwaway Postgres container",
                 read_only: None,
                 port_bindings,
+                extra_mount: None,
                 body: ContainerCreateBody {
                     env: Some(server.env),
                     cmd: server.cmd,
@@ -415,6 +417,40 @@ impl Helper {
                     // Published ports need the port exposed (official images
                     // EXPOSE 5432, but ward does not rely on it).
                     exposed_ports: server.publish.then(|| vec!["5432/tcp".to_string()]),
+                    ..Default::default()
+                },
+            },
+        )
+        .await
+    }
+
+    /// [`Helper::start`] (read-write) with a second volume mounted at
+    /// `extra_dest` — for moving data between two volumes.
+    pub async fn start_two(
+        docker: &Docker,
+        image: &str,
+        volume: &str,
+        dest: &str,
+        extra_volume: &str,
+        extra_dest: &str,
+    ) -> Result<Helper> {
+        create_and_start(
+            docker,
+            HelperSpec {
+                image,
+                volume,
+                dest,
+                name_prefix: "ward-helper",
+                missing_hint: " (for tests: .ci/test-image.sh)",
+                what: "helper container",
+                read_only: Some(false),
+                port_bindings: None,
+                extra_mount: Some((extra_volume, extra_dest)),
+                body: ContainerCreateBody {
+                    entrypoint: Some(vec!["sleep".into()]),
+                    cmd: Some(vec!["infinity".into()]),
+                    user: Some("0:0".into()),
+                    network_disabled: Some(true),
                     ..Default::default()
                 },
             },
@@ -443,6 +479,8 @@ struct HelperSpec<'a> {
     /// `None` leaves the engine's default.
     read_only: Option<bool>,
     port_bindings: Option<HashMap<String, Option<Vec<bollard::models::PortBinding>>>>,
+    /// A second volume and where to mount it (read-write).
+    extra_mount: Option<(&'a str, &'a str)>,
     /// Command, user, environment and networking.
     body: ContainerCreateBody,
 }
@@ -463,13 +501,23 @@ async fn create_and_start(docker: &Docker, spec: HelperSpec<'_>) -> Result<Helpe
         image: Some(image.to_string()),
         labels: Some(helper_labels()),
         host_config: Some(HostConfig {
-            mounts: Some(vec![Mount {
-                target: Some(spec.dest.to_string()),
-                source: Some(spec.volume.to_string()),
-                typ: Some(MountType::VOLUME),
-                read_only: spec.read_only,
-                ..Default::default()
-            }]),
+            mounts: Some(
+                std::iter::once(Mount {
+                    target: Some(spec.dest.to_string()),
+                    source: Some(spec.volume.to_string()),
+                    typ: Some(MountType::VOLUME),
+                    read_only: spec.read_only,
+                    ..Default::default()
+                })
+                .chain(spec.extra_mount.map(|(v, d)| Mount {
+                    target: Some(d.to_string()),
+                    source: Some(v.to_string()),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(false),
+                    ..Default::default()
+                }))
+                .collect(),
+            ),
             port_bindings: spec.port_bindings,
             log_config: Some(HostConfigLogConfig {
                 typ: Some("none".into()),
@@ -748,6 +796,40 @@ impl TempVolume {
             name,
             removed: false,
         })
+    }
+
+    /// [`Helper::start`] (read-write) with a second volume mounted at
+    /// `extra_dest` — for moving data between two volumes.
+    pub async fn start_two(
+        docker: &Docker,
+        image: &str,
+        volume: &str,
+        dest: &str,
+        extra_volume: &str,
+        extra_dest: &str,
+    ) -> Result<Helper> {
+        create_and_start(
+            docker,
+            HelperSpec {
+                image,
+                volume,
+                dest,
+                name_prefix: "ward-helper",
+                missing_hint: " (for tests: .ci/test-image.sh)",
+                what: "helper container",
+                read_only: Some(false),
+                port_bindings: None,
+                extra_mount: Some((extra_volume, extra_dest)),
+                body: ContainerCreateBody {
+                    entrypoint: Some(vec!["sleep".into()]),
+                    cmd: Some(vec!["infinity".into()]),
+                    user: Some("0:0".into()),
+                    network_disabled: Some(true),
+                    ..Default::default()
+                },
+            },
+        )
+        .await
     }
 
     pub async fn remove(mut self, docker: &Docker) -> Result<()> {

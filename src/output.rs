@@ -450,6 +450,21 @@ struct ListRow<'a> {
     compressed_bytes: u64,
     labels: &'a std::collections::BTreeMap<String, String>,
     last_verified: Option<String>,
+    /// `database: tool version` of each database with a migration history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    migration_heads: Vec<String>,
+}
+
+/// `db: tool version` for each database of `m` whose migration head is known.
+fn migration_heads(m: &Manifest) -> Vec<String> {
+    m.database
+        .iter()
+        .flat_map(|f| &f.databases)
+        .filter_map(|d| {
+            let h = d.migration_head.as_ref()?;
+            Some(format!("{}: {} {}", d.name, h.tool, h.version))
+        })
+        .collect()
 }
 
 fn source_of(m: &Manifest) -> String {
@@ -501,6 +516,7 @@ pub fn snapshot_list(list: &[Listed], as_json: bool) {
                     compressed_bytes: m.compressed_bytes,
                     labels: &m.labels,
                     last_verified: m.last_verified.map(|t| t.to_rfc3339()),
+                    migration_heads: migration_heads(m),
                 }),
                 Listed::Unreadable { name, problem } => all.unreadable.push(Bad { name, problem }),
             }
@@ -526,7 +542,10 @@ pub fn snapshot_list(list: &[Listed], as_json: bool) {
                     m.pg_major,
                     human_bytes(m.total_bytes),
                     human_bytes(m.compressed_bytes)
-                )
+                );
+                for h in migration_heads(m) {
+                    s += &format!("{:<36} migrations {h}\n", "");
+                }
             }
             Listed::Unreadable { name, problem } => {
                 s += &format!("{name:<36} UNREADABLE MANIFEST: {problem}\n")
@@ -588,6 +607,12 @@ pub fn snapshot_show(m: &Manifest, as_json: bool) {
                 d.tables.len(),
                 d.schema_fingerprint
             );
+            if let Some(h) = &d.migration_head {
+                s += &format!(
+                    "  migrations    {} at {} ({} applied)\n",
+                    h.tool, h.version, h.applied
+                );
+            }
         }
     }
     out(&s);
@@ -637,6 +662,13 @@ pub fn snapshot_restored(r: &Restored, as_json: bool) {
     }
     if let Some(q) = &r.sanity {
         s += &format!("  sanity check: {q}\n");
+    }
+    if let (Some(st), Some(sw)) = (r.stage_seconds, r.swap_seconds) {
+        s += &format!(
+            "  phases: staged beside the running data in {st:.1} s, swapped in {sw:.2} s, started in {:.1} s; downtime {:.1} s\n",
+            r.start_seconds.unwrap_or(0.0),
+            r.downtime_seconds.unwrap_or(0.0)
+        );
     }
     if r.running {
         s += "  the container is running\n";
@@ -701,4 +733,15 @@ pub fn fast_snapshot_restored(name: &str, r: &crate::snapshot::template::Restore
             String::new()
         }
     ));
+}
+
+/// `snapshot recover`: what was finished or undone.
+pub fn snapshot_recovered(done: Option<&str>, as_json: bool) {
+    if as_json {
+        return json(&serde_json::json!({ "recovered": done.is_some(), "done": done }));
+    }
+    match done {
+        Some(d) => out(&format!("Recovered: {d}\n")),
+        None => out("Nothing to recover: no interrupted ward left work on this target\n"),
+    }
 }

@@ -118,6 +118,7 @@ fn compose_service_db_round_trip_keeps_every_table_and_the_volume() {
             "--compose-project",
             &project,
             "--yes",
+            "--safety",
         ],
     )
     .args(["--json"])
@@ -255,14 +256,19 @@ fn container_runs_again_after_a_failure_mid_snapshot() {
 }
 
 #[test]
-fn failure_mid_restore_puts_the_safety_snapshot_back() {
+fn failure_mid_restore_swaps_the_previous_data_back() {
     let pg = Pg::start();
     dk::fill(&pg.name, 20_000);
     let st = store();
     snap(st.path(), &["create", "old", "--container", &pg.name]).ok();
     pg.psql("insert into marks(label) values ('after the snapshot')");
     let current = pg.checksums();
-    for fault in ["restore:after-clear", "restore:after-start"] {
+    for fault in [
+        "restore:mid-stage",
+        "restore:after-stop",
+        "restore:after-swap-out",
+        "restore:after-start",
+    ] {
         let r = snap(
             st.path(),
             &["restore", "old", "--container", &pg.name, "--yes"],
@@ -270,11 +276,78 @@ fn failure_mid_restore_puts_the_safety_snapshot_back() {
         .env("WARD_FAULT", fault)
         .run();
         let err = r.fails_with(2, "injected fault");
-        assert!(err.contains("put back from safety snapshot"), "{err}");
+        if fault == "restore:mid-stage" {
+            assert!(err.contains("was not touched"), "{err}");
+        } else {
+            assert!(err.contains("previous data is back in place"), "{err}");
+        }
         assert!(pg.running(), "container left stopped after {fault}");
         assert_eq!(pg.checksums(), current, "data not put back after {fault}");
         assert_eq!(dk::remove_helpers(&pg.volume), 0, "helper left behind");
+        // Nothing of ward's is left in the volume, and no safety snapshot
+        // was needed (none is taken by default).
+        let left = dk::docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/v", pg.volume),
+            dk::IMAGE,
+            "sh",
+            "-c",
+            "ls -A /v | grep '^.ward-' || true",
+        ]);
+        assert!(left.trim().is_empty(), "{fault}: {left}");
+        assert_eq!(listed(st.path()), vec!["old".to_string()]);
     }
+    // Without a fault the same restore succeeds and reports its phases.
+    let r = snap(
+        st.path(),
+        &["restore", "old", "--container", &pg.name, "--yes", "--json"],
+    )
+    .ok();
+    let j = r.json();
+    for k in [
+        "stage_seconds",
+        "swap_seconds",
+        "start_seconds",
+        "downtime_seconds",
+    ] {
+        assert!(j[k].as_f64().is_some(), "{k} missing: {j}");
+    }
+    assert!(j["safety_snapshot"].is_null(), "{j}");
+    pg.psql("select 1");
+    assert_ne!(pg.checksums(), current);
+}
+
+#[test]
+fn restore_with_safety_copies_the_current_data_into_the_store_first() {
+    let pg = Pg::start();
+    dk::fill(&pg.name, 2_000);
+    let st = store();
+    snap(st.path(), &["create", "old", "--container", &pg.name]).ok();
+    pg.psql("insert into marks(label) values ('after the snapshot')");
+    let current = pg.checksums();
+    let r = snap(
+        st.path(),
+        &[
+            "restore",
+            "old",
+            "--container",
+            &pg.name,
+            "--yes",
+            "--safety",
+            "--json",
+        ],
+    )
+    .ok();
+    let safety = r.json()["safety_snapshot"].as_str().unwrap().to_string();
+    assert!(listed(st.path()).contains(&safety));
+    snap(
+        st.path(),
+        &["restore", &safety, "--container", &pg.name, "--yes"],
+    )
+    .ok();
+    assert_eq!(pg.checksums(), current);
 }
 
 #[test]
@@ -504,7 +577,14 @@ fn datadir_round_trip_and_running_server_refused() {
     pg_ctl(&c, "stop");
     let r = snap(
         st.path(),
-        &["restore", "native", "--datadir", &s(&data), "--yes"],
+        &[
+            "restore",
+            "native",
+            "--datadir",
+            &s(&data),
+            "--yes",
+            "--safety",
+        ],
     )
     .args(["--json"])
     .ok()
@@ -936,4 +1016,157 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
     dk::docker(&["volume", "rm", &live]);
     assert!(!left.lines().any(|l| l == dead), "orphan kept: {left}");
     assert!(left.lines().any(|l| l == live), "live volume swept: {left}");
+}
+
+#[test]
+fn the_manifest_records_the_migration_head_and_restore_warns_when_the_code_differs() {
+    let pg = Pg::start();
+    pg.psql(
+        "create table _sqlx_migrations(version bigint primary key, description text not null, \
+         installed_on timestamptz not null default now(), success boolean not null, \
+         checksum bytea not null, execution_time bigint not null); \
+         insert into _sqlx_migrations values \
+         (20240101000000, 'init', now(), true, '\\x00', 1), \
+         (20240202000000, 'add', now(), true, '\\x00', 1), \
+         (20240303000000, 'broken', now(), false, '\\x00', 1)",
+    );
+    let st = store();
+    snap(st.path(), &["create", "m", "--container", &pg.name]).ok();
+    let j = snap(st.path(), &["list", "--json"]).ok().json();
+    let heads = j["snapshots"][0]["migration_heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 1, "{j}");
+    assert_eq!(heads[0], "postgres: sqlx 20240202000000");
+    let show = snap(st.path(), &["show", "m"]).ok().stdout();
+    assert!(
+        show.contains("sqlx at 20240202000000 (2 applied)"),
+        "{show}"
+    );
+    let show = snap(st.path(), &["show", "m", "--json"]).ok().json();
+    assert_eq!(
+        show["database"]["databases"][0]["migration_head"]["version"],
+        "20240202000000"
+    );
+    // Old manifests (without the field) still load.
+    let path = st.path().join("m.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for db in v["database"]["databases"].as_array_mut().unwrap() {
+        db.as_object_mut().unwrap().remove("migration_head");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    snap(st.path(), &["show", "m"]).ok();
+    std::fs::write(&path, text).unwrap();
+    // The code is two migrations ahead of the snapshot: a warning, not a refusal.
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "20240101000000_init.sql",
+        "20240202000000_add.sql",
+        "20240303000000_broken.sql",
+        "20240404000000_more.sql",
+    ] {
+        std::fs::write(dir.path().join(f), "select 1;").unwrap();
+    }
+    let r = snap(
+        st.path(),
+        &["restore", "m", "--container", &pg.name, "--yes"],
+    )
+    .args(["--migrations", &s(dir.path())])
+    .ok();
+    let err = r.stderr();
+    assert!(
+        err.contains("BEHIND")
+            && err.contains("20240303000000_broken.sql")
+            && err.contains("20240404000000_more.sql"),
+        "{err}"
+    );
+    // In step with the code: no warning.
+    std::fs::remove_file(dir.path().join("20240303000000_broken.sql")).unwrap();
+    std::fs::remove_file(dir.path().join("20240404000000_more.sql")).unwrap();
+    let r = snap(
+        st.path(),
+        &["restore", "m", "--container", &pg.name, "--yes"],
+    )
+    .args(["--migrations", &s(dir.path())])
+    .ok();
+    assert!(!r.stderr().contains("warning"), "{}", r.stderr());
+}
+
+#[test]
+fn keep_previous_keeps_the_replaced_data_outside_the_volume_and_previous_puts_it_back() {
+    let pg = Pg::start();
+    dk::fill(&pg.name, 3_000);
+    let st = store();
+    snap(st.path(), &["create", "old", "--container", &pg.name]).ok();
+    pg.psql("insert into marks(label) values ('written after the snapshot')");
+    let current = pg.checksums();
+    let prev = format!("{}-ward-previous", pg.volume);
+    let _gone = RemoveVolume(prev.clone());
+    // --previous before anything was kept: a clear error, nothing touched.
+    let r = snap(
+        st.path(),
+        &["restore", "--previous", "--container", &pg.name, "--yes"],
+    )
+    .run();
+    r.fails_with(2, "no previous contents are kept");
+    let r = snap(
+        st.path(),
+        &[
+            "restore",
+            "old",
+            "--container",
+            &pg.name,
+            "--yes",
+            "--keep-previous",
+        ],
+    )
+    .ok();
+    assert!(r.stderr().contains(&prev), "{}", r.stderr());
+    assert_ne!(pg.checksums(), current);
+    // The kept copy is a whole data directory in its own volume, and the
+    // target volume holds nothing of ward's.
+    let kept = dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{prev}:/p"),
+        dk::IMAGE,
+        "ls",
+        "-A",
+        "/p",
+    ]);
+    assert!(
+        kept.contains("PG_VERSION") && kept.contains("base"),
+        "{kept}"
+    );
+    let left = dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/v", pg.volume),
+        dk::IMAGE,
+        "sh",
+        "-c",
+        "ls -A /v | grep '^.ward-' || true",
+    ]);
+    assert!(left.trim().is_empty(), "{left}");
+    // Put it back: the data written after the snapshot is there again.
+    let r = snap(
+        st.path(),
+        &["restore", "--previous", "--container", &pg.name, "--yes"],
+    )
+    .ok();
+    assert!(r.stdout().contains("Restored"), "{}", r.stdout());
+    assert!(pg.running());
+    assert_eq!(pg.checksums(), current);
+    assert_eq!(dk::remove_helpers(&pg.volume), 0, "helper left behind");
+}
+
+/// Removes a Docker volume when dropped.
+struct RemoveVolume(String);
+impl Drop for RemoveVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
 }

@@ -229,12 +229,43 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             output::snapshot_verified(&v, cfg.json);
             Ok(if v.ok { Exit::Ok } else { Exit::Findings })
         }
-        SnapshotCommand::Restore(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
+        SnapshotCommand::Restore(a) if a.previous => {
+            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+            if !a.yes && !output::can_prompt() {
+                return error::usage(
+                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+                     pass --yes to confirm",
+                );
+            }
+            let yes = a.yes;
+            let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
+            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+            let opts = RestoreOptions {
+                safety: false,
+                stop_timeout: a
+                    .stop_timeout
+                    .or(cfg.file.snapshot.stop_timeout)
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
+            };
+            let r = snapshot::shielded(move || async move {
+                snapshot::restore_previous(&target, &opts, confirm, progress).await
+            })
+            .await?;
+            output::snapshot_restored(&r, cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Restore(a)
+            if store(cfg, &a.store)?
+                .load(a.name.as_deref().unwrap_or_default())?
+                .template
+                .is_some() =>
+        {
             let store = store(cfg, &a.store)?;
-            let m = store.load(&a.name)?;
+            let a_name = a.name.clone().unwrap_or_default();
+            let m = store.load(&a_name)?;
             let facts = m.template.expect("a template snapshot");
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "restoring").await?;
-            template::ensure_ours(&url, &a.name, &facts).await?;
+            template::ensure_ours(&url, &a_name, &facts).await?;
             if !a.yes && !output::can_prompt() {
                 return error::usage(
                     "restore replaces data and needs confirmation, but there is no terminal to ask on — \
@@ -244,19 +275,20 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             if !output::confirm(
                 &format!(
                     "Replace database {} with snapshot {:?}?",
-                    facts.source_database, a.name
+                    facts.source_database, a_name
                 ),
                 a.yes,
             )? {
                 return error::usage("restore cancelled: nothing was changed");
             }
             let r = template::restore(&url, &facts, a.force).await?;
-            output::fast_snapshot_restored(&a.name, &r, cfg.json);
+            output::fast_snapshot_restored(&a_name, &r, cfg.json);
             Ok(Exit::Ok)
         }
         SnapshotCommand::Restore(a) => {
             let store = store(cfg, &a.store)?;
-            let m = store.load(&a.name)?;
+            let a_name = a.name.clone().unwrap_or_default();
+            let m = store.load(&a_name)?;
             let mut sp = spec(cfg, &a.target);
             if !sp.names_target() {
                 // Default: back where it came from, if that still exists.
@@ -267,8 +299,20 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 }
             }
             let target = target::resolve(&sp, &cwd).await?;
+            let migrations = a.migrations.clone().or_else(|| {
+                ["migrations", "db/migrations"]
+                    .iter()
+                    .map(|d| cwd.join(d))
+                    .find(|d| d.is_dir())
+            });
+            if let Some(dir) = &migrations {
+                for w in snapshot::migration_warnings(&m, dir) {
+                    output::note(&w);
+                }
+            }
+            let keep_previous = a.keep_previous;
             let opts = RestoreOptions {
-                safety: !a.no_safety,
+                safety: a.safety,
                 stop_timeout: a
                     .stop_timeout
                     .or(cfg.file.snapshot.stop_timeout)
@@ -283,9 +327,18 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             }
             let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
             let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-            let name = a.name.clone();
+            let name = a_name;
             let result = snapshot::shielded(move || async move {
-                snapshot::restore(&store, &name, &target, &opts, confirm, progress).await
+                snapshot::restore_keeping(
+                    &store,
+                    &name,
+                    &target,
+                    &opts,
+                    keep_previous,
+                    confirm,
+                    progress,
+                )
+                .await
             })
             .await;
             match result {
@@ -299,6 +352,13 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 }
                 Err(e) => Err(e),
             }
+        }
+        SnapshotCommand::Recover(a) => {
+            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
+            let done =
+                snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
+            output::snapshot_recovered(done.as_deref(), cfg.json);
+            Ok(Exit::Ok)
         }
         SnapshotCommand::Prune(a) => {
             let store = store(cfg, &a.store)?;

@@ -108,6 +108,7 @@ fn create_blocking(
     progress: Arc<dyn Progress>,
 ) -> Result<Created> {
     let started = Instant::now();
+    heal(dir)?;
     ensure_stopped(dir)?;
     let control = controldata(dir)?;
     let state = control_field(&control, "Database cluster state").unwrap_or_default();
@@ -215,6 +216,7 @@ fn restore_blocking(
             m.name
         ));
     }
+    heal(dir)?;
     ensure_stopped(dir)?;
     let current = std::fs::read_to_string(dir.join("PG_VERSION"))
         .ok()
@@ -278,10 +280,24 @@ fn restore_blocking(
         ));
     }
     let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));
+    let old = parent.join(format!(".{base}.ward-old-{}", std::process::id()));
+    let mut journal = DirJournal {
+        pid: std::process::id(),
+        dir: dir.to_path_buf(),
+        fresh: fresh.clone(),
+        old: old.clone(),
+        phase: "staging".into(),
+        snapshot: m.name.clone(),
+    };
+    journal.set("staging")?;
     let _ = std::fs::remove_dir_all(&fresh);
     std::fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
     let cleanup = Cleanup::new(fresh.clone());
-    unpack(store, m, &fresh, progress.as_ref())?;
+    if let Err(e) = unpack(store, m, &fresh, progress.as_ref()) {
+        drop(cleanup);
+        journal.finish();
+        return Err(e);
+    }
     fault("restore:after-unpack")?;
     let (uid, gid) = match std::fs::metadata(dir) {
         Ok(md) => (md.uid(), md.gid()),
@@ -289,19 +305,29 @@ fn restore_blocking(
     };
     chown_tree(&fresh, uid, gid)?;
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
+    sync_tree(&fresh);
+    journal.set("staged")?;
     // Swap: old → aside, fresh → in place, then drop the old.
-    let old = parent.join(format!(".{base}.ward-old-{}", std::process::id()));
     if dir.exists() {
         std::fs::rename(dir, &old)
             .with_context(|| format!("cannot move {} aside", dir.display()))?;
     }
+    journal.set("swapped-out")?;
+    if let Err(e) = fault("restore:after-swap-out") {
+        std::fs::rename(&old, dir).context("cannot move the previous data back")?;
+        journal.set("staged")?;
+        return Err(e.context("the previous data is back in place"));
+    }
     if let Err(e) = std::fs::rename(&fresh, dir) {
         let _ = std::fs::rename(&old, dir);
+        journal.finish();
         return Err(e)
             .context("cannot move the restored directory into place (the old one is back)");
     }
+    journal.set("swapped-in")?;
     cleanup.disarm();
     let _ = std::fs::remove_dir_all(&old);
+    journal.finish();
     Ok(Restored {
         name: m.name.clone(),
         target: format!("data directory {}", dir.display()),
@@ -309,6 +335,10 @@ fn restore_blocking(
         seconds: started.elapsed().as_secs_f64(),
         running: false,
         sanity: None,
+        stage_seconds: None,
+        swap_seconds: None,
+        start_seconds: None,
+        downtime_seconds: None,
     })
 }
 
@@ -349,10 +379,117 @@ pub(super) fn unpack(
     let checked = checked?;
     if !checked.problems.is_empty() {
         return Err(super::Damaged(format!(
-            "the archive changed since it was verified: {}",
+            "snapshot {:?} failed verification, nothing was changed: {}",
+            m.name,
             checked.problems.join("; ")
         ))
         .into());
     }
     Ok(())
+}
+
+/// A data-directory restore in progress, kept durably in ward's state
+/// directory so the next ward can finish or undo it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct DirJournal {
+    pid: u32,
+    dir: std::path::PathBuf,
+    fresh: std::path::PathBuf,
+    old: std::path::PathBuf,
+    /// staging, staged, swapped-out, swapped-in.
+    phase: String,
+    snapshot: String,
+}
+
+fn dir_journal_path(dir: &Path) -> std::path::PathBuf {
+    let key = std::fs::canonicalize(dir)
+        .or_else(|_| {
+            dir.parent()
+                .map(|p| {
+                    std::fs::canonicalize(p).map(|p| p.join(dir.file_name().unwrap_or_default()))
+                })
+                .unwrap_or_else(|| Ok(dir.to_path_buf()))
+        })
+        .unwrap_or_else(|_| dir.to_path_buf());
+    super::volume::state_dir().join(format!(
+        "journal-datadir-{:016x}.json",
+        crate::seed::rng::fnv1a(format!("datadir:{}", key.display()).as_bytes())
+    ))
+}
+
+/// Errors before anything was moved need no repair: the staged copy is
+/// removed by its own guard, so the journal goes too. After a move, only
+/// [`DirJournal::finish`] removes it.
+impl Drop for DirJournal {
+    fn drop(&mut self) {
+        if self.phase == "staging" || self.phase == "staged" {
+            self.finish();
+        }
+    }
+}
+
+impl DirJournal {
+    fn set(&mut self, phase: &str) -> Result<()> {
+        self.phase = phase.into();
+        super::volume::write_durably(&dir_journal_path(&self.dir), self)
+    }
+
+    fn finish(&self) {
+        let _ = std::fs::remove_file(dir_journal_path(&self.dir));
+    }
+}
+
+/// Finishes or undoes what an interrupted data-directory restore left: a
+/// copy whose staging had finished is swapped in, one that had not is
+/// removed, and whatever was moved aside is put back or deleted.
+pub(super) fn heal(dir: &Path) -> Result<Option<String>> {
+    let path = dir_journal_path(dir);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let Ok(j) = serde_json::from_str::<DirJournal>(&text) else {
+        crate::output::note(&format!(
+            "warning: ignoring the unreadable journal {}",
+            path.display()
+        ));
+        return Ok(None);
+    };
+    let done = if j.phase == "staging" {
+        let _ = std::fs::remove_dir_all(&j.fresh);
+        if !j.dir.exists() && j.old.exists() {
+            std::fs::rename(&j.old, &j.dir)?;
+        }
+        "staging had not finished: removed the partial copy; the previous data is untouched"
+    } else {
+        if j.fresh.exists() {
+            if j.dir.exists() {
+                std::fs::rename(&j.dir, &j.old)
+                    .with_context(|| format!("cannot move {} aside", j.dir.display()))?;
+            }
+            std::fs::rename(&j.fresh, &j.dir)
+                .with_context(|| format!("cannot move {} into place", j.fresh.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&j.old);
+        "staging had finished: completed the swap"
+    };
+    j.finish();
+    let msg = format!(
+        "{done} (restore of {:?} into {}, interrupted in phase {:?})",
+        j.snapshot,
+        j.dir.display(),
+        j.phase
+    );
+    crate::output::note(&format!(
+        "note: an interrupted ward (pid {}) left a restore unfinished: {msg}",
+        j.pid
+    ));
+    Ok(Some(msg))
+}
+
+/// Flushes a staged tree to disk before it is swapped in (best effort:
+/// `syncfs` of the file system holding it).
+fn sync_tree(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = nix::unistd::syncfs(&f);
+    }
 }

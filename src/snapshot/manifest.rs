@@ -106,6 +106,10 @@ pub struct DatabaseInfo {
     pub tables: BTreeMap<String, i64>,
     /// md5 over the user schema (tables, columns, types, constraints, indexes).
     pub schema_fingerprint: String,
+    /// The newest applied migration, when a known history table exists
+    /// (absent in manifests of older wards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_head: Option<super::migration_head::MigrationHead>,
 }
 
 /// What an archived snapshot's source says about itself; the archive

@@ -20,6 +20,7 @@ pub mod archive;
 pub mod checked;
 pub mod datadir;
 pub mod manifest;
+pub mod migration_head;
 pub mod retention;
 pub mod store;
 pub mod template;
@@ -107,12 +108,36 @@ pub struct Restored {
     pub seconds: f64,
     pub running: bool,
     pub sanity: Option<String>,
+    /// Restore phases (volume restores): unpacking into the staging
+    /// directory while the app runs, the renames, start to ready, and the
+    /// application's downtime (stopped → ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
     pub safety: bool,
     pub stop_timeout: u32,
+}
+
+/// Warnings for each database of `m` whose recorded migration head is
+/// behind or ahead of the migrations in `dir` (never a refusal).
+pub fn migration_warnings(m: &manifest::Manifest, dir: &std::path::Path) -> Vec<String> {
+    m.database
+        .iter()
+        .flat_map(|f| &f.databases)
+        .filter_map(|db| {
+            let head = db.migration_head.as_ref()?;
+            migration_head::compare(head, &db.name, dir)
+        })
+        .collect()
 }
 
 /// Answers "go ahead?" for destructive operations (the command layer prompts).
@@ -332,20 +357,93 @@ pub async fn restore(
     confirm: Confirm,
     progress: Arc<dyn Progress>,
 ) -> Result<Restored> {
+    restore_keeping(store, name, target, opts, false, confirm, progress).await
+}
+
+/// [`restore`]; with `keep_previous`, a volume's replaced contents are kept
+/// in `<volume>-ward-previous` instead of deleted.
+pub async fn restore_keeping(
+    store: &Store,
+    name: &str,
+    target: &Target,
+    opts: &RestoreOptions,
+    keep_previous: bool,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
     let m = store.load(name)?;
-    let v = verify(store, name, progress.as_ref())?;
-    if !v.ok {
+    // No separate verify pass for volumes: the restore unpacks through the
+    // checked reader into a staging directory inside the volume (one
+    // decompression), and any problem deletes the staging copy before
+    // anything else is touched. Only the cheap checks run first.
+    let path = store.archive_path(name);
+    let size = std::fs::metadata(&path).map(|md| md.len());
+    let problem = match size {
+        Err(_) => Some(format!("the archive {} is missing", path.display())),
+        Ok(n) if n != m.compressed_bytes => Some(format!(
+            "the archive is {n} bytes, the manifest says {} (truncated or appended to)",
+            m.compressed_bytes
+        )),
+        Ok(_) => None,
+    };
+    if let Some(p) = problem {
         return Err(Damaged(format!(
-            "snapshot {name:?} failed verification, nothing was changed: {}",
-            v.problems.join("; ")
+            "snapshot {name:?} failed verification, nothing was changed: {p}"
         ))
         .into());
+    }
+    // A data directory's staging copy is a sibling of it, outside anything
+    // ward owns: a damaged snapshot is refused before even that is created.
+    if matches!(target, Target::Datadir(_)) {
+        let v = verify(store, name, progress.as_ref())?;
+        if !v.ok {
+            return Err(Damaged(format!(
+                "snapshot {name:?} failed verification, nothing was changed: {}",
+                v.problems.join("; ")
+            ))
+            .into());
+        }
     }
     let _lock = store.lock()?;
     let _target_lock = lock_target(target)?;
     match target {
-        Target::Volume(t) => volume::restore(store, &m, t, opts, confirm, progress).await,
+        Target::Volume(t) => {
+            volume::restore(store, &m, t, opts, keep_previous, confirm, progress).await
+        }
+        Target::Datadir(_) if keep_previous => crate::error::usage(
+            "--keep-previous works on Docker volume targets; a data-directory restore deletes \
+             the replaced directory once the new one is in place (take a snapshot first to keep it)",
+        ),
         Target::Datadir(dir) => datadir::restore(store, &m, dir, opts, confirm, progress).await,
+    }
+}
+
+/// `restore --previous`: puts back what `--keep-previous` kept.
+pub async fn restore_previous(
+    target: &Target,
+    opts: &RestoreOptions,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let _target_lock = lock_target(target)?;
+    match target {
+        Target::Volume(t) => volume::restore_previous(t, opts, confirm, progress).await,
+        Target::Datadir(_) => crate::error::usage(
+            "--previous works on Docker volume targets (data-directory restores keep no previous copy)",
+        ),
+    }
+}
+
+/// `ward snapshot recover`: finishes or undoes what an interrupted ward left
+/// on `target`. Returns what was done (None: nothing was left).
+pub async fn recover(target: &Target) -> Result<Option<String>> {
+    let _target_lock = lock_target(target)?;
+    match target {
+        Target::Volume(t) => {
+            let d = crate::docker::connect().await?;
+            volume::heal(&d, t).await
+        }
+        Target::Datadir(dir) => datadir::heal(dir),
     }
 }
 

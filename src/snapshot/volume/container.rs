@@ -97,6 +97,7 @@ pub(super) async fn database_facts(
         )
         .await
         .unwrap_or_default();
+        let migration_head = migration_head(d, container, user, name).await;
         facts.databases.push(DatabaseInfo {
             name: name.to_string(),
             size_bytes: size.trim().parse().unwrap_or(0),
@@ -108,9 +109,31 @@ pub(super) async fn database_facts(
                 })
                 .collect::<BTreeMap<_, _>>(),
             schema_fingerprint: fingerprint.trim().to_string(),
+            migration_head,
         });
     }
     Ok(facts)
+}
+
+/// The newest applied migration of `db`, from the first known history
+/// table found (best effort: None on any error).
+async fn migration_head(
+    d: &Docker,
+    container: &str,
+    user: &str,
+    db: &str,
+) -> Option<crate::snapshot::migration_head::MigrationHead> {
+    use crate::snapshot::migration_head::{FIND_TABLES_SQL, head_query, parse_head};
+    let found = psql(d, container, user, db, FIND_TABLES_SQL).await.ok()?;
+    for line in found.lines() {
+        if let Some((tool, sql)) = head_query(line)
+            && let Ok(out) = psql(d, container, user, db, sql).await
+            && let Some(h) = parse_head(tool, &out)
+        {
+            return Some(h);
+        }
+    }
+    None
 }
 
 pub(super) async fn exec_ok(d: &Docker, c: &str, cmd: &[&str]) -> Result<ExecOutput> {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 
 use super::container::{database_facts, exec_ok, postgres_user, psql, settle, wait_ready};
-use super::journal::{RestartGuard, journal, recover};
+use super::journal::{FinishOnDrop, JournalFile, RestartGuard, TargetJournal, recover};
 use crate::docker::{self, Docker, Helper};
 use crate::seed::Progress;
 use crate::snapshot::archive::{self, ChannelReader};
@@ -34,6 +34,7 @@ pub async fn create(
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
+    super::heal::heal(&d, t).await?;
     match opts.method {
         Method::Cold => cold(&d, store, t, name, opts, progress, true).await,
         Method::Online => online(&d, store, t, name, opts, progress).await,
@@ -82,10 +83,27 @@ pub(super) async fn cold(
         }
     }
     let stop_at = Instant::now();
-    let _journal = match &t.container {
-        Some(c) if manage_container => Some(journal(store, "create", &c.name, was_running, name)?),
+    // Per target, so that any later ward restarts the container if this one dies.
+    let _journal = FinishOnDrop(match &t.container {
+        Some(c) if manage_container => Some(JournalFile::begin(TargetJournal {
+            pid: std::process::id(),
+            operation: "create".into(),
+            container: Some(c.name.clone()),
+            volume: t.volume.name.clone(),
+            image: t.image.clone(),
+            user: user.clone(),
+            was_running,
+            phase: "stopped".into(),
+            swap_id: None,
+            root: String::new(),
+            pgdata_rel: t.pgdata_rel.clone(),
+            store: Some(store.dir.clone()),
+            snapshot: name.to_string(),
+            keep_previous: false,
+            started_at: chrono::Utc::now(),
+        })?),
         _ => None,
-    };
+    });
     let guard = match &t.container {
         Some(c) if manage_container => {
             progress.stage(&format!("stopping {}", c.name), 0);

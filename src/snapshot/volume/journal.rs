@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::container::{container_user, settle};
 use crate::docker::{self, Docker};
-use crate::snapshot::store::{Journal, JournalEntry, Store};
+use crate::snapshot::store::Store;
 
 /// Restarts a container that ward stopped — on every path: explicitly on
 /// success, and from `Drop` on errors, panics and Ctrl-C.
@@ -25,6 +25,11 @@ impl RestartGuard {
             name: name.to_string(),
             armed: was_running,
         }
+    }
+
+    /// ward has put the container in the state it wants; nothing to do on drop.
+    pub(super) fn disarm(mut self) {
+        self.armed = false;
     }
 
     pub(super) async fn restart(mut self, d: &Docker) -> Result<bool> {
@@ -110,21 +115,155 @@ pub(super) async fn recover(
     Ok(())
 }
 
-pub(super) fn journal(
-    store: &Store,
-    op: &str,
-    container: &str,
-    was_running: bool,
-    snapshot: &str,
-) -> Result<Journal> {
-    store.journal(JournalEntry {
-        pid: std::process::id(),
-        operation: op.into(),
-        container: container.into(),
-        was_running,
-        phase: "stopped".into(),
-        snapshot: snapshot.into(),
-        safety: None,
-        started_at: Utc::now(),
-    })
+/// What a create or restore is doing to one volume, kept per target (not per
+/// store) in ward's state directory, so that any later ward that resolves the
+/// target — from any store and any working directory — finds it. Written
+/// durably at every phase (temp file, fsync, rename, fsync of the directory).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TargetJournal {
+    pub pid: u32,
+    /// "create" or "restore".
+    pub operation: String,
+    pub container: Option<String>,
+    pub volume: String,
+    /// The image helper containers run.
+    pub image: String,
+    /// The superuser role of the container (for readiness checks).
+    pub user: String,
+    pub was_running: bool,
+    /// staging, staged, stopped, swapped-out, swapped-in, started, done —
+    /// what the last durable write said; the volume's own markers decide.
+    pub phase: String,
+    /// The swap directory's id (`.ward-swap-<id>` at the volume root).
+    pub swap_id: Option<String>,
+    /// The staged volume root's name inside `<swap>/stage`.
+    pub root: String,
+    pub pgdata_rel: String,
+    /// Where the snapshot being restored lives (to prove identity after a resume).
+    pub store: Option<std::path::PathBuf>,
+    pub snapshot: String,
+    pub keep_previous: bool,
+    pub started_at: chrono::DateTime<Utc>,
+}
+
+/// The live journal file of a target; removed only by [`JournalFile::finish`]
+/// once the job is over. Any other way out (an error ward could not undo, a
+/// panic, a kill) leaves it for the next ward, which finishes or undoes the job.
+#[derive(Debug)]
+pub(crate) struct JournalFile {
+    path: std::path::PathBuf,
+    pub entry: TargetJournal,
+}
+
+/// ward's per-user state directory: `$WARD_STATE_DIR`, else
+/// `$XDG_STATE_HOME/ward`, else `~/.local/state/ward`.
+pub(crate) fn state_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(d) = std::env::var_os("WARD_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("ward");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/ward"),
+        None => std::env::temp_dir().join(format!("ward-{}-state", nix::unistd::Uid::effective())),
+    }
+}
+
+/// Where the journal of `volume` lives.
+pub(crate) fn journal_path(volume: &str) -> std::path::PathBuf {
+    state_dir().join(format!(
+        "journal-volume-{:016x}.json",
+        crate::seed::rng::fnv1a(format!("volume:{volume}").as_bytes())
+    ))
+}
+
+/// Reads the journal a dead ward left for `volume` (call holding the target lock).
+pub(crate) fn read_journal(volume: &str) -> Option<(std::path::PathBuf, TargetJournal)> {
+    let path = journal_path(volume);
+    let text = std::fs::read_to_string(&path).ok()?;
+    match serde_json::from_str::<TargetJournal>(&text) {
+        Ok(j) if j.volume == volume => Some((path, j)),
+        _ => {
+            crate::output::note(&format!(
+                "warning: ignoring the unreadable journal {}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// Writes `value` so that a crash leaves either the old or the new file.
+pub(crate) fn write_durably<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path.parent().context("journal path has no directory")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create ward's state directory {}", dir.display()))?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write the journal {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write the journal {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl JournalFile {
+    /// Starts (or takes over) the journal of `entry.volume`.
+    pub(crate) fn begin(entry: TargetJournal) -> Result<JournalFile> {
+        let path = journal_path(&entry.volume);
+        write_durably(&path, &entry)?;
+        Ok(JournalFile { path, entry })
+    }
+
+    /// Takes over a dead ward's journal (recovery).
+    pub(crate) fn adopt(path: std::path::PathBuf, mut entry: TargetJournal) -> JournalFile {
+        entry.pid = std::process::id();
+        JournalFile { path, entry }
+    }
+
+    pub(crate) fn set(&mut self, phase: &str) -> Result<()> {
+        self.entry.phase = phase.to_string();
+        write_durably(&self.path, &self.entry)
+    }
+
+    /// The job is over: remove the journal (and fsync its directory).
+    pub(crate) fn finish(self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent()
+            && let Ok(f) = std::fs::File::open(dir)
+        {
+            let _ = f.sync_all();
+        }
+    }
+}
+
+/// A journal removed on every way out of the process that is not a kill
+/// (for a cold snapshot, whose [`RestartGuard`] restarts the container on
+/// those paths, so only a kill leaves something to repair).
+#[derive(Debug)]
+pub(crate) struct FinishOnDrop(pub Option<JournalFile>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(j) = self.0.take() {
+            j.finish();
+        }
+    }
 }

@@ -4,17 +4,23 @@
 //!
 //! - `create` takes cold snapshots (stop, prove a clean shutdown, stream
 //!   the volume out) and online ones (`pg_basebackup` in the running container).
-//! - `restore` replaces the volume's contents, with a safety snapshot to roll
-//!   back to, and leaves the container as it was found.
-//! - `journal` repairs what a killed ward left behind; its guard restarts a
+//! - `restore` stages the snapshot inside the volume while the container
+//!   runs, then swaps old and new contents by renames (`swap`), and leaves
+//!   the container as it was found.
+//! - `journal` records each phase per target, durably; `heal` lets the next
+//!   ward finish or undo what a killed one left; the guard restarts a
 //!   stopped container on every path out.
 //! - `container` runs psql and pg_isready and reads facts through
 //!   `docker exec`, for [`super::throwaway`] too.
 
 mod container;
 mod create;
+mod heal;
 mod journal;
+mod previous;
 mod restore;
+mod swap;
+mod upload;
 
 use std::sync::Arc;
 
@@ -27,9 +33,12 @@ use crate::seed::Progress;
 
 pub(super) use container::{image_facts, psql, wait_ready};
 pub use create::create;
+pub(crate) use heal::heal;
 pub use journal::RestartGuard;
+pub(crate) use journal::{state_dir, write_durably};
+pub use previous::restore_previous;
 pub use restore::restore;
-pub(super) use restore::{replace_contents, restore_paths};
+pub(super) use upload::{replace_contents, restore_paths};
 
 /// `verify --deep`: restore into a throwaway volume, start Postgres of the
 /// snapshot's image on it, run `pg_amcheck` and a sanity query.

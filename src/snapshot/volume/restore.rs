@@ -1,6 +1,9 @@
-//! Restoring a snapshot into a volume: probe the target image, take a safety
-//! snapshot, replace the volume's contents through a helper container, start
-//! Postgres on them — and put the safety snapshot back if any step fails.
+//! Restoring a snapshot into a volume by staging, then swapping (see
+//! [`super::swap`]): probe the target image, unpack the archive through the
+//! checked reader into a swap directory inside the volume while the
+//! container keeps running, then stop it, exchange old and new contents by
+//! renames, start it and prove it runs the snapshot's cluster — and swap the
+//! previous contents back if any step after the stop fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,15 +12,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::container::{exec_ok, image_facts, postgres_user, prove_identity, settle, wait_ready};
+use super::container::{image_facts, postgres_user, prove_identity, settle, wait_ready};
 use super::create::cold;
-use super::journal::{RestartGuard, journal, recover};
+use super::heal::heal;
+use super::journal::{JournalFile, RestartGuard, TargetJournal, recover};
+use super::swap::{MOUNT, Swap};
+use super::upload::stream_checked;
 use crate::docker::{self, Docker, Helper};
 use crate::seed::Progress;
-use crate::snapshot::archive::ChannelWriter;
-use crate::snapshot::checked;
 use crate::snapshot::manifest::{Layout, Manifest};
-use crate::snapshot::store::{Journal, Store};
+use crate::snapshot::store::Store;
 use crate::snapshot::{
     Confirm, CreateOptions, Method, RestoreOptions, Restored, fault, parse_major,
 };
@@ -29,6 +33,7 @@ pub async fn restore(
     m: &Manifest,
     t: &VolumeTarget,
     opts: &RestoreOptions,
+    keep_previous: bool,
     confirm: Confirm,
     progress: Arc<dyn Progress>,
 ) -> Result<Restored> {
@@ -41,6 +46,7 @@ pub async fn restore(
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
+    heal(&d, t).await?;
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     if m.pgdata_rel != t.pgdata_rel {
         return crate::error::usage(format!(
@@ -90,27 +96,9 @@ pub async fn restore(
     if !confirm(&question)? {
         return crate::error::usage("restore cancelled: nothing was changed");
     }
-
-    let was_running = match &t.container {
-        Some(c) => docker::is_running(&d, &c.name).await?,
-        None => false,
-    };
-    let mut journal = match &t.container {
-        Some(c) => Some(journal(store, "restore", &c.name, was_running, &m.name)?),
-        None => None,
-    };
-    let guard = t
-        .container
-        .as_ref()
-        .map(|c| RestartGuard::new(&c.name, was_running));
-    if let Some(c) = &t.container {
-        progress.stage(&format!("stopping {}", c.name), 0);
-        if was_running {
-            settle(&d, &c.name, &postgres_user(t)).await;
-        }
-        docker::stop_container(&d, &c.name, opts.stop_timeout).await?;
-    }
-    // Safety snapshot of what is there now.
+    // --safety: an extra copy of the current data into the store. The swap
+    // itself does not need it (the previous data stays on disk until the
+    // new data runs).
     let safety = if opts.safety && current_major.is_some() {
         let name = format!(
             "safety-{}-{}",
@@ -126,278 +114,289 @@ pub async fn restore(
             stop_timeout: opts.stop_timeout,
             labels,
         };
-        cold(&d, store, t, &name, &copts, progress.clone(), false)
+        cold(&d, store, t, &name, &copts, progress.clone(), true)
             .await
             .context("taking the safety snapshot (nothing was changed)")?;
         Some(name)
     } else {
-        if current_major.is_some() {
-            crate::output::note("--no-safety: no safety snapshot of the current data is taken");
-        }
         None
     };
 
-    if let Some(j) = journal.as_mut() {
-        j.set("replacing", safety.clone())?;
-    }
-    let outcome = replace_and_start(
-        &d,
-        store,
-        m,
-        t,
+    let was_running = match &t.container {
+        Some(c) => docker::is_running(&d, &c.name).await?,
+        None => false,
+    };
+    let (root, upload_rel) = match &m.layout {
+        Layout::Volume { root } => (root.clone(), String::new()),
+        Layout::Pgdata => ("vol".to_string(), join("vol", &t.pgdata_rel)),
+    };
+    let id = crate::snapshot::new_id();
+    let mut journal = JournalFile::begin(TargetJournal {
+        pid: std::process::id(),
+        operation: "restore".into(),
+        container: t.container.as_ref().map(|c| c.name.clone()),
+        volume: t.volume.name.clone(),
+        image: t.image.clone(),
+        user: postgres_user(t),
+        was_running,
+        phase: "staging".into(),
+        swap_id: Some(id.clone()),
+        root: root.clone(),
+        pgdata_rel: t.pgdata_rel.clone(),
+        store: Some(store.dir.clone()),
+        snapshot: m.name.clone(),
+        keep_previous,
+        started_at: Utc::now(),
+    })?;
+    let helper = Helper::start(&d, &t.image, &t.volume.name, MOUNT, false).await?;
+    let sw = Swap {
+        d: &d,
+        helper: &helper.name,
+        id,
+        root,
+        pgdata_rel: t.pgdata_rel.clone(),
         uid,
         gid,
-        progress.clone(),
-        journal.as_mut(),
+    };
+    let stage_started = Instant::now();
+    if let Err(e) = stage(&sw, store, m, &upload_rel, progress.clone()).await {
+        // Nothing but the staging directory was touched.
+        crate::error::uncancel();
+        let cleaned = sw.discard().await;
+        helper.remove(&d).await?;
+        cleaned?;
+        journal.finish();
+        if e.downcast_ref::<crate::error::UsageError>().is_some()
+            || e.downcast_ref::<crate::snapshot::Damaged>().is_some()
+        {
+            return Err(e);
+        }
+        return Err(e.context(format!(
+            "staging the restore failed; {target_desc} was not touched"
+        )));
+    }
+    let stage_seconds = stage_started.elapsed().as_secs_f64();
+    journal.set("staged")?;
+    let live = Live {
+        container: t.container.as_ref().map(|c| c.name.clone()),
+        user: postgres_user(t),
+        was_running,
+        stop_timeout: opts.stop_timeout,
+    };
+    let outcome = complete(&sw, &live, Some(m), &mut journal).await;
+    let swapped = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = helper.remove(&d).await;
+            // Rolled back: nothing left to repair. Otherwise the journal
+            // stays for the next ward.
+            if journal.entry.phase == "rolled-back" {
+                journal.finish();
+            }
+            return Err(e);
+        }
+    };
+    let kept = if keep_previous {
+        Some(super::previous::keep(&sw, &t.image, &t.volume.name).await?)
+    } else {
+        sw.discard().await?;
+        None
+    };
+    helper.remove(&d).await?;
+    journal.finish();
+    if let Some(v) = &kept {
+        crate::output::note(&format!(
+            "the previous contents are kept in volume {v} (outside PGDATA); put them back with \
+             `ward snapshot restore --previous` on this target"
+        ));
+    }
+    tracing::info!(
+        "restore phases: stage {stage_seconds:.2} s, swap {:.2} s, start {:.2} s, downtime {:.2} s",
+        swapped.swap_seconds,
+        swapped.start_seconds,
+        swapped.downtime_seconds
+    );
+    Ok(Restored {
+        name: m.name.clone(),
+        target: target_desc,
+        safety_snapshot: safety,
+        seconds: started.elapsed().as_secs_f64(),
+        running: swapped.running,
+        sanity: swapped.sanity,
+        stage_seconds: Some(stage_seconds),
+        swap_seconds: Some(swapped.swap_seconds),
+        start_seconds: Some(swapped.start_seconds),
+        downtime_seconds: Some(swapped.downtime_seconds),
+    })
+}
+
+/// Unpacks the archive through the checked reader into the swap directory
+/// (one decompression; every file hashed against the manifest as it
+/// streams), after checking the volume has room for it.
+async fn stage(
+    sw: &Swap<'_>,
+    store: &Store,
+    m: &Manifest,
+    upload_rel: &str,
+    progress: Arc<dyn Progress>,
+) -> Result<()> {
+    let need = m.total_bytes + m.total_bytes / 20 + 16 * 1024 * 1024;
+    let free = sw.free_bytes().await?;
+    if free < need {
+        return crate::error::usage(format!(
+            "not enough free space in volume to stage snapshot {:?}: about {} needed beside the \
+             current data, {} free — grow the volume or free space in it and try again (nothing \
+             was changed)",
+            m.name,
+            crate::snapshot::human_bytes(need),
+            crate::snapshot::human_bytes(free)
+        ));
+    }
+    let upload_to = join(&format!("{}/stage", sw.dir()), upload_rel);
+    sw.prepare(&upload_to).await?;
+    stream_checked(
+        sw.d,
+        sw.helper,
+        store,
+        m,
+        &upload_to,
+        progress,
+        &format!("staging {}", m.name),
     )
+    .await?;
+    fault("restore:mid-stage")?;
+    sw.seal().await
+}
+
+/// The container whose volume is swapped, and how ward found it.
+pub(super) struct Live {
+    pub container: Option<String>,
+    pub user: String,
+    pub was_running: bool,
+    pub stop_timeout: u32,
+}
+
+/// What the swap did.
+pub(super) struct Swapped {
+    pub running: bool,
+    pub sanity: Option<String>,
+    pub swap_seconds: f64,
+    pub start_seconds: f64,
+    pub downtime_seconds: f64,
+}
+
+/// From a finished staging to the new data running: stop, swap out, swap
+/// in, start, prove identity (with the manifest, when there is one); any
+/// failure swaps the previous data back and restarts. Resumable: each step
+/// skips what its marker says is done (the next ward after a kill runs this
+/// again). Leaves the container running if it was, stopped if not.
+pub(super) async fn complete(
+    sw: &Swap<'_>,
+    live: &Live,
+    m: Option<&Manifest>,
+    journal: &mut JournalFile,
+) -> Result<Swapped> {
+    let d = sw.d;
+    let stop_at = Instant::now();
+    let guard = live
+        .container
+        .as_ref()
+        .map(|c| RestartGuard::new(c, live.was_running));
+    let result: Result<(Option<String>, f64, f64)> = async {
+        if let Some(c) = &live.container {
+            journal.set("stopped")?;
+            if docker::is_running(d, c).await? {
+                settle(d, c, &live.user).await;
+            }
+            docker::stop_container(d, c, live.stop_timeout).await?;
+        }
+        fault("restore:after-stop")?;
+        let swap_at = Instant::now();
+        sw.swap_out().await?;
+        journal.set("swapped-out")?;
+        fault("restore:after-swap-out")?;
+        sw.swap_in().await?;
+        journal.set("swapped-in")?;
+        let swap_seconds = swap_at.elapsed().as_secs_f64();
+        let start_at = Instant::now();
+        let Some(c) = &live.container else {
+            return Ok((None, swap_seconds, 0.0));
+        };
+        docker::start_container(d, c).await?;
+        journal.set("started")?;
+        fault("restore:after-start")?;
+        let answered = wait_ready(d, c, &live.user).await?;
+        let sanity = match m {
+            Some(m) => prove_identity(d, c, &live.user, m, &answered).await?,
+            None => format!("{answered} (no snapshot manifest to prove its identity against)"),
+        };
+        Ok((Some(sanity), swap_seconds, start_at.elapsed().as_secs_f64()))
+    }
     .await;
-    match outcome {
-        Ok(sanity) => {
-            let running = finish_running_state(&d, t, was_running, guard).await?;
-            Ok(Restored {
-                name: m.name.clone(),
-                target: target_desc,
-                safety_snapshot: safety,
-                seconds: started.elapsed().as_secs_f64(),
+    match result {
+        Ok((sanity, swap_seconds, start_seconds)) => {
+            let downtime_seconds = stop_at.elapsed().as_secs_f64();
+            journal.set("done")?;
+            let running = leave_as_found(d, live, guard).await?;
+            Ok(Swapped {
                 running,
                 sanity,
+                swap_seconds,
+                start_seconds,
+                downtime_seconds,
             })
         }
         Err(e) => {
             let cancelled = crate::error::cancelled();
-            let Some(safety_name) = &safety else {
-                drop(guard);
-                return Err(e.context(
-                    "restore failed and there is no safety snapshot to put back (--no-safety or empty \
-                     volume) — the volume may hold partial data",
-                ));
-            };
-            tracing::info!("restore failed ({e:#}); putting safety snapshot {safety_name} back");
-            // Un-cancel so the rollback itself can run to the end.
-            if let Some(j) = journal.as_mut() {
-                j.set("replacing", None)?;
-            }
-            let sm = store.load(safety_name)?;
-            let back = rollback(&d, store, &sm, t, uid, gid, progress.clone()).await;
-            let _ = finish_running_state(&d, t, was_running, guard).await;
-            match &back {
-                Ok(()) => {
-                    if let Some(j) = journal.as_mut() {
-                        j.set("stopped", None)?;
-                    }
+            crate::error::uncancel();
+            tracing::info!("restore failed ({e:#}); swapping the previous data back");
+            let back = async {
+                if let Some(c) = &live.container {
+                    docker::stop_container(d, c, 120).await?;
                 }
-                // Keep the journal: the next ward refuses to snapshot the
-                // half-replaced volume and says how to put the data back.
-                Err(_) => std::mem::forget(journal.take()),
+                sw.swap_back().await?;
+                journal.set("rolled-back")?;
+                leave_as_found(d, live, guard).await
             }
+            .await;
             match back {
-                Ok(()) if cancelled => Err(crate::error::Interrupted.into()),
-                Ok(()) => Err(e.context(format!(
-                    "restore failed; the previous data was put back from safety snapshot {safety_name}"
-                ))),
+                Ok(_) if cancelled => Err(crate::error::Interrupted.into()),
+                Ok(_) => Err(e.context("restore failed; the previous data is back in place")),
                 Err(e2) => Err(e.context(format!(
-                    "restore failed AND putting safety snapshot {safety_name} back failed ({e2:#}) — \
-                     restore it by hand: ward snapshot restore {safety_name}"
+                    "restore failed AND swapping the previous data back failed ({e2:#}) — the \
+                     journal is kept: the next ward run on this target (or `ward snapshot \
+                     recover`) finishes putting it back"
                 ))),
             }
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn replace_and_start(
-    d: &Docker,
-    store: &Store,
-    m: &Manifest,
-    t: &VolumeTarget,
-    uid: u32,
-    gid: u32,
-    progress: Arc<dyn Progress>,
-    journal: Option<&mut Journal>,
-) -> Result<Option<String>> {
-    let (mount, _, _) = restore_paths(m, &t.pgdata_rel);
-    let helper = Helper::start(d, &t.image, &t.volume.name, &mount, false).await?;
-    let stage = format!("restoring {}", m.name);
-    let r = replace_contents(
-        d,
-        &helper.name,
-        store,
-        m,
-        &t.pgdata_rel,
-        uid,
-        gid,
-        progress,
-        &stage,
-    )
-    .await;
-    helper.remove(d).await?;
-    r?;
-    // The new data is completely in place: from here a killed ward leaves a
-    // whole (restored) volume, not a half-replaced one.
-    if let Some(j) = journal {
-        j.set("restored", None)?;
-    }
-    if let Some(c) = &t.container {
-        docker::start_container(d, &c.name).await?;
-        fault("restore:after-start")?;
-        let user = postgres_user(t);
-        let answered = wait_ready(d, &c.name, &user).await?;
-        let sanity = prove_identity(d, &c.name, &user, m, &answered).await?;
-        return Ok(Some(sanity));
-    }
-    Ok(None)
-}
-
-/// Puts the safety snapshot back (cancellation is ignored: this must finish).
-async fn rollback(
-    d: &Docker,
-    store: &Store,
-    sm: &Manifest,
-    t: &VolumeTarget,
-    uid: u32,
-    gid: u32,
-    progress: Arc<dyn Progress>,
-) -> Result<()> {
-    crate::error::uncancel();
-    if let Some(c) = &t.container {
-        if docker::is_running(d, &c.name).await? {
-            settle(d, &c.name, &postgres_user(t)).await;
-        }
-        docker::stop_container(d, &c.name, 120).await?;
-    }
-    let (mount, _, _) = restore_paths(sm, &t.pgdata_rel);
-    let helper = Helper::start(d, &t.image, &t.volume.name, &mount, false).await?;
-    let r = replace_contents(
-        d,
-        &helper.name,
-        store,
-        sm,
-        &t.pgdata_rel,
-        uid,
-        gid,
-        progress,
-        &format!("restoring {}", sm.name),
-    )
-    .await;
-    helper.remove(d).await?;
-    r
 }
 
 /// Leaves the container as it was found: running if it was (waiting until
 /// ready), stopped if it was stopped.
-async fn finish_running_state(
-    d: &Docker,
-    t: &VolumeTarget,
-    was_running: bool,
-    guard: Option<RestartGuard>,
-) -> Result<bool> {
-    let Some(c) = &t.container else {
+async fn leave_as_found(d: &Docker, live: &Live, guard: Option<RestartGuard>) -> Result<bool> {
+    let Some(c) = &live.container else {
         return Ok(false);
     };
-    if was_running {
-        if let Some(g) = guard {
-            g.restart(d).await?;
+    if let Some(g) = guard {
+        g.disarm();
+    }
+    if live.was_running {
+        if !docker::is_running(d, c).await? {
+            docker::start_container(d, c).await?;
         }
-        docker::start_container(d, &c.name).await?;
-        wait_ready(d, &c.name, &postgres_user(t)).await?;
+        wait_ready(d, c, &live.user).await?;
         Ok(true)
     } else {
-        drop(guard);
-        docker::stop_container(d, &c.name, 120).await?;
+        docker::stop_container(d, c, 120).await?;
         Ok(false)
     }
 }
 
-/// Where the helper mounts the volume for a restore, where the archive is
-/// uploaded, and where PGDATA ends up (all inside the helper).
-pub(in crate::snapshot) fn restore_paths(
-    m: &Manifest,
-    pgdata_rel: &str,
-) -> (String, String, String) {
-    let join = |a: &str, b: &str| {
-        if b.is_empty() {
-            a.to_string()
-        } else {
-            format!("{a}/{b}")
-        }
-    };
-    match &m.layout {
-        Layout::Volume { root } => {
-            let mount = format!("/ward-restore/{root}");
-            let pgdata = join(&mount, pgdata_rel);
-            (mount, "/ward-restore".into(), pgdata)
-        }
-        Layout::Pgdata => {
-            let mount = "/ward-restore/vol".to_string();
-            let pgdata = join(&mount, pgdata_rel);
-            (mount, pgdata.clone(), pgdata)
-        }
+fn join(a: &str, b: &str) -> String {
+    if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}/{b}")
     }
-}
-
-/// Replaces the volume's contents with the archive `archive_of` (already
-/// verified), then fixes ownership and mode. The helper mounts the volume.
-#[allow(clippy::too_many_arguments)]
-pub(in crate::snapshot) async fn replace_contents(
-    d: &Docker,
-    helper: &str,
-    store: &Store,
-    m: &Manifest,
-    pgdata_rel: &str,
-    uid: u32,
-    gid: u32,
-    progress: Arc<dyn Progress>,
-    stage: &str,
-) -> Result<()> {
-    let (mount, upload_to, pgdata) = restore_paths(m, pgdata_rel);
-    exec_ok(d, helper, &["find", &mount, "-mindepth", "1", "-delete"]).await?;
-    fault("restore:after-clear")?;
-    exec_ok(d, helper, &["mkdir", "-p", &upload_to]).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
-    let path = store.archive_path(&m.name);
-    let m2 = m.clone();
-    progress.stage(stage, m.tar_bytes);
-    let p2 = progress.clone();
-    let checker = tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter::new(tx);
-        let r = {
-            let builder = tar::Builder::new(&mut w as &mut dyn std::io::Write);
-            checked::check(&path, &m2, checked::Destination::Tar(builder), p2.as_ref())
-        };
-        let r = match r {
-            Ok(c) if c.problems.is_empty() => {
-                use std::io::Write;
-                w.flush().map(|_| ()).map_err(anyhow::Error::from)
-            }
-            Ok(c) => {
-                let msg = c.problems.join("; ");
-                w.fail(&msg);
-                Err(anyhow::anyhow!(
-                    "the archive changed since it was verified: {msg}"
-                ))
-            }
-            Err(e) => {
-                w.fail(&e.to_string());
-                Err(e)
-            }
-        };
-        drop(w);
-        r
-    });
-    let body = tokio_stream_from(rx);
-    let uploaded = docker::upload(d, helper, &upload_to, body).await;
-    let checked = checker.await.context("the archive reader failed")?;
-    progress.finish();
-    checked?;
-    uploaded?;
-    let owner = format!("{uid}:{gid}");
-    exec_ok(d, helper, &["chown", "-R", &owner, &mount]).await?;
-    exec_ok(d, helper, &["chmod", "0700", &pgdata]).await?;
-    Ok(())
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -1,0 +1,122 @@
+//! Finishing what a killed ward left on a volume, with no person needed: the
+//! next ward that resolves the target (or `ward snapshot recover`) reads the
+//! target's journal, looks at the swap directory's markers in the volume and
+//! completes a swap whose staging had finished, or rolls back one whose
+//! staging had not (or whose rollback had begun), then leaves the container
+//! running if the dead ward had found it running.
+
+use anyhow::Result;
+
+use super::container::{image_facts, settle};
+use super::journal::{JournalFile, TargetJournal, read_journal};
+use super::restore::{Live, complete};
+use super::swap::{MOUNT, Swap};
+use crate::docker::{self, Docker, Helper};
+use crate::snapshot::store::Store;
+use crate::target::VolumeTarget;
+
+/// Repairs the target volume if a dead ward left a journal for it (call
+/// holding the target lock). Returns what was done, if anything.
+pub(crate) async fn heal(d: &Docker, t: &VolumeTarget) -> Result<Option<String>> {
+    let Some((path, j)) = read_journal(&t.volume.name) else {
+        return Ok(None);
+    };
+    let done = heal_journal(d, JournalFile::adopt(path, j.clone())).await?;
+    crate::output::note(&format!(
+        "note: an interrupted ward (pid {}, {} of {:?}, last phase {:?}) had left {} unfinished: {done}",
+        j.pid,
+        j.operation,
+        j.snapshot,
+        j.phase,
+        match &j.container {
+            Some(c) => format!("container {c}"),
+            None => format!("volume {}", j.volume),
+        }
+    ));
+    Ok(Some(done))
+}
+
+async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
+    let j: TargetJournal = jf.entry.clone();
+    let container = match &j.container {
+        Some(c) if docker::inspect_container(d, c).await?.is_some() => Some(c.clone()),
+        _ => None,
+    };
+    let mut done = String::from("nothing was half-done");
+    if let (true, Some(id)) = (j.operation == "restore", &j.swap_id) {
+        let helper = Helper::start(d, &j.image, &j.volume, MOUNT, false).await?;
+        let r = async {
+            let (_, uid, gid) = image_facts(d, &helper.name).await?;
+            let sw = Swap {
+                d,
+                helper: &helper.name,
+                id: id.clone(),
+                root: j.root.clone(),
+                pgdata_rel: j.pgdata_rel.clone(),
+                uid,
+                gid,
+            };
+            let live = Live {
+                container: container.clone(),
+                user: j.user.clone(),
+                was_running: j.was_running,
+                stop_timeout: 120,
+            };
+            let markers = sw.markers().await?;
+            let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
+            let what = if markers.is_none() {
+                // Perhaps killed while deleting a finished swap directory.
+                sw.discard().await?;
+                "the swap had finished or never started; removed what was left of it".to_string()
+            } else if has("back") {
+                if let Some(c) = &container {
+                    docker::stop_container(d, c, 120).await?;
+                }
+                sw.swap_back().await?;
+                "finished swapping the previous data back".to_string()
+            } else if !has("staged") {
+                sw.discard().await?;
+                "staging had not finished: removed the staged copy, the previous data is untouched"
+                    .to_string()
+            } else {
+                let m = j
+                    .store
+                    .as_deref()
+                    .and_then(|s| Store::open(s).ok())
+                    .and_then(|s| s.load(&j.snapshot).ok());
+                match complete(&sw, &live, m.as_ref(), &mut jf).await {
+                    Ok(_) => {
+                        if j.keep_previous {
+                            super::previous::keep(&sw, &j.image, &j.volume).await?;
+                        } else {
+                            sw.discard().await?;
+                        }
+                        format!(
+                            "staging had finished: completed the restore of {:?}",
+                            j.snapshot
+                        )
+                    }
+                    Err(e) if crate::error::cancelled() => return Err(e),
+                    Err(e) if format!("{e:#}").contains("previous data is back") => {
+                        format!("completing the restore failed ({e:#})")
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            anyhow::Ok(what)
+        }
+        .await;
+        helper.remove(d).await?;
+        done = r?;
+    }
+    if let Some(c) = &container
+        && j.was_running
+        && !docker::is_running(d, c).await?
+    {
+        docker::start_container(d, c).await?;
+        settle(d, c, &j.user).await;
+        done.push_str(&format!("; restarted container {c}, which it had stopped"));
+    }
+    jf.finish();
+    Ok(done)
+}

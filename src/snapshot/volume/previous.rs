@@ -1,0 +1,166 @@
+//! `--keep-previous` and `restore --previous`: after a successful swap the
+//! previous contents can be kept in a volume of their own,
+//! `<volume>-ward-previous` — outside PGDATA and outside the target volume,
+//! so no later base backup or cold snapshot ever includes them — and put
+//! back later by the same stage-then-swap (the contents they replace are
+//! kept in their place, so `--previous` twice is a no-op).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::Utc;
+
+use super::container::{image_facts, postgres_user};
+use super::heal::heal;
+use super::journal::{JournalFile, TargetJournal};
+use super::restore::{Live, complete};
+use super::swap::{MOUNT, PREVIOUS_MOUNT, Swap, previous_volume};
+use crate::docker::{self, Helper};
+use crate::seed::Progress;
+use crate::snapshot::{Confirm, RestoreOptions, Restored};
+use crate::target::VolumeTarget;
+
+/// Copies the swap's previous contents into the previous-contents volume
+/// (created if missing) and deletes the swap directory. Returns the
+/// volume's name.
+pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<String> {
+    let d = sw.d;
+    let prev = previous_volume(volume);
+    if docker::inspect_volume(d, &prev).await?.is_none() {
+        let mut labels = HashMap::new();
+        labels.insert("ward.previous-of".to_string(), volume.to_string());
+        docker::create_volume(d, &prev, labels).await?;
+    }
+    let helper = Helper::start_two(d, image, volume, MOUNT, &prev, PREVIOUS_MOUNT).await?;
+    let two = Swap {
+        helper: &helper.name,
+        ..sw.clone()
+    };
+    let r = async {
+        two.keep_previous().await?;
+        two.discard().await
+    }
+    .await;
+    helper.remove(d).await?;
+    r?;
+    Ok(prev)
+}
+
+/// Puts the contents kept by `--keep-previous` back: staged from the
+/// previous-contents volume, then swapped in like any restore.
+pub async fn restore_previous(
+    t: &VolumeTarget,
+    opts: &RestoreOptions,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let started = Instant::now();
+    let d = docker::connect().await?;
+    heal(&d, t).await?;
+    let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
+    let prev = previous_volume(&t.volume.name);
+    if docker::inspect_volume(&d, &prev).await?.is_none() {
+        return crate::error::usage(format!(
+            "no previous contents are kept for {target_desc} (volume {prev} does not exist) — \
+             `--previous` puts back what a restore with --keep-previous kept"
+        ));
+    }
+    if !confirm(&format!(
+        "Replace the data of {target_desc} with the previous contents kept in volume {prev}?"
+    ))? {
+        return crate::error::usage("restore cancelled: nothing was changed");
+    }
+    let was_running = match &t.container {
+        Some(c) => docker::is_running(&d, &c.name).await?,
+        None => false,
+    };
+    let id = crate::snapshot::new_id();
+    let mut journal = JournalFile::begin(TargetJournal {
+        pid: std::process::id(),
+        operation: "restore".into(),
+        container: t.container.as_ref().map(|c| c.name.clone()),
+        volume: t.volume.name.clone(),
+        image: t.image.clone(),
+        user: postgres_user(t),
+        was_running,
+        phase: "staging".into(),
+        swap_id: Some(id.clone()),
+        root: "prev".into(),
+        pgdata_rel: t.pgdata_rel.clone(),
+        store: None,
+        snapshot: format!("(previous contents in {prev})"),
+        keep_previous: true,
+        started_at: Utc::now(),
+    })?;
+    let helper =
+        Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
+    let (_, uid, gid) = image_facts(&d, &helper.name).await?;
+    let sw = Swap {
+        d: &d,
+        helper: &helper.name,
+        id,
+        root: "prev".into(),
+        pgdata_rel: t.pgdata_rel.clone(),
+        uid,
+        gid,
+    };
+    progress.stage(&format!("staging the previous contents from {prev}"), 0);
+    let stage_at = Instant::now();
+    let staged = async {
+        sw.stage_previous().await?;
+        sw.seal().await
+    }
+    .await;
+    progress.finish();
+    if let Err(e) = staged {
+        crate::error::uncancel();
+        let cleaned = sw.discard().await;
+        helper.remove(&d).await?;
+        cleaned?;
+        journal.finish();
+        return Err(e.context(format!(
+            "staging the previous contents failed; {target_desc} was not touched"
+        )));
+    }
+    let stage_seconds = stage_at.elapsed().as_secs_f64();
+    journal.set("staged")?;
+    let live = Live {
+        container: t.container.as_ref().map(|c| c.name.clone()),
+        user: postgres_user(t),
+        was_running,
+        stop_timeout: opts.stop_timeout,
+    };
+    let swapped = match complete(&sw, &live, None, &mut journal).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = helper.remove(&d).await;
+            if journal.entry.phase == "rolled-back" {
+                journal.finish();
+            }
+            return Err(e);
+        }
+    };
+    // What was just replaced becomes the kept previous contents.
+    let r = async {
+        sw.keep_previous().await?;
+        sw.discard().await
+    }
+    .await;
+    helper.remove(&d).await?;
+    r?;
+    journal.finish();
+    Ok(Restored {
+        name: format!("(previous contents from volume {prev})"),
+        target: target_desc,
+        safety_snapshot: None,
+        seconds: started.elapsed().as_secs_f64(),
+        running: swapped.running,
+        sanity: swapped.sanity,
+        stage_seconds: Some(stage_seconds),
+        swap_seconds: Some(swapped.swap_seconds),
+        start_seconds: Some(swapped.start_seconds),
+        downtime_seconds: Some(swapped.downtime_seconds),
+    })
+}
