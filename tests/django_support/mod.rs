@@ -95,6 +95,8 @@ for m in apps.get_models():
             obj.full_clean()
         except ValidationError as e:
             errors.append(f"{{m._meta.label}} {{obj.pk}}: {{e.message_dict}}")
+        except Exception as e:
+            errors.append(f"{{m._meta.label}} {{obj.pk}}: {{type(e).__name__}}: {{e}}")
     checked.append([m._meta.label, n])
 print(json.dumps({{"checked": checked, "errors": errors}}))
 "#
