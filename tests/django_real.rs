@@ -204,6 +204,14 @@ fn a_window_of_wagtails_history_is_checked_migration_by_migration() {
         .collect();
     let want: Vec<String> = WINDOW.iter().map(|m| format!("wagtailcore.{m}")).collect();
     assert_eq!(runs, want);
+    // An installed package's migration is named by its absolute path.
+    for run in j["runs"].as_array().unwrap() {
+        let file = run["file"].as_str().unwrap();
+        assert!(
+            file.starts_with('/') && file.contains("site-packages/wagtail/migrations/00"),
+            "{file}"
+        );
+    }
     // Every finding, each real:
     // - 0090 and 0091 drop columns that hold the seeded rows' values
     //   (RemoveField permission_type, submitted_for_moderation): data lost.
