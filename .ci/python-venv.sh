@@ -2,7 +2,8 @@
 # The Django tests (tests/django_*.rs) run a real Django project against real
 # Postgres. This script creates, idempotently, the Python they use: a venv at a
 # fixed, git-ignored path in the repository (.venv-test/), with pinned Django 5
-# and psycopg. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
+# and psycopg, plus two real projects from PyPI with long migration histories
+# (wagtail, django-allauth) that tests/fixtures/django_real installs. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
 # fail, naming this script, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +11,18 @@ cd "$(dirname "$0")/.."
 VENV=.venv-test
 DJANGO=5.1.4
 PSYCOPG=3.2.3
+WAGTAIL=6.3.1
+ALLAUTH=65.3.0
 
 python=${PYTHON:-python3}
 if [ ! -x "$VENV/bin/python" ]; then
   "$python" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import django, psycopg, sys; sys.exit(0 if django.__version__ == '$DJANGO' and psycopg.__version__ == '$PSYCOPG' else 1)" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "
+import sys, django, psycopg, wagtail, allauth
+ok = (django.__version__, psycopg.__version__, wagtail.__version__, allauth.__version__) == ('$DJANGO', '$PSYCOPG', '$WAGTAIL', '$ALLAUTH')
+sys.exit(0 if ok else 1)" 2>/dev/null; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "Django==$DJANGO" "psycopg[binary]==$PSYCOPG"
+    "Django==$DJANGO" "psycopg[binary]==$PSYCOPG" "wagtail==$WAGTAIL" "django-allauth==$ALLAUTH"
 fi
-"$VENV/bin/python" -c "import django, psycopg; print('Django', django.__version__, '/ psycopg', psycopg.__version__)"
+"$VENV/bin/python" -c "import django, psycopg, wagtail, allauth; print('Django', django.__version__, '/ psycopg', psycopg.__version__, '/ wagtail', wagtail.__version__, '/ django-allauth', allauth.__version__)"

@@ -40,6 +40,9 @@ pub struct Finished {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// stdout as printed, for ward's own scripts' JSON only (never shown):
+    /// redaction would break a document whose keys merely contain "token".
+    document: String,
 }
 
 impl Finished {
@@ -118,11 +121,13 @@ impl Project {
                 .into());
             }
         };
+        let document = String::from_utf8_lossy(&out.stdout).into_owned();
         Ok(Finished {
             shown,
             success: out.status.success(),
             code: out.status.code(),
-            stdout: crate::redact::text(&String::from_utf8_lossy(&out.stdout)),
+            stdout: crate::redact::text(&document),
+            document,
             stderr: crate::redact::text(&String::from_utf8_lossy(&out.stderr)),
         })
     }
@@ -159,7 +164,7 @@ impl Project {
     ) -> Result<T> {
         let out = self.manage(&["shell", "-c", script], database_url).await?;
         // The document is the last line that parses: settings may print before it.
-        out.stdout
+        out.document
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<T>(l.trim()).ok())

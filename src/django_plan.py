@@ -12,11 +12,20 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations.special import RunPython
 
 base = os.getcwd()
+
+
+def shown(path):
+    """Relative to the project when inside it; else absolute (an installed
+    package's migrations: site-packages/..., not ../../…)."""
+    rel = os.path.relpath(path, base)
+    return os.path.abspath(path) if rel.startswith("..") else rel
+
+
 out = {}
 for (app, name), migration in MigrationLoader(None, ignore_no_migrations=True).disk_migrations.items():
     path = getattr(sys.modules.get(type(migration).__module__), "__file__", None) or ""
     out[f"{app}.{name}"] = {
-        "file": os.path.relpath(path, base) if path else f"{app}/migrations/{name}.py",
+        "file": shown(path) if path else f"{app}/migrations/{name}.py",
         "atomic": bool(migration.atomic),
         "operations": [
             {"class": type(op).__name__, "describe": op.describe(), "python": isinstance(op, RunPython)}

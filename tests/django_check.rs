@@ -198,3 +198,28 @@ fn the_intended_drop_is_accepted_through_ward_accept_toml_beside_manage_py() {
     );
     assert_ne!(j["verdict"], "FAIL");
 }
+
+#[test]
+fn a_migration_named_like_a_secret_does_not_break_the_plan() {
+    // Found on django-allauth: "socialaccount.0002_token_max_lengths": { … }
+    // looked like `token: value` to the secret redaction, which cut the plan's
+    // JSON before ward read it ("printed nothing ward can read").
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    std::fs::write(
+        proj.path().join("records/migrations/0009_token_max_lengths.py"),
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"records\", \"0008_encounter_kind_index\")]\n    operations = []\n",
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), PENDING.len() + 1, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .any(|r| r["file"] == "records/migrations/0009_token_max_lengths.py"),
+        "{runs:#?}"
+    );
+}

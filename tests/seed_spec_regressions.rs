@@ -585,3 +585,59 @@ fn phones_are_country_neutral_fictional_numbers_unless_the_schema_says_uk() {
         0
     );
 }
+
+#[test]
+fn a_join_table_fanned_out_beside_a_kept_parent_gets_no_more_children_than_it_holds() {
+    // Found on wagtail/allauth: auth_user_groups fanned out from auth_user
+    // (max 3) with unique (user_id, group_id), auth_group kept with 2 rows:
+    // "needs 3 different rows of public.auth_group" until the spec was edited.
+    let c = cluster();
+    let (url, text) = seeds_unedited(
+        &c,
+        "kept_pair",
+        "CREATE TABLE grp (id int PRIMARY KEY); INSERT INTO grp VALUES (1), (2);
+         CREATE TABLE usr (id int PRIMARY KEY);
+         CREATE TABLE usr_grp (id serial PRIMARY KEY, usr_id int NOT NULL REFERENCES usr,
+                               grp_id int NOT NULL REFERENCES grp, UNIQUE (usr_id, grp_id));",
+    );
+    assert!(
+        text.contains("rows = { per = \"public.usr\", min = 0, max = 2 }"),
+        "{text}"
+    );
+    assert!(int(&url, "SELECT count(*) FROM usr_grp") > 0);
+}
+
+#[test]
+fn a_table_one_to_one_with_a_kept_parent_gets_no_more_rows_than_it_holds() {
+    // Found on wagtail: wagtailcore_workflowcontenttype (primary key =
+    // content_type_id) guessed 100 rows while django_content_type held 49.
+    let c = cluster();
+    let (url, text) = seeds_unedited(
+        &c,
+        "kept_one",
+        "CREATE TABLE kind (id int PRIMARY KEY); INSERT INTO kind SELECT generate_series(1, 7);
+         CREATE TABLE flow (id int PRIMARY KEY); INSERT INTO flow VALUES (1);
+         CREATE TABLE flow_kind (kind_id int PRIMARY KEY REFERENCES kind, flow_id int NOT NULL REFERENCES flow);",
+    );
+    assert!(
+        text.contains("rows = 7  # one row per row of public.kind"),
+        "{text}"
+    );
+    assert_eq!(int(&url, "SELECT count(*) FROM flow_kind"), 7);
+}
+
+#[test]
+fn a_not_null_search_vector_is_not_empty() {
+    // Found on wagtail: wagtailsearch_indexentry's tsvector columns were '' —
+    // Django's SearchVectorField (blank=False) rejects an empty vector.
+    let c = cluster();
+    let (url, _) = seeds_unedited(
+        &c,
+        "tsv",
+        "CREATE TABLE doc (id int PRIMARY KEY, body tsvector NOT NULL);",
+    );
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM doc WHERE body = ''::tsvector"),
+        0
+    );
+}

@@ -43,9 +43,16 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A private copy of the fixture project (manage.py at its root).
 pub fn project() -> tempfile::TempDir {
+    fixture_project("django_app")
+}
+
+/// A private copy of the fixture project `tests/fixtures/NAME`.
+pub fn fixture_project(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django_app"),
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
         dir.path(),
     );
     dir
@@ -82,12 +89,14 @@ from django.core.exceptions import ValidationError
 checked, errors = [], []
 for m in apps.get_models():
     n = 0
-    for obj in m.objects.order_by("pk")[:{per_model}]:
+    for obj in m._default_manager.order_by("pk")[:{per_model}]:
         n += 1
         try:
             obj.full_clean()
         except ValidationError as e:
             errors.append(f"{{m._meta.label}} {{obj.pk}}: {{e.message_dict}}")
+        except Exception as e:
+            errors.append(f"{{m._meta.label}} {{obj.pk}}: {{type(e).__name__}}: {{e}}")
     checked.append([m._meta.label, n])
 print(json.dumps({{"checked": checked, "errors": errors}}))
 "#

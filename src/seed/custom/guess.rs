@@ -67,12 +67,13 @@ fn reaches(schema: &Schema, from: usize, to: usize, skip: &[bool]) -> bool {
 pub type ColumnHint<'a> = &'a dyn Fn(&Table, &Column, (String, String)) -> (String, String);
 
 /// The spec text, and the tables it skips. `kept[t]` says why table `t`
-/// is left as it is (see [`super::kept::kept_tables`]).
+/// is left as it is (see [`super::kept::kept_tables`]), `kept_rows[t]` how
+/// many rows it holds.
 pub fn spec_text(
     schema: &Schema,
     database: &str,
     seed: u64,
-    kept: &[Option<String>],
+    (kept, kept_rows): (&[Option<String>], &[u64]),
     hint: Option<ColumnHint>,
 ) -> (String, Vec<String>) {
     let skip: Vec<bool> = schema
@@ -113,7 +114,7 @@ pub fn spec_text(
             let _ = writeln!(out, "skip = true  # {why}\n");
             continue;
         }
-        let fan = fan_out(schema, ti, &skip);
+        let fan = fan_out(schema, ti, &skip, kept_rows);
         match &fan {
             _ if t.singleton => {
                 let _ = writeln!(
@@ -132,9 +133,18 @@ pub fn spec_text(
                     quote(&schema.tables[*parent].qualified())
                 );
             }
-            None => {
-                let _ = writeln!(out, "rows = {ROOT_ROWS}");
-            }
+            None => match one_to_one_kept(t, kept_rows) {
+                Some((parent, n)) if n < ROOT_ROWS => {
+                    let _ = writeln!(
+                        out,
+                        "rows = {n}  # one row per row of {}, which is kept as it is",
+                        schema.tables[parent].qualified()
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "rows = {ROOT_ROWS}");
+                }
+            },
         }
         for c in &t.unparsed_checks {
             let _ = writeln!(
@@ -170,7 +180,27 @@ pub fn spec_text(
 /// that does not lead back here), the column naming that key when the table
 /// has several keys to the parent (the spec's `via`, which `--spec` requires
 /// then), and the most children per parent.
-fn fan_out(schema: &Schema, ti: usize, skip: &[bool]) -> Option<(usize, Option<String>, u64)> {
+/// The kept parent with the fewest rows that a NOT NULL one-to-one key of
+/// `t` refers to, and its row count: `t` cannot have more rows than that.
+fn one_to_one_kept(t: &Table, kept_rows: &[u64]) -> Option<(usize, u64)> {
+    t.foreign_keys
+        .iter()
+        .filter(|f| kept_rows.get(f.ref_table).is_some_and(|n| *n > 0))
+        .filter(|f| f.columns.iter().all(|c| t.columns[*c].not_null))
+        .filter(|f| {
+            t.unique_sets()
+                .any(|u| u.iter().all(|c| f.columns.contains(c)))
+        })
+        .map(|f| (f.ref_table, kept_rows[f.ref_table]))
+        .min_by_key(|(_, n)| *n)
+}
+
+fn fan_out(
+    schema: &Schema,
+    ti: usize,
+    skip: &[bool],
+    kept_rows: &[u64],
+) -> Option<(usize, Option<String>, u64)> {
     let t = &schema.tables[ti];
     // A one-to-one key allows one child per parent.
     let one_to_one = |f: &super::schema::ForeignKey| {
@@ -213,7 +243,25 @@ fn fan_out(schema: &Schema, ti: usize, skip: &[bool]) -> Option<(usize, Option<S
             .unwrap_or(&f.columns[0]);
         t.columns[*own].name.clone()
     });
-    Some((f.ref_table, via, if one_to_one { 1 } else { 3 }))
+    // A key unique together with the fan-out one (a many-to-many join
+    // table's pair) needs a different row of its parent for each child: a
+    // kept parent's rows cap the fan-out.
+    let cap = t
+        .foreign_keys
+        .iter()
+        .filter(|g| !std::ptr::eq(*g, f) && kept_rows.get(g.ref_table).is_some_and(|n| *n > 0))
+        .filter(|g| {
+            t.unique_sets().any(|u| {
+                u.iter()
+                    .all(|c| f.columns.contains(c) || g.columns.contains(c))
+                    && u.iter().any(|c| g.columns.contains(c))
+                    && f.columns.iter().all(|c| u.contains(c))
+            })
+        })
+        .map(|g| kept_rows[g.ref_table])
+        .min()
+        .unwrap_or(u64::MAX);
+    Some((f.ref_table, via, if one_to_one { 1 } else { cap.min(3) }))
 }
 
 fn guess_column(schema: &Schema, t: &Table, ci: usize, col: &Column) -> (String, String) {
@@ -297,7 +345,10 @@ fn other_type_literal(type_name: &str) -> Option<String> {
         "ltree" => "top",
         "inet" | "cidr" => "192.0.2.1",
         "macaddr" => "02:00:00:00:00:01",
-        "tsvector" | "tsquery" => "",
+        // Not empty: an empty search vector counts as blank to frameworks
+        // that require the field (Django's SearchVectorField).
+        "tsvector" => "ward:1",
+        "tsquery" => "ward",
         "point" => "(0,0)",
         "int4range" | "int8range" | "numrange" => "[0,1)",
         "tstzrange" | "tsrange" => "[2020-01-01,2020-01-02)",

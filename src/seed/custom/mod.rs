@@ -67,9 +67,11 @@ pub async fn init_spec(
         .await?
         .get(0);
     let kept = kept::kept_tables(client, &schema).await?;
+    let kept_rows = kept::kept_rows(client, &schema, &kept).await?;
     let hint = django.map(|m| move |t: &_, c: &_, g| django_hints::apply(m, t, c, g));
     let hint = hint.as_ref().map(|h| h as guess::ColumnHint);
-    let (mut text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &kept, hint);
+    let (mut text, skipped) =
+        guess::spec_text(&schema, &db, DEFAULT_SEED, (&kept, &kept_rows), hint);
     if let Some(m) = django {
         text.insert_str(0, &django_hints::header(m));
     }
