@@ -174,6 +174,27 @@ fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
         current,
         "a refused restore touched the data"
     );
+    // A root that would be shell text in a helper script (issue #14): refused
+    // when the manifest is read, before any helper runs.
+    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+    m["layout"]["root"] = "x;rm -rf $V;#".into();
+    std::fs::write(&p, m.to_string()).unwrap();
+    let r = ward()
+        .args(["snapshot", "restore", "base", "--container", &pg.name])
+        .args(["--yes", "--store", st])
+        .run();
+    assert_ne!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("not a plain directory name"),
+        "{}",
+        r.stderr()
+    );
+    assert!(pg.running());
+    assert_eq!(
+        pg.checksums(),
+        current,
+        "a refused restore touched the data"
+    );
     // A manifest that claims another cluster's identity: the restore runs,
     // the started cluster is not the one the manifest names, and the
     // previous data is put back.

@@ -178,13 +178,75 @@ impl Manifest {
                 m.format
             );
         }
+        m.check_paths()?;
         Ok(m)
     }
+
+    /// Refuses names the manifest gives that ward later joins into paths or
+    /// helper scripts: the volume root and PGDATA's place inside it. A store
+    /// may hold a manifest written by someone else, so these are checked as
+    /// soon as it is read, before anything uses them.
+    fn check_paths(&self) -> anyhow::Result<()> {
+        if let Layout::Volume { root } = &self.layout
+            && !is_plain_name(root)
+        {
+            anyhow::bail!(
+                "the manifest's volume root {root:?} is not a plain directory name (letters, digits, '.', '_', '-')"
+            );
+        }
+        if !is_plain_relative_path(&self.pgdata_rel) {
+            anyhow::bail!(
+                "the manifest's PGDATA path {:?} is not a plain relative path",
+                self.pgdata_rel
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One path component ward may use unquoted: letters, digits, `.`, `_`, `-`;
+/// never empty, `.` or `..`.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `""` or plain names joined by `/` (no leading `/`, no `..`).
+pub(crate) fn is_plain_relative_path(path: &str) -> bool {
+    path.is_empty() || path.split('/').all(is_plain_name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_used_in_paths_must_be_plain() {
+        for good in ["data", "postgresql", "pg-18_x.v2"] {
+            assert!(is_plain_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "x;rm -rf $V;#",
+            "a/b",
+            "x$(id)",
+            "a b",
+            "\u{1b}[2J",
+        ] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        assert!(is_plain_relative_path(""));
+        assert!(is_plain_relative_path("18/docker"));
+        assert!(!is_plain_relative_path("/etc"));
+        assert!(!is_plain_relative_path("18/../.."));
+        assert!(!is_plain_relative_path("18/"));
+    }
 
     #[test]
     fn manifest_round_trips_through_json() {

@@ -184,7 +184,16 @@ pub(crate) fn read_journal(volume: &str) -> Option<(std::path::PathBuf, TargetJo
     let path = journal_path(volume);
     let text = std::fs::read_to_string(&path).ok()?;
     match serde_json::from_str::<TargetJournal>(&text) {
-        Ok(j) if j.volume == volume => Some((path, j)),
+        Ok(j)
+            if j.volume == volume
+                && (j.root.is_empty() || crate::snapshot::manifest::is_plain_name(&j.root))
+                && crate::snapshot::manifest::is_plain_relative_path(&j.pgdata_rel)
+                && j.swap_id
+                    .as_deref()
+                    .is_none_or(crate::snapshot::manifest::is_plain_name) =>
+        {
+            Some((path, j))
+        }
         _ => {
             crate::output::note(&format!(
                 "warning: ignoring the unreadable journal {}",
