@@ -307,6 +307,9 @@ fn restore_blocking(
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
     sync_tree(&fresh);
     journal.set("staged")?;
+    // From the first rename on, the journal (and heal) own `fresh`: a
+    // failure must never delete it while the old data is aside.
+    cleanup.disarm();
     // Swap: old → aside, fresh → in place, then drop the old.
     if dir.exists() {
         std::fs::rename(dir, &old)
@@ -314,18 +317,31 @@ fn restore_blocking(
     }
     journal.set("swapped-out")?;
     if let Err(e) = fault("restore:after-swap-out") {
-        std::fs::rename(&old, dir).context("cannot move the previous data back")?;
-        journal.set("staged")?;
+        if old.exists() {
+            std::fs::rename(&old, dir).context(
+                "cannot move the previous data back (the journal is kept: the next ward finishes it)",
+            )?;
+        }
+        let _ = std::fs::remove_dir_all(&fresh);
+        journal.finish();
         return Err(e.context("the previous data is back in place"));
     }
     if let Err(e) = std::fs::rename(&fresh, dir) {
-        let _ = std::fs::rename(&old, dir);
+        if old.exists() {
+            std::fs::rename(&old, dir).with_context(|| {
+                format!(
+                    "cannot move the restored directory into place ({e}) AND cannot move the \
+                     previous data back from {} — the journal is kept: the next ward finishes it",
+                    old.display()
+                )
+            })?;
+        }
+        let _ = std::fs::remove_dir_all(&fresh);
         journal.finish();
         return Err(e)
             .context("cannot move the restored directory into place (the old one is back)");
     }
     journal.set("swapped-in")?;
-    cleanup.disarm();
     let _ = std::fs::remove_dir_all(&old);
     journal.finish();
     Ok(Restored {
@@ -469,7 +485,13 @@ pub(super) fn heal(dir: &Path) -> Result<Option<String>> {
             std::fs::rename(&j.fresh, &j.dir)
                 .with_context(|| format!("cannot move {} into place", j.fresh.display()))?;
         }
-        let _ = std::fs::remove_dir_all(&j.old);
+        if j.dir.exists() {
+            let _ = std::fs::remove_dir_all(&j.old);
+        } else if j.old.exists() {
+            // Neither the new copy nor the live directory: put the old back.
+            std::fs::rename(&j.old, &j.dir)
+                .with_context(|| format!("cannot move {} back", j.old.display()))?;
+        }
         "staging had finished: completed the swap"
     };
     j.finish();

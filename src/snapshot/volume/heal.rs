@@ -1,9 +1,19 @@
 //! Finishing what a killed ward left on a volume, with no person needed: the
 //! next ward that resolves the target (or `ward snapshot recover`) reads the
 //! target's journal, looks at the swap directory's markers in the volume and
-//! completes a swap whose staging had finished, or rolls back one whose
-//! staging had not (or whose rollback had begun), then leaves the container
-//! running if the dead ward had found it running.
+//! decides, most final first:
+//!
+//! - a rollback had begun (`back`): finish it;
+//! - the new data had run (`committed`, or `in-done` with the journal at
+//!   `started`/`done`): it may hold writes since — never roll back, never
+//!   stop the container, only clean up (discard or keep the previous data);
+//! - staging had not finished, or the container was never stopped (no
+//!   `out-done`: it kept running on the old data and may have taken writes):
+//!   put back whatever had moved aside and discard the staged copy;
+//! - otherwise (old data aside, container stopped): complete the swap.
+//!
+//! Then it leaves the container running if the dead ward had found it
+//! running.
 
 use anyhow::Result;
 
@@ -64,6 +74,8 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
             };
             let markers = sw.markers().await?;
             let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
+            let new_data_ran = has("committed")
+                || (has("in-done") && matches!(j.phase.as_str(), "started" | "done"));
             let what = if markers.is_none() {
                 // Perhaps killed while deleting a finished swap directory.
                 sw.discard().await?;
@@ -74,9 +86,31 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 }
                 sw.swap_back().await?;
                 "finished swapping the previous data back".to_string()
-            } else if !has("staged") {
+            } else if new_data_ran {
+                if !has("committed") {
+                    sw.commit().await?;
+                }
+                if j.keep_previous {
+                    super::previous::keep(&sw, &j.image, &j.volume).await?;
+                } else {
+                    sw.discard().await?;
+                }
+                format!(
+                    "the restore of {:?} had finished (the new data had run): kept it and \
+                     cleaned up",
+                    j.snapshot
+                )
+            } else if !has("out-done") && has("old") {
+                // Stopped and partly moved aside, never fully: put it back.
+                if let Some(c) = &container {
+                    docker::stop_container(d, c, 120).await?;
+                }
+                sw.swap_back().await?;
+                "the previous data was partly moved aside: put it back, removed the staged copy"
+                    .to_string()
+            } else if !has("staged") || !has("out-done") {
                 sw.discard().await?;
-                "staging had not finished: removed the staged copy, the previous data is untouched"
+                "the swap had not begun: removed the staged copy, the previous data is untouched"
                     .to_string()
             } else {
                 let m = j

@@ -16,7 +16,7 @@ use super::container::{image_facts, postgres_user, prove_identity, settle, wait_
 use super::create::cold;
 use super::heal::heal;
 use super::journal::{JournalFile, RestartGuard, TargetJournal, recover};
-use super::swap::{MOUNT, Swap};
+use super::swap::{ForeignData, MOUNT, Swap};
 use super::upload::stream_checked;
 use crate::docker::{self, Docker, Helper};
 use crate::seed::Progress;
@@ -298,10 +298,13 @@ pub(super) async fn complete(
 ) -> Result<Swapped> {
     let d = sw.d;
     let stop_at = Instant::now();
-    let guard = live
+    let mut guard = live
         .container
         .as_ref()
         .map(|c| RestartGuard::new(c, live.was_running));
+    // Once the previous data starts moving, the container may only start on
+    // a volume that is wholly old or wholly new.
+    let swap_begun = std::cell::Cell::new(false);
     let result: Result<(Option<String>, f64, f64)> = async {
         if let Some(c) = &live.container {
             journal.set("stopped")?;
@@ -312,6 +315,7 @@ pub(super) async fn complete(
         }
         fault("restore:after-stop")?;
         let swap_at = Instant::now();
+        swap_begun.set(true);
         sw.swap_out().await?;
         journal.set("swapped-out")?;
         fault("restore:after-swap-out")?;
@@ -336,6 +340,9 @@ pub(super) async fn complete(
     match result {
         Ok((sanity, swap_seconds, start_seconds)) => {
             let downtime_seconds = stop_at.elapsed().as_secs_f64();
+            // From here on the new data stays, whatever happens next: it may
+            // already have taken writes.
+            sw.commit().await?;
             journal.set("done")?;
             let running = leave_as_found(d, live, guard).await?;
             Ok(Swapped {
@@ -350,15 +357,44 @@ pub(super) async fn complete(
             let cancelled = crate::error::cancelled();
             crate::error::uncancel();
             tracing::info!("restore failed ({e:#}); swapping the previous data back");
+            if e.downcast_ref::<ForeignData>().is_some() {
+                // Neither wholly old nor wholly new, and not ward's to move.
+                if let Some(g) = guard.take() {
+                    g.disarm();
+                }
+                if let Some(c) = &live.container {
+                    let _ = docker::stop_container(d, c, 120).await;
+                }
+                return Err(e);
+            }
             let back = async {
                 if let Some(c) = &live.container {
                     docker::stop_container(d, c, 120).await?;
                 }
-                sw.swap_back().await?;
-                journal.set("rolled-back")?;
-                leave_as_found(d, live, guard).await
+                sw.swap_back().await
             }
             .await;
+            let back = match back {
+                // Wholly old again.
+                Ok(()) => {
+                    async {
+                        journal.set("rolled-back")?;
+                        leave_as_found(d, live, guard.take()).await
+                    }
+                    .await
+                }
+                Err(e2) => {
+                    if swap_begun.get() {
+                        // Perhaps half-swapped: starting Postgres on it could
+                        // initdb or corrupt it. Stays stopped; the journal
+                        // stays for the next ward.
+                        if let Some(g) = guard.take() {
+                            g.disarm();
+                        }
+                    }
+                    Err(e2)
+                }
+            };
             match back {
                 Ok(_) if cancelled => Err(crate::error::Interrupted.into()),
                 Ok(_) => Err(e.context("restore failed; the previous data is back in place")),

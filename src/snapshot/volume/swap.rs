@@ -12,7 +12,10 @@
 //!                          staged          staging finished (hashes checked)
 //!                          old/            the previous contents, moved aside
 //!                          out-done        all previous contents are in old/
+//!                          in-begun        staged contents started moving in
 //!                          in-done         all staged contents are in place
+//!                          committed       the new data ran and proved its identity:
+//!                                          never roll back from here
 //!                          back            a rollback started
 //!                          back-cleared    the new contents are out again
 //! ```
@@ -36,16 +39,46 @@ pub(crate) fn previous_volume(volume: &str) -> String {
 }
 
 /// `move_all SRC DST`: renames every entry of SRC (dot files too) into DST,
-/// except ward's own `.ward-*` directories.
+/// except ward's own `.ward-*` directories. Fails, moving nothing more, if
+/// DST already holds an entry of that name (`mv` would nest into it).
+/// `only_ward DIR` fails, naming them, if DIR holds anything but `.ward-*`.
 const MOVE_ALL: &str = r#"
 move_all() {
   for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
-    case "${e##*/}" in .ward-swap-*|.ward-trash-*) continue;; esac
+    n="${e##*/}"
+    case "$n" in .ward-swap-*|.ward-trash-*) continue;; esac
+    if [ -e "$2/$n" ] || [ -L "$2/$n" ]; then
+      echo "cannot move $e: $2/$n already exists" >&2; return 1
+    fi
     mv "$e" "$2/" || return 1
   done
 }
+only_ward() {
+  others=""
+  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    case "${e##*/}" in .ward-*) continue;; esac
+    others="$others ${e##*/}"
+  done
+  if [ -n "$others" ]; then
+    echo "the volume is expected to hold only ward's swap directory here, but it holds:$others (did something start the container mid-swap?); the journal is kept" >&2
+    return 1
+  fi
+}
 "#;
+
+/// The volume held something besides ward's swap directory when the
+/// staged data was to move in.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "volume holds {} besides ward's swap directory after the previous data was moved aside — \
+     something wrote into it mid-swap (was the container started by hand?); ward neither \
+     overwrites nor rolls back over it: the container is left stopped and the journal kept; \
+     move those entries out of the volume, then run `ward snapshot recover`",
+    .0.join(", ")
+)]
+pub(crate) struct ForeignData(pub Vec<String>);
 
 /// One swap directory in one volume, seen through a helper container that
 /// mounts the volume at [`MOUNT`].
@@ -76,29 +109,57 @@ impl Swap<'_> {
         join(&self.staged(), &self.pgdata_rel)
     }
 
-    async fn sh(&self, script: &str) -> Result<()> {
+    /// Runs `script` in the helper. Values reach it only as positional
+    /// arguments, never inside the script text: `$V` the volume, `$W` the
+    /// swap directory, `$S` the staged contents, `$I` the swap id, `$U:$G`
+    /// the owner, `$X` the script's own extra argument (`extra`).
+    async fn sh(&self, script: &str, extra: &str) -> Result<()> {
         let full = format!(
-            "set -e\n{MOVE_ALL}\nV={MOUNT}\nW={}\nS={}\n{script}",
-            self.dir(),
-            self.staged()
+            "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{script}"
         );
-        exec_ok(self.d, self.helper, &["sh", "-c", &full]).await?;
+        let (dir, staged, uid, gid) = (
+            self.dir(),
+            self.staged(),
+            self.uid.to_string(),
+            self.gid.to_string(),
+        );
+        exec_ok(
+            self.d,
+            self.helper,
+            &[
+                "sh", "-c", &full, "sh", MOUNT, &dir, &staged, &self.id, &uid, &gid, extra,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
-    /// Whether the swap directory exists, and which markers it holds.
+    /// Whether the swap directory exists, and which markers it holds. Any
+    /// failure other than "it does not exist" is an error, never "no swap".
     pub async fn markers(&self) -> Result<Option<Vec<String>>> {
+        let dir = self.dir();
         let out = crate::docker::exec(
             self.d,
             self.helper,
             None,
-            &["sh", "-c", &format!("cd {} && ls -A", self.dir())],
+            &[
+                "sh",
+                "-c",
+                "if [ -d \"$1\" ]; then cd \"$1\" && ls -A; elif [ -e \"$1\" ]; then \
+                 echo \"$1 exists but is not a directory\" >&2; exit 1; else exit 3; fi",
+                "sh",
+                &dir,
+            ],
         )
         .await?;
-        if !out.ok() {
-            return Ok(None);
+        match out.code {
+            0 => Ok(Some(out.stdout.lines().map(str::to_string).collect())),
+            3 => Ok(None),
+            c => bail!(
+                "cannot read the swap directory {dir} in the volume (exit {c}): {}",
+                out.stderr.trim()
+            ),
         }
-        Ok(Some(out.stdout.lines().map(str::to_string).collect()))
     }
 
     /// Free bytes in the volume.
@@ -121,20 +182,16 @@ impl Swap<'_> {
 
     /// Creates the empty staging directory (for `upload_to`, inside it).
     pub async fn prepare(&self, upload_to: &str) -> Result<()> {
-        self.sh(&format!(
-            "rm -rf \"$W\"\nmkdir -p \"$W/stage\" {upload_to:?}"
-        ))
-        .await
+        self.sh("rm -rf \"$W\"\nmkdir -p \"$W/stage\" \"$X\"", upload_to)
+            .await
     }
 
     /// Fixes owner and mode of the staged tree, then marks staging finished.
     pub async fn seal(&self) -> Result<()> {
-        self.sh(&format!(
-            "chown -R {}:{} \"$S\"\nchmod 0700 {:?}\nsync\ntouch \"$W/staged\"\nsync",
-            self.uid,
-            self.gid,
-            self.staged_pgdata()
-        ))
+        self.sh(
+            "chown -R \"$U:$G\" \"$S\"\nchmod 0700 \"$X\"\nsync\ntouch \"$W/staged\"\nsync",
+            &self.staged_pgdata(),
+        )
         .await
     }
 
@@ -145,39 +202,83 @@ impl Swap<'_> {
              if [ ! -e \"$W/out-done\" ]; then\n\
                mkdir -p \"$W/old\"\n  move_all \"$V\" \"$W/old\"\n  sync\n  touch \"$W/out-done\"\n  sync\n\
              fi",
+            "",
         )
         .await
     }
 
-    /// Moves the staged contents into place (resumable).
+    /// What the volume holds besides ward's own `.ward-*` entries.
+    async fn foreign_entries(&self) -> Result<Vec<String>> {
+        let out = exec_ok(
+            self.d,
+            self.helper,
+            &[
+                "sh",
+                "-c",
+                "cd \"$1\" && for e in * .[!.]* ..?*; do [ -e \"$e\" ] || [ -L \"$e\" ] || continue; \
+                 case \"$e\" in .ward-*) ;; *) echo \"$e\";; esac; done",
+                "sh",
+                MOUNT,
+            ],
+        )
+        .await?;
+        Ok(out.stdout.lines().map(str::to_string).collect())
+    }
+
+    /// Moves the staged contents into place (resumable). Before the first
+    /// entry moves in, the volume must hold nothing but ward's own entries:
+    /// anything else was written mid-swap (e.g. someone started the
+    /// container and its entrypoint created a fresh cluster) and is neither
+    /// overwritten nor nested into — [`ForeignData`].
     pub async fn swap_in(&self) -> Result<()> {
-        let chmod_root = if self.pgdata_rel.is_empty() {
-            "chmod 0700 \"$V\"\n"
-        } else {
-            ""
-        };
-        self.sh(&format!(
-            "[ -e \"$W/out-done\" ] || {{ echo 'the previous data is not aside' >&2; exit 1; }}\n\
+        let m = self.markers().await?.unwrap_or_default();
+        let has = |x: &str| m.iter().any(|e| e == x);
+        if has("out-done") && !has("in-begun") && !has("in-done") {
+            let others = self.foreign_entries().await?;
+            if !others.is_empty() {
+                return Err(ForeignData(others).into());
+            }
+        }
+        let chmod_root = if self.pgdata_rel.is_empty() { "1" } else { "" };
+        // Before the first entry moves in, the volume must hold nothing but
+        // ward's own directories (else something wrote into it mid-swap).
+        self.sh(
+            "[ -e \"$W/out-done\" ] || { echo 'the previous data is not aside' >&2; exit 1; }\n\
              if [ ! -e \"$W/in-done\" ]; then\n\
-               move_all \"$S\" \"$V\"\n  chown {}:{} \"$V\"\n  {chmod_root}  sync\n  touch \"$W/in-done\"\n  sync\n\
+               if [ ! -e \"$W/in-begun\" ]; then only_ward \"$V\"; touch \"$W/in-begun\"; sync; fi\n\
+               move_all \"$S\" \"$V\"\n  chown \"$U:$G\" \"$V\"\n\
+               if [ -n \"$X\" ]; then chmod 0700 \"$V\"; fi\n  sync\n  touch \"$W/in-done\"\n  sync\n\
              fi",
-            self.uid, self.gid
-        ))
+            chmod_root,
+        )
+        .await
+    }
+
+    /// Marks the swap as final: the new data ran and proved its identity
+    /// (or there is no container to prove it with). Nothing rolls back
+    /// past this marker; whoever comes next only cleans up.
+    pub async fn commit(&self) -> Result<()> {
+        self.sh(
+            "[ -e \"$W/in-done\" ] || { echo 'the new data is not in place' >&2; exit 1; }\n\
+             touch \"$W/committed\"\nsync",
+            "",
+        )
         .await
     }
 
     /// Puts the previous contents back, however far the swap got
     /// (resumable), and deletes the swap directory.
     pub async fn swap_back(&self) -> Result<()> {
-        self.sh(&format!(
-            "touch \"$W/back\"\nsync\n\
+        self.sh(
+            "[ ! -e \"$W/committed\" ] || { echo 'the swap is committed: the new data stays' >&2; exit 1; }\n\
+             touch \"$W/back\"\nsync\n\
              if [ -e \"$W/out-done\" ] && [ ! -e \"$W/back-cleared\" ]; then\n\
                mkdir -p \"$S\"\n  move_all \"$V\" \"$S\"\n  sync\n  touch \"$W/back-cleared\"\n  sync\n\
              fi\n\
              mkdir -p \"$W/old\"\nmove_all \"$W/old\" \"$V\"\nsync\n\
-             mv \"$W\" \"$V/.ward-trash-{id}\"\nsync\nrm -rf \"$V/.ward-trash-{id}\"",
-            id = self.id
-        ))
+             mv \"$W\" \"$V/.ward-trash-$I\"\nsync\nrm -rf \"$V/.ward-trash-$I\"",
+            "",
+        )
         .await
     }
 
@@ -185,35 +286,37 @@ impl Swap<'_> {
     /// volume mounted at [`PREVIOUS_MOUNT`], replacing what it held
     /// (resumable). The helper must mount both volumes.
     pub async fn keep_previous(&self) -> Result<()> {
-        self.sh(&format!(
-            "P={PREVIOUS_MOUNT}\n\
+        self.sh(
+            "P=\"$X\"\n\
              if [ ! -e \"$W/prev-cleared\" ]; then\n\
-               find \"$P\" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +\n  sync\n  touch \"$W/prev-cleared\"\n\
+               find \"$P\" -mindepth 1 -maxdepth 1 -exec rm -rf {} +\n  sync\n  touch \"$W/prev-cleared\"\n\
              fi\n\
-             if [ -d \"$W/old\" ]; then cp -a \"$W/old/.\" \"$P/\"; fi\nsync"
-        ))
+             if [ -d \"$W/old\" ]; then cp -a \"$W/old/.\" \"$P/\"; fi\nsync",
+            PREVIOUS_MOUNT,
+        )
         .await
     }
 
     /// Stages the previous-contents volume (mounted at [`PREVIOUS_MOUNT`])
     /// instead of an archive.
     pub async fn stage_previous(&self) -> Result<()> {
-        self.sh(&format!(
-            "P={PREVIOUS_MOUNT}\n\
-             [ -n \"$(ls -A \"$P\")\" ] || {{ echo 'the previous-contents volume is empty' >&2; exit 1; }}\n\
-             rm -rf \"$W\"\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\""
-        ))
+        self.sh(
+            "P=\"$X\"\n\
+             [ -n \"$(ls -A \"$P\")\" ] || { echo 'the previous-contents volume is empty' >&2; exit 1; }\n\
+             rm -rf \"$W\"\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\"",
+            PREVIOUS_MOUNT,
+        )
         .await
     }
 
     /// Deletes the swap directory (staging that failed, or the previous
     /// contents after a successful swap).
     pub async fn discard(&self) -> Result<()> {
-        self.sh(&format!(
-            "if [ -e \"$W\" ]; then mv \"$W\" \"$V/.ward-trash-{id}\"; sync; fi\n\
+        self.sh(
+            "if [ -e \"$W\" ]; then mv \"$W\" \"$V/.ward-trash-$I\"; sync; fi\n\
              rm -rf \"$V\"/.ward-trash-*",
-            id = self.id
-        ))
+            "",
+        )
         .await
     }
 }
