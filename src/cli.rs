@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::seed::export::ExportFormat;
+
 const ABOUT: &str = "ward — the life cycle of data in stateful Postgres containers.
 
 Seed a database with realistic, deterministic fake patient records that are
@@ -75,7 +77,7 @@ pub enum Command {
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
     /// Run pending migrations on a clone of realistic data and prove nothing was lost or damaged.
-    #[command(after_help = CHECK_EXAMPLES)]
+    #[command(after_help = check_help())]
     Check(CheckArgs),
 }
 
@@ -105,16 +107,6 @@ const DOCTOR_EXAMPLES: &str = "Examples:
   DATABASE_URL=postgres://app@localhost/app ward doctor
 
 Exit code 0 when everything ward needs is there, 1 when something is missing.";
-
-/// Output formats for `ward seed --export`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    /// Comma-separated values with a header row (RFC 4180 quoting).
-    Csv,
-    /// One JSON object per line.
-    Jsonl,
-}
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct SeedArgs {
@@ -516,6 +508,15 @@ pub struct SnapshotPruneArgs {
     pub yes: bool,
 }
 
+/// `ward check --help`'s epilogue: examples, every rule (from the one list
+/// in `check::rule`), and how to accept a finding.
+fn check_help() -> String {
+    format!(
+        "{CHECK_EXAMPLES}{}{CHECK_TAIL}",
+        crate::check::rule::Rule::listing()
+    )
+}
+
 const CHECK_EXAMPLES: &str = "Examples:
   ward check                        ./migrations against a freshly seeded database (a throwaway
                                     cluster, or the server of --database-url / DATABASE_URL)
@@ -543,12 +544,11 @@ const CHECK_EXAMPLES: &str = "Examples:
 
 Formats: sqlx, diesel, golang-migrate, flyway, refinery, dbmate (detected from the files;
 golang-migrate and refinery also from the history table, or name one with --migrations-format).
-Findings:
-  FAIL migration-error, rows-lost, dropped-data, values-changed, invalid-index, sequence-behind,
-       not-valid-constraint, dirty-history, history-mismatch, down-migration, seed-broken (spec)
-  WARN blocking-lock, timezone-dependent, dropped-empty, out-of-order, seed-broken (built-in)
-  INFO default-filled, metadata-lock, rows-added
-Accept a finding in the migration with `-- ward:ignore RULE` (see README).
+";
+
+/// The end of `ward check --help`, after the rule listing.
+const CHECK_TAIL: &str =
+    "Accept a finding in the migration with `-- ward:ignore RULE` (see README).
 Exit codes: 0 no FAIL (with --strict: no WARN either) · 1 findings · 2 error · 130 interrupted.";
 
 /// Report formats for `ward check`.

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{ExportFormat, GlobalArgs, SeedArgs};
+use crate::cli::{GlobalArgs, SeedArgs};
 use crate::error::UsageError;
+use crate::seed::export::ExportFormat;
 
 /// The file ward reads from the current directory, if present.
 pub const FILE_NAME: &str = "ward.toml";

@@ -3,11 +3,57 @@
 //! clean up (or keep it running with `--keep`).
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 
-use crate::output::DemoSummary;
 use crate::pg::{self, cluster::Cluster};
+use crate::progress::Progress;
+use crate::seed::SeedReport;
 use crate::seed::load::{self, Existing, LoadOptions};
-use crate::seed::{Progress, spec::Spec};
+use crate::seed::spec::Spec;
+
+/// What `ward demo` shows after seeding.
+#[derive(Debug, Serialize)]
+pub struct DemoSummary {
+    pub seed: SeedReport,
+    /// Connection string of the cluster (only when kept running).
+    pub database_url: Option<String>,
+    /// How to stop the kept cluster.
+    pub stop_command: Option<String>,
+    /// A few sample patients.
+    pub sample: Vec<Vec<String>>,
+    /// The snapshot stages: snapshot → damage → restore → rows back.
+    pub snapshot: Option<DemoSnapshot>,
+    /// The quick-reset stage: a fast (in-cluster) snapshot and restore.
+    pub fast: Option<DemoFast>,
+    /// `ward check` of the example migrations (one safe, one data-breaking).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::check::report::Report>,
+    /// The name of each example set in `checks` ("safe", "breaking"), for
+    /// the human summary's headings.
+    #[serde(skip)]
+    pub check_names: Vec<String>,
+}
+
+/// What the quick-reset stage of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoFast {
+    pub snapshot_seconds: f64,
+    pub deleted_rows: i64,
+    pub restore_seconds: f64,
+    pub rows_after_restore: i64,
+}
+
+/// What the snapshot stages of `ward demo` did.
+#[derive(Debug, Serialize)]
+pub struct DemoSnapshot {
+    pub name: String,
+    pub snapshot_seconds: f64,
+    pub archive_bytes: u64,
+    pub dropped_table: String,
+    pub rows_before: i64,
+    pub rows_after_restore: i64,
+    pub restore_seconds: f64,
+}
 
 pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<DemoSummary> {
     crate::seed::check_patients(0, patients)?;
@@ -67,15 +113,15 @@ pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<D
         snapshot: Some(snapshot),
         fast: Some(fast),
         checks,
+        check_names: EXAMPLE_MIGRATIONS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect(),
     })
 }
 
 /// The daily loop: a fast snapshot, a mistake, and a reset in seconds.
-async fn quick_reset(
-    cluster: &Cluster,
-    url: &str,
-    progress: &dyn Progress,
-) -> Result<crate::output::DemoFast> {
+async fn quick_reset(cluster: &Cluster, url: &str, progress: &dyn Progress) -> Result<DemoFast> {
     use crate::snapshot::{store::Store, template};
     progress.stage("quick reset", 0);
     let store = Store::open(&cluster.dir().join("snapshots"))?;
@@ -104,7 +150,7 @@ async fn quick_reset(
     if after != before {
         anyhow::bail!("the quick reset brought back {after} appointments, expected {before}");
     }
-    Ok(crate::output::DemoFast {
+    Ok(DemoFast {
         snapshot_seconds,
         deleted_rows: deleted,
         restore_seconds,
@@ -118,7 +164,7 @@ async fn snapshot_stages(
     cluster: &mut Cluster,
     url: &str,
     progress: &dyn Progress,
-) -> Result<crate::output::DemoSnapshot> {
+) -> Result<DemoSnapshot> {
     use std::sync::Arc;
 
     use crate::snapshot::{self, CreateOptions, Method, RestoreOptions, store::Store};
@@ -134,7 +180,7 @@ async fn snapshot_stages(
     progress.stage("snapshot", 0);
     let store = Store::open(&cluster.dir().join("snapshots"))?;
     let target = crate::target::Target::Datadir(cluster.data_path());
-    let quiet: Arc<dyn Progress> = Arc::new(crate::seed::NoProgress);
+    let quiet: Arc<dyn Progress> = Arc::new(crate::progress::NoProgress);
     stop(cluster).await?;
     let created = snapshot::create(
         &store,
@@ -179,7 +225,7 @@ async fn snapshot_stages(
             "the demo restore brought back {rows_after_restore} rows of {table}, expected {rows_before}"
         );
     }
-    Ok(crate::output::DemoSnapshot {
+    Ok(DemoSnapshot {
         name: created.name,
         snapshot_seconds: created.seconds,
         archive_bytes: created.compressed_bytes,
@@ -251,7 +297,7 @@ async fn example_checks(url: &str) -> Result<Vec<crate::check::report::Report>> 
             django: None,
             accept: None,
         };
-        reports.push(crate::check::run(&opts, &crate::seed::NoProgress).await?);
+        reports.push(crate::check::run(&opts, &crate::progress::NoProgress).await?);
     }
     Ok(reports)
 }

@@ -181,10 +181,7 @@ impl Project {
 
 /// The database as a `postgres://` URL (Django's settings parse only that form).
 pub fn database_url(url: &str) -> Result<String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(url.to_string());
-    }
-    Ok(crate::check::scratch::url_of(&crate::pg::parse_url(url)?))
+    crate::pg::urls::postgres_scheme_url(url)
 }
 
 /// The arguments as shown in messages (scripts are not shown).

@@ -21,10 +21,14 @@ pub mod doctor;
 pub mod error;
 pub mod output;
 pub mod pg;
+pub mod progress;
 pub mod redact;
 pub mod seed;
 pub mod snapshot;
 pub mod target;
+
+#[cfg(test)]
+mod module_graph;
 
 use anyhow::Result;
 

@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::doctor;
-use crate::seed::{Progress, SeedReport};
+use crate::progress::Progress;
+use crate::seed::SeedReport;
 
 /// Logs go to stderr, filtered by `WARD_LOG` (e.g. `debug`, `ward=trace`) or -v/-q.
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -182,47 +183,7 @@ pub fn doctor_report(r: &doctor::Report, as_json: bool) {
     out(&s);
 }
 
-/// What `ward demo` shows after seeding.
-#[derive(Debug, Serialize)]
-pub struct DemoSummary {
-    pub seed: SeedReport,
-    /// Connection string of the cluster (only when kept running).
-    pub database_url: Option<String>,
-    /// How to stop the kept cluster.
-    pub stop_command: Option<String>,
-    /// A few sample patients.
-    pub sample: Vec<Vec<String>>,
-    /// The snapshot stages: snapshot → damage → restore → rows back.
-    pub snapshot: Option<DemoSnapshot>,
-    /// The quick-reset stage: a fast (in-cluster) snapshot and restore.
-    pub fast: Option<DemoFast>,
-    /// `ward check` of the example migrations (one safe, one data-breaking).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<crate::check::report::Report>,
-}
-
-/// What the quick-reset stage of `ward demo` did.
-#[derive(Debug, Serialize)]
-pub struct DemoFast {
-    pub snapshot_seconds: f64,
-    pub deleted_rows: i64,
-    pub restore_seconds: f64,
-    pub rows_after_restore: i64,
-}
-
-/// What the snapshot stages of `ward demo` did.
-#[derive(Debug, Serialize)]
-pub struct DemoSnapshot {
-    pub name: String,
-    pub snapshot_seconds: f64,
-    pub archive_bytes: u64,
-    pub dropped_table: String,
-    pub rows_before: i64,
-    pub rows_after_restore: i64,
-    pub restore_seconds: f64,
-}
-
-pub fn demo_summary(d: &DemoSummary, as_json: bool) {
+pub fn demo_summary(d: &crate::demo::DemoSummary, as_json: bool) {
     if as_json {
         return json(d);
     }
@@ -253,7 +214,7 @@ pub fn demo_summary(d: &DemoSummary, as_json: bool) {
             thousands(f.rows_after_restore as u64)
         );
     }
-    for (report, (name, _)) in d.checks.iter().zip(crate::demo::EXAMPLE_MIGRATIONS) {
+    for (report, name) in d.checks.iter().zip(&d.check_names) {
         s += &format!(
             "\n— ward check of the {name} example migration{} on a clone of this data —\n\n",
             if report.pending.len() == 1 { "" } else { "s" }

@@ -6,6 +6,9 @@
 //! downgraded.
 
 pub mod cluster;
+pub mod urls;
+
+pub use urls::{UrlParts, maintenance_url, tcp_url, url_of, with_database};
 
 use std::time::Duration;
 

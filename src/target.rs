@@ -207,10 +207,15 @@ impl Target {
 /// The compose project of a directory, as compose names it: `COMPOSE_PROJECT_NAME`,
 /// else the directory's name lower-cased with only `[a-z0-9_-]` kept.
 pub fn default_compose_project(dir: &Path) -> String {
-    if let Ok(p) = std::env::var("COMPOSE_PROJECT_NAME")
-        && !p.is_empty()
-    {
-        return p;
+    compose_project(std::env::var("COMPOSE_PROJECT_NAME").ok(), dir)
+}
+
+/// Compose's rule, apart from the environment so tests can state both cases:
+/// a non-empty `COMPOSE_PROJECT_NAME` wins, else the directory's name in
+/// lower case without the characters Compose drops.
+fn compose_project(from_environment: Option<String>, dir: &Path) -> String {
+    if let Some(name) = from_environment.filter(|name| !name.is_empty()) {
+        return name;
     }
     dir.file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -350,7 +355,31 @@ pub(crate) async fn database_url(spec: &TargetSpec, cwd: &Path) -> Result<String
             "container {name} is not running — start it (`docker start {name}` or `docker compose up -d`), or pass --database-url"
         ));
     }
-    crate::snapshot::template::container_url(&c)
+    container_url(&c)
+}
+
+/// A URL for the database of a container, through its published port on
+/// the loopback interface, as the official image's environment describes it.
+pub fn container_url(c: &ContainerFacts) -> Result<String> {
+    let port = c.published_port.ok_or_else(|| {
+        UsageError(format!(
+            "container {} publishes no port for 5432, so ward cannot reach its database — publish one \
+             (compose: ports: [\"127.0.0.1:5432:5432\"]) or pass --database-url",
+            c.name
+        ))
+    })?;
+    let user = c
+        .env
+        .get("POSTGRES_USER")
+        .map_or("postgres", String::as_str);
+    let db = c.env.get("POSTGRES_DB").map_or(user, String::as_str);
+    Ok(crate::pg::tcp_url(crate::pg::UrlParts {
+        user,
+        password: c.env.get("POSTGRES_PASSWORD").map(String::as_str),
+        host: "127.0.0.1",
+        port,
+        database: db,
+    }))
 }
 
 async fn resolve_container(d: &Docker, name: &str, image: Option<&str>) -> Result<Target> {
@@ -470,12 +499,10 @@ mod tests {
 
     #[test]
     fn compose_project_names_follow_compose() {
-        if std::env::var_os("COMPOSE_PROJECT_NAME").is_none() {
-            assert_eq!(
-                default_compose_project(Path::new("/src/My App.v2")),
-                "myappv2"
-            );
-        }
+        let dir = Path::new("/src/My App.v2");
+        assert_eq!(compose_project(None, dir), "myappv2");
+        assert_eq!(compose_project(Some(String::new()), dir), "myappv2");
+        assert_eq!(compose_project(Some("shop".into()), dir), "shop");
     }
 
     #[test]

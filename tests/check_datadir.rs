@@ -246,32 +246,42 @@ fn ctrl_c_during_the_check_stops_the_throwaway_server() {
     let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(30);")]);
     let tmp = private_tmp();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut child, _dir) = check_cmd(st.path(), "interrupted", d.path(), tmp.path()).spawn();
-    // Wait for the throwaway server, then for the check to reach the
-    // sleeping migration.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while throwaway_processes(tmp.path()).is_empty() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ward check ended before its throwaway server was seen"
-        );
-        assert!(std::time::Instant::now() < deadline, "no throwaway server");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (mut child, _dir) = check_cmd(st.path(), "interrupted", d.path(), tmp.path())
+        .env("WARD_LOG", "info")
+        .spawn();
+    // Wait for the phase marker of the sleeping migration (the log line
+    // `phase: applying …`), reading stderr on a thread so it never fills.
+    let (phase_seen, phase) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("phase: applying the pending migrations") {
+                let _ = phase_seen.send(());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    phase
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("ward check never reached the migrations");
+    assert!(
+        !throwaway_processes(tmp.path()).is_empty(),
+        "no throwaway server"
+    );
     assert!(child.try_wait().unwrap().is_none(), "the check ended early");
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
     assert_nothing_left(tmp.path());
     assert_eq!(tree_hashes(&c.data_path()), before);
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ignore::{NOT_IGNORABLE, RULES};
 use super::migrations::MigrationSet;
 use super::report::{Finding, Level};
+use super::rule::{NotIgnorable, Rule};
 use crate::error::UsageError;
 
 /// The file's name, looked for in the migrations' project root.
@@ -38,7 +38,7 @@ struct RawEntry {
 /// One reviewed finding.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub rule: String,
+    pub rule: Rule,
     /// As findings name tables: without `public.`.
     pub table: String,
     pub column: Option<String>,
@@ -103,18 +103,21 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<Entry>, String> {
         let line = line_at(text, spanned.span().start);
         let at = format!("{name}:{line}");
         let e = spanned.into_inner();
-        let rule = e.rule.trim().to_string();
-        if NOT_IGNORABLE.contains(&rule.as_str()) {
-            return Err(format!(
-                "{at}: rule {rule} cannot be accepted (the migration does not run or the history is broken) — fix the migration instead and remove the entry"
-            ));
-        }
-        if !RULES.contains(&rule.as_str()) {
-            return Err(format!(
-                "{at}: {rule:?} is not a ward check rule — use one of {}",
-                RULES.join(", ")
-            ));
-        }
+        let named = e.rule.trim();
+        let rule = match Rule::from_name(named).map(|rule| (rule, rule.ignorable())) {
+            Some((rule, Ok(()))) => rule,
+            Some((rule, Err(NotIgnorable::Blocks))) => {
+                return Err(format!(
+                    "{at}: rule {rule} cannot be accepted (the migration does not run or the history is broken) — fix the migration instead and remove the entry"
+                ));
+            }
+            Some((_, Err(NotIgnorable::AboutWard))) | None => {
+                return Err(format!(
+                    "{at}: {named:?} is not a ward check rule — use one of {}",
+                    Rule::ignorable_names().join(", ")
+                ));
+            }
+        };
         if e.reason.trim().is_empty() {
             return Err(format!(
                 "{at}: the reason is empty — say why the finding is accepted"
@@ -180,7 +183,7 @@ impl Entry {
 
     fn matches(&self, f: &Finding, set: Option<&MigrationSet>) -> bool {
         f.rule == self.rule
-            && !NOT_IGNORABLE.contains(&f.rule)
+            && f.rule.ignorable().is_ok()
             && self.names_object(f.object.as_deref())
             && self.names_file(f.file.as_deref(), set)
     }
@@ -244,7 +247,7 @@ pub fn split(
         counted.push(
             Finding::new(
                 level,
-                "stale-accept",
+                Rule::StaleAccept,
                 format!("accept entry {} ({what}) is stale: {why}", e.at),
             )
             .object(e.table.clone())
@@ -302,7 +305,7 @@ mod tests {
         )
         .unwrap()[0];
         let f = |object: &str, file: &str| {
-            Finding::new(Level::Fail, "dropped-data", "x")
+            Finding::new(Level::Fail, Rule::DroppedData, "x")
                 .object(object)
                 .file(file)
         };
@@ -311,7 +314,7 @@ mod tests {
         assert!(!e.matches(&f("patients.email", "migrations/2_drop/up.sql"), None));
         assert!(!e.matches(&f("patients.phone", "migrations/2_dropped/up.sql"), None));
         let mut other = f("patients.phone", "migrations/2_drop/up.sql");
-        other.rule = "values-changed";
+        other.rule = Rule::ValuesChanged;
         assert!(!e.matches(&other, None));
     }
 }

@@ -19,6 +19,7 @@ use super::apply::FileRun;
 use super::blame;
 use super::fingerprint::{Column, Fingerprint, Table};
 use super::report::{Finding, Level};
+use super::rule::Rule;
 use crate::pg::quote_ident;
 
 /// Name of the PRE copy of a table.
@@ -144,14 +145,14 @@ pub async fn diff(
             let f = if a.rows > 0 {
                 Finding::new(
                     Level::Fail,
-                    "dropped-data",
+                    Rule::DroppedData,
                     format!("table {} was dropped with {} rows in it", a.display(), a.rows),
                 )
                 .remedy("move the rows elsewhere first (or archive them), or drop the table in a later release once it is empty")
             } else {
                 Finding::new(
                     Level::Warn,
-                    "dropped-empty",
+                    Rule::DroppedEmpty,
                     format!("table {} was dropped; it was empty here, but may not be in production", a.display()),
                 )
                 .remedy("make sure the table is empty in production too (or that its rows are not needed) before dropping it")
@@ -211,7 +212,7 @@ pub async fn diff(
         if lost > 0 {
             let mut f = Finding::new(
                 Level::Fail,
-                "rows-lost",
+                Rule::RowsLost,
                 format!("{lost} of {} rows of {} were lost", a.rows, a.display()),
             )
             .count(lost)
@@ -226,7 +227,7 @@ pub async fn diff(
             out.push(
                 Finding::new(
                     Level::Info,
-                    "rows-added",
+                    Rule::RowsAdded,
                     format!("{added} rows were added to {}", a.display()),
                 )
                 .count(added)
@@ -246,7 +247,7 @@ pub async fn diff(
                     // Computed from the other columns: nothing is lost (D12).
                     Finding::new(
                         Level::Info,
-                        "dropped-generated",
+                        Rule::DroppedGenerated,
                         format!(
                             "generated column {}.{} was dropped; its values are computed from other columns, so no data is lost",
                             a.display(),
@@ -256,14 +257,14 @@ pub async fn diff(
                 } else if nonnull > 0 {
                     Finding::new(
                         Level::Fail,
-                        "dropped-data",
+                        Rule::DroppedData,
                         format!("column {}.{} was dropped with {nonnull} non-NULL values in it", a.display(), col.name),
                     )
                     .remedy("copy the values to where they now belong before dropping the column (and check that copy), or keep the column")
                 } else {
                     Finding::new(
                         Level::Warn,
-                        "dropped-empty",
+                        Rule::DroppedEmpty,
                         format!("column {}.{} was dropped; it held no values here, but may in production", a.display(), col.name),
                     )
                     .remedy("check that the column is empty (or unused) in production before dropping it")
@@ -292,7 +293,7 @@ pub async fn diff(
                     out.push(attribute(
                         Finding::new(
                             Level::Fail,
-                            "values-changed",
+                            Rule::ValuesChanged,
                             format!("values of {}.{} changed (the column's hash differs; no row-level copy was kept because the migrations never name the table)", a.display(), col.name),
                         )
                         .object(format!("{}.{}", a.display(), nc.name)),
@@ -340,7 +341,7 @@ pub async fn diff(
             if nonnull > 0 && existing > 0 {
                 let mut f = Finding::new(
                     Level::Info,
-                    "default-filled",
+                    Rule::DefaultFilled,
                     format!(
                         "{} existing rows of {} received a value in the new column {}{}",
                         nonnull.min(existing),
@@ -478,7 +479,7 @@ fn value_findings(
         };
         let mut f = Finding::new(
             Level::Fail,
-            "values-changed",
+            Rule::ValuesChanged,
             format!("{changed} values of {object} changed{how}"),
         )
         .count(changed)
@@ -497,7 +498,7 @@ fn value_findings(
         out.push(attribute(
             Finding::new(
                 Level::Info,
-                "default-filled",
+                Rule::DefaultFilled,
                 format!("{filled} NULLs of {object} received a value"),
             )
             .count(filled)
@@ -536,7 +537,7 @@ async fn changed_values(
             }
             let mut f = changed_values_table(client, a, b, &[(as_text, new.clone())], runs).await?;
             for x in &mut f {
-                if x.rule == "values-changed" {
+                if x.rule == Rule::ValuesChanged {
                     x.message += &format!(
                         " by the type change {} → {} (compared as text)",
                         old.ty, new.ty

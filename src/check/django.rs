@@ -22,6 +22,7 @@ use tokio_postgres::Client;
 use super::apply::{self, FileRun, Mode, StatementTrace};
 use super::migrations::{Migration, Script};
 use super::report::Finding;
+use super::rule::Rule;
 use super::split::{self, Statement};
 use crate::django::{Project, shorten};
 use crate::error::UsageError;
@@ -377,7 +378,7 @@ pub fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
     for (file, output) in outputs {
         for f in findings
             .iter_mut()
-            .filter(|f| f.rule == "migration-error" && f.file.as_deref() == Some(file))
+            .filter(|f| f.rule == Rule::MigrationError && f.file.as_deref() == Some(file))
         {
             let first = output
                 .lines()

@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 
 use super::fingerprint::Fingerprint;
 use super::report::{Finding, Level};
+use super::rule::Rule;
 use crate::pg::quote_ident;
 
 pub async fn check(client: &Client, pre: &Fingerprint, post: &Fingerprint) -> Result<Vec<Finding>> {
@@ -21,7 +22,7 @@ pub async fn check(client: &Client, pre: &Fingerprint, post: &Fingerprint) -> Re
         out.push(
             Finding::new(
                 if before { Level::Warn } else { Level::Fail },
-                "invalid-index",
+                Rule::InvalidIndex,
                 format!(
                     "index {} on {table} is INVALID{}: it is not used by queries{}",
                     ix.name,
@@ -55,7 +56,7 @@ pub async fn check(client: &Client, pre: &Fingerprint, post: &Fingerprint) -> Re
         out.push(
             Finding::new(
                 Level::Fail,
-                "not-valid-constraint",
+                Rule::NotValidConstraint,
                 format!(
                     "constraint {} on {} is NOT VALID and would not validate: {count} rows violate it",
                     con.name,
@@ -87,7 +88,7 @@ pub async fn check(client: &Client, pre: &Fingerprint, post: &Fingerprint) -> Re
         out.push(
             Finding::new(
                 if before { Level::Warn } else { Level::Fail },
-                "sequence-behind",
+                Rule::SequenceBehind,
                 format!(
                     "sequence {} is behind {}.{}: it will hand out {} but the highest id is {max}, so the next {} inserts collide{}",
                     s.name,

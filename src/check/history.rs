@@ -5,7 +5,37 @@
 use super::apply::Applied;
 use super::migrations::{Format, Migration, MigrationSet};
 use super::report::{Finding, Level};
+use super::rule::Rule;
 use super::version::VersionKey;
+
+/// The finding for a history row marked failed or dirty: the one place
+/// `dirty-history` is made (before the run, and after it for a file that
+/// failed half-way without a transaction).
+pub fn dirty_row(set: &MigrationSet, row: &Applied) -> Finding {
+    let file = set.migrations.iter().find(|m| m.version == row.version);
+    let mut f = Finding::new(
+        Level::Fail,
+        Rule::DirtyHistory,
+        format!(
+            "migration {} is marked as failed/dirty in {}: it was partially applied",
+            row.version,
+            set.format.history_table()
+        ),
+    )
+    .count(1)
+    .object(row.version.clone())
+    .remedy(match set.format {
+        Format::GolangMigrate => "repair the schema by hand, then `migrate force <version>`",
+        Format::Flyway => "repair the schema by hand, then `flyway repair`",
+        _ => {
+            "repair the schema by hand, then delete the failed history row and re-run the migration"
+        }
+    });
+    if let Some(m) = file {
+        f = f.file(&m.up.file);
+    }
+    f
+}
 
 /// Pending migrations and the findings about the history.
 pub fn pending<'a>(
@@ -16,29 +46,12 @@ pub fn pending<'a>(
     let Some(applied) = applied else {
         return (set.migrations.iter().collect(), findings);
     };
-    for a in applied.iter().filter(|a| !a.success) {
-        let file = set.migrations.iter().find(|m| m.version == a.version);
-        let mut f = Finding::new(
-            Level::Fail,
-            "dirty-history",
-            format!(
-                "migration {} is marked as failed/dirty in {}: it was partially applied",
-                a.version,
-                set.format.history_table()
-            ),
-        )
-        .count(1)
-        .object(a.version.clone())
-        .remedy(match set.format {
-            Format::GolangMigrate => "repair the schema by hand, then `migrate force <version>`",
-            Format::Flyway => "repair the schema by hand, then `flyway repair`",
-            _ => "repair the schema by hand, then delete the failed history row and re-run the migration",
-        });
-        if let Some(m) = file {
-            f = f.file(&m.up.file);
-        }
-        findings.push(f);
-    }
+    findings.extend(
+        applied
+            .iter()
+            .filter(|row| !row.success)
+            .map(|row| dirty_row(set, row)),
+    );
     if set.format == Format::GolangMigrate {
         // One row: the current version; everything up to it counts as applied.
         let current = applied
@@ -57,7 +70,7 @@ pub fn pending<'a>(
             None => findings.push(
                 Finding::new(
                     Level::Fail,
-                    "history-mismatch",
+                    Rule::HistoryMismatch,
                     format!(
                         "migration {} is applied in the database but its file is missing{}",
                         a.version,
@@ -76,7 +89,7 @@ pub fn pending<'a>(
                         findings.push(
                             Finding::new(
                                 Level::Warn,
-                                "history-mismatch",
+                                Rule::HistoryMismatch,
                                 format!(
                                     "{} differs from the applied file only in its line endings — sqlx's checksum is CRLF-sensitive and `sqlx migrate run` will refuse it",
                                     m.up.file
@@ -91,7 +104,7 @@ pub fn pending<'a>(
                     findings.push(
                         Finding::new(
                             Level::Fail,
-                            "history-mismatch",
+                            Rule::HistoryMismatch,
                             if divergent {
                                 format!(
                                     "version {} is a different migration in the database ('{}') than on disk ('{}')",
@@ -121,7 +134,7 @@ pub fn pending<'a>(
             findings.push(
                 Finding::new(
                     Level::Warn,
-                    "out-of-order",
+                    Rule::OutOfOrder,
                     format!(
                         "{} is pending but older than migrations already applied: {}",
                         m.up.file,
@@ -157,7 +170,7 @@ pub fn never_applied(
         .map(|m| {
             Finding::new(
                 Level::Fail,
-                "out-of-order",
+                Rule::OutOfOrder,
                 format!(
                     "{} is older than the migrations already applied, and golang-migrate never applies it",
                     m.up.file

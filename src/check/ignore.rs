@@ -9,33 +9,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Rules no comment can silence: the migration does not run, or the history
-/// is broken — accepting that would pass a change that cannot deploy.
-pub const NOT_IGNORABLE: &[&str] = &["migration-error", "dirty-history", "history-mismatch"];
-
-/// Every rule a comment may name.
-pub const RULES: &[&str] = &[
-    "rows-lost",
-    "dropped-data",
-    "values-changed",
-    "invalid-index",
-    "sequence-behind",
-    "not-valid-constraint",
-    "down-migration",
-    "seed-broken",
-    "blocking-lock",
-    "timezone-dependent",
-    "dropped-empty",
-    "out-of-order",
-    "default-filled",
-    "metadata-lock",
-    "rows-added",
-    "values-converted",
-    "dropped-generated",
-];
-
 use super::migrations::{MigrationSet, Script};
 use super::report::Finding;
+use super::rule::{NotIgnorable, Rule};
 
 /// One directive: the rules it names, and whether it covers the whole file.
 #[derive(Debug, PartialEq)]
@@ -93,27 +69,30 @@ pub fn split(findings: Vec<Finding>, set: Option<&MigrationSet>) -> (Vec<Finding
     for m in &set.migrations {
         for sc in std::iter::once(&m.up).chain(m.down.as_ref()) {
             for d in sc.sql.lines().filter_map(directive) {
-                for r in d.rules.iter().filter(|r| !RULES.contains(&r.as_str())) {
-                    let why = if NOT_IGNORABLE.contains(&r.as_str()) {
-                        "cannot be ignored"
-                    } else {
-                        "is not a rule"
+                for named in &d.rules {
+                    let why = match Rule::from_name(named).map(Rule::ignorable) {
+                        Some(Ok(())) => continue,
+                        Some(Err(NotIgnorable::Blocks)) => "cannot be ignored",
+                        Some(Err(NotIgnorable::AboutWard)) | None => "is not a rule",
                     };
-                    tracing::warn!("{}: `ward:ignore {r}` has no effect: {r} {why}", sc.file);
+                    tracing::warn!(
+                        "{}: `ward:ignore {named}` has no effect: {named} {why}",
+                        sc.file
+                    );
                 }
             }
         }
     }
     findings.into_iter().partition(|f| {
         let Some(file) = &f.file else { return true };
-        if NOT_IGNORABLE.contains(&f.rule) {
+        if f.rule.ignorable().is_err() {
             return true;
         }
         !set.migrations
             .iter()
             .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
             .filter(|s| &s.file == file)
-            .any(|s| ignores(s, f.rule, f.line))
+            .any(|s| ignores(s, f.rule.name(), f.line))
     })
 }
 

@@ -13,6 +13,7 @@ use super::apply::FileRun;
 use super::diff::{attribute, snapshot_name};
 use super::fingerprint::{Column, Table};
 use super::report::{Finding, Level};
+use super::rule::Rule;
 use crate::pg::quote_ident;
 
 /// A values-changed finding of a type change to or from a label type
@@ -25,7 +26,7 @@ pub(super) async fn relabelled(
     f: Finding,
     runs: &[FileRun],
 ) -> Result<Finding> {
-    if f.rule != "values-changed" {
+    if f.rule != Rule::ValuesChanged {
         return Ok(f);
     }
     let object = f.object.clone().unwrap_or_default();
@@ -106,7 +107,7 @@ pub(super) async fn one_to_one(
     let mapping: Option<String> = row.get(5);
     let mut f = Finding::new(
         Level::Info,
-        "values-converted",
+        Rule::ValuesConverted,
         format!(
             "{values} values of {}.{} were converted one-to-one by the type change {} → {} ({d_old} distinct values, none merged)",
             a.display(),

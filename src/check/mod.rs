@@ -24,8 +24,11 @@ pub mod ignore;
 mod lossless;
 pub mod migrations;
 pub mod report;
+#[cfg(test)]
+mod report_snapshots;
 mod risk;
 mod roundtrip;
+pub mod rule;
 pub mod rules;
 pub(crate) mod scratch;
 mod seeding;
@@ -46,14 +49,16 @@ use tokio_postgres::{Client, Config};
 
 use crate::error::UsageError;
 use crate::pg;
-use crate::seed::Progress;
+use crate::pg::url_of;
+use crate::progress::Progress;
 use apply::{Direction, FileRun};
 use fingerprint::Depth;
 use migrations::{Format, Migration, MigrationSet};
 use report::{Finding, Level, Report};
 use risk::unexpected_changes;
 use roundtrip::round_trip;
-use scratch::{Scratch, connect, url_of, with_db};
+use rule::Rule;
+use scratch::{Scratch, connect, with_db};
 use seeding::{builtin_tables_present, seed_compat, seeded_baseline, spec_compat};
 use std::collections::HashMap;
 use variance::{time_related, timezone_variance};
@@ -139,6 +144,8 @@ impl Phases {
         tracing::info!("{}: {:.2?}", self.name, self.at.elapsed());
         self.at = Instant::now();
         self.name = name;
+        // A marker in the log (`-v`) that tests wait for instead of sleeping.
+        tracing::info!("phase: {name}");
         progress.stage(name, 0);
     }
 }
@@ -456,7 +463,7 @@ async fn run_inner(
         }
         if let Some(note) = &run.history_note {
             findings.push(
-                Finding::new(Level::Info, "history-not-recorded", note.clone())
+                Finding::new(Level::Info, Rule::HistoryNotRecorded, note.clone())
                     .file(&run.file)
                     .object(run.version.clone()),
             );
@@ -497,19 +504,12 @@ async fn run_inner(
         && let Some(applied) = apply::applied(&client, s.format).await?
     {
         // A no-transaction file that failed half-way leaves a dirty row (golang-migrate).
-        for a in applied.iter().filter(|a| !a.success) {
+        for row in applied.iter().filter(|row| !row.success) {
             if !findings
                 .iter()
-                .any(|f| f.rule == "dirty-history" || f.rule == "migration-error")
+                .any(|f| f.rule == Rule::DirtyHistory || f.rule == Rule::MigrationError)
             {
-                findings.push(
-                    Finding::new(
-                        Level::Fail,
-                        "dirty-history",
-                        format!("migration {} left a dirty history row", a.version),
-                    )
-                    .count(1),
-                );
+                findings.push(history::dirty_row(s, row));
             }
         }
     }
@@ -657,7 +657,7 @@ async fn run_apply_cmd(cmd: &str, cfg: &Config, tz: &str) -> Result<Option<Findi
         .collect();
     let mut f = Finding::new(
         Level::Fail,
-        "migration-error",
+        Rule::MigrationError,
         format!(
             "--apply-cmd exited with {} on the clone",
             out.status

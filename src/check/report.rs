@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::apply::FileRun;
+use super::rule::Rule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -27,7 +28,7 @@ impl Level {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub level: Level,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub file: Option<String>,
     pub line: Option<usize>,
     pub statement: Option<String>,
@@ -49,7 +50,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(level: Level, rule: &'static str, message: impl Into<String>) -> Finding {
+    pub fn new(level: Level, rule: Rule, message: impl Into<String>) -> Finding {
         Finding {
             level,
             rule,
@@ -350,9 +351,18 @@ fn path_in(file: &str, dir: Option<&str>) -> String {
     }
 }
 
+/// SARIF's name for a level.
+fn sarif_level(level: Level) -> &'static str {
+    match level {
+        Level::Fail => "error",
+        Level::Warn => "warning",
+        Level::Info => "note",
+    }
+}
+
 /// SARIF 2.1.0, for code-scanning tools (GitHub's upload-sarif among them).
 pub fn sarif(r: &Report, dir: Option<&str>) -> String {
-    let mut rules: Vec<&str> = r
+    let mut rules: Vec<Rule> = r
         .findings
         .iter()
         .chain(&r.ignored)
@@ -377,11 +387,7 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
             }
             let mut v = serde_json::json!({
                 "ruleId": f.rule,
-                "level": match f.level {
-                    Level::Fail => "error",
-                    Level::Warn => "warning",
-                    Level::Info => "note",
-                },
+                "level": sarif_level(f.level),
                 "message": { "text": text },
             });
             if let Some(file) = &f.file {
@@ -415,9 +421,10 @@ pub fn sarif(r: &Report, dir: Option<&str>) -> String {
             "tool": { "driver": {
                 "name": "ward",
                 "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules.iter().map(|id| serde_json::json!({
-                    "id": id,
-                    "shortDescription": { "text": format!("ward check rule {id}") },
+                "rules": rules.iter().map(|rule| serde_json::json!({
+                    "id": rule.name(),
+                    "shortDescription": { "text": rule.help() },
+                    "defaultConfiguration": { "level": sarif_level(rule.level()) },
                 })).collect::<Vec<_>>(),
             }},
             "results": results,

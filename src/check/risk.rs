@@ -6,6 +6,7 @@ use super::apply::FileRun;
 use super::fingerprint::Fingerprint;
 use super::migrations::Migration;
 use super::report::{Finding, Level};
+use super::rule::Rule;
 use super::split;
 
 /// Which tables the pending statements can change, by a conservative reading
@@ -185,7 +186,7 @@ pub(super) fn unexpected_changes(runs: &[FileRun], pre: &Fingerprint, risk: &Ris
                 out.push(
                     Finding::new(
                         Level::Fail,
-                        "values-changed",
+                        Rule::ValuesChanged,
                         format!(
                             "{n} rows of {} were updated by a statement that never names it (a trigger or a function); no row-level copy was kept",
                             t.display()

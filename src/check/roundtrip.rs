@@ -10,6 +10,7 @@ use super::fingerprint::{self, Fingerprint};
 use super::migrations::{Format, Migration};
 use super::report::{Finding, Level};
 use super::risk::Risk;
+use super::rule::Rule;
 use super::scratch::Scratch;
 use fingerprint::Depth;
 use std::collections::HashMap;
@@ -59,7 +60,7 @@ pub(super) async fn round_trip(
             findings.push(
                 Finding::new(
                     Level::Fail,
-                    "down-migration",
+                    Rule::DownMigration,
                     format!("the pending window does not round-trip as a whole: {d}"),
                 )
                 .file(&oldest)
@@ -195,7 +196,7 @@ async fn step_by_step(
             out.push(
                 Finding::new(
                     Level::Fail,
-                    "down-migration",
+                    Rule::DownMigration,
                     format!(
                         "{} fails after its up migration: {} (SQLSTATE {})",
                         run.file, f.message, f.sqlstate
@@ -214,7 +215,7 @@ async fn step_by_step(
             out.push(
                 Finding::new(
                     Level::Fail,
-                    "down-migration",
+                    Rule::DownMigration,
                     format!("up → down does not give back the original: {d}"),
                 )
                 .file(&down.file)
@@ -229,7 +230,7 @@ async fn step_by_step(
             out.push(
                 Finding::new(
                     Level::Fail,
-                    "down-migration",
+                    Rule::DownMigration,
                     format!(
                         "{} cannot be applied again after its down migration {}: {}",
                         run.file, down.file, f.message
@@ -256,7 +257,7 @@ async fn step_by_step(
             out.push(
                 Finding::new(
                     Level::Fail,
-                    "down-migration",
+                    Rule::DownMigration,
                     format!("up → down → up differs from up: {d}"),
                 )
                 .file(&down.file)

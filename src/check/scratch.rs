@@ -3,7 +3,6 @@
 //! because a Ctrl-C must not leave clones of patient-shaped data behind.
 
 use anyhow::{Result, anyhow};
-use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config};
 
 use crate::error::UsageError;
@@ -31,29 +30,6 @@ pub(super) fn with_db(cfg: &Config, db: &str) -> Config {
     let mut c = cfg.clone();
     c.dbname(db);
     c
-}
-
-/// A libpq URL for `cfg` (with the password: only for child processes' environment).
-pub(crate) fn url_of(cfg: &Config) -> String {
-    let host = match cfg.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        _ => "localhost".into(),
-    };
-    let pass = cfg
-        .get_password()
-        .map(|p| {
-            format!(
-                ":{}",
-                crate::redact::percent_all(&String::from_utf8_lossy(p))
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "postgres://{}{pass}@{host}:{}/{}",
-        crate::redact::percent_all(cfg.get_user().unwrap_or("postgres")),
-        cfg.get_ports().first().copied().unwrap_or(5432),
-        crate::redact::percent_all(cfg.get_dbname().unwrap_or("postgres"))
-    )
 }
 
 /// Scratch databases this run created; all dropped at the end.

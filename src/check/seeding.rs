@@ -13,6 +13,7 @@ use super::fingerprint::Fingerprint;
 use super::migrations::{self, Migration, MigrationSet};
 use super::report::{Finding, Level};
 use super::risk::names_word;
+use super::rule::Rule;
 use super::scratch::Scratch;
 use super::version::VersionKey;
 use super::{Options, SeedSource, git};
@@ -38,7 +39,7 @@ pub async fn fill_realistic(client: &mut Client, source: &SeedSource) -> Result<
                 client,
                 "the check baseline".into(),
                 &opts,
-                &crate::seed::NoProgress,
+                &crate::progress::NoProgress,
             )
             .await
             .context("seeding the baseline for the check")?;
@@ -51,7 +52,7 @@ pub async fn fill_realistic(client: &mut Client, source: &SeedSource) -> Result<
                 *seed,
                 *jobs,
                 false,
-                &crate::seed::NoProgress,
+                &crate::progress::NoProgress,
             )
             .await
             .with_context(|| {
@@ -342,14 +343,14 @@ pub(super) async fn seed_compat(c: &mut Client, seed: u64) -> Result<Vec<Finding
         jobs: 1,
         existing: crate::seed::load::Existing::Append,
     };
-    match crate::seed::load::load(c, "the migrated clone".into(), &opts, &crate::seed::NoProgress).await {
+    match crate::seed::load::load(c, "the migrated clone".into(), &opts, &crate::progress::NoProgress).await {
         Ok(_) => Ok(Vec::new()),
         Err(e) => Ok(vec![
             // WARN: the built-in model's binary COPY has a fixed shape, so
             // even a harmless widening breaks it; the project's own spec is the FAIL.
             Finding::new(
                 Level::Warn,
-                "seed-broken",
+                Rule::SeedBroken,
                 format!("ward's built-in seed no longer applies to the migrated schema: {}", one_line(&e)),
             )
             .count(1)
@@ -401,7 +402,7 @@ pub(super) async fn spec_compat(
         seed,
         jobs,
         false,
-        &crate::seed::NoProgress,
+        &crate::progress::NoProgress,
     )
     .await;
     let Err(e) = r else { return Ok(Vec::new()) };
@@ -435,7 +436,7 @@ pub(super) async fn spec_compat(
         .unwrap_or(1);
     let mut f = Finding::new(
         Level::Fail,
-        "seed-broken",
+        Rule::SeedBroken,
         format!("the seed spec no longer applies to the migrated schema: {msg}"),
     )
     .count(entries.len().max(1) as i64)

@@ -12,6 +12,7 @@ use super::fingerprint::{self, Fingerprint};
 use super::migrations::Migration;
 use super::report::{Finding, Level};
 use super::risk::names_word;
+use super::rule::Rule;
 use super::scratch::{connect, with_db};
 use super::split;
 use super::{MigrationSet, run_apply_cmd};
@@ -53,7 +54,7 @@ pub(super) async fn other_zone(
             {
                 return Ok(Some(OtherZone::Failed(Finding::new(
                     Level::Warn,
-                    "timezone-dependent",
+                    Rule::TimezoneDependent,
                     format!(
                         "--apply-cmd fails when the session TimeZone is {OTHER} but succeeds under UTC"
                     ),
@@ -66,7 +67,7 @@ pub(super) async fn other_zone(
             if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
                 return Ok(Some(OtherZone::Failed(Finding::new(
                     Level::Warn,
-                    "timezone-dependent",
+                    Rule::TimezoneDependent,
                     format!("{} fails when the session TimeZone is {OTHER} ({}) but succeeds under UTC", run.file, f.message),
                 )
                 .at(&run.file, f.line, &f.statement))));
@@ -131,7 +132,7 @@ pub(super) async fn timezone_variance(
             };
             let mut f = Finding::new(
                 Level::Warn,
-                "timezone-dependent",
+                Rule::TimezoneDependent,
                 format!(
                     "{}.{} gets different values when the migrations run with session TimeZone {OTHER} instead of UTC{}",
                     t.display(),

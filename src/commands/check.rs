@@ -9,7 +9,7 @@ use crate::cli::{AgainstArg, CheckArgs, CheckFormat};
 use crate::config::Config;
 use crate::error::Exit;
 use crate::output;
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::{template, throwaway};
 
 pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::cli::{SnapshotArgs, SnapshotCommand, StoreArgs, TargetArgs};
 use crate::config::Config;
 use crate::error::Exit;
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::{
     self, CreateOptions, Method, RestoreOptions, retention, store::Store, template,
 };

@@ -154,16 +154,7 @@ impl Cluster {
             chown(dir.path(), Some(uid), Some(gid))
                 .context("cannot hand the cluster directory to the postgres user")?;
         }
-        let password = format!(
-            "ward-{:016x}",
-            crate::seed::rng::mix64(
-                std::process::id() as u64
-                    ^ std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_nanos() as u64)
-                        .unwrap_or(0),
-            )
-        );
+        let password = fresh_password()?;
         let mut cluster = Cluster {
             dir: Some(dir),
             bindir,
@@ -211,10 +202,13 @@ impl Cluster {
 
     /// A URL for `db` as the superuser over TCP.
     pub fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://postgres:{}@127.0.0.1:{}/{db}",
-            self.password, self.port
-        )
+        super::tcp_url(super::UrlParts {
+            user: "postgres",
+            password: Some(&self.password),
+            host: "127.0.0.1",
+            port: self.port,
+            database: db,
+        })
     }
 
     /// A command for one of the server binaries, as the cluster's owner.
@@ -333,6 +327,17 @@ impl Drop for Cluster {
             let _ = cmd.output();
         }
     }
+}
+
+/// A superuser password for a throwaway cluster: 16 bytes from the operating
+/// system's random source as hex. Never a seeded generator — those are
+/// predictable by design, and another local user could log in.
+pub fn fresh_password() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        anyhow::anyhow!("cannot read the system's random source for a password: {err}")
+    })?;
+    Ok(format!("ward-{}", hex::encode(bytes)))
 }
 
 /// A TCP port of 127.0.0.1 that was free a moment ago (callers retry when

@@ -16,8 +16,20 @@ use super::generate::World;
 use super::model::TableId;
 use super::pipeline::{self, Plan};
 use super::spec::Spec;
-use super::{Progress, RunFacts, SeedReport, TableReport, check_patients, per_second};
-use crate::cli::ExportFormat;
+use super::{RunFacts, SeedReport, TableReport, check_patients, per_second};
+use crate::progress::Progress;
+
+/// Output formats for `ward seed --export`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Comma-separated values with a header row (RFC 4180 quoting).
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
 
 pub fn export(
     dir: &Path,

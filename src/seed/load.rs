@@ -19,9 +19,10 @@ use super::generate::{Practice, World};
 use super::model::{CONSTRAINTS_SQL, SCHEMA_SQL, TableId};
 use super::pipeline::{self, Plan};
 use super::spec::Spec;
-use super::{Progress, RunFacts, SeedReport, TableReport, check_patients, per_second};
+use super::{RunFacts, SeedReport, TableReport, check_patients, per_second};
 use crate::error::UsageError;
 use crate::pg::quote_ident;
+use crate::progress::Progress;
 
 /// What to do with rows already in ward's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

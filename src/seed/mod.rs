@@ -23,23 +23,6 @@ use serde::Serialize;
 use crate::error::UsageError;
 pub use generate::nhs::CAPACITY as MAX_PATIENTS;
 
-/// Reports progress of long work; `output` implements it with a progress bar.
-pub trait Progress: Send + Sync {
-    /// A new stage of `total` units (rows) named `label`.
-    fn stage(&self, label: &str, total: u64);
-    fn advance(&self, n: u64);
-    fn finish(&self);
-}
-
-/// A `Progress` that shows nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn stage(&self, _: &str, _: u64) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
     pub table: String,

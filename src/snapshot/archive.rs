@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Entry, Kind};
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 /// zstd level: level 3 buys ≈1 % size for ≈2× CPU on this data (reference §9.4).
 pub const LEVEL: i32 = 1;

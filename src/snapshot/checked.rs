@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::archive::{HashReader, ID_FRAME_MAGIC, ID_FRAME_TAG};
 use super::manifest::{Entry, Kind, Manifest};
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 /// The longest name an entry may have.
 const MAX_NAME: usize = 4096;

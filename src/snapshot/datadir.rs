@@ -22,7 +22,7 @@ use super::{
     fault,
 };
 use super::{archive, checked};
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 /// Refuses to work on a data directory whose server is running.
 fn ensure_stopped(dir: &Path) -> Result<()> {

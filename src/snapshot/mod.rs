@@ -35,7 +35,7 @@ use anyhow::Result;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::target::Target;
 use manifest::Manifest;
 use store::{Listed, Store};

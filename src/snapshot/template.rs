@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::error::UsageError;
-use crate::pg::{self, quote_ident};
+use crate::pg::{self, maintenance_url, quote_ident};
+// Commands reach these through `template::`; each is defined once, elsewhere.
+pub use crate::pg::with_database;
+pub use crate::target::container_url;
 
 /// md5 over the user schema: tables, columns, types, constraints, indexes.
 pub const SCHEMA_FINGERPRINT_SQL: &str = "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (\
@@ -114,17 +117,6 @@ pub fn template_database(snapshot: &str) -> String {
     } else {
         name
     }
-}
-
-/// The URL of the cluster's maintenance database for `url` (renames and
-/// copies cannot run while connected to the database concerned).
-pub fn maintenance_url(url: &str) -> Result<(String, String)> {
-    let config = pg::parse_url(url)?;
-    let db = config.get_dbname().unwrap_or("postgres").to_string();
-    let mut parsed =
-        url::Url::parse(url).map_err(|_| UsageError("the database URL is not a URL".into()))?;
-    parsed.set_path("/postgres");
-    Ok((parsed.to_string(), db))
 }
 
 async fn sessions(admin: &Client, db: &str) -> Result<Vec<Session>> {
@@ -268,13 +260,6 @@ async fn fingerprint_of(url_for: impl Fn(&str) -> String, db: &str) -> Result<(S
         .await?
         .get(0);
     Ok((fp, size))
-}
-
-/// Replaces the database part of a URL.
-pub fn with_database(url: &str, db: &str) -> String {
-    let mut u = url::Url::parse(url).expect("URL parsed before");
-    u.set_path(&format!("/{db}"));
-    u.to_string()
 }
 
 /// Copies the database of `url` into a hidden template database for `snapshot`.
@@ -655,31 +640,6 @@ pub async fn create_snapshot(
     Ok(m)
 }
 
-/// A URL for the database of a container, through its published port on
-/// the loopback interface, as the official image's environment describes it.
-pub fn container_url(c: &crate::docker::ContainerFacts) -> Result<String> {
-    let port = c.published_port.ok_or_else(|| {
-        UsageError(format!(
-            "container {} publishes no port for 5432, so ward cannot reach its database — publish one \
-             (compose: ports: [\"127.0.0.1:5432:5432\"]) or pass --database-url",
-            c.name
-        ))
-    })?;
-    let user = c
-        .env
-        .get("POSTGRES_USER")
-        .map_or("postgres", String::as_str);
-    let db = c.env.get("POSTGRES_DB").map_or(user, String::as_str);
-    let mut u = url::Url::parse("postgres://127.0.0.1").expect("a valid URL");
-    let _ = u.set_username(user);
-    if let Some(pw) = c.env.get("POSTGRES_PASSWORD") {
-        let _ = u.set_password(Some(pw));
-    }
-    let _ = u.set_port(Some(port));
-    u.set_path(&format!("/{db}"));
-    Ok(u.to_string())
-}
-
 /// The URL of the cluster a template snapshot lives in: `url` (the database
 /// part is ignored; the recorded source database is the one replaced).
 pub fn require_url(url: Option<&str>, what: &str) -> Result<String> {
@@ -704,17 +664,6 @@ mod tests {
         assert_eq!(
             template_database("before-migration"),
             "ward_snap_before-migration"
-        );
-    }
-
-    #[test]
-    fn maintenance_url_swaps_the_database() {
-        let (u, db) = maintenance_url("postgres://a:b@h:5/app?sslmode=disable").unwrap();
-        assert_eq!(db, "app");
-        assert_eq!(u, "postgres://a:b@h:5/postgres?sslmode=disable");
-        assert_eq!(
-            with_database("postgres://a:b@h:5/app", "x y"),
-            "postgres://a:b@h:5/x%20y"
         );
     }
 }

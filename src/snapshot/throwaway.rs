@@ -21,7 +21,7 @@ use super::throwaway_native::Native;
 use super::volume::{image_facts, psql, replace_contents, restore_paths, wait_ready};
 use crate::docker::{self, Docker, Helper, PostgresServer, TempVolume};
 use crate::pg::{self, quote_ident};
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 /// Who must be able to reach the throwaway server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use nix::unistd::{Gid, Uid, User};
 
 use super::manifest::Manifest;
 use super::store::Store;
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 /// A running server on a private copy of a data-directory snapshot.
 pub struct Native {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use crate::check::apply::{FileRun, Mode};
 use crate::check::fingerprint::Fingerprint;
 use crate::check::report::{Finding, Level};
+use crate::check::rule::Rule;
 use crate::check::stats::{ProductionStats, human_ms};
 
 const BLOCKING: &[&str] = &[
@@ -127,7 +128,7 @@ pub fn findings(
                         out.push(
                             Finding::new(
                                 Level::Info,
-                                "metadata-lock",
+                                Rule::MetadataLock,
                                 format!("brief ACCESS EXCLUSIVE lock on {} (catalog-only change, no rewrite or scan)", t.display()),
                             )
                             .at(&run.file, st.line, &st.sql)
@@ -172,7 +173,7 @@ pub fn findings(
                 };
                 let mut f = Finding::new(
                     Level::Warn,
-                    "blocking-lock",
+                    Rule::BlockingLock,
                     format!(
                         "{} {} {} while holding {mode}",
                         st_kind(&what),
@@ -201,7 +202,7 @@ pub fn findings(
 /// locks, its table and size — the locks are all held until the same COMMIT.
 pub fn per_transaction(findings: Vec<Finding>, runs: &[FileRun]) -> Vec<Finding> {
     let in_tx = |f: &Finding| {
-        f.rule == "blocking-lock"
+        f.rule == Rule::BlockingLock
             && runs
                 .iter()
                 .any(|r| r.mode == Mode::Transaction && Some(&r.file) == f.file.as_ref())
@@ -241,7 +242,7 @@ pub fn per_transaction(findings: Vec<Finding>, runs: &[FileRun]) -> Vec<Finding>
         let first = &group[0];
         let mut merged = Finding::new(
             Level::Warn,
-            "blocking-lock",
+            Rule::BlockingLock,
             format!(
                 "one transaction holds blocking locks on {} until COMMIT ({:.1} ms on this clone) while {} statements rewrite, scan or index {}",
                 tables.join(", "),

@@ -14,9 +14,10 @@ use super::schema::PgType;
 use super::values::{self, Value};
 use crate::error::UsageError;
 use crate::pg::quote_ident;
+use crate::progress::Progress;
 use crate::seed::encode::{BINARY_HEADER, BINARY_TRAILER};
 use crate::seed::load::copy_chunks;
-use crate::seed::{Progress, TableReport, per_second};
+use crate::seed::{TableReport, per_second};
 
 /// Rows per parallel chunk.
 const CHUNK: u64 = 2000;

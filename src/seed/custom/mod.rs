@@ -24,8 +24,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::{Progress, SeedReport};
+use super::SeedReport;
 use crate::error::UsageError;
+use crate::progress::Progress;
 
 /// What `--init-spec` wrote.
 #[derive(Debug, Serialize)]

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use super::container::{database_facts, exec_ok, postgres_user, psql, settle, wait_ready};
 use super::journal::{FinishOnDrop, JournalFile, RestartGuard, TargetJournal, recover};
 use crate::docker::{self, Docker, Helper};
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::archive::{self, ChannelReader};
 use crate::snapshot::manifest::{Layout, Manifest, Origin};
 use crate::snapshot::store::Store;

@@ -29,7 +29,7 @@ use anyhow::{Result, bail};
 use super::manifest::Manifest;
 use super::store::Store;
 use crate::docker;
-use crate::seed::Progress;
+use crate::progress::Progress;
 
 pub(super) use container::{image_facts, psql, wait_ready};
 pub use create::create;

@@ -18,7 +18,7 @@ use super::journal::{JournalFile, TargetJournal};
 use super::restore::{Live, complete};
 use super::swap::{MOUNT, PREVIOUS_MOUNT, Swap, previous_volume};
 use crate::docker::{self, Helper};
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::{Confirm, RestoreOptions, Restored};
 use crate::target::VolumeTarget;
 

@@ -19,7 +19,7 @@ use super::journal::{JournalFile, RestartGuard, TargetJournal, recover};
 use super::swap::{ForeignData, MOUNT, Swap};
 use super::upload::stream_checked;
 use crate::docker::{self, Docker, Helper};
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::manifest::{Layout, Manifest};
 use crate::snapshot::store::Store;
 use crate::snapshot::{

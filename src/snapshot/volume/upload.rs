@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::container::exec_ok;
 use crate::docker::{self, Docker};
-use crate::seed::Progress;
+use crate::progress::Progress;
 use crate::snapshot::archive::ChannelWriter;
 use crate::snapshot::checked;
 use crate::snapshot::manifest::{Layout, Manifest};
