@@ -97,6 +97,19 @@ fn assert_no_throwaways() {
         volumes.trim().is_empty(),
         "throwaway volumes left: {volumes}"
     );
+    let networks = dk::docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=ward.helper=1",
+        "--filter",
+        "name=ward-check",
+    ]);
+    assert!(
+        networks.trim().is_empty(),
+        "throwaway networks left: {networks}"
+    );
 }
 
 #[test]
@@ -208,7 +221,7 @@ fn an_absent_image_is_a_one_line_error_and_nothing_is_created() {
 fn the_throwaway_server_is_published_on_127_0_0_1_only() {
     let st = tempfile::tempdir().unwrap();
     let pg = snapshotted(st.path(), "ports", &[]);
-    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(4);")]);
+    let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(15);")]);
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (mut child, _dir) = ward()
         .args(["check", "--format", "json", "--against", "snapshot:ports"])
@@ -260,6 +273,19 @@ fn the_throwaway_server_is_published_on_127_0_0_1_only() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(logins, "postgres", "login roles of the copy");
+    // Off shared networks: a container on the default bridge reaches the
+    // source container there (the probe works) but not the copy.
+    let networks = networks_of(name.trim());
+    assert!(
+        !networks.contains(&"bridge".to_string()) && networks.len() == 1,
+        "the copy sits on {networks:?}"
+    );
+    assert_eq!(probe(&bridge_address(&pg.name)), Some(0), "control probe");
+    assert_eq!(
+        probe(&bridge_address(name.trim())),
+        Some(2),
+        "another container reached the copy's server"
+    );
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -269,6 +295,50 @@ fn the_throwaway_server_is_published_on_127_0_0_1_only() {
     );
     assert_no_throwaways();
     assert!(pg.running());
+}
+
+/// The networks a container is attached to.
+fn networks_of(container: &str) -> Vec<String> {
+    let out = dk::docker(&[
+        "inspect",
+        "-f",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        container,
+    ]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+/// The container's address on its (one) network.
+fn bridge_address(container: &str) -> String {
+    let out = dk::docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        container,
+    ]);
+    assert!(!out.trim().is_empty(), "{container} has no address");
+    out.trim().to_string()
+}
+
+/// `pg_isready` against `address:5432` from a fresh container on the
+/// engine's default bridge: 0 answers, 2 no answer within 3 s.
+fn probe(address: &str) -> Option<i32> {
+    std::process::Command::new("docker")
+        .args(["run", "--rm", "--label", "ward.test=1", "--entrypoint"])
+        .args([
+            "pg_isready",
+            dk::IMAGE,
+            "-h",
+            address,
+            "-p",
+            "5432",
+            "-t",
+            "3",
+        ])
+        .output()
+        .unwrap()
+        .status
+        .code()
 }
 
 /// Waits until `ward check` (the child) runs its throwaway server; returns

@@ -13,6 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use sha2::Digest;
+use support::docker as dk;
 use support::*;
 use ward::snapshot::manifest::{Entry, FORMAT, Kind, Layout, Manifest};
 
@@ -315,12 +316,11 @@ fn a_good_generated_snapshot_restores_so_the_corpus_tests_the_policy() {
     assert!(!data.join("precious").exists(), "replaced, not merged");
 }
 
-#[test]
-fn hostile_entries_are_refused_by_verify_and_restore_and_touch_nothing() {
+/// The hostile entries: (snapshot name, entries, what the refusal says).
+fn hostile_cases() -> Vec<(&'static str, Vec<Raw>, &'static str)> {
     use tar::EntryType::*;
-    let store = tempfile::tempdir().unwrap();
     let long = "d/".repeat(2100) + "x";
-    let cases: Vec<(&str, Vec<Raw>, &str)> = vec![
+    vec![
         (
             "dotdot",
             vec![ok_version(), file("base/../../outside/passwd", b"x")],
@@ -453,8 +453,13 @@ fn hostile_entries_are_refused_by_verify_and_restore_and_touch_nothing() {
             vec![ok_version(), file("s", b"").with_kind(GNUSparse)],
             "damaged",
         ),
-    ];
-    for (name, items, needle) in &cases {
+    ]
+}
+
+#[test]
+fn hostile_entries_are_refused_by_verify_and_restore_and_touch_nothing() {
+    let store = tempfile::tempdir().unwrap();
+    for (name, items, needle) in &hostile_cases() {
         put(store.path(), name, items);
         refused(store.path(), name, needle);
     }
@@ -607,4 +612,80 @@ fn restore_checks_free_space_before_touching_anything() {
         r.stderr()
     );
     assert_eq!(fingerprint(root.path()), before);
+}
+
+/// What a hostile restore could change in a Docker volume: the name of
+/// every path (the server's own churn — WAL, statistics, relcache init
+/// files — aside), the
+/// contents of the files the server does not rewrite, and the rows.
+fn volume_fingerprint(pg: &dk::Pg) -> String {
+    let listing = dk::docker(&[
+        "run",
+        "--rm",
+        "--label",
+        "ward.test=1",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/v:ro", pg.volume),
+        "--entrypoint",
+        "sh",
+        dk::IMAGE,
+        "-c",
+        "cd /v && find . -path ./pg_wal -prune -o -path ./pg_stat_tmp -prune -o \\
+         -path ./pg_stat -prune -o -path ./pg_logical -prune -o \\
+         ! -name pg_internal.init -print | sort && \\
+         sha256sum precious PG_VERSION postgresql.conf pg_hba.conf",
+    ]);
+    format!("{listing}\n{:?}", pg.checksums())
+}
+
+#[test]
+fn hostile_archives_restored_into_a_docker_volume_touch_nothing() {
+    let store = tempfile::tempdir().unwrap();
+    let pg = dk::Pg::start();
+    pg.psql("CREATE TABLE visits(id int PRIMARY KEY, note text); INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 500) g");
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        "echo patient rows > /var/lib/postgresql/data/precious",
+    ]);
+    let mut cases = hostile_cases();
+    // A size lie: the header claims more than the archive holds.
+    let liar = vec![
+        ok_version(),
+        file("big", b"short").with_header_size(1 << 20),
+    ];
+    cases.push(("liar", liar, "does not match the manifest"));
+    let before = volume_fingerprint(&pg);
+    for (name, items, needle) in &cases {
+        let mut m = put(store.path(), name, items);
+        if *name == "liar" {
+            m.total_bytes = 1 << 21;
+            for e in m.entries.iter_mut().filter(|e| e.path == "big") {
+                e.size = 1 << 20;
+            }
+            std::fs::write(store.path().join("liar.json"), m.to_json()).unwrap();
+        }
+        let r = ward()
+            .args(["snapshot", "restore", name, "--store", &s(store.path())])
+            .args(["--container", &pg.name, "--yes", "--no-safety"])
+            .run();
+        assert_eq!(r.code(), 1, "{name}: restore: {}", r.stderr());
+        assert!(
+            r.stderr().contains(needle),
+            "{name}: want {needle:?} in {}",
+            r.stderr()
+        );
+        assert!(pg.running(), "{name}: the container was left stopped");
+        assert_eq!(dk::helpers(&pg.volume), 0, "{name}: helpers left");
+        assert_eq!(
+            volume_fingerprint(&pg),
+            before,
+            "{name}: the volume changed"
+        );
+    }
+    assert!(!Path::new("/tmp/ward-hostile-abs").exists());
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::cli::{SnapshotArgs, SnapshotCommand, StoreArgs, TargetArgs};
+use crate::cli::{
+    SnapshotArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotDeleteArgs, SnapshotPruneArgs,
+    SnapshotRestoreArgs, SnapshotVerifyArgs, StoreArgs, TargetArgs,
+};
 use crate::config::Config;
 use crate::error::Exit;
 use crate::progress::Progress;
@@ -89,324 +92,332 @@ fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
-    let cwd = std::env::current_dir()?;
     match &args.command {
-        SnapshotCommand::Create(a) if a.fast => {
-            let store = store(cfg, &a.store)?;
-            let (url, container) = fast_url(cfg, Some(&a.target), None, "taking").await?;
-            let url = match &a.database {
-                Some(db) => template::with_database(&url, db),
-                None => url,
-            };
-            let name = a
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("fast-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
-            let mut labels = labels(&a.labels)?;
-            if a.persist {
-                // The durable copy first: if it fails, no fast snapshot claims a link to it.
-                let durable = format!("{name}-durable");
-                let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
-                let opts = CreateOptions {
-                    name: Some(durable.clone()),
-                    method: Method::Cold,
-                    stop_timeout: a
-                        .stop_timeout
-                        .or(cfg.file.snapshot.stop_timeout)
-                        .unwrap_or(DEFAULT_STOP_TIMEOUT),
-                    labels: [("ward.fast".to_string(), name.clone())].into(),
-                };
-                let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-                let st = store.clone();
-                let created = snapshot::shielded(move || async move {
-                    snapshot::create(&st, &target, &opts, progress).await
-                })
-                .await?;
-                output::snapshot_created(&created, cfg.json);
-                labels.insert("ward.persisted".into(), durable);
-            }
-            let m =
-                template::create_snapshot(&store, &url, &name, labels, a.force, container).await?;
-            output::fast_snapshot_created(&m, cfg.json);
-            Ok(Exit::Ok)
-        }
-        SnapshotCommand::Create(a) => {
-            let store = store(cfg, &a.store)?;
-            let opts = CreateOptions {
-                name: a.name.clone(),
-                method: if a.online {
-                    Method::Online
-                } else {
-                    Method::Cold
-                },
-                stop_timeout: a
-                    .stop_timeout
-                    .or(cfg.file.snapshot.stop_timeout)
-                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
-                labels: labels(&a.labels)?,
-            };
-            if let Some(n) = &opts.name {
-                snapshot::store::check_name(n)?;
-            }
-            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
-            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-            let created = snapshot::shielded(move || async move {
-                snapshot::create(&store, &target, &opts, progress).await
-            })
-            .await?;
-            output::snapshot_created(&created, cfg.json);
-            Ok(Exit::Ok)
-        }
+        SnapshotCommand::Create(a) if a.fast => create_fast(cfg, a).await,
+        SnapshotCommand::Create(a) => create(cfg, a).await,
         SnapshotCommand::List(s) => {
-            let store = store(cfg, s)?;
-            output::snapshot_list(&store.list()?, cfg.json);
+            output::snapshot_list(&store(cfg, s)?.list()?, cfg.json);
             Ok(Exit::Ok)
         }
         SnapshotCommand::Show(a) => {
-            let store = store(cfg, &a.store)?;
-            output::snapshot_show(&store.load(&a.name)?, cfg.json);
+            output::snapshot_show(&store(cfg, &a.store)?.load(&a.name)?, cfg.json);
             Ok(Exit::Ok)
         }
-        SnapshotCommand::Delete(a) => {
-            let store = store(cfg, &a.store)?;
-            let m = store.load(&a.name)?;
-            if !output::confirm(&format!("Delete snapshot {:?}?", a.name), a.yes)? {
-                return error::usage("delete cancelled: nothing was changed");
-            }
-            let _lock = store.lock()?;
+        SnapshotCommand::Delete(a) => delete(cfg, a).await,
+        SnapshotCommand::Verify(a) => verify(cfg, a).await,
+        SnapshotCommand::Restore(a) if a.previous => restore_previous(cfg, a).await,
+        SnapshotCommand::Restore(a) => restore(cfg, a).await,
+        SnapshotCommand::Recover(a) => {
+            let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+            let done =
+                snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
+            output::snapshot_recovered(done.as_deref(), cfg.json);
+            Ok(Exit::Ok)
+        }
+        SnapshotCommand::Prune(a) => prune(cfg, a).await,
+    }
+}
+
+fn stop_timeout(cfg: &Config, flag: Option<u32>) -> u32 {
+    flag.or(cfg.file.snapshot.stop_timeout)
+        .unwrap_or(DEFAULT_STOP_TIMEOUT)
+}
+
+/// Restores replace data: without `--yes` there must be a terminal to ask on.
+fn require_confirmation_channel(yes: bool) -> Result<()> {
+    if !yes && !output::can_prompt() {
+        return error::usage(
+            "restore replaces data and needs confirmation, but there is no terminal to ask on — \
+             pass --yes to confirm",
+        );
+    }
+    Ok(())
+}
+
+async fn create_fast(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let (url, container) = fast_url(cfg, Some(&a.target), None, "taking").await?;
+    let url = match &a.database {
+        Some(db) => template::with_database(&url, db),
+        None => url,
+    };
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("fast-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
+    let mut labels = labels(&a.labels)?;
+    if a.persist {
+        // The durable copy first: if it fails, no fast snapshot claims a link to it.
+        let durable = format!("{name}-durable");
+        let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+        let opts = CreateOptions {
+            name: Some(durable.clone()),
+            method: Method::Cold,
+            stop_timeout: stop_timeout(cfg, a.stop_timeout),
+            labels: [("ward.fast".to_string(), name.clone())].into(),
+        };
+        let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+        let st = store.clone();
+        let created = snapshot::shielded(move || async move {
+            snapshot::create(&st, &target, &opts, progress).await
+        })
+        .await?;
+        output::snapshot_created(&created, cfg.json);
+        labels.insert("ward.persisted".into(), durable);
+    }
+    let m = template::create_snapshot(&store, &url, &name, labels, a.force, container).await?;
+    output::fast_snapshot_created(&m, cfg.json);
+    Ok(Exit::Ok)
+}
+
+async fn create(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let opts = CreateOptions {
+        name: a.name.clone(),
+        method: if a.online {
+            Method::Online
+        } else {
+            Method::Cold
+        },
+        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+        labels: labels(&a.labels)?,
+    };
+    if let Some(n) = &opts.name {
+        snapshot::store::check_name(n)?;
+    }
+    let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+    let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+    let created = snapshot::shielded(move || async move {
+        snapshot::create(&store, &target, &opts, progress).await
+    })
+    .await?;
+    output::snapshot_created(&created, cfg.json);
+    Ok(Exit::Ok)
+}
+
+/// Deletes a snapshot; one whose manifest is damaged (unreadable, or bound
+/// to another name) is deleted by its name alone — its two files in the
+/// store — and nothing the manifest says is followed.
+async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let found = snapshot::for_deletion(&store, &a.name)?;
+    let question = match &found {
+        Ok(_) => format!("Delete snapshot {:?}?", a.name),
+        Err(why) => format!(
+            "Snapshot {:?} is damaged ({why}). Delete its files from {}?",
+            a.name,
+            store.dir.display()
+        ),
+    };
+    if !output::confirm(&question, a.yes)? {
+        return error::usage("delete cancelled: nothing was changed");
+    }
+    let _lock = store.lock()?;
+    match &found {
+        Ok(m) => {
             if let Some(facts) = &m.template {
                 let (url, _) =
                     fast_url(cfg, None, m.source.container.as_deref(), "deleting").await?;
                 template::delete(&url, &a.name, facts).await?;
             }
-            store.delete(&a.name)?;
-            output::snapshot_deleted(&a.name, cfg.json);
-            Ok(Exit::Ok)
         }
-        SnapshotCommand::Verify(a) if store(cfg, &a.store)?.load(&a.name)?.template.is_some() => {
-            let store = store(cfg, &a.store)?;
-            let m = store.load(&a.name)?;
+        Err(_) => output::note(
+            "a damaged manifest is not trusted: if it was a --fast snapshot, its in-cluster \
+             copy (a database named ward_snap_…) is left for you to drop",
+        ),
+    }
+    store.delete(&a.name)?;
+    output::snapshot_deleted(&a.name, cfg.json);
+    Ok(Exit::Ok)
+}
+
+async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let m = store.load(&a.name)?;
+    let mut v = match &m.template {
+        Some(facts) => {
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
-            template::ensure_ours(
-                &url,
-                &a.name,
-                m.template.as_ref().expect("a template snapshot"),
-            )
-            .await?;
-            let problem =
-                template::verify(&url, m.template.as_ref().expect("a template snapshot")).await?;
-            let v = snapshot::Verified {
+            template::ensure_ours(&url, &a.name, facts).await?;
+            let problem = template::verify(&url, facts).await?;
+            snapshot::Verified {
                 name: a.name.clone(),
                 ok: problem.is_none(),
                 problems: problem.into_iter().collect(),
                 entries: 0,
                 bytes: m.total_bytes,
                 deep: None,
-            };
-            output::snapshot_verified(&v, cfg.json);
-            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
-        }
-        SnapshotCommand::Verify(a) => {
-            let store = store(cfg, &a.store)?;
-            let bar = output::Bar::bytes(cfg.quiet);
-            let mut v = snapshot::verify(&store, &a.name, &bar)?;
-            if a.deep && v.ok {
-                let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-                let (st, name) = (store.clone(), a.name.clone());
-                let deep = snapshot::shielded(move || async move {
-                    snapshot::deep_verify(&st, &name, progress).await
-                })
-                .await;
-                match deep {
-                    Ok(msg) => v.deep = Some(msg),
-                    Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
-                    Err(e) => {
-                        v.ok = false;
-                        v.problems.push(format!("deep check failed: {e:#}"));
-                    }
-                }
             }
-            output::snapshot_verified(&v, cfg.json);
-            Ok(if v.ok { Exit::Ok } else { Exit::Findings })
         }
-        SnapshotCommand::Restore(a) if a.previous => {
-            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
-            if !a.yes && !output::can_prompt() {
-                return error::usage(
-                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
-                     pass --yes to confirm",
-                );
+        None => snapshot::verify(&store, &a.name, &output::Bar::bytes(cfg.quiet))?,
+    };
+    if a.deep && v.ok && m.template.is_none() {
+        let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+        let (st, name) = (store.clone(), a.name.clone());
+        let deep =
+            snapshot::shielded(
+                move || async move { snapshot::deep_verify(&st, &name, progress).await },
+            )
+            .await;
+        match deep {
+            Ok(msg) => v.deep = Some(msg),
+            Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
+            Err(e) => {
+                v.ok = false;
+                v.problems.push(format!("deep check failed: {e:#}"));
             }
-            let yes = a.yes;
-            let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
-            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-            let opts = RestoreOptions {
-                safety: false,
-                stop_timeout: a
-                    .stop_timeout
-                    .or(cfg.file.snapshot.stop_timeout)
-                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
-            };
-            let r = snapshot::shielded(move || async move {
-                snapshot::restore_previous(&target, &opts, confirm, progress).await
-            })
-            .await?;
+        }
+    }
+    output::snapshot_verified(&v, cfg.json);
+    Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+}
+
+async fn restore_previous(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
+    let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+    require_confirmation_channel(a.yes)?;
+    let yes = a.yes;
+    let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
+    let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+    let opts = RestoreOptions {
+        safety: false,
+        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+    };
+    let r = snapshot::shielded(move || async move {
+        snapshot::restore_previous(&target, &opts, confirm, progress).await
+    })
+    .await?;
+    output::snapshot_restored(&r, cfg.json);
+    Ok(Exit::Ok)
+}
+
+async fn restore(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let name = a.name.clone().unwrap_or_default();
+    let m = store.load(&name)?;
+    if let Some(facts) = &m.template {
+        return restore_fast(cfg, a, &name, &m, facts).await;
+    }
+    let cwd = std::env::current_dir()?;
+    let mut sp = spec(cfg, &a.target);
+    if !sp.names_target() {
+        // Default: back where it came from, if that still exists.
+        if let Some(c) = &m.source.container {
+            sp.container = Some(c.clone());
+        } else if let Some(d) = &m.source.datadir {
+            sp.datadir = Some(PathBuf::from(d));
+        }
+    }
+    let target = target::resolve(&sp, &cwd).await?;
+    let migrations = a.migrations.clone().or_else(|| {
+        ["migrations", "db/migrations"]
+            .iter()
+            .map(|d| cwd.join(d))
+            .find(|d| d.is_dir())
+    });
+    if let Some(dir) = &migrations {
+        for w in snapshot::migration_warnings(&m, dir) {
+            output::note(&w);
+        }
+    }
+    let keep_previous = a.keep_previous;
+    let opts = RestoreOptions {
+        safety: a.safety,
+        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+    };
+    require_confirmation_channel(a.yes)?;
+    let yes = a.yes;
+    let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
+    let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+    let result = snapshot::shielded(move || async move {
+        snapshot::restore_keeping(
+            &store,
+            &name,
+            &target,
+            &opts,
+            keep_previous,
+            confirm,
+            progress,
+        )
+        .await
+    })
+    .await;
+    match result {
+        Ok(r) => {
             output::snapshot_restored(&r, cfg.json);
             Ok(Exit::Ok)
         }
-        SnapshotCommand::Restore(a)
-            if store(cfg, &a.store)?
-                .load(a.name.as_deref().unwrap_or_default())?
-                .template
-                .is_some() =>
-        {
-            let store = store(cfg, &a.store)?;
-            let a_name = a.name.clone().unwrap_or_default();
-            let m = store.load(&a_name)?;
-            let facts = m.template.expect("a template snapshot");
-            let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "restoring").await?;
-            template::ensure_ours(&url, &a_name, &facts).await?;
-            if !a.yes && !output::can_prompt() {
-                return error::usage(
-                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
-                     pass --yes to confirm",
-                );
-            }
-            if !output::confirm(
-                &format!(
-                    "Replace database {} with snapshot {:?}?",
-                    facts.source_database, a_name
-                ),
-                a.yes,
-            )? {
-                return error::usage("restore cancelled: nothing was changed");
-            }
-            let r = template::restore(&url, &facts, a.force).await?;
-            output::fast_snapshot_restored(&a_name, &r, cfg.json);
-            Ok(Exit::Ok)
+        Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
+            output::error(&e);
+            Ok(Exit::Findings)
         }
-        SnapshotCommand::Restore(a) => {
-            let store = store(cfg, &a.store)?;
-            let a_name = a.name.clone().unwrap_or_default();
-            let m = store.load(&a_name)?;
-            let mut sp = spec(cfg, &a.target);
-            if !sp.names_target() {
-                // Default: back where it came from, if that still exists.
-                if let Some(c) = &m.source.container {
-                    sp.container = Some(c.clone());
-                } else if let Some(d) = &m.source.datadir {
-                    sp.datadir = Some(PathBuf::from(d));
-                }
-            }
-            let target = target::resolve(&sp, &cwd).await?;
-            let migrations = a.migrations.clone().or_else(|| {
-                ["migrations", "db/migrations"]
-                    .iter()
-                    .map(|d| cwd.join(d))
-                    .find(|d| d.is_dir())
-            });
-            if let Some(dir) = &migrations {
-                for w in snapshot::migration_warnings(&m, dir) {
-                    output::note(&w);
-                }
-            }
-            let keep_previous = a.keep_previous;
-            let opts = RestoreOptions {
-                safety: a.safety,
-                stop_timeout: a
-                    .stop_timeout
-                    .or(cfg.file.snapshot.stop_timeout)
-                    .unwrap_or(DEFAULT_STOP_TIMEOUT),
-            };
-            let yes = a.yes;
-            if !yes && !output::can_prompt() {
-                return error::usage(
-                    "restore replaces data and needs confirmation, but there is no terminal to ask on — \
-                     pass --yes to confirm",
-                );
-            }
-            let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
-            let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
-            let name = a_name;
-            let result = snapshot::shielded(move || async move {
-                snapshot::restore_keeping(
-                    &store,
-                    &name,
-                    &target,
-                    &opts,
-                    keep_previous,
-                    confirm,
-                    progress,
-                )
-                .await
-            })
-            .await;
-            match result {
-                Ok(r) => {
-                    output::snapshot_restored(&r, cfg.json);
-                    Ok(Exit::Ok)
-                }
-                Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
-                    output::error(&e);
-                    Ok(Exit::Findings)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        SnapshotCommand::Recover(a) => {
-            let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
-            let done =
-                snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
-            output::snapshot_recovered(done.as_deref(), cfg.json);
-            Ok(Exit::Ok)
-        }
-        SnapshotCommand::Prune(a) => {
-            let store = store(cfg, &a.store)?;
-            let policy = retention::Policy {
-                keep_last: a.keep_last,
-                keep_daily: a.keep_daily,
-                keep_weekly: a.keep_weekly,
-                keep_monthly: a.keep_monthly,
-            };
-            if policy == retention::Policy::default() {
-                // With no policy, "keep only the newest" would delete almost
-                // everything: a typo must not do that.
-                return error::usage(
-                    "prune needs a retention policy and none was given, so nothing was deleted — \
-                     pass --keep-last N, --keep-daily N, --keep-weekly N and/or --keep-monthly N \
-                     (add --dry-run to see the effect first)",
-                );
-            }
-            // Fast snapshots live in the cluster: drop their copies with their manifests.
-            let d = snapshot::prune(&store, policy, true)?;
-            let doomed = d.iter().filter(|d| !d.keep).count();
-            if !a.dry_run && doomed > 0 {
-                if !a.yes && !output::can_prompt() {
-                    return error::usage(format!(
-                        "prune would delete {doomed} snapshot(s) and needs confirmation, but there \
-                         is no terminal to ask on — pass --yes to confirm (or --dry-run to see which)"
-                    ));
-                }
-                if !output::confirm(
-                    &format!("Delete {doomed} snapshot(s) from {}?", store.dir.display()),
-                    a.yes,
-                )? {
-                    return error::usage("prune cancelled: nothing was deleted");
-                }
-                let _lock = store.lock()?;
-                for gone in d.iter().filter(|d| !d.keep) {
-                    let gone_m = store.load(&gone.name)?;
-                    if let Some(facts) = &gone_m.template {
-                        let (url, _) =
-                            fast_url(cfg, None, gone_m.source.container.as_deref(), "pruning")
-                                .await?;
-                        template::delete(&url, &gone.name, facts).await?;
-                    }
-                    store.delete(&gone.name)?;
-                }
-            }
-            output::snapshot_pruned(&d, a.dry_run, cfg.json);
-            Ok(Exit::Ok)
-        }
+        Err(e) => Err(e),
     }
+}
+
+async fn restore_fast(
+    cfg: &Config,
+    a: &SnapshotRestoreArgs,
+    name: &str,
+    m: &snapshot::manifest::Manifest,
+    facts: &template::TemplateFacts,
+) -> Result<Exit> {
+    let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "restoring").await?;
+    template::ensure_ours(&url, name, facts).await?;
+    require_confirmation_channel(a.yes)?;
+    let question = format!(
+        "Replace database {} with snapshot {name:?}?",
+        facts.source_database
+    );
+    if !output::confirm(&question, a.yes)? {
+        return error::usage("restore cancelled: nothing was changed");
+    }
+    let r = template::restore(&url, facts, a.force).await?;
+    output::fast_snapshot_restored(name, &r, cfg.json);
+    Ok(Exit::Ok)
+}
+
+/// Prune: the domain decides, asks through `approve` and deletes, all under
+/// one store lock; fast snapshots' in-cluster copies go with their manifests.
+async fn prune(cfg: &Config, a: &SnapshotPruneArgs) -> Result<Exit> {
+    let store = store(cfg, &a.store)?;
+    let policy = retention::Policy {
+        keep_last: a.keep_last,
+        keep_daily: a.keep_daily,
+        keep_weekly: a.keep_weekly,
+        keep_monthly: a.keep_monthly,
+    };
+    if policy == retention::Policy::default() {
+        // With no policy, "keep only the newest" would delete almost
+        // everything: a typo must not do that.
+        return error::usage(
+            "prune needs a retention policy and none was given, so nothing was deleted — \
+             pass --keep-last N, --keep-daily N, --keep-weekly N and/or --keep-monthly N \
+             (add --dry-run to see the effect first)",
+        );
+    }
+    let yes = a.yes;
+    let dir = store.dir.display().to_string();
+    let approve = |doomed: usize| -> Result<bool> {
+        if !yes && !output::can_prompt() {
+            return error::usage(format!(
+                "prune would delete {doomed} snapshot(s) and needs confirmation, but there \
+                 is no terminal to ask on — pass --yes to confirm (or --dry-run to see which)"
+            ));
+        }
+        output::confirm(&format!("Delete {doomed} snapshot(s) from {dir}?"), yes)
+    };
+    let drop_copy = async |m: &snapshot::manifest::Manifest| -> Result<()> {
+        if let Some(facts) = &m.template {
+            let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "pruning").await?;
+            template::delete(&url, &m.name, facts).await?;
+        }
+        Ok(())
+    };
+    let plan = if a.dry_run {
+        snapshot::Pruning::DryRun
+    } else {
+        snapshot::Pruning::Delete
+    };
+    let decisions = snapshot::prune(&store, policy, plan, approve, drop_copy).await?;
+    output::snapshot_pruned(&decisions, a.dry_run, cfg.json);
+    Ok(Exit::Ok)
 }

@@ -296,7 +296,8 @@ pub async fn create(
             store.dir.display()
         ));
     }
-    match target {
+    let free_at_start = store.available().ok();
+    let made = match target {
         Target::Volume(v) => volume::create(store, v, &name, opts, progress).await,
         Target::Datadir(dir) => {
             if opts.method == Method::Online {
@@ -306,7 +307,39 @@ pub async fn create(
             }
             datadir::create(store, dir, &name, opts, progress).await
         }
+    };
+    made.map_err(|e| explain_full_store(e, store, &name, free_at_start))
+}
+
+/// A store that fills up mid-write is named, with how much was written;
+/// the partial archive is already gone (the writers' cleanup) and no
+/// manifest was written, so the error says nothing was kept.
+fn explain_full_store(
+    e: anyhow::Error,
+    store: &Store,
+    name: &str,
+    free_at_start: Option<u64>,
+) -> anyhow::Error {
+    let full = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            || cause.to_string().contains("No space left on device")
+    });
+    if !full {
+        return e;
     }
+    let written = match free_at_start {
+        Some(bytes) => format!("about {} written (all that was free)", human_bytes(bytes)),
+        None => "the free space used up".to_string(),
+    };
+    crate::error::UsageError(format!(
+        "the snapshot store {} is full: snapshot {name:?} needed more than it had — {written}; \
+         the partial archive was removed and no snapshot was kept — free space there, prune \
+         old snapshots, or pass another --store",
+        store.dir.display()
+    ))
+    .into()
 }
 
 /// Re-hashes a snapshot against its manifest.
@@ -452,28 +485,68 @@ pub async fn recover(target: &Target) -> Result<Option<String>> {
 #[error("{0}")]
 pub struct Damaged(pub String);
 
-/// Prune decisions (and deletions unless `dry_run`).
-pub fn prune(
+/// Whether [`prune`] deletes or only decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruning {
+    DryRun,
+    Delete,
+}
+
+/// Decides what `policy` keeps and, unless a dry run, asks `approve` (with
+/// the number to delete) and deletes the rest — all under one store lock, so
+/// what is deleted is exactly what was decided and approved. `drop_copy`
+/// runs first for each deleted snapshot (a fast snapshot's in-cluster copy).
+/// Unreadable manifests are never pruned (`delete NAME` removes them).
+pub async fn prune(
     store: &Store,
     policy: retention::Policy,
-    dry_run: bool,
+    plan: Pruning,
+    approve: impl FnOnce(usize) -> Result<bool>,
+    mut drop_copy: impl AsyncFnMut(&Manifest) -> Result<()>,
 ) -> Result<Vec<retention::Decision>> {
     let _lock = store.lock()?;
-    let list: Vec<(String, chrono::DateTime<Utc>)> = store
+    let listed: Vec<Manifest> = store
         .list()?
         .into_iter()
         .filter_map(|l| match l {
-            Listed::Ok(m) => Some((m.name.clone(), m.created_at)),
+            Listed::Ok(m) => Some(*m),
             Listed::Unreadable { .. } => None,
         })
         .collect();
-    let decisions = retention::select(&list, policy);
-    if !dry_run {
-        for d in decisions.iter().filter(|d| !d.keep) {
-            store.delete(&d.name)?;
-        }
+    let ages: Vec<(String, chrono::DateTime<Utc>)> = listed
+        .iter()
+        .map(|m| (m.name.clone(), m.created_at))
+        .collect();
+    let decisions = retention::select(&ages, policy);
+    let doomed: Vec<&Manifest> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .filter_map(|d| listed.iter().find(|m| m.name == d.name))
+        .collect();
+    if plan == Pruning::DryRun || doomed.is_empty() {
+        return Ok(decisions);
+    }
+    if !approve(doomed.len())? {
+        return crate::error::usage("prune cancelled: nothing was deleted");
+    }
+    for m in doomed {
+        drop_copy(m).await?;
+        store.delete(&m.name)?;
     }
     Ok(decisions)
+}
+
+/// A snapshot about to be deleted: its manifest, or — when the manifest is
+/// damaged — why, so that `delete NAME` can still remove the snapshot's own
+/// files by name without trusting anything inside them.
+pub fn for_deletion(store: &Store, name: &str) -> Result<std::result::Result<Manifest, String>> {
+    match store.load(name) {
+        Ok(m) => Ok(Ok(m)),
+        Err(e) => match e.downcast::<Damaged>() {
+            Ok(damage) => Ok(Err(damage.0)),
+            Err(other) => Err(other),
+        },
+    }
 }
 
 /// Host-side facts used by the datadir path and messages.

@@ -168,34 +168,62 @@ impl Store {
     }
 
     /// Moves a finished (fsynced) archive into place and writes its manifest.
+    /// The manifest is written (to its temporary name) first: a store that
+    /// fills up then fails before the archive is named, and an archive is
+    /// never left in place without its manifest.
     pub fn commit(&self, temp: &Path, manifest: &Manifest) -> Result<()> {
+        let manifest_tmp = self.prepare_manifest(manifest)?;
         let final_archive = self.archive_path(&manifest.name);
-        std::fs::rename(temp, &final_archive)
-            .with_context(|| format!("cannot rename into {}", final_archive.display()))?;
-        self.sync_dir()?;
-        self.write_manifest(manifest)
+        let placed = std::fs::rename(temp, &final_archive)
+            .with_context(|| format!("cannot rename into {}", final_archive.display()))
+            .and_then(|()| self.sync_dir())
+            .and_then(|()| self.place_manifest(&manifest_tmp, &manifest.name));
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&manifest_tmp);
+            if !self.manifest_path(&manifest.name).exists() {
+                let _ = std::fs::remove_file(&final_archive);
+            }
+        }
+        placed
     }
 
     /// Writes (or replaces) a manifest atomically.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        let path = self.manifest_path(&manifest.name);
+        let tmp = self.prepare_manifest(manifest)?;
+        let placed = self.place_manifest(&tmp, &manifest.name);
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        placed
+    }
+
+    /// The manifest, written and fsynced under a temporary name.
+    fn prepare_manifest(&self, manifest: &Manifest) -> Result<PathBuf> {
         let tmp = self.dir.join(format!(
             ".{}{MANIFEST_EXT}.tmp-{}",
             manifest.name,
             std::process::id()
         ));
-        {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            f.write_all(manifest.to_json().as_bytes())?;
-            f.sync_all()?;
+        let written = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(manifest.to_json().as_bytes())?;
+                f.sync_all()
+            })
+            .with_context(|| format!("cannot write {}", tmp.display()));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, &path)
+        written.map(|()| tmp)
+    }
+
+    fn place_manifest(&self, tmp: &Path, name: &str) -> Result<()> {
+        let path = self.manifest_path(name);
+        std::fs::rename(tmp, &path)
             .with_context(|| format!("cannot rename into {}", path.display()))?;
         self.sync_dir()
     }
