@@ -299,7 +299,23 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
                 }
             }
             let target = target::resolve(&sp, &cwd).await?;
-            let migrations = a.migrations.clone().or_else(|| {
+            let configured = cfg.file.snapshot.migrations.as_ref().map(|d| cwd.join(d));
+            if let Some(d) = configured.as_ref().filter(|d| !d.is_dir())
+                && a.migrations.is_none()
+            {
+                return error::usage(format!(
+                    "ward.toml's [snapshot] migrations = {:?} is not a directory ({}) — fix the \
+                     path or remove the key",
+                    cfg.file
+                        .snapshot
+                        .migrations
+                        .as_deref()
+                        .unwrap_or(d)
+                        .display(),
+                    d.display()
+                ));
+            }
+            let migrations = a.migrations.clone().or(configured).or_else(|| {
                 ["migrations", "db/migrations"]
                     .iter()
                     .map(|d| cwd.join(d))
@@ -357,7 +373,10 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             let target = target::resolve(&spec(cfg, &a.target), &cwd).await?;
             let done =
                 snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
-            output::snapshot_recovered(done.as_deref(), cfg.json);
+            let done = done
+                .as_deref()
+                .map(|d| d.strip_prefix("note: ").unwrap_or(d));
+            output::snapshot_recovered(done, cfg.json);
             Ok(Exit::Ok)
         }
         SnapshotCommand::Prune(a) => {
