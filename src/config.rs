@@ -28,7 +28,8 @@ pub struct FileConfig {
     pub snapshot: FileSnapshot,
 }
 
-/// `[snapshot]` in `ward.toml`: the store, the stop timeout, and a default target.
+/// `[snapshot]` in `ward.toml`: the store, the stop timeout, a default target,
+/// and the migrations `restore` compares a snapshot's migration head with.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSnapshot {
@@ -40,6 +41,9 @@ pub struct FileSnapshot {
     pub volume: Option<String>,
     pub image: Option<String>,
     pub datadir: Option<PathBuf>,
+    /// The migrations directory `restore` compares the snapshot's migration
+    /// head with when `--migrations` is not given (relative to ward.toml).
+    pub migrations: Option<PathBuf>,
 }
 
 impl FileSnapshot {

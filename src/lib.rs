@@ -98,6 +98,15 @@ async fn dispatch(cli: &Cli) -> Result<Exit> {
     let file = FileConfig::load(&std::env::current_dir()?)?;
     let cfg = Config::resolve(&cli.global, file);
     docker::sweep_if_reachable().await;
+    // Whatever this command is, first finish or undo what killed wards left
+    // on any target (and restart the containers they stopped). `snapshot
+    // recover` does it for its target itself, and reports it.
+    if !matches!(&cli.command, Command::Snapshot(a) if matches!(a.command, cli::SnapshotCommand::Recover(_)))
+    {
+        for note in snapshot::shielded(|| async { Ok(snapshot::heal_interrupted().await) }).await? {
+            output::note(&note);
+        }
+    }
     match &cli.command {
         Command::Seed(args) => commands::seed::run(&cfg, args).await,
         Command::Demo(args) => commands::demo::run(&cfg, args).await,

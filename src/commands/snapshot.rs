@@ -111,7 +111,10 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
             let done =
                 snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
-            output::snapshot_recovered(done.as_deref(), cfg.json);
+            let done = done
+                .as_deref()
+                .map(|d| d.strip_prefix("note: ").unwrap_or(d));
+            output::snapshot_recovered(done, cfg.json);
             Ok(Exit::Ok)
         }
         SnapshotCommand::Prune(a) => prune(cfg, a).await,
@@ -289,6 +292,36 @@ async fn restore_previous(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit>
     Ok(Exit::Ok)
 }
 
+/// The migrations directory a restore compares the snapshot's head with:
+/// `--migrations`, else ward.toml's `[snapshot] migrations`, else the usual
+/// places. A configured path that is not a directory is an error, not a
+/// silent skip.
+fn migrations_dir(
+    cfg: &Config,
+    a: &SnapshotRestoreArgs,
+    cwd: &std::path::Path,
+) -> Result<Option<PathBuf>> {
+    if let Some(dir) = &a.migrations {
+        return Ok(Some(dir.clone()));
+    }
+    if let Some(configured) = &cfg.file.snapshot.migrations {
+        let dir = cwd.join(configured);
+        if !dir.is_dir() {
+            return error::usage(format!(
+                "ward.toml's [snapshot] migrations = {:?} is not a directory ({}) — fix the \
+                 path or remove the key",
+                configured.display(),
+                dir.display()
+            ));
+        }
+        return Ok(Some(dir));
+    }
+    Ok(["migrations", "db/migrations"]
+        .iter()
+        .map(|d| cwd.join(d))
+        .find(|d| d.is_dir()))
+}
+
 async fn restore(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
     let store = store(cfg, &a.store)?;
     let name = a.name.clone().unwrap_or_default();
@@ -307,13 +340,7 @@ async fn restore(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
         }
     }
     let target = target::resolve(&sp, &cwd).await?;
-    let migrations = a.migrations.clone().or_else(|| {
-        ["migrations", "db/migrations"]
-            .iter()
-            .map(|d| cwd.join(d))
-            .find(|d| d.is_dir())
-    });
-    if let Some(dir) = &migrations {
+    if let Some(dir) = &migrations_dir(cfg, a, &cwd)? {
         for w in snapshot::migration_warnings(&m, dir) {
             output::note(&w);
         }

@@ -253,6 +253,18 @@ pub fn compress(
         for entry in archive.entries().context("reading the tar stream")? {
             let mut entry = entry.context("reading the tar stream")?;
             let path = entry_path(&entry.path_bytes())?;
+            // ward's own swap directories (inside PGDATA on PG <= 17 images)
+            // never belong in a snapshot; a snapshot command sweeps stale
+            // ones first, so one here is being written right now.
+            if let Some(seg) = path
+                .split('/')
+                .find(|s| s.starts_with(".ward-swap-") || s.starts_with(".ward-trash-"))
+            {
+                bail!(
+                    "the data holds {seg}, a restore's swap directory, which never goes into a \
+                     snapshot — run `ward snapshot recover` on this target, then try again"
+                );
+            }
             let header = entry.header();
             let mode = header.mode().unwrap_or(0);
             let kind = match header.entry_type() {

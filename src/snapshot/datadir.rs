@@ -108,7 +108,9 @@ fn create_blocking(
     progress: Arc<dyn Progress>,
 ) -> Result<Created> {
     let started = Instant::now();
-    heal(dir)?;
+    if let Some(note) = heal(dir, true)? {
+        crate::output::note(&note);
+    }
     ensure_stopped(dir)?;
     let control = controldata(dir)?;
     let state = control_field(&control, "Database cluster state").unwrap_or_default();
@@ -216,7 +218,9 @@ fn restore_blocking(
             m.name
         ));
     }
-    heal(dir)?;
+    if let Some(note) = heal(dir, true)? {
+        crate::output::note(&note);
+    }
     ensure_stopped(dir)?;
     let current = std::fs::read_to_string(dir.join("PG_VERSION"))
         .ok()
@@ -282,7 +286,7 @@ fn restore_blocking(
     let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));
     let old = parent.join(format!(".{base}.ward-old-{}", std::process::id()));
     let mut journal = DirJournal {
-        pid: std::process::id(),
+        owner: super::volume::Owner::me(),
         dir: dir.to_path_buf(),
         fresh: fresh.clone(),
         old: old.clone(),
@@ -407,8 +411,11 @@ pub(super) fn unpack(
 /// A data-directory restore in progress, kept durably in ward's state
 /// directory so the next ward can finish or undo it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct DirJournal {
-    pid: u32,
+pub(super) struct DirJournal {
+    /// The ward that writes it; a live owner's journal is left alone.
+    #[serde(flatten)]
+    owner: super::volume::Owner,
+
     dir: std::path::PathBuf,
     fresh: std::path::PathBuf,
     old: std::path::PathBuf,
@@ -447,6 +454,8 @@ impl Drop for DirJournal {
 impl DirJournal {
     fn set(&mut self, phase: &str) -> Result<()> {
         self.phase = phase.into();
+        // A journal write that fails (full disk, I/O error), for the tests.
+        fault(&format!("datadir-journal:{phase}"))?;
         super::volume::write_durably(&dir_journal_path(&self.dir), self)
     }
 
@@ -455,21 +464,47 @@ impl DirJournal {
     }
 }
 
+/// The data directory a journal file is for, if it can be read.
+pub(super) fn journal_dir(path: &Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // Read, not owned: dropping it must not remove the journal.
+    serde_json::from_str::<DirJournal>(&text)
+        .ok()
+        .map(|j| std::mem::ManuallyDrop::new(j).dir.clone())
+}
+
 /// Finishes or undoes what an interrupted data-directory restore left: a
 /// copy whose staging had finished is swapped in, one that had not is
-/// removed, and whatever was moved aside is put back or deleted.
-pub(super) fn heal(dir: &Path) -> Result<Option<String>> {
+/// removed, and whatever was moved aside is put back or deleted. Returns
+/// the note to show, if there was a journal. A journal whose owner may
+/// still run is left alone (with `must_own`: refused).
+pub(super) fn heal(dir: &Path, must_own: bool) -> Result<Option<String>> {
     let path = dir_journal_path(dir);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let Ok(j) = serde_json::from_str::<DirJournal>(&text) else {
-        crate::output::note(&format!(
+    let Ok(parsed) = serde_json::from_str::<DirJournal>(&text) else {
+        return Ok(Some(format!(
             "warning: ignoring the unreadable journal {}",
             path.display()
-        ));
-        return Ok(None);
+        )));
     };
+    // Read, not owned: only an explicit `finish` below removes the journal
+    // (its drop would on "staging"/"staged", even when a repair fails).
+    let j = std::mem::ManuallyDrop::new(parsed);
+    if j.owner.may_be_alive() {
+        let msg = format!(
+            "ward {} is still restoring {:?} into {} (phase {:?})",
+            j.owner.describe(),
+            j.snapshot,
+            j.dir.display(),
+            j.phase
+        );
+        if must_own {
+            return crate::error::usage(format!("{msg} — wait for it to finish"));
+        }
+        return Ok(Some(format!("note: {msg}; left its journal alone")));
+    }
     let done = if j.phase == "staging" {
         let _ = std::fs::remove_dir_all(&j.fresh);
         if !j.dir.exists() && j.old.exists() {
@@ -501,11 +536,10 @@ pub(super) fn heal(dir: &Path) -> Result<Option<String>> {
         j.dir.display(),
         j.phase
     );
-    crate::output::note(&format!(
-        "note: an interrupted ward (pid {}) left a restore unfinished: {msg}",
-        j.pid
-    ));
-    Ok(Some(msg))
+    Ok(Some(format!(
+        "note: an interrupted ward ({}) left a restore unfinished: {msg}",
+        j.owner.describe()
+    )))
 }
 
 /// Flushes a staged tree to disk before it is swapped in (best effort:

@@ -154,15 +154,27 @@ pub struct Verified {
     pub deep: Option<String>,
 }
 
-/// A fault-injection point for the tests (`WARD_FAULT=<point>`); fires once
-/// per process (so a rollback through the same code path succeeds); inert
-/// without the variable.
+/// A fault-injection point for the tests (`WARD_FAULT=<point>`, or several
+/// separated by commas); each fires once per process (so a rollback through
+/// the same code path succeeds); inert without the variable.
+/// `<point>:kill` kills the process there with SIGKILL instead (a kill -9 at
+/// an exact point: nothing is cleaned up).
 pub fn fault(point: &str) -> Result<()> {
-    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if std::env::var("WARD_FAULT").is_ok_and(|v| v == point)
-        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
-        anyhow::bail!("injected fault at {point} (WARD_FAULT)");
+    static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Ok(wanted) = std::env::var("WARD_FAULT") else {
+        return Ok(());
+    };
+    for w in wanted.split(',') {
+        if w.strip_suffix(":kill") == Some(point) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        if w == point {
+            let mut fired = FIRED.lock().unwrap_or_else(|e| e.into_inner());
+            if !fired.iter().any(|f| f == point) {
+                fired.push(point.to_string());
+                anyhow::bail!("injected fault at {point} (WARD_FAULT)");
+            }
+        }
     }
     Ok(())
 }
@@ -227,35 +239,54 @@ pub struct TargetLock {
     _file: std::fs::File,
 }
 
-/// Where a target's lock lives: one file per volume or data directory, in
-/// a directory every ward of this user on this host shares (whatever its
-/// store or working directory), so that a restore from one store and a
-/// snapshot into another cannot interleave on the same data.
-pub fn target_lock_path(target: &Target) -> std::path::PathBuf {
-    let key = match target {
-        Target::Volume(v) => format!("volume:{}", v.volume.name),
+/// The key a target is locked and journalled under.
+fn target_key(target: &Target) -> String {
+    match target {
+        Target::Volume(v) => volume_key(&v.volume.name),
         Target::Datadir(d) => format!(
             "datadir:{}",
             std::fs::canonicalize(d)
                 .unwrap_or_else(|_| d.clone())
                 .display()
         ),
-    };
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    let user = nix::unistd::Uid::effective();
-    base.join(format!(
-        "ward-{user}-target-{:016x}.lock",
+    }
+}
+
+fn volume_key(volume: &str) -> String {
+    format!("volume:{volume}")
+}
+
+/// Where a target's lock lives: one file per volume or data directory, in
+/// ward's state directory — the same directory, derived by the same
+/// function, as the targets' journals — which every ward of this user on
+/// this host shares whatever its store or working directory. So a restore
+/// from one store and a snapshot into another cannot interleave on the same
+/// data, and whoever holds a target's lock is the only one who may read or
+/// repair its journal.
+pub fn target_lock_path(target: &Target) -> std::path::PathBuf {
+    key_lock_path(&target_key(target))
+}
+
+fn key_lock_path(key: &str) -> std::path::PathBuf {
+    volume::state_dir().join("locks").join(format!(
+        "target-{:016x}.lock",
         crate::seed::rng::fnv1a(key.as_bytes())
     ))
 }
 
-/// Takes the target's lock, or fails at once if another ward holds it.
-pub fn lock_target(target: &Target) -> Result<TargetLock> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = target_lock_path(target);
+/// Takes the lock of `key`: `None` if another ward holds it.
+fn try_lock_key(key: &str) -> Result<Option<TargetLock>> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = key_lock_path(key);
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create ward's lock directory {}: {e}", dir.display())
+            })?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -264,16 +295,82 @@ pub fn lock_target(target: &Target) -> Result<TargetLock> {
         .open(&path)
         .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))?;
     match fs4::FileExt::try_lock(&file) {
-        Ok(()) => Ok(TargetLock { _file: file }),
-        Err(fs4::TryLockError::WouldBlock) => crate::error::usage(format!(
-            "another ward process is snapshotting or restoring {} (from this or another store) — \
-             wait for it to finish",
-            target.describe()
-        )),
+        Ok(()) => Ok(Some(TargetLock { _file: file })),
+        Err(fs4::TryLockError::WouldBlock) => Ok(None),
         Err(fs4::TryLockError::Error(e)) => {
             Err(anyhow::anyhow!("cannot lock {}: {e}", path.display()))
         }
     }
+}
+
+/// Takes the target's lock, or fails at once if another ward holds it.
+pub fn lock_target(target: &Target) -> Result<TargetLock> {
+    match try_lock_key(&target_key(target))? {
+        Some(lock) => Ok(lock),
+        None => crate::error::usage(format!(
+            "another ward process is snapshotting or restoring {} (from this or another store) — \
+             wait for it to finish",
+            target.describe()
+        )),
+    }
+}
+
+/// Before any command does its own work: finishes or undoes what killed
+/// wards left on any target of this user (journals in ward's state
+/// directory, wherever they ran from and whatever their store), and
+/// restarts the containers they stopped. Journals of wards still running
+/// (their target is locked, or their owner is alive) are left alone. Never
+/// fails the command: problems become notes (the command's own work on the
+/// same target then refuses with the full error). Returns the notes.
+pub async fn heal_interrupted() -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut docker = None;
+    for (kind, path) in volume::journal_files() {
+        let outcome = async {
+            if kind == "datadir" {
+                let Some(dir) = datadir::journal_dir(&path) else {
+                    return Ok(Some(format!(
+                        "warning: ignoring the unreadable journal {}",
+                        path.display()
+                    )));
+                };
+                let target = Target::Datadir(dir.clone());
+                let Some(_lock) = try_lock_key(&target_key(&target))? else {
+                    return Ok(None);
+                };
+                return datadir::heal(&dir, false);
+            }
+            let Some(name) = volume::journal_volume(&path) else {
+                return Ok(Some(format!(
+                    "warning: ignoring the unreadable journal {}",
+                    path.display()
+                )));
+            };
+            let Some(_lock) = try_lock_key(&volume_key(&name))? else {
+                return Ok(None);
+            };
+            if docker.is_none() {
+                docker = Some(crate::docker::connect().await?);
+            }
+            let d = docker.as_ref().expect("connected above");
+            volume::heal(d, &name, false).await
+        }
+        .await;
+        match outcome {
+            Ok(Some(note)) => notes.push(note),
+            Ok(None) => {}
+            Err(e) if crate::error::cancelled() => {
+                notes.push(format!("interrupted while repairing ({e:#})"));
+                break;
+            }
+            Err(e) => notes.push(format!(
+                "warning: could not finish what an interrupted ward left ({}): {e:#} — \
+                 `ward snapshot recover` on that target retries",
+                path.display()
+            )),
+        }
+    }
+    notes
 }
 
 /// Takes a snapshot of `target` into `store`.
@@ -474,9 +571,9 @@ pub async fn recover(target: &Target) -> Result<Option<String>> {
     match target {
         Target::Volume(t) => {
             let d = crate::docker::connect().await?;
-            volume::heal(&d, t).await
+            volume::heal(&d, &t.volume.name, true).await
         }
-        Target::Datadir(dir) => datadir::heal(dir),
+        Target::Datadir(dir) => datadir::heal(dir, true),
     }
 }
 

@@ -34,7 +34,9 @@ pub async fn create(
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
-    super::heal::heal(&d, t).await?;
+    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
+        crate::output::note(&note);
+    }
     match opts.method {
         Method::Cold => cold(&d, store, t, name, opts, progress, true).await,
         Method::Online => online(&d, store, t, name, opts, progress).await,
@@ -86,7 +88,7 @@ pub(super) async fn cold(
     // Per target, so that any later ward restarts the container if this one dies.
     let _journal = FinishOnDrop(match &t.container {
         Some(c) if manage_container => Some(JournalFile::begin(TargetJournal {
-            pid: std::process::id(),
+            owner: super::journal::Owner::me(),
             operation: "create".into(),
             container: Some(c.name.clone()),
             volume: t.volume.name.clone(),

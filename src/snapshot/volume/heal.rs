@@ -23,27 +23,81 @@ use super::restore::{Live, complete};
 use super::swap::{MOUNT, Swap};
 use crate::docker::{self, Docker, Helper};
 use crate::snapshot::store::Store;
-use crate::target::VolumeTarget;
 
-/// Repairs the target volume if a dead ward left a journal for it (call
-/// holding the target lock). Returns what was done, if anything.
-pub(crate) async fn heal(d: &Docker, t: &VolumeTarget) -> Result<Option<String>> {
-    let Some((path, j)) = read_journal(&t.volume.name) else {
-        return Ok(None);
+/// Repairs `volume` if a dead ward left a journal for it (call holding the
+/// target lock). Returns the note to show (what was done, or why a journal
+/// was left alone), if there was a journal. A journal whose owner may still
+/// run (another ward, alive: e.g. one that took the lock under an older
+/// ward's lock path) is never acted on: a note, or with `must_own` (the
+/// caller is about to work on the volume itself) a usage error.
+pub(crate) async fn heal(d: &Docker, volume: &str, must_own: bool) -> Result<Option<String>> {
+    let (path, j) = match read_journal(volume) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(note) => return Ok(Some(note)),
     };
+    let target = match &j.container {
+        Some(c) => format!("container {c}"),
+        None => format!("volume {}", j.volume),
+    };
+    if j.owner.may_be_alive() {
+        if must_own {
+            return crate::error::usage(format!(
+                "ward {} is still working on {target} ({} of {:?}, phase {:?}) — wait for it to \
+                 finish",
+                j.owner.describe(),
+                j.operation,
+                j.snapshot,
+                j.phase
+            ));
+        }
+        return Ok(Some(format!(
+            "note: ward {} is still working on {target} ({} of {:?}, phase {:?}); left its \
+             journal alone",
+            j.owner.describe(),
+            j.operation,
+            j.snapshot,
+            j.phase
+        )));
+    }
+    if docker::inspect_volume(d, &j.volume).await?.is_none() {
+        // Nothing left to finish or undo; a helper would create it afresh.
+        let _ = std::fs::remove_file(&path);
+        return Ok(Some(format!(
+            "note: an interrupted ward ({}) had left a journal for volume {}, which no longer \
+             exists; removed the journal",
+            j.owner.describe(),
+            j.volume
+        )));
+    }
     let done = heal_journal(d, JournalFile::adopt(path, j.clone())).await?;
-    crate::output::note(&format!(
-        "note: an interrupted ward (pid {}, {} of {:?}, last phase {:?}) had left {} unfinished: {done}",
-        j.pid,
+    Ok(Some(format!(
+        "note: an interrupted ward ({}, {} of {:?}, last phase {:?}) had left {target} \
+         unfinished: {done}",
+        j.owner.describe(),
         j.operation,
         j.snapshot,
         j.phase,
-        match &j.container {
-            Some(c) => format!("container {c}"),
-            None => format!("volume {}", j.volume),
-        }
-    ));
-    Ok(Some(done))
+    )))
+}
+
+/// [`heal`], then (the journal handled) removes swap directories nobody
+/// accounts for, before the caller — a snapshot command — works on the
+/// volume (see [`super::swap::sweep_stale`]). Returns the notes.
+pub(super) async fn heal_and_sweep(d: &Docker, image: &str, volume: &str) -> Result<Vec<String>> {
+    let mut notes: Vec<String> = heal(d, volume, true).await?.into_iter().collect();
+    if docker::inspect_volume(d, volume).await?.is_none() {
+        return Ok(notes);
+    }
+    let removed = super::swap::sweep_stale(d, image, volume).await?;
+    notes.extend((!removed.is_empty()).then(|| {
+        format!(
+            "note: removed {} left in volume {volume} by an interrupted ward (no journal \
+             accounted for it; it held none of the data in use)",
+            removed.join(", ")
+        )
+    }));
+    Ok(notes)
 }
 
 async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {

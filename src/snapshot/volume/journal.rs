@@ -8,6 +8,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use super::container::{container_user, settle};
+pub(crate) use super::owner::Owner;
 use crate::docker::{self, Docker};
 use crate::snapshot::store::Store;
 
@@ -121,7 +122,9 @@ pub(super) async fn recover(
 /// durably at every phase (temp file, fsync, rename, fsync of the directory).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TargetJournal {
-    pub pid: u32,
+    /// The ward that writes it; a live owner's journal is left alone.
+    #[serde(flatten)]
+    pub owner: Owner,
     /// "create" or "restore".
     pub operation: String,
     pub container: Option<String>,
@@ -179,10 +182,46 @@ pub(crate) fn journal_path(volume: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Reads the journal a dead ward left for `volume` (call holding the target lock).
-pub(crate) fn read_journal(volume: &str) -> Option<(std::path::PathBuf, TargetJournal)> {
+/// The journal files of all targets in ward's state directory, with the
+/// kind of target each is for (`volume` or `datadir`).
+pub(crate) fn journal_files() -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(state_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if rest.starts_with("journal-volume-") {
+            out.push(("volume", e.path()));
+        } else if rest.starts_with("journal-datadir-") {
+            out.push(("datadir", e.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The volume a journal file is for, if it can be read.
+pub(crate) fn journal_volume(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<TargetJournal>(&text)
+        .ok()
+        .map(|j| j.volume)
+}
+
+/// Reads the journal a dead ward left for `volume` (call holding the target
+/// lock): `Err` with a note when a journal is there but unusable.
+pub(crate) fn read_journal(
+    volume: &str,
+) -> std::result::Result<Option<(std::path::PathBuf, TargetJournal)>, String> {
     let path = journal_path(volume);
-    let text = std::fs::read_to_string(&path).ok()?;
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
     match serde_json::from_str::<TargetJournal>(&text) {
         Ok(j)
             if j.volume == volume
@@ -192,15 +231,12 @@ pub(crate) fn read_journal(volume: &str) -> Option<(std::path::PathBuf, TargetJo
                     .as_deref()
                     .is_none_or(crate::snapshot::manifest::is_plain_name) =>
         {
-            Some((path, j))
+            Ok(Some((path, j)))
         }
-        _ => {
-            crate::output::note(&format!(
-                "warning: ignoring the unreadable journal {}",
-                path.display()
-            ));
-            None
-        }
+        _ => Err(format!(
+            "warning: ignoring the unreadable journal {}",
+            path.display()
+        )),
     }
 }
 
@@ -243,7 +279,7 @@ impl JournalFile {
 
     /// Takes over a dead ward's journal (recovery).
     pub(crate) fn adopt(path: std::path::PathBuf, mut entry: TargetJournal) -> JournalFile {
-        entry.pid = std::process::id();
+        entry.owner = Owner::me();
         JournalFile { path, entry }
     }
 

@@ -13,7 +13,6 @@ use anyhow::Result;
 use chrono::Utc;
 
 use super::container::{image_facts, postgres_user};
-use super::heal::heal;
 use super::journal::{JournalFile, TargetJournal};
 use super::restore::{Live, complete};
 use super::swap::{MOUNT, PREVIOUS_MOUNT, Swap, previous_volume};
@@ -58,7 +57,9 @@ pub async fn restore_previous(
 ) -> Result<Restored> {
     let started = Instant::now();
     let d = docker::connect().await?;
-    heal(&d, t).await?;
+    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
+        crate::output::note(&note);
+    }
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     let prev = previous_volume(&t.volume.name);
     if docker::inspect_volume(&d, &prev).await?.is_none() {
@@ -78,7 +79,7 @@ pub async fn restore_previous(
     };
     let id = crate::snapshot::new_id();
     let mut journal = JournalFile::begin(TargetJournal {
-        pid: std::process::id(),
+        owner: super::journal::Owner::me(),
         operation: "restore".into(),
         container: t.container.as_ref().map(|c| c.name.clone()),
         volume: t.volume.name.clone(),

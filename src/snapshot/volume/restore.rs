@@ -14,7 +14,6 @@ use chrono::Utc;
 
 use super::container::{image_facts, postgres_user, prove_identity, settle, wait_ready};
 use super::create::cold;
-use super::heal::heal;
 use super::journal::{JournalFile, RestartGuard, TargetJournal, recover};
 use super::swap::{ForeignData, MOUNT, Swap};
 use super::upload::stream_checked;
@@ -46,7 +45,9 @@ pub async fn restore(
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
-    heal(&d, t).await?;
+    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
+        crate::output::note(&note);
+    }
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     if m.pgdata_rel != t.pgdata_rel {
         return crate::error::usage(format!(
@@ -132,7 +133,7 @@ pub async fn restore(
     };
     let id = crate::snapshot::new_id();
     let mut journal = JournalFile::begin(TargetJournal {
-        pid: std::process::id(),
+        owner: super::journal::Owner::me(),
         operation: "restore".into(),
         container: t.container.as_ref().map(|c| c.name.clone()),
         volume: t.volume.name.clone(),
@@ -159,7 +160,11 @@ pub async fn restore(
         gid,
     };
     let stage_started = Instant::now();
-    if let Err(e) = stage(&sw, store, m, &upload_rel, progress.clone()).await {
+    let room = Room {
+        volume: &t.volume.name,
+        keep_previous,
+    };
+    if let Err(e) = stage(&sw, store, m, &upload_rel, &room, progress.clone()).await {
         // Nothing but the staging directory was touched.
         crate::error::uncancel();
         let cleaned = sw.discard().await;
@@ -230,6 +235,21 @@ pub async fn restore(
     })
 }
 
+/// What must fit in the volume besides the staged copy.
+struct Room<'a> {
+    volume: &'a str,
+    /// `--keep-previous` copies the current data into another volume,
+    /// which the local driver keeps on the same file system.
+    keep_previous: bool,
+}
+
+/// Headroom left free beside the staged copy: the application keeps
+/// running on the old data while ward stages, and its WAL and tables keep
+/// growing — 10 % of the snapshot, at least 64 MiB.
+pub(crate) fn staging_headroom(total_bytes: u64) -> u64 {
+    (total_bytes / 10).max(64 * 1024 * 1024)
+}
+
 /// Unpacks the archive through the checked reader into the swap directory
 /// (one decompression; every file hashed against the manifest as it
 /// streams), after checking the volume has room for it.
@@ -238,23 +258,38 @@ async fn stage(
     store: &Store,
     m: &Manifest,
     upload_rel: &str,
+    room: &Room<'_>,
     progress: Arc<dyn Progress>,
 ) -> Result<()> {
-    let need = m.total_bytes + m.total_bytes / 20 + 16 * 1024 * 1024;
+    let previous = if room.keep_previous {
+        sw.current_bytes().await?
+    } else {
+        0
+    };
+    let need = m.total_bytes + staging_headroom(m.total_bytes) + previous;
     let free = sw.free_bytes().await?;
     if free < need {
+        let human = crate::snapshot::human_bytes;
         return crate::error::usage(format!(
-            "not enough free space in volume to stage snapshot {:?}: about {} needed beside the \
-             current data, {} free — grow the volume or free space in it and try again (nothing \
-             was changed)",
+            "not enough free space in volume {} to restore snapshot {:?}: {} free, about {} needed \
+             ({} for the staged copy, {} headroom for the running database{}) — grow the volume \
+             or free space in it and try again (nothing was changed)",
+            room.volume,
             m.name,
-            crate::snapshot::human_bytes(need),
-            crate::snapshot::human_bytes(free)
+            human(free),
+            human(need),
+            human(m.total_bytes),
+            human(staging_headroom(m.total_bytes)),
+            if room.keep_previous {
+                format!(", {} for the --keep-previous copy", human(previous))
+            } else {
+                String::new()
+            }
         ));
     }
     let upload_to = join(&format!("{}/stage", sw.dir()), upload_rel);
     sw.prepare(&upload_to).await?;
-    stream_checked(
+    let streamed = stream_checked(
         sw.d,
         sw.helper,
         store,
@@ -263,7 +298,27 @@ async fn stage(
         progress,
         &format!("staging {}", m.name),
     )
-    .await?;
+    .await;
+    if let Err(e) = streamed {
+        // A full volume is not a damaged snapshot: say what is full.
+        let text = format!("{e:#}").to_lowercase();
+        let free_now = sw.free_bytes().await.unwrap_or(u64::MAX);
+        if e.downcast_ref::<crate::snapshot::Damaged>().is_none()
+            && (text.contains("no space left") || free_now < 4 * 1024 * 1024)
+        {
+            return crate::error::usage(format!(
+                "volume {} filled up while staging snapshot {:?} ({} free now; the snapshot \
+                 needs {} plus headroom, and the running database kept writing) — grow the \
+                 volume or free space in it and restore again; the snapshot is fine and the \
+                 current data was not touched",
+                room.volume,
+                m.name,
+                crate::snapshot::human_bytes(free_now),
+                crate::snapshot::human_bytes(m.total_bytes)
+            ));
+        }
+        return Err(e);
+    }
     fault("restore:mid-stage")?;
     sw.seal().await
 }
@@ -308,6 +363,7 @@ pub(super) async fn complete(
     let result: Result<(Option<String>, f64, f64)> = async {
         if let Some(c) = &live.container {
             journal.set("stopped")?;
+            fault("restore:before-stop")?;
             if docker::is_running(d, c).await? {
                 settle(d, c, &live.user).await;
             }
@@ -371,6 +427,7 @@ pub(super) async fn complete(
                 if let Some(c) = &live.container {
                     docker::stop_container(d, c, 120).await?;
                 }
+                fault("restore:swap-back")?;
                 sw.swap_back().await
             }
             .await;

@@ -180,6 +180,29 @@ impl Swap<'_> {
         }
     }
 
+    /// Bytes the volume's current contents take (ward's own entries aside).
+    pub async fn current_bytes(&self) -> Result<u64> {
+        let out = exec_ok(
+            self.d,
+            self.helper,
+            &[
+                "sh",
+                "-c",
+                "cd \"$1\" && for e in * .[!.]* ..?*; do [ -e \"$e\" ] || continue; \
+                 case \"$e\" in .ward-*) ;; *) du -sk \"$e\";; esac; done",
+                "sh",
+                MOUNT,
+            ],
+        )
+        .await?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum::<u64>()
+            * 1024)
+    }
+
     /// Creates the empty staging directory (for `upload_to`, inside it).
     pub async fn prepare(&self, upload_to: &str) -> Result<()> {
         self.sh("rm -rf \"$W\"\nmkdir -p \"$W/stage\" \"$X\"", upload_to)
@@ -327,4 +350,52 @@ fn join(a: &str, b: &str) -> String {
     } else {
         format!("{a}/{b}")
     }
+}
+
+/// Finds ward's swap and trash directories that no journal accounts for
+/// (the journal was lost, or another state directory holds it) and removes
+/// those that hold nothing of the user's: trash, staging leftovers (the
+/// previous data never moved aside: no `out-done`) and finished swaps
+/// (`committed`: the new data is in place). On PG ≤ 17 images the volume
+/// root is PGDATA, so a leftover would otherwise ride along in every later
+/// cold snapshot and `pg_basebackup`. A swap directory that may hold the
+/// only copy of the data is left alone and is an error. Returns what was
+/// removed. Call holding the target lock, after the journal was handled.
+pub(super) async fn sweep_stale(d: &Docker, image: &str, volume: &str) -> Result<Vec<String>> {
+    const SWEEP: &str = r#"
+cd "$1"
+for w in .ward-trash-* .ward-swap-*; do
+  [ -e "$w" ] || [ -L "$w" ] || continue
+  case "$w" in
+    .ward-swap-*)
+      if [ -d "$w" ] && [ -e "$w/out-done" ] && [ ! -e "$w/committed" ]; then
+        echo "keep $w"; continue
+      fi;;
+  esac
+  rm -rf "$w" && echo "removed $w"
+done
+"#;
+    let helper = crate::docker::Helper::start(d, image, volume, MOUNT, false).await?;
+    let out = exec_ok(d, &helper.name, &["sh", "-c", SWEEP, "sh", MOUNT]).await;
+    helper.remove(d).await?;
+    let out = out?;
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for line in out.stdout.lines() {
+        match line.split_once(' ') {
+            Some(("removed", n)) => removed.push(n.to_string()),
+            Some(("keep", n)) => kept.push(n.to_string()),
+            _ => {}
+        }
+    }
+    if !kept.is_empty() {
+        bail!(
+            "volume {volume} holds {} from an interrupted restore whose journal is gone: the \
+             previous data was moved aside into it and may be the only copy — ward neither \
+             snapshots it nor deletes it; look inside (old/ is the previous data, stage/ the \
+             restored one), move the right contents back to the volume root, then remove it",
+            kept.join(", ")
+        );
+    }
+    Ok(removed)
 }

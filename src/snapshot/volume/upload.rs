@@ -114,8 +114,15 @@ pub(super) async fn stream_checked(
     let uploaded = docker::upload(d, helper, upload_to, body).await;
     let checked = checker.await.context("the archive reader failed")?;
     progress.finish();
-    checked?;
-    uploaded
+    match (checked, uploaded) {
+        // Damage found in the snapshot is the finding, whatever the engine said.
+        (Err(e), _) if e.downcast_ref::<crate::snapshot::Damaged>().is_some() => Err(e),
+        // The engine failed first (e.g. the volume is full): the reader
+        // only saw the pipe close, so the engine's error is the cause.
+        (_, Err(up)) => Err(up),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 fn tokio_stream_from(

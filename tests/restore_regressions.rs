@@ -1,0 +1,396 @@
+//! Regression tests for the review findings on stage-then-swap restore
+//! (fixed in 92486c0 and b6232c0). Each drives the real binary against a
+//! real container or cluster through the `WARD_FAULT` hooks (a failure, or
+//! `<point>:kill` for a SIGKILL at that exact point) and fails on the code
+//! before its fix:
+//!
+//! - F2: data that ran after a swap is never rolled back, and the container
+//!   running it is never stopped by the repair.
+//! - F3: a swap whose container was never stopped is never completed (the
+//!   old data may have taken writes).
+//! - F4: something written into the volume mid-swap is neither overwritten
+//!   nor nested into: container stopped, journal kept.
+//! - F5: when putting the old data back fails after the swap began, the
+//!   container is left stopped (never started on a half-swapped volume).
+//! - F12: a swap directory ward cannot read is an error, never "no swap".
+//! - F6: a data-directory restore whose journal write fails after the old
+//!   directory moved aside keeps the new copy, and the next ward finishes.
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+
+use support::docker::{self as dk, Pg};
+use support::*;
+
+fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
+    ward()
+        .args(["snapshot"])
+        .args(args)
+        .args(["--store", &store.display().to_string()])
+        .env("WARD_STATE_DIR", &state.display().to_string())
+}
+
+fn recover(state: &Path, container: &str) -> Run {
+    ward()
+        .args(["snapshot", "recover", "--container", container])
+        .env("WARD_STATE_DIR", &state.display().to_string())
+        .run()
+}
+
+fn journals(state: &Path) -> usize {
+    std::fs::read_dir(state)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("journal-") && n.ends_with(".json")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// When the container last started (changes on every stop/start).
+fn started_at(container: &str) -> String {
+    dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
+        .trim()
+        .to_string()
+}
+
+/// Runs a shell command in a throwaway container on the volume (at /v).
+fn in_volume(volume: &str, script: &str) -> String {
+    dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v"),
+        dk::IMAGE,
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+fn killed(w: Ward, point: &str) {
+    let r = w.env("WARD_FAULT", &format!("{point}:kill")).run();
+    assert_eq!(
+        r.out.status.signal(),
+        Some(9),
+        "not killed at {point}: {}",
+        r.stderr()
+    );
+}
+
+struct Setup {
+    pg: Pg,
+    store: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+/// A container, a snapshot "a" of it, then different live data.
+fn setup() -> Setup {
+    let pg = Pg::start();
+    let store = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    dk::fill(&pg.name, 2_000);
+    snap(
+        store.path(),
+        state.path(),
+        &["create", "a", "--container", &pg.name],
+    )
+    .ok();
+    pg.psql("insert into marks(label) values ('after a')");
+    Setup { pg, store, state }
+}
+
+impl Setup {
+    fn restore_a(&self) -> Ward {
+        snap(
+            self.store.path(),
+            self.state.path(),
+            &["restore", "a", "--container", &self.pg.name, "--yes"],
+        )
+    }
+    fn marks(&self) -> String {
+        self.pg
+            .psql("select string_agg(label, ',' order by label) from marks")
+            .trim()
+            .to_string()
+    }
+}
+
+#[test]
+fn f2_new_data_that_ran_is_kept_with_its_writes_and_not_restarted() {
+    let s = setup();
+    // Killed once the new data runs (before the swap was marked done).
+    killed(s.restore_a(), "restore:after-start");
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('written after the swap')");
+    let since = started_at(&s.pg.name);
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(
+        started_at(&s.pg.name),
+        since,
+        "the repair stopped the container that ran the new data"
+    );
+    assert!(
+        s.marks().contains("written after the swap"),
+        "a write into the new data was rolled back: {}",
+        s.marks()
+    );
+    assert!(!s.marks().contains("after a"), "not the new data");
+    assert_eq!(journals(s.state.path()), 0);
+}
+
+#[test]
+fn f3_a_swap_whose_container_was_never_stopped_is_rolled_back_not_completed() {
+    let s = setup();
+    // Journal says "stopped", but the stop never happened.
+    killed(s.restore_a(), "restore:before-stop");
+    assert!(s.pg.running());
+    s.pg.psql("insert into marks(label) values ('written before the stop')");
+    let since = started_at(&s.pg.name);
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(started_at(&s.pg.name), since, "container restarted");
+    let marks = s.marks();
+    assert!(
+        marks.contains("written before the stop") && marks.contains("after a"),
+        "the old data with its last write is gone: {marks}"
+    );
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+}
+
+#[test]
+fn f4_foreign_data_written_mid_swap_is_neither_overwritten_nor_nested_into() {
+    let s = setup();
+    killed(s.restore_a(), "restore:after-swap-out");
+    // Something writes into the emptied volume (a hand-started entrypoint).
+    in_volume(&s.pg.volume, "echo stray > /v/PG_VERSION && mkdir /v/base");
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("besides ward's swap directory"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        !s.pg.running(),
+        "started on a volume that is not wholly old or new"
+    );
+    assert_eq!(journals(s.state.path()), 1, "journal removed");
+    // The stray entries are untouched and nothing was nested into them.
+    assert_eq!(
+        in_volume(&s.pg.volume, "cat /v/PG_VERSION; ls -A /v/base").trim(),
+        "stray"
+    );
+    // Once the stray entries are moved out, recover finishes the job.
+    in_volume(&s.pg.volume, "rm -rf /v/PG_VERSION /v/base");
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    dk::wait_ready(&s.pg.name);
+    assert!(!s.marks().contains("after a"), "not the new data");
+}
+
+#[test]
+fn f5_a_failed_swap_back_leaves_the_container_stopped_and_the_journal_kept() {
+    let s = setup();
+    let r = s
+        .restore_a()
+        .env("WARD_FAULT", "restore:after-swap-out,restore:swap-back")
+        .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("swapping the previous data back failed"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        !s.pg.running(),
+        "the container was started on a half-swapped volume"
+    );
+    assert_eq!(journals(s.state.path()), 1);
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    dk::wait_ready(&s.pg.name);
+    assert!(s.pg.running());
+    assert_eq!(journals(s.state.path()), 0);
+}
+
+#[test]
+fn f12_an_unreadable_swap_directory_is_an_error_not_no_swap() {
+    let s = setup();
+    killed(s.restore_a(), "restore:mid-stage");
+    // The swap directory is replaced by a file: ward must not conclude
+    // "no swap" and drop the journal.
+    in_volume(
+        &s.pg.volume,
+        "for w in /v/.ward-swap-*; do rm -rf \"$w\"; echo x > \"$w\"; done",
+    );
+    let r = recover(s.state.path(), &s.pg.name);
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(r.stderr().contains("not a directory"), "{}", r.stderr());
+    assert_eq!(journals(s.state.path()), 1, "journal dropped");
+    assert!(s.pg.running());
+    assert!(s.marks().contains("after a"), "the old data was touched");
+}
+
+#[test]
+fn f6_datadir_journal_write_failing_after_the_move_aside_keeps_the_new_copy() {
+    let mut c = cluster();
+    let url = c.url("postgres");
+    sql(
+        &url,
+        "create table t(v text); insert into t values ('snapshot')",
+    );
+    let data: PathBuf = c.dir().join("data");
+    let store = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    c.stop().unwrap();
+    let datadir = data.display().to_string();
+    snap(
+        store.path(),
+        state.path(),
+        &["create", "n", "--datadir", &datadir],
+    )
+    .ok();
+    std::fs::write(data.join("marker-of-the-old-data"), "old").unwrap();
+    let r = snap(
+        store.path(),
+        state.path(),
+        &["restore", "n", "--datadir", &datadir, "--yes"],
+    )
+    .env("WARD_FAULT", "datadir-journal:swapped-out")
+    .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    // The new copy must still exist beside the moved-aside old one.
+    let parent = data.parent().unwrap();
+    let fresh: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("ward-restore"))
+        .collect();
+    assert_eq!(
+        fresh.len(),
+        1,
+        "the new copy was deleted while the old is aside"
+    );
+    // The next ward (any) finishes the swap: the data directory is the snapshot.
+    let next = ward()
+        .args(["doctor"])
+        .env("WARD_STATE_DIR", &state.path().display().to_string())
+        .run();
+    assert!(
+        next.stderr().contains("interrupted ward"),
+        "{}",
+        next.stderr()
+    );
+    assert!(data.join("PG_VERSION").exists());
+    assert!(
+        !data.join("marker-of-the-old-data").exists(),
+        "not the new data"
+    );
+    assert_eq!(journals(state.path()), 0);
+}
+
+#[test]
+fn f9_a_stale_swap_directory_never_enters_a_cold_or_online_snapshot() {
+    let s = setup();
+    // A restore killed mid-stage whose journal is elsewhere (another state
+    // directory): nothing accounts for its swap directory in PGDATA.
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &["restore", "a", "--container", &s.pg.name, "--yes"],
+        ),
+        "restore:mid-stage",
+    );
+    in_volume(&s.pg.volume, "mkdir /v/.ward-trash-old");
+    assert_ne!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-swap-' || true"),
+        ""
+    );
+    for (name, online) in [("cold", false), ("online", true)] {
+        if online {
+            // Leftovers again, as a second killed restore would leave.
+            killed(
+                snap(
+                    s.store.path(),
+                    lost.path(),
+                    &["restore", "a", "--container", &s.pg.name, "--yes"],
+                ),
+                "restore:mid-stage",
+            );
+        }
+        let mut args = vec!["create", name, "--container", &s.pg.name];
+        if online {
+            args.push("--online");
+        }
+        let r = snap(s.store.path(), s.state.path(), &args).run();
+        assert_eq!(r.code(), 0, "{name}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("removed .ward-"),
+            "{name}: {}",
+            r.stderr()
+        );
+        let manifest = std::fs::read_dir(s.store.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(name))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .next()
+            .expect("a manifest");
+        assert!(
+            !manifest.contains(".ward-"),
+            "{name}: a swap directory was archived"
+        );
+        assert_eq!(
+            in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+            ""
+        );
+    }
+    assert!(s.pg.running());
+    assert!(s.marks().contains("after a"));
+}
+
+#[test]
+fn f9_a_swap_directory_holding_moved_aside_data_is_neither_snapshotted_nor_deleted() {
+    let s = setup();
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &["restore", "a", "--container", &s.pg.name, "--yes"],
+        ),
+        "restore:after-swap-out",
+    );
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["create", "x", "--container", &s.pg.name],
+    )
+    .run();
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("may be the only copy"),
+        "{}",
+        r.stderr()
+    );
+    assert_ne!(
+        in_volume(&s.pg.volume, "ls /v/.ward-swap-*/old | head -1"),
+        "",
+        "the moved-aside data was deleted"
+    );
+}
