@@ -982,6 +982,24 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
     // No process has this pid (it is above the kernel's pid_max).
     make(&dead, "99999999");
     make(&live, &std::process::id().to_string());
+    // The private networks such servers sit on.
+    let make_network = |name: &str, pid: &str| {
+        dk::docker(&[
+            "network",
+            "create",
+            "--label",
+            "ward.helper=1",
+            "--label",
+            &format!("ward.pid={pid}"),
+            "--label",
+            &format!("ward.host={host}"),
+            name,
+        ]);
+    };
+    let dead_network = dk::unique("ward-test-orphan-net");
+    let live_network = dk::unique("ward-test-live-net");
+    make_network(&dead_network, "99999999");
+    make_network(&live_network, &std::process::id().to_string());
     // A throwaway server of a killed `check --against snapshot`: still running.
     let server = dk::unique("ward-test-orphan-server");
     dk::docker(&[
@@ -997,6 +1015,8 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
         "ward.pid=99999999",
         "--label",
         &format!("ward.host={host}"),
+        "--network",
+        &dead_network,
         "-e",
         "POSTGRES_PASSWORD=x",
         // No anonymous volume to leak when the sweep removes the container.
@@ -1016,6 +1036,16 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
     dk::docker(&["volume", "rm", &live]);
     assert!(!left.lines().any(|l| l == dead), "orphan kept: {left}");
     assert!(left.lines().any(|l| l == live), "live volume swept: {left}");
+    let networks = dk::docker(&["network", "ls", "--format", "{{.Name}}"]);
+    dk::docker(&["network", "rm", &live_network]);
+    assert!(
+        !networks.lines().any(|l| l == dead_network),
+        "orphan network kept: {networks}"
+    );
+    assert!(
+        networks.lines().any(|l| l == live_network),
+        "live network swept: {networks}"
+    );
 }
 
 #[test]
