@@ -134,9 +134,9 @@ pub fn mode_of(format: Format, m: &Migration, script: &Script) -> Mode {
 pub async fn prepare_session(client: &Client, timezone: &str) -> Result<()> {
     client
         .batch_execute(&format!(
-            "SET TimeZone = '{}'; SET lock_timeout = '10s'; SET statement_timeout = '30min'; \
+            "SET TimeZone = {}; SET lock_timeout = '10s'; SET statement_timeout = '30min'; \
              SET DateStyle = 'ISO, MDY'; SET client_min_messages = warning",
-            timezone.replace('\'', "''")
+            crate::pg::quote_literal(timezone)
         ))
         .await?;
     Ok(())
@@ -174,13 +174,9 @@ pub async fn ensure_history(client: &Client, format: Format) -> Result<()> {
     Ok(())
 }
 
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// The SQL that records (or, going down, removes) a history row like the runner does.
 fn history_sql(format: Format, m: &Migration, dir: Direction, ms: f64) -> String {
-    let v = lit(&m.version);
+    let v = crate::pg::quote_literal(&m.version);
     if dir == Direction::Down {
         return match format {
             Format::Sqlx => format!("DELETE FROM _sqlx_migrations WHERE version = {}", m.version),
@@ -200,8 +196,8 @@ fn history_sql(format: Format, m: &Migration, dir: Direction, ms: f64) -> String
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES ({}, {}, TRUE, decode({}, 'hex'), {})",
             m.version,
-            lit(&m.description),
-            lit(m.checksum.as_deref().unwrap_or("")),
+            crate::pg::quote_literal(&m.description),
+            crate::pg::quote_literal(m.checksum.as_deref().unwrap_or("")),
             (ms * 1e6) as i64
         ),
         Format::Diesel => format!("INSERT INTO __diesel_schema_migrations (version) VALUES ({v})"),
@@ -214,17 +210,17 @@ fn history_sql(format: Format, m: &Migration, dir: Direction, ms: f64) -> String
             "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum, \
              installed_by, execution_time, success) SELECT coalesce(max(installed_rank), 0) + 1, {v}, {}, 'SQL', {}, {}, \
              current_user, {}, TRUE FROM flyway_schema_history",
-            lit(&m.description),
-            lit(m.up.file.rsplit('/').next().unwrap_or(&m.up.file)),
+            crate::pg::quote_literal(&m.description),
+            crate::pg::quote_literal(m.up.file.rsplit('/').next().unwrap_or(&m.up.file)),
             m.checksum.as_deref().unwrap_or("NULL"),
             ms as i64
         ),
         Format::Refinery => format!(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ({}, {}, {}, {})",
             m.version,
-            lit(&m.description),
-            lit(&chrono::Utc::now().to_rfc3339()),
-            lit(m.checksum.as_deref().unwrap_or(""))
+            crate::pg::quote_literal(&m.description),
+            crate::pg::quote_literal(&chrono::Utc::now().to_rfc3339()),
+            crate::pg::quote_literal(m.checksum.as_deref().unwrap_or(""))
         ),
     }
 }

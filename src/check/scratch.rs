@@ -51,28 +51,18 @@ impl Scratch {
 
     pub(super) async fn create(&mut self, what: &str, template: Option<&str>) -> Result<String> {
         let name = self.name(what);
-        let sql = match template {
-            Some(t) => {
-                // FILE_COPY (PG ≥ 15) clones a large database fastest.
-                let version: i32 = self
-                    .admin
-                    .query_one("SELECT current_setting('server_version_num')::int", &[])
-                    .await?
-                    .get(0);
-                format!(
-                    "CREATE DATABASE {} TEMPLATE {}{}",
-                    quote_ident(&name),
-                    quote_ident(t),
-                    if version >= 150000 {
-                        " STRATEGY FILE_COPY"
-                    } else {
-                        ""
-                    }
-                )
+        let created = match template {
+            Some(source) => pg::clone_database(&self.admin, source, &name, None).await,
+            None => {
+                self.admin
+                    .batch_execute(&format!(
+                        "CREATE DATABASE {} TEMPLATE template0",
+                        quote_ident(&name)
+                    ))
+                    .await
             }
-            None => format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)),
         };
-        match self.admin.batch_execute(&sql).await {
+        match created {
             Ok(()) => {}
             Err(e) if e.code().map(|c| c.code()) == Some("55006") => {
                 return Err(UsageError(format!(

@@ -352,6 +352,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn passwords_come_fresh_from_the_os() {
+        let (first, second) = (fresh_password().unwrap(), fresh_password().unwrap());
+        assert_ne!(first, second);
+        let hex = first.strip_prefix("ward-").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
     fn majors_of_server_versions() {
         assert_eq!(version_major("postgres (PostgreSQL) 15.18"), Some(15));
         assert_eq!(

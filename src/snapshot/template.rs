@@ -221,28 +221,9 @@ async fn require_createdb(admin: &Client) -> Result<()> {
     Ok(())
 }
 
-/// `CREATE DATABASE new TEMPLATE src` with the cheapest strategy the server has.
+/// A copy of `src` as `new`, through the one clone function in `pg`.
 async fn copy_database(admin: &Client, src: &str, new: &str, owner: Option<&str>) -> Result<()> {
-    let version: i32 = admin
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await?
-        .get(0);
-    // FILE_COPY copies files (and checkpoints) instead of WAL-logging every
-    // block: about a second per GB. PG 15 added the choice (and made WAL_LOG the default).
-    let strategy = if version >= 150_000 {
-        " STRATEGY FILE_COPY"
-    } else {
-        ""
-    };
-    let owner = owner
-        .map(|o| format!(" OWNER {}", quote_ident(o)))
-        .unwrap_or_default();
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE {}{owner}{strategy}",
-            quote_ident(new),
-            quote_ident(src)
-        ))
+    pg::clone_database(admin, src, new, owner)
         .await
         .map_err(|e| {
             let msg = e

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::check::apply::{Diagnosis, Failure, FileRun};
 use crate::check::report::{Finding, Level};
 use crate::check::rule::Rule;
-use crate::pg::quote_ident;
+use crate::pg::{quote_ident, quote_literal};
 
 pub async fn finding(client: &Client, run: &FileRun, f: &Failure) -> Result<Finding> {
     let mut out = Finding::new(
@@ -300,8 +300,8 @@ impl Probe<'_> {
                     )
                     .await?;
                 format!(
-                    "{col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, '{}')",
-                    ty.replace('\'', "''")
+                    "{col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, {})",
+                    quote_literal(&ty)
                 )
             }
         };
