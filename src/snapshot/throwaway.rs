@@ -163,7 +163,7 @@ impl Throwaway {
         };
         if reach == Reach::Localhost {
             t.port = Some(published_port(d, &t.server.name).await?);
-            let password = fresh_password();
+            let password = crate::pg::cluster::fresh_password()?;
             // Over the local socket, which ward's pg_hba trusts. The SQL
             // holds a SCRAM verifier, never the password: `docker exec psql
             // -c …` is visible in the host's `ps`.
@@ -347,25 +347,6 @@ pub(super) fn lock_out_sql(roles: &[String]) -> String {
         .join("; ")
 }
 
-/// 32 hex characters from the OS's random source (a timestamp mix as a
-/// fallback); only ever set on a throwaway copy, never stored or logged.
-pub(super) fn fresh_password() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if from_os.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let a = crate::seed::rng::mix64(t ^ u64::from(std::process::id()));
-        let b = crate::seed::rng::mix64(a ^ t.rotate_left(17));
-        bytes[..8].copy_from_slice(&a.to_le_bytes());
-        bytes[8..].copy_from_slice(&b.to_le_bytes());
-    }
-    hex::encode(bytes)
-}
-
 /// Which database of a snapshot `check` runs against: `wanted` if given (and
 /// present), else the one application database (anything but `postgres`),
 /// else `postgres`.
@@ -490,13 +471,5 @@ mod tests {
             lock,
             "ALTER ROLE \"a\"\"b\" NOLOGIN; ALTER ROLE \"c\" NOLOGIN; SELECT 1"
         );
-    }
-
-    #[test]
-    fn passwords_are_fresh_hex() {
-        let (a, b) = (fresh_password(), fresh_password());
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 }

@@ -62,7 +62,7 @@ impl Native {
         let root = server.root().to_path_buf();
         let client = connect_as_superuser(&root, server.port, m).await?;
         server.user = client.1;
-        let password = super::throwaway::fresh_password();
+        let password = crate::pg::cluster::fresh_password()?;
         // Over the socket, which ward's pg_hba.conf trusts; LOGIN in case the
         // copy's superuser was made NOLOGIN (it is a throwaway copy).
         let others: Vec<String> = client
