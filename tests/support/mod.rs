@@ -23,6 +23,15 @@ pub struct Ward {
     dir: tempfile::TempDir,
 }
 
+/// ward's state directory (target locks and journals) for every ward this
+/// test binary runs: shared between its tests, like a user's, but never with
+/// other test binaries or the user running them — every ward repairs the
+/// journals it finds there. A test may set its own (`.env("WARD_STATE_DIR", …)`).
+fn state_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 pub fn ward() -> Ward {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ward"));
@@ -42,6 +51,7 @@ pub fn ward() -> Ward {
     }
     cmd.env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "0")
+        .env("WARD_STATE_DIR", state_dir())
         .current_dir(dir.path());
     Ward { cmd, dir }
 }

@@ -86,7 +86,7 @@ pub(super) async fn cold(
     }
     let stop_at = Instant::now();
     // Per target, so that any later ward restarts the container if this one dies.
-    let _journal = FinishOnDrop(match &t.container {
+    let mut journal = FinishOnDrop(match &t.container {
         Some(c) if manage_container => Some(JournalFile::begin(TargetJournal {
             owner: super::journal::Owner::me(),
             operation: "create".into(),
@@ -95,7 +95,9 @@ pub(super) async fn cold(
             image: t.image.clone(),
             user: user.clone(),
             was_running,
-            phase: "stopped".into(),
+            // "stopping" until the engine says it stopped: a stop ward
+            // asked for goes on in the engine after a kill.
+            phase: "stopping".into(),
             swap_id: None,
             root: String::new(),
             pgdata_rel: t.pgdata_rel.clone(),
@@ -111,6 +113,9 @@ pub(super) async fn cold(
             progress.stage(&format!("stopping {}", c.name), 0);
             let guard = RestartGuard::new(&c.name, was_running);
             let code = docker::stop_container(d, &c.name, opts.stop_timeout).await?;
+            if let Some(j) = journal.0.as_mut() {
+                j.set("stopped")?;
+            }
             if code != 0 {
                 tracing::warn!("container {} exited with code {code} on stop", c.name);
             }

@@ -106,6 +106,16 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
         Some(c) if docker::inspect_container(d, c).await?.is_some() => Some(c.clone()),
         _ => None,
     };
+    if let Some(c) = &container
+        && j.phase == "stopping"
+    {
+        // The dead ward may have asked the engine to stop the container;
+        // that stop goes on without it and could land after this repair
+        // restarted the container. A second stop waits for the first, so
+        // the container is surely down before anything below (and started
+        // again at the end if it was running).
+        docker::stop_container(d, c, 120).await?;
+    }
     let mut done = String::from("nothing was half-done");
     if let (true, Some(id)) = (j.operation == "restore", &j.swap_id) {
         let helper = Helper::start(d, &j.image, &j.volume, MOUNT, false).await?;

@@ -134,7 +134,8 @@ pub(crate) struct TargetJournal {
     /// The superuser role of the container (for readiness checks).
     pub user: String,
     pub was_running: bool,
-    /// staging, staged, stopped, swapped-out, swapped-in, started, done —
+    /// staging, staged, stopping (a stop may be in flight in the engine),
+    /// stopped, swapped-out, swapped-in, started, done —
     /// what the last durable write said; the volume's own markers decide.
     pub phase: String,
     /// The swap directory's id (`.ward-swap-<id>` at the volume root).

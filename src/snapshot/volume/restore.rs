@@ -362,12 +362,15 @@ pub(super) async fn complete(
     let swap_begun = std::cell::Cell::new(false);
     let result: Result<(Option<String>, f64, f64)> = async {
         if let Some(c) = &live.container {
-            journal.set("stopped")?;
+            // "stopping" until the engine says it stopped: a stop ward
+            // asked for goes on in the engine after a kill.
+            journal.set("stopping")?;
             fault("restore:before-stop")?;
             if docker::is_running(d, c).await? {
                 settle(d, c, &live.user).await;
             }
             docker::stop_container(d, c, live.stop_timeout).await?;
+            journal.set("stopped")?;
         }
         fault("restore:after-stop")?;
         let swap_at = Instant::now();
