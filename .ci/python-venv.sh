@@ -3,7 +3,8 @@
 # Postgres. This script creates, idempotently, the Python they use: a venv at a
 # fixed, git-ignored path in the repository (.venv-test/), with pinned Django 5
 # and psycopg, plus two real projects from PyPI with long migration histories
-# (wagtail, django-allauth) that tests/fixtures/django_real installs. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
+# (wagtail, django-allauth) that tests/fixtures/django_real installs, and
+# phonenumbers (libphonenumber) for tests/clinical_phone.rs. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
 # fail, naming this script, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,16 +14,18 @@ DJANGO=5.1.4
 PSYCOPG=3.2.3
 WAGTAIL=6.3.1
 ALLAUTH=65.3.0
+# libphonenumber's Python port: tests/clinical_phone.rs checks phone.valid_uk against it.
+PHONENUMBERS=9.0.43
 
 python=${PYTHON:-python3}
 if [ ! -x "$VENV/bin/python" ]; then
   "$python" -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c "
-import sys, django, psycopg, wagtail, allauth
-ok = (django.__version__, psycopg.__version__, wagtail.__version__, allauth.__version__) == ('$DJANGO', '$PSYCOPG', '$WAGTAIL', '$ALLAUTH')
+import sys, django, psycopg, wagtail, allauth, phonenumbers
+ok = (django.__version__, psycopg.__version__, wagtail.__version__, allauth.__version__, phonenumbers.__version__) == ('$DJANGO', '$PSYCOPG', '$WAGTAIL', '$ALLAUTH', '$PHONENUMBERS')
 sys.exit(0 if ok else 1)" 2>/dev/null; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "Django==$DJANGO" "psycopg[binary]==$PSYCOPG" "wagtail==$WAGTAIL" "django-allauth==$ALLAUTH"
+    "Django==$DJANGO" "psycopg[binary]==$PSYCOPG" "wagtail==$WAGTAIL" "django-allauth==$ALLAUTH" "phonenumbers==$PHONENUMBERS"
 fi
-"$VENV/bin/python" -c "import django, psycopg, wagtail, allauth; print('Django', django.__version__, '/ psycopg', psycopg.__version__, '/ wagtail', wagtail.__version__, '/ django-allauth', allauth.__version__)"
+"$VENV/bin/python" -c "import django, psycopg, wagtail, allauth, phonenumbers; print('Django', django.__version__, '/ psycopg', psycopg.__version__, '/ wagtail', wagtail.__version__, '/ django-allauth', allauth.__version__, '/ phonenumbers', phonenumbers.__version__)"

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use chrono::NaiveDate;
+
 use super::rng::{Stream, Weighted};
 
 macro_rules! list {
@@ -65,6 +67,10 @@ pub struct Medicine {
     pub uptake: f64,
     /// Chronic medicines sharing a group are alternatives (one at most).
     pub group: String,
+    /// When the medicine became a first-line treatment here (its NICE
+    /// appraisal); a course for an older diagnosis starts no earlier.
+    /// `NaiveDate::MIN` for long-established medicines.
+    pub first_line_from: NaiveDate,
 }
 
 #[derive(Debug)]
@@ -224,7 +230,7 @@ impl Lists {
         let med_src = list!("medicines.csv");
         let med_rows = rows(
             med_src,
-            "condition_snomed_id,medicine,strength,dose,quantity,min_age,max_age,class,uptake,group",
+            "condition_snomed_id,medicine,strength,dose,quantity,min_age,max_age,class,uptake,group,first_line_from",
         );
         let mut meds_by_condition: HashMap<&str, Vec<usize>> = HashMap::new();
         let medicines = med_rows
@@ -241,6 +247,11 @@ impl Lists {
                     class: r[7].to_string(),
                     uptake: r[8].parse().expect("medicines.csv: uptake"),
                     group: r[9].to_string(),
+                    first_line_from: match r[10] {
+                        "" => NaiveDate::MIN,
+                        day => NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                            .expect("medicines.csv: first_line_from"),
+                    },
                 }
             })
             .collect();

@@ -155,6 +155,10 @@ pub struct Prescriptions {
     pub repeat_every_days: u32,
     /// A repeat course starts within this many days of the condition's onset.
     pub start_within_days: u32,
+    /// A repeat is issued up to this many days after it falls due.
+    pub late_days_max: u32,
+    /// The share of repeat cycles a patient skips (no issue that cycle).
+    pub missed_issue_share: f64,
     pub acute_course_share: f64,
 }
 

@@ -318,6 +318,29 @@ pub fn compute(e: &Export, s: &Seeds) -> BTreeMap<&'static str, f64> {
         "chronic_prescriptions_in_last_183_days_share",
         share(recent, chronic.len()),
     );
+    // A repeat course's history reaches back to its start: the first issue of
+    // each course (condition, medicine) within 60 days of the diagnosis, or
+    // of registration when that came later. (Medicines newer than the
+    // diagnosis start later by design, so the share is just under 1.)
+    let onset: HashMap<i64, NaiveDate> = e.conditions.iter().map(|c| (c.id, c.onset)).collect();
+    let mut first_issue: HashMap<(i64, &str), (i64, NaiveDate)> = HashMap::new();
+    for rx in &chronic {
+        let entry = first_issue
+            .entry((rx.condition, rx.medicine.as_str()))
+            .or_insert((rx.patient, rx.issued));
+        entry.1 = entry.1.min(rx.issued);
+    }
+    let from_start = first_issue
+        .iter()
+        .filter(|((condition, _), (patient, first))| {
+            let since = onset[condition].max(e.patients[patient].registered);
+            (*first - since).num_days() <= 60
+        })
+        .count();
+    f.insert(
+        "repeat_courses_issued_from_their_start_share",
+        share(from_start, first_issue.len()),
+    );
 
     // Observations.
     let diabetic: HashSet<i64> = t1.union(&t2).copied().collect();

@@ -47,6 +47,8 @@ pub enum Sem {
     Street,
     Town,
     PhoneUk,
+    /// Drama blocks that libphonenumber also accepts as valid.
+    PhoneValidUk,
     PhoneMobile,
     /// Country-neutral: North American 555-01xx numbers (fictional by NANPA).
     PhoneIntl,
@@ -95,6 +97,7 @@ pub const NAMES: &[&str] = &[
     "address.street",
     "address.town",
     "phone.uk",
+    "phone.valid_uk",
     "phone.mobile",
     "phone.intl",
     "internet.email",
@@ -376,6 +379,7 @@ impl Gen {
                 "address.street" => Sem::Street,
                 "address.town" => Sem::Town,
                 "phone.uk" => Sem::PhoneUk,
+                "phone.valid_uk" => Sem::PhoneValidUk,
                 "phone.mobile" => Sem::PhoneMobile,
                 "phone.intl" => Sem::PhoneIntl,
                 "internet.email" => Sem::Email,
@@ -466,6 +470,7 @@ impl Gen {
                 Sem::NhsNumber => Some(nhs::CAPACITY),
                 Sem::Postcode => Some(Lists::get().districts.len() as u64 * 10 * 400),
                 Sem::PhoneUk => Some(person::DRAMA_NUMBERS),
+                Sem::PhoneValidUk => Some(person::VALID_UK_NUMBERS),
                 Sem::PhoneMobile => Some(1000),
                 Sem::PhoneIntl => Some(FICTIONAL_NANP_NUMBERS),
                 Sem::Ip => Some(TEST_NETS.len() as u64 * 254),

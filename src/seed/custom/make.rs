@@ -188,6 +188,10 @@ impl Gen {
                     }
                 }
             },
+            Sem::PhoneValidUk => person::valid_uk_number(
+                ctx.seed,
+                rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
+            ),
             Sem::PhoneIntl => {
                 let n = super::generators::fictional_nanp(match rank {
                     Some(r) => r,

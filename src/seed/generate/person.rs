@@ -4,7 +4,7 @@
 //! addresses only use the RFC 2606 reserved domains.
 
 use crate::seed::lists::Lists;
-use crate::seed::rng::Stream;
+use crate::seed::rng::{Stream, mix64, permute};
 
 /// The reserved e-mail domains (RFC 2606).
 pub const EMAIL_DOMAINS: [&str; 3] = ["example.com", "example.org", "example.net"];
@@ -74,6 +74,55 @@ pub fn drama_number(i: u64) -> String {
         n => LANDLINE_PREFIXES[(n - 1) as usize % LANDLINE_PREFIXES.len()],
     };
     format!("{prefix}{:03}", i % 1000)
+}
+
+/// The drama blocks that libphonenumber's metadata (checked with the Python
+/// `phonenumbers` 9.0.43) accepts as valid British fixed lines: the city
+/// blocks, London's, and Ofcom's Belfast and Cardiff blocks. Ofcom's
+/// Nottingham `0115 496 0`, the area-less `01632 960` and the mobile
+/// `07700 900` blocks fail that validation, so they are not here.
+const VALID_UK_BLOCKS: [&str; 14] = [
+    "0113 496 0",
+    "0114 496 0",
+    "0116 496 0",
+    "0117 496 0",
+    "0118 496 0",
+    "0121 496 0",
+    "0131 496 0",
+    "0141 496 0",
+    "0151 496 0",
+    "0161 496 0",
+    "0191 498 0",
+    "020 7946 0",
+    "028 9649 6",
+    "029 2018 0",
+];
+
+/// How many distinct `phone.valid_uk` numbers there are.
+pub const VALID_UK_NUMBERS: u64 = VALID_UK_BLOCKS.len() as u64 * 1000;
+
+/// The `i`-th number (mod [`VALID_UK_NUMBERS`]) that validates and is never
+/// allocated, in an order keyed by `seed`: distinct `i` give distinct numbers
+/// (for UNIQUE columns), and consecutive rows do not count up one block.
+pub fn valid_uk_number(seed: u64, i: u64) -> String {
+    let n = permute(
+        mix64(seed ^ VALID_UK_KEY),
+        i % VALID_UK_NUMBERS,
+        VALID_UK_NUMBERS,
+    );
+    format!("{}{:03}", VALID_UK_BLOCKS[(n / 1000) as usize], n % 1000)
+}
+
+/// Keeps `phone.valid_uk`'s order apart from other keyed permutations.
+const VALID_UK_KEY: u64 = 0x7068_6f6e_6576_616c;
+
+/// Whether a number is in one of the blocks `phone.valid_uk` draws from.
+pub fn is_valid_uk_drama(phone: &str) -> bool {
+    VALID_UK_BLOCKS.iter().any(|p| {
+        phone
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 pub fn given_name<'a>(rng: &mut Stream, lists: &'a Lists, female: bool) -> &'a str {
@@ -166,6 +215,33 @@ mod tests {
         let all: std::collections::HashSet<String> = (0..DRAMA_NUMBERS).map(drama_number).collect();
         assert_eq!(all.len() as u64, DRAMA_NUMBERS);
         assert!(all.iter().all(|p| is_drama_phone(p)));
+    }
+
+    #[test]
+    fn valid_uk_numbers_are_distinct_drama_numbers_in_a_seeded_order() {
+        let all: Vec<String> = (0..VALID_UK_NUMBERS)
+            .map(|i| valid_uk_number(3, i))
+            .collect();
+        let distinct: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len() as u64, VALID_UK_NUMBERS);
+        assert!(all.iter().all(|p| is_valid_uk_drama(p) && is_drama_phone(p)
+            || p.starts_with("028")
+            || p.starts_with("029")));
+        assert!(
+            all.iter()
+                .all(|p| !p.starts_with("0115") && !p.starts_with("01632"))
+        );
+        assert_eq!(
+            valid_uk_number(3, 7),
+            valid_uk_number(3, 7 + VALID_UK_NUMBERS)
+        );
+        let other: Vec<String> = (0..100).map(|i| valid_uk_number(4, i)).collect();
+        assert_ne!(all[..100], other[..]);
+        // Consecutive ranks are spread over the blocks, not one city counting up.
+        let blocks: std::collections::HashSet<&str> = all[..20].iter().map(|p| &p[..5]).collect();
+        assert!(blocks.len() > 3, "{:?}", &all[..20]);
+        assert!(!is_valid_uk_drama("0115 496 0123"));
+        assert!(!is_valid_uk_drama("028 9649 7000"));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! given outside its formulation's age band, nor from a class a recorded
 //! allergy contraindicates, nor twice from one class on repeat. Chronic
 //! conditions start courses at their medicines' published uptake (alternatives
-//! in a group exclusive) and reissue them every repeat cycle on working days;
-//! an acute illness gets one course from the prescriber who diagnosed it, on
-//! the day of that appointment.
+//! in a group exclusive) and reissue them on working days from the course's
+//! start — or from when the patient registered with the practice, since
+//! earlier issues belong to another practice's record — to the patient's last
+//! day, every repeat cycle plus a few days' lateness and an occasional missed
+//! cycle (see `seeds/patients.toml`). An acute illness gets one course from the
+//! prescriber who diagnosed it, on the day of that appointment.
 
 use chrono::NaiveDate;
 
@@ -36,10 +39,13 @@ pub fn prescriptions(
 ) -> Vec<Prescription> {
     let spec = &w.spec.prescriptions;
     let l = w.lists;
-    let Some((window, last)) = w.encounter_window(p) else {
-        return Vec::new();
-    };
+    // Repeat histories reach back before the appointment window, so a patient
+    // who died before it opened still has the issues of their last years.
+    let last = p.last_day(w.as_of);
     let mut rng = Stream::new(w.seed, "prescriptions", p.index);
+    // Issue timing draws from its own stream, so which courses a patient is
+    // on does not depend on how long their histories are.
+    let mut timing = Stream::new(w.seed, "repeat_issues", p.index);
     let contraindicated: Vec<&str> = allergies(w, p)
         .iter()
         .flat_map(|a| {
@@ -128,13 +134,12 @@ pub fn prescriptions(
                     .copied()
                     .collect()
             };
-            let start = working_day_from(
-                l,
-                add_days(c.onset, rng.range(0, spec.start_within_days as i64)),
-            );
+            let start = add_days(c.onset, rng.range(0, spec.start_within_days as i64));
+            // A medicine newer than the diagnosis starts when it became first line.
+            let course_start = |g: &Medicine| working_day_from(l, start.max(g.first_line_from));
             let Some(medicine) = candidates.into_iter().find(|&g| {
                 let g = &l.medicines[g];
-                fits_age(g, age_on(start.min(last)))
+                fits_age(g, age_on(course_start(g).min(last)))
                     && fits_age(g, age_on(last))
                     && !contraindicated.contains(&g.class.as_str())
                     && !on_repeat.contains(&g.class.as_str())
@@ -143,30 +148,37 @@ pub fn prescriptions(
             };
             on_repeat.push(&l.medicines[medicine].class);
             let practitioner = *rng.pick(&prescribers);
-            // Keep the course's 28-day phase when it began before the window.
-            let every = spec.repeat_every_days as i64;
-            let mut due = if start >= window {
-                start
-            } else {
-                add_days(
-                    window,
-                    (every - (window - start).num_days() % every) % every,
-                )
-            };
-            loop {
-                let issued = working_day_from(l, due);
-                if issued > last {
-                    break;
-                }
+            let first = course_start(&l.medicines[medicine]).max(p.registered);
+            for issued in repeat_issues(w, &mut timing, first, last) {
                 out.push(Prescription {
                     condition: ci,
                     medicine,
                     issued,
                     practitioner,
                 });
-                due = add_days(due, every);
             }
         }
+    }
+    out
+}
+
+/// The issue dates of a repeat course from `first` to `last`: each issue a
+/// repeat cycle after the one before plus up to `late_days_max` days (patients
+/// order when they run low, and the practice turns requests round in a day or
+/// two), with `missed_issue_share` of cycles skipped altogether, and every
+/// issue on a working day.
+fn repeat_issues(w: &World, rng: &mut Stream, first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
+    let spec = &w.spec.prescriptions;
+    let every = spec.repeat_every_days as i64;
+    let mut out = Vec::new();
+    let mut issued = working_day_from(w.lists, first);
+    while issued <= last {
+        out.push(issued);
+        let mut due = add_days(issued, every + rng.range(0, spec.late_days_max as i64));
+        if rng.chance(spec.missed_issue_share) {
+            due = add_days(due, every);
+        }
+        issued = working_day_from(w.lists, due);
     }
     out
 }
