@@ -179,11 +179,9 @@ impl Probe<'_> {
         let t = self.table;
         // Key (lower(email))=(x) is duplicated.
         let detail = self.failure.detail.clone().unwrap_or_default();
-        let re = Regex::new(r"^Key \((.*)\)=\(").unwrap();
-        let Some(c) = re.captures(&detail) else {
+        let Some(expr) = unique_key_expression(&detail, &self.failure.statement) else {
             return Ok(NOTHING_FOUND);
         };
-        let expr = c[1].to_string();
         let row = self
             .client
             .query_one(
@@ -213,7 +211,9 @@ impl Probe<'_> {
         let (t, f) = (self.table, self.failure);
         // Key (practice_id)=(7) is not present in table "practices".
         let detail = f.detail.clone().unwrap_or_default();
-        let re = Regex::new(r#"^Key \((.*)\)=\(.*\) is not present in table "(.*)"\."#).unwrap();
+        // Non-greedy: the row's values come after the first `)=(` and must not
+        // be read as column names.
+        let re = Regex::new(r#"^Key \((.*?)\)=\(.*\) is not present in table "(.*)"\."#).unwrap();
         let Some(c) = re.captures(&detail) else {
             return Ok(NOTHING_FOUND);
         };
@@ -337,9 +337,54 @@ fn balanced(s: &str) -> String {
     s.to_string()
 }
 
+/// The key expression of a unique violation's DETAIL (`Key (lower(email))=(x)
+/// is duplicated.`), to be pasted into the diagnostic query — so it must come
+/// from the schema, never from the row. The values follow the first `)=(` and
+/// may contain anything (`)=(`, `;`, SQL), so the match stops there, and the
+/// expression is used only when the failing statement itself spells it
+/// (ignoring whitespace, quotes and case); otherwise there is no diagnosis.
+fn unique_key_expression(detail: &str, statement: &str) -> Option<String> {
+    let expr = Regex::new(r"^Key \((.*?)\)=\(").unwrap().captures(detail)?[1].to_string();
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '"')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let in_statement = expr
+        .split(", ")
+        .all(|part| !part.is_empty() && squash(statement).contains(&squash(part)));
+    (in_statement && !expr.contains(';')).then_some(expr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unique_key_comes_from_the_schema_never_from_the_row() {
+        let stmt = "CREATE UNIQUE INDEX k ON patients (lower(family_name), practice_id)";
+        assert_eq!(
+            unique_key_expression(
+                "Key (lower(family_name), practice_id)=(smith, 3) is duplicated.",
+                stmt
+            )
+            .as_deref(),
+            Some("lower(family_name), practice_id")
+        );
+        // A value crafted to extend the "expression" with SQL of its own.
+        let hostile = "Key (lower(family_name), practice_id)=(x)=(1) FROM patients; \
+                       DROP TABLE patients; SELECT (1, 3) is duplicated.";
+        assert_eq!(
+            unique_key_expression(hostile, stmt).as_deref(),
+            Some("lower(family_name), practice_id")
+        );
+        // An expression the statement does not spell is not trusted.
+        assert_eq!(
+            unique_key_expression("Key (x); DROP TABLE t; (y)=(1) is duplicated.", stmt),
+            None
+        );
+    }
 
     #[test]
     fn finds_the_table_of_a_statement() {
