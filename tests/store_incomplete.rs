@@ -119,3 +119,36 @@ fn an_incomplete_archive_that_is_a_link_is_unlinked_and_its_target_kept() {
     }
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "patient rows");
 }
+
+#[test]
+fn a_failed_directory_sync_after_the_manifest_is_placed_is_a_warning_not_a_failure() {
+    let mut c = cluster();
+    c.stop().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let st = store.path();
+    // The directory fsync after the manifest's rename fails (as with ENOSPC).
+    let made = ward()
+        .args([
+            "snapshot",
+            "create",
+            "synced",
+            "--store",
+            &s(st),
+            "--datadir",
+        ])
+        .args([c.dir().join("data")])
+        .env("WARD_FAULT", "store:sync-after-manifest")
+        .run();
+    assert_eq!(made.code(), 0, "{}", made.stderr());
+    assert!(
+        made.stderr().contains("injected fault"),
+        "{}",
+        made.stderr()
+    );
+    assert!(made.stderr().contains("is in place"), "{}", made.stderr());
+    assert!(!made.stderr().contains("no snapshot was kept"));
+    // What the command said matches the disk: the snapshot is whole.
+    ward()
+        .args(["snapshot", "verify", "synced", "--store", &s(st)])
+        .ok();
+}

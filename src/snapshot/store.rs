@@ -251,7 +251,17 @@ impl Store {
         let path = self.manifest_path(name);
         std::fs::rename(tmp, &path)
             .with_context(|| format!("cannot rename into {}", path.display()))?;
-        self.sync_dir()
+        // The manifest is in place, so the snapshot exists (and is listed)
+        // whatever happens next: an error here would have the caller report
+        // that nothing was kept. A failed directory fsync (e.g. ENOSPC) only
+        // means the rename might not survive a power cut — worth a warning.
+        if let Err(e) = super::fault("store:sync-after-manifest").and_then(|()| self.sync_dir()) {
+            tracing::warn!(
+                "{e:#} — snapshot {name:?} is in place, but its manifest may not survive a power \
+                 cut until that file system is synced"
+            );
+        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> Result<()> {
