@@ -448,6 +448,9 @@ fn source_of(m: &Manifest) -> String {
     }
 }
 
+/// Why an incomplete snapshot is listed apart.
+const INCOMPLETE: &str = "an archive without a manifest, left by an interrupted create";
+
 pub fn snapshot_list(list: &[Listed], as_json: bool) {
     if as_json {
         #[derive(Serialize)]
@@ -456,13 +459,21 @@ pub fn snapshot_list(list: &[Listed], as_json: bool) {
             problem: &'a str,
         }
         #[derive(Serialize)]
+        struct Unfinished<'a> {
+            name: &'a str,
+            archive_bytes: u64,
+            problem: &'static str,
+        }
+        #[derive(Serialize)]
         struct All<'a> {
             snapshots: Vec<ListRow<'a>>,
             unreadable: Vec<Bad<'a>>,
+            incomplete: Vec<Unfinished<'a>>,
         }
         let mut all = All {
             snapshots: Vec::new(),
             unreadable: Vec::new(),
+            incomplete: Vec::new(),
         };
         for l in list {
             match l {
@@ -480,6 +491,14 @@ pub fn snapshot_list(list: &[Listed], as_json: bool) {
                     migration_heads: migration_heads(m),
                 }),
                 Listed::Unreadable { name, problem } => all.unreadable.push(Bad { name, problem }),
+                Listed::Incomplete {
+                    name,
+                    archive_bytes,
+                } => all.incomplete.push(Unfinished {
+                    name,
+                    archive_bytes: *archive_bytes,
+                    problem: INCOMPLETE,
+                }),
             }
         }
         return json(&all);
@@ -510,6 +529,15 @@ pub fn snapshot_list(list: &[Listed], as_json: bool) {
             }
             Listed::Unreadable { name, problem } => {
                 s += &format!("{name:<36} UNREADABLE MANIFEST: {problem}\n")
+            }
+            Listed::Incomplete {
+                name,
+                archive_bytes,
+            } => {
+                s += &format!(
+                    "{name:<36} INCOMPLETE: {INCOMPLETE} ({}) — `ward snapshot delete {name}` removes it\n",
+                    human_bytes(*archive_bytes)
+                )
             }
         }
     }

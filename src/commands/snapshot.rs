@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::Exit;
 use crate::progress::Progress;
 use crate::snapshot::{
-    self, CreateOptions, Method, RestoreOptions, retention, store::Store, template,
+    self, CreateOptions, ForDeletion, Method, RestoreOptions, retention, store::Store, template,
 };
 use crate::target::{self, TargetSpec};
 use crate::{error, output};
@@ -200,14 +200,21 @@ async fn create(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
 
 /// Deletes a snapshot; one whose manifest is damaged (unreadable, or bound
 /// to another name) is deleted by its name alone — its two files in the
-/// store — and nothing the manifest says is followed.
+/// store — and nothing the manifest says is followed; so is an archive whose
+/// manifest was never written.
 async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
     let store = store(cfg, &a.store)?;
     let found = snapshot::for_deletion(&store, &a.name)?;
     let question = match &found {
-        Ok(_) => format!("Delete snapshot {:?}?", a.name),
-        Err(why) => format!(
+        ForDeletion::Whole(_) => format!("Delete snapshot {:?}?", a.name),
+        ForDeletion::Damaged(why) => format!(
             "Snapshot {:?} is damaged ({why}). Delete its files from {}?",
+            a.name,
+            store.dir.display()
+        ),
+        ForDeletion::Incomplete => format!(
+            "Snapshot {:?} is incomplete (its archive has no manifest: a create was \
+             interrupted). Delete the archive from {}?",
             a.name,
             store.dir.display()
         ),
@@ -217,14 +224,25 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
     }
     let _lock = store.lock()?;
     match &found {
-        Ok(m) => {
+        ForDeletion::Whole(m) => {
             if let Some(facts) = &m.template {
                 let (url, _) =
                     fast_url(cfg, None, m.source.container.as_deref(), "deleting").await?;
                 template::delete(&url, &a.name, facts).await?;
             }
         }
-        Err(_) => output::note(
+        // Asked before the lock was held: a create that was still running
+        // may have placed the manifest since, and a whole snapshot is not
+        // deleted on an answer about an incomplete one.
+        ForDeletion::Incomplete if !store.incomplete(&a.name) => {
+            return error::usage(format!(
+                "snapshot {:?} was completed by a running create meanwhile — nothing was deleted; \
+                 run the delete again to delete it",
+                a.name
+            ));
+        }
+        ForDeletion::Incomplete => {}
+        ForDeletion::Damaged(_) => output::note(
             "a damaged manifest is not trusted: if it was a --fast snapshot, its in-cluster \
              copy (a database named ward_snap_…) is left for you to drop",
         ),

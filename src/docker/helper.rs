@@ -302,7 +302,35 @@ pub(super) fn helper_labels() -> HashMap<String, String> {
     labels.insert(HELPER_LABEL.to_string(), "1".to_string());
     labels.insert("ward.pid".to_string(), std::process::id().to_string());
     labels.insert("ward.host".to_string(), hostname());
+    if let Some(start) = start_time(std::process::id()) {
+        labels.insert(START_LABEL.to_string(), start.to_string());
+    }
+    if let Some(namespace) = pid_namespace() {
+        labels.insert(PIDNS_LABEL.to_string(), namespace);
+    }
     labels
+}
+
+/// The owning ward's start time (clock ticks since boot): a pid alone is
+/// reused, so the sweep compares it as journals' `Owner` does.
+const START_LABEL: &str = "ward.pid_start";
+/// The owning ward's pid namespace: a ward in another one (a container with
+/// the host's name) sees other pids, so the sweep cannot judge its helpers.
+const PIDNS_LABEL: &str = "ward.pidns";
+
+/// A process's start time (field 22 of `/proc/PID/stat`; the command name
+/// in field 2 may hold spaces and parentheses, so count from its end).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's pid namespace, e.g. `pid:[4026531836]`.
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| link.to_string_lossy().into_owned())
 }
 
 fn hostname() -> String {
@@ -377,8 +405,103 @@ fn orphaned(labels: &HashMap<String, String>) -> bool {
     if !std::path::Path::new("/proc/self").exists() {
         return false;
     }
-    let (Some(pid), Some(h)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
+    orphaned_seen_from(labels, &hostname(), pid_namespace().as_deref())
+}
+
+/// The sweep's decision, judged from a process on `host` in the pid
+/// namespace `namespace`. Labels of older wards (no start time or
+/// namespace) are judged by pid and host alone, as before.
+fn orphaned_seen_from(
+    labels: &HashMap<String, String>,
+    host: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let (Some(pid), Some(label_host)) = (labels.get("ward.pid"), labels.get("ward.host")) else {
         return false;
     };
-    *h == hostname() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    if label_host != host {
+        return false;
+    }
+    if let (Some(theirs), Some(ours)) = (labels.get(PIDNS_LABEL), namespace)
+        && theirs != ours
+    {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return true;
+    }
+    match (
+        labels.get(START_LABEL).and_then(|s| s.parse::<u64>().ok()),
+        start_time(pid),
+    ) {
+        // The pid is alive but started at another time: reused, the owner is gone.
+        (Some(recorded), Some(now)) => recorded != now,
+        // No start time recorded (an older ward) or unreadable: the pid
+        // exists, so assume it is the owner.
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_judges_pid_start_time_host_and_pid_namespace() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let host = hostname();
+        let ours = pid_namespace();
+        let ours = ours.as_deref();
+        let mut labels = HashMap::from([
+            ("ward.pid".to_string(), pid.to_string()),
+            ("ward.host".to_string(), host.clone()),
+            (
+                START_LABEL.to_string(),
+                start_time(pid).unwrap().to_string(),
+            ),
+            (PIDNS_LABEL.to_string(), ours.unwrap().to_string()),
+        ]);
+        assert!(!orphaned_seen_from(&labels, &host, ours), "a live owner");
+        let reused = start_time(pid).unwrap() + 1;
+        labels.insert(START_LABEL.to_string(), reused.to_string());
+        assert!(orphaned_seen_from(&labels, &host, ours), "a reused pid");
+        assert!(
+            !orphaned_seen_from(&labels, "other-host.invalid", ours),
+            "another host: cannot tell"
+        );
+        assert!(
+            !orphaned_seen_from(&labels, &host, Some("pid:[1]")),
+            "another pid namespace: cannot tell"
+        );
+        let mut old = labels.clone();
+        old.remove(START_LABEL);
+        old.remove(PIDNS_LABEL);
+        assert!(
+            !orphaned_seen_from(&old, &host, ours),
+            "old labels: pid alive"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            orphaned_seen_from(&labels, &host, ours),
+            "the owner is gone"
+        );
+        assert!(
+            orphaned_seen_from(&old, &host, ours),
+            "old labels: pid gone"
+        );
+        let mut elsewhere = labels.clone();
+        elsewhere.insert(PIDNS_LABEL.to_string(), "pid:[1]".to_string());
+        assert!(
+            !orphaned_seen_from(&elsewhere, &host, ours),
+            "a pid missing here may live in another namespace"
+        );
+    }
 }

@@ -593,7 +593,8 @@ pub enum Pruning {
 /// the number to delete) and deletes the rest — all under one store lock, so
 /// what is deleted is exactly what was decided and approved. `drop_copy`
 /// runs first for each deleted snapshot (a fast snapshot's in-cluster copy).
-/// Unreadable manifests are never pruned (`delete NAME` removes them).
+/// Unreadable manifests and incomplete archives are never pruned (`delete
+/// NAME` removes them).
 pub async fn prune(
     store: &Store,
     policy: retention::Policy,
@@ -607,7 +608,7 @@ pub async fn prune(
         .into_iter()
         .filter_map(|l| match l {
             Listed::Ok(m) => Some(*m),
-            Listed::Unreadable { .. } => None,
+            Listed::Unreadable { .. } | Listed::Incomplete { .. } => None,
         })
         .collect();
     let ages: Vec<(String, chrono::DateTime<Utc>)> = listed
@@ -633,14 +634,29 @@ pub async fn prune(
     Ok(decisions)
 }
 
-/// A snapshot about to be deleted: its manifest, or — when the manifest is
-/// damaged — why, so that `delete NAME` can still remove the snapshot's own
-/// files by name without trusting anything inside them.
-pub fn for_deletion(store: &Store, name: &str) -> Result<std::result::Result<Manifest, String>> {
+/// What `delete NAME` found under the name.
+#[derive(Debug)]
+pub enum ForDeletion {
+    /// A whole snapshot, its manifest trusted.
+    Whole(Box<Manifest>),
+    /// A damaged manifest, and why: the snapshot's own files are removed by
+    /// name without trusting anything inside them.
+    Damaged(String),
+    /// An archive without a manifest (a create interrupted between its two
+    /// renames): only the archive, by name.
+    Incomplete,
+}
+
+/// Looks up a snapshot about to be deleted.
+pub fn for_deletion(store: &Store, name: &str) -> Result<ForDeletion> {
+    store::check_name(name)?;
+    if store.incomplete(name) {
+        return Ok(ForDeletion::Incomplete);
+    }
     match store.load(name) {
-        Ok(m) => Ok(Ok(m)),
+        Ok(m) => Ok(ForDeletion::Whole(Box::new(m))),
         Err(e) => match e.downcast::<Damaged>() {
-            Ok(damage) => Ok(Err(damage.0)),
+            Ok(damage) => Ok(ForDeletion::Damaged(damage.0)),
             Err(other) => Err(other),
         },
     }

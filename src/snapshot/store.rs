@@ -1,10 +1,13 @@
 //! Where snapshots live: a directory holding `<name>.tar.zst` + `<name>.json`.
 //!
 //! Writes go to a dot-prefixed temporary name, are fsynced and renamed, and the
-//! manifest is renamed into place last — a snapshot exists (is listed) only
-//! once both files are complete, so a crash or `kill -9` can leave at most an
-//! invisible temporary file, which the next writer removes. Files are 0600, the
-//! directory 0700. A lock file stops two ward processes writing one store.
+//! manifest is renamed into place last — a snapshot is whole only once both
+//! files are in place. A crash or `kill -9` before the archive's rename leaves
+//! an invisible temporary file, which the next writer removes; one between the
+//! two renames leaves an archive without its manifest, which `list` shows as
+//! incomplete and `delete NAME` removes (it holds real data, so it is never
+//! hidden nor removed unasked). Files are 0600, the directory 0700. A lock
+//! file stops two ward processes writing one store.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -30,11 +33,19 @@ pub struct StoreLock {
     _file: File,
 }
 
-/// A listed snapshot, or a manifest that cannot be read.
+/// A listed snapshot, a manifest that cannot be read, or an archive whose
+/// manifest was never written (a create interrupted between its two renames).
 #[derive(Debug)]
 pub enum Listed {
     Ok(Box<Manifest>),
     Unreadable { name: String, problem: String },
+    Incomplete { name: String, archive_bytes: u64 },
+}
+
+/// Whether `path` is there, without following a symlink: a dangling link in
+/// the store still takes the name, and `delete` removes the link itself.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Checks a snapshot name: letters, digits, `.`, `_`, `-`; not starting with `.`.
@@ -144,7 +155,21 @@ impl Store {
     }
 
     pub fn exists(&self, name: &str) -> bool {
-        self.manifest_path(name).exists() || self.archive_path(name).exists()
+        present(&self.manifest_path(name)) || present(&self.archive_path(name))
+    }
+
+    /// An archive in place without its manifest: a create that died between
+    /// the two renames of `commit`.
+    pub fn incomplete(&self, name: &str) -> bool {
+        present(&self.archive_path(name)) && !present(&self.manifest_path(name))
+    }
+
+    fn incomplete_error(&self, name: &str) -> anyhow::Error {
+        UsageError(format!(
+            "snapshot {name:?} in {} is incomplete: its archive has no manifest (a create was              interrupted) — `ward snapshot delete {name}` removes it",
+            self.dir.display()
+        ))
+        .into()
     }
 
     /// Bytes available to ward in the store's file system.
@@ -169,8 +194,9 @@ impl Store {
 
     /// Moves a finished (fsynced) archive into place and writes its manifest.
     /// The manifest is written (to its temporary name) first: a store that
-    /// fills up then fails before the archive is named, and an archive is
-    /// never left in place without its manifest.
+    /// fills up then fails before the archive is named. An error removes the
+    /// archive again unless its manifest is in place; only a crash between the
+    /// two renames leaves the archive alone, listed as incomplete.
     pub fn commit(&self, temp: &Path, manifest: &Manifest) -> Result<()> {
         let manifest_tmp = self.prepare_manifest(manifest)?;
         let final_archive = self.archive_path(&manifest.name);
@@ -225,7 +251,17 @@ impl Store {
         let path = self.manifest_path(name);
         std::fs::rename(tmp, &path)
             .with_context(|| format!("cannot rename into {}", path.display()))?;
-        self.sync_dir()
+        // The manifest is in place, so the snapshot exists (and is listed)
+        // whatever happens next: an error here would have the caller report
+        // that nothing was kept. A failed directory fsync (e.g. ENOSPC) only
+        // means the rename might not survive a power cut — worth a warning.
+        if let Err(e) = super::fault("store:sync-after-manifest").and_then(|()| self.sync_dir()) {
+            tracing::warn!(
+                "{e:#} — snapshot {name:?} is in place, but its manifest may not survive a power \
+                 cut until that file system is synced"
+            );
+        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> Result<()> {
@@ -241,6 +277,9 @@ impl Store {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.incomplete(name) {
+                    return Err(self.incomplete_error(name));
+                }
                 return crate::error::usage(format!(
                     "no snapshot named {name:?} in {} — `ward snapshot list` shows what there is",
                     self.dir.display()
@@ -271,6 +310,18 @@ impl Store {
             if n.starts_with('.') {
                 continue;
             }
+            if let Some(name) = n.strip_suffix(ARCHIVE_EXT)
+                && check_name(name).is_ok()
+                && self.incomplete(name)
+            {
+                // The entry's own metadata: a symlink is not followed.
+                let archive_bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push(Listed::Incomplete {
+                    name: name.to_string(),
+                    archive_bytes,
+                });
+                continue;
+            }
             let Some(name) = n.strip_suffix(MANIFEST_EXT) else {
                 continue;
             };
@@ -295,7 +346,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a snapshot: the manifest first (so it stops being listed), then the archive.
+    /// Removes a snapshot: the manifest first (so it stops being listed), then
+    /// the archive. Each is unlinked by name — a symlink is removed, never
+    /// what it points to.
     pub fn delete(&self, name: &str) -> Result<()> {
         check_name(name)?;
         if !self.exists(name) {
