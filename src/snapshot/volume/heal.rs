@@ -89,7 +89,16 @@ pub(super) async fn heal_and_sweep(d: &Docker, image: &str, volume: &str) -> Res
     if docker::inspect_volume(d, volume).await?.is_none() {
         return Ok(notes);
     }
-    let removed = super::swap::sweep_stale(d, image, volume).await?;
+    let (removed, busy) = super::swap::sweep_stale(d, image, volume).await?;
+    if !busy.is_empty() {
+        // Its journal and lock are elsewhere (another state directory, sudo,
+        // another user), but its helper holds the swap directory's lock.
+        return crate::error::usage(format!(
+            "another ward is restoring into volume {volume} right now ({} in it is locked by \
+             that ward's helper) — wait for it to finish, then try again",
+            busy.join(", ")
+        ));
+    }
     notes.extend((!removed.is_empty()).then(|| {
         format!(
             "note: removed {} left in volume {volume} by an interrupted ward (no journal \
