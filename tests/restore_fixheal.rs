@@ -6,11 +6,14 @@
 //!   one that holds part of the previous data (a ward killed in the middle
 //!   of moving it aside, its journal in another state directory), and never
 //!   one whose lock a live helper holds (another ward staging right now).
+//! - 3: a data-directory restore killed after staging, whose data directory
+//!   the user started the server on again, is rolled back: the running
+//!   cluster is never moved away.
 
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::docker::{self as dk, Pg};
 use support::*;
@@ -21,6 +24,19 @@ fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
         .args(args)
         .args(["--store", &store.display().to_string()])
         .env("WARD_STATE_DIR", &state.display().to_string())
+}
+
+fn journals(state: &Path) -> usize {
+    std::fs::read_dir(state)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("journal-") && n.ends_with(".json")
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Runs a shell command in a throwaway container on the volume (at /v).
@@ -175,4 +191,58 @@ fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
         r.stderr()
     );
     assert!(kept.contains("stage"), "a live staging was deleted: {kept}");
+}
+
+#[test]
+fn fix3_a_datadir_restore_killed_after_staging_never_moves_a_running_cluster() {
+    let mut c = cluster();
+    let url = c.url("postgres");
+    sql(
+        &url,
+        "create table t(v text); insert into t values ('snapshot')",
+    );
+    let data: PathBuf = c.dir().join("data");
+    let datadir = data.display().to_string();
+    let store = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    c.stop().unwrap();
+    snap(
+        store.path(),
+        state.path(),
+        &["create", "n", "--datadir", &datadir],
+    )
+    .ok();
+    killed(
+        snap(
+            store.path(),
+            state.path(),
+            &["restore", "n", "--datadir", &datadir, "--yes"],
+        ),
+        "datadir:after-staged",
+    );
+    assert_eq!(journals(state.path()), 1);
+    // The user starts the server on the old data again and writes.
+    c.start_again().unwrap();
+    sql(&url, "insert into t values ('written after the kill')");
+    let next = ward()
+        .args(["doctor"])
+        .env("WARD_STATE_DIR", &state.path().display().to_string())
+        .run();
+    assert!(
+        next.stderr().contains("interrupted ward"),
+        "{}",
+        next.stderr()
+    );
+    assert_eq!(
+        value(&url, "select string_agg(v, ',' order by v) from t"),
+        "snapshot,written after the kill"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(data.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".ward-"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(journals(state.path()), 0);
 }

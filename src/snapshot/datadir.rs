@@ -311,6 +311,7 @@ fn restore_blocking(
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
     sync_tree(&fresh);
     journal.set("staged")?;
+    fault("datadir:after-staged")?;
     // From the first rename on, the journal (and heal) own `fresh`: a
     // failure must never delete it while the old data is aside.
     cleanup.disarm();
@@ -505,15 +506,21 @@ pub(super) fn heal(dir: &Path, must_own: bool) -> Result<Option<String>> {
         }
         return Ok(Some(format!("note: {msg}; left its journal alone")));
     }
-    let done = if j.phase == "staging" {
+    // "staged" with the data directory still in place: the server may have
+    // been started on it again since and taken writes, so the staged copy
+    // is discarded (as a volume heal does), never swapped in over it.
+    let never_moved = j.phase == "staged" && j.dir.exists() && !j.old.exists();
+    let done = if j.phase == "staging" || never_moved {
         let _ = std::fs::remove_dir_all(&j.fresh);
         if !j.dir.exists() && j.old.exists() {
             std::fs::rename(&j.old, &j.dir)?;
         }
-        "staging had not finished: removed the partial copy; the previous data is untouched"
+        "the swap had not begun: removed the staged copy; the previous data is untouched"
     } else {
         if j.fresh.exists() {
             if j.dir.exists() {
+                // Never move a directory a live postmaster runs on.
+                ensure_stopped(&j.dir)?;
                 std::fs::rename(&j.dir, &j.old)
                     .with_context(|| format!("cannot move {} aside", j.dir.display()))?;
             }
