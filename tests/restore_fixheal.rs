@@ -9,6 +9,8 @@
 //! - 3: a data-directory restore killed after staging, whose data directory
 //!   the user started the server on again, is rolled back: the running
 //!   cluster is never moved away.
+//! - 5: a restore killed after asking the engine to start the container on
+//!   the new data, before hearing back, is never rolled back or restarted.
 
 mod support;
 
@@ -191,6 +193,37 @@ fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
         r.stderr()
     );
     assert!(kept.contains("stage"), "a live staging was deleted: {kept}");
+}
+
+#[test]
+fn fix5_a_restore_killed_after_asking_the_start_is_never_rolled_back() {
+    let s = setup();
+    killed(
+        snap(
+            s.store.path(),
+            s.state.path(),
+            &["restore", "a", "--container", &s.pg.name, "--yes"],
+        ),
+        "restore:after-start-request",
+    );
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('written after the swap')");
+    let since = dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &s.pg.name]);
+    let r = ward()
+        .args(["snapshot", "recover", "--container", &s.pg.name])
+        .env("WARD_STATE_DIR", &s.state.path().display().to_string())
+        .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(
+        dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &s.pg.name]),
+        since,
+        "the repair stopped the container that ran the new data"
+    );
+    let marks =
+        s.pg.psql("select string_agg(label, ',' order by label) from marks");
+    assert!(marks.contains("written after the swap"), "{marks}");
+    assert!(!marks.contains("after a"), "not the new data: {marks}");
+    assert_eq!(journals(s.state.path()), 0);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //!
 //! - a rollback had begun (`back`): finish it;
 //! - the new data had run (`committed`, or `in-done` with the journal at
-//!   `started`/`done`): it may hold writes since — never roll back, never
+//!   `starting`/`started`/`done`: once its start was asked for, it may
+//!   have run): it may hold writes since — never roll back, never
 //!   stop the container, only clean up (discard or keep the previous data);
 //! - staging had not finished, or the container was never stopped (no
 //!   `out-done`: it kept running on the old data and may have taken writes):
@@ -148,7 +149,7 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
             let markers = sw.markers().await?;
             let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
             let new_data_ran = has("committed")
-                || (has("in-done") && matches!(j.phase.as_str(), "started" | "done"));
+                || (has("in-done") && matches!(j.phase.as_str(), "starting" | "started" | "done"));
             let what = if markers.is_none() {
                 // Perhaps killed while deleting a finished swap directory.
                 sw.discard().await?;
