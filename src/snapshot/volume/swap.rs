@@ -80,8 +80,17 @@ only_ward() {
 /// without `flock` (neither Debian nor busybox lacks it) stage unlocked.
 const HOLD_LOCK: &str = "if command -v flock >/dev/null 2>&1; then\n\
   exec 9>\"$W/lock\"\n  flock -x 9\n\
-  sh -c 'while :; do sleep 3600; done' </dev/null >/dev/null 2>&1 &\n\
+  sh -c 'while :; do sleep 3600; done' </dev/null >/dev/null 2>&1 8>&- &\n\
   exec 9>&-\n\
+fi";
+
+/// Swap scripts on one swap directory run one at a time: each takes an
+/// exclusive `flock` on `$W/run-lock` for its whole run. When ward's exec
+/// of a script times out, the script goes on inside the helper; the
+/// rollback that follows (`swap_back`) then waits for it instead of moving
+/// entries while it still moves them the other way.
+const ONE_AT_A_TIME: &str = "if [ -d \"$W\" ] && command -v flock >/dev/null 2>&1; then\n\
+  exec 8>>\"$W/run-lock\"\n  flock -x 8\n\
 fi";
 
 /// The volume held something besides ward's swap directory when the
@@ -131,7 +140,7 @@ impl Swap<'_> {
     /// the owner, `$X` the script's own extra argument (`extra`).
     async fn sh(&self, script: &str, extra: &str) -> Result<()> {
         let full = format!(
-            "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{script}"
+            "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{ONE_AT_A_TIME}\n{script}"
         );
         let (dir, staged, uid, gid) = (
             self.dir(),
