@@ -311,6 +311,7 @@ fn restore_blocking(
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
     sync_tree(&fresh);
     journal.set("staged")?;
+    fault("datadir:after-staged")?;
     // From the first rename on, the journal (and heal) own `fresh`: a
     // failure must never delete it while the old data is aside.
     cleanup.disarm();
@@ -505,15 +506,28 @@ pub(super) fn heal(dir: &Path, must_own: bool) -> Result<Option<String>> {
         }
         return Ok(Some(format!("note: {msg}; left its journal alone")));
     }
-    let done = if j.phase == "staging" {
+    if let Err(why) = check_journal_paths(&j) {
+        return Ok(Some(format!(
+            "warning: ignoring the journal {}: {why} — ward deletes nothing it names; remove \
+             the journal file once the data directory is as it should be",
+            path.display()
+        )));
+    }
+    // "staged" with the data directory still in place: the server may have
+    // been started on it again since and taken writes, so the staged copy
+    // is discarded (as a volume heal does), never swapped in over it.
+    let never_moved = j.phase == "staged" && j.dir.exists() && !j.old.exists();
+    let done = if j.phase == "staging" || never_moved {
         let _ = std::fs::remove_dir_all(&j.fresh);
         if !j.dir.exists() && j.old.exists() {
             std::fs::rename(&j.old, &j.dir)?;
         }
-        "staging had not finished: removed the partial copy; the previous data is untouched"
+        "the swap had not begun: removed the staged copy; the previous data is untouched"
     } else {
         if j.fresh.exists() {
             if j.dir.exists() {
+                // Never move a directory a live postmaster runs on.
+                ensure_stopped(&j.dir)?;
                 std::fs::rename(&j.dir, &j.old)
                     .with_context(|| format!("cannot move {} aside", j.dir.display()))?;
             }
@@ -542,10 +556,87 @@ pub(super) fn heal(dir: &Path, must_own: bool) -> Result<Option<String>> {
     )))
 }
 
+/// A journal is read from disk and names paths heal deletes: both must be
+/// siblings of the data directory with the names a restore gives them
+/// (`.{base}.ward-restore-*`, `.{base}.ward-old-*`), else the journal is not
+/// trusted.
+fn check_journal_paths(j: &DirJournal) -> std::result::Result<(), String> {
+    let base = j
+        .dir
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .filter(|b| !b.is_empty() && b != ".." && b != ".")
+        .ok_or_else(|| format!("{} is not a data directory path", j.dir.display()))?;
+    for (path, kind) in [(&j.fresh, "ward-restore"), (&j.old, "ward-old")] {
+        let prefix = format!(".{base}.{kind}-");
+        let named = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .is_some_and(|n| n.len() > prefix.len() && n.starts_with(&prefix));
+        let sibling = path.parent().is_some_and(|p| Some(p) == j.dir.parent());
+        let plain = path
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if !(named && sibling && plain) {
+            return Err(format!(
+                "{} is not a {prefix}* directory beside {}",
+                path.display(),
+                j.dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Flushes a staged tree to disk before it is swapped in (best effort:
 /// `syncfs` of the file system holding it).
 fn sync_tree(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         let _ = nix::unistd::syncfs(&f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(dir: &str, fresh: &str, old: &str) -> DirJournal {
+        DirJournal {
+            owner: crate::snapshot::volume::Owner::me(),
+            dir: dir.into(),
+            fresh: fresh.into(),
+            old: old.into(),
+            phase: "swapped-out".into(),
+            snapshot: "s".into(),
+        }
+    }
+
+    #[test]
+    fn journal_paths_must_be_named_siblings_of_the_data_directory() {
+        let ok = journal(
+            "/srv/pg/data",
+            "/srv/pg/.data.ward-restore-7",
+            "/srv/pg/.data.ward-old-7",
+        );
+        assert_eq!(check_journal_paths(&ok), Ok(()));
+        for (fresh, old) in [
+            ("/srv/pg", "/srv/pg/.data.ward-old-7"),
+            ("/srv/pg/.data.ward-restore-7", "/"),
+            ("/home/me/.data.ward-restore-7", "/srv/pg/.data.ward-old-7"),
+            ("/srv/pg/.other.ward-restore-7", "/srv/pg/.data.ward-old-7"),
+            ("/srv/pg/.data.ward-restore-", "/srv/pg/.data.ward-old-7"),
+            (
+                "/srv/pg/.data.ward-restore-7",
+                "/srv/pg/.data.ward-restore-7",
+            ),
+            (
+                "/srv/pg/x/../.data.ward-restore-7",
+                "/srv/pg/.data.ward-old-7",
+            ),
+        ] {
+            let bad = journal("/srv/pg/data", fresh, old);
+            assert!(check_journal_paths(&bad).is_err(), "{fresh} {old} accepted");
+        }
+        assert!(check_journal_paths(&journal("/", "/.ward-restore-1", "/.ward-old-1")).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - a rollback had begun (`back`): finish it;
 //! - the new data had run (`committed`, or `in-done` with the journal at
-//!   `started`/`done`): it may hold writes since — never roll back, never
+//!   `starting`/`started`/`done`: once its start was asked for, it may
+//!   have run): it may hold writes since — never roll back, never
 //!   stop the container, only clean up (discard or keep the previous data);
 //! - staging had not finished, or the container was never stopped (no
 //!   `out-done`: it kept running on the old data and may have taken writes):
@@ -89,7 +90,16 @@ pub(super) async fn heal_and_sweep(d: &Docker, image: &str, volume: &str) -> Res
     if docker::inspect_volume(d, volume).await?.is_none() {
         return Ok(notes);
     }
-    let removed = super::swap::sweep_stale(d, image, volume).await?;
+    let (removed, busy) = super::swap::sweep_stale(d, image, volume).await?;
+    if !busy.is_empty() {
+        // Its journal and lock are elsewhere (another state directory, sudo,
+        // another user), but its helper holds the swap directory's lock.
+        return crate::error::usage(format!(
+            "another ward is restoring into volume {volume} right now ({} in it is locked by \
+             that ward's helper) — wait for it to finish, then try again",
+            busy.join(", ")
+        ));
+    }
     notes.extend((!removed.is_empty()).then(|| {
         format!(
             "note: removed {} left in volume {volume} by an interrupted ward (no journal \
@@ -139,7 +149,7 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
             let markers = sw.markers().await?;
             let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
             let new_data_ran = has("committed")
-                || (has("in-done") && matches!(j.phase.as_str(), "started" | "done"));
+                || (has("in-done") && matches!(j.phase.as_str(), "starting" | "started" | "done"));
             let what = if markers.is_none() {
                 // Perhaps killed while deleting a finished swap directory.
                 sw.discard().await?;

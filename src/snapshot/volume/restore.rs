@@ -385,7 +385,12 @@ pub(super) async fn complete(
         let Some(c) = &live.container else {
             return Ok((None, swap_seconds, 0.0));
         };
+        // "starting" before the engine is asked: once asked, the new data
+        // may run and take writes, even if ward dies before it hears back,
+        // so heal must never roll back from here.
+        journal.set("starting")?;
         docker::start_container(d, c).await?;
+        fault("restore:after-start-request")?;
         journal.set("started")?;
         fault("restore:after-start")?;
         let answered = wait_ready(d, c, &live.user).await?;

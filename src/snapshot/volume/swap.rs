@@ -8,7 +8,8 @@
 //! it:
 //!
 //! ```text
-//! <volume>/.ward-swap-<id>/stage/<root>/   the staged volume contents
+//! <volume>/.ward-swap-<id>/lock            flock-held while a ward's helper lives
+//!                          stage/<root>/   the staged volume contents
 //!                          staged          staging finished (hashes checked)
 //!                          old/            the previous contents, moved aside
 //!                          out-done        all previous contents are in old/
@@ -68,6 +69,30 @@ only_ward() {
 }
 "#;
 
+/// Takes an exclusive `flock` on `$W/lock` and leaves it held by a
+/// background process that lives as long as the helper container (the
+/// helper is removed when the restore ends; a killed ward's helper is
+/// removed by the next ward). Another ward's sweep ([`sweep_stale`]) skips a
+/// swap directory whose lock is held: it is a live ward's staging, however
+/// the two wards' own locks and journals missed each other (another
+/// `WARD_STATE_DIR`, sudo, another user). The lock is taken before the
+/// script goes on, and the background process inherits it (fd 9). Images
+/// without `flock` (neither Debian nor busybox lacks it) stage unlocked.
+const HOLD_LOCK: &str = "if command -v flock >/dev/null 2>&1; then\n\
+  exec 9>\"$W/lock\"\n  flock -x 9\n\
+  sh -c 'while :; do sleep 3600; done' </dev/null >/dev/null 2>&1 8>&- &\n\
+  exec 9>&-\n\
+fi";
+
+/// Swap scripts on one swap directory run one at a time: each takes an
+/// exclusive `flock` on `$W/run-lock` for its whole run. When ward's exec
+/// of a script times out, the script goes on inside the helper; the
+/// rollback that follows (`swap_back`) then waits for it instead of moving
+/// entries while it still moves them the other way.
+const ONE_AT_A_TIME: &str = "if [ -d \"$W\" ] && command -v flock >/dev/null 2>&1; then\n\
+  exec 8>>\"$W/run-lock\"\n  flock -x 8\n\
+fi";
+
 /// The volume held something besides ward's swap directory when the
 /// staged data was to move in.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +140,7 @@ impl Swap<'_> {
     /// the owner, `$X` the script's own extra argument (`extra`).
     async fn sh(&self, script: &str, extra: &str) -> Result<()> {
         let full = format!(
-            "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{script}"
+            "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{ONE_AT_A_TIME}\n{script}"
         );
         let (dir, staged, uid, gid) = (
             self.dir(),
@@ -205,8 +230,11 @@ impl Swap<'_> {
 
     /// Creates the empty staging directory (for `upload_to`, inside it).
     pub async fn prepare(&self, upload_to: &str) -> Result<()> {
-        self.sh("rm -rf \"$W\"\nmkdir -p \"$W/stage\" \"$X\"", upload_to)
-            .await
+        self.sh(
+            &format!("rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$W/stage\" \"$X\""),
+            upload_to,
+        )
+        .await
     }
 
     /// Fixes owner and mode of the staged tree, then marks staging finished.
@@ -324,9 +352,11 @@ impl Swap<'_> {
     /// instead of an archive.
     pub async fn stage_previous(&self) -> Result<()> {
         self.sh(
-            "P=\"$X\"\n\
-             [ -n \"$(ls -A \"$P\")\" ] || { echo 'the previous-contents volume is empty' >&2; exit 1; }\n\
-             rm -rf \"$W\"\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\"",
+            &format!(
+                "P=\"$X\"\n\
+                 [ -n \"$(ls -A \"$P\")\" ] || {{ echo 'the previous-contents volume is empty' >&2; exit 1; }}\n\
+                 rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\""
+            ),
             PREVIOUS_MOUNT,
         )
         .await
@@ -354,22 +384,44 @@ fn join(a: &str, b: &str) -> String {
 
 /// Finds ward's swap and trash directories that no journal accounts for
 /// (the journal was lost, or another state directory holds it) and removes
-/// those that hold nothing of the user's: trash, staging leftovers (the
-/// previous data never moved aside: no `out-done`) and finished swaps
-/// (`committed`: the new data is in place). On PG ≤ 17 images the volume
-/// root is PGDATA, so a leftover would otherwise ride along in every later
-/// cold snapshot and `pg_basebackup`. A swap directory that may hold the
-/// only copy of the data is left alone and is an error. Returns what was
-/// removed. Call holding the target lock, after the journal was handled.
-pub(super) async fn sweep_stale(d: &Docker, image: &str, volume: &str) -> Result<Vec<String>> {
+/// those that hold nothing of the user's: trash, staging leftovers (nothing
+/// of the previous data ever moved aside: no `old/` entry, no `out-done`,
+/// `in-begun` or `back`) and finished swaps (`committed`: the new data is in
+/// place). On PG ≤ 17 images the volume root is PGDATA, so a leftover would
+/// otherwise ride along in every later cold snapshot and `pg_basebackup`.
+/// A swap directory that may hold any of the previous data — even a part
+/// of it, from a ward killed in the middle of moving it aside — is left
+/// alone and is an error. One whose `lock` a live helper holds (another
+/// ward staging right now, see [`HOLD_LOCK`]) is skipped. Returns what was
+/// removed and what was skipped as busy. Call holding the target lock,
+/// after the journal was handled.
+pub(super) async fn sweep_stale(
+    d: &Docker,
+    image: &str,
+    volume: &str,
+) -> Result<(Vec<String>, Vec<String>)> {
     const SWEEP: &str = r#"
-cd "$1"
+cd "$1" || exit 1
+have_flock=""
+if command -v flock >/dev/null 2>&1; then have_flock=1; fi
 for w in .ward-trash-* .ward-swap-*; do
   [ -e "$w" ] || [ -L "$w" ] || continue
   case "$w" in
     .ward-swap-*)
-      if [ -d "$w" ] && [ -e "$w/out-done" ] && [ ! -e "$w/committed" ]; then
-        echo "keep $w"; continue
+      if [ -d "$w" ] && [ ! -L "$w" ]; then
+        if [ -e "$w/lock" ] && { [ -z "$have_flock" ] || ! flock -n "$w/lock" true; }; then
+          echo "busy $w"; continue
+        fi
+        if [ ! -e "$w/committed" ]; then
+          if [ -e "$w/out-done" ] || [ -e "$w/in-begun" ] || [ -e "$w/back" ]; then
+            echo "keep $w"; continue
+          fi
+          if [ -e "$w/old" ] || [ -L "$w/old" ]; then
+            if [ ! -d "$w/old" ] || [ -L "$w/old" ] || [ -n "$(ls -A "$w/old")" ]; then
+              echo "keep $w"; continue
+            fi
+          fi
+        fi
       fi;;
   esac
   rm -rf "$w" && echo "removed $w"
@@ -381,9 +433,11 @@ done
     let out = out?;
     let mut removed = Vec::new();
     let mut kept = Vec::new();
+    let mut busy = Vec::new();
     for line in out.stdout.lines() {
         match line.split_once(' ') {
             Some(("removed", n)) => removed.push(n.to_string()),
+            Some(("busy", n)) => busy.push(n.to_string()),
             Some(("keep", n)) => kept.push(n.to_string()),
             _ => {}
         }
@@ -397,5 +451,5 @@ done
             kept.join(", ")
         );
     }
-    Ok(removed)
+    Ok((removed, busy))
 }
