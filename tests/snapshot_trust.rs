@@ -222,7 +222,12 @@ fn one_data_directory_is_locked_across_stores() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("PG_VERSION"), "15\n").unwrap();
     // Another ward (here: this test) works on the directory from another store.
-    let held = ward::snapshot::lock_target(&ward::target::Target::Datadir(data.clone())).unwrap();
+    let target = ward::target::Target::Datadir(data.clone());
+    let held = ward::snapshot::lock_target(&target).unwrap();
+    // This process takes the lock in its own state directory (locks live
+    // beside the journals: <state>/locks/…); the wards below must share it.
+    let lock = ward::snapshot::target_lock_path(&target);
+    let state = lock.parent().and_then(|l| l.parent()).unwrap().to_path_buf();
     let store = tempfile::tempdir().unwrap();
     let r = ward()
         .args([
@@ -233,6 +238,7 @@ fn one_data_directory_is_locked_across_stores() {
             data.to_str().unwrap(),
         ])
         .args(["--store", store.path().to_str().unwrap()])
+        .env("WARD_STATE_DIR", state.to_str().unwrap())
         .run();
     assert_eq!(r.code(), 2, "{}", r.stderr());
     assert!(
@@ -253,6 +259,7 @@ fn one_data_directory_is_locked_across_stores() {
             data.to_str().unwrap(),
         ])
         .args(["--store", store.path().to_str().unwrap()])
+        .env("WARD_STATE_DIR", state.to_str().unwrap())
         .run();
     assert!(
         !r.stderr().contains("another ward process"),
