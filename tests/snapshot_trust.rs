@@ -227,7 +227,11 @@ fn one_data_directory_is_locked_across_stores() {
     // This process takes the lock in its own state directory (locks live
     // beside the journals: <state>/locks/…); the wards below must share it.
     let lock = ward::snapshot::target_lock_path(&target);
-    let state = lock.parent().and_then(|l| l.parent()).unwrap().to_path_buf();
+    let state = lock
+        .parent()
+        .and_then(|l| l.parent())
+        .unwrap()
+        .to_path_buf();
     let store = tempfile::tempdir().unwrap();
     let r = ward()
         .args([
