@@ -21,6 +21,7 @@ pub mod doctor;
 pub mod error;
 pub mod output;
 pub mod pg;
+pub(crate) mod process;
 pub mod progress;
 pub mod redact;
 pub mod seed;

@@ -8,6 +8,7 @@
 //! the engine isolates bridges from each other, so no other container can
 //! reach the copy's data on a bridge address.
 
+use crate::process::start_time;
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
@@ -317,14 +318,6 @@ const START_LABEL: &str = "ward.pid_start";
 /// The owning ward's pid namespace: a ward in another one (a container with
 /// the host's name) sees other pids, so the sweep cannot judge its helpers.
 const PIDNS_LABEL: &str = "ward.pidns";
-
-/// A process's start time (field 22 of `/proc/PID/stat`; the command name
-/// in field 2 may hold spaces and parentheses, so count from its end).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
-}
 
 /// This process's pid namespace, e.g. `pid:[4026531836]`.
 fn pid_namespace() -> Option<String> {

@@ -5,6 +5,7 @@
 //! is seen from several hosts), so the journal records the host and the
 //! process's start time beside it.
 
+use crate::process::start_time;
 use std::path::Path;
 
 /// The ward process that owns a journal.
@@ -69,14 +70,6 @@ pub(crate) fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
-}
-
-/// A process's start time (field 22 of `/proc/PID/stat`; the command name
-/// in field 2 may hold spaces and parentheses, so count from its end).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
