@@ -73,7 +73,21 @@ pub fn drama_number(i: u64) -> String {
         0 => MOBILE_PREFIX,
         n => LANDLINE_PREFIXES[(n - 1) as usize % LANDLINE_PREFIXES.len()],
     };
-    format!("{prefix}{:03}", i % 1000)
+    in_block(prefix, i)
+}
+
+/// Number `n % 1000` of a thousand-number block: its prefix and three digits.
+fn in_block(prefix: &str, n: u64) -> String {
+    format!("{prefix}{:03}", n % 1000)
+}
+
+/// Whether `phone` is one of the thousand numbers of one of `blocks`.
+fn is_in_blocks<'a>(phone: &str, mut blocks: impl Iterator<Item = &'a str>) -> bool {
+    blocks.any(|p| {
+        phone
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// The drama blocks that libphonenumber's metadata (checked with the Python
@@ -110,7 +124,7 @@ pub fn valid_uk_number(seed: u64, i: u64) -> String {
         i % VALID_UK_NUMBERS,
         VALID_UK_NUMBERS,
     );
-    format!("{}{:03}", VALID_UK_BLOCKS[(n / 1000) as usize], n % 1000)
+    in_block(VALID_UK_BLOCKS[(n / 1000) as usize], n)
 }
 
 /// Keeps `phone.valid_uk`'s order apart from other keyed permutations.
@@ -118,11 +132,7 @@ const VALID_UK_KEY: u64 = 0x7068_6f6e_6576_616c;
 
 /// Whether a number is in one of the blocks `phone.valid_uk` draws from.
 pub fn is_valid_uk_drama(phone: &str) -> bool {
-    VALID_UK_BLOCKS.iter().any(|p| {
-        phone
-            .strip_prefix(p)
-            .is_some_and(|rest| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()))
-    })
+    is_in_blocks(phone, VALID_UK_BLOCKS.into_iter())
 }
 
 pub fn given_name<'a>(rng: &mut Stream, lists: &'a Lists, female: bool) -> &'a str {
@@ -134,7 +144,7 @@ pub fn given_name<'a>(rng: &mut Stream, lists: &'a Lists, female: bool) -> &'a s
 }
 
 fn with_digits(rng: &mut Stream, prefix: &str) -> String {
-    format!("{prefix}{:03}", rng.below(1000))
+    in_block(prefix, rng.below(1000))
 }
 
 pub fn mobile(rng: &mut Stream) -> String {
@@ -148,13 +158,10 @@ pub fn landline(rng: &mut Stream) -> String {
 
 /// Whether a phone number is in one of the drama ranges ward uses.
 pub fn is_drama_phone(phone: &str) -> bool {
-    std::iter::once(MOBILE_PREFIX)
-        .chain(LANDLINE_PREFIXES)
-        .any(|p| {
-            phone
-                .strip_prefix(p)
-                .is_some_and(|rest| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()))
-        })
+    is_in_blocks(
+        phone,
+        std::iter::once(MOBILE_PREFIX).chain(LANDLINE_PREFIXES),
+    )
 }
 
 fn local_part(s: &str) -> String {
