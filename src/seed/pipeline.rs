@@ -38,16 +38,25 @@ impl Plan {
     /// Counts every table's rows per chunk (in parallel) and assigns ids,
     /// starting each table after `next_id(table)`.
     pub fn new(world: &World, pool: &rayon::ThreadPool, next_id: impl Fn(TableId) -> i64) -> Plan {
+        // Every per-patient table is chunked by patient, and one pass over each
+        // chunk counts them all (a patient's history is built once, not once
+        // per table).
+        let per_patient: Vec<[u64; TableId::ALL.len()]> = pool.install(|| {
+            world
+                .chunks(TableId::Patients)
+                .par_iter()
+                .map(|r| world.clinical_counts(r.clone()))
+                .collect()
+        });
         let tables = TableId::ALL
             .into_iter()
             .map(|t| {
                 let chunks = world.chunks(t);
-                let counts: Vec<u64> = pool.install(|| {
-                    chunks
-                        .par_iter()
-                        .map(|r| world.count(t, r.clone()))
-                        .collect()
-                });
+                let counts: Vec<u64> = if t.per_patient() && t != TableId::Patients {
+                    per_patient.iter().map(|c| c[t as usize]).collect()
+                } else {
+                    chunks.iter().map(|r| r.end - r.start).collect()
+                };
                 let mut id = next_id(t);
                 let first_ids = counts
                     .iter()

@@ -250,18 +250,19 @@ pub fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
 }
 
 /// Rows of a per-patient clinical table for one patient.
-pub fn count(w: &World, t: TableId, p: &Patient) -> u64 {
-    if t == TableId::Allergies {
-        return allergies(w, p).len() as u64;
-    }
+/// Rows each clinical table gets for patient `p`, indexed by [`TableId`]
+/// (zero for the others). One pass: the appointments and conditions that the
+/// later tables depend on are built once, not once per table.
+pub fn counts(w: &World, p: &Patient) -> [u64; TableId::ALL.len()] {
     let appts = appointments(w, p);
-    (match t {
-        TableId::Appointments => appts.len(),
-        TableId::Conditions => conditions(w, p, &appts).len(),
-        TableId::Prescriptions => prescriptions(w, p, &conditions(w, p, &appts), &appts).len(),
-        TableId::Observations => observations(w, p, &conditions(w, p, &appts), &appts).len(),
-        _ => unreachable!("not a clinical table"),
-    }) as u64
+    let conds = conditions(w, p, &appts);
+    let mut n = [0; TableId::ALL.len()];
+    n[TableId::Allergies as usize] = allergies(w, p).len() as u64;
+    n[TableId::Prescriptions as usize] = prescriptions(w, p, &conds, &appts).len() as u64;
+    n[TableId::Observations as usize] = observations(w, p, &conds, &appts).len() as u64;
+    n[TableId::Appointments as usize] = appts.len() as u64;
+    n[TableId::Conditions as usize] = conds.len() as u64;
+    n
 }
 
 pub fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: &mut E) {

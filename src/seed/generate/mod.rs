@@ -267,19 +267,14 @@ impl World {
         }
     }
 
-    /// The rows `t` has for the entities in `range` (without encoding them).
-    pub fn count(&self, t: TableId, range: Range<u64>) -> u64 {
-        match t {
-            TableId::Practices | TableId::Practitioners | TableId::Patients => {
-                range.end - range.start
-            }
-            _ => range
-                .map(|i| {
-                    let p = self.patient(self.first_patient + i);
-                    clinical::count(self, t, &p)
-                })
-                .sum(),
-        }
+    /// Rows of every clinical table for the patients in `range`, indexed by
+    /// [`TableId`]: each patient's history is built once for all of them.
+    pub fn clinical_counts(&self, range: Range<u64>) -> [u64; TableId::ALL.len()] {
+        range.fold([0; TableId::ALL.len()], |mut sum, i| {
+            let counts = clinical::counts(self, &self.patient(self.first_patient + i));
+            sum.iter_mut().zip(counts).for_each(|(s, c)| *s += c);
+            sum
+        })
     }
 
     /// Encodes the rows of `t` for the entities in `range`. `first_id` is the id
