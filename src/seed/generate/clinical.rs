@@ -13,6 +13,7 @@ use super::observations::observations;
 use super::prescribing::prescriptions;
 use super::{Patient, World, add_days, day_between, years_between};
 use crate::seed::encode::Encoder;
+use crate::seed::lists::Lists;
 use crate::seed::model::TableId;
 use crate::seed::rng::{Stream, Weighted};
 use crate::seed::spec::by_age;
@@ -73,6 +74,35 @@ fn prevalence_at(bands: &[f64; 4], age: u32) -> f64 {
     lo * factor
 }
 
+/// Ages with an entry of their own in [`Prevalence`]; older patients share the
+/// last one (past the oldest band's middle every figure is flat).
+const PREVALENCE_AGES: usize = 131;
+
+/// Each condition's chance for each sex and age, exactly as `conditions` would
+/// compute it, built once per world: its square roots, per condition per
+/// patient, were a fifth of the time spent seeding.
+pub struct Prevalence(Vec<f64>);
+
+impl Prevalence {
+    pub fn new(lists: &Lists, scale: f64) -> Prevalence {
+        let mut chances = Vec::with_capacity(lists.conditions.len() * 2 * PREVALENCE_AGES);
+        for c in &lists.conditions {
+            for bands in &c.prevalence {
+                chances.extend(
+                    (0..PREVALENCE_AGES as u32)
+                        .map(|age| prevalence_at(bands, age) / 100.0 * scale),
+                );
+            }
+        }
+        Prevalence(chances)
+    }
+
+    fn chance(&self, kind: usize, sex: usize, age: u32) -> f64 {
+        let age = (age as usize).min(PREVALENCE_AGES - 1);
+        self.0[(kind * 2 + sex) * PREVALENCE_AGES + age]
+    }
+}
+
 /// The first working day on or after `day`, or the last one before it when
 /// that would pass `last`.
 fn working_day_within(w: &World, day: NaiveDate, last: NaiveDate) -> NaiveDate {
@@ -103,8 +133,7 @@ pub fn conditions(w: &World, p: &Patient, appts: &[Appointment]) -> Vec<Conditio
         .collect();
     let mut out: Vec<Condition> = Vec::new();
     for (kind, c) in w.lists.conditions.iter().enumerate() {
-        let prevalence = prevalence_at(&c.prevalence[sex], age) / 100.0 * spec.prevalence_scale;
-        if !rng.chance(prevalence) {
+        if !rng.chance(w.prevalence.chance(kind, sex, age)) {
             continue;
         }
         // Onset no younger than the first age band where the condition occurs.

@@ -106,6 +106,8 @@ pub struct World {
     pub attended: Option<usize>,
     pub face_to_face: Option<usize>,
     pub home_visit: Option<usize>,
+    /// Every condition's chance by sex and age (see [`clinical::Prevalence`]).
+    pub prevalence: clinical::Prevalence,
     age_weights: Weighted,
 }
 
@@ -176,6 +178,7 @@ impl World {
             .collect();
         let a = &spec.appointments;
         World {
+            prevalence: clinical::Prevalence::new(lists, spec.conditions.prevalence_scale),
             attended: a.statuses.index_of("attended"),
             face_to_face: a.modes.index_of("face_to_face"),
             home_visit: a.modes.index_of("home_visit"),
