@@ -13,6 +13,7 @@
 //! - `container` runs psql and pg_isready and reads facts through
 //!   `docker exec`, for [`super::throwaway`] too.
 
+mod complete;
 mod container;
 mod create;
 mod heal;
@@ -34,7 +35,7 @@ use crate::progress::Progress;
 
 pub(super) use container::{image_facts, psql, wait_ready};
 pub use create::create;
-pub(crate) use heal::heal;
+pub(crate) use heal::{heal, sweep_leftovers};
 pub use journal::RestartGuard;
 pub(crate) use journal::{Owner, journal_files, journal_volume, state_dir, write_durably};
 pub use previous::restore_previous;
