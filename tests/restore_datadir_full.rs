@@ -115,19 +115,18 @@ fn fill_once_staging_starts(parent: PathBuf) -> std::thread::JoinHandle<bool> {
             .unwrap();
         // Most of it at once, the rest (whatever ward's staging left)
         // byte by byte until the file system says it is full.
-        let bulk = Command::new("fallocate")
+        let _ = Command::new("fallocate")
             .args(["-l", &(free / 10 * 9).to_string()])
             .arg(parent.join("filler"))
-            .status()
-            .unwrap()
-            .success();
+            .status();
         let rest = Command::new("dd")
             .args(["if=/dev/zero", "bs=64k", "status=none"])
             .arg(format!("of={}", parent.join("filler-rest").display()))
             .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
-        bulk && !rest.success()
+        // dd stops only when the file system is full.
+        !rest.success()
     })
 }
 

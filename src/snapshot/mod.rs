@@ -596,7 +596,17 @@ pub async fn sweep_leftovers(target: &Target) -> Result<Option<Leftovers>> {
     let Target::Volume(t) = target else {
         return Ok(None);
     };
-    let _target_lock = lock_target(target)?;
+    let Some(_target_lock) = try_lock_key(&target_key(target))? else {
+        // Busy, not broken: that ward sweeps before it works on the volume.
+        return Ok(Some(Leftovers {
+            volume: t.volume.name.clone(),
+            notes: vec![format!(
+                "another ward is working on {} right now; left it alone",
+                target.describe()
+            )],
+            ..Leftovers::default()
+        }));
+    };
     volume::sweep_leftovers(t).await.map(Some)
 }
 

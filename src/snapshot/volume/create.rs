@@ -38,7 +38,8 @@ pub async fn create(
     let mut created = match opts.method {
         Method::Cold => cold(&d, store, t, name, opts, progress, true).await,
         Method::Online => online(&d, store, t, name, opts, progress).await,
-    }?;
+    }
+    .inspect_err(|_| super::warn_dropped(&notes))?;
     created.notes = notes;
     Ok(created)
 }

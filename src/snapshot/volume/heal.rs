@@ -204,6 +204,8 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 was_running: j.was_running,
                 stop_timeout: 120,
             };
+            // Held from here on: no sweep may remove what this heal moves.
+            sw.hold_lock().await?;
             let markers = sw.markers().await?;
             let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
             let new_data_ran = has("committed")

@@ -42,6 +42,14 @@ pub use previous::restore_previous;
 pub use restore::restore;
 pub(super) use upload::{replace_contents, restore_paths};
 
+/// Notes gathered by a command that then failed: the error is what the
+/// command returns, so they go to the log (shown at the default level).
+fn warn_dropped(notes: &[String]) {
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+}
+
 /// `verify --deep`: restore into a throwaway volume, start Postgres of the
 /// snapshot's image on it, run `pg_amcheck` and a sanity query.
 pub async fn deep_verify(

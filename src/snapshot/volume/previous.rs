@@ -69,6 +69,11 @@ pub async fn restore_previous(
              `--previous` puts back what a restore with --keep-previous kept"
         ));
     }
+    // The staging helper sweeps stale swap directories first, before this
+    // restore journals anything (no container of its own for the sweep).
+    let helper =
+        Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
+    notes.extend(super::heal::sweep(&d, &helper.name, &t.volume.name).await?);
     if !confirm(&format!(
         "Replace the data of {target_desc} with the previous contents kept in volume {prev}?"
     ))? {
@@ -96,10 +101,6 @@ pub async fn restore_previous(
         keep_previous: true,
         started_at: Utc::now(),
     })?;
-    let helper =
-        Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
-    // The stale-swap sweep runs in the staging helper (no container of its own).
-    notes.extend(super::heal::sweep(&d, &helper.name, &t.volume.name).await?);
     let (_, uid, gid) = image_facts(&d, &helper.name).await?;
     let sw = Swap {
         d: &d,

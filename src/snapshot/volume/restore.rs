@@ -80,7 +80,7 @@ pub async fn restore(
     // The swap directory is gone (or the journal keeps it for the next
     // ward) whatever happened; the helper goes too.
     let removed = helper.remove(&d).await;
-    let mut restored = r?;
+    let mut restored = r.inspect_err(|_| super::warn_dropped(&notes))?;
     removed?;
     restored.seconds = started.elapsed().as_secs_f64();
     restored.notes = notes;

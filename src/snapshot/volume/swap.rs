@@ -237,6 +237,21 @@ impl Swap<'_> {
         .await
     }
 
+    /// Takes the swap directory's lock for the helper's lifetime (as
+    /// staging does), so no sweep removes it while this ward finishes or
+    /// undoes it. Waits at most 30 s for a holder to let go.
+    pub async fn hold_lock(&self) -> Result<()> {
+        self.sh(
+            "if [ -d \"$W\" ] && command -v flock >/dev/null 2>&1; then\n\
+               exec 9>>\"$W/lock\"\n  flock -w 30 -x 9 || { echo 'the swap directory is locked by another ward' >&2; exit 1; }\n\
+               sh -c 'while :; do sleep 3600; done' </dev/null >/dev/null 2>&1 8>&- &\n\
+               exec 9>&-\n\
+             fi",
+            "",
+        )
+        .await
+    }
+
     /// Fixes owner and mode of the staged tree, recreates the `data -> .`
     /// link of postgres:18.0 volumes when the snapshot recorded one (never
     /// extracted from the archive: the staged tree holds no link until
@@ -430,24 +445,48 @@ pub(super) async fn sweep_in(d: &Docker, helper: &str) -> Result<Swept> {
 cd "$1" || exit 1
 have_flock=""
 if command -v flock >/dev/null 2>&1; then have_flock=1; fi
+# Whether swap directory $1 holds nothing of the previous data: "ok" or "keep".
+decide() {
+  if [ ! -e "$1/committed" ]; then
+    if [ -e "$1/out-done" ] || [ -e "$1/in-begun" ] || [ -e "$1/back" ]; then
+      echo keep; return
+    fi
+    if [ -e "$1/old" ] || [ -L "$1/old" ]; then
+      if [ ! -d "$1/old" ] || [ -L "$1/old" ] || [ -n "$(ls -A "$1/old")" ]; then
+        echo keep; return
+      fi
+    fi
+  fi
+  echo ok
+}
 for w in .ward-trash-* .ward-swap-*; do
   [ -e "$w" ] || [ -L "$w" ] || continue
   case "$w" in
     .ward-swap-*)
       if [ -d "$w" ] && [ ! -L "$w" ]; then
-        if [ -e "$w/lock" ] && { [ -z "$have_flock" ] || ! flock -n "$w/lock" true; }; then
-          echo "busy $w"; continue
+        t=".ward-trash-${w#.ward-swap-}-swept"
+        if [ -n "$have_flock" ]; then
+          # Decide and rename while holding the directory's lock and its
+          # run-lock: a ward that takes either later finds it gone, and one
+          # that holds either now makes it busy.
+          r=$( (
+            flock -n 7 || { echo busy; exit 0; }
+            flock -n 6 || { echo busy; exit 0; }
+            d=$(decide "$w")
+            if [ "$d" = ok ]; then mv "$w" "$t" && echo moved; else echo "$d"; fi
+          ) 7>>"$w/lock" 6>>"$w/run-lock" )
+        elif [ -e "$w/lock" ]; then
+          r=busy
+        else
+          r=$(decide "$w")
+          if [ "$r" = ok ]; then mv "$w" "$t" && r=moved; fi
         fi
-        if [ ! -e "$w/committed" ]; then
-          if [ -e "$w/out-done" ] || [ -e "$w/in-begun" ] || [ -e "$w/back" ]; then
-            echo "keep $w"; continue
-          fi
-          if [ -e "$w/old" ] || [ -L "$w/old" ]; then
-            if [ ! -d "$w/old" ] || [ -L "$w/old" ] || [ -n "$(ls -A "$w/old")" ]; then
-              echo "keep $w"; continue
-            fi
-          fi
-        fi
+        case "$r" in
+          moved) rm -rf "$t" && echo "removed $w";;
+          busy) echo "busy $w";;
+          *) echo "keep $w";;
+        esac
+        continue
       fi;;
   esac
   rm -rf "$w" && echo "removed $w"
