@@ -11,11 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Edges that are known debts owned by another change, each with the reason.
 /// Remove an entry when its edge is gone; the test then guards it.
-const KNOWN_DEBTS: &[(&str, &str, &str)] = &[(
-    "snapshot",
-    "output",
-    "snapshot/volume calls output::note; being replaced by returned notes (issue #16, restore)",
-)];
+const KNOWN_DEBTS: &[(&str, &str, &str)] = &[];
 
 /// Where one module names another: the first file and line seen.
 type Edges = BTreeMap<String, BTreeMap<String, String>>;

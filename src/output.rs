@@ -371,7 +371,9 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// The result's notes (on stderr, also with `--json`), then the result.
 pub fn snapshot_created(c: &Created, as_json: bool) {
+    c.notes.iter().for_each(|n| note(n));
     if as_json {
         return json(c);
     }
@@ -638,7 +640,9 @@ pub fn snapshot_verified(v: &Verified, as_json: bool) {
     }
 }
 
+/// The result's notes (on stderr, also with `--json`), then the result.
 pub fn snapshot_restored(r: &Restored, as_json: bool) {
+    r.notes.iter().for_each(|n| note(n));
     if as_json {
         return json(r);
     }

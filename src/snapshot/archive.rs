@@ -193,6 +193,22 @@ pub struct Written {
     pub owner: Option<(u32, u32)>,
     /// The snapshot id written into the archive's leading frame.
     pub id: String,
+    /// The volume root holds the `data -> .` link of early PG 18 images
+    /// ([`DATA_LINK`]); recorded in the manifest's layout.
+    pub data_link: bool,
+}
+
+/// The one symbolic link ward accepts: `data -> .` at the volume root, which
+/// the official `postgres:18.0` image's entrypoint left in volumes it
+/// initialised (docker-library/postgres#1372, #1394; later images dropped
+/// it). Its name, relative to the volume root, and its target.
+pub const DATA_LINK: (&str, &str) = ("data", ".");
+
+/// The path of the [`DATA_LINK`] in an archive of a volume whose PGDATA is
+/// at `pgdata` ("root" or "root/…"), or None for archives of PGDATA alone.
+pub fn data_link_path(pgdata: &str) -> Option<String> {
+    let root = pgdata.split('/').next().filter(|r| !r.is_empty())?;
+    Some(format!("{root}/{}", DATA_LINK.0))
 }
 
 /// Magic of the zstd skippable frame that carries the snapshot id (any
@@ -240,6 +256,7 @@ pub fn compress(
     };
     let pg_version_path = join(pgdata, "PG_VERSION");
     let tblspc = join(pgdata, "pg_tblspc");
+    let data_link = data_link_path(pgdata);
     let tar_bytes;
     {
         let tee = Tee {
@@ -326,13 +343,23 @@ pub fn compress(
                              ward does not snapshot clusters with tablespaces"
                         );
                     }
-                    // Restores refuse every link (a hostile archive could use
-                    // one to write outside the target), so a snapshot with one
-                    // could never be restored: say so now, not then.
+                    if data_link.as_deref() == Some(path.as_str()) && target == DATA_LINK.1 {
+                        // Recorded, never followed (the engine's archive does
+                        // not follow links); restore recreates it.
+                        w.data_link = true;
+                        e.link = Some(target);
+                        w.entries.push(e);
+                        continue;
+                    }
+                    // Restores refuse every other link (a hostile archive
+                    // could use one to write outside the target), so a
+                    // snapshot with one could never be restored: say so now.
                     bail!(
                         "the data contains the symbolic link {path} -> {target}; its target is not \
-                         part of the copy and ward refuses links on restore — a data directory with \
-                         a linked pg_wal (initdb --waldir) or other links cannot be snapshotted"
+                         part of the copy and ward refuses links on restore (the only one accepted \
+                         is `data -> .` at the volume root, left by the postgres:18.0 image) — a \
+                         data directory with a linked pg_wal (initdb --waldir) or other links \
+                         cannot be snapshotted"
                     );
                 }
                 Kind::Dir => {}

@@ -11,7 +11,9 @@
 //! Entry policy (reference/snapshots.md §7.3): only regular files and
 //! directories. Refused — not skipped — are absolute paths, `..`, empty
 //! components, symbolic links (a Postgres data directory needs none, and a
-//! chain of them can point anywhere), hard links, devices, FIFOs, sparse
+//! chain of them can point anywhere) but the one `data -> .` at a volume's
+//! root that the postgres:18.0 image left and the manifest records (checked,
+//! never written out: restores recreate it), hard links, devices, FIFOs, sparse
 //! files, PAX records ward does not need (`GNU.sparse.*` renames entries for
 //! some readers), duplicates after normalisation (`data/./x` is `data/x`),
 //! non-UTF-8 or over-long names, and more bytes than the manifest declares.
@@ -85,6 +87,7 @@ pub fn normalise(raw: &[u8]) -> std::result::Result<String, String> {
 fn check_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     seen: &mut HashSet<String>,
+    data_link: Option<&str>,
 ) -> std::result::Result<(String, Kind), String> {
     let raw = entry.path_bytes().into_owned();
     let shown = String::from_utf8_lossy(&raw).into_owned();
@@ -111,10 +114,16 @@ fn check_entry<R: Read>(
                 .link_name_bytes()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            return Err(format!(
-                "symlink {shown:?} -> {target:?}: a Postgres data directory needs no symbolic \
-                 links and ward refuses them"
-            ));
+            if data_link == Some(path.as_str()) && target == super::archive::DATA_LINK.1 {
+                // Recorded by the manifest's layout; never written out.
+                Kind::Symlink
+            } else {
+                return Err(format!(
+                    "symlink {shown:?} -> {target:?}: a Postgres data directory needs no symbolic \
+                     links and ward refuses them (the only one accepted is `data -> .` at the \
+                     volume root of a postgres:18.0 volume, when the manifest records it)"
+                ));
+            }
         }
         tar::EntryType::Link => return Err(format!("hard link {shown:?}")),
         tar::EntryType::Char | tar::EntryType::Block => {
@@ -259,10 +268,14 @@ fn check_into(
     }
     // A volume archive is the engine's archive of the mount point: every entry
     // lies under one plain directory name, which restore uses as a mount path.
-    let volume_root = match &manifest.layout {
-        super::manifest::Layout::Volume { root } => Some(root.as_str()),
-        super::manifest::Layout::Pgdata => None,
+    let (volume_root, data_link) = match &manifest.layout {
+        super::manifest::Layout::Volume { root, data_link } => (
+            Some(root.as_str()),
+            data_link.then(|| format!("{root}/{}", super::archive::DATA_LINK.0)),
+        ),
+        super::manifest::Layout::Pgdata => (None, None),
     };
+    let mut data_link_seen = false;
     if let Some(root) = volume_root
         && (root.is_empty() || root == "." || root == ".." || root.contains(['/', '\\', '\0']))
     {
@@ -298,10 +311,19 @@ fn check_into(
                 Ok(e) => e,
                 Err(e) => return Ok(Err(format!("archive is damaged: {e}"))),
             };
-            let (path, kind) = match check_entry(&mut entry, &mut seen) {
+            let (path, kind) = match check_entry(&mut entry, &mut seen, data_link.as_deref()) {
                 Ok(pk) => pk,
                 Err(p) => return Ok(Err(p)),
             };
+            if let Some(link) = &data_link
+                && path
+                    .strip_prefix(link.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+            {
+                return Ok(Err(format!(
+                    "{path:?} lies below the `data -> .` link the manifest records"
+                )));
+            }
             out.entries += 1;
             if let Some(root) = volume_root
                 && path != root
@@ -329,6 +351,19 @@ fn check_into(
             let uid = header.uid().unwrap_or(0);
             let gid = header.gid().unwrap_or(0);
             let mtime = header.mtime().unwrap_or(0);
+            if kind == Kind::Symlink {
+                // Only the recorded `data -> .` gets here. Written nowhere:
+                // the restore recreates it once every entry is in place.
+                if want.link.as_deref() != Some(super::archive::DATA_LINK.1) {
+                    return Ok(Err(format!(
+                        "{path:?} is a link in the archive, but the manifest lists it with \
+                         target {:?}",
+                        want.link
+                    )));
+                }
+                data_link_seen = true;
+                continue;
+            }
             if kind == Kind::Dir {
                 match &mut *dest {
                     Destination::Nowhere => {}
@@ -431,6 +466,13 @@ fn check_into(
             }
         }
         Ok(Ok(())) => {}
+    }
+    if out.problems.is_empty() && data_link.is_some() && !data_link_seen {
+        out.problems.push(
+            "the manifest records a `data -> .` link at the volume root, but the archive holds \
+             none"
+                .into(),
+        );
     }
     if out.problems.is_empty() {
         let missing: Vec<&str> = manifest

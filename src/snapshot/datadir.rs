@@ -108,9 +108,7 @@ fn create_blocking(
     progress: Arc<dyn Progress>,
 ) -> Result<Created> {
     let started = Instant::now();
-    if let Some(note) = heal(dir, true)? {
-        crate::output::note(&note);
-    }
+    let notes: Vec<String> = heal(dir, true)?.into_iter().collect();
     ensure_stopped(dir)?;
     let control = controldata(dir)?;
     let state = control_field(&control, "Database cluster state").unwrap_or_default();
@@ -173,14 +171,17 @@ fn create_blocking(
     );
     store.commit(&tmp, &m)?;
     cleanup.disarm();
-    Ok(Created::of(
-        store,
-        &m,
-        Method::Cold,
-        format!("data directory {}", dir.display()),
-        started,
-        false,
-    ))
+    Ok(Created {
+        notes,
+        ..Created::of(
+            store,
+            &m,
+            Method::Cold,
+            format!("data directory {}", dir.display()),
+            started,
+            false,
+        )
+    })
 }
 
 pub async fn restore(
@@ -218,9 +219,7 @@ fn restore_blocking(
             m.name
         ));
     }
-    if let Some(note) = heal(dir, true)? {
-        crate::output::note(&note);
-    }
+    let notes: Vec<String> = heal(dir, true)?.into_iter().collect();
     ensure_stopped(dir)?;
     let current = std::fs::read_to_string(dir.join("PG_VERSION"))
         .ok()
@@ -360,6 +359,7 @@ fn restore_blocking(
         swap_seconds: None,
         start_seconds: None,
         downtime_seconds: None,
+        notes,
     })
 }
 

@@ -62,7 +62,14 @@ pub struct Manifest {
 pub enum Layout {
     /// Paths start with `root/` and cover the whole volume (the engine's archive
     /// of the mount point; `root` is the mount point's base name).
-    Volume { root: String },
+    Volume {
+        root: String,
+        /// The volume root holds the `data -> .` link of the postgres:18.0
+        /// image ([`super::archive::DATA_LINK`]): listed among the entries,
+        /// never followed, recreated by restores.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        data_link: bool,
+    },
     /// Paths are relative to PGDATA (pg_basebackup, native data dirs).
     Pgdata,
 }
@@ -187,7 +194,7 @@ impl Manifest {
     /// may hold a manifest written by someone else, so these are checked as
     /// soon as it is read, before anything uses them.
     fn check_paths(&self) -> anyhow::Result<()> {
-        if let Layout::Volume { root } = &self.layout
+        if let Layout::Volume { root, .. } = &self.layout
             && !is_plain_name(root)
         {
             anyhow::bail!(
@@ -264,6 +271,7 @@ mod tests {
             pgdata_rel: String::new(),
             layout: Layout::Volume {
                 root: "data".into(),
+                data_link: false,
             },
             uid: Some(100),
             gid: Some(102),

@@ -71,6 +71,10 @@ pub struct Created {
     pub archive: String,
     /// Whether the container was running before and is running again.
     pub restarted: bool,
+    /// What ward repaired or noticed on the way (an interrupted ward's
+    /// leftovers), for the command to show; domains do not print.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 impl Created {
@@ -95,6 +99,7 @@ impl Created {
             downtime_seconds: m.downtime_seconds,
             archive: store.archive_path(&m.name).display().to_string(),
             restarted,
+            notes: Vec::new(),
         }
     }
 }
@@ -119,6 +124,9 @@ pub struct Restored {
     pub start_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downtime_seconds: Option<f64>,
+    /// What ward repaired or noticed on the way, for the command to show.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -562,6 +570,44 @@ pub async fn restore_previous(
             "--previous works on Docker volume targets (data-directory restores keep no previous copy)",
         ),
     }
+}
+
+/// What `ward doctor` found and did about ward's own leftovers in a target's
+/// volume: swap and trash directories of interrupted restores that no
+/// journal accounts for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Leftovers {
+    pub volume: String,
+    /// What repairing a dead ward's journal did first.
+    pub notes: Vec<String>,
+    /// Deleted: trash, staging leftovers, finished swaps.
+    pub removed: Vec<String>,
+    /// Left alone: may hold (part of) the previous data.
+    pub kept: Vec<String>,
+    /// Left alone: a live ward's helper holds its lock (a restore right now).
+    pub busy: Vec<String>,
+}
+
+/// `ward doctor`: repairs `target`'s journal if a dead ward left one, then
+/// sweeps its volume's stale swap directories (the restore rules: keep any
+/// that may hold previous data or that a live helper locks). None for a
+/// data-directory target (its leftovers are siblings a journal names).
+pub async fn sweep_leftovers(target: &Target) -> Result<Option<Leftovers>> {
+    let Target::Volume(t) = target else {
+        return Ok(None);
+    };
+    let Some(_target_lock) = try_lock_key(&target_key(target))? else {
+        // Busy, not broken: that ward sweeps before it works on the volume.
+        return Ok(Some(Leftovers {
+            volume: t.volume.name.clone(),
+            notes: vec![format!(
+                "another ward is working on {} right now; left it alone",
+                target.describe()
+            )],
+            ..Leftovers::default()
+        }));
+    };
+    volume::sweep_leftovers(t).await.map(Some)
 }
 
 /// `ward snapshot recover`: finishes or undoes what an interrupted ward left

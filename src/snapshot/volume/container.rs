@@ -57,57 +57,64 @@ pub(in crate::snapshot) async fn psql(
     Ok(out.stdout)
 }
 
+/// The databases ward records and checks (the same filter everywhere).
+const DATABASES_SQL: &str = "SELECT datname || '|' || pg_database_size(datname) FROM pg_database \
+     WHERE NOT datistemplate AND datallowconn ORDER BY datname";
+
+/// One database's ordinary and partitioned tables with their row estimates.
+const TABLES_SQL: &str = "SELECT n.nspname || '.' || c.relname || '|' || c.reltuples::bigint \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') \
+     AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+
+/// `(name, size)` of each database ([`DATABASES_SQL`]), at most 50.
+async fn databases(d: &Docker, container: &str, user: &str) -> Result<Vec<(String, i64)>> {
+    let list = psql(d, container, user, "postgres", DATABASES_SQL).await?;
+    Ok(list
+        .lines()
+        .take(50)
+        .filter_map(|line| {
+            let (name, size) = line.rsplit_once('|')?;
+            Some((name.to_string(), size.trim().parse().unwrap_or(0)))
+        })
+        .collect())
+}
+
+/// A database's tables and row estimates ([`TABLES_SQL`]); empty on error.
+async fn tables(d: &Docker, container: &str, user: &str, db: &str) -> BTreeMap<String, i64> {
+    psql(d, container, user, db, TABLES_SQL)
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (t, n) = l.rsplit_once('|')?;
+            Some((t.to_string(), n.trim().parse().unwrap_or(-1)))
+        })
+        .collect()
+}
+
 /// Database names and sizes, row estimates and a schema fingerprint (best effort).
 pub(super) async fn database_facts(
     d: &Docker,
     container: &str,
     user: &str,
 ) -> Result<DatabaseFacts> {
-    let list = psql(
-        d,
-        container,
-        user,
-        "postgres",
-        "SELECT datname || '|' || pg_database_size(datname) FROM pg_database \
-         WHERE NOT datistemplate AND datallowconn ORDER BY datname",
-    )
-    .await?;
     let mut facts = DatabaseFacts::default();
-    for line in list.lines().take(50) {
-        let Some((name, size)) = line.rsplit_once('|') else {
-            continue;
-        };
-        let tables = psql(
-            d,
-            container,
-            user,
-            name,
-            "SELECT n.nspname || '.' || c.relname || '|' || c.reltuples::bigint FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') \
-             AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
-        )
-        .await
-        .unwrap_or_default();
+    for (name, size_bytes) in databases(d, container, user).await? {
+        let tables = tables(d, container, user, &name).await;
         let fingerprint = psql(
             d,
             container,
             user,
-            name,
+            &name,
             crate::snapshot::template::SCHEMA_FINGERPRINT_SQL,
         )
         .await
         .unwrap_or_default();
-        let migration_head = migration_head(d, container, user, name).await;
+        let migration_head = migration_head(d, container, user, &name).await;
         facts.databases.push(DatabaseInfo {
-            name: name.to_string(),
-            size_bytes: size.trim().parse().unwrap_or(0),
-            tables: tables
-                .lines()
-                .filter_map(|l| {
-                    let (t, n) = l.rsplit_once('|')?;
-                    Some((t.to_string(), n.trim().parse().unwrap_or(-1)))
-                })
-                .collect::<BTreeMap<_, _>>(),
+            name,
+            size_bytes,
+            tables,
             schema_fingerprint: fingerprint.trim().to_string(),
             migration_head,
         });
@@ -203,31 +210,47 @@ pub(in crate::snapshot) async fn wait_ready(
         if Instant::now() > deadline {
             bail!("Postgres in {container} did not become ready within 90 s on the restored data");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Short: after a restore's start this wait is the app's downtime,
+        // and a poll is only an exec.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
-/// The target image's Postgres major version and postgres uid/gid.
+/// The target image's Postgres major version and postgres uid/gid, read in
+/// one exec (each exec is a few engine round trips; restores pay them
+/// before the app's downtime even starts).
 pub(in crate::snapshot) async fn image_facts(
     d: &Docker,
     helper: &str,
 ) -> Result<(Option<u32>, u32, u32)> {
-    let v = docker::exec(d, helper, None, &["postgres", "-V"]).await?;
-    let major = v
-        .stdout
-        .split_whitespace()
-        .last()
+    let out = exec_ok(
+        d,
+        helper,
+        &[
+            "sh",
+            "-c",
+            "v=$(postgres -V 2>/dev/null) || v=''; echo \"$v\"; id -u postgres; id -g postgres",
+        ],
+    )
+    .await?;
+    parse_image_facts(&out.stdout)
+}
+
+/// `postgres -V` (perhaps empty), uid and gid, one a line.
+fn parse_image_facts(out: &str) -> Result<(Option<u32>, u32, u32)> {
+    let mut lines = out.lines();
+    let major = lines
+        .next()
+        .and_then(|v| v.split_whitespace().last())
         .and_then(|s| s.split('.').next())
         .and_then(|s| s.parse().ok());
-    let uid = exec_ok(d, helper, &["id", "-u", "postgres"]).await?;
-    let gid = exec_ok(d, helper, &["id", "-g", "postgres"]).await?;
-    let parse = |o: &ExecOutput, what: &str| -> Result<u32> {
-        o.stdout
-            .trim()
-            .parse()
+    let mut id = |what: &str| -> Result<u32> {
+        lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
             .with_context(|| format!("cannot read the {what} of the image's postgres user"))
     };
-    Ok((major, parse(&uid, "uid")?, parse(&gid, "gid")?))
+    Ok((major, id("uid")?, id("gid")?))
 }
 
 /// Proves the server in `container` runs the snapshot's cluster, not merely
@@ -268,26 +291,29 @@ pub(in crate::snapshot) async fn prove_identity(
     }
     let mut tables_checked = 0;
     if let Some(facts) = facts {
-        let now = database_facts(d, container, user).await?;
+        // Names and tables only: the fingerprints and migration heads of
+        // `database_facts` cost several execs per database, during downtime.
+        let now = databases(d, container, user).await?;
         for want in &facts.databases {
-            let Some(got) = now.databases.iter().find(|g| g.name == want.name) else {
+            if !now.iter().any(|(name, _)| *name == want.name) {
                 bail!(
                     "the restored server is not the snapshot's cluster: database {} is missing",
                     want.name
                 );
-            };
+            }
+            let got = tables(d, container, user, &want.name).await;
             let missing: Vec<&String> = want
                 .tables
                 .keys()
-                .filter(|t| !got.tables.contains_key(*t))
+                .filter(|t| !got.contains_key(*t))
                 .take(3)
                 .collect();
-            if !missing.is_empty() || got.tables.len() != want.tables.len() {
+            if !missing.is_empty() || got.len() != want.tables.len() {
                 bail!(
                     "the restored server is not the snapshot's cluster: database {} has {} tables, \
                      the snapshot {} (missing: {missing:?})",
                     want.name,
-                    got.tables.len(),
+                    got.len(),
                     want.tables.len()
                 );
             }
@@ -302,4 +328,24 @@ pub(in crate::snapshot) async fn prove_identity(
             " (not recorded)"
         }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_image_facts;
+
+    #[test]
+    fn image_facts_read_version_uid_and_gid_from_one_output() {
+        assert_eq!(
+            parse_image_facts("postgres (PostgreSQL) 15.8 (Debian 15.8-1.pgdg120+1)\n999\n999\n")
+                .unwrap(),
+            (Some(15), 999, 999)
+        );
+        assert_eq!(
+            parse_image_facts("postgres (PostgreSQL) 18.0\n999\n998\n").unwrap(),
+            (Some(18), 999, 998)
+        );
+        assert_eq!(parse_image_facts("\n70\n70\n").unwrap(), (None, 70, 70));
+        assert!(parse_image_facts("postgres (PostgreSQL) 16.2\n\n").is_err());
+    }
 }

@@ -27,20 +27,21 @@ pub async fn create(
     progress: Arc<dyn Progress>,
 ) -> Result<Created> {
     let d = docker::connect().await?;
-    recover(
+    let mut notes = recover(
         &d,
         store,
         "create",
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
-    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
-        crate::output::note(&note);
-    }
-    match opts.method {
+    notes.extend(super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await?);
+    let mut created = match opts.method {
         Method::Cold => cold(&d, store, t, name, opts, progress, true).await,
         Method::Online => online(&d, store, t, name, opts, progress).await,
     }
+    .inspect_err(|_| super::warn_dropped(&notes))?;
+    created.notes = notes;
+    Ok(created)
 }
 
 /// Cold snapshot: checkpoint, stop, prove a clean shutdown, stream the volume
@@ -194,7 +195,10 @@ pub(super) async fn cold(
             system_identifier: system_id,
             pgdata: Some(t.pgdata.clone()),
             pgdata_rel: t.pgdata_rel.clone(),
-            layout: Layout::Volume { root },
+            layout: Layout::Volume {
+                root,
+                data_link: written.data_link,
+            },
             owner: written.owner,
             downtime_seconds: downtime,
             labels: opts.labels.clone(),

@@ -18,12 +18,14 @@
 
 use anyhow::Result;
 
+use super::complete::{Live, complete};
 use super::container::{image_facts, settle};
 use super::journal::{JournalFile, TargetJournal, read_journal};
-use super::restore::{Live, complete};
 use super::swap::{MOUNT, Swap};
 use crate::docker::{self, Docker, Helper};
+use crate::snapshot::Leftovers;
 use crate::snapshot::store::Store;
+use crate::target::VolumeTarget;
 
 /// Repairs `volume` if a dead ward left a journal for it (call holding the
 /// target lock). Returns the note to show (what was done, or why a journal
@@ -83,31 +85,87 @@ pub(crate) async fn heal(d: &Docker, volume: &str, must_own: bool) -> Result<Opt
 }
 
 /// [`heal`], then (the journal handled) removes swap directories nobody
-/// accounts for, before the caller — a snapshot command — works on the
-/// volume (see [`super::swap::sweep_stale`]). Returns the notes.
+/// accounts for, in a helper of its own, before the caller — a snapshot
+/// command that starts no read-write helper early, such as `create` —
+/// works on the volume (see [`sweep`]). Returns the notes.
 pub(super) async fn heal_and_sweep(d: &Docker, image: &str, volume: &str) -> Result<Vec<String>> {
     let mut notes: Vec<String> = heal(d, volume, true).await?.into_iter().collect();
     if docker::inspect_volume(d, volume).await?.is_none() {
         return Ok(notes);
     }
-    let (removed, busy) = super::swap::sweep_stale(d, image, volume).await?;
-    if !busy.is_empty() {
+    let helper = Helper::start(d, image, volume, MOUNT, false).await?;
+    let swept = sweep(d, &helper.name, volume).await;
+    helper.remove(d).await?;
+    notes.extend(swept?);
+    Ok(notes)
+}
+
+/// Runs the stale-swap sweep ([`super::swap::sweep_in`]) in `helper` (the
+/// volume read-write at [`MOUNT`]; call after [`heal`]) and turns what it
+/// found into notes — or into an error when a swap directory may hold the
+/// previous data (kept, for a person to sort out) or another ward's helper
+/// holds one (busy: that ward is restoring right now).
+pub(super) async fn sweep(d: &Docker, helper: &str, volume: &str) -> Result<Vec<String>> {
+    let swept = super::swap::sweep_in(d, helper).await?;
+    if !swept.kept.is_empty() {
+        anyhow::bail!(
+            "volume {volume} holds {} from an interrupted restore whose journal is gone: the \
+             previous data was moved aside into it and may be the only copy — ward neither \
+             snapshots it nor deletes it; look inside (old/ is the previous data, stage/ the \
+             restored one), move the right contents back to the volume root, then remove it",
+            swept.kept.join(", ")
+        );
+    }
+    if !swept.busy.is_empty() {
         // Its journal and lock are elsewhere (another state directory, sudo,
         // another user), but its helper holds the swap directory's lock.
         return crate::error::usage(format!(
             "another ward is restoring into volume {volume} right now ({} in it is locked by \
              that ward's helper) — wait for it to finish, then try again",
-            busy.join(", ")
+            swept.busy.join(", ")
         ));
     }
-    notes.extend((!removed.is_empty()).then(|| {
-        format!(
-            "note: removed {} left in volume {volume} by an interrupted ward (no journal \
-             accounted for it; it held none of the data in use)",
-            removed.join(", ")
-        )
-    }));
-    Ok(notes)
+    Ok((!swept.removed.is_empty())
+        .then(|| {
+            format!(
+                "note: removed {} left in volume {volume} by an interrupted ward (no journal \
+                 accounted for it; it held none of the data in use)",
+                swept.removed.join(", ")
+            )
+        })
+        .into_iter()
+        .collect())
+}
+
+/// `ward doctor`: [`heal`] (a journal of a live ward is left alone, and
+/// then so is the volume), then the stale-swap sweep in a helper of its
+/// own, reporting what it removed, kept and found busy instead of failing.
+/// Call holding the target lock.
+pub(crate) async fn sweep_leftovers(t: &VolumeTarget) -> Result<Leftovers> {
+    let d = docker::connect().await?;
+    let volume = &t.volume.name;
+    let mut found = Leftovers {
+        volume: volume.clone(),
+        ..Leftovers::default()
+    };
+    found.notes.extend(heal(&d, volume, false).await?);
+    if matches!(read_journal(volume), Ok(Some(_))) {
+        found.notes.push(format!(
+            "left volume {volume} alone: a journal of a running ward is still open for it"
+        ));
+        return Ok(found);
+    }
+    if docker::inspect_volume(&d, volume).await?.is_none() {
+        return Ok(found);
+    }
+    let helper = Helper::start(&d, &t.image, volume, MOUNT, false).await?;
+    let swept = super::swap::sweep_in(&d, &helper.name).await;
+    helper.remove(&d).await?;
+    let swept = swept?;
+    found.removed = swept.removed;
+    found.kept = swept.kept;
+    found.busy = swept.busy;
+    Ok(found)
 }
 
 async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
@@ -146,6 +204,8 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 was_running: j.was_running,
                 stop_timeout: 120,
             };
+            // Held from here on: no sweep may remove what this heal moves.
+            sw.hold_lock().await?;
             let markers = sw.markers().await?;
             let has = |m: &str| markers.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
             let new_data_ran = has("committed")

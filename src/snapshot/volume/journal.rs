@@ -56,13 +56,14 @@ impl Drop for RestartGuard {
 /// Repairs what ward processes that died (kill -9, power cut) left behind,
 /// from their journals: restarts containers they stopped; refuses to snapshot
 /// a container whose volume a dead restore left half-replaced, and says how to
-/// put the previous data back.
+/// put the previous data back. Returns the notes to show.
 pub(super) async fn recover(
     d: &Docker,
     store: &Store,
     op: &str,
     container: Option<&str>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     for (path, j) in store.stale_journals() {
         let Some(facts) = docker::inspect_container(d, &j.container).await? else {
             let _ = std::fs::remove_file(&path);
@@ -82,7 +83,7 @@ pub(super) async fn recover(
                 ),
             };
             if same && op == "restore" {
-                crate::output::note(&format!(
+                notes.push(format!(
                     "note: an interrupted ward (pid {}) left the volume of {} half-replaced; this restore replaces it",
                     j.pid, j.container
                 ));
@@ -96,7 +97,7 @@ pub(super) async fn recover(
                     j.container
                 ));
             } else {
-                crate::output::note(&format!(
+                notes.push(format!(
                     "warning: an interrupted restore left container {} with partially replaced data — {fix}",
                     j.container
                 ));
@@ -106,14 +107,14 @@ pub(super) async fn recover(
         if j.was_running && !docker::is_running(d, &j.container).await? {
             docker::start_container(d, &j.container).await?;
             settle(d, &j.container, &user).await;
-            crate::output::note(&format!(
+            notes.push(format!(
                 "note: restarted container {}, which an interrupted ward (pid {}) had stopped",
                 j.container, j.pid
             ));
         }
         let _ = std::fs::remove_file(&path);
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// What a create or restore is doing to one volume, kept per target (not per

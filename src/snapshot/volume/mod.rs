@@ -13,6 +13,7 @@
 //! - `container` runs psql and pg_isready and reads facts through
 //!   `docker exec`, for [`super::throwaway`] too.
 
+mod complete;
 mod container;
 mod create;
 mod heal;
@@ -34,12 +35,20 @@ use crate::progress::Progress;
 
 pub(super) use container::{image_facts, psql, wait_ready};
 pub use create::create;
-pub(crate) use heal::heal;
+pub(crate) use heal::{heal, sweep_leftovers};
 pub use journal::RestartGuard;
 pub(crate) use journal::{Owner, journal_files, journal_volume, state_dir, write_durably};
 pub use previous::restore_previous;
 pub use restore::restore;
 pub(super) use upload::{replace_contents, restore_paths};
+
+/// Notes gathered by a command that then failed: the error is what the
+/// command returns, so they go to the log (shown at the default level).
+fn warn_dropped(notes: &[String]) {
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+}
 
 /// `verify --deep`: restore into a throwaway volume, start Postgres of the
 /// snapshot's image on it, run `pg_amcheck` and a sanity query.

@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::Utc;
 
+use super::complete::{Live, complete};
 use super::container::{image_facts, postgres_user};
 use super::journal::{JournalFile, TargetJournal};
-use super::restore::{Live, complete};
 use super::swap::{MOUNT, PREVIOUS_MOUNT, Swap, previous_volume};
 use crate::docker::{self, Helper};
 use crate::progress::Progress;
@@ -57,9 +57,10 @@ pub async fn restore_previous(
 ) -> Result<Restored> {
     let started = Instant::now();
     let d = docker::connect().await?;
-    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
-        crate::output::note(&note);
-    }
+    let mut notes: Vec<String> = super::heal::heal(&d, &t.volume.name, true)
+        .await?
+        .into_iter()
+        .collect();
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     let prev = previous_volume(&t.volume.name);
     if docker::inspect_volume(&d, &prev).await?.is_none() {
@@ -68,6 +69,11 @@ pub async fn restore_previous(
              `--previous` puts back what a restore with --keep-previous kept"
         ));
     }
+    // The staging helper sweeps stale swap directories first, before this
+    // restore journals anything (no container of its own for the sweep).
+    let helper =
+        Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
+    notes.extend(super::heal::sweep(&d, &helper.name, &t.volume.name).await?);
     if !confirm(&format!(
         "Replace the data of {target_desc} with the previous contents kept in volume {prev}?"
     ))? {
@@ -95,8 +101,6 @@ pub async fn restore_previous(
         keep_previous: true,
         started_at: Utc::now(),
     })?;
-    let helper =
-        Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
     let (_, uid, gid) = image_facts(&d, &helper.name).await?;
     let sw = Swap {
         d: &d,
@@ -111,7 +115,7 @@ pub async fn restore_previous(
     let stage_at = Instant::now();
     let staged = async {
         sw.stage_previous().await?;
-        sw.seal().await
+        sw.seal(false).await
     }
     .await;
     progress.finish();
@@ -163,5 +167,6 @@ pub async fn restore_previous(
         swap_seconds: Some(swapped.swap_seconds),
         start_seconds: Some(swapped.start_seconds),
         downtime_seconds: Some(swapped.downtime_seconds),
+        notes,
     })
 }

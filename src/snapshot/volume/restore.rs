@@ -1,9 +1,10 @@
 //! Restoring a snapshot into a volume by staging, then swapping (see
-//! [`super::swap`]): probe the target image, unpack the archive through the
-//! checked reader into a swap directory inside the volume while the
-//! container keeps running, then stop it, exchange old and new contents by
-//! renames, start it and prove it runs the snapshot's cluster — and swap the
-//! previous contents back if any step after the stop fails.
+//! [`super::swap`]): in one helper container, sweep stale swap directories,
+//! probe the target image, unpack the archive through the checked reader
+//! into a swap directory inside the volume while the container keeps
+//! running; then [`super::complete`] stops it, exchanges old and new
+//! contents by renames, starts it and proves it runs the snapshot's cluster
+//! — and swaps the previous contents back if any step after the stop fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::container::{image_facts, postgres_user, prove_identity, settle, wait_ready};
+use super::complete::{Live, complete};
+use super::container::{image_facts, postgres_user};
 use super::create::cold;
-use super::journal::{JournalFile, RestartGuard, TargetJournal, recover};
-use super::swap::{ForeignData, MOUNT, Swap};
+use super::journal::{JournalFile, TargetJournal, recover};
+use super::swap::{MOUNT, Swap};
 use super::upload::stream_checked;
 use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
@@ -38,16 +40,14 @@ pub async fn restore(
 ) -> Result<Restored> {
     let started = Instant::now();
     let d = docker::connect().await?;
-    recover(
+    let mut notes = recover(
         &d,
         store,
         "restore",
         t.container.as_ref().map(|c| c.name.as_str()),
     )
     .await?;
-    for note in super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await? {
-        crate::output::note(&note);
-    }
+    notes.extend(super::heal::heal(&d, &t.volume.name, true).await?);
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     if m.pgdata_rel != t.pgdata_rel {
         return crate::error::usage(format!(
@@ -57,24 +57,80 @@ pub async fn restore(
             m.pgdata_rel, t.pgdata_rel
         ));
     }
-    // Probe the target image (and the current data) with a read-only helper.
-    let probe = Helper::start(&d, &t.image, &t.volume.name, &t.mount, true).await?;
-    let (major, uid, gid) = image_facts(&d, &probe.name).await?;
+    // One helper for the whole restore — it sweeps stale swap directories,
+    // probes the image and the current data, then stages — because every
+    // container start is a second or so the restore (and a kill-trial) pays.
+    let helper = Helper::start(&d, &t.image, &t.volume.name, MOUNT, false).await?;
+    let r = restore_in(
+        &d,
+        &helper.name,
+        Request {
+            store,
+            m,
+            t,
+            opts,
+            keep_previous,
+            target_desc,
+        },
+        &mut notes,
+        confirm,
+        progress,
+    )
+    .await;
+    // The swap directory is gone (or the journal keeps it for the next
+    // ward) whatever happened; the helper goes too.
+    let removed = helper.remove(&d).await;
+    let mut restored = r.inspect_err(|_| super::warn_dropped(&notes))?;
+    removed?;
+    restored.seconds = started.elapsed().as_secs_f64();
+    restored.notes = notes;
+    Ok(restored)
+}
+
+/// What is restored where, and how.
+struct Request<'a> {
+    store: &'a Store,
+    m: &'a Manifest,
+    t: &'a VolumeTarget,
+    opts: &'a RestoreOptions,
+    keep_previous: bool,
+    target_desc: String,
+}
+
+/// [`restore`] with its helper (the volume read-write at [`MOUNT`]) started.
+async fn restore_in(
+    d: &Docker,
+    helper: &str,
+    req: Request<'_>,
+    notes: &mut Vec<String>,
+    confirm: Confirm,
+    progress: Arc<dyn Progress>,
+) -> Result<Restored> {
+    let Request {
+        store,
+        m,
+        t,
+        opts,
+        keep_previous,
+        target_desc,
+    } = req;
+    let d = d.clone();
+    notes.extend(super::heal::sweep(&d, helper, &t.volume.name).await?);
+    // The image's facts and the current data's version, through the helper.
+    let (major, uid, gid) = image_facts(&d, helper).await?;
     let current = docker::exec(
         &d,
-        &probe.name,
+        helper,
         None,
-        &["cat", &format!("{}/PG_VERSION", t.pgdata)],
+        &["cat", &format!("{}/PG_VERSION", join(MOUNT, &t.pgdata_rel))],
     )
     .await?;
-    probe.remove(&d).await?;
     let current_major = if current.ok() {
         parse_major(&current.stdout)
     } else {
         None
     };
-    let image_major = major.or(current_major);
-    if let Some(maj) = image_major
+    if let Some(maj) = major.or(current_major)
         && maj != m.pg_major
     {
         return crate::error::usage(format!(
@@ -128,7 +184,7 @@ pub async fn restore(
         None => false,
     };
     let (root, upload_rel) = match &m.layout {
-        Layout::Volume { root } => (root.clone(), String::new()),
+        Layout::Volume { root, .. } => (root.clone(), String::new()),
         Layout::Pgdata => ("vol".to_string(), join("vol", &t.pgdata_rel)),
     };
     let id = crate::snapshot::new_id();
@@ -149,10 +205,9 @@ pub async fn restore(
         keep_previous,
         started_at: Utc::now(),
     })?;
-    let helper = Helper::start(&d, &t.image, &t.volume.name, MOUNT, false).await?;
     let sw = Swap {
         d: &d,
-        helper: &helper.name,
+        helper,
         id,
         root,
         pgdata_rel: t.pgdata_rel.clone(),
@@ -167,9 +222,7 @@ pub async fn restore(
     if let Err(e) = stage(&sw, store, m, &upload_rel, &room, progress.clone()).await {
         // Nothing but the staging directory was touched.
         crate::error::uncancel();
-        let cleaned = sw.discard().await;
-        helper.remove(&d).await?;
-        cleaned?;
+        sw.discard().await?;
         journal.finish();
         if e.downcast_ref::<crate::error::UsageError>().is_some()
             || e.downcast_ref::<crate::snapshot::Damaged>().is_some()
@@ -192,7 +245,6 @@ pub async fn restore(
     let swapped = match outcome {
         Ok(s) => s,
         Err(e) => {
-            let _ = helper.remove(&d).await;
             // Rolled back: nothing left to repair. Otherwise the journal
             // stays for the next ward.
             if journal.entry.phase == "rolled-back" {
@@ -207,10 +259,9 @@ pub async fn restore(
         sw.discard().await?;
         None
     };
-    helper.remove(&d).await?;
     journal.finish();
     if let Some(v) = &kept {
-        crate::output::note(&format!(
+        notes.push(format!(
             "the previous contents are kept in volume {v} (outside PGDATA); put them back with \
              `ward snapshot restore --previous` on this target"
         ));
@@ -225,13 +276,15 @@ pub async fn restore(
         name: m.name.clone(),
         target: target_desc,
         safety_snapshot: safety,
-        seconds: started.elapsed().as_secs_f64(),
+        // The caller's clock: it started before the helper.
+        seconds: 0.0,
         running: swapped.running,
         sanity: swapped.sanity,
         stage_seconds: Some(stage_seconds),
         swap_seconds: Some(swapped.swap_seconds),
         start_seconds: Some(swapped.start_seconds),
         downtime_seconds: Some(swapped.downtime_seconds),
+        notes: Vec::new(),
     })
 }
 
@@ -320,178 +373,14 @@ async fn stage(
         return Err(e);
     }
     fault("restore:mid-stage")?;
-    sw.seal().await
-}
-
-/// The container whose volume is swapped, and how ward found it.
-pub(super) struct Live {
-    pub container: Option<String>,
-    pub user: String,
-    pub was_running: bool,
-    pub stop_timeout: u32,
-}
-
-/// What the swap did.
-pub(super) struct Swapped {
-    pub running: bool,
-    pub sanity: Option<String>,
-    pub swap_seconds: f64,
-    pub start_seconds: f64,
-    pub downtime_seconds: f64,
-}
-
-/// From a finished staging to the new data running: stop, swap out, swap
-/// in, start, prove identity (with the manifest, when there is one); any
-/// failure swaps the previous data back and restarts. Resumable: each step
-/// skips what its marker says is done (the next ward after a kill runs this
-/// again). Leaves the container running if it was, stopped if not.
-pub(super) async fn complete(
-    sw: &Swap<'_>,
-    live: &Live,
-    m: Option<&Manifest>,
-    journal: &mut JournalFile,
-) -> Result<Swapped> {
-    let d = sw.d;
-    let stop_at = Instant::now();
-    let mut guard = live
-        .container
-        .as_ref()
-        .map(|c| RestartGuard::new(c, live.was_running));
-    // Once the previous data starts moving, the container may only start on
-    // a volume that is wholly old or wholly new.
-    let swap_begun = std::cell::Cell::new(false);
-    let result: Result<(Option<String>, f64, f64)> = async {
-        if let Some(c) = &live.container {
-            // "stopping" until the engine says it stopped: a stop ward
-            // asked for goes on in the engine after a kill.
-            journal.set("stopping")?;
-            fault("restore:before-stop")?;
-            if docker::is_running(d, c).await? {
-                settle(d, c, &live.user).await;
-            }
-            docker::stop_container(d, c, live.stop_timeout).await?;
-            journal.set("stopped")?;
+    let data_link = matches!(
+        m.layout,
+        Layout::Volume {
+            data_link: true,
+            ..
         }
-        fault("restore:after-stop")?;
-        let swap_at = Instant::now();
-        swap_begun.set(true);
-        sw.swap_out().await?;
-        journal.set("swapped-out")?;
-        fault("restore:after-swap-out")?;
-        sw.swap_in().await?;
-        journal.set("swapped-in")?;
-        let swap_seconds = swap_at.elapsed().as_secs_f64();
-        let start_at = Instant::now();
-        let Some(c) = &live.container else {
-            return Ok((None, swap_seconds, 0.0));
-        };
-        // "starting" before the engine is asked: once asked, the new data
-        // may run and take writes, even if ward dies before it hears back,
-        // so heal must never roll back from here.
-        journal.set("starting")?;
-        docker::start_container(d, c).await?;
-        fault("restore:after-start-request")?;
-        journal.set("started")?;
-        fault("restore:after-start")?;
-        let answered = wait_ready(d, c, &live.user).await?;
-        let sanity = match m {
-            Some(m) => prove_identity(d, c, &live.user, m, &answered).await?,
-            None => format!("{answered} (no snapshot manifest to prove its identity against)"),
-        };
-        Ok((Some(sanity), swap_seconds, start_at.elapsed().as_secs_f64()))
-    }
-    .await;
-    match result {
-        Ok((sanity, swap_seconds, start_seconds)) => {
-            let downtime_seconds = stop_at.elapsed().as_secs_f64();
-            // From here on the new data stays, whatever happens next: it may
-            // already have taken writes.
-            sw.commit().await?;
-            journal.set("done")?;
-            let running = leave_as_found(d, live, guard).await?;
-            Ok(Swapped {
-                running,
-                sanity,
-                swap_seconds,
-                start_seconds,
-                downtime_seconds,
-            })
-        }
-        Err(e) => {
-            let cancelled = crate::error::cancelled();
-            crate::error::uncancel();
-            tracing::info!("restore failed ({e:#}); swapping the previous data back");
-            if e.downcast_ref::<ForeignData>().is_some() {
-                // Neither wholly old nor wholly new, and not ward's to move.
-                if let Some(g) = guard.take() {
-                    g.disarm();
-                }
-                if let Some(c) = &live.container {
-                    let _ = docker::stop_container(d, c, 120).await;
-                }
-                return Err(e);
-            }
-            let back = async {
-                if let Some(c) = &live.container {
-                    docker::stop_container(d, c, 120).await?;
-                }
-                fault("restore:swap-back")?;
-                sw.swap_back().await
-            }
-            .await;
-            let back = match back {
-                // Wholly old again.
-                Ok(()) => {
-                    async {
-                        journal.set("rolled-back")?;
-                        leave_as_found(d, live, guard.take()).await
-                    }
-                    .await
-                }
-                Err(e2) => {
-                    if swap_begun.get() {
-                        // Perhaps half-swapped: starting Postgres on it could
-                        // initdb or corrupt it. Stays stopped; the journal
-                        // stays for the next ward.
-                        if let Some(g) = guard.take() {
-                            g.disarm();
-                        }
-                    }
-                    Err(e2)
-                }
-            };
-            match back {
-                Ok(_) if cancelled => Err(crate::error::Interrupted.into()),
-                Ok(_) => Err(e.context("restore failed; the previous data is back in place")),
-                Err(e2) => Err(e.context(format!(
-                    "restore failed AND swapping the previous data back failed ({e2:#}) — the \
-                     journal is kept: the next ward run on this target (or `ward snapshot \
-                     recover`) finishes putting it back"
-                ))),
-            }
-        }
-    }
-}
-
-/// Leaves the container as it was found: running if it was (waiting until
-/// ready), stopped if it was stopped.
-async fn leave_as_found(d: &Docker, live: &Live, guard: Option<RestartGuard>) -> Result<bool> {
-    let Some(c) = &live.container else {
-        return Ok(false);
-    };
-    if let Some(g) = guard {
-        g.disarm();
-    }
-    if live.was_running {
-        if !docker::is_running(d, c).await? {
-            docker::start_container(d, c).await?;
-        }
-        wait_ready(d, c, &live.user).await?;
-        Ok(true)
-    } else {
-        docker::stop_container(d, c, 120).await?;
-        Ok(false)
-    }
+    );
+    sw.seal(data_link).await
 }
 
 fn join(a: &str, b: &str) -> String {

@@ -237,10 +237,42 @@ impl Swap<'_> {
         .await
     }
 
-    /// Fixes owner and mode of the staged tree, then marks staging finished.
-    pub async fn seal(&self) -> Result<()> {
+    /// Takes the swap directory's lock for the helper's lifetime (as
+    /// staging does), so no sweep removes it while this ward finishes or
+    /// undoes it. Waits at most 30 s for a holder to let go.
+    pub async fn hold_lock(&self) -> Result<()> {
         self.sh(
-            "chown -R \"$U:$G\" \"$S\"\nchmod 0700 \"$X\"\nsync\ntouch \"$W/staged\"\nsync",
+            "if [ -d \"$W\" ] && command -v flock >/dev/null 2>&1; then\n\
+               exec 9>>\"$W/lock\"\n  flock -w 30 -x 9 || { echo 'the swap directory is locked by another ward' >&2; exit 1; }\n\
+               sh -c 'while :; do sleep 3600; done' </dev/null >/dev/null 2>&1 8>&- &\n\
+               exec 9>&-\n\
+             fi",
+            "",
+        )
+        .await
+    }
+
+    /// Fixes owner and mode of the staged tree, recreates the `data -> .`
+    /// link of postgres:18.0 volumes when the snapshot recorded one (never
+    /// extracted from the archive: the staged tree holds no link until
+    /// every entry is written, and nothing ever lies below it), then marks
+    /// staging finished.
+    pub async fn seal(&self, data_link: bool) -> Result<()> {
+        let (name, target) = crate::snapshot::archive::DATA_LINK;
+        let link = if data_link {
+            format!(
+                "if [ -e \"$S/{name}\" ] || [ -L \"$S/{name}\" ]; then\n\
+                   echo 'the staged volume already holds {name}' >&2; exit 1\n\
+                 fi\n\
+                 ln -s '{target}' \"$S/{name}\"\nchown -h \"$U:$G\" \"$S/{name}\"\n"
+            )
+        } else {
+            String::new()
+        };
+        self.sh(
+            &format!(
+                "chown -R \"$U:$G\" \"$S\"\nchmod 0700 \"$X\"\n{link}sync\ntouch \"$W/staged\"\nsync"
+            ),
             &self.staged_pgdata(),
         )
         .await
@@ -382,6 +414,18 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
+/// What [`sweep_in`] did to ward's leftover directories in a volume.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Trash, staging leftovers and finished swaps: deleted.
+    pub removed: Vec<String>,
+    /// Swap directories that may hold (part of) the previous data: left alone.
+    pub kept: Vec<String>,
+    /// Swap directories whose `lock` a live helper holds: another ward's
+    /// restore in progress, left alone.
+    pub busy: Vec<String>,
+}
+
 /// Finds ward's swap and trash directories that no journal accounts for
 /// (the journal was lost, or another state directory holds it) and removes
 /// those that hold nothing of the user's: trash, staging leftovers (nothing
@@ -390,66 +434,73 @@ fn join(a: &str, b: &str) -> String {
 /// place). On PG ≤ 17 images the volume root is PGDATA, so a leftover would
 /// otherwise ride along in every later cold snapshot and `pg_basebackup`.
 /// A swap directory that may hold any of the previous data — even a part
-/// of it, from a ward killed in the middle of moving it aside — is left
-/// alone and is an error. One whose `lock` a live helper holds (another
-/// ward staging right now, see [`HOLD_LOCK`]) is skipped. Returns what was
-/// removed and what was skipped as busy. Call holding the target lock,
-/// after the journal was handled.
-pub(super) async fn sweep_stale(
-    d: &Docker,
-    image: &str,
-    volume: &str,
-) -> Result<(Vec<String>, Vec<String>)> {
+/// of it, from a ward killed in the middle of moving it aside — is kept.
+/// One whose `lock` a live helper holds (another ward staging right now,
+/// see [`HOLD_LOCK`]) is busy. Runs in `helper`, which mounts the volume
+/// read-write at [`MOUNT`] — a restore's own staging helper, before it
+/// creates its swap directory, so no container is started for the sweep
+/// alone. Call holding the target lock, after the journal was handled.
+pub(super) async fn sweep_in(d: &Docker, helper: &str) -> Result<Swept> {
     const SWEEP: &str = r#"
 cd "$1" || exit 1
 have_flock=""
 if command -v flock >/dev/null 2>&1; then have_flock=1; fi
+# Whether swap directory $1 holds nothing of the previous data: "ok" or "keep".
+decide() {
+  if [ ! -e "$1/committed" ]; then
+    if [ -e "$1/out-done" ] || [ -e "$1/in-begun" ] || [ -e "$1/back" ]; then
+      echo keep; return
+    fi
+    if [ -e "$1/old" ] || [ -L "$1/old" ]; then
+      if [ ! -d "$1/old" ] || [ -L "$1/old" ] || [ -n "$(ls -A "$1/old")" ]; then
+        echo keep; return
+      fi
+    fi
+  fi
+  echo ok
+}
 for w in .ward-trash-* .ward-swap-*; do
   [ -e "$w" ] || [ -L "$w" ] || continue
   case "$w" in
     .ward-swap-*)
       if [ -d "$w" ] && [ ! -L "$w" ]; then
-        if [ -e "$w/lock" ] && { [ -z "$have_flock" ] || ! flock -n "$w/lock" true; }; then
-          echo "busy $w"; continue
+        t=".ward-trash-${w#.ward-swap-}-swept"
+        if [ -n "$have_flock" ]; then
+          # Decide and rename while holding the directory's lock and its
+          # run-lock: a ward that takes either later finds it gone, and one
+          # that holds either now makes it busy.
+          r=$( (
+            flock -n 7 || { echo busy; exit 0; }
+            flock -n 6 || { echo busy; exit 0; }
+            d=$(decide "$w")
+            if [ "$d" = ok ]; then mv "$w" "$t" && echo moved; else echo "$d"; fi
+          ) 7>>"$w/lock" 6>>"$w/run-lock" )
+        elif [ -e "$w/lock" ]; then
+          r=busy
+        else
+          r=$(decide "$w")
+          if [ "$r" = ok ]; then mv "$w" "$t" && r=moved; fi
         fi
-        if [ ! -e "$w/committed" ]; then
-          if [ -e "$w/out-done" ] || [ -e "$w/in-begun" ] || [ -e "$w/back" ]; then
-            echo "keep $w"; continue
-          fi
-          if [ -e "$w/old" ] || [ -L "$w/old" ]; then
-            if [ ! -d "$w/old" ] || [ -L "$w/old" ] || [ -n "$(ls -A "$w/old")" ]; then
-              echo "keep $w"; continue
-            fi
-          fi
-        fi
+        case "$r" in
+          moved) rm -rf "$t" && echo "removed $w";;
+          busy) echo "busy $w";;
+          *) echo "keep $w";;
+        esac
+        continue
       fi;;
   esac
   rm -rf "$w" && echo "removed $w"
 done
 "#;
-    let helper = crate::docker::Helper::start(d, image, volume, MOUNT, false).await?;
-    let out = exec_ok(d, &helper.name, &["sh", "-c", SWEEP, "sh", MOUNT]).await;
-    helper.remove(d).await?;
-    let out = out?;
-    let mut removed = Vec::new();
-    let mut kept = Vec::new();
-    let mut busy = Vec::new();
+    let out = exec_ok(d, helper, &["sh", "-c", SWEEP, "sh", MOUNT]).await?;
+    let mut swept = Swept::default();
     for line in out.stdout.lines() {
         match line.split_once(' ') {
-            Some(("removed", n)) => removed.push(n.to_string()),
-            Some(("busy", n)) => busy.push(n.to_string()),
-            Some(("keep", n)) => kept.push(n.to_string()),
+            Some(("removed", n)) => swept.removed.push(n.to_string()),
+            Some(("busy", n)) => swept.busy.push(n.to_string()),
+            Some(("keep", n)) => swept.kept.push(n.to_string()),
             _ => {}
         }
     }
-    if !kept.is_empty() {
-        bail!(
-            "volume {volume} holds {} from an interrupted restore whose journal is gone: the \
-             previous data was moved aside into it and may be the only copy — ward neither \
-             snapshots it nor deletes it; look inside (old/ is the previous data, stage/ the \
-             restored one), move the right contents back to the volume root, then remove it",
-            kept.join(", ")
-        );
-    }
-    Ok((removed, busy))
+    Ok(swept)
 }

@@ -29,7 +29,7 @@ pub(in crate::snapshot) fn restore_paths(
         }
     };
     match &m.layout {
-        Layout::Volume { root } => {
+        Layout::Volume { root, .. } => {
             let mount = format!("/ward-restore/{root}");
             let pgdata = join(&mount, pgdata_rel);
             (mount, "/ward-restore".into(), pgdata)

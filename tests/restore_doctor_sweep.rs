@@ -1,0 +1,179 @@
+//! Issue #13 point 3: `ward doctor` sweeps the volume of the snapshot target
+//! ward.toml names for the leftovers of interrupted restores no journal
+//! accounts for, by the restore's rules — removes trash, staging leftovers
+//! and finished swaps; keeps a swap directory that may hold previous data
+//! (and fails the check, saying what to do); leaves one whose lock a live
+//! helper holds (busy) — and reports each.
+
+mod support;
+
+use support::docker::{self as dk, Pg};
+use support::*;
+
+/// ward's entries at the volume root.
+fn ward_entries(pg: &Pg) -> Vec<String> {
+    let out = dk::docker(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        "ls -A /var/lib/postgresql/data | grep '^.ward-' || true",
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// `ward doctor --json` with `[snapshot] container = …`; returns the exit
+/// code and the "restore leftovers" check.
+fn doctor(pg: &Pg) -> (i32, serde_json::Value) {
+    let r = ward()
+        .file(
+            "ward.toml",
+            &format!("[snapshot]\ncontainer = \"{}\"\n", pg.name),
+        )
+        .args(["doctor", "--json"])
+        .run();
+    let report = r.json();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "restore leftovers")
+        .unwrap_or_else(|| panic!("no leftovers check: {report}"))
+        .clone();
+    (r.code(), check)
+}
+
+/// A helper-like container holding `flock` on `dir/lock` in the volume, as
+/// a live ward's staging helper does; removed on drop.
+struct LockHolder(String);
+
+impl LockHolder {
+    fn hold(pg: &Pg, dir: &str) -> LockHolder {
+        let name = dk::unique("ward-test-lock");
+        dk::docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "ward.test=1",
+            "--network",
+            "none",
+            "-v",
+            &format!("{}:/v", pg.volume),
+            "--entrypoint",
+            "sh",
+            dk::IMAGE,
+            "-c",
+            &format!("exec 9>/v/{dir}/lock; flock -x 9; touch /v/{dir}/held; sleep 600"),
+        ]);
+        let holder = LockHolder(name);
+        let held = format!("/var/lib/postgresql/data/{dir}/held");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::process::Command::new("docker")
+            .args(["exec", &pg.name, "test", "-e", &held])
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        holder
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn doctor_sweeps_the_configured_volume_and_reports_removed_kept_and_busy() {
+    let pg = Pg::start();
+    let before = pg.checksums();
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        "cd /var/lib/postgresql/data && \
+         mkdir -p .ward-trash-t1/x .ward-swap-staged/stage/data .ward-swap-done/old \
+           .ward-swap-aside/old .ward-swap-busy/stage && \
+         touch .ward-swap-done/committed .ward-swap-aside/old/PG_VERSION",
+    ]);
+    let _holder = LockHolder::hold(&pg, ".ward-swap-busy");
+
+    let (code, check) = doctor(&pg);
+    assert_eq!(code, 1, "a kept swap directory needs a person: {check}");
+    assert_eq!(check["status"], "missing", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    for removed in [".ward-trash-t1", ".ward-swap-staged", ".ward-swap-done"] {
+        assert!(detail.contains(removed), "{removed} not reported: {detail}");
+    }
+    assert!(detail.contains("kept .ward-swap-aside"), "{detail}");
+    assert!(detail.contains("busy .ward-swap-busy"), "{detail}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("old/ is the previous data"),
+        "{check}"
+    );
+    assert_eq!(
+        ward_entries(&pg),
+        vec![
+            ".ward-swap-aside".to_string(),
+            ".ward-swap-busy".to_string()
+        ],
+        "the sweep removed the wrong entries"
+    );
+    assert_eq!(pg.checksums(), before, "the data changed");
+    assert!(pg.running());
+    assert_eq!(dk::helpers(&pg.volume), 0, "helpers left");
+
+    // Sorted out by hand and the other ward gone: nothing left, check ok.
+    drop(_holder);
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "rm",
+        "-rf",
+        "/var/lib/postgresql/data/.ward-swap-aside",
+    ]);
+    let (code, check) = doctor(&pg);
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(code, 0, "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed .ward-swap-busy; kept nothing; busy nothing"),
+        "{check}"
+    );
+    assert!(ward_entries(&pg).is_empty());
+}
+
+#[test]
+fn doctor_without_a_configured_target_skips_the_sweep_and_says_how_to_enable_it() {
+    let r = ward().args(["doctor", "--json"]).run();
+    let report = r.json();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "restore leftovers")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "skipped", "{check}");
+    assert!(
+        check["fix"].as_str().unwrap().contains("[snapshot]"),
+        "{check}"
+    );
+}
