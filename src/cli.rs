@@ -129,6 +129,11 @@ pub struct SeedArgs {
     #[arg(long, conflicts_with = "append")]
     pub truncate: bool,
 
+    /// With --spec --truncate: also empty the tables outside the spec that CASCADE reaches (they
+    /// reference the spec's tables and hold rows) without asking; required without a terminal.
+    #[arg(short = 'y', long, requires = "truncate")]
+    pub yes: bool,
+
     /// Add patients after the existing ones; ids continue from the highest id in each table.
     #[arg(long)]
     pub append: bool,

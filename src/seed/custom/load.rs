@@ -22,8 +22,19 @@ use crate::seed::{TableReport, per_second};
 /// Rows per parallel chunk.
 const CHUNK: u64 = 2000;
 
+/// Asks whether to go on (`--yes` answers in advance); an error when no one can be asked.
+pub type Confirm<'a> = &'a dyn Fn(&str) -> Result<bool>;
+
 /// Empties the seeded tables (with `truncate`) or refuses if any holds rows.
-pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Result<()> {
+/// `TRUNCATE … CASCADE` also empties every table that references them,
+/// transitively: when one of those outside the spec holds rows, `confirm`
+/// must agree first (nothing is emptied otherwise).
+pub async fn prepare(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    truncate: bool,
+    confirm: Confirm<'_>,
+) -> Result<()> {
     let names: Vec<String> = plan
         .tables
         .iter()
@@ -31,14 +42,34 @@ pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Resul
         .collect();
     if truncate {
         if !names.is_empty() {
-            // Skipped tables that reference seeded ones (kept or trigger-filled
-            // children) point at rows about to go: they are emptied too.
-            let cascaded = referencing_outside(plan);
-            if !cascaded.is_empty() {
-                tracing::warn!(
-                    "--truncate also empties {}, which reference the spec's tables",
-                    cascaded.join(", ")
+            let mut losing = Vec::new();
+            for t in cascade_reach(plan) {
+                let table = &plan.schema.tables[t];
+                let has_rows: bool = tx
+                    .query_one(
+                        &format!("SELECT EXISTS (SELECT 1 FROM {})", table.sql_name()),
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if has_rows {
+                    losing.push(table.qualified());
+                }
+            }
+            if !losing.is_empty() {
+                let list = losing.join(", ");
+                let refused = || {
+                    UsageError(format!(
+                        "--truncate would also empty {list} (they hold rows and reference the spec's tables, so TRUNCATE … CASCADE reaches them) — pass --yes to empty them too, or seed without --truncate"
+                    ))
+                };
+                let question = format!(
+                    "--truncate also empties {list}: they hold rows and reference the spec's tables (TRUNCATE … CASCADE). Empty them too?"
                 );
+                match confirm(&question) {
+                    Ok(true) => tracing::warn!("--truncate also empties {list} (CASCADE)"),
+                    Ok(false) | Err(_) => return Err(refused().into()),
+                }
             }
             tx.batch_execute(&format!("TRUNCATE {} CASCADE", names.join(", ")))
                 .await
@@ -62,20 +93,31 @@ pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Resul
     Ok(())
 }
 
-/// Tables outside the seeded set that reference a seeded table.
-fn referencing_outside(plan: &Plan) -> Vec<String> {
-    plan.schema
-        .tables
-        .iter()
-        .enumerate()
-        .filter(|(t, table)| {
-            !plan.index.contains_key(t)
-                && table
+/// The tables outside the seeded set that `TRUNCATE … CASCADE` of the seeded
+/// tables empties: every table referencing one that is emptied, transitively
+/// (by constraints Postgres enforces; a spec's `ref` does not cascade).
+fn cascade_reach(plan: &Plan) -> Vec<usize> {
+    let n = plan.schema.tables.len();
+    let mut emptied: Vec<bool> = (0..n).map(|t| plan.index.contains_key(&t)).collect();
+    loop {
+        let more: Vec<usize> = (0..n)
+            .filter(|t| !emptied[*t])
+            .filter(|t| {
+                plan.schema.tables[*t]
                     .foreign_keys
                     .iter()
-                    .any(|f| plan.index.contains_key(&f.ref_table))
-        })
-        .map(|(_, table)| table.qualified())
+                    .any(|f| f.enforced && emptied[f.ref_table])
+            })
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        for t in more {
+            emptied[t] = true;
+        }
+    }
+    (0..n)
+        .filter(|t| emptied[*t] && !plan.index.contains_key(t))
         .collect()
 }
 
@@ -165,6 +207,24 @@ pub async fn load(
     progress: &dyn Progress,
 ) -> Result<Vec<TableReport>> {
     let mut reports = Vec::new();
+    // A cycle of NOT NULL keys broken at a DEFERRABLE one: its rows point at
+    // rows loaded later, so Postgres checks that key at commit.
+    for &(t, fk) in &plan.checked_at_commit {
+        let table = &plan.schema.tables[t];
+        tx.batch_execute(&format!(
+            "SET CONSTRAINTS {}.{} DEFERRED",
+            quote_ident(&table.schema),
+            quote_ident(&table.foreign_keys[fk].name)
+        ))
+        .await
+        .with_context(|| {
+            format!(
+                "deferring {} of {}",
+                table.foreign_keys[fk].name,
+                table.qualified()
+            )
+        })?;
+    }
     for ti in 0..plan.tables.len() {
         let started = Instant::now();
         if !plan.external_references(ti).is_empty() {

@@ -96,6 +96,14 @@ pub struct ForeignKey {
     pub ref_table: usize,
     /// Referenced column indices in that table.
     pub ref_columns: Vec<usize>,
+    /// `DEFERRABLE`: checked at commit when deferred, so a cycle of NOT NULL
+    /// keys can still be loaded in one transaction.
+    pub deferrable: bool,
+    /// A constraint in the database; `false` for a reference only the spec
+    /// declares (`ref = "schema.table.column"`, e.g. Django's
+    /// `ForeignKey(db_constraint=False)`): followed when seeding, never by
+    /// Postgres (no CASCADE, no check).
+    pub enforced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -253,7 +261,7 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
     let cons = client
         .query(
             "SELECT conrelid, conname::text, contype::text, conkey, confrelid, confkey,
-                    pg_get_constraintdef(oid)
+                    pg_get_constraintdef(oid), condeferrable
              FROM pg_constraint WHERE conrelid = ANY($1) AND contype IN ('p', 'u', 'f', 'c')
              ORDER BY conrelid, contype, conname",
             &[&oids],
@@ -278,6 +286,8 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
                     columns: cols,
                     ref_table: rt,
                     ref_columns,
+                    deferrable: r.get(7),
+                    enforced: true,
                 });
             }
             _ => {

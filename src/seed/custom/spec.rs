@@ -81,6 +81,9 @@ pub struct ColumnSpec {
     pub template: Option<String>,
     pub null_ratio: Option<f64>,
     pub params: super::generators::Params,
+    /// `ref = "schema.table.column"`: a reference the database does not
+    /// declare (no foreign key), filled from that column's values.
+    pub reference: Option<String>,
 }
 
 impl ColumnSpec {
@@ -431,9 +434,22 @@ fn column_spec(v: &toml::Value) -> Result<ColumnSpec, String> {
                     "max" => cs.params.max = Some(float(v, k)?),
                     "start" => cs.params.start = Some(float(v, k)? as i64),
                     "values" => cs.values = Some(values(v)?),
+                    "shape" => cs.params.shape = Some(super::shape::Shape::parse(&s()?)?),
+                    "ref" => cs.reference = Some(reference(&s()?)?),
                     other => {
                         return Err(format!(
-                            "unknown key {other:?} (expected gen, values, sql, template, null_ratio, min, max, from, to, true_ratio, start)"
+                            "unknown key {other:?} (expected gen, values, sql, template, ref, shape, null_ratio, min, max, from, to, true_ratio, start)"
+                        ));
+                    }
+                }
+            }
+            if cs.params.shape.is_some() {
+                match cs.generator.as_deref() {
+                    None => cs.generator = Some("json".into()),
+                    Some("json") => {}
+                    Some(g) => {
+                        return Err(format!(
+                            "shape goes with gen = \"json\" (not {g:?}) — drop gen or the shape"
                         ));
                     }
                 }
@@ -443,9 +459,10 @@ fn column_spec(v: &toml::Value) -> Result<ColumnSpec, String> {
                 cs.values.is_some(),
                 cs.sql.is_some(),
                 cs.template.is_some(),
+                cs.reference.is_some(),
             ];
             if ways.iter().filter(|w| **w).count() > 1 {
-                return Err("give only one of gen, values, sql, template".into());
+                return Err("give only one of gen, values, sql, template, ref".into());
             }
         }
         _ => {
@@ -472,8 +489,8 @@ fn default_spec(ty: &str, cs: ColumnSpec) -> Result<ColumnSpec, String> {
             "defaults hold settings (null_ratio, min, max, from, to, true_ratio), not a generator — set gen/values/sql/template on each column, e.g. {ty} = {{ null_ratio = 0.1 }}"
         ));
     }
-    if cs.params.start.is_some() {
-        return Err("start is per column (a sequence), not a default".into());
+    if cs.params.start.is_some() || cs.params.shape.is_some() || cs.reference.is_some() {
+        return Err("start, shape and ref are per column, not defaults".into());
     }
     Ok(cs)
 }
@@ -565,6 +582,17 @@ fn single_expression(sql: &str) -> Result<String, String> {
         return refuse("it is empty");
     }
     Ok(sql.to_string())
+}
+
+/// `ref = "schema.table.column"`: three dot-separated names.
+fn reference(s: &str) -> Result<String, String> {
+    if s.split('.').count() == 3 && s.split('.').all(|p| !p.is_empty()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "ref {s:?} must name the referenced column as \"schema.table.column\""
+        ))
+    }
 }
 
 fn scalar(v: &toml::Value) -> Result<String, String> {
