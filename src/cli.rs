@@ -125,7 +125,7 @@ pub struct SeedArgs {
     #[arg(long, short = 'j', env = "WARD_JOBS", value_name = "J")]
     pub jobs: Option<usize>,
 
-    /// Empty ward's tables before seeding.
+    /// Empty ward's tables (with --spec: the spec's tables) before seeding.
     #[arg(long, conflicts_with = "append")]
     pub truncate: bool,
 

@@ -11,6 +11,7 @@ pub mod kept;
 pub mod load;
 pub mod make;
 pub mod plan;
+pub mod prepare;
 pub mod schema;
 pub mod shape;
 pub mod spec;
@@ -139,7 +140,7 @@ pub async fn seed_asking(
     seed: Option<u64>,
     jobs: usize,
     truncate: bool,
-    confirm: load::Confirm<'_>,
+    confirm: prepare::Confirm<'_>,
     progress: &dyn Progress,
 ) -> Result<SeedReport> {
     let started = Instant::now();
@@ -154,7 +155,7 @@ pub async fn seed_asking(
             "{table}: ward cannot read {check}; if the seed fails on it, adjust the generators"
         );
     }
-    load::prepare(&tx, &plan, truncate, confirm).await?;
+    prepare::prepare(&tx, &plan, truncate, confirm).await?;
     let total: u64 = plan.tables.iter().map(|t| t.rows).sum();
     progress.stage("seeding", total);
     let pool = Arc::new(super::pipeline::pool(jobs)?);
