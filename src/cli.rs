@@ -125,9 +125,14 @@ pub struct SeedArgs {
     #[arg(long, short = 'j', env = "WARD_JOBS", value_name = "J")]
     pub jobs: Option<usize>,
 
-    /// Empty ward's tables before seeding.
+    /// Empty ward's tables (with --spec: the spec's tables) before seeding.
     #[arg(long, conflicts_with = "append")]
     pub truncate: bool,
+
+    /// With --spec --truncate: also empty the tables outside the spec that CASCADE reaches (they
+    /// reference the spec's tables and hold rows) without asking; required without a terminal.
+    #[arg(short = 'y', long, requires = "truncate")]
+    pub yes: bool,
 
     /// Add patients after the existing ones; ids continue from the highest id in each table.
     #[arg(long)]

@@ -287,6 +287,14 @@ pub struct Field {
     pub kind: Option<String>,
     /// A JSONField's default, as JSON.
     pub json_default: Option<String>,
+    /// A relation's target: the related model's table and column.
+    #[serde(default)]
+    pub related_table: Option<String>,
+    #[serde(default)]
+    pub related_column: Option<String>,
+    /// `ForeignKey(db_constraint=…)`: `false` when the database has no key for it.
+    #[serde(default)]
+    pub db_constraint: Option<bool>,
 }
 
 impl Models {

@@ -112,6 +112,20 @@ def regex_samples(field, validator, want):
     return found or None
 
 
+def registered_choices(field):
+    """Values an application checks against a registry of its own in clean(),
+    not on the field: wagtail's log actions (BaseLogEntry.action)."""
+    try:
+        from wagtail.log_actions import registry
+        from wagtail.models.audit_log import BaseLogEntry
+    except Exception:
+        return None
+    if field.name == "action" and issubclass(field.model, BaseLogEntry):
+        registry.scan_for_actions()
+        return sorted(registry.formatters)
+    return None
+
+
 def as_text(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -139,9 +153,20 @@ def describe(field):
         "regex_unsupported": None,
         "kind": None,
         "json_default": None,
+        "related_table": None,
+        "related_column": None,
+        "db_constraint": None,
     }
+    if field.is_relation and field.related_model is not None and getattr(field, "target_field", None) is not None:
+        # ForeignKey(db_constraint=False) has no key in the database: ward
+        # learns the reference here and draws values from the parent's keys.
+        d["related_table"] = field.related_model._meta.db_table
+        d["related_column"] = field.target_field.column
+        d["db_constraint"] = bool(getattr(field, "db_constraint", True))
     if field.choices:
         d["choices"] = [as_text(v) for v, _ in field.flatchoices if v not in (None, "")]
+    else:
+        d["choices"] = registered_choices(field)
     for v in every:
         if isinstance(v, V.MinValueValidator):
             lim = float(v.limit_value() if callable(v.limit_value) else v.limit_value)

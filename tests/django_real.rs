@@ -21,17 +21,6 @@ const CLEAN_EXCEPTIONS: &[(&str, &str)] = &[
         "wagtailimages.Rendition",
         "full_clean() opens the rendition's image file on media storage: ward writes rows, not files",
     ),
-    (
-        "wagtailcore.ModelLogEntry",
-        "`action` must be registered in wagtail's log-action registry (app state, not the model), and \
-         user/revision are ForeignKey(db_constraint=False): no foreign key in the database, so ward \
-         draws plain integers (NOT FIXED: the Django hints do not yet turn such keys into refs)",
-    ),
-    (
-        "wagtailcore.PageLogEntry",
-        "as ModelLogEntry: registered `action`, and page/revision/user are ForeignKey(db_constraint=False) \
-         (NOT FIXED)",
-    ),
 ];
 
 fn init_spec(url: &str, proj: &std::path::Path, spec: &std::path::Path) {

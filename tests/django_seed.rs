@@ -97,3 +97,67 @@ fn manage_py_in_the_working_directory_turns_the_hints_on() {
     );
     assert!(!spec.path().join("other.toml").exists());
 }
+
+#[test]
+fn foreign_keys_without_a_database_constraint_draw_from_the_parents_keys() {
+    // ForeignKey(db_constraint=False): no key in the database, so the guess
+    // alone drew plain integers, which full_clean() rejects (the referenced
+    // row must exist). The fixture's `audit` app holds such keys; it is
+    // installed here only, in this test's copy of the project.
+    let py = python();
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE app");
+    let url = c.url("app");
+    let proj = project();
+    let settings = proj.path().join("clinic/settings.py");
+    let text = std::fs::read_to_string(&settings).unwrap() + "INSTALLED_APPS += [\"audit\"]\n";
+    std::fs::write(&settings, text).unwrap();
+    manage(proj.path(), &url, &["migrate", "--no-input"]);
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'audit_entry'::regclass AND contype = 'f'"
+        ),
+        0,
+        "the fixture's keys are not in the database"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("spec.toml");
+    ward()
+        .db(&url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.to_str().unwrap())
+        .args(["--django-project"])
+        .arg_str(proj.path().to_str().unwrap())
+        .arg_str("--python")
+        .arg_str(py.to_str().unwrap())
+        .ok();
+    let text = std::fs::read_to_string(&spec).unwrap();
+    for needle in [
+        "columns.patient_id = { ref = \"public.records_patient.id\" }",
+        "columns.invoice_id = { ref = \"public.billing_invoice.id\", null_ratio = 0.1 }",
+        "Django: audit.Entry.patient is ForeignKey(db_constraint=False)",
+    ] {
+        assert!(text.contains(needle), "spec lacks {needle:?}:\n{text}");
+    }
+    ward()
+        .db(&url)
+        .args(["seed", "--spec"])
+        .arg_str(spec.to_str().unwrap())
+        .ok();
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM audit_entry e WHERE NOT EXISTS (SELECT 1 FROM records_patient p WHERE p.id = e.patient_id)
+               OR (invoice_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.id = e.invoice_id))"
+        ),
+        0
+    );
+    assert!(int(&url, "SELECT count(invoice_id) FROM audit_entry") > 0);
+    let (checked, errors) = full_clean(proj.path(), &url, 50);
+    assert!(errors.is_empty(), "full_clean() rejected rows: {errors:#?}");
+    assert!(
+        checked.iter().any(|(m, n)| m == "audit.Entry" && *n >= 20),
+        "{checked:?}"
+    );
+}

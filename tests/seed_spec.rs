@@ -462,19 +462,34 @@ fn bad_specs_get_precise_errors_and_nothing_is_written() {
 }
 
 #[test]
-fn a_cycle_without_a_nullable_key_is_named() {
+fn a_not_null_cycle_is_seeded_when_a_key_is_deferrable_and_named_when_none_is() {
     let c = cluster();
     let url = c.url("postgres");
     sql(
         &url,
         "CREATE TABLE a (id int PRIMARY KEY, b_id int NOT NULL);
          CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a);
-         ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b DEFERRABLE INITIALLY DEFERRED;",
+         ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b DEFERRABLE INITIALLY DEFERRED;",
     );
     let tmp = tempfile::tempdir().unwrap();
     let p = write_spec(
         tmp.path(),
         "[tables.\"public.a\"]\nrows = 3\ncolumns.id = \"sequence\"\n[tables.\"public.b\"]\nrows = 3\ncolumns.id = \"sequence\"\n",
+    );
+    // Deferrable: one transaction, the key checked at commit.
+    ward()
+        .db(&url)
+        .args(["seed", "-q", "--spec"])
+        .args([&p])
+        .ok();
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM a JOIN b ON b.id = a.b_id"),
+        3
+    );
+    sql(
+        &url,
+        "TRUNCATE a, b; ALTER TABLE a DROP CONSTRAINT a_b;
+         ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;",
     );
     ward()
         .db(&url)
@@ -483,6 +498,6 @@ fn a_cycle_without_a_nullable_key_is_named() {
         .run()
         .fails_with(
             2,
-            "foreign keys form a cycle (public.a.b_id → public.b, public.b.a_id → public.a)",
+            "foreign keys form a cycle (public.a.b_id → public.b, public.b.a_id → public.a) with no nullable key ward could fill after the load and no DEFERRABLE one",
         );
 }

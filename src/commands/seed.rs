@@ -29,13 +29,14 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
         let url = database_url(cfg, args).await?;
         let target = pg::describe(&pg::parse_url(&url)?);
         let mut client = pg::connect(&url).await?;
-        custom::seed(
+        custom::seed_asking(
             &mut client,
             target,
             spec,
             args.seed.or(cfg.file.seed.seed),
             s.jobs,
             s.truncate,
+            &|q: &str| output::confirm(q, args.yes),
             &bar,
         )
         .await?

@@ -2,7 +2,9 @@
 //! --init-spec --django`). The database says what Postgres accepts; the
 //! models say what the application accepts (`full_clean()`): a fixed list of
 //! choices, a regex, an e-mail / URL / slug, a value range, a JSON shape,
-//! and whether an empty value is allowed at all (`blank`). Each hint replaces
+//! whether an empty value is allowed at all (`blank`), and references the
+//! database does not declare (`ForeignKey(db_constraint=False)`, written as
+//! `ref = "schema.table.column"`). Each hint replaces
 //! the guessed generator of one column and says so in the spec's comment, so
 //! the rows ward writes pass the models' own validation. The models are read
 //! by `crate::django` from the project's own Django.
@@ -95,6 +97,14 @@ pub fn apply(
     let nullable = f.null && f.blank && !col.not_null;
     let nulls = if nullable { NULL_RATIO } else { "" };
     if f.relation {
+        if let Some(r) = unconstrained_ref(t, col, f) {
+            return (
+                format!("{{ ref = {}{nulls} }}", quote(&r)),
+                format!(
+                    "{note} · {who} is ForeignKey(db_constraint=False): no key in the database, values from {r}"
+                ),
+            );
+        }
         if value.contains("null_ratio") && !nullable {
             return (
                 quote("ref"),
@@ -184,6 +194,22 @@ pub fn apply(
         );
     }
     (value, note)
+}
+
+/// `schema.table.column` of a relation the database has no foreign key for
+/// (`ForeignKey(db_constraint=False)`): the related model's table, looked
+/// up in the referencing table's schema.
+fn unconstrained_ref(t: &Table, col: &Column, f: &Field) -> Option<String> {
+    let ci = t.column(&col.name)?;
+    if f.db_constraint != Some(false) || t.foreign_keys.iter().any(|k| k.columns.contains(&ci)) {
+        return None;
+    }
+    Some(format!(
+        "{}.{}.{}",
+        t.schema,
+        f.related_table.as_deref()?,
+        f.related_column.as_deref()?
+    ))
 }
 
 #[cfg(test)]

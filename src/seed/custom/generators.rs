@@ -84,6 +84,7 @@ pub const NAMES: &[&str] = &[
     "time",
     "interval",
     "uuid",
+    "ulid",
     "json",
     "bytes",
     "null",
@@ -173,7 +174,15 @@ pub enum Gen {
         max_minutes: i64,
     },
     Uuid,
+    /// A canonical ULID (26 Crockford base-32 characters) whose time part
+    /// falls between these instants.
+    Ulid {
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    },
     Json,
+    /// JSON of a shape (see `shape`).
+    Shaped(std::sync::Arc<super::shape::Compiled>),
     Bytes {
         min: u32,
         max: u32,
@@ -196,6 +205,8 @@ pub struct Params {
     pub to: Option<String>,
     pub true_ratio: Option<f64>,
     pub start: Option<i64>,
+    /// `shape = '…'` of a `json` column.
+    pub shape: Option<super::shape::Shape>,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -354,7 +365,14 @@ impl Gen {
                 max_minutes: p.max.map(|v| v as i64).unwrap_or(120),
             },
             "uuid" => Gen::Uuid,
-            "json" => Gen::Json,
+            "ulid" => Gen::Ulid {
+                from: years_before(as_of, 3).and_time(NaiveTime::MIN),
+                to: as_of.and_hms_opt(23, 59, 59).unwrap(),
+            },
+            "json" => match &p.shape {
+                Some(s) => Gen::Shaped(std::sync::Arc::new(s.compile(as_of)?)),
+                None => Gen::Json,
+            },
             "bytes" => {
                 // A CHECK on the length (a hash's 32 bytes) wins over the defaults.
                 let min = p.min.map(|v| v as u32).or(check.min_len).unwrap_or(8);
@@ -429,7 +447,8 @@ impl Gen {
             Gen::Time { .. } => Kind::Time,
             Gen::Interval { .. } => Kind::Interval,
             Gen::Uuid => Kind::Uuid,
-            Gen::Json => Kind::Json,
+            Gen::Ulid { .. } => Kind::Text,
+            Gen::Json | Gen::Shaped(_) => Kind::Json,
             Gen::Bytes { .. } => Kind::Bytes,
             Gen::Values { .. } | Gen::Sem(_) | Gen::Template(_) => Kind::Text,
             Gen::Null => Kind::Null,
@@ -447,7 +466,14 @@ impl Gen {
             }
         };
         match self {
-            Gen::Sequence { .. } | Gen::Uuid | Gen::Json | Gen::Bytes { .. } | Gen::Null => None,
+            Gen::Sequence { .. }
+            | Gen::Uuid
+            | Gen::Ulid { .. }
+            | Gen::Json
+            | Gen::Bytes { .. }
+            | Gen::Null => None,
+            // A shape says nothing about uniqueness: a UNIQUE column needs another generator.
+            Gen::Shaped(_) => Some(1),
             Gen::Int { min, max } => Some((*max - *min) as u64 + 1),
             Gen::Date { from, to } => Some(((*to - *from).num_days().max(0) + 1) as u64),
             Gen::Timestamp { from, to } => Some(((*to - *from).num_seconds().max(0) + 1) as u64),

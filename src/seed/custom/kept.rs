@@ -1,7 +1,9 @@
 //! Tables the guessed spec keeps as they are (`skip = true`) although they
 //! hold application data: tables that already hold rows when `--init-spec`
 //! runs (a framework's own migrate fills some), and tables an INSERT
-//! trigger fills, found in the trigger functions and the functions they call.
+//! trigger fills, found in the trigger functions and the functions they call;
+//! and the JSON values of the tables that hold rows, sampled for their shape
+//! (see `shape`: only keys and types go into the spec, never the contents).
 
 use super::schema::Schema;
 
@@ -102,6 +104,57 @@ pub async fn kept_rows(
         }
     }
     Ok(rows)
+}
+
+/// Up to [`SAMPLE_ROWS`](super::shape::SAMPLE_ROWS) non-NULL values of every
+/// json/jsonb column (or array of them) of the tables that hold rows, by
+/// (table, column). Read here, kept in memory only while the shape is derived.
+pub async fn json_samples(
+    client: &tokio_postgres::Client,
+    schema: &Schema,
+    kept_rows: &[u64],
+) -> anyhow::Result<std::collections::HashMap<(usize, usize), Vec<serde_json::Value>>> {
+    use super::schema::PgType;
+    let mut out = std::collections::HashMap::new();
+    for (ti, t) in schema.tables.iter().enumerate() {
+        if kept_rows.get(ti).is_none_or(|n| *n == 0) {
+            continue;
+        }
+        for (ci, c) in t.columns.iter().enumerate() {
+            let (json, array) = match &c.ty {
+                PgType::Json | PgType::Jsonb => (true, false),
+                PgType::Array(e, _) => (matches!(**e, PgType::Json | PgType::Jsonb), true),
+                _ => (false, false),
+            };
+            if !json {
+                continue;
+            }
+            let col = crate::pg::quote_ident(&c.name);
+            let expr = if array {
+                format!("(SELECT v FROM unnest({col}) v WHERE v IS NOT NULL LIMIT 1)")
+            } else {
+                col.clone()
+            };
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT x::text FROM (SELECT {expr} AS x FROM {} WHERE {col} IS NOT NULL LIMIT {}) s WHERE x IS NOT NULL",
+                        t.sql_name(),
+                        super::shape::SAMPLE_ROWS
+                    ),
+                    &[],
+                )
+                .await?;
+            let values: Vec<serde_json::Value> = rows
+                .iter()
+                .filter_map(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+                .collect();
+            if !values.is_empty() {
+                out.insert((ti, ci), values);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `body` followed by the bodies of the functions it calls, transitively.

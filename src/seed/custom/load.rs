@@ -1,7 +1,10 @@
 //! Loading a planned seed of the application's own tables: one transaction,
 //! a binary COPY per table in dependency order (through a staging table when
-//! a column is an SQL expression), the foreign keys that broke a cycle filled
-//! in a second pass, and serial/identity sequences moved past the ids ward set.
+//! a column is an SQL expression), the nullable foreign keys that broke a
+//! cycle filled in a second pass (the DEFERRABLE ones that broke one are
+//! deferred to the commit instead), and serial/identity sequences moved past
+//! the ids ward set. What happens before (empty tables, `--truncate`) is in
+//! `prepare`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,63 +24,6 @@ use crate::seed::{TableReport, per_second};
 
 /// Rows per parallel chunk.
 const CHUNK: u64 = 2000;
-
-/// Empties the seeded tables (with `truncate`) or refuses if any holds rows.
-pub async fn prepare(tx: &Transaction<'_>, plan: &Plan, truncate: bool) -> Result<()> {
-    let names: Vec<String> = plan
-        .tables
-        .iter()
-        .map(|tp| plan.schema.tables[tp.t].sql_name())
-        .collect();
-    if truncate {
-        if !names.is_empty() {
-            // Skipped tables that reference seeded ones (kept or trigger-filled
-            // children) point at rows about to go: they are emptied too.
-            let cascaded = referencing_outside(plan);
-            if !cascaded.is_empty() {
-                tracing::warn!(
-                    "--truncate also empties {}, which reference the spec's tables",
-                    cascaded.join(", ")
-                );
-            }
-            tx.batch_execute(&format!("TRUNCATE {} CASCADE", names.join(", ")))
-                .await
-                .context("emptying the spec's tables")?;
-        }
-        return Ok(());
-    }
-    for (tp, name) in plan.tables.iter().zip(&names) {
-        let has_rows: bool = tx
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {name})"), &[])
-            .await?
-            .get(0);
-        if has_rows {
-            return Err(UsageError(format!(
-                "{} already holds rows — add --truncate to replace the rows of the spec's tables, or skip it in the spec",
-                plan.schema.tables[tp.t].qualified()
-            ))
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// Tables outside the seeded set that reference a seeded table.
-fn referencing_outside(plan: &Plan) -> Vec<String> {
-    plan.schema
-        .tables
-        .iter()
-        .enumerate()
-        .filter(|(t, table)| {
-            !plan.index.contains_key(t)
-                && table
-                    .foreign_keys
-                    .iter()
-                    .any(|f| plan.index.contains_key(&f.ref_table))
-        })
-        .map(|(_, table)| table.qualified())
-        .collect()
-}
 
 /// Reads the keys of the tables that are referenced by seeded table `ti` but
 /// not seeded, just before `ti` is loaded: a kept table may have been filled
@@ -165,6 +111,24 @@ pub async fn load(
     progress: &dyn Progress,
 ) -> Result<Vec<TableReport>> {
     let mut reports = Vec::new();
+    // A cycle of NOT NULL keys broken at a DEFERRABLE one: its rows point at
+    // rows loaded later, so Postgres checks that key at commit.
+    for &(t, fk) in &plan.checked_at_commit {
+        let table = &plan.schema.tables[t];
+        tx.batch_execute(&format!(
+            "SET CONSTRAINTS {}.{} DEFERRED",
+            quote_ident(&table.schema),
+            quote_ident(&table.foreign_keys[fk].name)
+        ))
+        .await
+        .with_context(|| {
+            format!(
+                "deferring {} of {}",
+                table.foreign_keys[fk].name,
+                table.qualified()
+            )
+        })?;
+    }
     for ti in 0..plan.tables.len() {
         let started = Instant::now();
         if !plan.external_references(ti).is_empty() {

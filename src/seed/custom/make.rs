@@ -111,6 +111,19 @@ impl Gen {
                 b[8] = (b[8] & 0x3f) | 0x80;
                 Value::Uuid(b)
             }
+            Gen::Ulid { from, to } => {
+                let span = (*to - *from).num_milliseconds().max(0) as u64 + 1;
+                let ms = from.and_utc().timestamp_millis().max(0) as u64 + rng.below(span);
+                let mid = rng.below(1 << 16);
+                // As for UUIDs: the low 62 bits are a bijection of the rank when unique.
+                let low = match ctx.rank {
+                    Some(r) => spread62(r + 1),
+                    None => rng.u64(),
+                };
+                let v = (u128::from(ms) << 80) | (u128::from(mid) << 64) | u128::from(low);
+                Value::Text(crockford32(v))
+            }
+            Gen::Shaped(shape) => Value::Json(shape.make(ctx).to_string()),
             Gen::Json => {
                 let word: String = fake::faker::lorem::en::Word().fake_with_rng(rng.rng());
                 let score = rng.below(100);
@@ -331,6 +344,15 @@ impl Gen {
     }
 }
 
+/// A 128-bit value as a ULID's 26 Crockford base-32 characters (the first
+/// holds the top 3 bits). Ten lines, so no crate for it.
+fn crockford32(v: u128) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    (0..26)
+        .map(|i| ALPHABET[((v >> (125 - 5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
 /// A bijection from ranks (< 2^62) onto 62-bit values that look random.
 fn spread62(r: u64) -> u64 {
     const MASK: u64 = (1 << 62) - 1;
@@ -351,6 +373,14 @@ mod tests {
         v.sort_unstable();
         v.dedup();
         assert_eq!(v.len(), 100_000);
+    }
+
+    #[test]
+    fn ulids_are_canonical() {
+        // The example of the ULID spec: 01ARZ3NDEKTSV4RRFFQ69G5FAV.
+        let v: u128 = 0x0156_3e3a_b5d3_d676_4c61_efb9_9302_bd5b;
+        assert_eq!(crockford32(v), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        assert_eq!(crockford32(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
     }
 
     #[test]

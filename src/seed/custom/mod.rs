@@ -1,7 +1,7 @@
 //! Seeding the application's own schema from a spec file: introspection of
 //! the live schema (`schema`, `checks`), the spec (`spec`), its checked plan
-//! (`plan`), the generators (`generators`, `values`), the starter spec
-//! (`guess`) and the loader (`load`).
+//! (`plan`), the generators (`generators`, `values`, `shape` for JSON), the
+//! starter spec (`guess`) and the loader (`load`).
 
 pub mod checks;
 pub mod django_hints;
@@ -11,7 +11,9 @@ pub mod kept;
 pub mod load;
 pub mod make;
 pub mod plan;
+pub mod prepare;
 pub mod schema;
+pub mod shape;
 pub mod spec;
 pub mod values;
 pub mod verify;
@@ -69,10 +71,15 @@ pub async fn init_spec(
         .get(0);
     let kept = kept::kept_tables(client, &schema).await?;
     let kept_rows = kept::kept_rows(client, &schema, &kept).await?;
+    let samples = kept::json_samples(client, &schema, &kept_rows).await?;
+    let facts = guess::Facts {
+        kept,
+        kept_rows,
+        samples,
+    };
     let hint = django.map(|m| move |t: &_, c: &_, g| django_hints::apply(m, t, c, g));
     let hint = hint.as_ref().map(|h| h as guess::ColumnHint);
-    let (mut text, skipped) =
-        guess::spec_text(&schema, &db, DEFAULT_SEED, (&kept, &kept_rows), hint);
+    let (mut text, skipped) = guess::spec_text(&schema, &db, DEFAULT_SEED, &facts, hint);
     if let Some(m) = django {
         text.insert_str(0, &django_hints::header(m));
     }
@@ -105,6 +112,8 @@ pub async fn init_spec(
 }
 
 /// Seeds the connected database by the spec at `path`, in one transaction.
+/// With `truncate`, tables outside the spec that the CASCADE would empty
+/// are refused (see [`seed_asking`] to ask instead).
 pub async fn seed(
     client: &mut Client,
     target: String,
@@ -112,6 +121,26 @@ pub async fn seed(
     seed: Option<u64>,
     jobs: usize,
     truncate: bool,
+    progress: &dyn Progress,
+) -> Result<SeedReport> {
+    let refuse = |_: &str| -> Result<bool> { Ok(false) };
+    seed_asking(
+        client, target, path, seed, jobs, truncate, &refuse, progress,
+    )
+    .await
+}
+
+/// [`seed`], asking `confirm` before `--truncate` empties tables outside the
+/// spec that hold rows.
+#[allow(clippy::too_many_arguments)]
+pub async fn seed_asking(
+    client: &mut Client,
+    target: String,
+    path: &Path,
+    seed: Option<u64>,
+    jobs: usize,
+    truncate: bool,
+    confirm: prepare::Confirm<'_>,
     progress: &dyn Progress,
 ) -> Result<SeedReport> {
     let started = Instant::now();
@@ -126,7 +155,7 @@ pub async fn seed(
             "{table}: ward cannot read {check}; if the seed fails on it, adjust the generators"
         );
     }
-    load::prepare(&tx, &plan, truncate).await?;
+    prepare::prepare(&tx, &plan, truncate, confirm).await?;
     let total: u64 = plan.tables.iter().map(|t| t.rows).sum();
     progress.stage("seeding", total);
     let pool = Arc::new(super::pipeline::pool(jobs)?);

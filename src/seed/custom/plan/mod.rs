@@ -1,6 +1,6 @@
 //! From a spec and the live schema to a plan that is correct by construction:
 //! tables in dependency order (cycles broken at a nullable foreign key, filled
-//! in a second pass), row counts (fixed or per parent row), a generator per
+//! in a second pass, or at a DEFERRABLE one, checked at commit), row counts (fixed or per parent row), a generator per
 //! column checked against its type and CHECKs, and a strategy for every
 //! PRIMARY KEY / UNIQUE set so values are unique without retries.
 //!
@@ -8,6 +8,7 @@
 //! [`Plan::value`]; foreign keys compute the referenced row's key the same way.
 
 mod order;
+mod references;
 mod row;
 mod unique;
 
@@ -124,6 +125,9 @@ pub struct Plan {
     pub index: HashMap<usize, usize>,
     /// (tables index, fk) filled in a second pass.
     pub deferred: Vec<(usize, usize)>,
+    /// (schema table, fk): DEFERRABLE keys of a cycle, written at once and
+    /// checked by Postgres at commit (the loader defers them).
+    pub checked_at_commit: Vec<(usize, usize)>,
     pub existing: Existing,
     /// Unparsed CHECKs of seeded tables: (table, constraint), for warnings.
     pub unparsed_checks: Vec<(String, String)>,
@@ -149,7 +153,8 @@ impl Plan {
     /// file, line and fix ([`spec::SpecErrors`]).
     pub fn build(spec: &SpecFile, schema: Schema, seed: u64, as_of: NaiveDate) -> Result<Plan> {
         let err = |t: &str, c: Option<&str>, m: &str| spec::error(spec, t, c, m);
-        let mut errors: Vec<anyhow::Error> = Vec::new();
+        let mut schema = schema;
+        let mut errors: Vec<anyhow::Error> = references::add_spec_references(spec, &mut schema);
         // Which tables are seeded, and their row specs.
         let mut seeded: Vec<usize> = Vec::new();
         for (name, ts) in &spec.tables {
@@ -189,20 +194,18 @@ impl Plan {
         let mut bad: std::collections::HashSet<usize> = std::collections::HashSet::new();
         let mut plan = Plan {
             seed,
-            index: order
-                .iter()
-                .enumerate()
-                .map(|(i, (t, _))| (*t, i))
-                .collect(),
+            index: order.iter().enumerate().map(|(i, o)| (o.t, i)).collect(),
             tables: Vec::new(),
             deferred: Vec::new(),
+            checked_at_commit: Vec::new(),
             existing: Existing::default(),
             unparsed_checks: Vec::new(),
             spec_path: spec.path.display().to_string(),
             spec_text: spec.text.clone(),
             schema,
         };
-        for (i, (t, deferred_fks)) in order.iter().enumerate() {
+        for (i, o) in order.iter().enumerate() {
+            let (t, deferred_fks) = (&o.t, &o.deferred);
             let table = plan.schema.tables[*t].clone();
             let qn = table.qualified();
             let ts = &spec.tables[&qn];
@@ -330,11 +333,17 @@ impl Plan {
             for k in deferred_fks {
                 plan.deferred.push((i, *k));
             }
+            for k in &o.at_commit {
+                if table.foreign_keys[*k].enforced {
+                    plan.checked_at_commit.push((*t, *k));
+                }
+            }
             plan.tables.push(tp);
         }
         // Columns second: a foreign key that closes a cycle refers to a table
         // planned later, whose row count it needs.
-        for (i, (t, deferred_fks)) in order.iter().enumerate() {
+        for (i, o) in order.iter().enumerate() {
+            let (t, deferred_fks) = (&o.t, &o.deferred);
             let table = plan.schema.tables[*t].clone();
             let ts = &spec.tables[&table.qualified()];
             let mut tp = plan.tables[i].clone();
@@ -556,62 +565,5 @@ impl Plan {
             unique: Uniq::No,
             max_len,
         })
-    }
-
-    /// Referenced key columns must be computable by ward (not SQL / DB default).
-    fn check_references(
-        &self,
-        spec: &SpecFile,
-        bad: &std::collections::HashSet<usize>,
-    ) -> Vec<anyhow::Error> {
-        let mut errors = Vec::new();
-        for tp in &self.tables {
-            let table = &self.schema.tables[tp.t];
-            for f in &table.foreign_keys {
-                let Some(&pi) = self.index.get(&f.ref_table) else {
-                    continue;
-                };
-                if bad.contains(&pi) {
-                    continue;
-                }
-                let parent = &self.tables[pi];
-                let pt = &self.schema.tables[parent.t];
-                for rc in &f.ref_columns {
-                    if matches!(parent.cols[*rc], ColPlan::Omit | ColPlan::Sql(_)) {
-                        errors.push(spec::error(
-                            spec,
-                            &pt.qualified(),
-                            Some(&pt.columns[*rc].name),
-                            &format!(
-                                "is referenced by {}.{} ({}), so ward must generate it — use a generator such as sequence or uuid, not sql/default",
-                                table.qualified(),
-                                f.name,
-                                table.columns[f.columns[0]].name
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        errors
-    }
-
-    /// Tables referenced by seeded table `ti` but not seeded themselves, with
-    /// the referenced columns: the loader reads their existing keys.
-    pub fn external_references(&self, ti: usize) -> Vec<(usize, Vec<usize>)> {
-        let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
-        {
-            let tp = &self.tables[ti];
-            for f in &self.schema.tables[tp.t].foreign_keys {
-                if !self.index.contains_key(&f.ref_table)
-                    && !out
-                        .iter()
-                        .any(|(t, c)| *t == f.ref_table && *c == f.ref_columns)
-                {
-                    out.push((f.ref_table, f.ref_columns.clone()));
-                }
-            }
-        }
-        out
     }
 }

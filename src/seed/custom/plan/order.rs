@@ -1,5 +1,6 @@
 //! Load order and row counts: parents before children, foreign-key cycles
-//! broken at a nullable key (filled in a second pass), fan-out offsets.
+//! broken at a nullable key (filled in a second pass) or else at a
+//! DEFERRABLE one (written at once, checked at commit), fan-out offsets.
 
 use std::collections::HashMap;
 
@@ -34,14 +35,25 @@ pub(super) fn fan_offsets(seed: u64, table: &str, count: FanCount, parents: u64)
     offsets
 }
 
+/// A seeded table in load order, with the foreign keys that break a cycle.
+pub(super) struct Ordered {
+    pub t: usize,
+    /// Keys NULL at first, filled after every table is loaded.
+    pub deferred: Vec<usize>,
+    /// DEFERRABLE keys (or keys only the spec declares) written at once and
+    /// pointing at a table loaded later: Postgres checks them at commit.
+    pub at_commit: Vec<usize>,
+}
+
 /// Orders the seeded tables parents-first. Cycles are broken at a foreign key
-/// whose columns are all nullable (it is filled after every table is loaded);
-/// a cycle without one is an error naming it. Returns (table, deferred FKs).
+/// whose columns are all nullable (it is filled after every table is loaded),
+/// else at a DEFERRABLE key (its constraint is deferred to the commit); a
+/// cycle without either is an error naming it.
 pub(super) fn load_order(
     spec: &SpecFile,
     schema: &Schema,
     seeded: &[usize],
-) -> Result<Vec<(usize, Vec<usize>)>> {
+) -> Result<Vec<Ordered>> {
     let is_seeded = |t: usize| seeded.contains(&t);
     // Edges child → parent, by FK (self references do not order anything).
     let mut edges: Vec<(usize, usize, usize)> = Vec::new(); // (child, parent, fk)
@@ -69,6 +81,14 @@ pub(super) fn load_order(
         }
     };
     let mut deferred: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut at_commit: HashMap<usize, Vec<usize>> = HashMap::new();
+    let broken = |deferred: &HashMap<usize, Vec<usize>>,
+                  at_commit: &HashMap<usize, Vec<usize>>,
+                  t: usize,
+                  k: usize| {
+        deferred.get(&t).is_some_and(|d| d.contains(&k))
+            || at_commit.get(&t).is_some_and(|d| d.contains(&k))
+    };
     let mut done: Vec<usize> = Vec::new();
     let mut remaining: Vec<usize> = seeded.to_vec();
     while !remaining.is_empty() {
@@ -77,7 +97,7 @@ pub(super) fn load_order(
             .copied()
             .filter(|&t| {
                 edges.iter().all(|&(c, p, k)| {
-                    c != t || done.contains(&p) || deferred.get(&t).is_some_and(|d| d.contains(&k))
+                    c != t || done.contains(&p) || broken(&deferred, &at_commit, t, k)
                 })
             })
             .collect();
@@ -96,9 +116,7 @@ pub(super) fn load_order(
             let Some((p, k)) = edges
                 .iter()
                 .find(|&&(c, p, k)| {
-                    c == cur
-                        && remaining.contains(&p)
-                        && !deferred.get(&c).is_some_and(|d| d.contains(&k))
+                    c == cur && remaining.contains(&p) && !broken(&deferred, &at_commit, c, k)
                 })
                 .map(|&(_, p, k)| (p, k))
             else {
@@ -118,21 +136,24 @@ pub(super) fn load_order(
         // Break it at a nullable FK of the cycle that is not a fan-out key.
         // Each pass defers a key not deferred before or loads a table, so the
         // loop ends.
-        let mut broken = false;
-        for &(c, k) in &cycle {
+        // Else at a DEFERRABLE key (or one Postgres does not enforce).
+        let nullable = cycle.iter().find(|&&(c, k)| {
             let table = &schema.tables[c];
-            if Some(k) != fan_fk(c)
+            Some(k) != fan_fk(c)
                 && table.foreign_keys[k]
                     .columns
                     .iter()
                     .all(|col| !table.columns[*col].not_null)
-            {
-                deferred.entry(c).or_default().push(k);
-                broken = true;
-                break;
-            }
-        }
-        if !broken {
+        });
+        let deferrable = cycle.iter().find(|&&(c, k)| {
+            let f = &schema.tables[c].foreign_keys[k];
+            Some(k) != fan_fk(c) && (f.deferrable || !f.enforced)
+        });
+        if let Some(&(c, k)) = nullable {
+            deferred.entry(c).or_default().push(k);
+        } else if let Some(&(c, k)) = deferrable {
+            at_commit.entry(c).or_default().push(k);
+        } else {
             let keys: Vec<String> = cycle
                 .iter()
                 .map(|&(t, k)| {
@@ -156,7 +177,7 @@ pub(super) fn load_order(
                 &schema.tables[cycle[0].0].qualified(),
                 None,
                 &format!(
-                    "foreign keys form a cycle ({}) with no nullable key ward could fill after the load, so no row can be inserted first — make one key nullable, or skip every table of the cycle (fill them yourself first)",
+                    "foreign keys form a cycle ({}) with no nullable key ward could fill after the load and no DEFERRABLE one, so no row can be inserted first — make one key nullable or DEFERRABLE, or skip every table of the cycle (fill them yourself first)",
                     keys.join(", ")
                 ),
             ));
@@ -164,6 +185,10 @@ pub(super) fn load_order(
     }
     Ok(done
         .into_iter()
-        .map(|t| (t, deferred.remove(&t).unwrap_or_default()))
+        .map(|t| Ordered {
+            t,
+            deferred: deferred.remove(&t).unwrap_or_default(),
+            at_commit: at_commit.remove(&t).unwrap_or_default(),
+        })
         .collect())
 }
