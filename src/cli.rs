@@ -671,7 +671,9 @@ pub struct CheckArgs {
     /// With --against seed: the migrations up to and including VERSION, or those on the git ref
     /// REF (e.g. origin/main), make the schema that is seeded; only the others are checked
     /// (default: with a seed spec, the default branch — origin/HEAD, origin/main, main …;
-    /// without one, every migration is checked against ward's built-in tables).
+    /// without one, every migration is checked against ward's built-in tables). With
+    /// --runner django: APP.MIGRATION[,APP.MIGRATION…], the `manage.py migrate APP MIGRATION`
+    /// states to seed at (required).
     #[arg(long, value_name = "VERSION|REF")]
     pub base: Option<String>,
 
