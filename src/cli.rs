@@ -717,6 +717,11 @@ pub struct CheckArgs {
     #[arg(long, value_name = "BOOL")]
     pub timezone_check: Option<bool>,
 
+    /// Run the down-migration round trip (up → down → up, every down blamed on its own file)
+    /// [default: true, when every pending migration has a down, or with --runner django].
+    #[arg(long, value_name = "BOOL")]
+    pub round_trip: Option<bool>,
+
     /// The accept file: reviewed findings (rule, table, column, migration, reason) reported as
     /// accepted, out of the verdict (default: ward-accept.toml beside the migrations directory).
     #[arg(long, value_name = "FILE")]

@@ -120,6 +120,8 @@ pub struct Options {
     pub seed: SeedSource,
     /// Run the TimeZone variance check: None = when the SQL looks time-related.
     pub timezone_check: Option<bool>,
+    /// Run the down-migration round trip when the migrations have downs.
+    pub round_trip: bool,
     /// What to call the data in the report (else it is described from the URL).
     pub against_label: Option<String>,
     /// Production table sizes, to extrapolate lock times.
@@ -385,7 +387,8 @@ async fn run_inner(
     let risk = Risk::of(&pre, &pending, untraced);
     // The down-migration round trip compares whole fingerprints.
     // Django's migrations carry their reverse in the file.
-    let round_trip_planned = opts.apply_cmd.is_none()
+    let round_trip_planned = opts.round_trip
+        && opts.apply_cmd.is_none()
         && !pending.is_empty()
         && (opts.django.is_some() || pending.iter().all(|m| m.down.is_some()));
     let depth: HashMap<u32, Depth> = pre
@@ -536,6 +539,7 @@ async fn run_inner(
     }
     // Down migrations: up → down → up.
     if !failed
+        && round_trip_planned
         && let Some(s) = &set
         && !pending.is_empty()
         && pending.iter().all(|m| m.down.is_some())
@@ -560,8 +564,8 @@ async fn run_inner(
         }
     }
     if !failed
+        && round_trip_planned
         && let (Some(project), Some(plan)) = (&opts.django, &django_plan)
-        && !pending.is_empty()
     {
         phases.next(progress, "down-migration round trip");
         let rt = django_roundtrip::round_trip(
