@@ -7,7 +7,9 @@
 # RunPython point at the migration and the statement. With "tz", the
 # session TimeZone and the process's local zone are another zone (the
 # time-zone variant of a check). Stops at the first failure; never raises:
-# the traceback is in the document's "output".
+# the traceback is in the document's "output". Refuses to touch any database
+# but the one ward named (WARD["database"]). Statements are recorded with
+# their placeholders, never their parameters, grouped and bounded.
 import json
 import os
 import time
@@ -19,6 +21,19 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 ward = json.loads(WARD)  # noqa: F821 (set by ward on the first line)
+
+
+def refuse_other_database():
+    """ward migrates only its own scratch clone: a settings.py that ignores
+    DATABASE_URL would otherwise migrate (and migrate back) another database."""
+    with connection.cursor() as c:
+        c.execute("SELECT current_database()")
+        name = c.fetchone()[0]
+    if name != ward["database"]:
+        print(json.dumps({"refused": name}))
+        raise SystemExit(0)
+
+
 
 tz = ward.get("tz")
 if tz:
@@ -39,15 +54,8 @@ if tz:
 runs = []
 current = {"run": None, "op": None}
 MAX_SQL = 4000
-
-
-def shown(cursor, sql, params, many):
-    if not many:
-        try:
-            return connection.ops.last_executed_query(cursor, sql, params)
-        except Exception:
-            pass
-    return sql if not params else f"{sql}  -- params: {params!r}"
+# Distinct statements kept per migration; the rest are only counted.
+MAX_STATEMENTS = 200
 
 
 def wrapper(execute, sql, params, many, context):
@@ -56,21 +64,36 @@ def wrapper(execute, sql, params, many, context):
     if run is None or "django_migrations" in sql:
         return execute(sql, params, many, context)
     started = time.perf_counter()
-    entry = {"op": current["op"], "sql": "", "ms": 0.0, "rows": None, "error": None, "sqlstate": None}
+    rows, error, sqlstate = None, None, None
     try:
         result = execute(sql, params, many, context)
-        rows = getattr(context.get("cursor"), "rowcount", -1)
-        entry["rows"] = rows if isinstance(rows, int) and rows >= 0 else None
+        count = getattr(context.get("cursor"), "rowcount", -1)
+        rows = count if isinstance(count, int) and count >= 0 else None
         return result
-    except Exception as e:
-        entry["error"] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except BaseException as e:
+        text = str(e).strip()
+        error = text.splitlines()[0] if text else type(e).__name__
         cause = e.__cause__ or e
-        entry["sqlstate"] = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         raise
     finally:
-        entry["ms"] = (time.perf_counter() - started) * 1e3
-        entry["sql"] = shown(context.get("cursor"), sql, params, many)[:MAX_SQL]
-        run["statements"].append(entry)
+        # The SQL with its placeholders, never its parameters (they hold the
+        # rows' values); a loop of .save() is one entry with a count.
+        key = (current["op"], str(sql)[:MAX_SQL])
+        entry = run["index"].get(key)
+        if entry is None and (len(run["statements"]) < MAX_STATEMENTS or error):
+            entry = {"op": key[0], "sql": key[1], "count": 0, "ms": 0.0, "rows": None, "error": None, "sqlstate": None}
+            run["statements"].append(entry)
+            run["index"][key] = entry
+        if entry is None:
+            run["more"] += 1
+        else:
+            entry["count"] += 1
+            entry["ms"] += (time.perf_counter() - started) * 1e3
+            if rows is not None:
+                entry["rows"] = (entry["rows"] or 0) + rows
+            if error:
+                entry["error"], entry["sqlstate"] = error, sqlstate
 
 
 def traced(op, index, name):
@@ -93,7 +116,9 @@ def observed(original, direction, method):
             "direction": direction,
             "ms": 0.0,
             "statements": [],
+            "more": 0,
             "error": None,
+            "index": {},
         }
         runs.append(run)
         for i, op in enumerate(migration.operations):
@@ -117,12 +142,15 @@ MigrationExecutor.unapply_migration = observed(
     MigrationExecutor.unapply_migration, "down", "database_backwards"
 )
 
+refuse_other_database()
 output = None
 with connection.execute_wrapper(wrapper):
     for app, target in ward["targets"]:
         try:
             call_command("migrate", app, target, interactive=False, verbosity=0)
-        except Exception:
+        except BaseException:  # SystemExit in a RunPython too
             output = traceback.format_exc()
             break
+for run in runs:
+    del run["index"]
 print(json.dumps({"runs": runs, "output": output}))

@@ -79,6 +79,8 @@ fn round_trip_blames_each_lossy_reverse_on_its_migration_and_a_deletion_on_its_s
     assert_eq!(patients["line"], line, "{patients:#}");
     let st = patients["statement"].as_str().unwrap();
     assert!(st.starts_with("DELETE FROM \"records_patient\""), "{st}");
+    // Recorded with its placeholders: the rows' values never reach the report.
+    assert!(st.contains("%s"), "{st}");
     // Every statement of the RunPython is in the run's trace.
     let run = j["runs"]
         .as_array()
@@ -269,4 +271,27 @@ fn against_seed_migrates_to_the_base_seeds_with_a_guessed_spec_and_checks_the_re
         .arg_str(python().to_str().unwrap())
         .run()
         .fails_with(2, "--base APP.MIGRATION");
+}
+
+#[test]
+fn a_project_whose_settings_ignore_database_url_is_refused_and_its_database_untouched() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    // Hard-coded to the real database: ward must not migrate it.
+    let settings = proj.path().join("clinic/settings.py");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str("\nDATABASES[\"default\"][\"NAME\"] = \"prod\"\n");
+    std::fs::write(&settings, text).unwrap();
+    let before = int(&url, "SELECT count(*) FROM django_migrations");
+    let r = check(proj.path(), &url, "json");
+    r.fails_with(2, "not to ward's scratch copy");
+    assert_eq!(int(&url, "SELECT count(*) FROM django_migrations"), before);
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'records_patient' AND column_name = 'fax'"
+        ),
+        1
+    );
 }

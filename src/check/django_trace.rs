@@ -87,6 +87,15 @@ pub(super) async fn run_command(
     Ok((run, None))
 }
 
+/// The runner script's answer: its work, or its refusal to touch a
+/// database that is not ward's scratch copy.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Reply {
+    Refused { refused: String },
+    Done(Migrated),
+}
+
 /// What the runner script reports.
 #[derive(Debug, Deserialize)]
 pub(super) struct Migrated {
@@ -116,7 +125,11 @@ pub(super) struct MigrateError {
 pub(super) struct Executed {
     /// The operation's index in the migration (None: SQL Django deferred to its end).
     pub(super) op: Option<usize>,
+    /// The SQL with its placeholders (parameters are never recorded).
     pub(super) sql: String,
+    /// How many times it ran (a loop of `.save()` is one entry).
+    #[serde(default)]
+    count: u64,
     ms: f64,
     rows: Option<i64>,
     pub(super) error: Option<String>,
@@ -132,13 +145,27 @@ pub(super) async fn migrate(
     targets: &[(String, String)],
     zone: Option<&str>,
 ) -> Result<Migrated> {
-    let config = serde_json::json!({ "targets": targets, "tz": zone }).to_string();
+    let database = crate::pg::parse_url(url)?
+        .get_dbname()
+        .unwrap_or("postgres")
+        .to_string();
+    let config =
+        serde_json::json!({ "targets": targets, "tz": zone, "database": database }).to_string();
     // A JSON string is a Python string literal too.
     let script = format!(
         "WARD = {}\n{MIGRATE_SCRIPT}",
         serde_json::Value::String(config)
     );
-    let mut done: Migrated = project.shell_json(&script, url).await?;
+    let reply: Reply = project.shell_json(&script, url).await?;
+    let mut done = match reply {
+        Reply::Done(d) => d,
+        Reply::Refused { refused } => {
+            return Err(crate::error::UsageError(format!(
+                "the Django project connects to database {refused:?}, not to ward's scratch copy {database:?} — its settings must take the database from DATABASE_URL (ward never migrates a database it did not make)"
+            ))
+            .into());
+        }
+    };
     for r in &mut done.runs {
         for e in &mut r.statements {
             e.sql = crate::redact::text(&e.sql);
@@ -176,7 +203,10 @@ impl Step {
         let (describe, line) = self.operation_at(e.op);
         let mut t = StatementTrace {
             line,
-            sql: format!("{}  -- {describe}", e.sql.trim_end()),
+            sql: match e.count {
+                0 | 1 => format!("{}  -- {describe}", e.sql.trim_end()),
+                n => format!("{}  -- {describe} (×{n})", e.sql.trim_end()),
+            },
             ms: e.ms,
             ..Default::default()
         };
