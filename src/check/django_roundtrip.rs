@@ -100,7 +100,7 @@ async fn whole_window(
     let (mut pre, mut post) = (pre.clone(), post.clone());
     strip(&mut pre);
     strip(&mut post);
-    let back = django_trace::migrate(project, url, &plan.before_window, None).await?;
+    let back = django_trace::migrate(project, url, &plan.before_window, Some("UTC")).await?;
     if let Some(r) = back.runs.iter().find(|r| r.error.is_some()) {
         let e = r.error.as_ref().expect("found by its error");
         return Ok(vec![format!(
@@ -118,7 +118,7 @@ async fn whole_window(
     if !diffs.is_empty() {
         return Ok(diffs.into_iter().map(|d| d.text).collect());
     }
-    let (runs, _) = django::apply(project, plan, client, url, None).await?;
+    let (runs, _) = django::apply(project, plan, client, url, Some("UTC")).await?;
     if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
         return Ok(vec![format!(
             "{} cannot be applied again: {}",
@@ -142,7 +142,7 @@ async fn clone_with(
     let c = scratch.connect(&db).await?;
     super::apply::prepare_session(&c, "UTC").await?;
     let url = crate::pg::url_of(&with_db(&scratch.server, &db));
-    let (runs, _) = django::apply_steps(project, steps, &c, &url, None).await?;
+    let (runs, _) = django::apply_steps(project, steps, &c, &url, Some("UTC")).await?;
     if let Some(f) = runs.iter().find_map(|r| r.failure.as_ref()) {
         anyhow::bail!(
             "re-applying the pending migrations for the round trip failed the second time: {}",
@@ -166,7 +166,7 @@ async fn step_by_step(
     strip(&mut before);
     for (i, step) in plan.steps.iter().enumerate() {
         let one = std::slice::from_ref(step);
-        let (up, _) = django::apply_steps(project, one, &c, &url, None).await?;
+        let (up, _) = django::apply_steps(project, one, &c, &url, Some("UTC")).await?;
         if let Some(f) = up.iter().find_map(|r| r.failure.as_ref()) {
             anyhow::bail!(
                 "{} failed in the round trip although it applied before: {}",
@@ -176,7 +176,7 @@ async fn step_by_step(
         }
         let after = take(&c).await?;
         let target = [(step.app.clone(), step.prev.clone())];
-        let back = django_trace::migrate(project, &url, &target, None).await?;
+        let back = django_trace::migrate(project, &url, &target, Some("UTC")).await?;
         let version = format!("{}.{}", step.app, step.name);
         let error = back
             .runs
@@ -235,7 +235,7 @@ async fn step_by_step(
                 .remedy("the reverse must restore the schema and the data (a dropped column's values cannot come back: make the migration irreversible or keep the values)"),
             );
         }
-        let (again, _) = django::apply_steps(project, one, &c, &url, None).await?;
+        let (again, _) = django::apply_steps(project, one, &c, &url, Some("UTC")).await?;
         if let Some(f) = again.iter().find_map(|r| r.failure.as_ref()) {
             out.push(
                 Finding::new(

@@ -426,7 +426,7 @@ async fn run_inner(
         if let (Some(project), Some(plan)) = (&opts.django, &django_plan) {
             let runs;
             (runs, django_outputs) =
-                django::apply(project, plan, &client, &clone_url, None).await?;
+                django::apply(project, plan, &client, &clone_url, Some("UTC")).await?;
             return Ok::<_, anyhow::Error>((runs, None));
         }
         if let Some(cmd) = &opts.apply_cmd {
