@@ -676,7 +676,9 @@ pub struct CheckArgs {
     /// With --against seed: the migrations up to and including VERSION, or those on the git ref
     /// REF (e.g. origin/main), make the schema that is seeded; only the others are checked
     /// (default: with a seed spec, the default branch — origin/HEAD, origin/main, main …;
-    /// without one, every migration is checked against ward's built-in tables).
+    /// without one, every migration is checked against ward's built-in tables). With
+    /// --runner django: APP.MIGRATION[,APP.MIGRATION…], the `manage.py migrate APP MIGRATION`
+    /// states to seed at (required).
     #[arg(long, value_name = "VERSION|REF")]
     pub base: Option<String>,
 
@@ -719,6 +721,11 @@ pub struct CheckArgs {
     /// (default: auto, when the SQL mentions time zones, timestamptz or date conversions).
     #[arg(long, value_name = "BOOL")]
     pub timezone_check: Option<bool>,
+
+    /// Run the down-migration round trip (up → down → up, every down blamed on its own file)
+    /// [default: true, when every pending migration has a down, or with --runner django].
+    #[arg(long, value_name = "BOOL")]
+    pub round_trip: Option<bool>,
 
     /// The accept file: reviewed findings (rule, table, column, migration, reason) reported as
     /// accepted, out of the verdict (default: ward-accept.toml beside the migrations directory).

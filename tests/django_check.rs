@@ -7,7 +7,7 @@
 mod django_support;
 mod support;
 
-use django_support::{manage, project, python};
+use django_support::{check, early_database, project};
 use support::check::{findings, report};
 use support::*;
 
@@ -21,47 +21,6 @@ const PENDING: &[&str] = &[
     "billing/migrations/0001_initial.py",
     "billing/migrations/0002_invoice_rating_status.py",
 ];
-
-/// A database at records.0003_encounter with seeded rows (fax numbers included).
-fn early_database(c: &Cluster, proj: &std::path::Path) -> String {
-    sql(&c.url("postgres"), "CREATE DATABASE prod");
-    let url = c.url("prod");
-    manage(
-        proj,
-        &url,
-        &["migrate", "records", "0003_encounter", "--no-input"],
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = tmp.path().join("spec.toml");
-    ward()
-        .db(&url)
-        .args(["seed", "--init-spec"])
-        .arg_str(spec.to_str().unwrap())
-        .args(["--django-project"])
-        .arg_str(proj.to_str().unwrap())
-        .args(["--python"])
-        .arg_str(python().to_str().unwrap())
-        .ok();
-    ward()
-        .db(&url)
-        .args(["seed", "--spec"])
-        .arg_str(spec.to_str().unwrap())
-        .ok();
-    assert!(int(&url, "SELECT count(*) FROM records_patient WHERE fax <> ''") > 0);
-    url
-}
-
-fn check(proj: &std::path::Path, url: &str, format: &str) -> Run {
-    ward()
-        .args(["check", "--runner", "django", "--against"])
-        .arg_str(url)
-        .args(["--django-project"])
-        .arg_str(proj.to_str().unwrap())
-        .args(["--python"])
-        .arg_str(python().to_str().unwrap())
-        .args(["--format", format])
-        .run()
-}
 
 #[test]
 fn django_runner_applies_each_migration_in_plan_order_and_blames_the_drop_on_its_file() {
@@ -180,7 +139,10 @@ fn the_intended_drop_is_accepted_through_ward_accept_toml_beside_manage_py() {
         proj.path().join("ward-accept.toml"),
         "[[accept]]\nrule = \"dropped-data\"\ntable = \"records_patient\"\ncolumn = \"fax\"\n\
          migration = \"records/migrations/0007_drop_fax.py\"\n\
-         reason = \"fax numbers are no longer kept; 0004 copied them to phone\"\n",
+         reason = \"fax numbers are no longer kept; 0004 copied them to phone\"\n\n\
+         [[accept]]\nrule = \"down-migration\"\ntable = \"records_patient\"\ncolumn = \"fax\"\n\
+         migration = \"records/migrations/0007_drop_fax.py\"\n\
+         reason = \"going back re-adds fax empty: the numbers are gone on purpose\"\n",
     )
     .unwrap();
     let r = check(proj.path(), &url, "json");
@@ -189,7 +151,13 @@ fn the_intended_drop_is_accepted_through_ward_accept_toml_beside_manage_py() {
     assert!(findings(&j, "dropped-data").is_empty(), "{j:#}");
     assert!(findings(&j, "stale-accept").is_empty(), "{j:#}");
     let accepted = j["accepted"].as_array().unwrap();
-    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_eq!(accepted.len(), 2, "{accepted:#?}");
+    // The lossy reverse of the drop (see tests/django_check_parity.rs) is accepted by column.
+    assert!(findings(&j, "down-migration").is_empty(), "{j:#}");
+    let accepted: Vec<&serde_json::Value> = accepted
+        .iter()
+        .filter(|a| a["rule"] == "dropped-data")
+        .collect();
     assert_eq!(accepted[0]["rule"], "dropped-data");
     assert_eq!(accepted[0]["file"], "records/migrations/0007_drop_fax.py");
     assert_eq!(

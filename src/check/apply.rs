@@ -237,6 +237,13 @@ pub(crate) struct Rel {
     index_of: Option<u32>,
 }
 
+impl Rel {
+    /// The table's name as Postgres quotes it (`public.t`); None for an index.
+    pub(crate) fn table_name(&self) -> Option<&str> {
+        self.index_of.is_none().then_some(self.name.as_str())
+    }
+}
+
 const STATE_SQL: &str = "
 SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relfilenode::int8,
        coalesce((SELECT array_agg(DISTINCT l.mode) FROM pg_locks l

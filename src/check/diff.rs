@@ -89,21 +89,32 @@ async fn detached_columns(client: &Client, oid: u32, key: &[String]) -> Result<S
         .join(", "))
 }
 
-/// Which statement of which file touched a table.
-fn who(runs: &[FileRun], oid: u32, deleted: bool) -> Option<(String, usize, String)> {
-    for run in runs {
-        for st in &run.statements {
-            let hit = if deleted {
-                st.deleted.contains_key(&oid)
-            } else {
-                st.updated.contains_key(&oid) || st.rewritten.contains(&oid)
-            };
-            if hit {
-                return Some((run.file.clone(), st.line, st.sql.clone()));
-            }
-        }
-    }
-    None
+/// Which statement of which file touched a table: the first one that also
+/// names `column` when there is one (a later UPDATE … SET column, not an
+/// earlier UPDATE of another column of the same table), else the first one.
+fn who(
+    runs: &[FileRun],
+    oid: u32,
+    deleted: bool,
+    column: Option<&str>,
+) -> Option<(String, usize, String)> {
+    let touching = || {
+        runs.iter().flat_map(move |run| {
+            run.statements
+                .iter()
+                .filter(move |st| {
+                    if deleted {
+                        st.deleted.contains_key(&oid)
+                    } else {
+                        st.updated.contains_key(&oid) || st.rewritten.contains(&oid)
+                    }
+                })
+                .map(move |st| (run.file.clone(), st.line, st.sql.clone()))
+        })
+    };
+    column
+        .and_then(|c| touching().find(|(_, _, sql)| super::risk::names_word(sql, c)))
+        .or_else(|| touching().next())
 }
 
 fn names(sql: &str, t: &Table) -> bool {
@@ -118,7 +129,13 @@ fn names(sql: &str, t: &Table) -> bool {
 }
 
 pub(super) fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bool) -> Finding {
-    if let Some((file, line, sql)) = who(runs, t.oid, deleted) {
+    let column = f
+        .object
+        .as_deref()
+        .and_then(|o| o.strip_prefix(&t.display()))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map(str::to_string);
+    if let Some((file, line, sql)) = who(runs, t.oid, deleted, column.as_deref()) {
         if !names(&sql, t) {
             f.message += &format!(
                 " — a side effect: the statement never names {} (ON DELETE CASCADE / SET NULL or a trigger)",

@@ -11,6 +11,14 @@
 //! APP NAME`; the relations' state before and after stands for its trace, and
 //! if it fails its whole output is kept (JSON `findings[].output`) while the
 //! message holds only the error line.
+//!
+//! `manage.py migrate` runs inside ward's runner script (`django_migrate.py`),
+//! which records every SQL statement a migration's operations execute (a
+//! `connection.execute_wrapper`): a failure or a deleted row inside a
+//! `RunPython` points at the statement that did it, not only at the file.
+//! The same script migrates apps back for the down round trip
+//! ([`super::django_roundtrip`]) and runs the migrations under another
+//! TimeZone for the time-zone variant.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -31,7 +39,7 @@ use crate::error::UsageError;
 const PLAN_SCRIPT: &str = include_str!("../django_plan.py");
 
 /// The longest error line a message holds; the full output is in JSON.
-const MESSAGE_CHARS: usize = 240;
+pub(super) const MESSAGE_CHARS: usize = 240;
 
 #[derive(Debug, Clone, Deserialize)]
 struct FileFacts {
@@ -49,22 +57,30 @@ struct Operation {
 
 /// One pending migration, ready to run.
 #[derive(Debug, Clone)]
-struct Step {
-    app: String,
-    name: String,
-    file: String,
-    atomic: bool,
-    python: bool,
+pub(super) struct Step {
+    pub(super) app: String,
+    pub(super) name: String,
+    pub(super) file: String,
+    pub(super) atomic: bool,
+    pub(super) python: bool,
+    /// Whether an operation runs Python or raw SQL (either may depend on the zone).
+    opaque_sql: bool,
+    /// Where `migrate APP PREV` takes the app to undo this migration
+    /// (its app's migration before it, or `zero`).
+    pub(super) prev: String,
     /// Per operation: its description, its line in the file, its statements.
-    operations: Vec<(String, usize, Vec<Statement>)>,
+    pub(super) operations: Vec<(String, usize, Vec<Statement>)>,
 }
 
 /// The pending migrations, in Django's order.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
     /// The same, as ward's migrations (for the report and the risk model).
     pub pending: Vec<Migration>,
+    /// Each app the window touches and its migration before the window
+    /// (or `zero`), newest app first: `migrate APP PREV` in this order undoes the window.
+    pub(super) before_window: Vec<(String, String)>,
 }
 
 /// The output of a failed `migrate`, kept for the JSON report.
@@ -75,6 +91,20 @@ impl Plan {
     pub fn opaque(&self) -> bool {
         self.steps.iter().any(|s| s.python)
     }
+
+    /// Whether the migrations can depend on the session TimeZone: their
+    /// `sqlmigrate` SQL reads like it, or a `RunPython` / `RunSQL` could.
+    pub fn zone_dependent(&self) -> bool {
+        self.steps.iter().any(|s| s.opaque_sql)
+            || super::variance::time_related(
+                &self
+                    .pending
+                    .iter()
+                    .map(|m| m.up.sql.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+    }
 }
 
 /// Lists the migrations Django would apply to the database at `url`.
@@ -82,22 +112,25 @@ pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
     let listed = project
         .manage(&["showmigrations", "--plan", "--no-color"], url)
         .await?;
-    let pending: Vec<(String, String)> = listed
-        .stdout
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("[ ]"))
-        .filter_map(|m| {
-            let m = m.split_whitespace().next()?;
-            let (app, name) = m.split_once('.')?;
-            Some((app.to_string(), name.to_string()))
-        })
-        .collect();
+    let (pending, mut last) = listed_plan(&listed.stdout);
     let facts: HashMap<String, FileFacts> = project.shell_json(PLAN_SCRIPT, url).await?;
     let mut plan = Plan {
         steps: Vec::new(),
         pending: Vec::new(),
+        before_window: Vec::new(),
     };
+    let mut apps: Vec<(String, String)> = Vec::new();
     for (app, name) in pending {
+        let prev = last
+            .insert(app.clone(), name.clone())
+            .unwrap_or_else(|| "zero".into());
+        apps.retain(|(a, _)| *a != app);
+        let before = plan
+            .steps
+            .iter()
+            .find(|s| s.app == app)
+            .map_or(prev.clone(), |s| s.prev.clone());
+        apps.push((app.clone(), before));
         let version = format!("{app}.{name}");
         let f = facts.get(&version).ok_or_else(|| {
             UsageError(format!(
@@ -150,10 +183,42 @@ pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
             file: f.file.clone(),
             atomic: f.atomic,
             python,
+            opaque_sql: f.operations.iter().any(|o| o.python || o.class == "RunSQL"),
+            prev,
             operations,
         });
     }
+    apps.reverse();
+    plan.before_window = apps;
     Ok(plan)
+}
+
+/// `showmigrations --plan`: the pending migrations in order, and each
+/// app's last applied migration.
+fn listed_plan(stdout: &str) -> (Vec<(String, String)>, HashMap<String, String>) {
+    let mut pending = Vec::new();
+    let mut last = HashMap::new();
+    for l in stdout.lines() {
+        let l = l.trim();
+        let (applied, rest) = match (l.strip_prefix("[X]"), l.strip_prefix("[ ]")) {
+            (Some(r), _) => (true, r),
+            (_, Some(r)) => (false, r),
+            _ => continue,
+        };
+        let Some((app, name)) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|m| m.split_once('.'))
+        else {
+            continue;
+        };
+        if applied {
+            last.insert(app.to_string(), name.to_string());
+        } else {
+            pending.push((app.to_string(), name.to_string()));
+        }
+    }
+    (pending, last)
 }
 
 /// The line of each operation in the migration file: the next `Class(` after
@@ -201,18 +266,31 @@ fn blocks(sql: &str) -> Vec<String> {
 }
 
 /// Applies the plan in order, stopping at the first failure. Returns a run
-/// per migration and the full output of a failed `migrate`.
+/// per migration and the full output of a failed `migrate`. With `zone`,
+/// Python runs under that TimeZone (the caller set `client`'s session zone).
 pub async fn apply(
     project: &Project,
     plan: &Plan,
     client: &Client,
     url: &str,
+    zone: Option<&str>,
+) -> Result<(Vec<FileRun>, Outputs)> {
+    apply_steps(project, &plan.steps, client, url, zone).await
+}
+
+pub(super) async fn apply_steps(
+    project: &Project,
+    steps: &[Step],
+    client: &Client,
+    url: &str,
+    zone: Option<&str>,
 ) -> Result<(Vec<FileRun>, Outputs)> {
     let mut runs = Vec::new();
     let mut outputs = Vec::new();
-    for step in &plan.steps {
+    for step in steps {
         let run = if step.python {
-            let (run, output) = run_command(project, step, client, url).await?;
+            let (run, output) =
+                super::django_trace::run_command(project, step, client, url, zone).await?;
             outputs.extend(output.map(|o| (step.file.clone(), o)));
             run
         } else {
@@ -227,7 +305,7 @@ pub async fn apply(
     Ok((runs, outputs))
 }
 
-fn new_run(step: &Step, mode: Mode) -> FileRun {
+pub(super) fn new_run(step: &Step, mode: Mode) -> FileRun {
     FileRun {
         version: format!("{}.{}", step.app, step.name),
         file: step.file.clone(),
@@ -315,63 +393,6 @@ async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
     Ok(run)
 }
 
-/// A migration with `RunPython`, applied by `manage.py migrate APP NAME`;
-/// on failure, the run's failure holds the error line and the second value
-/// the whole output.
-async fn run_command(
-    project: &Project,
-    step: &Step,
-    client: &Client,
-    url: &str,
-) -> Result<(FileRun, Option<String>)> {
-    let mode = if step.atomic {
-        Mode::Transaction
-    } else {
-        Mode::Autocommit
-    };
-    let mut run = new_run(step, mode);
-    let before = apply::state(client).await?;
-    let started = Instant::now();
-    let out = project
-        .run(&["migrate", &step.app, &step.name, "--no-input"], url)
-        .await?;
-    run.ms = started.elapsed().as_secs_f64() * 1e3;
-    let (describe, line) = step
-        .operations
-        .iter()
-        .find(|(d, _, _)| d.contains("Python") || d.contains("python"))
-        .or(step.operations.first())
-        .map(|(d, l, _)| (d.clone(), *l))
-        .unwrap_or_else(|| ("RunPython".into(), 1));
-    let shown = format!("python manage.py migrate {} {}", step.app, step.name);
-    if !out.success {
-        run.failure = Some(apply::Failure {
-            sqlstate: String::new(),
-            message: shorten(&out.error_line(), MESSAGE_CHARS),
-            detail: None,
-            hint: None,
-            line,
-            statement: shown,
-            table: None,
-            column: None,
-            constraint: None,
-            diagnosis: None,
-        });
-        return Ok((run, Some(out.all_output())));
-    }
-    let after = apply::state(client).await?;
-    let mut t = StatementTrace {
-        line,
-        sql: format!("{shown}  -- {describe}"),
-        ms: run.ms,
-        traced: true,
-        ..Default::default()
-    };
-    apply::diff_state(&before, &after, &mut t);
-    run.statements.push(t);
-    Ok((run, None))
-}
-
 /// Gives the `migration-error` finding of a failed `migrate` a short
 /// message and the command's whole output (JSON only).
 pub fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
@@ -386,14 +407,13 @@ pub fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
                 .rfind(|l| l.contains("Error") || l.contains("Exception"))
                 .unwrap_or("");
             f.message = format!(
-                "{file} fails on the data: {}{} (the whole output of `{}` is in the JSON report, findings[].output)",
+                "{file} fails on the data: {}{} (the whole output of `python manage.py migrate` is in the JSON report, findings[].output)",
                 shorten(first, MESSAGE_CHARS),
                 if output.lines().count() > 1 {
                     " …"
                 } else {
                     ""
                 },
-                f.statement.as_deref().unwrap_or("migrate")
             );
             f.output = Some(output.clone());
         }
@@ -411,6 +431,21 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert!(b[0].contains("RENAME COLUMN"));
         assert!(b[1].contains("DROP COLUMN") && !b[1].contains("COMMIT"));
+    }
+
+    #[test]
+    fn the_plan_listing_gives_pending_migrations_and_each_apps_last_applied_one() {
+        let out = "[X]  records.0001_initial\n[X]  records.0002_phone\n[ ]  records.0003_x\n[ ]  billing.0001_initial\n";
+        let (pending, last) = listed_plan(out);
+        assert_eq!(
+            pending,
+            vec![
+                ("records".to_string(), "0003_x".to_string()),
+                ("billing".to_string(), "0001_initial".to_string())
+            ]
+        );
+        assert_eq!(last.get("records").map(String::as_str), Some("0002_phone"));
+        assert!(!last.contains_key("billing"));
     }
 
     #[test]

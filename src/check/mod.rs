@@ -16,6 +16,9 @@ pub mod apply;
 mod blame;
 pub mod diff;
 pub mod django;
+mod django_base;
+mod django_roundtrip;
+mod django_trace;
 pub mod fingerprint;
 pub mod git;
 pub mod health;
@@ -117,6 +120,8 @@ pub struct Options {
     pub seed: SeedSource,
     /// Run the TimeZone variance check: None = when the SQL looks time-related.
     pub timezone_check: Option<bool>,
+    /// Run the down-migration round trip when the migrations have downs.
+    pub round_trip: bool,
     /// What to call the data in the report (else it is described from the URL).
     pub against_label: Option<String>,
     /// Production table sizes, to extrapolate lock times.
@@ -316,9 +321,14 @@ async fn run_inner(
     let mut baseline_files = None;
     let mut set = set.cloned();
     // The baseline: the source itself, or a freshly seeded database.
-    let base = match source_db {
-        Some(db) => db,
-        None => {
+    let base = match (source_db, &opts.django) {
+        (Some(db), _) => db,
+        (None, Some(project)) => {
+            let (db, desc) = django_base::seeded_baseline(opts, project, scratch).await?;
+            against = desc;
+            db
+        }
+        (None, None) => {
             let (db, desc, b) = seeded_baseline(opts, &mut set, scratch).await?;
             merged_spec = b.merged_spec.clone();
             against = desc;
@@ -376,8 +386,11 @@ async fn run_inner(
     let untraced = opts.apply_cmd.is_some() || django_plan.as_ref().is_some_and(|p| p.opaque());
     let risk = Risk::of(&pre, &pending, untraced);
     // The down-migration round trip compares whole fingerprints.
-    let round_trip_planned =
-        opts.apply_cmd.is_none() && !pending.is_empty() && pending.iter().all(|m| m.down.is_some());
+    // Django's migrations carry their reverse in the file.
+    let round_trip_planned = opts.round_trip
+        && opts.apply_cmd.is_none()
+        && !pending.is_empty()
+        && (opts.django.is_some() || pending.iter().all(|m| m.down.is_some()));
     let depth: HashMap<u32, Depth> = pre
         .tables
         .keys()
@@ -397,10 +410,10 @@ async fn run_inner(
 
     // The same migrations under another session TimeZone, when the SQL can
     // depend on it: on a second clone, in parallel with the UTC run.
-    let tz_wanted = opts
-        .timezone_check
-        .unwrap_or_else(|| time_related(&all_sql))
-        && (set.is_some() && !pending.is_empty() || opts.apply_cmd.is_some());
+    let tz_wanted = opts.timezone_check.unwrap_or_else(|| {
+        time_related(&all_sql) || django_plan.as_ref().is_some_and(|p| p.zone_dependent())
+    }) && ((set.is_some() || django_plan.is_some()) && !pending.is_empty()
+        || opts.apply_cmd.is_some());
     let tz_db = match tz_wanted {
         true => Some(scratch.create("tz", Some(&base)).await?),
         false => None,
@@ -412,7 +425,8 @@ async fn run_inner(
     let utc_run = async {
         if let (Some(project), Some(plan)) = (&opts.django, &django_plan) {
             let runs;
-            (runs, django_outputs) = django::apply(project, plan, &client, &clone_url).await?;
+            (runs, django_outputs) =
+                django::apply(project, plan, &client, &clone_url, Some("UTC")).await?;
             return Ok::<_, anyhow::Error>((runs, None));
         }
         if let Some(cmd) = &opts.apply_cmd {
@@ -443,6 +457,7 @@ async fn run_inner(
                     set.as_ref(),
                     &pending_refs,
                     opts.apply_cmd.as_deref(),
+                    opts.django.as_ref().zip(django_plan.as_ref()),
                 )
                 .await
             }
@@ -520,10 +535,11 @@ async fn run_inner(
         && !failed
     {
         phases.next(progress, "comparing with the run under another TimeZone");
-        findings.extend(timezone_variance(other, &pending_refs, &client, &post).await?);
+        findings.extend(timezone_variance(other, &pending_refs, &runs, &client, &post).await?);
     }
     // Down migrations: up → down → up.
     if !failed
+        && round_trip_planned
         && let Some(s) = &set
         && !pending.is_empty()
         && pending.iter().all(|m| m.down.is_some())
@@ -543,6 +559,21 @@ async fn run_inner(
         findings.extend(rt.findings);
         if let Some(db) = rt.moved_to {
             // The run's clone was left mid-way by a failing down.
+            client = scratch.connect(&db).await?;
+            apply::prepare_session(&client, "UTC").await?;
+        }
+    }
+    if !failed
+        && round_trip_planned
+        && let (Some(project), Some(plan)) = (&opts.django, &django_plan)
+    {
+        phases.next(progress, "down-migration round trip");
+        let rt = django_roundtrip::round_trip(
+            scratch, &base, project, plan, &client, &clone_url, &pre, &post,
+        )
+        .await?;
+        findings.extend(rt.findings);
+        if let Some(db) = rt.moved_to {
             client = scratch.connect(&db).await?;
             apply::prepare_session(&client, "UTC").await?;
         }

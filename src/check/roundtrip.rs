@@ -94,7 +94,7 @@ async fn whole_window(
     }
     let diffs = compare(pre, &fingerprint::take(client, &[], history_table).await?);
     if !diffs.is_empty() {
-        return Ok(diffs);
+        return Ok(diffs.into_iter().map(|d| d.text).collect());
     }
     let ups = apply::run(client, format, pending, Direction::Up).await?;
     if let Some((run, f)) = ups.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
@@ -103,10 +103,12 @@ async fn whole_window(
             run.file, f.message
         )]);
     }
-    Ok(compare(
-        post,
-        &fingerprint::take(client, &[], history_table).await?,
-    ))
+    Ok(
+        compare(post, &fingerprint::take(client, &[], history_table).await?)
+            .into_iter()
+            .map(|d| d.text)
+            .collect(),
+    )
 }
 
 /// A fingerprint whose data covers the tables `ms` (their ups and downs)
@@ -213,11 +215,7 @@ async fn step_by_step(
         let restored = compare(&before, &undone);
         for d in &restored {
             out.push(
-                Finding::new(
-                    Level::Fail,
-                    Rule::DownMigration,
-                    format!("up → down does not give back the original: {d}"),
-                )
+                d.finding(format!("up → down does not give back the original: {d}"))
                 .file(&down.file)
                 .remedy("the down migration must restore the schema and the data (a dropped column's values cannot come back: mark the migration irreversible or keep the values)"),
             );
@@ -255,13 +253,9 @@ async fn step_by_step(
         let redone = take_for(&c, history_table, &this_and_next).await?;
         for d in compare(&after, &redone) {
             out.push(
-                Finding::new(
-                    Level::Fail,
-                    Rule::DownMigration,
-                    format!("up → down → up differs from up: {d}"),
-                )
-                .file(&down.file)
-                .remedy("the down migration leaves residue the up migration does not expect"),
+                d.finding(format!("up → down → up differs from up: {d}"))
+                    .file(&down.file)
+                    .remedy("the down migration leaves residue the up migration does not expect"),
             );
         }
         before = redone;
@@ -269,25 +263,64 @@ async fn step_by_step(
     Ok((out, db))
 }
 
+/// One difference between two fingerprints, and the table or column it
+/// is about (what an accept entry names), when it is about one.
+#[derive(Debug, Clone)]
+pub(super) struct Diff {
+    pub text: String,
+    pub object: Option<String>,
+}
+
+impl Diff {
+    fn on(object: String, text: String) -> Diff {
+        Diff {
+            text,
+            object: Some(object),
+        }
+    }
+    fn plain(text: String) -> Diff {
+        Diff { text, object: None }
+    }
+
+    /// A finding about this difference, with its object when it has one.
+    pub(super) fn finding(&self, message: String) -> Finding {
+        let f = Finding::new(Level::Fail, Rule::DownMigration, message);
+        match &self.object {
+            Some(o) => f.object(o.clone()),
+            None => f,
+        }
+    }
+}
+
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Differences between two fingerprints, by name (oids change when a down drops and recreates).
-pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
+pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<Diff> {
     let mut out = Vec::new();
     for t in a.tables.values() {
         let Some(u) = b.table_named(&t.schema, &t.name) else {
-            out.push(format!("table {} is missing", t.display()));
+            out.push(Diff::on(
+                t.display(),
+                format!("table {} is missing", t.display()),
+            ));
             continue;
         };
         if t.rows != u.rows {
-            out.push(format!(
-                "{} has {} rows instead of {}",
+            out.push(Diff::on(
                 t.display(),
-                u.rows,
-                t.rows
+                format!("{} has {} rows instead of {}", t.display(), u.rows, t.rows),
             ));
         }
         for c in &t.columns {
             let Some(d) = u.column_named(&c.name) else {
-                out.push(format!("column {}.{} is missing", t.display(), c.name));
+                out.push(Diff::on(
+                    format!("{}.{}", t.display(), c.name),
+                    format!("column {}.{} is missing", t.display(), c.name),
+                ));
                 continue;
             };
             if c.ty != d.ty || c.not_null != d.not_null || c.default != d.default {
@@ -301,12 +334,15 @@ pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
                             .unwrap_or_else(|| " without a default".into())
                     )
                 };
-                out.push(format!(
-                    "column {}.{} is {} instead of {}",
-                    t.display(),
-                    c.name,
-                    shown(&d.ty, d.not_null, &d.default),
-                    shown(&c.ty, c.not_null, &c.default)
+                out.push(Diff::on(
+                    format!("{}.{}", t.display(), c.name),
+                    format!(
+                        "column {}.{} is {} instead of {}",
+                        t.display(),
+                        c.name,
+                        shown(&d.ty, d.not_null, &d.default),
+                        shown(&c.ty, c.not_null, &c.default)
+                    ),
                 ));
             }
             let (Some((n1, h1)), Some((n2, h2))) =
@@ -315,22 +351,31 @@ pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
                 continue;
             };
             if h1 != h2 {
-                out.push(format!(
-                    "values of {}.{} differ ({n1} non-NULL before, {n2} after)",
-                    t.display(),
-                    c.name
+                out.push(Diff::on(
+                    format!("{}.{}", t.display(), c.name),
+                    format!(
+                        "values of {}.{} differ ({n1} non-NULL before, {n2} after)",
+                        t.display(),
+                        c.name
+                    ),
                 ));
             }
         }
         for d in &u.columns {
             if t.column_named(&d.name).is_none() {
-                out.push(format!("extra column {}.{}", t.display(), d.name));
+                out.push(Diff::on(
+                    format!("{}.{}", t.display(), d.name),
+                    format!("extra column {}.{}", t.display(), d.name),
+                ));
             }
         }
     }
     for u in b.tables.values() {
         if a.table_named(&u.schema, &u.name).is_none() {
-            out.push(format!("extra table {}", u.display()));
+            out.push(Diff::on(
+                u.display(),
+                format!("extra table {}", u.display()),
+            ));
         }
     }
     let names = |f: &Fingerprint| {
@@ -352,10 +397,10 @@ pub(super) fn compare(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
     };
     let (na, nb) = (names(a), names(b));
     for x in na.iter().filter(|x| !nb.contains(x)) {
-        out.push(format!("{x} is missing"));
+        out.push(Diff::plain(format!("{x} is missing")));
     }
     for x in nb.iter().filter(|x| !na.contains(x)) {
-        out.push(format!("extra {x}"));
+        out.push(Diff::plain(format!("extra {x}")));
     }
     out
 }

@@ -44,10 +44,22 @@ pub(super) async fn other_zone(
     set: Option<&MigrationSet>,
     pending: &[&Migration],
     cmd: Option<&str>,
+    django: Option<(&crate::django::Project, &super::django::Plan)>,
 ) -> Result<Option<OtherZone>> {
     let c = connect(&with_db(server, db)).await?;
-    match (cmd, set) {
-        (Some(cmd), _) => {
+    match (cmd, set, django) {
+        (None, None, Some((project, plan))) => {
+            // Django's SQL under the other session zone, its Python with the
+            // other zone as TIME_ZONE and as the process's local zone.
+            apply::prepare_session(&c, OTHER).await?;
+            let url = crate::pg::url_of(&with_db(server, db));
+            let (runs, _) = super::django::apply(project, plan, &c, &url, Some(OTHER)).await?;
+            if let Some(f) = zone_failure(&runs) {
+                return Ok(Some(f));
+            }
+            apply::prepare_session(&c, "UTC").await?;
+        }
+        (Some(cmd), _, _) => {
             if run_apply_cmd(cmd, &with_db(server, db), OTHER)
                 .await?
                 .is_some()
@@ -61,24 +73,41 @@ pub(super) async fn other_zone(
                 ))));
             }
         }
-        (None, Some(s)) => {
+        (None, Some(s), _) => {
             apply::prepare_session(&c, OTHER).await?;
             let runs = apply::run(&c, s.format, pending, Direction::Up).await?;
-            if let Some((run, f)) = runs.iter().find_map(|r| r.failure.as_ref().map(|f| (r, f))) {
-                return Ok(Some(OtherZone::Failed(Finding::new(
-                    Level::Warn,
-                    Rule::TimezoneDependent,
-                    format!("{} fails when the session TimeZone is {OTHER} ({}) but succeeds under UTC", run.file, f.message),
-                )
-                .at(&run.file, f.line, &f.statement))));
+            if let Some(f) = zone_failure(&runs) {
+                return Ok(Some(f));
             }
             apply::prepare_session(&c, "UTC").await?;
         }
         _ => return Ok(None),
     }
-    let fp =
-        fingerprint::take(&c, &[], set.map(|s| s.format.history_table()).unwrap_or("")).await?;
+    let history = match (set, django) {
+        (Some(s), _) => s.format.history_table(),
+        (None, Some(_)) => "django_migrations",
+        _ => "",
+    };
+    let fp = fingerprint::take(&c, &[], history).await?;
     Ok(Some(OtherZone::Done(c, fp)))
+}
+
+/// The first migration that failed under the other zone, as a finding.
+fn zone_failure(runs: &[apply::FileRun]) -> Option<OtherZone> {
+    let (run, f) = runs
+        .iter()
+        .find_map(|r| r.failure.as_ref().map(|f| (r, f)))?;
+    Some(OtherZone::Failed(
+        Finding::new(
+            Level::Warn,
+            Rule::TimezoneDependent,
+            format!(
+                "{} fails when the session TimeZone is {OTHER} ({}) but succeeds under UTC",
+                run.file, f.message
+            ),
+        )
+        .at(&run.file, f.line, &f.statement),
+    ))
 }
 
 /// The other-zone run against the UTC run: columns whose values differ
@@ -86,6 +115,7 @@ pub(super) async fn other_zone(
 pub(super) async fn timezone_variance(
     other: OtherZone,
     pending: &[&Migration],
+    runs: &[apply::FileRun],
     utc_client: &Client,
     utc_post: &Fingerprint,
 ) -> Result<Vec<Finding>> {
@@ -151,20 +181,45 @@ pub(super) async fn timezone_variance(
                     k_name(t)
                 ));
             }
-            // Point at the statement that mentions the column.
-            for m in pending {
-                if let Some(st) = split::split(&m.up.sql)
+            // Point at the statement that mentions the column; else at a
+            // traced one that names it (SQL a Django RunPython executed).
+            let found = pending.iter().find_map(|m| {
+                split::split(&m.up.sql)
                     .into_iter()
                     .find(|s| s.sql.to_lowercase().contains(&col.name.to_lowercase()))
-                {
-                    f = f.at(&m.up.file, st.line + m.up.first_line - 1, &st.sql);
-                    break;
-                }
+                    .map(|st| (m.up.file.clone(), st.line + m.up.first_line - 1, st.sql))
+            });
+            let traced = || {
+                let naming = |write: bool| {
+                    runs.iter().find_map(|r| {
+                        r.statements
+                            .iter()
+                            .find(|st| {
+                                names_word(&st.sql, &col.name)
+                                    && names_word(&st.sql, &t.name)
+                                    && (!write || writes(&st.sql))
+                            })
+                            .map(|st| (r.file.clone(), st.line, st.sql.clone()))
+                    })
+                };
+                // The statement that wrote the column, before one that read it.
+                naming(true).or_else(|| naming(false))
+            };
+            if let Some((file, line, sql)) = found.or_else(traced) {
+                f = f.at(&file, line, &sql);
             }
             out.push(f);
         }
     }
     Ok(out)
+}
+
+/// Whether a statement can write values (not a query).
+fn writes(sql: &str) -> bool {
+    let head = sql.trim_start().to_ascii_lowercase();
+    ["update", "insert", "alter", "with", "merge", "copy"]
+        .iter()
+        .any(|w| head.starts_with(w))
 }
 
 /// Whether `col` of `table` gets its values from a volatile expression: its

@@ -107,6 +107,7 @@ async fn run_with(
             },
         },
         timezone_check: args.timezone_check,
+        round_trip: args.round_trip != Some(false),
         against_label: label,
         production: match &args.production_stats {
             Some(from) => Some(check::stats::ProductionStats::load(from).await?),
@@ -115,11 +116,6 @@ async fn run_with(
         django: django_project(args)?,
         accept: args.accept.clone(),
     };
-    if opts.django.is_some() && matches!(opts.against, Against::Seed) {
-        return crate::error::usage(
-            "--runner django checks a copy of a database Django has migrated: give --against URL (or snapshot NAME), not seed",
-        );
-    }
     let bar = output::Bar::new(cfg.quiet);
     let report = check::run(&opts, &bar).await?;
     let format = if cfg.json {

@@ -117,3 +117,44 @@ print(json.dumps({{"checked": checked, "errors": errors}}))
         .collect();
     (checked, errors)
 }
+
+/// A database at records.0003_encounter with seeded rows (fax numbers included).
+pub fn early_database(c: &crate::support::Cluster, proj: &std::path::Path) -> String {
+    crate::support::sql(&c.url("postgres"), "CREATE DATABASE prod");
+    let url = c.url("prod");
+    manage(
+        proj,
+        &url,
+        &["migrate", "records", "0003_encounter", "--no-input"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("spec.toml");
+    crate::support::ward()
+        .db(&url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.to_str().unwrap())
+        .args(["--django-project"])
+        .arg_str(proj.to_str().unwrap())
+        .args(["--python"])
+        .arg_str(python().to_str().unwrap())
+        .ok();
+    crate::support::ward()
+        .db(&url)
+        .args(["seed", "--spec"])
+        .arg_str(spec.to_str().unwrap())
+        .ok();
+    assert!(crate::support::int(&url, "SELECT count(*) FROM records_patient WHERE fax <> ''") > 0);
+    url
+}
+
+pub fn check(proj: &std::path::Path, url: &str, format: &str) -> crate::support::Run {
+    crate::support::ward()
+        .args(["check", "--runner", "django", "--against"])
+        .arg_str(url)
+        .args(["--django-project"])
+        .arg_str(proj.to_str().unwrap())
+        .args(["--python"])
+        .arg_str(python().to_str().unwrap())
+        .args(["--format", format])
+        .run()
+}
