@@ -135,10 +135,12 @@ pub async fn json_samples(
             } else {
                 col.clone()
             };
+            // Ordered by a hash of the value, not heap order: the same rows
+            // give the same sample (and spec) after an UPDATE or VACUUM.
             let rows = client
                 .query(
                     &format!(
-                        "SELECT x::text FROM (SELECT {expr} AS x FROM {} WHERE {col} IS NOT NULL LIMIT {}) s WHERE x IS NOT NULL",
+                        "SELECT x::text FROM (SELECT {expr} AS x FROM {} WHERE {col} IS NOT NULL ORDER BY md5({col}::text) LIMIT {}) s WHERE x IS NOT NULL",
                         t.sql_name(),
                         super::shape::SAMPLE_ROWS
                     ),

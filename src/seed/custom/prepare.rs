@@ -58,7 +58,26 @@ pub async fn prepare(
                     Ok(false) | Err(_) => return Err(refused().into()),
                 }
             }
-            tx.batch_execute(&format!("TRUNCATE {} CASCADE", names.join(", ")))
+            // ONLY: tables that inherit from a seeded one are tables of their
+            // own (in the spec or not), never emptied along with their parent.
+            // A partitioned table's rows are in its partitions, so it is
+            // emptied whole (Postgres refuses ONLY there).
+            let mut only = Vec::with_capacity(names.len());
+            for name in &names {
+                let partitioned: bool = tx
+                    .query_one(
+                        "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+                        &[name],
+                    )
+                    .await?
+                    .get(0);
+                only.push(if partitioned {
+                    name.clone()
+                } else {
+                    format!("ONLY {name}")
+                });
+            }
+            tx.batch_execute(&format!("TRUNCATE {} CASCADE", only.join(", ")))
                 .await
                 .context("emptying the spec's tables")?;
         }

@@ -85,9 +85,32 @@ impl Shape {
     pub fn parse(text: &str) -> Result<Shape, String> {
         let json: Json = serde_json::from_str(text)
             .map_err(|e| format!("shape is not JSON ({e}) — e.g. shape = '{{\"name\": \"person.full_name\", \"tags\": [\"lorem.word\", \"0..3\"]}}'"))?;
-        from_json(&json, 0)
+        let shape = from_json(&json, 0)?;
+        if shape.most_leaves() > MAX_LEAVES {
+            return Err(format!(
+                "shape can make more than {MAX_LEAVES} values in one cell — shorten its lists' ranges"
+            ));
+        }
+        Ok(shape)
+    }
+
+    /// The most leaf values one cell of this shape can hold (saturating).
+    fn most_leaves(&self) -> u64 {
+        match self {
+            Shape::Leaf(_) => 1,
+            Shape::Object(fields) => fields
+                .iter()
+                .fold(0u64, |n, (_, _, s)| n.saturating_add(s.most_leaves())),
+            // A map cell gets at most three entries (`Compiled::make`).
+            Shape::Map(s) => s.most_leaves().saturating_mul(3),
+            Shape::List(s, _, hi) => s.most_leaves().saturating_mul(u64::from(*hi)),
+        }
     }
 }
+
+/// The most values one generated JSON cell may hold: a spec's shape beyond it
+/// would make rows of megabytes (or never finish), so it is refused.
+const MAX_LEAVES: u64 = 10_000;
 
 fn from_json(j: &Json, depth: usize) -> Result<Shape, String> {
     if depth > MAX_DEPTH + 4 {
@@ -193,8 +216,20 @@ fn infer(values: &[&Json], key: &str, by_name: &dyn Fn(&str) -> String, depth: u
                     && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                     && !k.ends_with('?')
             };
-            if keys.len() > MAX_KEYS || !keys.keys().all(|k| field_like(k)) {
-                let all: Vec<&Json> = keys.values().flatten().copied().collect();
+            // A key is a field of the app's only when most sampled objects
+            // have it (and, with several objects, more than one does): keys
+            // seen once or rarely may be data (names, postcodes, logins), and
+            // nothing read from the rows may reach the spec or the rows made.
+            let common = |vs: &Vec<&Json>| {
+                vs.len() * 2 >= of_kind.len() && (of_kind.len() < 2 || vs.len() >= 2)
+            };
+            keys.retain(|_, vs| common(vs));
+            if keys.is_empty() || keys.len() > MAX_KEYS || !keys.keys().all(|k| field_like(k)) {
+                let all: Vec<&Json> = of_kind
+                    .iter()
+                    .filter_map(|v| v.as_object())
+                    .flat_map(|o| o.values())
+                    .collect();
                 return Shape::Map(Box::new(infer(&all, "", by_name, depth + 1)));
             }
             Shape::Object(
@@ -414,6 +449,9 @@ mod tests {
                    "ids": {"9434765919": 1, "9434765870": 2}, "addr": {"email": "jane@secret.org"}}),
             json!({"name": "John Hidden", "age": 7, "tags": [], "seen": "2023-05-06 11:00:00",
                    "ids": {"9434765900": 3}, "addr": {"email": "john@hidden.org"}, "extra": true}),
+            // `extra` in two of three objects: a field; `once` in one: maybe data.
+            json!({"name": "Ann Other", "age": 3, "tags": [], "seen": "2023-05-06 11:00:00",
+                   "ids": {}, "addr": {"email": "ann@hidden.org"}, "extra": false, "once": 1}),
         ];
         let s = derive(&samples, &words);
         let text = s.to_text();
@@ -425,6 +463,14 @@ mod tests {
             r#"{"addr":{"email":"internet.email"},"age":"int","extra?":"bool","ids":{"*":"int"},"name":"lorem.words","seen":"timestamp","tags":["lorem.words","0..2"]}"#
         );
         assert_eq!(Shape::parse(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn parse_refuses_shapes_that_make_huge_cells() {
+        let err = Shape::parse(r#"[[[["int","100..100"],"100..100"],"100..100"],"100..100"]"#)
+            .unwrap_err();
+        assert!(err.contains("more than 10000 values"), "{err}");
+        assert!(Shape::parse(r#"[["int","100..100"],"100..100"]"#).is_ok());
     }
 
     #[test]
