@@ -142,7 +142,7 @@ pub(super) async fn timezone_variance(
             // now(), random(), gen_random_uuid() … differ between any two runs.
             // A time value filled that way only counts when the two runs are
             // further apart than a run takes: a zone shift, not the clock.
-            if volatile_fill(pending, &t.name, col) {
+            if volatile_fill(pending, &t.name, col) || python_fill(runs, &t.name, col) {
                 let shift = match (
                     col.ty.starts_with("time") || col.ty == "date",
                     t.key.first(),
@@ -241,6 +241,21 @@ fn volatile_fill(pending: &[&Migration], table: &str, col: &fingerprint::Column)
                 && names_word(&st.sql, table)
         })
     })
+}
+
+/// Whether a Django migration (a `.py` file) wrote `col` of `table` with a
+/// statement naming it, and the column holds times or UUIDs: its values
+/// came from Python (`timezone.now()`, `uuid4()`, a default Django evaluated),
+/// which its trace shows only as placeholders or one run's literal. A UUID
+/// does not depend on the zone; a time then counts only when the two runs
+/// are a zone shift apart (the caller's check), as for SQL volatile fills.
+fn python_fill(runs: &[apply::FileRun], table: &str, col: &fingerprint::Column) -> bool {
+    let kind = col.ty.starts_with("time") || col.ty == "date" || col.ty == "uuid";
+    kind && runs
+        .iter()
+        .filter(|r| r.file.ends_with(".py"))
+        .flat_map(|r| &r.statements)
+        .any(|st| writes(&st.sql) && names_word(&st.sql, &col.name) && names_word(&st.sql, table))
 }
 
 /// The largest difference in seconds between the two runs' values of a
