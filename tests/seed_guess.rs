@@ -95,7 +95,10 @@ fn json_columns_follow_the_shape_of_their_rows_and_defaults_without_copying_valu
         0
     );
     // `tags` is in one of the two rows: it may be data, so it is not kept.
-    assert_eq!(int(&url, "SELECT count(*) FROM profile WHERE prefs ? 'tags'"), 0);
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM profile WHERE prefs ? 'tags'"),
+        0
+    );
     assert!(
         int(
             &url,
