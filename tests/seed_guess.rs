@@ -176,14 +176,23 @@ fn ulids_and_uuids_in_text_columns_are_canonical_unique_and_deterministic() {
         ),
         0
     );
-    let again = database(&c, "ids_j1", ddl);
+    // The same values whatever --jobs, on enough rows for several chunks
+    // (a chunk is 2,000 rows): one thread against three.
+    let big = text.replace("rows = 100\n", "rows = 4500\n");
+    assert_ne!(big, text, "the root table's row count is in the spec");
     let tmp = tempfile::tempdir().unwrap();
-    let (spec, _) = guess(&again, tmp.path());
-    assert_eq!(seed(&again, &spec, &["-j", "1"]).code(), 0);
+    let spec = tmp.path().join("big.toml");
+    std::fs::write(&spec, big).unwrap();
+    let (one, three) = (database(&c, "ids_j1", ddl), database(&c, "ids_j3", ddl));
+    for (db, jobs) in [(&one, "1"), (&three, "3")] {
+        let r = seed(db, &spec, &["-j", jobs]);
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+    }
+    assert_eq!(int(&one, "SELECT count(*) FROM doc"), 4500);
     for col in ["id", "ext_uuid", "owner_ulid", "ref_id"] {
         assert_eq!(
-            fingerprint(&url, "doc", col),
-            fingerprint(&again, "doc", col),
+            fingerprint(&one, "doc", col),
+            fingerprint(&three, "doc", col),
             "{col}"
         );
     }
