@@ -15,6 +15,10 @@
 //! - F12: a swap directory ward cannot read is an error, never "no swap".
 //! - F6: a data-directory restore whose journal write fails after the old
 //!   directory moved aside keeps the new copy, and the next ward finishes.
+//! - M1: a `--keep-previous` restore killed while copying the previous
+//!   contents out, its journal lost: the next ward's sweep finishes the
+//!   copy (never deletes the only whole one), and `restore --previous`
+//!   refuses a previous-contents volume that holds no whole copy.
 
 mod support;
 
@@ -394,4 +398,99 @@ fn f9_a_swap_directory_holding_moved_aside_data_is_neither_snapshotted_nor_delet
         "",
         "the moved-aside data was deleted"
     );
+}
+
+/// Removes a Docker volume when dropped.
+struct RemoveVolume(String);
+impl Drop for RemoveVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_back() {
+    let s = setup();
+    let previous = s.pg.checksums();
+    let prev = format!("{}-ward-previous", s.pg.volume);
+    let _gone = RemoveVolume(prev.clone());
+    // Killed once the new data runs, the previous-contents volume emptied
+    // and old/ not yet copied into it; the journal is in another state
+    // directory (lost to the next ward).
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &[
+                "restore",
+                "a",
+                "--container",
+                &s.pg.name,
+                "--yes",
+                "--keep-previous",
+            ],
+        ),
+        "restore:mid-keep",
+    );
+    dk::wait_ready(&s.pg.name);
+    assert!(
+        !s.marks().contains("after a"),
+        "the new data is not in place"
+    );
+    let markers = in_volume(&s.pg.volume, "ls /v/.ward-swap-*/");
+    for m in ["committed", "keep-previous", "prev-cleared", "old"] {
+        assert!(markers.lines().any(|l| l == m), "no {m}: {markers}");
+    }
+    assert!(!markers.lines().any(|l| l == "kept"), "{markers}");
+    // Any ward that sweeps the volume (here `restore --previous` itself)
+    // finishes the copy, then puts it back.
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("finished keeping them in volume"),
+        "{}",
+        r.stderr()
+    );
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "the previous contents are not back"
+    );
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+
+    // A previous-contents volume without a whole copy (a keep killed
+    // half-way whose swap directory is gone) is never put back.
+    dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{prev}:/p"),
+        dk::IMAGE,
+        "rm",
+        "/p/.ward-previous-complete",
+    ]);
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    let err = r.fails_with(2, "incomplete");
+    assert!(err.contains("was not touched"), "{err}");
+    assert!(s.pg.running());
+    assert_eq!(s.pg.checksums(), previous, "the data changed");
+    assert_eq!(dk::remove_helpers(&s.pg.volume), 0, "helper left behind");
+    assert_eq!(journals(s.state.path()), 0);
 }

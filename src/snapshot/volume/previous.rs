@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Utc;
 
 use super::complete::{Live, complete};
 use super::container::{image_facts, postgres_user};
 use super::journal::{JournalFile, TargetJournal};
-use super::swap::{MOUNT, PREVIOUS_MOUNT, Swap, previous_volume};
-use crate::docker::{self, Helper};
+use super::swap::{MOUNT, PREVIOUS_COMPLETE, PREVIOUS_MOUNT, Swap, previous_volume};
+use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
 use crate::snapshot::{Confirm, RestoreOptions, Restored};
 use crate::target::VolumeTarget;
@@ -25,6 +25,12 @@ use crate::target::VolumeTarget;
 /// (created if missing) and deletes the swap directory. Returns the
 /// volume's name.
 pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<String> {
+    keep_with(sw, image, volume, false).await
+}
+
+/// [`keep`], taking the swap directory's lock first (`lock`) when no
+/// helper of this ward holds it already.
+async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Result<String> {
     let d = sw.d;
     let prev = previous_volume(volume);
     if docker::inspect_volume(d, &prev).await?.is_none() {
@@ -38,6 +44,15 @@ pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<Str
         ..sw.clone()
     };
     let r = async {
+        if lock {
+            two.hold_lock().await?;
+            // Judged again under the lock: another ward may have finished it.
+            let markers = two.markers().await?.unwrap_or_default();
+            let has = |m: &str| markers.iter().any(|x| x == m);
+            if !(has("committed") && has("keep-previous")) || has("kept") {
+                return two.discard().await;
+            }
+        }
         two.keep_previous().await?;
         two.discard().await
     }
@@ -45,6 +60,35 @@ pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<Str
     helper.remove(d).await?;
     r?;
     Ok(prev)
+}
+
+/// Finishes the `--keep-previous` copy of a committed swap directory
+/// (`dir`, `.ward-swap-<id>` at the volume root) that no journal accounts
+/// for — a ward killed while copying, whose journal was lost — found by
+/// the sweep (`unkept`): its `old/` is the only whole copy of the contents
+/// the user asked to keep, and the previous-contents volume may hold a
+/// partial one. Returns the previous-contents volume's name.
+pub(super) async fn finish_keep(
+    d: &Docker,
+    image: &str,
+    volume: &str,
+    dir: &str,
+) -> Result<String> {
+    let id = dir
+        .strip_prefix(".ward-swap-")
+        .filter(|id| crate::snapshot::manifest::is_plain_name(id))
+        .with_context(|| format!("not a swap directory: {dir:?}"))?;
+    let sw = Swap {
+        d,
+        helper: "",
+        id: id.to_string(),
+        // Only the swap directory and old/ are used.
+        root: String::new(),
+        pgdata_rel: String::new(),
+        uid: 0,
+        gid: 0,
+    };
+    keep_with(&sw, image, volume, true).await
 }
 
 /// Puts the contents kept by `--keep-previous` back: staged from the
@@ -73,7 +117,28 @@ pub async fn restore_previous(
     // restore journals anything (no container of its own for the sweep).
     let helper =
         Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
-    notes.extend(super::heal::sweep(&d, &helper.name, &t.volume.name).await?);
+    notes.extend(super::heal::sweep(&d, &t.image, &helper.name, &t.volume.name).await?);
+    // Only a whole copy goes back (a keep killed half-way, its swap
+    // directory gone, leaves a partial one).
+    let whole = docker::exec(
+        &d,
+        &helper.name,
+        None,
+        &[
+            "test",
+            "-e",
+            &format!("{PREVIOUS_MOUNT}/{PREVIOUS_COMPLETE}"),
+        ],
+    )
+    .await?;
+    if !whole.ok() {
+        return crate::error::usage(format!(
+            "the previous contents kept in volume {prev} are incomplete: a ward was interrupted \
+             while copying them there, and nothing is left to finish the copy from — they cannot \
+             be put back; {target_desc} was not touched (remove the volume with `docker volume \
+             rm {prev}` once you no longer need what it holds)"
+        ));
+    }
     if !confirm(&format!(
         "Replace the data of {target_desc} with the previous contents kept in volume {prev}?"
     ))? {
@@ -136,6 +201,7 @@ pub async fn restore_previous(
         user: postgres_user(t),
         was_running,
         stop_timeout: opts.stop_timeout,
+        keep_previous: true,
     };
     let swapped = match complete(&sw, &live, None, &mut journal).await {
         Ok(s) => s,
