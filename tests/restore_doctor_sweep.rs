@@ -187,37 +187,47 @@ fn snap(store: &std::path::Path, args: &[&str]) -> Run {
         .run()
 }
 
-/// Removes a Docker volume when dropped.
-struct RemoveVolume(String);
-impl Drop for RemoveVolume {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", &self.0])
-            .output();
-    }
-}
-
+/// `restore --keep-previous` and `restore --previous` never empty nor put
+/// back a previous-contents volume ward did not make, and `--previous`
+/// keeps to the sweep's kept/busy rules before it stages anything.
 #[test]
 fn restore_previous_refuses_a_kept_or_busy_swap_directory_and_touches_nothing() {
     let pg = Pg::start();
     dk::fill(&pg.name, 1_000);
     let store = tempfile::tempdir().unwrap();
-    let _gone = RemoveVolume(format!("{}-ward-previous", pg.volume));
+    let _gone = dk::RemoveVolume(format!("{}-ward-previous", pg.volume));
     let r = snap(store.path(), &["create", "a", "--container", &pg.name]);
     assert_eq!(r.code(), 0, "{}", r.stderr());
     pg.psql("insert into marks(label) values ('after a')");
     let previous = pg.checksums();
-    let r = snap(
-        store.path(),
-        &[
-            "restore",
-            "a",
-            "--container",
-            &pg.name,
-            "--yes",
-            "--keep-previous",
-        ],
+    let keep = || {
+        snap(
+            store.path(),
+            &[
+                "restore",
+                "a",
+                "--container",
+                &pg.name,
+                "--yes",
+                "--keep-previous",
+            ],
+        )
+    };
+    // A volume of the previous-contents volume's name that ward did not
+    // make is never emptied: refused before anything is staged or stopped.
+    let since = dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]);
+    dk::docker(&["volume", "create", &format!("{}-ward-previous", pg.volume)]);
+    let err = keep().fails_with(2, "ward did not make it");
+    assert!(err.contains("ward.previous-of="), "{err}");
+    assert_eq!(
+        dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]),
+        since,
+        "the container was stopped"
     );
+    assert_eq!(pg.checksums(), previous, "the data changed");
+    assert!(ward_entries(&pg).is_empty(), "{:?}", ward_entries(&pg));
+    dk::docker(&["volume", "rm", &format!("{}-ward-previous", pg.volume)]);
+    let r = keep();
     assert_eq!(r.code(), 0, "{}", r.stderr());
     let current = pg.checksums();
     assert_ne!(current, previous);

@@ -19,6 +19,9 @@
 //!   contents out, its journal lost: the next ward's sweep finishes the
 //!   copy (never deletes the only whole one), and `restore --previous`
 //!   refuses a previous-contents volume that holds no whole copy.
+//! - The replaced data deleted in the background in the container: a stop
+//!   that cuts the delete short leaves only `.ward-trash-<id>`, which the
+//!   next `create` sweeps before it archives anything.
 
 mod support;
 
@@ -400,22 +403,12 @@ fn f9_a_swap_directory_holding_moved_aside_data_is_neither_snapshotted_nor_delet
     );
 }
 
-/// Removes a Docker volume when dropped.
-struct RemoveVolume(String);
-impl Drop for RemoveVolume {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", &self.0])
-            .output();
-    }
-}
-
 #[test]
 fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_back() {
     let s = setup();
     let previous = s.pg.checksums();
     let prev = format!("{}-ward-previous", s.pg.volume);
-    let _gone = RemoveVolume(prev.clone());
+    let _gone = dk::RemoveVolume(prev.clone());
     // Killed once the new data runs, the previous-contents volume emptied
     // and old/ not yet copied into it; the journal is in another state
     // directory (lost to the next ward).
@@ -493,4 +486,46 @@ fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_bac
     assert_eq!(s.pg.checksums(), previous, "the data changed");
     assert_eq!(dk::remove_helpers(&s.pg.volume), 0, "helper left behind");
     assert_eq!(journals(s.state.path()), 0);
+}
+
+#[test]
+fn a_background_delete_cut_short_is_swept_by_the_next_create() {
+    let s = setup();
+    let r = s.restore_a().run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("deleted in the background"),
+        "{}",
+        r.stderr()
+    );
+    // Stopped at once: the delete may be cut short.
+    dk::docker(&["stop", &s.pg.name]);
+    let left = in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true");
+    assert!(
+        left.lines().all(|l| l.starts_with(".ward-trash-")),
+        "not only trash: {left}"
+    );
+    dk::docker(&["start", &s.pg.name]);
+    dk::wait_ready(&s.pg.name);
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["create", "after", "--container", &s.pg.name],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    if !left.trim().is_empty() {
+        assert!(
+            r.stderr().contains("removed .ward-trash-"),
+            "{}",
+            r.stderr()
+        );
+    }
+    let manifest = std::fs::read_to_string(s.store.path().join("after.json")).unwrap();
+    assert!(!manifest.contains(".ward-"), "trash was archived");
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+    assert!(!s.marks().contains("after a"), "not the restored data");
 }

@@ -144,31 +144,53 @@ async fn migration_head(
 }
 
 /// Refuses a cold snapshot of a container whose PGDATA goes through a
-/// symbolic link — the `data -> .` link `postgres:18.0` left at the volume
-/// root (see [`crate::snapshot::archive::DATA_LINK`]) with PGDATA set to
-/// `…/data`: the cluster then lies elsewhere in the volume than PGDATA says,
-/// and the copy could never be checked or restored. Asked in `container`
-/// (the running target, before anything stops it, or a helper mounting the
-/// volume where the target does); best effort when `readlink` cannot answer.
-pub(super) async fn refuse_linked_pgdata(d: &Docker, container: &str, pgdata: &str) -> Result<()> {
-    let out = docker::exec(
+/// symbolic link inside its volume — the `data -> .` link `postgres:18.0`
+/// left at the volume root (see [`crate::snapshot::archive::DATA_LINK`])
+/// with PGDATA set to `…/data`: the cluster then lies elsewhere in the
+/// volume than PGDATA says, and the copy could never be checked or
+/// restored. Links above the volume's mount point do not matter. Asked in
+/// `container` (the running target, before anything stops it, or a helper
+/// mounting the volume where the target does).
+pub(super) async fn refuse_linked_pgdata(
+    d: &Docker,
+    container: &str,
+    t: &VolumeTarget,
+) -> Result<()> {
+    // Each component of PGDATA below the mount point, in turn.
+    const FIND_LINK: &str = r#"set -f
+cur="$1"
+IFS=/
+for c in $2; do
+  case "$c" in ''|.) continue;; esac
+  cur="$cur/$c"
+  if [ -L "$cur" ]; then
+    printf '%s\t%s\t%s\n' "$cur" "$(readlink "$cur")" "$(readlink -f "$3")"
+    exit 0
+  fi
+done"#;
+    let mount = t.mount.trim_end_matches('/');
+    let out = exec_ok(
         d,
         container,
-        None,
-        &["sh", "-c", "readlink -f \"$1\"", "sh", pgdata],
+        &["sh", "-c", FIND_LINK, "sh", mount, &t.pgdata_rel, &t.pgdata],
     )
     .await?;
-    let real = out.stdout.trim();
-    let said = pgdata.trim_end_matches('/');
-    if out.ok() && !real.is_empty() && real != said {
-        return crate::error::usage(format!(
-            "PGDATA {said} goes through a symbolic link: it resolves to {real} (a postgres:18.0 \
-             volume's `data -> .` link?) — ward copies the volume as it is and needs PGDATA to \
-             name the real directory: set PGDATA={real} for the container, or take an --online \
-             snapshot (nothing was stopped or written)"
-        ));
-    }
-    Ok(())
+    let Some(line) = out.stdout.lines().next() else {
+        return Ok(());
+    };
+    let mut parts = line.split('\t');
+    let (link, target, real) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    crate::error::usage(format!(
+        "PGDATA {} goes through the symbolic link {link} -> {target} inside volume {} (the \
+         layout postgres:18.0 left) — ward copies the volume as it is and needs PGDATA to name \
+         the real directory: set PGDATA={real} for the container, or take an --online snapshot \
+         (nothing was stopped or written)",
+        t.pgdata, t.volume.name
+    ))
 }
 
 pub(super) async fn exec_ok(d: &Docker, c: &str, cmd: &[&str]) -> Result<ExecOutput> {

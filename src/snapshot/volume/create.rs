@@ -66,7 +66,7 @@ pub(super) async fn cold(
         None => false,
     };
     if let (Some(c), true) = (&t.container, was_running && manage_container) {
-        refuse_linked_pgdata(d, &c.name, &t.pgdata).await?;
+        refuse_linked_pgdata(d, &c.name, t).await?;
         settle(d, &c.name, &user).await;
         // Size for the free-space check, facts for the manifest, and a
         // checkpoint so the shutdown checkpoint is short.
@@ -131,7 +131,7 @@ pub(super) async fn cold(
     let helper = Helper::start(d, &t.image, &t.volume.name, &t.mount, true).await?;
     if !(was_running && manage_container) {
         // Nothing was stopped: the helper sees the volume where the target does.
-        refuse_linked_pgdata(d, &helper.name, &t.pgdata).await?;
+        refuse_linked_pgdata(d, &helper.name, t).await?;
     }
     let control = exec_ok(d, &helper.name, &["pg_controldata", "-D", &t.pgdata]).await?;
     let state = control_field(&control.stdout, "Database cluster state").unwrap_or_default();

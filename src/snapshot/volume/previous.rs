@@ -33,9 +33,9 @@ pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<Str
 async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Result<String> {
     let d = sw.d;
     let prev = previous_volume(volume);
-    if docker::inspect_volume(d, &prev).await?.is_none() {
+    if !previous_is_ours(d, volume).await? {
         let mut labels = HashMap::new();
-        labels.insert("ward.previous-of".to_string(), volume.to_string());
+        labels.insert(PREVIOUS_OF.to_string(), volume.to_string());
         docker::create_volume(d, &prev, labels).await?;
     }
     let helper = Helper::start_two(d, image, volume, MOUNT, &prev, PREVIOUS_MOUNT).await?;
@@ -60,6 +60,27 @@ async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Resu
     helper.remove(d).await?;
     r?;
     Ok(prev)
+}
+
+/// The label ward puts on a previous-contents volume: the target volume's name.
+const PREVIOUS_OF: &str = "ward.previous-of";
+
+/// Whether `volume`'s previous-contents volume exists (false: it does not);
+/// an error when a volume of that name exists that ward did not make for
+/// `volume` (no [`PREVIOUS_OF`] label naming it) — ward never empties or
+/// puts back what it did not keep. Asked before anything is stopped.
+pub(super) async fn previous_is_ours(d: &Docker, volume: &str) -> Result<bool> {
+    let prev = previous_volume(volume);
+    match docker::inspect_volume(d, &prev).await? {
+        None => Ok(false),
+        Some(v) if v.labels.get(PREVIOUS_OF).map(String::as_str) == Some(volume) => Ok(true),
+        Some(_) => crate::error::usage(format!(
+            "volume {prev} exists but ward did not make it to keep the previous contents of \
+             volume {volume} (it lacks the label {PREVIOUS_OF}={volume}) — ward neither empties \
+             nor restores it; rename or remove it, or restore without --keep-previous (nothing \
+             was changed)"
+        )),
+    }
 }
 
 /// Finishes the `--keep-previous` copy of a committed swap directory
@@ -107,7 +128,7 @@ pub async fn restore_previous(
         .collect();
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     let prev = previous_volume(&t.volume.name);
-    if docker::inspect_volume(&d, &prev).await?.is_none() {
+    if !previous_is_ours(&d, &t.volume.name).await? {
         return crate::error::usage(format!(
             "no previous contents are kept for {target_desc} (volume {prev} does not exist) — \
              `--previous` puts back what a restore with --keep-previous kept"

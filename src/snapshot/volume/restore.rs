@@ -115,6 +115,10 @@ async fn restore_in(
         target_desc,
     } = req;
     let d = d.clone();
+    if keep_previous {
+        // Refused before anything is staged or stopped.
+        super::previous::previous_is_ours(&d, &t.volume.name).await?;
+    }
     notes.extend(super::heal::sweep(&d, &t.image, helper, &t.volume.name).await?);
     // The image's facts and the current data's version, through the helper.
     let pg_version = format!("{}/PG_VERSION", join(MOUNT, &t.pgdata_rel));
@@ -247,7 +251,7 @@ async fn restore_in(
     let kept = if keep_previous {
         Some(super::previous::keep(&sw, &t.image, &t.volume.name).await?)
     } else {
-        dispose(&sw, t, swapped.running).await?;
+        notes.extend(dispose(&sw, t, swapped.running).await?);
         None
     };
     journal.finish();
@@ -285,20 +289,30 @@ async fn restore_in(
 /// deletes takes), else here. A container stopped mid-delete leaves the
 /// rest as `.ward-trash-<id>`, which the next ward's sweep removes before
 /// anything snapshots the volume.
-async fn dispose(sw: &Swap<'_>, t: &VolumeTarget, running: bool) -> Result<()> {
+/// Returns the note that says so when the delete goes on in the background.
+async fn dispose(sw: &Swap<'_>, t: &VolumeTarget, running: bool) -> Result<Option<String>> {
     if let (Some(c), true) = (&t.container, running) {
         let trash = sw.retire().await?;
         let path = format!("{}/{trash}", t.mount.trim_end_matches('/'));
         // As root: the swap directory's own entries are root's.
         match docker::exec_detached(sw.d, &c.name, Some("0"), &["rm", "-rf", &path]).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                return Ok(Some(format!(
+                    "note: the replaced data is being deleted in the background in container {} \
+                     ({path}); until that ends the volume holds both copies — if it is cut short \
+                     (the container stopped), the next `ward snapshot create`/`restore` or `ward \
+                     doctor` on this target removes what is left",
+                    c.name
+                )));
+            }
             Err(e) => tracing::info!(
                 "deleting {path} in {} failed ({e:#}); deleting it here",
                 c.name
             ),
         }
     }
-    sw.discard().await
+    sw.discard().await?;
+    Ok(None)
 }
 
 /// What must fit in the volume besides the staged copy.
