@@ -19,9 +19,9 @@
 //!   contents out, its journal lost: the next ward's sweep finishes the
 //!   copy (never deletes the only whole one), and `restore --previous`
 //!   refuses a previous-contents volume that holds no whole copy.
-//! - The replaced data deleted in the background in the container: a stop
-//!   that cuts the delete short leaves only `.ward-trash-<id>`, which the
-//!   next `create` sweeps before it archives anything.
+//! - The replaced data deleted in the background in the container: a ward
+//!   killed before that delete starts leaves only `.ward-trash-<id>`, which
+//!   the next `create` sweeps before it archives anything.
 
 mod support;
 
@@ -438,6 +438,9 @@ fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_bac
         assert!(markers.lines().any(|l| l == m), "no {m}: {markers}");
     }
     assert!(!markers.lines().any(|l| l == "kept"), "{markers}");
+    // As an older ward's keep would have left it: no keep-previous marker,
+    // only prev-cleared says a keep had begun.
+    in_volume(&s.pg.volume, "rm /v/.ward-swap-*/keep-previous");
     // Any ward that sweeps the volume (here `restore --previous` itself)
     // finishes the copy, then puts it back.
     let r = snap(
@@ -486,11 +489,54 @@ fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_bac
     assert_eq!(s.pg.checksums(), previous, "the data changed");
     assert_eq!(dk::remove_helpers(&s.pg.volume), 0, "helper left behind");
     assert_eq!(journals(s.state.path()), 0);
+
+    // A previous-contents volume of an older ward (its label, no format
+    // label, no marker) holding a whole copy is put back, with a note.
+    dk::docker(&["volume", "rm", &prev]);
+    dk::docker(&["stop", &s.pg.name]);
+    dk::docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("ward.previous-of={}", s.pg.volume),
+        &prev,
+    ]);
+    dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/v", s.pg.volume),
+        "-v",
+        &format!("{prev}:/p"),
+        dk::IMAGE,
+        "cp",
+        "-a",
+        "/v/.",
+        "/p/",
+    ]);
+    dk::docker(&["start", &s.pg.name]);
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('after the old copy')");
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("older ward"), "{}", r.stderr());
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "the older ward's copy is not back"
+    );
 }
 
 #[test]
 fn a_background_delete_cut_short_is_swept_by_the_next_create() {
     let s = setup();
+    // A finished restore says the old data goes in the background.
     let r = s.restore_a().run();
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert!(
@@ -498,14 +544,22 @@ fn a_background_delete_cut_short_is_swept_by_the_next_create() {
         "{}",
         r.stderr()
     );
-    // Stopped at once: the delete may be cut short.
-    dk::docker(&["stop", &s.pg.name]);
+    // Killed once the old data is trash but before its delete started, the
+    // journal lost: the trash is certain to be there.
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &["restore", "a", "--container", &s.pg.name, "--yes"],
+        ),
+        "restore:before-background-delete",
+    );
     let left = in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true");
     assert!(
-        left.lines().all(|l| l.starts_with(".ward-trash-")),
-        "not only trash: {left}"
+        left.lines().count() == 1 && left.starts_with(".ward-trash-"),
+        "not one trash directory: {left}"
     );
-    dk::docker(&["start", &s.pg.name]);
     dk::wait_ready(&s.pg.name);
     let r = snap(
         s.store.path(),
@@ -514,13 +568,11 @@ fn a_background_delete_cut_short_is_swept_by_the_next_create() {
     )
     .run();
     assert_eq!(r.code(), 0, "{}", r.stderr());
-    if !left.trim().is_empty() {
-        assert!(
-            r.stderr().contains("removed .ward-trash-"),
-            "{}",
-            r.stderr()
-        );
-    }
+    assert!(
+        r.stderr().contains(&format!("removed {}", left.trim())),
+        "{}",
+        r.stderr()
+    );
     let manifest = std::fs::read_to_string(s.store.path().join("after.json")).unwrap();
     assert!(!manifest.contains(".ward-"), "trash was archived");
     assert_eq!(

@@ -33,9 +33,17 @@ pub(super) async fn keep(sw: &Swap<'_>, image: &str, volume: &str) -> Result<Str
 async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Result<String> {
     let d = sw.d;
     let prev = previous_volume(volume);
-    if !previous_is_ours(d, volume).await? {
-        let mut labels = HashMap::new();
-        labels.insert(PREVIOUS_OF.to_string(), volume.to_string());
+    let state = previous_state(d, volume).await?;
+    if state == PreviousState::Older {
+        // About to be emptied anyway: made again with this format's label,
+        // so that a copy cut short is never taken for a whole one.
+        docker::remove_volume(d, &prev).await?;
+    }
+    if state != PreviousState::Current {
+        let labels = HashMap::from([
+            (PREVIOUS_OF.to_string(), volume.to_string()),
+            (PREVIOUS_FORMAT.to_string(), "2".to_string()),
+        ]);
         docker::create_volume(d, &prev, labels).await?;
     }
     let helper = Helper::start_two(d, image, volume, MOUNT, &prev, PREVIOUS_MOUNT).await?;
@@ -49,7 +57,8 @@ async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Resu
             // Judged again under the lock: another ward may have finished it.
             let markers = two.markers().await?.unwrap_or_default();
             let has = |m: &str| markers.iter().any(|x| x == m);
-            if !(has("committed") && has("keep-previous")) || has("kept") {
+            // (`prev-cleared` without `keep-previous`: an older ward's keep.)
+            if !(has("committed") && (has("keep-previous") || has("prev-cleared"))) || has("kept") {
                 return two.discard().await;
             }
         }
@@ -64,16 +73,35 @@ async fn keep_with(sw: &Swap<'_>, image: &str, volume: &str, lock: bool) -> Resu
 
 /// The label ward puts on a previous-contents volume: the target volume's name.
 const PREVIOUS_OF: &str = "ward.previous-of";
+/// The label saying the volume holds [`PREVIOUS_COMPLETE`] exactly while
+/// its copy is whole ("2"); volumes of older wards lack it.
+const PREVIOUS_FORMAT: &str = "ward.previous-format";
 
-/// Whether `volume`'s previous-contents volume exists (false: it does not);
-/// an error when a volume of that name exists that ward did not make for
-/// `volume` (no [`PREVIOUS_OF`] label naming it) — ward never empties or
-/// puts back what it did not keep. Asked before anything is stopped.
-pub(super) async fn previous_is_ours(d: &Docker, volume: &str) -> Result<bool> {
+/// What `<volume>-ward-previous` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PreviousState {
+    Missing,
+    /// Made by an older ward: no completeness marker to go by.
+    Older,
+    /// Holds [`PREVIOUS_COMPLETE`] exactly while its copy is whole.
+    Current,
+}
+
+/// What `volume`'s previous-contents volume is; an error when a volume of
+/// that name exists that ward did not make for `volume` (no
+/// [`PREVIOUS_OF`] label naming it) — ward never empties or puts back what
+/// it did not keep. Asked before anything is stopped.
+pub(super) async fn previous_state(d: &Docker, volume: &str) -> Result<PreviousState> {
     let prev = previous_volume(volume);
     match docker::inspect_volume(d, &prev).await? {
-        None => Ok(false),
-        Some(v) if v.labels.get(PREVIOUS_OF).map(String::as_str) == Some(volume) => Ok(true),
+        None => Ok(PreviousState::Missing),
+        Some(v) if v.labels.get(PREVIOUS_OF).map(String::as_str) == Some(volume) => Ok(
+            if v.labels.get(PREVIOUS_FORMAT).map(String::as_str) == Some("2") {
+                PreviousState::Current
+            } else {
+                PreviousState::Older
+            },
+        ),
         Some(_) => crate::error::usage(format!(
             "volume {prev} exists but ward did not make it to keep the previous contents of \
              volume {volume} (it lacks the label {PREVIOUS_OF}={volume}) — ward neither empties \
@@ -109,6 +137,19 @@ pub(super) async fn finish_keep(
         uid: 0,
         gid: 0,
     };
+    if let Err(e) = previous_state(d, volume).await {
+        if e.downcast_ref::<crate::error::UsageError>().is_none() {
+            return Err(e);
+        }
+        let prev = previous_volume(volume);
+        return crate::error::usage(format!(
+            "volume {volume} holds {dir} from an interrupted restore --keep-previous whose journal \
+             is gone: its old/ is the only whole copy of the contents that restore replaced, and \
+             ward cannot finish keeping it because volume {prev} is not ward's (no label \
+             {PREVIOUS_OF}={volume}) — rename {prev} so the next ward run finishes the keep, or \
+             move {dir}/old out of the volume by hand and then remove {dir}"
+        ));
+    }
     keep_with(&sw, image, volume, true).await
 }
 
@@ -128,7 +169,8 @@ pub async fn restore_previous(
         .collect();
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     let prev = previous_volume(&t.volume.name);
-    if !previous_is_ours(&d, &t.volume.name).await? {
+    let state = previous_state(&d, &t.volume.name).await?;
+    if state == PreviousState::Missing {
         return crate::error::usage(format!(
             "no previous contents are kept for {target_desc} (volume {prev} does not exist) — \
              `--previous` puts back what a restore with --keep-previous kept"
@@ -140,7 +182,8 @@ pub async fn restore_previous(
         Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
     notes.extend(super::heal::sweep(&d, &t.image, &helper.name, &t.volume.name).await?);
     // Only a whole copy goes back (a keep killed half-way, its swap
-    // directory gone, leaves a partial one).
+    // directory gone, leaves a partial one). An older ward's volume has no
+    // marker to go by: put back, saying so.
     let whole = docker::exec(
         &d,
         &helper.name,
@@ -152,7 +195,12 @@ pub async fn restore_previous(
         ],
     )
     .await?;
-    if !whole.ok() {
+    if state == PreviousState::Older {
+        notes.push(format!(
+            "note: volume {prev} was made by an older ward, which recorded no proof that its copy \
+             is whole; putting it back as it is"
+        ));
+    } else if !whole.ok() {
         return crate::error::usage(format!(
             "the previous contents kept in volume {prev} are incomplete: a ward was interrupted \
              while copying them there, and nothing is left to finish the copy from — they cannot \
@@ -200,7 +248,7 @@ pub async fn restore_previous(
     progress.stage(&format!("staging the previous contents from {prev}"), 0);
     let stage_at = Instant::now();
     let staged = async {
-        sw.stage_previous().await?;
+        sw.stage_previous(state == PreviousState::Current).await?;
         sw.seal(false).await
     }
     .await;

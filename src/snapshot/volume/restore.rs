@@ -117,7 +117,7 @@ async fn restore_in(
     let d = d.clone();
     if keep_previous {
         // Refused before anything is staged or stopped.
-        super::previous::previous_is_ours(&d, &t.volume.name).await?;
+        super::previous::previous_state(&d, &t.volume.name).await?;
     }
     notes.extend(super::heal::sweep(&d, &t.image, helper, &t.volume.name).await?);
     // The image's facts and the current data's version, through the helper.
@@ -293,6 +293,7 @@ async fn restore_in(
 async fn dispose(sw: &Swap<'_>, t: &VolumeTarget, running: bool) -> Result<Option<String>> {
     if let (Some(c), true) = (&t.container, running) {
         let trash = sw.retire().await?;
+        fault("restore:before-background-delete")?;
         let path = format!("{}/{trash}", t.mount.trim_end_matches('/'));
         // As root: the swap directory's own entries are root's.
         match docker::exec_detached(sw.d, &c.name, Some("0"), &["rm", "-rf", &path]).await {

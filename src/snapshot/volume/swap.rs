@@ -410,12 +410,19 @@ impl Swap<'_> {
     }
 
     /// Stages the previous-contents volume (mounted at [`PREVIOUS_MOUNT`])
-    /// instead of an archive.
-    pub async fn stage_previous(&self) -> Result<()> {
+    /// instead of an archive; with `require_whole`, only if it holds
+    /// [`PREVIOUS_COMPLETE`].
+    pub async fn stage_previous(&self, require_whole: bool) -> Result<()> {
+        let whole = if require_whole {
+            format!(
+                "[ -e \"$P/{PREVIOUS_COMPLETE}\" ] || {{ echo 'the previous-contents volume holds no whole copy' >&2; exit 1; }}\n"
+            )
+        } else {
+            String::new()
+        };
         self.sh(
             &format!(
-                "P=\"$X\"\n\
-                 [ -e \"$P/{PREVIOUS_COMPLETE}\" ] || {{ echo 'the previous-contents volume holds no whole copy' >&2; exit 1; }}\n\
+                "P=\"$X\"\n{whole}\
                  rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\"\n\
                  rm -f \"$S/{PREVIOUS_COMPLETE}\""
             ),

@@ -35,7 +35,7 @@ pub(crate) struct Swept {
 /// of the previous data ever moved aside: no `old/` entry, no `out-done`,
 /// `in-begun` or `back`) and finished swaps (`committed`: the new data is in
 /// place) — unless `--keep-previous` had not finished copying `old/` out
-/// (`keep-previous` without `kept`: unkept). On PG ≤ 17 images the volume root is PGDATA, so a leftover would
+/// (`keep-previous` or `prev-cleared` without `kept`: unkept). On PG ≤ 17 images the volume root is PGDATA, so a leftover would
 /// otherwise ride along in every later cold snapshot and `pg_basebackup`.
 /// A swap directory that may hold any of the previous data — even a part
 /// of it, from a ward killed in the middle of moving it aside — is kept.
@@ -52,7 +52,9 @@ if command -v flock >/dev/null 2>&1; then have_flock=1; fi
 # Whether swap directory $1 holds nothing of the previous data: "ok", "keep"
 # or "unkept" (committed, but its --keep-previous copy is unfinished).
 decide() {
-  if [ -e "$1/committed" ] && [ -e "$1/keep-previous" ] && [ ! -e "$1/kept" ]; then
+  # (prev-cleared without keep-previous: the keep of an older ward.)
+  if [ -e "$1/committed" ] && [ ! -e "$1/kept" ] \
+     && { [ -e "$1/keep-previous" ] || [ -e "$1/prev-cleared" ]; }; then
     echo unkept; return
   fi
   if [ ! -e "$1/committed" ]; then
