@@ -531,6 +531,50 @@ fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_bac
         previous,
         "the older ward's copy is not back"
     );
+
+    // Again an older ward's volume, and beside it an older ward's keep cut
+    // short (committed, prev-cleared, old/ whole; journal lost): the sweep
+    // finishes that keep — making the volume again, so nothing may hold it
+    // mounted — and `--previous` puts old/ back.
+    dk::docker(&["volume", "rm", &prev]);
+    dk::docker(&["stop", &s.pg.name]);
+    dk::docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("ward.previous-of={}", s.pg.volume),
+        &prev,
+    ]);
+    in_volume(
+        &s.pg.volume,
+        "cd /v && mkdir -p .ward-swap-older/old && cp -a $(ls) .ward-swap-older/old/ && \
+         touch .ward-swap-older/committed .ward-swap-older/prev-cleared",
+    );
+    dk::docker(&["start", &s.pg.name]);
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('after the older keep')");
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("finished keeping them in volume"),
+        "{}",
+        r.stderr()
+    );
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "old/ of the older keep is not back"
+    );
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
 }
 
 #[test]

@@ -163,10 +163,11 @@ pub async fn restore_previous(
 ) -> Result<Restored> {
     let started = Instant::now();
     let d = docker::connect().await?;
-    let mut notes: Vec<String> = super::heal::heal(&d, &t.volume.name, true)
-        .await?
-        .into_iter()
-        .collect();
+    // Stale swap directories are swept first, before this restore journals
+    // anything, in a helper that mounts only the target volume: finishing
+    // an interrupted keep may make the previous-contents volume again,
+    // which no container may hold mounted then.
+    let mut notes = super::heal::heal_and_sweep(&d, &t.image, &t.volume.name).await?;
     let target_desc = crate::target::Target::Volume(Box::new(t.clone())).describe();
     let prev = previous_volume(&t.volume.name);
     let state = previous_state(&d, &t.volume.name).await?;
@@ -176,11 +177,8 @@ pub async fn restore_previous(
              `--previous` puts back what a restore with --keep-previous kept"
         ));
     }
-    // The staging helper sweeps stale swap directories first, before this
-    // restore journals anything (no container of its own for the sweep).
     let helper =
         Helper::start_two(&d, &t.image, &t.volume.name, MOUNT, &prev, PREVIOUS_MOUNT).await?;
-    notes.extend(super::heal::sweep(&d, &t.image, &helper.name, &t.volume.name).await?);
     // Only a whole copy goes back (a keep killed half-way, its swap
     // directory gone, leaves a partial one). An older ward's volume has no
     // marker to go by: put back, saying so.
