@@ -10,8 +10,11 @@
 //!   2. restore: `ward snapshot restore --yes` into the running container
 //!      (stage: one checked decompression into the volume while Postgres runs;
 //!      swap: stop + renames; start: until ready + identity check), with its
-//!      phases and the downtime (stopped → ready) from `--json`, vs clear +
-//!      `zstd -d | tar -x` into the volume through a helper container;
+//!      phases and the downtime (stopped → ready) from `--json`, vs a clear
+//!      (`find -delete`, timed apart) then `zstd -d | tar -x` into the volume
+//!      through a helper container; ward
+//!      deletes the replaced data in the background once the new data runs:
+//!      the bench waits for that delete before going on, and prints it;
 //!   3. logical: `pg_dump -Fc` and `pg_restore` of the same database inside the
 //!      container;
 //!   4. ward's peak RSS (VmHWM, sampled) during create and restore.
@@ -234,13 +237,23 @@ fn main() {
     let base_size = std::fs::metadata(&base).unwrap().len();
     // (stage, swap, start, downtime) of ward's best restore.
     let mut phases = (0.0, 0.0, 0.0, 0.0);
+    // Of the same run: the previous data's delete after ward returned.
+    let mut background = 0.0;
+    // The baseline's clear of the old data, of its best round.
+    let mut b_clear = 0.0;
     for round in 0..2 {
         sh(&format!("docker stop -t 120 {name} >/dev/null"));
-        let b = timed(&format!(
+        let clear = timed(&format!(
             "docker run --rm --network none --log-driver none -v {vol}:/data --entrypoint find {IMAGE} \
-             /data -mindepth 1 -delete && zstd -dc -q {base_s} | docker run -i --rm --network none \
+             /data -mindepth 1 -delete"
+        ));
+        let b = timed(&format!(
+            "zstd -dc -q {base_s} | docker run -i --rm --network none \
              --log-driver none -v {vol}:/data --entrypoint tar {IMAGE} -xf - -C /data"
         ));
+        if b < b_restore {
+            b_clear = clear;
+        }
         b_restore = b_restore.min(b);
         // ward restores into the running container: the app stays up while it stages.
         sh(&format!("docker start {name} >/dev/null"));
@@ -257,6 +270,20 @@ fn main() {
             "--json",
             "-q",
         ]);
+        // The replaced data is deleted in the background in the container
+        // once the new data runs: wait for it, so that the next step starts
+        // on a quiet disk and the baseline never deletes ward's leftovers.
+        let bg = Instant::now();
+        while sh(&format!(
+            "docker exec {name} sh -c 'ls -A /var/lib/postgresql/data | grep -c \"^.ward-trash-\" || true'"
+        ))
+        .trim()
+            != "0"
+        {
+            assert!(bg.elapsed() < Duration::from_secs(300), "the background delete never ended");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let bg = bg.elapsed().as_secs_f64();
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
         let f = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
         if w < w_restore {
@@ -266,11 +293,13 @@ fn main() {
                 f("start_seconds"),
                 f("downtime_seconds"),
             );
+            background = bg;
         }
         w_restore = w_restore.min(w);
         rss = rss.max(r);
         eprintln!(
-            "round {round}: restore ward {w:.2} s (stage {:.2}, swap {:.2}, start {:.2}, downtime {:.2}), zstd -d|tar -x {b:.2} s",
+            "round {round}: restore ward {w:.2} s (stage {:.2}, swap {:.2}, start {:.2}, downtime {:.2}; \
+             then the old data's background delete {bg:.2} s), clear {clear:.2} s + zstd -d|tar -x {b:.2} s",
             f("stage_seconds"),
             f("swap_seconds"),
             f("start_seconds"),
@@ -298,7 +327,9 @@ fn main() {
         ("  stage (app still running)", phases.0),
         ("  swap (renames)", phases.1),
         ("  start (until ready + identity)", phases.2),
-        ("clear + zstd -d | tar -x (helper)", b_restore),
+        ("  then: old data deleted in the background", background),
+        ("clear (find -delete, helper)", b_clear),
+        ("zstd -d | tar -x (helper)", b_restore),
         ("pg_dump -Fc", dump),
         ("pg_restore", pg_restore),
     ] {
@@ -310,15 +341,25 @@ fn main() {
         mib(base_size)
     );
     let cr = w_create / b_create;
+    // ward's command returns before the old data is deleted; the baseline's
+    // clear is timed apart, so both sides compare with and without it.
     let rr = w_restore / b_restore;
+    let rr_all = (w_restore + background) / (b_clear + b_restore);
+    // pg_restore writes into a new database (nothing to delete): against
+    // the command ward's user waits for, and with the delete added too.
     let vs_logical = pg_restore / w_restore;
+    let vs_logical_all = pg_restore / (w_restore + background);
     println!(
         "create  / tar|zstd      = {cr:.2}× (target ≤ 1.15×) {}",
         verdict(cr <= 1.15)
     );
     println!(
-        "restore / zstd -d|tar   = {rr:.2}× (target ≤ 1.15×) {}",
+        "restore / zstd -d|tar   = {rr:.2}× (target ≤ 1.15×; neither side deletes) {}",
         verdict(rr <= 1.15)
+    );
+    println!(
+        "(restore + its background delete) / (clear + zstd -d|tar) = {rr_all:.2}× {}",
+        verdict(rr_all <= 1.15)
     );
     println!(
         "stage / zstd -d|tar     = {:.2}× (the unpack alone, while the app runs)",
@@ -332,6 +373,10 @@ fn main() {
     println!(
         "pg_restore / restore    = {vs_logical:.1}× faster (target ≥ 5×) {}",
         verdict(vs_logical >= 5.0)
+    );
+    println!(
+        "pg_restore / (restore + its background delete) = {vs_logical_all:.1}× {}",
+        verdict(vs_logical_all >= 5.0)
     );
     println!(
         "peak RSS of ward        = {:.0} MiB (target < 200 MiB) {}",

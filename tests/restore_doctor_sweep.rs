@@ -3,7 +3,8 @@
 //! accounts for, by the restore's rules — removes trash, staging leftovers
 //! and finished swaps; keeps a swap directory that may hold previous data
 //! (and fails the check, saying what to do); leaves one whose lock a live
-//! helper holds (busy) — and reports each.
+//! helper holds (busy) — and reports each. `restore --previous` keeps to
+//! the same rules before it touches anything.
 
 mod support;
 
@@ -176,4 +177,120 @@ fn doctor_without_a_configured_target_skips_the_sweep_and_says_how_to_enable_it(
         check["fix"].as_str().unwrap().contains("[snapshot]"),
         "{check}"
     );
+}
+
+fn snap(store: &std::path::Path, args: &[&str]) -> Run {
+    ward()
+        .args(["snapshot"])
+        .args(args)
+        .args(["--store", &store.display().to_string()])
+        .run()
+}
+
+/// `restore --keep-previous` and `restore --previous` never empty nor put
+/// back a previous-contents volume ward did not make, and `--previous`
+/// keeps to the sweep's kept/busy rules before it stages anything.
+#[test]
+fn restore_previous_refuses_a_kept_or_busy_swap_directory_and_touches_nothing() {
+    let pg = Pg::start();
+    dk::fill(&pg.name, 1_000);
+    let store = tempfile::tempdir().unwrap();
+    let _gone = dk::RemoveVolume(format!("{}-ward-previous", pg.volume));
+    let r = snap(store.path(), &["create", "a", "--container", &pg.name]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    pg.psql("insert into marks(label) values ('after a')");
+    let previous = pg.checksums();
+    let keep = || {
+        snap(
+            store.path(),
+            &[
+                "restore",
+                "a",
+                "--container",
+                &pg.name,
+                "--yes",
+                "--keep-previous",
+            ],
+        )
+    };
+    // A volume of the previous-contents volume's name that ward did not
+    // make is never emptied: refused before anything is staged or stopped.
+    let since = dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]);
+    dk::docker(&["volume", "create", &format!("{}-ward-previous", pg.volume)]);
+    let err = keep().fails_with(2, "ward did not make it");
+    assert!(err.contains("ward.previous-of="), "{err}");
+    assert_eq!(
+        dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]),
+        since,
+        "the container was stopped"
+    );
+    assert_eq!(pg.checksums(), previous, "the data changed");
+    assert!(ward_entries(&pg).is_empty(), "{:?}", ward_entries(&pg));
+    dk::docker(&["volume", "rm", &format!("{}-ward-previous", pg.volume)]);
+    let r = keep();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let current = pg.checksums();
+    assert_ne!(current, previous);
+    let previous_back = || {
+        snap(
+            store.path(),
+            &["restore", "--previous", "--container", &pg.name, "--yes"],
+        )
+    };
+
+    // Kept: a swap directory holding moved-aside data no journal accounts for.
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        "mkdir -p /var/lib/postgresql/data/.ward-swap-aside/old && \
+         touch /var/lib/postgresql/data/.ward-swap-aside/old/PG_VERSION",
+    ]);
+    let err = previous_back().fails_with(2, "may be the only copy");
+    assert!(err.contains(".ward-swap-aside"), "{err}");
+    assert!(pg.running());
+    assert_eq!(pg.checksums(), current, "the data changed");
+    assert_eq!(ward_entries(&pg), vec![".ward-swap-aside".to_string()]);
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "rm",
+        "-rf",
+        "/var/lib/postgresql/data/.ward-swap-aside",
+    ]);
+
+    // Busy: another ward's helper holds a swap directory's lock.
+    dk::docker(&[
+        "exec",
+        &pg.name,
+        "mkdir",
+        "-p",
+        "/var/lib/postgresql/data/.ward-swap-busy/stage",
+    ]);
+    let holder = LockHolder::hold(&pg, ".ward-swap-busy");
+    let err = previous_back().fails_with(2, "another ward is restoring");
+    assert!(err.contains(".ward-swap-busy"), "{err}");
+    assert!(pg.running());
+    assert_eq!(pg.checksums(), current, "the data changed");
+    assert_eq!(ward_entries(&pg), vec![".ward-swap-busy".to_string()]);
+    assert_eq!(dk::helpers(&pg.volume), 0, "helpers left");
+
+    // That ward gone: its staging leftover is swept and the previous
+    // contents come back.
+    drop(holder);
+    let r = previous_back();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("removed .ward-swap-busy"),
+        "{}",
+        r.stderr()
+    );
+    dk::wait_ready(&pg.name);
+    assert_eq!(
+        pg.checksums(),
+        previous,
+        "the previous contents are not back"
+    );
+    assert!(ward_entries(&pg).is_empty(), "{:?}", ward_entries(&pg));
 }

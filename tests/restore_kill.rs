@@ -221,13 +221,27 @@ fn trials(killed: Killed, count: u32) {
         if outcome == "new" {
             current = target_sums.clone();
         }
-        let swaps = dk::docker(&[
-            "exec",
-            &pg.name,
-            "sh",
-            "-c",
-            "ls -A /var/lib/postgresql/data | grep '^.ward-' || true",
-        ]);
+        // A finished restore deletes the replaced data in the background in
+        // the container (`.ward-trash-<id>`): wait for that, bounded; a swap
+        // directory is never acceptable.
+        let ward_entries = || {
+            dk::docker(&[
+                "exec",
+                &pg.name,
+                "sh",
+                "-c",
+                "ls -A /var/lib/postgresql/data | grep '^.ward-' || true",
+            ])
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut swaps = ward_entries();
+        while swaps.lines().all(|l| l.starts_with(".ward-trash-"))
+            && !swaps.trim().is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            swaps = ward_entries();
+        }
         assert!(
             swaps.trim().is_empty(),
             "trial {i}: ward's swap directories are left in the volume: {swaps}"

@@ -15,6 +15,13 @@
 //! - F12: a swap directory ward cannot read is an error, never "no swap".
 //! - F6: a data-directory restore whose journal write fails after the old
 //!   directory moved aside keeps the new copy, and the next ward finishes.
+//! - M1: a `--keep-previous` restore killed while copying the previous
+//!   contents out, its journal lost: the next ward's sweep finishes the
+//!   copy (never deletes the only whole one), and `restore --previous`
+//!   refuses a previous-contents volume that holds no whole copy.
+//! - The replaced data deleted in the background in the container: a ward
+//!   killed before that delete starts leaves only `.ward-trash-<id>`, which
+//!   the next `create` sweeps before it archives anything.
 
 mod support;
 
@@ -394,4 +401,227 @@ fn f9_a_swap_directory_holding_moved_aside_data_is_neither_snapshotted_nor_delet
         "",
         "the moved-aside data was deleted"
     );
+}
+
+#[test]
+fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_back() {
+    let s = setup();
+    let previous = s.pg.checksums();
+    let prev = format!("{}-ward-previous", s.pg.volume);
+    let _gone = dk::RemoveVolume(prev.clone());
+    // Killed once the new data runs, the previous-contents volume emptied
+    // and old/ not yet copied into it; the journal is in another state
+    // directory (lost to the next ward).
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &[
+                "restore",
+                "a",
+                "--container",
+                &s.pg.name,
+                "--yes",
+                "--keep-previous",
+            ],
+        ),
+        "restore:mid-keep",
+    );
+    dk::wait_ready(&s.pg.name);
+    assert!(
+        !s.marks().contains("after a"),
+        "the new data is not in place"
+    );
+    let markers = in_volume(&s.pg.volume, "ls /v/.ward-swap-*/");
+    for m in ["committed", "keep-previous", "prev-cleared", "old"] {
+        assert!(markers.lines().any(|l| l == m), "no {m}: {markers}");
+    }
+    assert!(!markers.lines().any(|l| l == "kept"), "{markers}");
+    // As an older ward's keep would have left it: no keep-previous marker,
+    // only prev-cleared says a keep had begun.
+    in_volume(&s.pg.volume, "rm /v/.ward-swap-*/keep-previous");
+    // Any ward that sweeps the volume (here `restore --previous` itself)
+    // finishes the copy, then puts it back.
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("finished keeping them in volume"),
+        "{}",
+        r.stderr()
+    );
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "the previous contents are not back"
+    );
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+
+    // A previous-contents volume without a whole copy (a keep killed
+    // half-way whose swap directory is gone) is never put back.
+    dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{prev}:/p"),
+        dk::IMAGE,
+        "rm",
+        "/p/.ward-previous-complete",
+    ]);
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    let err = r.fails_with(2, "incomplete");
+    assert!(err.contains("was not touched"), "{err}");
+    assert!(s.pg.running());
+    assert_eq!(s.pg.checksums(), previous, "the data changed");
+    assert_eq!(dk::remove_helpers(&s.pg.volume), 0, "helper left behind");
+    assert_eq!(journals(s.state.path()), 0);
+
+    // A previous-contents volume of an older ward (its label, no format
+    // label, no marker) holding a whole copy is put back, with a note.
+    dk::docker(&["volume", "rm", &prev]);
+    dk::docker(&["stop", &s.pg.name]);
+    dk::docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("ward.previous-of={}", s.pg.volume),
+        &prev,
+    ]);
+    dk::docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/v", s.pg.volume),
+        "-v",
+        &format!("{prev}:/p"),
+        dk::IMAGE,
+        "cp",
+        "-a",
+        "/v/.",
+        "/p/",
+    ]);
+    dk::docker(&["start", &s.pg.name]);
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('after the old copy')");
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("older ward"), "{}", r.stderr());
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "the older ward's copy is not back"
+    );
+
+    // Again an older ward's volume, and beside it an older ward's keep cut
+    // short (committed, prev-cleared, old/ whole; journal lost): the sweep
+    // finishes that keep — making the volume again, so nothing may hold it
+    // mounted — and `--previous` puts old/ back.
+    dk::docker(&["volume", "rm", &prev]);
+    dk::docker(&["stop", &s.pg.name]);
+    dk::docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("ward.previous-of={}", s.pg.volume),
+        &prev,
+    ]);
+    in_volume(
+        &s.pg.volume,
+        "cd /v && mkdir -p .ward-swap-older/old && cp -a $(ls) .ward-swap-older/old/ && \
+         touch .ward-swap-older/committed .ward-swap-older/prev-cleared",
+    );
+    dk::docker(&["start", &s.pg.name]);
+    dk::wait_ready(&s.pg.name);
+    s.pg.psql("insert into marks(label) values ('after the older keep')");
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["restore", "--previous", "--container", &s.pg.name, "--yes"],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("finished keeping them in volume"),
+        "{}",
+        r.stderr()
+    );
+    dk::wait_ready(&s.pg.name);
+    assert_eq!(
+        s.pg.checksums(),
+        previous,
+        "old/ of the older keep is not back"
+    );
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+}
+
+#[test]
+fn a_background_delete_cut_short_is_swept_by_the_next_create() {
+    let s = setup();
+    // A finished restore says the old data goes in the background.
+    let r = s.restore_a().run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("deleted in the background"),
+        "{}",
+        r.stderr()
+    );
+    // Killed once the old data is trash but before its delete started, the
+    // journal lost: the trash is certain to be there.
+    let lost = tempfile::tempdir().unwrap();
+    killed(
+        snap(
+            s.store.path(),
+            lost.path(),
+            &["restore", "a", "--container", &s.pg.name, "--yes"],
+        ),
+        "restore:before-background-delete",
+    );
+    let left = in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true");
+    assert!(
+        left.lines().count() == 1 && left.starts_with(".ward-trash-"),
+        "not one trash directory: {left}"
+    );
+    dk::wait_ready(&s.pg.name);
+    let r = snap(
+        s.store.path(),
+        s.state.path(),
+        &["create", "after", "--container", &s.pg.name],
+    )
+    .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains(&format!("removed {}", left.trim())),
+        "{}",
+        r.stderr()
+    );
+    let manifest = std::fs::read_to_string(s.store.path().join("after.json")).unwrap();
+    assert!(!manifest.contains(".ward-"), "trash was archived");
+    assert_eq!(
+        in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true"),
+        ""
+    );
+    assert!(!s.marks().contains("after a"), "not the restored data");
 }

@@ -405,3 +405,126 @@ fn forged_links_in_a_postgres_18_snapshot_are_refused_by_restore_and_touch_nothi
         assert_eq!(dk::helpers(&volume), 0, "{name}: helpers left");
     }
 }
+
+/// A container of the 18 image, and its named volume, removed on drop.
+struct Linked {
+    name: String,
+    volume: String,
+}
+
+impl Drop for Linked {
+    fn drop(&mut self) {
+        dk::remove_helpers(&self.volume);
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.volume])
+            .output();
+    }
+}
+
+/// The layout of M3: a volume a `postgres:18.0` container initialised
+/// with its cluster at the volume root and `data -> .` beside it, now run
+/// with `PGDATA=/var/lib/postgresql/data` — PGDATA *is* the link.
+fn linked_pgdata() -> Linked {
+    let image = "ward-test/postgres:18";
+    let name = dk::unique("ward-test-pg18-linked");
+    let l = Linked {
+        volume: format!("{name}-data"),
+        name,
+    };
+    dk::docker(&["volume", "create", "--label", "ward.test=1", &l.volume]);
+    let mount = format!("{}:{ROOT}", l.volume);
+    // initdb at the volume root, then the link, as the 18.0 image left it.
+    dk::docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "postgres",
+        "-v",
+        &mount,
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "initdb -D /var/lib/postgresql -U postgres --auth=trust >/dev/null && ln -s . /var/lib/postgresql/data",
+    ]);
+    dk::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &l.name,
+        "--label",
+        "ward.test=1",
+        "-e",
+        "POSTGRES_HOST_AUTH_METHOD=trust",
+        "-e",
+        &format!("PGDATA={ROOT}/data"),
+        "-v",
+        &mount,
+        image,
+        "-c",
+        "fsync=off",
+    ]);
+    dk::wait_ready(&l.name);
+    l
+}
+
+fn started_at(container: &str) -> String {
+    dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
+}
+
+/// M3: a cold `create` of a container whose PGDATA is the `data -> .` link
+/// refuses before it stops anything (running: the container was never
+/// restarted; stopped: it stays stopped), names the link and the fix, and
+/// writes nothing to the store.
+#[test]
+fn create_refuses_a_pgdata_that_is_the_data_link_before_stopping_anything() {
+    let l = linked_pgdata();
+    assert_eq!(
+        readlink_in(&l.name, &format!("{ROOT}/data")).as_deref(),
+        Some(".")
+    );
+    let store = tempfile::tempdir().unwrap();
+    let st = s(store.path());
+    let in_store = || {
+        std::fs::read_dir(store.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect::<Vec<_>>()
+    };
+    for running in [true, false] {
+        if !running {
+            dk::docker(&["stop", &l.name]);
+        }
+        let since = started_at(&l.name);
+        let r = ward()
+            .args(["snapshot", "create", "linked", "--container", &l.name])
+            .args(["--store", &st])
+            .run();
+        let err = r.fails_with(2, "symbolic link");
+        assert!(err.contains(&format!("PGDATA={ROOT}")), "{err}");
+        assert!(err.contains("nothing was stopped"), "{err}");
+        assert_eq!(dk::running(&l.name), running, "running={running}: {err}");
+        assert_eq!(
+            started_at(&l.name),
+            since,
+            "running={running}: the container was stopped and started again"
+        );
+        assert_eq!(in_store(), Vec::<String>::new(), "running={running}");
+        assert_eq!(dk::helpers(&l.volume), 0, "helpers left");
+    }
+}
+
+fn readlink_in(container: &str, path: &str) -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(["exec", container, "readlink", path])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -94,6 +94,37 @@ async fn exec_stream(
     Ok((created.id, Box::pin(watched)))
 }
 
+/// Starts a command in a running container and leaves it running there
+/// (its output goes nowhere; it ends when it is done or the container
+/// stops). For work nobody waits on, such as deleting what a restore
+/// replaced once the new data runs.
+pub async fn exec_detached(
+    docker: &Docker,
+    container: &str,
+    user: Option<&str>,
+    cmd: &[&str],
+) -> Result<()> {
+    let what = format!("starting {} in container {container}", cmd[0]);
+    let options = CreateExecOptions {
+        cmd: Some(cmd.to_vec()),
+        user,
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        ..Default::default()
+    };
+    let created = bounded(&what, docker.create_exec(container, options))
+        .await?
+        .with_context(|| what.clone())?;
+    let detach = bollard::exec::StartExecOptions {
+        detach: true,
+        ..Default::default()
+    };
+    bounded(&what, docker.start_exec(&created.id, Some(detach)))
+        .await?
+        .with_context(|| what.clone())?;
+    Ok(())
+}
+
 pub async fn exec_exit_code(docker: &Docker, id: &str) -> Result<i64> {
     // The exit code can lag the end of the output by a moment.
     for _ in 0..100 {

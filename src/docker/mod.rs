@@ -18,7 +18,7 @@ pub use containers::{
     image_config, image_exists, inspect_container, is_running, remove_container, start_container,
     stop_container,
 };
-pub use exec::{ExecOutput, download, exec, exec_exit_code, exec_stdout, upload};
+pub use exec::{ExecOutput, download, exec, exec_detached, exec_exit_code, exec_stdout, upload};
 pub use helper::{
     HELPER_LABEL, Helper, PostgresServer, sweep_if_reachable, sweep_orphans, unique_name,
 };

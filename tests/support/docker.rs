@@ -334,3 +334,15 @@ pub fn flip_bit(path: &Path, offset: u64) {
     bytes[i] ^= 0x10;
     std::fs::write(path, bytes).unwrap();
 }
+
+/// Removes a Docker volume when dropped (a volume ward makes beside a test's
+/// own, such as `<volume>-ward-previous`).
+pub struct RemoveVolume(pub String);
+
+impl Drop for RemoveVolume {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}

@@ -21,6 +21,8 @@ pub(super) struct Live {
     pub user: String,
     pub was_running: bool,
     pub stop_timeout: u32,
+    /// `--keep-previous`: recorded in the volume as the swap commits.
+    pub keep_previous: bool,
 }
 
 /// What the swap did.
@@ -44,7 +46,9 @@ pub(super) async fn complete(
     journal: &mut JournalFile,
 ) -> Result<Swapped> {
     let d = sw.d;
-    let stop_at = Instant::now();
+    // Downtime starts when the stop is asked for (the settle before it
+    // waits on a server that still serves).
+    let stop_at = std::cell::Cell::new(Instant::now());
     let mut guard = live
         .container
         .as_ref()
@@ -61,6 +65,7 @@ pub(super) async fn complete(
             if docker::is_running(d, c).await? {
                 settle(d, c, &live.user).await;
             }
+            stop_at.set(Instant::now());
             docker::stop_container(d, c, live.stop_timeout).await?;
             journal.set("stopped")?;
         }
@@ -95,10 +100,10 @@ pub(super) async fn complete(
     .await;
     match result {
         Ok((sanity, swap_seconds, start_seconds)) => {
-            let downtime_seconds = stop_at.elapsed().as_secs_f64();
+            let downtime_seconds = stop_at.get().elapsed().as_secs_f64();
             // From here on the new data stays, whatever happens next: it may
             // already have taken writes.
-            sw.commit().await?;
+            sw.commit(live.keep_previous).await?;
             journal.set("done")?;
             // Postgres just answered the identity check: no second wait.
             let answered = sanity.is_some();

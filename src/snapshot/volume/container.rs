@@ -143,6 +143,56 @@ async fn migration_head(
     None
 }
 
+/// Refuses a cold snapshot of a container whose PGDATA goes through a
+/// symbolic link inside its volume — the `data -> .` link `postgres:18.0`
+/// left at the volume root (see [`crate::snapshot::archive::DATA_LINK`])
+/// with PGDATA set to `…/data`: the cluster then lies elsewhere in the
+/// volume than PGDATA says, and the copy could never be checked or
+/// restored. Links above the volume's mount point do not matter. Asked in
+/// `container` (the running target, before anything stops it, or a helper
+/// mounting the volume where the target does).
+pub(super) async fn refuse_linked_pgdata(
+    d: &Docker,
+    container: &str,
+    t: &VolumeTarget,
+) -> Result<()> {
+    // Each component of PGDATA below the mount point, in turn.
+    const FIND_LINK: &str = r#"set -f
+cur="$1"
+IFS=/
+for c in $2; do
+  case "$c" in ''|.) continue;; esac
+  cur="$cur/$c"
+  if [ -L "$cur" ]; then
+    printf '%s\t%s\t%s\n' "$cur" "$(readlink "$cur")" "$(readlink -f "$3")"
+    exit 0
+  fi
+done"#;
+    let mount = t.mount.trim_end_matches('/');
+    let out = exec_ok(
+        d,
+        container,
+        &["sh", "-c", FIND_LINK, "sh", mount, &t.pgdata_rel, &t.pgdata],
+    )
+    .await?;
+    let Some(line) = out.stdout.lines().next() else {
+        return Ok(());
+    };
+    let mut parts = line.split('\t');
+    let (link, target, real) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    crate::error::usage(format!(
+        "PGDATA {} goes through the symbolic link {link} -> {target} inside volume {} (the \
+         layout postgres:18.0 left) — ward copies the volume as it is and needs PGDATA to name \
+         the real directory: set PGDATA={real} for the container, or take an --online snapshot \
+         (nothing was stopped or written)",
+        t.pgdata, t.volume.name
+    ))
+}
+
 pub(super) async fn exec_ok(d: &Docker, c: &str, cmd: &[&str]) -> Result<ExecOutput> {
     let out = docker::exec(d, c, None, cmd).await?;
     if !out.ok() {
@@ -223,17 +273,36 @@ pub(in crate::snapshot) async fn image_facts(
     d: &Docker,
     helper: &str,
 ) -> Result<(Option<u32>, u32, u32)> {
+    Ok(image_and_data_facts(d, helper, "").await?.0)
+}
+
+/// [`image_facts`], and in the same exec the first line of the file
+/// `pg_version` (a data directory's `PG_VERSION`; "" or unreadable: None).
+pub(super) async fn image_and_data_facts(
+    d: &Docker,
+    helper: &str,
+    pg_version: &str,
+) -> Result<((Option<u32>, u32, u32), Option<String>)> {
     let out = exec_ok(
         d,
         helper,
         &[
             "sh",
             "-c",
-            "v=$(postgres -V 2>/dev/null) || v=''; echo \"$v\"; id -u postgres; id -g postgres",
+            "v=$(postgres -V 2>/dev/null) || v=''; echo \"$v\"; id -u postgres; id -g postgres\n\
+             if [ -n \"$1\" ] && [ -f \"$1\" ]; then echo \"data $(head -n 1 \"$1\")\"; fi",
+            "sh",
+            pg_version,
         ],
     )
     .await?;
-    parse_image_facts(&out.stdout)
+    let data = out
+        .stdout
+        .lines()
+        .nth(3)
+        .and_then(|l| l.strip_prefix("data "))
+        .map(str::to_string);
+    Ok((parse_image_facts(&out.stdout)?, data))
 }
 
 /// `postgres -V` (perhaps empty), uid and gid, one a line.

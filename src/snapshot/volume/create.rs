@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 
-use super::container::{database_facts, exec_ok, postgres_user, psql, settle, wait_ready};
+use super::container::{
+    database_facts, exec_ok, postgres_user, psql, refuse_linked_pgdata, settle, wait_ready,
+};
 use super::journal::{FinishOnDrop, JournalFile, RestartGuard, TargetJournal, recover};
 use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
@@ -64,6 +66,7 @@ pub(super) async fn cold(
         None => false,
     };
     if let (Some(c), true) = (&t.container, was_running && manage_container) {
+        refuse_linked_pgdata(d, &c.name, t).await?;
         settle(d, &c.name, &user).await;
         // Size for the free-space check, facts for the manifest, and a
         // checkpoint so the shutdown checkpoint is short.
@@ -126,6 +129,10 @@ pub(super) async fn cold(
     };
     fault("create:after-stop")?;
     let helper = Helper::start(d, &t.image, &t.volume.name, &t.mount, true).await?;
+    if !(was_running && manage_container) {
+        // Nothing was stopped: the helper sees the volume where the target does.
+        refuse_linked_pgdata(d, &helper.name, t).await?;
+    }
     let control = exec_ok(d, &helper.name, &["pg_controldata", "-D", &t.pgdata]).await?;
     let state = control_field(&control.stdout, "Database cluster state").unwrap_or_default();
     if state != "shut down" {

@@ -94,19 +94,31 @@ pub(super) async fn heal_and_sweep(d: &Docker, image: &str, volume: &str) -> Res
         return Ok(notes);
     }
     let helper = Helper::start(d, image, volume, MOUNT, false).await?;
-    let swept = sweep(d, &helper.name, volume).await;
+    let swept = sweep(d, image, &helper.name, volume).await;
     helper.remove(d).await?;
     notes.extend(swept?);
     Ok(notes)
 }
 
-/// Runs the stale-swap sweep ([`super::swap::sweep_in`]) in `helper` (the
-/// volume read-write at [`MOUNT`]; call after [`heal`]) and turns what it
-/// found into notes — or into an error when a swap directory may hold the
-/// previous data (kept, for a person to sort out) or another ward's helper
-/// holds one (busy: that ward is restoring right now).
-pub(super) async fn sweep(d: &Docker, helper: &str, volume: &str) -> Result<Vec<String>> {
-    let swept = super::swap::sweep_in(d, helper).await?;
+/// Runs the stale-swap sweep ([`super::sweep::sweep_in`]) in `helper` (the
+/// volume read-write at [`MOUNT`]; call after [`heal`]), finishes the
+/// `--keep-previous` copies it found unfinished (in a helper of `image`
+/// that mounts both volumes), and turns what it found into notes — or into
+/// an error when a swap directory may hold the previous data (kept, for a
+/// person to sort out) or another ward's helper holds one (busy: that ward
+/// is restoring right now).
+pub(super) async fn sweep(
+    d: &Docker,
+    image: &str,
+    helper: &str,
+    volume: &str,
+) -> Result<Vec<String>> {
+    let swept = super::sweep::sweep_in(d, helper).await?;
+    let mut notes = Vec::new();
+    for dir in &swept.unkept {
+        let prev = super::previous::finish_keep(d, image, volume, dir).await?;
+        notes.push(unkept_note(volume, dir, &prev));
+    }
     if !swept.kept.is_empty() {
         anyhow::bail!(
             "volume {volume} holds {} from an interrupted restore whose journal is gone: the \
@@ -125,16 +137,21 @@ pub(super) async fn sweep(d: &Docker, helper: &str, volume: &str) -> Result<Vec<
             swept.busy.join(", ")
         ));
     }
-    Ok((!swept.removed.is_empty())
-        .then(|| {
-            format!(
-                "note: removed {} left in volume {volume} by an interrupted ward (no journal \
-                 accounted for it; it held none of the data in use)",
-                swept.removed.join(", ")
-            )
-        })
-        .into_iter()
-        .collect())
+    notes.extend((!swept.removed.is_empty()).then(|| {
+        format!(
+            "note: removed {} left in volume {volume} by an interrupted ward (no journal \
+             accounted for it; it held none of the data in use)",
+            swept.removed.join(", ")
+        )
+    }));
+    Ok(notes)
+}
+
+fn unkept_note(volume: &str, dir: &str, prev: &str) -> String {
+    format!(
+        "note: an interrupted restore --keep-previous (no journal accounted for it) had left the \
+         previous contents in {dir} of volume {volume}: finished keeping them in volume {prev}"
+    )
 }
 
 /// `ward doctor`: [`heal`] (a journal of a live ward is left alone, and
@@ -159,9 +176,13 @@ pub(crate) async fn sweep_leftovers(t: &VolumeTarget) -> Result<Leftovers> {
         return Ok(found);
     }
     let helper = Helper::start(&d, &t.image, volume, MOUNT, false).await?;
-    let swept = super::swap::sweep_in(&d, &helper.name).await;
+    let swept = super::sweep::sweep_in(&d, &helper.name).await;
     helper.remove(&d).await?;
     let swept = swept?;
+    for dir in &swept.unkept {
+        let prev = super::previous::finish_keep(&d, &t.image, volume, dir).await?;
+        found.notes.push(unkept_note(volume, dir, &prev));
+    }
     found.removed = swept.removed;
     found.kept = swept.kept;
     found.busy = swept.busy;
@@ -203,6 +224,7 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 user: j.user.clone(),
                 was_running: j.was_running,
                 stop_timeout: 120,
+                keep_previous: j.keep_previous,
             };
             // Held from here on: no sweep may remove what this heal moves.
             sw.hold_lock().await?;
@@ -222,7 +244,7 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 "finished swapping the previous data back".to_string()
             } else if new_data_ran {
                 if !has("committed") {
-                    sw.commit().await?;
+                    sw.commit(j.keep_previous).await?;
                 }
                 if j.keep_previous {
                     super::previous::keep(&sw, &j.image, &j.volume).await?;

@@ -22,6 +22,7 @@ mod owner;
 mod previous;
 mod restore;
 mod swap;
+mod sweep;
 mod upload;
 
 use std::sync::Arc;

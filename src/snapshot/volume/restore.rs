@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 
 use super::complete::{Live, complete};
-use super::container::{image_facts, postgres_user};
+use super::container::{image_and_data_facts, postgres_user};
 use super::create::cold;
 use super::journal::{JournalFile, TargetJournal, recover};
 use super::swap::{MOUNT, Swap};
@@ -115,21 +115,15 @@ async fn restore_in(
         target_desc,
     } = req;
     let d = d.clone();
-    notes.extend(super::heal::sweep(&d, helper, &t.volume.name).await?);
+    if keep_previous {
+        // Refused before anything is staged or stopped.
+        super::previous::previous_state(&d, &t.volume.name).await?;
+    }
+    notes.extend(super::heal::sweep(&d, &t.image, helper, &t.volume.name).await?);
     // The image's facts and the current data's version, through the helper.
-    let (major, uid, gid) = image_facts(&d, helper).await?;
-    let current = docker::exec(
-        &d,
-        helper,
-        None,
-        &["cat", &format!("{}/PG_VERSION", join(MOUNT, &t.pgdata_rel))],
-    )
-    .await?;
-    let current_major = if current.ok() {
-        parse_major(&current.stdout)
-    } else {
-        None
-    };
+    let pg_version = format!("{}/PG_VERSION", join(MOUNT, &t.pgdata_rel));
+    let ((major, uid, gid), current) = image_and_data_facts(&d, helper, &pg_version).await?;
+    let current_major = current.as_deref().and_then(parse_major);
     if let Some(maj) = major.or(current_major)
         && maj != m.pg_major
     {
@@ -240,6 +234,7 @@ async fn restore_in(
         user: postgres_user(t),
         was_running,
         stop_timeout: opts.stop_timeout,
+        keep_previous,
     };
     let outcome = complete(&sw, &live, Some(m), &mut journal).await;
     let swapped = match outcome {
@@ -256,7 +251,7 @@ async fn restore_in(
     let kept = if keep_previous {
         Some(super::previous::keep(&sw, &t.image, &t.volume.name).await?)
     } else {
-        sw.discard().await?;
+        notes.extend(dispose(&sw, t, swapped.running).await?);
         None
     };
     journal.finish();
@@ -286,6 +281,39 @@ async fn restore_in(
         downtime_seconds: Some(swapped.downtime_seconds),
         notes: Vec::new(),
     })
+}
+
+/// Deletes the previous contents once the new data has run and proved its
+/// identity: in the background, inside the running target container (the
+/// app is back up; the restore ends without waiting the seconds a GiB of
+/// deletes takes), else here. A container stopped mid-delete leaves the
+/// rest as `.ward-trash-<id>`, which the next ward's sweep removes before
+/// anything snapshots the volume.
+/// Returns the note that says so when the delete goes on in the background.
+async fn dispose(sw: &Swap<'_>, t: &VolumeTarget, running: bool) -> Result<Option<String>> {
+    if let (Some(c), true) = (&t.container, running) {
+        let trash = sw.retire().await?;
+        fault("restore:before-background-delete")?;
+        let path = format!("{}/{trash}", t.mount.trim_end_matches('/'));
+        // As root: the swap directory's own entries are root's.
+        match docker::exec_detached(sw.d, &c.name, Some("0"), &["rm", "-rf", &path]).await {
+            Ok(()) => {
+                return Ok(Some(format!(
+                    "note: the replaced data is being deleted in the background in container {} \
+                     ({path}); until that ends the volume holds both copies — if it is cut short \
+                     (the container stopped), the next `ward snapshot create`/`restore` or `ward \
+                     doctor` on this target removes what is left",
+                    c.name
+                )));
+            }
+            Err(e) => tracing::info!(
+                "deleting {path} in {} failed ({e:#}); deleting it here",
+                c.name
+            ),
+        }
+    }
+    sw.discard().await?;
+    Ok(None)
 }
 
 /// What must fit in the volume besides the staged copy.

@@ -15,14 +15,21 @@
 //!                          out-done        all previous contents are in old/
 //!                          in-begun        staged contents started moving in
 //!                          in-done         all staged contents are in place
+//!                          keep-previous   (before `committed`) --keep-previous was asked:
+//!                                          old/ goes to the previous-contents volume
 //!                          committed       the new data ran and proved its identity:
 //!                                          never roll back from here
+//!                          prev-cleared    the previous-contents volume was emptied
+//!                          kept            old/ is wholly in the previous-contents volume
 //!                          back            a rollback started
 //!                          back-cleared    the new contents are out again
 //! ```
 //!
 //! Finished swap directories are renamed to `.ward-trash-<id>` before they
-//! are deleted, so a half-deleted one is never mistaken for a swap.
+//! are deleted, so a half-deleted one is never mistaken for a swap. The
+//! previous-contents volume holds [`PREVIOUS_COMPLETE`] only while it holds
+//! a whole copy. Swap directories no journal accounts for are judged by
+//! [`super::sweep`].
 
 use anyhow::{Result, bail};
 
@@ -34,6 +41,10 @@ pub(super) const MOUNT: &str = "/ward-vol";
 /// Where a helper mounts the volume that keeps the previous contents.
 pub(super) const PREVIOUS_MOUNT: &str = "/ward-prev";
 
+/// In the previous-contents volume: its copy is whole (written last, removed
+/// first). Never part of the contents put back.
+pub(super) const PREVIOUS_COMPLETE: &str = ".ward-previous-complete";
+
 /// The volume that keeps a target volume's previous contents (`--keep-previous`).
 pub(crate) fn previous_volume(volume: &str) -> String {
     format!("{volume}-ward-previous")
@@ -42,7 +53,8 @@ pub(crate) fn previous_volume(volume: &str) -> String {
 /// `move_all SRC DST`: renames every entry of SRC (dot files too) into DST,
 /// except ward's own `.ward-*` directories. Fails, moving nothing more, if
 /// DST already holds an entry of that name (`mv` would nest into it).
-/// `only_ward DIR` fails, naming them, if DIR holds anything but `.ward-*`.
+/// `only_ward DIR` fails (status 3), printing `foreign NAME` for each, if
+/// DIR holds anything but `.ward-*`.
 const MOVE_ALL: &str = r#"
 move_all() {
   for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
@@ -60,12 +72,10 @@ only_ward() {
   for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
     case "${e##*/}" in .ward-*) continue;; esac
-    others="$others ${e##*/}"
+    others=1
+    echo "foreign ${e##*/}"
   done
-  if [ -n "$others" ]; then
-    echo "the volume is expected to hold only ward's swap directory here, but it holds:$others (did something start the container mid-swap?); the journal is kept" >&2
-    return 1
-  fi
+  if [ -n "$others" ]; then return 3; fi
 }
 "#;
 
@@ -139,6 +149,19 @@ impl Swap<'_> {
     /// swap directory, `$S` the staged contents, `$I` the swap id, `$U:$G`
     /// the owner, `$X` the script's own extra argument (`extra`).
     async fn sh(&self, script: &str, extra: &str) -> Result<()> {
+        let out = self.sh_out(script, extra).await?;
+        if !out.ok() {
+            bail!(
+                "a swap step in the helper container failed (exit {}): {}",
+                out.code,
+                out.stderr.trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// [`Swap::sh`], returning the script's output and status as they are.
+    async fn sh_out(&self, script: &str, extra: &str) -> Result<crate::docker::ExecOutput> {
         let full = format!(
             "set -e\n{MOVE_ALL}\nV=\"$1\"; W=\"$2\"; S=\"$3\"; I=\"$4\"; U=\"$5\"; G=\"$6\"; X=\"$7\"\n{ONE_AT_A_TIME}\n{script}"
         );
@@ -148,15 +171,15 @@ impl Swap<'_> {
             self.uid.to_string(),
             self.gid.to_string(),
         );
-        exec_ok(
+        crate::docker::exec(
             self.d,
             self.helper,
+            None,
             &[
                 "sh", "-c", &full, "sh", MOUNT, &dir, &staged, &self.id, &uid, &gid, extra,
             ],
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Whether the swap directory exists, and which markers it holds. Any
@@ -290,42 +313,17 @@ impl Swap<'_> {
         .await
     }
 
-    /// What the volume holds besides ward's own `.ward-*` entries.
-    async fn foreign_entries(&self) -> Result<Vec<String>> {
-        let out = exec_ok(
-            self.d,
-            self.helper,
-            &[
-                "sh",
-                "-c",
-                "cd \"$1\" && for e in * .[!.]* ..?*; do [ -e \"$e\" ] || [ -L \"$e\" ] || continue; \
-                 case \"$e\" in .ward-*) ;; *) echo \"$e\";; esac; done",
-                "sh",
-                MOUNT,
-            ],
-        )
-        .await?;
-        Ok(out.stdout.lines().map(str::to_string).collect())
-    }
-
     /// Moves the staged contents into place (resumable). Before the first
     /// entry moves in, the volume must hold nothing but ward's own entries:
     /// anything else was written mid-swap (e.g. someone started the
     /// container and its entrypoint created a fresh cluster) and is neither
     /// overwritten nor nested into — [`ForeignData`].
     pub async fn swap_in(&self) -> Result<()> {
-        let m = self.markers().await?.unwrap_or_default();
-        let has = |x: &str| m.iter().any(|e| e == x);
-        if has("out-done") && !has("in-begun") && !has("in-done") {
-            let others = self.foreign_entries().await?;
-            if !others.is_empty() {
-                return Err(ForeignData(others).into());
-            }
-        }
         let chmod_root = if self.pgdata_rel.is_empty() { "1" } else { "" };
         // Before the first entry moves in, the volume must hold nothing but
         // ward's own directories (else something wrote into it mid-swap).
-        self.sh(
+        // One exec: this runs while the app is down.
+        let out = self.sh_out(
             "[ -e \"$W/out-done\" ] || { echo 'the previous data is not aside' >&2; exit 1; }\n\
              if [ ! -e \"$W/in-done\" ]; then\n\
                if [ ! -e \"$W/in-begun\" ]; then only_ward \"$V\"; touch \"$W/in-begun\"; sync; fi\n\
@@ -334,17 +332,34 @@ impl Swap<'_> {
              fi",
             chmod_root,
         )
-        .await
+        .await?;
+        let foreign: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("foreign "))
+            .map(str::to_string)
+            .collect();
+        match out.code {
+            0 => Ok(()),
+            3 if !foreign.is_empty() => Err(ForeignData(foreign).into()),
+            c => bail!(
+                "moving the staged data into place failed (exit {c}): {}",
+                out.stderr.trim()
+            ),
+        }
     }
 
     /// Marks the swap as final: the new data ran and proved its identity
     /// (or there is no container to prove it with). Nothing rolls back
-    /// past this marker; whoever comes next only cleans up.
-    pub async fn commit(&self) -> Result<()> {
+    /// past this marker; whoever comes next only cleans up — and, with
+    /// `keep_previous` (recorded in the volume first, for a next ward that
+    /// finds no journal), finishes keeping the previous contents.
+    pub async fn commit(&self, keep_previous: bool) -> Result<()> {
         self.sh(
             "[ -e \"$W/in-done\" ] || { echo 'the new data is not in place' >&2; exit 1; }\n\
+             if [ -n \"$X\" ]; then touch \"$W/keep-previous\"; sync; fi\n\
              touch \"$W/committed\"\nsync",
-            "",
+            if keep_previous { "1" } else { "" },
         )
         .await
     }
@@ -367,39 +382,80 @@ impl Swap<'_> {
 
     /// Copies the previous contents (`old/`) into the previous-contents
     /// volume mounted at [`PREVIOUS_MOUNT`], replacing what it held
-    /// (resumable). The helper must mount both volumes.
+    /// (resumable): empties it (its [`PREVIOUS_COMPLETE`] first), then
+    /// copies and marks that copy whole, and the swap directory `kept`. The
+    /// helper must mount both volumes.
     pub async fn keep_previous(&self) -> Result<()> {
-        self.sh(
-            "P=\"$X\"\n\
-             if [ ! -e \"$W/prev-cleared\" ]; then\n\
-               find \"$P\" -mindepth 1 -maxdepth 1 -exec rm -rf {} +\n  sync\n  touch \"$W/prev-cleared\"\n\
-             fi\n\
-             if [ -d \"$W/old\" ]; then cp -a \"$W/old/.\" \"$P/\"; fi\nsync",
-            PREVIOUS_MOUNT,
-        )
-        .await
-    }
-
-    /// Stages the previous-contents volume (mounted at [`PREVIOUS_MOUNT`])
-    /// instead of an archive.
-    pub async fn stage_previous(&self) -> Result<()> {
         self.sh(
             &format!(
                 "P=\"$X\"\n\
-                 [ -n \"$(ls -A \"$P\")\" ] || {{ echo 'the previous-contents volume is empty' >&2; exit 1; }}\n\
-                 rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\""
+                 if [ ! -e \"$W/prev-cleared\" ]; then\n\
+                   rm -f \"$P/{PREVIOUS_COMPLETE}\"\n  sync\n\
+                   find \"$P\" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +\n  sync\n  touch \"$W/prev-cleared\"\n  sync\n\
+                 fi"
+            ),
+            PREVIOUS_MOUNT,
+        )
+        .await?;
+        crate::snapshot::fault("restore:mid-keep")?;
+        self.sh(
+            &format!(
+                "P=\"$X\"\n\
+                 if [ -d \"$W/old\" ]; then cp -a \"$W/old/.\" \"$P/\"; fi\nsync\n\
+                 touch \"$P/{PREVIOUS_COMPLETE}\"\nsync\ntouch \"$W/kept\"\nsync"
             ),
             PREVIOUS_MOUNT,
         )
         .await
     }
 
+    /// Stages the previous-contents volume (mounted at [`PREVIOUS_MOUNT`])
+    /// instead of an archive; with `require_whole`, only if it holds
+    /// [`PREVIOUS_COMPLETE`].
+    pub async fn stage_previous(&self, require_whole: bool) -> Result<()> {
+        let whole = if require_whole {
+            format!(
+                "[ -e \"$P/{PREVIOUS_COMPLETE}\" ] || {{ echo 'the previous-contents volume holds no whole copy' >&2; exit 1; }}\n"
+            )
+        } else {
+            String::new()
+        };
+        self.sh(
+            &format!(
+                "P=\"$X\"\n{whole}\
+                 rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$S\"\ncp -a \"$P/.\" \"$S/\"\n\
+                 rm -f \"$S/{PREVIOUS_COMPLETE}\""
+            ),
+            PREVIOUS_MOUNT,
+        )
+        .await
+    }
+
+    /// Renames the committed swap directory to `.ward-trash-<id>` (durably),
+    /// deleting nothing: whoever deletes it later — a background `rm` in
+    /// the running target container, or the next ward's sweep — never
+    /// mistakes it for a swap. Returns its name at the volume root.
+    pub async fn retire(&self) -> Result<String> {
+        self.sh(
+            "[ -e \"$W/committed\" ] || { echo 'the swap is not committed' >&2; exit 1; }\n\
+             mv \"$W\" \"$V/.ward-trash-$I\"\nsync",
+            "",
+        )
+        .await?;
+        Ok(format!(".ward-trash-{}", self.id))
+    }
+
     /// Deletes the swap directory (staging that failed, or the previous
     /// contents after a successful swap).
     pub async fn discard(&self) -> Result<()> {
+        // A background delete of an earlier restore's trash may race this
+        // one (two `rm -rf` on one tree): retry, then judge by what is left.
         self.sh(
             "if [ -e \"$W\" ]; then mv \"$W\" \"$V/.ward-trash-$I\"; sync; fi\n\
-             rm -rf \"$V\"/.ward-trash-*",
+             for try in 1 2 3; do rm -rf \"$V\"/.ward-trash-* 2>/dev/null && break; sleep 1; done\n\
+             for t in \"$V\"/.ward-trash-*; do\n\
+               if [ -e \"$t\" ]; then echo \"cannot delete $t\" >&2; exit 1; fi\n\
+             done",
             "",
         )
         .await
@@ -412,95 +468,4 @@ fn join(a: &str, b: &str) -> String {
     } else {
         format!("{a}/{b}")
     }
-}
-
-/// What [`sweep_in`] did to ward's leftover directories in a volume.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Swept {
-    /// Trash, staging leftovers and finished swaps: deleted.
-    pub removed: Vec<String>,
-    /// Swap directories that may hold (part of) the previous data: left alone.
-    pub kept: Vec<String>,
-    /// Swap directories whose `lock` a live helper holds: another ward's
-    /// restore in progress, left alone.
-    pub busy: Vec<String>,
-}
-
-/// Finds ward's swap and trash directories that no journal accounts for
-/// (the journal was lost, or another state directory holds it) and removes
-/// those that hold nothing of the user's: trash, staging leftovers (nothing
-/// of the previous data ever moved aside: no `old/` entry, no `out-done`,
-/// `in-begun` or `back`) and finished swaps (`committed`: the new data is in
-/// place). On PG ≤ 17 images the volume root is PGDATA, so a leftover would
-/// otherwise ride along in every later cold snapshot and `pg_basebackup`.
-/// A swap directory that may hold any of the previous data — even a part
-/// of it, from a ward killed in the middle of moving it aside — is kept.
-/// One whose `lock` a live helper holds (another ward staging right now,
-/// see [`HOLD_LOCK`]) is busy. Runs in `helper`, which mounts the volume
-/// read-write at [`MOUNT`] — a restore's own staging helper, before it
-/// creates its swap directory, so no container is started for the sweep
-/// alone. Call holding the target lock, after the journal was handled.
-pub(super) async fn sweep_in(d: &Docker, helper: &str) -> Result<Swept> {
-    const SWEEP: &str = r#"
-cd "$1" || exit 1
-have_flock=""
-if command -v flock >/dev/null 2>&1; then have_flock=1; fi
-# Whether swap directory $1 holds nothing of the previous data: "ok" or "keep".
-decide() {
-  if [ ! -e "$1/committed" ]; then
-    if [ -e "$1/out-done" ] || [ -e "$1/in-begun" ] || [ -e "$1/back" ]; then
-      echo keep; return
-    fi
-    if [ -e "$1/old" ] || [ -L "$1/old" ]; then
-      if [ ! -d "$1/old" ] || [ -L "$1/old" ] || [ -n "$(ls -A "$1/old")" ]; then
-        echo keep; return
-      fi
-    fi
-  fi
-  echo ok
-}
-for w in .ward-trash-* .ward-swap-*; do
-  [ -e "$w" ] || [ -L "$w" ] || continue
-  case "$w" in
-    .ward-swap-*)
-      if [ -d "$w" ] && [ ! -L "$w" ]; then
-        t=".ward-trash-${w#.ward-swap-}-swept"
-        if [ -n "$have_flock" ]; then
-          # Decide and rename while holding the directory's lock and its
-          # run-lock: a ward that takes either later finds it gone, and one
-          # that holds either now makes it busy.
-          r=$( (
-            flock -n 7 || { echo busy; exit 0; }
-            flock -n 6 || { echo busy; exit 0; }
-            d=$(decide "$w")
-            if [ "$d" = ok ]; then mv "$w" "$t" && echo moved; else echo "$d"; fi
-          ) 7>>"$w/lock" 6>>"$w/run-lock" )
-        elif [ -e "$w/lock" ]; then
-          r=busy
-        else
-          r=$(decide "$w")
-          if [ "$r" = ok ]; then mv "$w" "$t" && r=moved; fi
-        fi
-        case "$r" in
-          moved) rm -rf "$t" && echo "removed $w";;
-          busy) echo "busy $w";;
-          *) echo "keep $w";;
-        esac
-        continue
-      fi;;
-  esac
-  rm -rf "$w" && echo "removed $w"
-done
-"#;
-    let out = exec_ok(d, helper, &["sh", "-c", SWEEP, "sh", MOUNT]).await?;
-    let mut swept = Swept::default();
-    for line in out.stdout.lines() {
-        match line.split_once(' ') {
-            Some(("removed", n)) => swept.removed.push(n.to_string()),
-            Some(("busy", n)) => swept.busy.push(n.to_string()),
-            Some(("keep", n)) => swept.kept.push(n.to_string()),
-            _ => {}
-        }
-    }
-    Ok(swept)
 }
