@@ -86,7 +86,6 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
     assert_eq!(shown["name"], "first");
     on(&server, &["snapshot", "verify", "first", "--store", &store]).ok();
 
-    // Damage in the bucket is found by verify (exit 1) and refused by restore.
     c.start_again().unwrap();
     sql(&c.url("postgres"), "DELETE FROM t WHERE id > 10");
     assert_eq!(rows(&c), 10);
@@ -112,6 +111,33 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
         "the restore from the bucket did not bring the rows back"
     );
     c.stop().unwrap();
+
+    // Damage in the bucket is found by verify (exit 1) and refused by
+    // restore (exit 1), the data directory untouched.
+    let stored = server.data.path().join("ward-test/db/prod/first.tar.zst");
+    let good = std::fs::read(&stored).unwrap();
+    support::docker::flip_bit(&stored, (good.len() / 2) as u64);
+    let r = on(&server, &["snapshot", "verify", "first", "--store", &store]).run();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    let r = on(
+        &server,
+        &[
+            "snapshot",
+            "restore",
+            "first",
+            "--store",
+            &store,
+            "--yes",
+            "--datadir",
+        ],
+    )
+    .args([&data])
+    .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    c.start_again().unwrap();
+    assert_eq!(rows(&c), 500, "a damaged restore changed the data");
+    c.stop().unwrap();
+    std::fs::write(&stored, &good).unwrap();
 
     for name in ["second", "third"] {
         on(
@@ -447,12 +473,14 @@ fn encrypted_snapshots_round_trip_locally_and_through_a_bucket() {
             recipient.as_str(),
             "{shown}"
         );
-        on(
+        // Without the identity: the ciphertext against its recorded hash.
+        let v = on(
             &server,
-            &["snapshot", "verify", "sealed", "--store", &store],
+            &["snapshot", "verify", "sealed", "--store", &store, "--json"],
         )
-        .run()
-        .fails_with(2, "--identity");
+        .ok()
+        .json();
+        assert_eq!(v["scope"], "stored bytes", "{v}");
         on(
             &server,
             &["snapshot", "verify", "sealed", "--store", &store],
@@ -513,6 +541,14 @@ fn encrypted_snapshots_round_trip_locally_and_through_a_bucket() {
         bytes.starts_with(b"age-encryption.org/v1"),
         "not an age file"
     );
+    // Corrupt ciphertext is found without the identity (exit 1).
+    let path = local.path().join("sealed.tar.zst");
+    support::docker::flip_bit(&path, (bytes.len() / 2) as u64);
+    let r = ward()
+        .args(["snapshot", "verify", "sealed", "--store", &s(local.path())])
+        .run();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    std::fs::write(&path, &bytes).unwrap();
     // Copied as stored without the identity (checked by its hash), and with it.
     let r = on(
         &server,
