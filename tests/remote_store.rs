@@ -592,3 +592,83 @@ fn a_store_that_requires_encryption_refuses_a_plain_snapshot() {
     assert_eq!(server.pending_uploads(), 0);
     c.start_again().unwrap();
 }
+
+#[test]
+fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypted() {
+    docker::require_image();
+    let server = s3();
+    let store = server.url("sealed-vol");
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "ops.key");
+    let pg = docker::Pg::start();
+    docker::fill(&pg.name, 500);
+    let before = docker::checksums(&pg.name);
+    // No recipient for a store that requires encryption: refused before
+    // the container is stopped.
+    on(
+        &server,
+        &["snapshot", "create", "plain", "--container", &pg.name],
+    )
+    .args(["--store", &store])
+    .file("ward.toml", "[store]\nrequire_encryption = true\n")
+    .run()
+    .fails_with(2, "requires encryption");
+    assert!(docker::running(&pg.name));
+    assert_eq!(server.objects("sealed-vol"), Vec::<String>::new());
+    on(
+        &server,
+        &["snapshot", "create", "sealed", "--container", &pg.name],
+    )
+    .args(["--store", &store, "--encrypt-to", &recipient])
+    .ok();
+    // No identity: said before anything is stopped or copied.
+    on(
+        &server,
+        &["snapshot", "restore", "sealed", "--container", &pg.name],
+    )
+    .args([
+        "--store",
+        &store,
+        "--yes",
+        "--safety",
+        "--encrypt-to",
+        &recipient,
+    ])
+    .run()
+    .fails_with(2, "--identity");
+    assert!(docker::running(&pg.name));
+    assert_eq!(
+        server.objects("sealed-vol").len(),
+        2,
+        "{:?}",
+        server.objects("sealed-vol")
+    );
+    // With it, and --safety: the copy of the current data is encrypted too.
+    docker::psql(&pg.name, "DELETE FROM items");
+    on(
+        &server,
+        &["snapshot", "restore", "sealed", "--container", &pg.name],
+    )
+    .args([
+        "--store",
+        &store,
+        "--yes",
+        "--safety",
+        "--encrypt-to",
+        &recipient,
+    ])
+    .args(["--identity", &s(&identity)])
+    .ok();
+    assert_eq!(docker::checksums(&pg.name), before);
+    let safety = server
+        .objects("sealed-vol")
+        .into_iter()
+        .find(|o| o.starts_with("safety-") && o.ends_with(".tar.zst"))
+        .expect("a safety snapshot");
+    let bytes =
+        std::fs::read(server.data.path().join("ward-test/sealed-vol").join(safety)).unwrap();
+    assert!(
+        bytes.starts_with(b"age-encryption.org/v1"),
+        "the safety snapshot is in the clear"
+    );
+}

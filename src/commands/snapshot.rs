@@ -281,6 +281,13 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
 async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
     let store = store(cfg, &a.store)?;
     let m = store.load(&a.name)?;
+    if a.deep && m.encryption.is_some() && !store.keys().has_identity() {
+        return error::usage(format!(
+            "snapshot {:?} is encrypted — --deep restores it, so pass --identity FILE (or set \
+             WARD_AGE_IDENTITY)",
+            a.name
+        ));
+    }
     let mut v = match &m.template {
         Some(facts) => {
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
@@ -298,13 +305,6 @@ async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
         }
         None => snapshot::verify(&store, &a.name, &output::Bar::bytes(cfg.quiet))?,
     };
-    if a.deep && m.encryption.is_some() && !store.keys().has_identity() {
-        return error::usage(format!(
-            "snapshot {:?} is encrypted — --deep restores it, so pass --identity FILE (or set \
-             WARD_AGE_IDENTITY)",
-            a.name
-        ));
-    }
     if a.deep && v.ok && m.template.is_none() {
         let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
         let (st, name) = (store.clone(), a.name.clone());
@@ -503,6 +503,16 @@ async fn prune(cfg: &Config, a: &SnapshotPruneArgs) -> Result<Exit> {
 
 /// Copies a snapshot between stores (checked on arrival).
 async fn copy(cfg: &Config, a: &SnapshotCopyArgs) -> Result<Exit> {
+    // Flags only: WARD_AGE_RECIPIENTS exported for the creates of a backup
+    // host must not stop its copies.
+    let from_env = std::env::var_os("WARD_AGE_RECIPIENTS").is_some();
+    if (!a.store.encrypt_to.is_empty() && !from_env) || !a.store.recipients_files.is_empty() {
+        return error::usage(
+            "copy keeps an archive as it is stored (encrypted to its own recipients, or not at \
+             all) and takes no --encrypt-to / --recipients-file — \
+             to encrypt for other keys, restore and take a new snapshot",
+        );
+    }
     let from = match &a.from {
         Some(dir) => store_at(cfg, &a.store, dir)?,
         None => store(cfg, &a.store)?,

@@ -406,6 +406,7 @@ pub async fn create(
         None => default_name(target),
     };
     store::check_name(&name)?;
+    store.check_writable()?;
     let _lock = store.lock()?;
     let _target_lock = lock_target(target)?;
     if store.exists(&name)? {
@@ -463,9 +464,6 @@ fn explain_full_store(
 /// Re-hashes a snapshot against its manifest.
 pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Verified> {
     let m = store.load(name)?;
-    if m.encryption.is_some() && !store.keys().has_identity() {
-        return verify_stored(store, &m, progress);
-    }
     if store.archive_size(name)?.is_none() {
         return Ok(Verified {
             name: name.into(),
@@ -479,6 +477,9 @@ pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Veri
             deep: None,
             scope: "contents",
         });
+    }
+    if m.encryption.is_some() && !store.keys().has_identity() {
+        return verify_stored(store, &m, progress);
     }
     progress.stage(&format!("verifying {name}"), m.tar_bytes);
     let checked = checked::check(store, &m, checked::Destination::Nowhere, progress)?;
@@ -606,6 +607,14 @@ pub async fn restore_keeping(
             ))
             .into());
         }
+    }
+    if m.encryption.is_some() {
+        // A missing or wrong identity is said now, before anything is
+        // stopped, confirmed or copied (only the age header is read).
+        store.keys().decrypt(store.open_archive(name)?, name)?;
+    }
+    if opts.safety {
+        store.check_writable()?;
     }
     if opts.safety && m.encryption.is_some() && !store.keys().encrypting() {
         return crate::error::usage(format!(

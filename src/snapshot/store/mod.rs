@@ -169,6 +169,9 @@ impl Store {
                 })
             }
             Backend::Remote(r) => {
+                // A listing first: some services accept writes into a
+                // bucket that does not exist; a listing says so.
+                r.list("")?;
                 let held = lock::acquire(r)?;
                 for file in upload::abort_stale(r)? {
                     tracing::info!("aborted the unfinished upload of {file} left by a killed ward");
@@ -229,6 +232,14 @@ impl Store {
     /// Starts a new archive for snapshot `name`, encrypted when the store's
     /// keys name recipients; refused unencrypted when they require it.
     pub fn new_archive(&self, name: &str) -> Result<ArchiveWriter> {
+        self.check_writable()?;
+        self.writer(name, self.keys.encrypting())
+    }
+
+    /// Refuses early what [`Store::new_archive`] would refuse (an
+    /// unencrypted archive into a store that requires encryption), before a
+    /// container is stopped for it.
+    pub fn check_writable(&self) -> Result<()> {
         if self.keys.require && !self.keys.encrypting() {
             return crate::error::usage(format!(
                 "the store {} requires encryption (ward.toml [store] require_encryption) and no \
@@ -236,7 +247,7 @@ impl Store {
                 self.location()
             ));
         }
-        self.writer(name, self.keys.encrypting())
+        Ok(())
     }
 
     /// A new archive written as given (a copy of stored bytes: an encrypted

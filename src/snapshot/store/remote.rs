@@ -219,8 +219,8 @@ impl Remote {
             "signaturedoesnotmatch",
             "invalidaccesskeyid",
             "accessdenied",
-            "403",
-            "401",
+            "403 forbidden",
+            "401 unauthorized",
         ]
         .iter()
         .any(|w| lower.contains(w))
