@@ -599,6 +599,9 @@ fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypt
     let pg = docker::Pg::start();
     docker::fill(&pg.name, 500);
     let before = docker::checksums(&pg.name);
+    // Running is not enough: a stop and restart leaves it running too.
+    let started = || docker::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]);
+    let started_at = started();
     // No recipient for a store that requires encryption: refused before
     // the container is stopped.
     on(
@@ -610,6 +613,7 @@ fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypt
     .run()
     .fails_with(2, "requires encryption");
     assert!(docker::running(&pg.name));
+    assert_eq!(started(), started_at, "the container was restarted");
     assert_eq!(server.objects("sealed-vol"), Vec::<String>::new());
     on(
         &server,
@@ -633,6 +637,7 @@ fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypt
     .run()
     .fails_with(2, "--identity");
     assert!(docker::running(&pg.name));
+    assert_eq!(started(), started_at, "the container was restarted");
     assert_eq!(
         server.objects("sealed-vol").len(),
         2,

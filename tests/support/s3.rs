@@ -85,6 +85,18 @@ impl S3 {
                 self.port
             );
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // s3s-fs exits at once when its bind fails: still alive a
+                // moment later, the listener is ours.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                assert!(
+                    !exited,
+                    "s3s-fs exited at start (port {} taken?)",
+                    self.port
+                );
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
