@@ -621,6 +621,8 @@ fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypt
     )
     .args(["--store", &store, "--encrypt-to", &recipient])
     .ok();
+    // (That cold create restarted it.)
+    let started_at = started();
     // No identity: said before anything is stopped or copied.
     on(
         &server,
