@@ -309,6 +309,20 @@ pub struct StoreArgs {
     /// [env: WARD_AGE_IDENTITY; ward.toml: [store] identity]
     #[arg(long, env = "WARD_AGE_IDENTITY", value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Encrypt new archives (snapshots, a restore's safety snapshot) with age to this
+    /// X25519 recipient (age1…; repeatable) [env: WARD_AGE_RECIPIENTS, comma-separated;
+    /// ward.toml: [store] encrypt_to]
+    #[arg(
+        long = "encrypt-to",
+        env = "WARD_AGE_RECIPIENTS",
+        value_delimiter = ',',
+        value_name = "RECIPIENT"
+    )]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in this file, one per line (repeatable)
+    /// [ward.toml: [store] recipients_file]
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
 }
 
 /// The Postgres container `ward seed` / `ward check` connect to when no
@@ -427,19 +441,6 @@ pub struct SnapshotCreateArgs {
     /// A user label for the manifest (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Encrypt the archive with age to this X25519 recipient (age1…; repeatable)
-    /// [env: WARD_AGE_RECIPIENTS, comma-separated; ward.toml: [store] encrypt_to]
-    #[arg(
-        long = "encrypt-to",
-        env = "WARD_AGE_RECIPIENTS",
-        value_delimiter = ',',
-        value_name = "RECIPIENT"
-    )]
-    pub encrypt_to: Vec<String>,
-    /// Encrypt to the recipients listed in this file, one per line (repeatable)
-    /// [ward.toml: [store] recipients_file]
-    #[arg(long = "recipients-file", value_name = "FILE")]
-    pub recipients_files: Vec<PathBuf>,
     /// Second-scale: copy the database into a hidden template database in the
     /// same cluster (lives and dies with the cluster's volume). Needs --database-url.
     #[arg(long, conflicts_with_all = ["online", "cold"])]

@@ -635,7 +635,14 @@ pub fn snapshot_verified(v: &Verified, as_json: bool) {
     if as_json {
         return json(v);
     }
-    if v.ok {
+    if v.ok && v.scope == crate::snapshot::SCOPE_STORED {
+        out(&format!(
+            "Snapshot {} is intact as stored: {} of ciphertext match the manifest's SHA-256 \
+             (encrypted; pass --identity to check every file)\n",
+            v.name,
+            human_bytes(v.bytes),
+        ));
+    } else if v.ok {
         out(&format!(
             "Snapshot {} is intact: {} entries, {} of tar verified against the manifest\n{}",
             v.name,

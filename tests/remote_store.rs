@@ -86,7 +86,6 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
     assert_eq!(shown["name"], "first");
     on(&server, &["snapshot", "verify", "first", "--store", &store]).ok();
 
-    // Damage in the bucket is found by verify (exit 1) and refused by restore.
     c.start_again().unwrap();
     sql(&c.url("postgres"), "DELETE FROM t WHERE id > 10");
     assert_eq!(rows(&c), 10);
@@ -112,6 +111,33 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
         "the restore from the bucket did not bring the rows back"
     );
     c.stop().unwrap();
+
+    // Damage in the bucket is found by verify (exit 1) and refused by
+    // restore (exit 1), the data directory untouched.
+    let stored = server.data.path().join("ward-test/db/prod/first.tar.zst");
+    let good = std::fs::read(&stored).unwrap();
+    support::docker::flip_bit(&stored, (good.len() / 2) as u64);
+    let r = on(&server, &["snapshot", "verify", "first", "--store", &store]).run();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    let r = on(
+        &server,
+        &[
+            "snapshot",
+            "restore",
+            "first",
+            "--store",
+            &store,
+            "--yes",
+            "--datadir",
+        ],
+    )
+    .args([&data])
+    .run();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    c.start_again().unwrap();
+    assert_eq!(rows(&c), 500, "a damaged restore changed the data");
+    c.stop().unwrap();
+    std::fs::write(&stored, &good).unwrap();
 
     for name in ["second", "third"] {
         on(
@@ -231,11 +257,7 @@ fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_aborts_its_up
     .env("WARD_FAULT", "store:before-complete:kill")
     .run();
     assert_ne!(r.code(), 0);
-    assert_eq!(
-        server.pending_uploads() > 0,
-        true,
-        "no upload was in flight"
-    );
+    assert!(server.pending_uploads() > 0, "no upload was in flight");
     assert_cleaned_by_the_next_run(&server, &store, &data);
     c.start_again().unwrap();
     assert_eq!(rows(&c), 200, "the data directory changed");
@@ -447,12 +469,14 @@ fn encrypted_snapshots_round_trip_locally_and_through_a_bucket() {
             recipient.as_str(),
             "{shown}"
         );
-        on(
+        // Without the identity: the ciphertext against its recorded hash.
+        let v = on(
             &server,
-            &["snapshot", "verify", "sealed", "--store", &store],
+            &["snapshot", "verify", "sealed", "--store", &store, "--json"],
         )
-        .run()
-        .fails_with(2, "--identity");
+        .ok()
+        .json();
+        assert_eq!(v["scope"], "stored bytes", "{v}");
         on(
             &server,
             &["snapshot", "verify", "sealed", "--store", &store],
@@ -513,6 +537,14 @@ fn encrypted_snapshots_round_trip_locally_and_through_a_bucket() {
         bytes.starts_with(b"age-encryption.org/v1"),
         "not an age file"
     );
+    // Corrupt ciphertext is found without the identity (exit 1).
+    let path = local.path().join("sealed.tar.zst");
+    support::docker::flip_bit(&path, (bytes.len() / 2) as u64);
+    let r = ward()
+        .args(["snapshot", "verify", "sealed", "--store", &s(local.path())])
+        .run();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    std::fs::write(&path, &bytes).unwrap();
     // Copied as stored without the identity (checked by its hash), and with it.
     let r = on(
         &server,
@@ -555,4 +587,91 @@ fn a_store_that_requires_encryption_refuses_a_plain_snapshot() {
     assert_eq!(server.objects("strict"), Vec::<String>::new());
     assert_eq!(server.pending_uploads(), 0);
     c.start_again().unwrap();
+}
+
+#[test]
+fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypted() {
+    docker::require_image();
+    let server = s3();
+    let store = server.url("sealed-vol");
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "ops.key");
+    let pg = docker::Pg::start();
+    docker::fill(&pg.name, 500);
+    let before = docker::checksums(&pg.name);
+    // Running is not enough: a stop and restart leaves it running too.
+    let started = || docker::docker(&["inspect", "-f", "{{.State.StartedAt}}", &pg.name]);
+    let started_at = started();
+    // No recipient for a store that requires encryption: refused before
+    // the container is stopped.
+    on(
+        &server,
+        &["snapshot", "create", "plain", "--container", &pg.name],
+    )
+    .args(["--store", &store])
+    .file("ward.toml", "[store]\nrequire_encryption = true\n")
+    .run()
+    .fails_with(2, "requires encryption");
+    assert!(docker::running(&pg.name));
+    assert_eq!(started(), started_at, "the container was restarted");
+    assert_eq!(server.objects("sealed-vol"), Vec::<String>::new());
+    on(
+        &server,
+        &["snapshot", "create", "sealed", "--container", &pg.name],
+    )
+    .args(["--store", &store, "--encrypt-to", &recipient])
+    .ok();
+    // (That cold create restarted it.)
+    let started_at = started();
+    // No identity: said before anything is stopped or copied.
+    on(
+        &server,
+        &["snapshot", "restore", "sealed", "--container", &pg.name],
+    )
+    .args([
+        "--store",
+        &store,
+        "--yes",
+        "--safety",
+        "--encrypt-to",
+        &recipient,
+    ])
+    .run()
+    .fails_with(2, "--identity");
+    assert!(docker::running(&pg.name));
+    assert_eq!(started(), started_at, "the container was restarted");
+    assert_eq!(
+        server.objects("sealed-vol").len(),
+        2,
+        "{:?}",
+        server.objects("sealed-vol")
+    );
+    // With it, and --safety: the copy of the current data is encrypted too.
+    docker::psql(&pg.name, "DELETE FROM items");
+    on(
+        &server,
+        &["snapshot", "restore", "sealed", "--container", &pg.name],
+    )
+    .args([
+        "--store",
+        &store,
+        "--yes",
+        "--safety",
+        "--encrypt-to",
+        &recipient,
+    ])
+    .args(["--identity", &s(&identity)])
+    .ok();
+    assert_eq!(docker::checksums(&pg.name), before);
+    let safety = server
+        .objects("sealed-vol")
+        .into_iter()
+        .find(|o| o.starts_with("safety-") && o.ends_with(".tar.zst"))
+        .expect("a safety snapshot");
+    let bytes =
+        std::fs::read(server.data.path().join("ward-test/sealed-vol").join(safety)).unwrap();
+    assert!(
+        bytes.starts_with(b"age-encryption.org/v1"),
+        "the safety snapshot is in the clear"
+    );
 }

@@ -30,29 +30,24 @@ pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
         .clone()
         .or_else(|| cfg.file.snapshot.store.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
-    store_at(cfg, args, &dir, &[], &[])
+    store_at(cfg, args, &dir)
 }
 
 /// The store at `dir` with its keys: recipients (flags, else ward.toml) to
 /// encrypt new archives to, the identity (flag/env, else ward.toml) that
 /// opens encrypted ones, and whether the store requires encryption.
-pub(crate) fn store_at(
-    cfg: &Config,
-    args: &StoreArgs,
-    dir: &std::path::Path,
-    encrypt_to: &[String],
-    recipients_files: &[PathBuf],
-) -> Result<Store> {
+pub(crate) fn store_at(cfg: &Config, args: &StoreArgs, dir: &std::path::Path) -> Result<Store> {
     let file = &cfg.file.store;
+    let (encrypt_to, recipients_files) = (&args.encrypt_to, &args.recipients_files);
     let recipients = if encrypt_to.is_empty() && recipients_files.is_empty() {
         file.encrypt_to.clone()
     } else {
-        encrypt_to.to_vec()
+        encrypt_to.clone()
     };
     let files = if encrypt_to.is_empty() && recipients_files.is_empty() {
         file.recipients_file.iter().cloned().collect()
     } else {
-        recipients_files.to_vec()
+        recipients_files.clone()
     };
     let keys = snapshot::crypt::Keys::new(
         &recipients,
@@ -205,13 +200,7 @@ async fn create_fast(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
 }
 
 async fn create(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
-    let dir = a
-        .store
-        .store
-        .clone()
-        .or_else(|| cfg.file.snapshot.store.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
-    let store = store_at(cfg, &a.store, &dir, &a.encrypt_to, &a.recipients_files)?;
+    let store = store(cfg, &a.store)?;
     let opts = CreateOptions {
         name: a.name.clone(),
         method: if a.online {
@@ -292,6 +281,13 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
 async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
     let store = store(cfg, &a.store)?;
     let m = store.load(&a.name)?;
+    if a.deep && m.encryption.is_some() && !store.keys().has_identity() {
+        return error::usage(format!(
+            "snapshot {:?} is encrypted — --deep restores it, so pass --identity FILE (or set \
+             WARD_AGE_IDENTITY)",
+            a.name
+        ));
+    }
     let mut v = match &m.template {
         Some(facts) => {
             let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
@@ -304,6 +300,7 @@ async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
                 entries: 0,
                 bytes: m.total_bytes,
                 deep: None,
+                scope: "in-cluster copy",
             }
         }
         None => snapshot::verify(&store, &a.name, &output::Bar::bytes(cfg.quiet))?,
@@ -506,11 +503,21 @@ async fn prune(cfg: &Config, a: &SnapshotPruneArgs) -> Result<Exit> {
 
 /// Copies a snapshot between stores (checked on arrival).
 async fn copy(cfg: &Config, a: &SnapshotCopyArgs) -> Result<Exit> {
+    // Flags only: WARD_AGE_RECIPIENTS exported for the creates of a backup
+    // host must not stop its copies.
+    let from_env = std::env::var_os("WARD_AGE_RECIPIENTS").is_some();
+    if (!a.store.encrypt_to.is_empty() && !from_env) || !a.store.recipients_files.is_empty() {
+        return error::usage(
+            "copy keeps an archive as it is stored (encrypted to its own recipients, or not at \
+             all) and takes no --encrypt-to / --recipients-file — \
+             to encrypt for other keys, restore and take a new snapshot",
+        );
+    }
     let from = match &a.from {
-        Some(dir) => store_at(cfg, &a.store, dir, &[], &[])?,
+        Some(dir) => store_at(cfg, &a.store, dir)?,
         None => store(cfg, &a.store)?,
     };
-    let to = store_at(cfg, &a.store, &a.to, &[], &[])?;
+    let to = store_at(cfg, &a.store, &a.to)?;
     let name = a.name.clone();
     let quiet = cfg.quiet;
     let result = snapshot::shielded(move || async move {

@@ -80,6 +80,80 @@ impl<R: Read> Read for HashReader<R> {
     }
 }
 
+/// Hashes and counts stored bytes as they are read, wherever the reader
+/// ends up (inside a decryptor), and remembers a failed read (the disk or
+/// the network, not the archive); [`TallyResult`] reads the outcome.
+pub(crate) struct Tally<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<TallyState>>,
+}
+
+#[derive(Default)]
+struct TallyState {
+    hasher: Sha256,
+    count: u64,
+    failed: Option<String>,
+}
+
+pub(crate) struct TallyResult(std::sync::Arc<std::sync::Mutex<TallyState>>);
+
+impl<R: Read> Tally<R> {
+    pub(crate) fn new(inner: R) -> (Tally<R>, TallyResult) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TallyState::default()));
+        (
+            Tally {
+                inner,
+                state: state.clone(),
+            },
+            TallyResult(state),
+        )
+    }
+}
+
+impl<R: Read> Read for Tally<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf);
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match got {
+            Ok(n) => {
+                s.hasher.update(&buf[..n]);
+                s.count += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                s.failed.get_or_insert_with(|| e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl TallyResult {
+    /// Why reading the stored bytes failed, if it did.
+    pub(crate) fn transport(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed
+            .clone()
+    }
+
+    /// That failure as an error (exit 2), not a finding.
+    pub(crate) fn transport_error(&self) -> anyhow::Error {
+        crate::error::UsageError(format!(
+            "{} — the snapshot was not judged; check the store and try again",
+            self.transport().unwrap_or_default()
+        ))
+        .into()
+    }
+
+    /// SHA-256 (hex) and size of what was read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (hex::encode(s.hasher.clone().finalize()), s.count)
+    }
+}
+
 /// Reads from `inner` and copies every byte read into `sink`; counts them.
 struct Tee<'a, R> {
     inner: R,

@@ -27,7 +27,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::archive::{ID_FRAME_MAGIC, ID_FRAME_TAG};
+use super::archive::{ID_FRAME_MAGIC, ID_FRAME_TAG, Tally};
 use super::manifest::{Entry, Kind, Manifest};
 use super::store::Store;
 use crate::progress::Progress;
@@ -187,45 +187,6 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// Hashes and counts the stored bytes as they are read, wherever the
-/// reader ends up (inside a decryptor); [`TallyResult`] reads the result.
-struct Tally<R> {
-    inner: R,
-    state: std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>,
-}
-
-struct TallyResult(std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>);
-
-impl<R: Read> Tally<R> {
-    fn new(inner: R) -> (Tally<R>, TallyResult) {
-        let state = std::sync::Arc::new(std::sync::Mutex::new((Sha256::new(), 0)));
-        (
-            Tally {
-                inner,
-                state: state.clone(),
-            },
-            TallyResult(state),
-        )
-    }
-}
-
-impl<R: Read> Read for Tally<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0.update(&buf[..n]);
-        s.1 += n as u64;
-        Ok(n)
-    }
-}
-
-impl TallyResult {
-    fn finish(self) -> (String, u64) {
-        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (hex::encode(s.0.clone().finalize()), s.1)
-    }
-}
-
 /// Reads the leading id frame, if there is one; returns the id and the bytes
 /// read that turned out not to be one (to be decoded as zstd).
 fn read_id_frame(r: &mut impl Read) -> io::Result<(Option<String>, Vec<u8>)> {
@@ -300,6 +261,7 @@ fn check_into(
         Some(_) => match store.keys().decrypt(tally, &manifest.name) {
             Ok(r) => Box::new(r),
             Err(e) => match e.downcast::<super::Damaged>() {
+                Ok(_) if stored.transport().is_some() => return Err(stored.transport_error()),
                 Ok(d) => {
                     out.problems.push(d.0);
                     return Ok(out);
@@ -514,6 +476,10 @@ fn check_into(
             if crate::error::cancelled() {
                 return Err(crate::error::Interrupted.into());
             }
+            if stored.transport().is_some() {
+                // The network failed, not the archive: an error, not damage.
+                return Err(stored.transport_error());
+            }
             out.problems.push(p);
             if streaming {
                 return Ok(out);
@@ -546,6 +512,9 @@ fn check_into(
     // Hash the whole file, including anything after the last frame.
     let mut rest = dec.finish();
     if let Err(e) = io::copy(&mut rest, &mut io::sink()) {
+        if stored.transport().is_some() {
+            return Err(stored.transport_error());
+        }
         out.problems
             .push(format!("archive is damaged after its last frame: {e}"));
         return Ok(out);

@@ -48,6 +48,14 @@ pub fn s3() -> S3 {
         port: free_port(),
         data,
     };
+    // A port freed for us may be taken before s3s-fs binds it: try another.
+    for _ in 0..5 {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.start())).is_ok() {
+            return s;
+        }
+        s.kill();
+        s.port = free_port();
+    }
     s.start();
     s
 }
@@ -65,7 +73,30 @@ impl S3 {
             .expect("s3s-fs starts");
         self.child = Some(child);
         for _ in 0..100 {
+            // Our own child must be the one listening: a port taken by
+            // another test's server in the meantime makes ours exit.
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            assert!(
+                !exited,
+                "s3s-fs exited at start (port {} taken?)",
+                self.port
+            );
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // s3s-fs exits at once when its bind fails: still alive a
+                // moment later, the listener is ours.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                assert!(
+                    !exited,
+                    "s3s-fs exited at start (port {} taken?)",
+                    self.port
+                );
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

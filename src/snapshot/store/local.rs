@@ -309,57 +309,8 @@ pub struct JournalEntry {
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A live journal; removed when dropped (ward finished, also with an error it
-/// handled). Only a killed ward leaves it behind.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    pub entry: JournalEntry,
-}
-
-impl Journal {
-    pub fn set(&mut self, phase: &str, safety: Option<String>) -> Result<()> {
-        self.entry.phase = phase.to_string();
-        if safety.is_some() {
-            self.entry.safety = safety;
-        }
-        write_json(&self.path, &self.entry)
-    }
-}
-
-impl Drop for Journal {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-// Journals kept in a local store directory (older wards; see volume::journal).
-/// Starts a journal (call while holding the lock).
-pub(super) fn journal(dir: &Path, entry: JournalEntry) -> Result<Journal> {
-    let path = dir.join(format!(".journal-{}.json", entry.pid));
-    write_json(&path, &entry)?;
-    Ok(Journal { path, entry })
-}
-
-/// Journals of ward processes that died (call while holding the lock: then
-/// every journal on disk is stale).
+/// Journals that older wards kept in a local store directory (ward's
+/// state directory holds them now: see `volume::journal`).
 pub(super) fn stale_journals(dir: &Path) -> Vec<(PathBuf, JournalEntry)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -50,14 +50,19 @@ impl Owner {
         if self.expires_at < Utc::now() {
             return true;
         }
-        self.host == host()
-            && self.pid != std::process::id()
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), None)
-                == Err(nix::errno::Errno::ESRCH)
+        self.host == host() && self.pid != std::process::id() && !alive_here(&self.host, self.pid)
     }
 }
 
-fn host() -> String {
+/// Whether `pid` on `host` is a live process of this host.
+pub(super) fn alive_here(on: &str, pid: u32) -> bool {
+    on == host()
+        && pid != 0
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+            != Err(nix::errno::Errno::ESRCH)
+}
+
+pub(super) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
@@ -78,37 +83,51 @@ impl std::fmt::Debug for RemoteLock {
 }
 
 fn read(remote: &Remote) -> Result<Option<Owner>> {
-    Ok(remote
-        .get_small(LOCK)?
-        .map(|b| serde_json::from_slice::<Owner>(&b).ok())
-        .map(|o| {
-            // An unreadable lock object is treated as a stale one.
-            o.unwrap_or(Owner {
-                host: String::new(),
-                pid: 0,
-                token: String::new(),
-                expires_at: DateTime::<Utc>::MIN_UTC,
-            })
-        }))
+    Ok(read_tagged(remote)?.map(|(o, _)| o))
+}
+
+/// The lock's owner and ETag; an unreadable lock object counts as stale.
+fn read_tagged(remote: &Remote) -> Result<Option<(Owner, Option<String>)>> {
+    Ok(remote.get_tagged(LOCK)?.map(|(b, tag)| {
+        let o = serde_json::from_slice::<Owner>(&b).unwrap_or(Owner {
+            host: String::new(),
+            pid: 0,
+            token: String::new(),
+            expires_at: DateTime::<Utc>::MIN_UTC,
+        });
+        (o, tag)
+    }))
 }
 
 /// Takes the lock, or fails at once if another live ward holds it.
 pub(super) fn acquire(remote: &Arc<Remote>) -> Result<RemoteLock> {
     let token = super::super::new_id();
     for _ in 0..3 {
-        if let Some(held) = read(remote)? {
-            if !held.stale() {
-                return Err(busy(remote, &held));
+        let mine = serde_json::to_vec(&Owner::me(&token))?;
+        let placed = match read_tagged(remote)? {
+            Some((held, _)) if !held.stale() => return Err(busy(remote, &held)),
+            Some((held, tag)) => {
+                tracing::info!(
+                    "taking over the lock of {} left by pid {} on {:?}",
+                    remote.url(),
+                    held.pid,
+                    held.host
+                );
+                // Replaced only if it is still the stale lock just read: of
+                // two wards taking it over, one wins.
+                match tag.map(|t| remote.replace_if(LOCK, &t, mine.clone())) {
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(Some(won))) => won,
+                    // No ETag or no conditional update: delete, then create.
+                    _ => {
+                        remote.delete(LOCK)?;
+                        remote.put_if_absent(LOCK, mine)?
+                    }
+                }
             }
-            tracing::info!(
-                "taking over the lock of {} left by pid {} on {:?}",
-                remote.url(),
-                held.pid,
-                held.host
-            );
-            remote.delete(LOCK)?;
-        }
-        if !remote.put_if_absent(LOCK, serde_json::to_vec(&Owner::me(&token))?)? {
+            None => remote.put_if_absent(LOCK, mine)?,
+        };
+        if !placed {
             continue;
         }
         match read(remote)? {

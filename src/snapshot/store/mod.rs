@@ -16,19 +16,23 @@
 pub mod local;
 mod lock;
 pub mod remote;
+mod settings;
 mod upload;
+mod writer;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::archive::HashWriter;
-use super::crypt::{Encryption, Keys};
+use super::crypt::Keys;
 use super::manifest::Manifest;
-pub use local::{Journal, JournalEntry};
+pub use local::JournalEntry;
 pub use remote::RemoteSettings;
+pub use writer::{ArchiveWriter, Stored};
+use writer::{Layer, Sink};
 
 pub const ARCHIVE_EXT: &str = ".tar.zst";
 pub const MANIFEST_EXT: &str = ".json";
@@ -111,90 +115,6 @@ fn parse_bound(name: &str, text: &str) -> Result<Manifest> {
     Ok(m)
 }
 
-/// Where an archive is being written.
-enum Sink {
-    Local(local::TempArchive),
-    Remote(upload::Upload),
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::Local(t) => t.write(buf),
-            Sink::Remote(u) => u.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Local(t) => t.flush(),
-            Sink::Remote(u) => u.flush(),
-        }
-    }
-}
-
-enum Layer {
-    Plain(HashWriter<Sink>),
-    Age(age::stream::StreamWriter<HashWriter<Sink>>),
-}
-
-/// A new archive being written into a store (encrypted when the store's
-/// keys say so); removed or aborted if dropped before [`Store::commit`].
-pub struct ArchiveWriter {
-    layer: Layer,
-    encryption: Option<Encryption>,
-}
-
-impl std::fmt::Debug for ArchiveWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ArchiveWriter(encrypted: {})", self.encryption.is_some())
-    }
-}
-
-impl Write for ArchiveWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.layer {
-            Layer::Plain(w) => w.write(buf),
-            Layer::Age(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.layer {
-            Layer::Plain(w) => w.flush(),
-            Layer::Age(w) => w.flush(),
-        }
-    }
-}
-
-/// A fully written archive, not yet in place.
-pub struct Stored {
-    sink: Sink,
-    sha256: String,
-    bytes: u64,
-    encryption: Option<Encryption>,
-}
-
-impl ArchiveWriter {
-    /// Ends the stream (and the encryption); the bytes are stored but not
-    /// yet named.
-    pub fn finish(self) -> Result<Stored> {
-        let hashed = match self.layer {
-            Layer::Plain(w) => w,
-            Layer::Age(w) => w.finish().context("finishing the encryption")?,
-        };
-        let (mut sink, sha256, bytes) = hashed.finish();
-        sink.flush().context("writing the archive")?;
-        if let Sink::Local(t) = &mut sink {
-            t.sync()?;
-        }
-        Ok(Stored {
-            sink,
-            sha256,
-            bytes,
-            encryption: self.encryption,
-        })
-    }
-}
-
 impl Store {
     /// Opens a store: `s3://bucket/prefix` (settings from the environment
     /// and ward.toml, see [`remote::configure`]) or a directory (created,
@@ -249,6 +169,9 @@ impl Store {
                 })
             }
             Backend::Remote(r) => {
+                // A listing first: some services accept writes into a
+                // bucket that does not exist; a listing says so.
+                r.list("")?;
                 let held = lock::acquire(r)?;
                 for file in upload::abort_stale(r)? {
                     tracing::info!("aborted the unfinished upload of {file} left by a killed ward");
@@ -309,6 +232,14 @@ impl Store {
     /// Starts a new archive for snapshot `name`, encrypted when the store's
     /// keys name recipients; refused unencrypted when they require it.
     pub fn new_archive(&self, name: &str) -> Result<ArchiveWriter> {
+        self.check_writable()?;
+        self.writer(name, self.keys.encrypting())
+    }
+
+    /// Refuses early what [`Store::new_archive`] would refuse (an
+    /// unencrypted archive into a store that requires encryption), before a
+    /// container is stopped for it.
+    pub fn check_writable(&self) -> Result<()> {
         if self.keys.require && !self.keys.encrypting() {
             return crate::error::usage(format!(
                 "the store {} requires encryption (ward.toml [store] require_encryption) and no \
@@ -316,7 +247,7 @@ impl Store {
                 self.location()
             ));
         }
-        self.writer(name, self.keys.encrypting())
+        Ok(())
     }
 
     /// A new archive written as given (a copy of stored bytes: an encrypted
@@ -388,7 +319,13 @@ impl Store {
                             false,
                         )
                     });
-                if placed.is_err() {
+                // A manifest PUT that failed may still have landed (a timeout
+                // after the service stored it): the archive is removed only
+                // when the manifest is surely absent, else it stays (listed
+                // whole, or as incomplete).
+                if placed.is_err()
+                    && matches!(r.size(&format!("{}{MANIFEST_EXT}", m.name)), Ok(None))
+                {
                     let _ = r.delete(&format!("{}{ARCHIVE_EXT}", m.name));
                 }
                 placed
@@ -542,11 +479,6 @@ impl Store {
             }
             Backend::Remote(r) => r.reader(&format!("{name}{ARCHIVE_EXT}")),
         }
-    }
-
-    /// Starts a journal (local stores; call while holding the lock).
-    pub fn journal(&self, entry: JournalEntry) -> Result<Journal> {
-        local::journal(&self.dir, entry)
     }
 
     /// Journals of ward processes that died (local stores keep them; a

@@ -18,6 +18,9 @@
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+
+use super::settings::settings;
+pub use super::settings::{RemoteSettings, configure};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -41,74 +44,6 @@ const SMALL_REQUEST: Duration = Duration::from_secs(45);
 pub(super) const PART_REQUEST: Duration = Duration::from_secs(300);
 /// Largest manifest or marker ward reads from a store (trust nothing).
 const MAX_SMALL_OBJECT: usize = 64 * 1024 * 1024;
-
-/// Endpoint, region, addressing and credentials of S3-compatible stores.
-#[derive(Clone, Default)]
-pub struct RemoteSettings {
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    pub allow_http: bool,
-    pub virtual_hosted_style: bool,
-}
-
-impl std::fmt::Debug for RemoteSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteSettings")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("allow_http", &self.allow_http)
-            .finish_non_exhaustive()
-    }
-}
-
-static SETTINGS: OnceLock<RemoteSettings> = OnceLock::new();
-
-/// Sets this process's S3 settings (the command layer, from the environment
-/// and `ward.toml`); a later call is ignored. Stores opened by name alone
-/// (a journal naming its store) use them too.
-pub fn configure(settings: RemoteSettings) {
-    let _ = SETTINGS.set(settings);
-}
-
-fn env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
-fn truthy(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")
-}
-
-impl RemoteSettings {
-    /// The standard `AWS_*` variables, each over the same key of `file`.
-    pub fn from_env_over(file: RemoteSettings) -> RemoteSettings {
-        RemoteSettings {
-            endpoint: env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
-                .or(file.endpoint),
-            region: env(&["AWS_REGION", "AWS_DEFAULT_REGION"]).or(file.region),
-            access_key_id: env(&["AWS_ACCESS_KEY_ID"]).or(file.access_key_id),
-            secret_access_key: env(&["AWS_SECRET_ACCESS_KEY"]).or(file.secret_access_key),
-            session_token: env(&["AWS_SESSION_TOKEN"]).or(file.session_token),
-            allow_http: env(&["AWS_ALLOW_HTTP"])
-                .map(|v| truthy(&v))
-                .unwrap_or(file.allow_http),
-            virtual_hosted_style: env(&["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"])
-                .map(|v| truthy(&v))
-                .unwrap_or(file.virtual_hosted_style),
-        }
-    }
-}
-
-fn settings() -> RemoteSettings {
-    SETTINGS
-        .get()
-        .cloned()
-        .unwrap_or_else(|| RemoteSettings::from_env_over(RemoteSettings::default()))
-}
 
 /// `s3://bucket/prefix` when `dir` names a bucket, else None (a directory).
 pub(super) fn url_of(dir: &Path) -> Option<&str> {
@@ -136,6 +71,13 @@ impl Remote {
     /// Parses `s3://bucket/prefix` and builds the client (no request yet).
     pub(super) fn open(url: &str) -> Result<Remote> {
         let rest = url.strip_prefix("s3://").unwrap_or(url);
+        if rest.contains('@') {
+            // Never echoed: the part before '@' is likely a credential.
+            return crate::error::usage(
+                "the s3:// store URL holds credentials (user:secret@…) — ward never takes them \
+                 there; give them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+            );
+        }
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/').to_string();
         let plain = |s: &str| {
@@ -156,10 +98,20 @@ impl Remote {
                  AWS_SECRET_ACCESS_KEY (or access_key_id / secret_access_key in ward.toml [store])"
             ));
         };
-        let endpoint = s
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| "https://s3.amazonaws.com".into());
+        for secret in [&s.secret_access_key, &s.session_token]
+            .into_iter()
+            .flatten()
+        {
+            crate::redact::register(secret);
+        }
+        // Without an endpoint, object_store derives AWS's regional one.
+        let endpoint = s.endpoint.clone().unwrap_or_default();
+        if endpoint.contains('@') {
+            return crate::error::usage(
+                "the S3 endpoint holds credentials (user:secret@…) — give them as \
+                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead",
+            );
+        }
         if endpoint.starts_with("http://") && !s.allow_http {
             return crate::error::usage(format!(
                 "the S3 endpoint {endpoint} is plain http — set AWS_ALLOW_HTTP=true (or \
@@ -183,13 +135,15 @@ impl Remote {
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
-            .with_endpoint(&endpoint)
             .with_access_key_id(key)
             .with_secret_access_key(secret)
             .with_allow_http(s.allow_http)
             .with_virtual_hosted_style_request(s.virtual_hosted_style)
             .with_client_options(client)
             .with_retry(retry);
+        if !endpoint.is_empty() {
+            b = b.with_endpoint(&endpoint);
+        }
         let mut secrets = vec![secret.clone()];
         if let Some(token) = &s.session_token {
             b = b.with_token(token);
@@ -202,6 +156,11 @@ impl Remote {
                 scrub(&e.to_string(), &secrets)
             ))
         })?;
+        let endpoint = if endpoint.is_empty() {
+            format!("AWS S3 ({})", s.region.as_deref().unwrap_or("us-east-1"))
+        } else {
+            endpoint
+        };
         Ok(Remote {
             s3: Arc::new(s3),
             bucket: bucket.to_string(),
@@ -260,8 +219,8 @@ impl Remote {
             "signaturedoesnotmatch",
             "invalidaccesskeyid",
             "accessdenied",
-            "403",
-            "401",
+            "403 forbidden",
+            "401 unauthorized",
         ]
         .iter()
         .any(|w| lower.contains(w))
@@ -339,6 +298,52 @@ impl Remote {
             s3.put_opts(&key, PutPayload::from(bytes), opts).await
         }) {
             Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.explain("writing", &e)),
+            Err(t) => Err(self.timed_out("writing", t)),
+        }
+    }
+
+    /// Reads a small object with its ETag; None when absent.
+    pub(super) fn get_tagged(&self, file: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let got = block_on(SMALL_REQUEST, async move {
+            let r = s3.get(&key).await?;
+            let tag = r.meta.e_tag.clone();
+            if r.meta.size > MAX_SMALL_OBJECT as u64 {
+                return Ok(None);
+            }
+            r.bytes().await.map(|b| Some((b.to_vec(), tag)))
+        });
+        match got {
+            Ok(Ok(Some(v))) => Ok(Some(v)),
+            Ok(Ok(None)) => Ok(Some((Vec::new(), None))),
+            Ok(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Ok(Err(e)) => Err(self.explain("reading", &e)),
+            Err(t) => Err(self.timed_out("reading", t)),
+        }
+    }
+
+    /// Replaces an object only if it still has ETag `tag`: Ok(false) when it
+    /// changed meanwhile; None when the service has no conditional update.
+    pub(super) fn replace_if(&self, file: &str, tag: &str, bytes: Vec<u8>) -> Result<Option<bool>> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let opts = PutOptions {
+            mode: PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some(tag.to_string()),
+                version: None,
+            }),
+            ..PutOptions::default()
+        };
+        match block_on(SMALL_REQUEST, async move {
+            s3.put_opts(&key, PutPayload::from(bytes), opts).await
+        }) {
+            Ok(Ok(_)) => Ok(Some(true)),
+            Ok(Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. }
+                | object_store::Error::AlreadyExists { .. },
+            )) => Ok(Some(false)),
+            Ok(Err(object_store::Error::NotImplemented { .. })) => Ok(None),
             Ok(Err(e)) => Err(self.explain("writing", &e)),
             Err(t) => Err(self.timed_out("writing", t)),
         }
@@ -433,8 +438,8 @@ impl Remote {
         runtime().spawn(async move {
             let mut stream = got.into_stream();
             while let Some(chunk) = stream.next().await {
-                let mut item =
-                    chunk.map_err(|e| io::Error::other(scrub(&format!("{e}"), &secrets)));
+                let mut item = chunk
+                    .map_err(|e| io::Error::other(Transport(scrub(&format!("{e}"), &secrets))));
                 // A full channel is a slow reader: wait for room without
                 // blocking this runtime's few threads.
                 loop {
@@ -481,10 +486,9 @@ impl Read for StreamReader {
                 Ok(Err(e)) => return Err(e),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the S3 download stalled",
-                    ));
+                    return Err(io::Error::other(Transport(
+                        "the S3 download stalled".into(),
+                    )));
                 }
             }
         }
@@ -495,9 +499,15 @@ impl Read for StreamReader {
     }
 }
 
+/// A failed read of a remote object: the network, not the archive — an
+/// error (exit 2), never a finding of damage.
+#[derive(Debug, thiserror::Error)]
+#[error("reading from the S3 store failed: {0}")]
+pub(crate) struct Transport(pub String);
+
 /// Replaces every secret value in `text`.
 pub(super) fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
+    let mut out = crate::redact::text(text);
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s.as_str(), "***");
     }

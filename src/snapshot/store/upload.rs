@@ -39,6 +39,8 @@ struct Marker {
     file: String,
     upload_id: String,
     pid: u32,
+    #[serde(default)]
+    host: String,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -76,9 +78,10 @@ impl Upload {
             file: file.to_string(),
             upload_id: id.clone(),
             pid: std::process::id(),
+            host: super::lock::host(),
             started_at: chrono::Utc::now(),
         };
-        let mut up = Upload {
+        let up = Upload {
             remote: remote.clone(),
             file: file.to_string(),
             id,
@@ -91,7 +94,6 @@ impl Upload {
         // On failure the drop aborts the upload just begun.
         remote.put_small(&marker, serde_json::to_vec(&record)?, false)?;
         super::super::fault("store:after-upload-marker")?;
-        up.buf.clear();
         Ok(up)
     }
 
@@ -197,9 +199,11 @@ impl Drop for Upload {
         if self.finished {
             return;
         }
-        // Let the parts on the wire end first: S3 may keep a part that
-        // lands after the abort.
-        while !self.in_flight.is_empty() {
+        // Let the parts on the wire end first (S3 may keep a part that
+        // lands after the abort) — unless the user pressed Ctrl-C: then the
+        // abort goes at once (a stray part is dropped by the next run's
+        // abort of this marker, or the bucket's lifecycle rule).
+        while !self.in_flight.is_empty() && !crate::error::cancelled() {
             let _ = self.wait_oldest();
         }
         if abort(&self.remote, &self.file, &self.id).is_ok() {
@@ -229,7 +233,15 @@ pub(super) fn abort_stale(remote: &Arc<Remote>) -> Result<Vec<String>> {
         };
         // A marker is not trusted: only an archive name of this store is
         // ever aborted.
-        if let Ok(m) = serde_json::from_slice::<Marker>(&bytes)
+        let marker = serde_json::from_slice::<Marker>(&bytes).ok();
+        if let Some(m) = &marker
+            && super::lock::alive_here(&m.host, m.pid)
+        {
+            // A live ward of this host is still uploading (its lock was
+            // taken over after all): its upload is not ours to abort.
+            continue;
+        }
+        if let Some(m) = marker
             && let Some(name) = m.file.strip_suffix(super::ARCHIVE_EXT)
             && super::check_name(name).is_ok()
         {
