@@ -201,6 +201,48 @@ fn dropping_a_table_with_rows_fails() {
     assert_eq!(count(one(&j, "dropped-data", "observations")), rows);
 }
 
+/// Two schemas with a table of the same name: each drop is blamed on the
+/// statement that names its own schema, so an ignore on `a.events`'s drop
+/// does not hide the loss in `b.events` (matching by bare name did).
+#[test]
+fn a_drop_in_one_schema_is_not_blamed_on_the_same_table_name_in_another() {
+    let c = cluster();
+    let url = c.url("postgres");
+    sql(&url, "CREATE DATABASE two_schemas");
+    let src = c.url("two_schemas");
+    sql(
+        &src,
+        "CREATE SCHEMA a; CREATE SCHEMA b;
+         CREATE TABLE a.events (id int PRIMARY KEY, note text);
+         CREATE TABLE b.events (id int PRIMARY KEY, note text);
+         INSERT INTO a.events SELECT g, 'a' || g FROM generate_series(1, 30) g;
+         INSERT INTO b.events SELECT g, 'b' || g FROM generate_series(1, 20) g;",
+    );
+    let d = migrations(&[
+        (
+            "1_drop_a_note.sql",
+            "-- a.events.note was copied elsewhere\n\
+             -- ward:ignore dropped-data\n\
+             ALTER TABLE a.events DROP COLUMN note;\n",
+        ),
+        ("2_drop_b_note.sql", "ALTER TABLE b.events DROP COLUMN note;\n"),
+    ]);
+    let r = ward()
+        .args(["check", "--format", "json", "--against", &src, "--migrations"])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = report(&r);
+    assert_eq!((r.code(), j["verdict"].as_str()), (1, Some("FAIL")), "{j:#}");
+    let f = one(&j, "dropped-data", "b.events.note");
+    assert_eq!(count(f), 20, "{j:#}");
+    assert_eq!(f["file"], "migrations/2_drop_b_note.sql", "{j:#}");
+    assert_eq!(f["line"], 1, "{j:#}");
+    let ignored = j["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{j:#}");
+    assert_eq!(ignored[0]["object"], "a.events.note", "{j:#}");
+    assert_eq!(ignored[0]["file"], "migrations/1_drop_a_note.sql", "{j:#}");
+}
+
 #[test]
 fn numeric_to_integer_rounding_is_a_value_change() {
     let e = env();

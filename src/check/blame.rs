@@ -20,10 +20,17 @@ fn normalise(sql: &str) -> String {
         .to_lowercase()
 }
 
-/// Whether `sql` drops `column` of `table` (`ALTER TABLE t … DROP [COLUMN] [IF EXISTS] c`).
-pub fn drops_column(sql: &str, table: &str, column: &str) -> bool {
+/// Whether a table spelled `qualifier.name` (qualifier optional) can be
+/// `schema.table`: an unqualified name may be (the search path decides); a
+/// name in another schema is another table.
+fn same_table(qualifier: Option<&str>, name: &str, schema: &str, table: &str) -> bool {
+    name == table.to_lowercase() && qualifier.is_none_or(|q| q == schema.to_lowercase())
+}
+
+/// Whether `sql` drops `column` of `schema.table` (`ALTER TABLE t … DROP [COLUMN] [IF EXISTS] c`).
+pub fn drops_column(sql: &str, schema: &str, table: &str, column: &str) -> bool {
     static ALTER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^alter table (?:if exists )?(?:only )?(?:[\w$]+\.)?([\w$]+)").unwrap()
+        Regex::new(r"^alter table (?:if exists )?(?:only )?(?:([\w$]+)\.)?([\w$]+)").unwrap()
     });
     static DROP: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?:^|[\s,])drop (?:column )?(?:if exists )?([\w$]+)").unwrap()
@@ -32,23 +39,25 @@ pub fn drops_column(sql: &str, table: &str, column: &str) -> bool {
     let Some(c) = ALTER.captures(&s) else {
         return false;
     };
-    if c[1] != table.to_lowercase() {
+    if !same_table(c.get(1).map(|q| q.as_str()), &c[2], schema, table) {
         return false;
     }
     let column = column.to_lowercase();
     DROP.captures_iter(&s).any(|d| d[1] == column)
 }
 
-/// Whether `sql` drops `table` (`DROP TABLE [IF EXISTS] a, b …`).
-pub fn drops_table(sql: &str, table: &str) -> bool {
+/// Whether `sql` drops `schema.table` (`DROP TABLE [IF EXISTS] a, b …`).
+pub fn drops_table(sql: &str, schema: &str, table: &str) -> bool {
     static DROP: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^drop table (?:if exists )?([^;]+)").unwrap());
     let s = normalise(sql);
-    let table = table.to_lowercase();
     DROP.captures(&s).is_some_and(|c| {
         c[1].split(',')
             .map(|t| t.split_whitespace().next().unwrap_or(""))
-            .any(|t| t.rsplit('.').next() == Some(table.as_str()))
+            .any(|t| {
+                let (q, n) = t.rsplit_once('.').map_or((None, t), |(q, n)| (Some(q), n));
+                same_table(q, n, schema, table)
+            })
     })
 }
 
@@ -73,26 +82,30 @@ mod tests {
     #[test]
     fn column_drops_are_found_by_table_and_column() {
         let sql = "ALTER TABLE person\n    DROP COLUMN inbox_url,\n    ALTER COLUMN shared_inbox_url SET NOT NULL";
-        assert!(drops_column(sql, "person", "inbox_url"));
-        assert!(!drops_column(sql, "community", "inbox_url"));
-        assert!(!drops_column(sql, "person", "shared_inbox_url"));
+        assert!(drops_column(sql, "public", "person", "inbox_url"));
+        assert!(!drops_column(sql, "public", "community", "inbox_url"));
+        assert!(!drops_column(sql, "public", "person", "shared_inbox_url"));
         assert!(drops_column(
             "alter table \"public\".\"Post\" drop if exists id",
+            "public",
             "Post",
             "id"
         ));
         assert!(!drops_column(
             "ALTER TABLE person DROP CONSTRAINT person_inbox_url_key",
+            "public",
             "person",
             "inbox_url"
         ));
         assert!(!drops_column(
             "ALTER TABLE person ALTER COLUMN id DROP DEFAULT",
+            "public",
             "person",
             "id"
         ));
         assert!(!drops_column(
             "DROP INDEX idx_person_inbox_url",
+            "public",
             "person",
             "inbox_url"
         ));
@@ -100,9 +113,19 @@ mod tests {
 
     #[test]
     fn table_drops_are_found_in_lists() {
-        assert!(drops_table("DROP TABLE IF EXISTS a, public.b CASCADE", "b"));
-        assert!(drops_table("drop table activity", "activity"));
-        assert!(!drops_table("DROP TABLE activity_old", "activity"));
-        assert!(!drops_table("DROP VIEW activity", "activity"));
+        assert!(drops_table("DROP TABLE IF EXISTS a, public.b CASCADE", "public", "b"));
+        assert!(drops_table("drop table activity", "public", "activity"));
+        assert!(!drops_table("DROP TABLE activity_old", "public", "activity"));
+        assert!(!drops_table("DROP VIEW activity", "public", "activity"));
+    }
+
+    #[test]
+    fn drops_in_another_schema_are_not_this_tables() {
+        let sql = "ALTER TABLE a.events DROP COLUMN note";
+        assert!(drops_column(sql, "a", "events", "note"));
+        assert!(!drops_column(sql, "b", "events", "note"));
+        assert!(drops_column("ALTER TABLE events DROP note", "b", "events", "note"));
+        assert!(!drops_table("DROP TABLE a.events", "b", "events"));
+        assert!(drops_table("DROP TABLE a.events, \"B\".events", "b", "events"));
     }
 }

@@ -212,10 +212,7 @@ impl Step {
         };
         if let (Some((deleted, table)), Some(rows)) = (dml_target(&e.sql), e.rows)
             && rows > 0
-            && let Some(oid) = rels
-                .iter()
-                .find(|(_, r)| r.table_name().is_some_and(|n| same_table(n, &table)))
-                .map(|(o, _)| *o)
+            && let Some(oid) = table_oid(rels, &table)
         {
             match deleted {
                 true => t.deleted.insert(oid, rows),
@@ -236,28 +233,43 @@ fn dml_target(sql: &str) -> Option<(bool, String)> {
     Some((c[1].to_lowercase().starts_with("delete"), c[2].to_string()))
 }
 
-/// Whether a relation name as Postgres quotes it (`public.t`) and one as SQL
-/// spells it (`"t"`, `public."t"`) are the same table (by its last part).
-fn same_table(quoted: &str, spelled: &str) -> bool {
-    let last = |s: &str| {
-        s.rsplit('.')
-            .next()
-            .unwrap_or(s)
-            .trim()
-            .trim_matches('"')
-            .to_string()
-    };
-    let (a, b) = (last(quoted), last(spelled));
-    if spelled
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .starts_with('"')
-    {
-        a == b
-    } else {
-        a.eq_ignore_ascii_case(&b)
+/// A relation name split into its schema (if spelled) and name, each as
+/// Postgres resolves it: quoted parts kept as written, unquoted ones folded
+/// to lower case (`public."T"` → (public, T); `T` → (None, t)).
+fn resolve(spelled: &str) -> (Option<String>, String) {
+    let mut parts: Vec<String> = Vec::new();
+    let (mut part, mut quoted) = (String::new(), false);
+    for c in spelled.trim().chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut part)),
+            c if quoted => part.push(c),
+            c if c.is_whitespace() => {}
+            c => part.extend(c.to_lowercase()),
+        }
+    }
+    (parts.pop(), part)
+}
+
+/// The table an UPDATE or DELETE names, among `rels` (names as Postgres
+/// quotes them): with a schema, that schema's table — two schemas may hold
+/// tables of the same name; without one, the only table of that name, or
+/// the one in `public` (Django's default search path).
+fn table_oid(rels: &HashMap<u32, apply::Rel>, spelled: &str) -> Option<u32> {
+    let (schema, name) = resolve(spelled);
+    let found: Vec<(u32, Option<String>)> = rels
+        .iter()
+        .filter_map(|(o, r)| {
+            let (s, n) = resolve(r.table_name()?);
+            (n == name && (schema.is_none() || s == schema)).then_some((*o, s))
+        })
+        .collect();
+    match found.as_slice() {
+        [(o, _)] => Some(*o),
+        _ => found
+            .iter()
+            .find(|(_, s)| s.as_deref() == Some("public"))
+            .map(|(o, _)| *o),
     }
 }
 
@@ -271,10 +283,11 @@ fn spread(whole: StatementTrace, rels: &HashMap<u32, apply::Rel>, traces: &mut [
         rels.get(&oid)
             .and_then(|r| r.table_name())
             .and_then(|n| {
-                let bare = n.rsplit('.').next().unwrap_or(n).trim_matches('"');
+                let (schema, name) = resolve(n);
+                let schema = schema.unwrap_or_else(|| "public".into());
                 traces
                     .iter()
-                    .position(|t| super::risk::names_word(&t.sql, bare))
+                    .position(|t| super::risk::names_table(&t.sql, &schema, &name))
             })
             .unwrap_or(last)
     };
@@ -303,9 +316,25 @@ mod tests {
             Some((false, "public.t".to_string()))
         );
         assert_eq!(dml_target("SELECT 1 FROM t"), None);
-        assert!(same_table("public.records_patient", "\"records_patient\""));
-        assert!(same_table("public.t", "T"));
-        assert!(!same_table("public.t", "\"T\""));
-        assert!(!same_table("public.t", "public.u"));
+        assert_eq!(resolve("public.\"T\""), (Some("public".into()), "T".into()));
+        assert_eq!(resolve("Records_Patient"), (None, "records_patient".into()));
+    }
+
+    #[test]
+    fn updates_count_on_the_table_of_their_schema() {
+        let rel = |name: &str| apply::Rel::named(name);
+        let rels: HashMap<u32, apply::Rel> = [
+            (1, rel("public.events")),
+            (2, rel("audit.events")),
+            (3, rel("public.\"T\"")),
+        ]
+        .into();
+        assert_eq!(table_oid(&rels, "audit.events"), Some(2));
+        assert_eq!(table_oid(&rels, "\"audit\".\"events\""), Some(2));
+        assert_eq!(table_oid(&rels, "public.events"), Some(1));
+        assert_eq!(table_oid(&rels, "events"), Some(1));
+        assert_eq!(table_oid(&rels, "\"T\""), Some(3));
+        assert_eq!(table_oid(&rels, "T"), None);
+        assert_eq!(table_oid(&rels, "other.events"), None);
     }
 }
