@@ -105,7 +105,13 @@ fn a_wrong_base_is_one_line_and_exit_2_before_any_server_is_reached() {
         let run = ward()
             .cwd(r)
             .db("postgres://ward@127.0.0.1:9/nothing")
-            .args(["check", "--migrations", "db/migrations", "--base", "no-such-ref"])
+            .args([
+                "check",
+                "--migrations",
+                "db/migrations",
+                "--base",
+                "no-such-ref",
+            ])
             .args(extra)
             .run();
         let err = run.stderr();

@@ -88,7 +88,10 @@ fn python_written_times_and_uuids_in_existing_tables_are_no_zone_dependence() {
         .iter()
         .map(|r| r["file"].as_str().unwrap())
         .collect();
-    assert!(runs.contains(&"records/migrations/0009_stamp_rows.py"), "{runs:?}");
+    assert!(
+        runs.contains(&"records/migrations/0009_stamp_rows.py"),
+        "{runs:?}"
+    );
     let zone: Vec<&str> = findings(&j, "timezone-dependent")
         .iter()
         .map(|f| f["object"].as_str().unwrap_or(""))

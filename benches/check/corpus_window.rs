@@ -128,7 +128,10 @@ pub fn run(psql: fn(&str, &[&str]), runs: usize) {
         ],
     );
     let t = Instant::now();
-    assert!(apply(&src, &corpus(), &names[..at]), "the history up to the window");
+    assert!(
+        apply(&src, &corpus(), &names[..at]),
+        "the history up to the window"
+    );
     let spec_dir = tempfile::tempdir().unwrap();
     let spec = spec_dir.path().join("spec.toml");
     let spec = spec.to_str().unwrap();

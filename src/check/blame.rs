@@ -9,56 +9,53 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::apply::FileRun;
+use super::names;
 use super::report::Finding;
 
-/// The statement text lowercased, quotes removed, whitespace collapsed.
-fn normalise(sql: &str) -> String {
-    sql.replace('"', "")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
-/// Whether a table spelled `qualifier.name` (qualifier optional) can be
-/// `schema.table`: an unqualified name may be (the search path decides); a
-/// name in another schema is another table.
-fn same_table(qualifier: Option<&str>, name: &str, schema: &str, table: &str) -> bool {
-    name == table.to_lowercase() && qualifier.is_none_or(|q| q == schema.to_lowercase())
-}
-
-/// Whether `sql` drops `column` of `schema.table` (`ALTER TABLE t … DROP [COLUMN] [IF EXISTS] c`).
+/// Whether `sql` drops `column` of `schema.table` (`ALTER TABLE t … DROP
+/// [COLUMN] [IF EXISTS] c`); names as Postgres reads them ([`names`]).
 pub fn drops_column(sql: &str, schema: &str, table: &str, column: &str) -> bool {
     static ALTER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^alter table (?:if exists )?(?:only )?(?:([\w$]+)\.)?([\w$]+)").unwrap()
+        Regex::new(r"(?is)^\s*alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?").unwrap()
     });
     static DROP: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?:^|[\s,])drop (?:column )?(?:if exists )?([\w$]+)").unwrap()
+        Regex::new(r"(?is)(?:^|[\s,])drop\s+(?:column\s+)?(?:if\s+exists\s+)?").unwrap()
     });
-    let s = normalise(sql);
-    let Some(c) = ALTER.captures(&s) else {
+    let Some(head) = ALTER.find(sql) else {
         return false;
     };
-    if !same_table(c.get(1).map(|q| q.as_str()), &c[2], schema, table) {
+    let Some((spelled, rest)) = names::leading(&sql[head.end()..]) else {
+        return false;
+    };
+    if !names::is_table(spelled, schema, table) {
         return false;
     }
-    let column = column.to_lowercase();
-    DROP.captures_iter(&s).any(|d| d[1] == column)
+    DROP.find_iter(rest).any(|d| {
+        names::leading(&rest[d.end()..]).is_some_and(|(c, _)| {
+            let p = names::parts(c);
+            p.len() == 1 && p[0] == column
+        })
+    })
 }
 
 /// Whether `sql` drops `schema.table` (`DROP TABLE [IF EXISTS] a, b …`).
 pub fn drops_table(sql: &str, schema: &str, table: &str) -> bool {
     static DROP: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^drop table (?:if exists )?([^;]+)").unwrap());
-    let s = normalise(sql);
-    DROP.captures(&s).is_some_and(|c| {
-        c[1].split(',')
-            .map(|t| t.split_whitespace().next().unwrap_or(""))
-            .any(|t| {
-                let (q, n) = t.rsplit_once('.').map_or((None, t), |(q, n)| (Some(q), n));
-                same_table(q, n, schema, table)
-            })
-    })
+        LazyLock::new(|| Regex::new(r"(?is)^\s*drop\s+table\s+(?:if\s+exists\s+)?").unwrap());
+    let Some(head) = DROP.find(sql) else {
+        return false;
+    };
+    let mut rest = &sql[head.end()..];
+    while let Some((spelled, after)) = names::leading(rest) {
+        if names::is_table(spelled, schema, table) {
+            return true;
+        }
+        match after.trim_start().strip_prefix(',') {
+            Some(more) => rest = more,
+            None => break,
+        }
+    }
+    false
 }
 
 /// Points `f` at the first statement `drops` accepts; else at the file of
@@ -113,9 +110,17 @@ mod tests {
 
     #[test]
     fn table_drops_are_found_in_lists() {
-        assert!(drops_table("DROP TABLE IF EXISTS a, public.b CASCADE", "public", "b"));
+        assert!(drops_table(
+            "DROP TABLE IF EXISTS a, public.b CASCADE",
+            "public",
+            "b"
+        ));
         assert!(drops_table("drop table activity", "public", "activity"));
-        assert!(!drops_table("DROP TABLE activity_old", "public", "activity"));
+        assert!(!drops_table(
+            "DROP TABLE activity_old",
+            "public",
+            "activity"
+        ));
         assert!(!drops_table("DROP VIEW activity", "public", "activity"));
     }
 
@@ -124,8 +129,24 @@ mod tests {
         let sql = "ALTER TABLE a.events DROP COLUMN note";
         assert!(drops_column(sql, "a", "events", "note"));
         assert!(!drops_column(sql, "b", "events", "note"));
-        assert!(drops_column("ALTER TABLE events DROP note", "b", "events", "note"));
+        assert!(drops_column(
+            "ALTER TABLE events DROP note",
+            "b",
+            "events",
+            "note"
+        ));
         assert!(!drops_table("DROP TABLE a.events", "b", "events"));
-        assert!(drops_table("DROP TABLE a.events, \"B\".events", "b", "events"));
+        assert!(drops_table("DROP TABLE a.events, B.events", "b", "events"));
+        assert!(!drops_table(
+            "DROP TABLE a.events, \"B\".events",
+            "b",
+            "events"
+        ));
+        assert!(!drops_column(
+            "ALTER TABLE \"Events\" DROP note",
+            "b",
+            "events",
+            "note"
+        ));
     }
 }

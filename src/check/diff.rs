@@ -125,7 +125,7 @@ pub(super) fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bo
         .and_then(|rest| rest.strip_prefix('.'))
         .map(str::to_string);
     if let Some((file, line, sql)) = who(runs, t.oid, deleted, column.as_deref()) {
-        if !super::risk::names_table(&sql, &t.schema, &t.name) {
+        if !super::names::names_table(&sql, &t.schema, &t.name) {
             f.message += &format!(
                 " — a side effect: the statement never names {} (ON DELETE CASCADE / SET NULL or a trigger)",
                 t.display()

@@ -7,8 +7,8 @@
 
 use anyhow::Result;
 
-use super::scratch::{Scratch, with_db};
 use super::options::{Options, SeedSource};
+use super::scratch::{Scratch, with_db};
 use super::seeding::fill_realistic;
 use crate::django::Project;
 use crate::error::UsageError;

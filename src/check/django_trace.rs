@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 
 use super::apply::{self, FileRun, Mode, StatementTrace};
 use super::django::{MESSAGE_CHARS, Step, new_run};
+use super::names::resolve;
 use crate::django::{Project, shorten};
 
 /// The script that runs `migrate APP TARGET` and records every statement (`django_migrate.py`).
@@ -233,24 +234,6 @@ fn dml_target(sql: &str) -> Option<(bool, String)> {
     Some((c[1].to_lowercase().starts_with("delete"), c[2].to_string()))
 }
 
-/// A relation name split into its schema (if spelled) and name, each as
-/// Postgres resolves it: quoted parts kept as written, unquoted ones folded
-/// to lower case (`public."T"` → (public, T); `T` → (None, t)).
-fn resolve(spelled: &str) -> (Option<String>, String) {
-    let mut parts: Vec<String> = Vec::new();
-    let (mut part, mut quoted) = (String::new(), false);
-    for c in spelled.trim().chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut part)),
-            c if quoted => part.push(c),
-            c if c.is_whitespace() => {}
-            c => part.extend(c.to_lowercase()),
-        }
-    }
-    (parts.pop(), part)
-}
-
 /// The table an UPDATE or DELETE names, among `rels` (names as Postgres
 /// quotes them): with a schema, that schema's table — two schemas may hold
 /// tables of the same name; without one, the only table of that name, or
@@ -287,7 +270,7 @@ fn spread(whole: StatementTrace, rels: &HashMap<u32, apply::Rel>, traces: &mut [
                 let schema = schema.unwrap_or_else(|| "public".into());
                 traces
                     .iter()
-                    .position(|t| super::risk::names_table(&t.sql, &schema, &name))
+                    .position(|t| super::names::names_table(&t.sql, &schema, &name))
             })
             .unwrap_or(last)
     };
@@ -316,8 +299,6 @@ mod tests {
             Some((false, "public.t".to_string()))
         );
         assert_eq!(dml_target("SELECT 1 FROM t"), None);
-        assert_eq!(resolve("public.\"T\""), (Some("public".into()), "T".into()));
-        assert_eq!(resolve("Records_Patient"), (None, "records_patient".into()));
     }
 
     #[test]

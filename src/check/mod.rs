@@ -26,6 +26,7 @@ pub mod history;
 pub mod ignore;
 mod lossless;
 pub mod migrations;
+mod names;
 mod options;
 pub mod report;
 #[cfg(test)]
@@ -151,8 +152,7 @@ async fn run_inner(
     let base = match (source_db, &opts.django, early) {
         (Some(db), _, _) => db,
         (None, Some(project), source::EarlyBase::Django(targets)) => {
-            let (db, desc) =
-                django_base::seeded_baseline(opts, project, &targets, scratch).await?;
+            let (db, desc) = django_base::seeded_baseline(opts, project, &targets, scratch).await?;
             against = desc;
             db
         }
@@ -230,6 +230,31 @@ async fn run_inner(
             Some(true) => opts.django.is_some() || undoable,
             None => undoable,
         };
+    if opts.round_trip == Some(true) && !round_trip_planned && set.is_some() && !pending.is_empty()
+    {
+        // Asked for, but a down is missing: said, not silently skipped.
+        let without: Vec<&str> = pending
+            .iter()
+            .filter(|m| m.down.is_none())
+            .map(|m| m.up.file.as_str())
+            .collect();
+        if let Some(first) = without.first() {
+            findings.push(
+                Finding::new(
+                    Level::Info,
+                    Rule::DownMigration,
+                    format!(
+                        "--round-trip true, but {} pending migration{} no down migration ({}): the window was not round-tripped",
+                        without.len(),
+                        if without.len() == 1 { " has" } else { "s have" },
+                        without.join(", ")
+                    ),
+                )
+                .file(first)
+                .remedy("add the down migrations, or drop --round-trip true"),
+            );
+        }
+    }
     let depth: HashMap<u32, Depth> = pre
         .tables
         .keys()
@@ -270,7 +295,10 @@ async fn run_inner(
         }
         if let Some(cmd) = &opts.apply_cmd {
             let cfg = with_db(&server, &clone);
-            return Ok((Vec::new(), apply_cmd::run_apply_cmd(cmd, &cfg, "UTC").await?));
+            return Ok((
+                Vec::new(),
+                apply_cmd::run_apply_cmd(cmd, &cfg, "UTC").await?,
+            ));
         }
         if let Some(s) = &set
             && !pending.is_empty()

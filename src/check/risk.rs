@@ -161,39 +161,6 @@ impl Risk {
     }
 }
 
-/// Whether `sql` names the table `schema.name`: spelled with that schema
-/// (`b.events`, `"b"."events"`), or without one (the search path decides,
-/// which ward does not follow). A name qualified by another schema
-/// (`a.events`) is another table: two schemas may hold tables of the same
-/// name, and a statement on one must not be blamed or counted for the other.
-pub(super) fn names_table(sql: &str, schema: &str, name: &str) -> bool {
-    let lower = sql.replace('"', "").to_lowercase();
-    let name = name.to_lowercase();
-    let schema = schema.to_lowercase();
-    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    lower.match_indices(&name).any(|(i, _)| {
-        let before = &lower[..i];
-        if before.chars().last().is_some_and(ident)
-            || lower[i + name.len()..].chars().next().is_some_and(ident)
-        {
-            return false;
-        }
-        let Some(qualified) = before.trim_end().strip_suffix('.') else {
-            return true;
-        };
-        let qualified = qualified.trim_end();
-        let start = qualified
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| ident(*c))
-            .last()
-            .map_or(qualified.len(), |(j, _)| j);
-        let qualifier = &qualified[start..];
-        // `x.events.note`: events is x's; `events.note` alone was handled above.
-        qualifier.is_empty() || qualifier == schema
-    })
-}
-
 pub(super) fn names_word(sql: &str, name: &str) -> bool {
     let lower = sql.to_lowercase();
     let name = name.to_lowercase();
@@ -234,21 +201,4 @@ pub(super) fn unexpected_changes(runs: &[FileRun], pre: &Fingerprint, risk: &Ris
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::names_table;
-
-    #[test]
-    fn a_table_named_in_another_schema_is_another_table() {
-        assert!(names_table("ALTER TABLE b.events DROP COLUMN note", "b", "events"));
-        assert!(!names_table("ALTER TABLE a.events DROP COLUMN note", "b", "events"));
-        assert!(names_table("UPDATE \"B\".\"Events\" SET x = 1", "b", "events"));
-        assert!(names_table("update events set x = 1", "b", "events"));
-        assert!(names_table("UPDATE a . events SET x = 1; UPDATE b.events SET x = 2", "b", "events"));
-        assert!(!names_table("UPDATE a . events SET x = 1", "b", "events"));
-        assert!(!names_table("UPDATE b.events_old SET x = 1", "b", "events"));
-        assert!(names_table("SELECT events.note FROM b.events", "b", "events"));
-    }
 }

@@ -10,14 +10,14 @@ use tokio_postgres::Client;
 
 use super::apply::{self, Direction};
 use super::fingerprint::Fingerprint;
+use super::git;
 use super::migrations::{self, Migration, MigrationSet};
+use super::options::{Options, SeedSource};
 use super::report::{Finding, Level};
 use super::risk::names_word;
 use super::rule::Rule;
 use super::scratch::Scratch;
 use super::version::VersionKey;
-use super::options::{Options, SeedSource};
-use super::git;
 use crate::error::UsageError;
 use crate::pg::quote_ident;
 

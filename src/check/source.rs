@@ -132,7 +132,11 @@ pub(super) fn load_migrations(opts: &Options) -> Result<Option<MigrationSet>> {
 }
 
 /// Refines an auto-detected format with the history table the data has.
-pub(super) async fn refine_format(client: &Client, set: &mut MigrationSet, explicit: bool) -> Result<()> {
+pub(super) async fn refine_format(
+    client: &Client,
+    set: &mut MigrationSet,
+    explicit: bool,
+) -> Result<()> {
     if explicit {
         return Ok(());
     }
@@ -155,4 +159,3 @@ pub(super) async fn refine_format(client: &Client, set: &mut MigrationSet, expli
     }
     Ok(())
 }
-

@@ -7,16 +7,17 @@ use anyhow::Result;
 use regex::Regex;
 use tokio_postgres::Client;
 
+use super::MigrationSet;
 use super::apply::{self, Direction};
+use super::apply_cmd::run_apply_cmd;
 use super::fingerprint::{self, Fingerprint};
 use super::migrations::Migration;
+use super::names::names_table;
 use super::report::{Finding, Level};
-use super::risk::{names_table, names_word};
+use super::risk::names_word;
 use super::rule::Rule;
 use super::scratch::{connect, with_db};
 use super::split;
-use super::MigrationSet;
-use super::apply_cmd::run_apply_cmd;
 use crate::pg::quote_ident;
 use tokio_postgres::Config;
 
@@ -183,24 +184,27 @@ pub(super) async fn timezone_variance(
                 ));
             }
             // Point at the statement that names the column and its table
-            // (by schema: `a.events` is not `b.events`), else one that
-            // mentions the column; else at a traced one that names both
-            // (SQL a Django RunPython executed).
+            // (by schema: `a.events` is not `b.events`); else at a traced
+            // one that names both (SQL a Django RunPython executed); else
+            // at one that mentions the column, unless it names the table
+            // only in another schema (its ignore must not hide this one).
             let mentioning = |both: bool| {
                 pending.iter().find_map(|m| {
                     split::split(&m.up.sql)
                         .into_iter()
-                        .find(|s| match both {
-                            true => {
-                                names_word(&s.sql, &col.name)
-                                    && names_table(&s.sql, &t.schema, &t.name)
+                        .find(|s| {
+                            let here = names_table(&s.sql, &t.schema, &t.name);
+                            match both {
+                                true => here && names_word(&s.sql, &col.name),
+                                false => {
+                                    s.sql.to_lowercase().contains(&col.name.to_lowercase())
+                                        && (here || !names_word(&s.sql, &t.name))
+                                }
                             }
-                            false => s.sql.to_lowercase().contains(&col.name.to_lowercase()),
                         })
                         .map(|st| (m.up.file.clone(), st.line + m.up.first_line - 1, st.sql))
                 })
             };
-            let found = mentioning(true).or_else(|| mentioning(false));
             let traced = || {
                 let naming = |write: bool| {
                     runs.iter().find_map(|r| {
@@ -217,7 +221,10 @@ pub(super) async fn timezone_variance(
                 // The statement that wrote the column, before one that read it.
                 naming(true).or_else(|| naming(false))
             };
-            if let Some((file, line, sql)) = found.or_else(traced) {
+            let found = mentioning(true)
+                .or_else(traced)
+                .or_else(|| mentioning(false));
+            if let Some((file, line, sql)) = found {
                 f = f.at(&file, line, &sql);
             }
             out.push(f);
@@ -237,7 +244,11 @@ fn writes(sql: &str) -> bool {
 /// Whether `col` of `table` gets its values from a volatile expression: its
 /// default, or a pending statement that names it (its table by schema too)
 /// and calls one.
-fn volatile_fill(pending: &[&Migration], t: &fingerprint::Table, col: &fingerprint::Column) -> bool {
+fn volatile_fill(
+    pending: &[&Migration],
+    t: &fingerprint::Table,
+    col: &fingerprint::Column,
+) -> bool {
     static VOLATILE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"(?i)\b(now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random|gen_random_uuid|uuid_generate_v[14]|nextval)\s*\(|\b(current_timestamp|localtimestamp|current_time|localtime|current_date)\b",

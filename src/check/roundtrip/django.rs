@@ -70,7 +70,9 @@ impl Reverse for Django<'_> {
     ) -> Result<Option<(String, Failure)>> {
         let (runs, _) =
             django::apply_steps(self.project, &self.plan.steps[range], c, url, Some("UTC")).await?;
-        Ok(runs.into_iter().find_map(|r| r.failure.map(|f| (r.file, f))))
+        Ok(runs
+            .into_iter()
+            .find_map(|r| r.failure.map(|f| (r.file, f))))
     }
 
     async fn undo(&self, _c: &Client, url: &str, i: usize) -> Result<Undone> {

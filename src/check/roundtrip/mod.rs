@@ -112,7 +112,11 @@ pub(super) async fn round_trip<R: Reverse>(
     if findings.is_empty() {
         // Step by step compares only what each migration can change; what
         // only the whole window shows is still reported, on its oldest file.
-        let oldest = if r.len() > 0 { r.blamed(0) } else { String::new() };
+        let oldest = if r.len() > 0 {
+            r.blamed(0)
+        } else {
+            String::new()
+        };
         for d in whole {
             findings.push(
                 Finding::new(
@@ -148,7 +152,10 @@ async fn whole_window<R: Reverse>(
         return Ok(diffs.into_iter().map(|d| d.text).collect());
     }
     if let Some((file, f)) = r.apply(c, url, 0..r.len()).await? {
-        return Ok(vec![format!("{file} cannot be applied again: {}", f.message)]);
+        return Ok(vec![format!(
+            "{file} cannot be applied again: {}",
+            f.message
+        )]);
     }
     let again = r.take(c, None).await?;
     // The state before came back, so the second apply started where the
@@ -237,8 +244,8 @@ async fn step_by_step<R: Reverse>(
                 )
                 .at(&file, f.line, &f.statement)
                 .remedy(format!(
-                    "undoing {} leaves something behind that the migration creates",
-                    r.file(i)
+                    "{} leaves something behind that the migration creates",
+                    r.blamed(i)
                 )),
             );
             db = fresh(r, scratch, base, i + 1).await?;
