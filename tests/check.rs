@@ -867,6 +867,50 @@ fn lossy_down_migration_is_a_finding() {
     );
 }
 
+/// `--round-trip true` over SQL files, one without a down: not silently
+/// skipped — one INFO naming that file, and no round trip run.
+#[test]
+fn a_forced_round_trip_over_a_file_without_a_down_says_so() {
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE forced");
+    let src = c.url("forced");
+    sql(
+        &src,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'x');",
+    );
+    let d = migrations(&[
+        ("1_tag.up.sql", "ALTER TABLE notes ADD COLUMN tag text;\n"),
+        ("1_tag.down.sql", "ALTER TABLE notes DROP COLUMN tag;\n"),
+        ("2_kind.sql", "ALTER TABLE notes ADD COLUMN kind text;\n"),
+    ]);
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--round-trip",
+            "true",
+            "--against",
+            &src,
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = report(&r);
+    assert_pass(r.code(), &j);
+    let down = findings(&j, "down-migration");
+    assert_eq!(down.len(), 1, "{j:#}");
+    assert_eq!(down[0]["level"], "INFO", "{j:#}");
+    assert_eq!(down[0]["file"], "migrations/2_kind.sql", "{j:#}");
+    assert!(
+        down[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not round-tripped"),
+        "{j:#}"
+    );
+}
+
 // ---------------------------------------------------------------- --apply-cmd
 
 #[test]

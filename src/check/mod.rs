@@ -230,7 +230,11 @@ async fn run_inner(
             Some(true) => opts.django.is_some() || undoable,
             None => undoable,
         };
-    if opts.round_trip == Some(true) && !round_trip_planned && set.is_some() && !pending.is_empty()
+    if opts.round_trip == Some(true)
+        && !round_trip_planned
+        && opts.apply_cmd.is_none()
+        && set.is_some()
+        && !pending.is_empty()
     {
         // Asked for, but a down is missing: said, not silently skipped.
         let without: Vec<&str> = pending
