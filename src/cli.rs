@@ -766,7 +766,10 @@ pub struct CheckArgs {
     pub timezone_check: Option<bool>,
 
     /// Run the down-migration round trip (up → down → up, every down blamed on its own file)
-    /// [default: true, when every pending migration has a down, or with --runner django].
+    /// [default: true when every pending migration can be undone: each has a down file, or, with
+    /// --runner django, a reverse for every operation (no RunPython/RunSQL without one); `true`
+    /// with Django also goes through irreversible migrations, reported as such; with SQL files
+    /// one without a down is reported (INFO) and the window is not round-tripped].
     #[arg(long, value_name = "BOOL")]
     pub round_trip: Option<bool>,
 

@@ -292,7 +292,7 @@ async fn example_checks(url: &str) -> Result<Vec<crate::check::report::Report>> 
                 jobs: 1,
             },
             timezone_check: Some(false),
-            round_trip: true,
+            round_trip: None,
             production: None,
             against_label: None,
             django: None,

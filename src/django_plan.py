@@ -2,7 +2,7 @@
 # <this>`: prints, as one JSON document, every migration file of the project
 # with its path (relative to the project), whether Django runs it in a
 # transaction, and its operations (class, description, whether it runs
-# Python), so `ward check --runner django` can blame findings on the file and
+# Python, whether Django can unapply it), so `ward check --runner django` can blame findings on the file and
 # operation. Reads the files only: no database access.
 import json
 import os
@@ -28,7 +28,13 @@ for (app, name), migration in MigrationLoader(None, ignore_no_migrations=True).d
         "file": shown(path) if path else f"{app}/migrations/{name}.py",
         "atomic": bool(migration.atomic),
         "operations": [
-            {"class": type(op).__name__, "describe": op.describe(), "python": isinstance(op, RunPython)}
+            {
+                "class": type(op).__name__,
+                "describe": op.describe(),
+                "python": isinstance(op, RunPython),
+                # False for a RunPython / RunSQL without a reverse: Django refuses to unapply it.
+                "reversible": bool(op.reversible),
+            }
             for op in migration.operations
         ],
     }

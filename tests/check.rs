@@ -201,6 +201,108 @@ fn dropping_a_table_with_rows_fails() {
     assert_eq!(count(one(&j, "dropped-data", "observations")), rows);
 }
 
+/// Two schemas with a table of the same name: each drop is blamed on the
+/// statement that names its own schema, so an ignore on `a.events`'s drop
+/// does not hide the loss in `b.events` (matching by bare name did).
+#[test]
+fn a_drop_in_one_schema_is_not_blamed_on_the_same_table_name_in_another() {
+    let c = cluster();
+    let url = c.url("postgres");
+    sql(&url, "CREATE DATABASE two_schemas");
+    let src = c.url("two_schemas");
+    sql(
+        &src,
+        "CREATE SCHEMA a; CREATE SCHEMA b;
+         CREATE TABLE a.events (id int PRIMARY KEY, note text);
+         CREATE TABLE b.events (id int PRIMARY KEY, note text);
+         INSERT INTO a.events SELECT g, 'a' || g FROM generate_series(1, 30) g;
+         INSERT INTO b.events SELECT g, 'b' || g FROM generate_series(1, 20) g;",
+    );
+    let d = migrations(&[
+        (
+            "1_drop_a_note.sql",
+            "-- a.events.note was copied elsewhere\n\
+             -- ward:ignore dropped-data\n\
+             ALTER TABLE a.events DROP COLUMN note;\n",
+        ),
+        (
+            "2_drop_b_note.sql",
+            "ALTER TABLE b.events DROP COLUMN note;\n",
+        ),
+    ]);
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--against",
+            &src,
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = report(&r);
+    assert_eq!(
+        (r.code(), j["verdict"].as_str()),
+        (1, Some("FAIL")),
+        "{j:#}"
+    );
+    let f = one(&j, "dropped-data", "b.events.note");
+    assert_eq!(count(f), 20, "{j:#}");
+    assert_eq!(f["file"], "migrations/2_drop_b_note.sql", "{j:#}");
+    assert_eq!(f["line"], 1, "{j:#}");
+    let ignored = j["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{j:#}");
+    assert_eq!(ignored[0]["object"], "a.events.note", "{j:#}");
+    assert_eq!(ignored[0]["file"], "migrations/1_drop_a_note.sql", "{j:#}");
+}
+
+/// The time-zone run's twin: `b.events.note_at` changes through a function
+/// the migration calls, so no pending statement names it; the statement on
+/// `a.events.note_at` (ignored) mentions the column but names the table in
+/// another schema, so the finding is not pinned there and stays counted.
+#[test]
+fn a_zone_finding_in_one_schema_is_not_pinned_to_an_ignore_in_another() {
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE two_zones");
+    let src = c.url("two_zones");
+    sql(
+        &src,
+        "CREATE SCHEMA a; CREATE SCHEMA b;
+         CREATE TABLE a.events (id int PRIMARY KEY, note_at timestamp);
+         CREATE TABLE b.events (id int PRIMARY KEY, note_at timestamp);
+         INSERT INTO a.events SELECT g, timestamp '2024-01-01 12:00' + g * interval '1 hour' FROM generate_series(1, 30) g;
+         INSERT INTO b.events SELECT g, timestamp '2024-01-01 12:00' + g * interval '1 hour' FROM generate_series(1, 20) g;
+         CREATE FUNCTION fix_b() RETURNS void LANGUAGE sql AS
+           'ALTER TABLE b.events ALTER COLUMN note_at TYPE timestamptz';",
+    );
+    let d = migrations(&[
+        (
+            "1_a_zone.sql",
+            "-- ward:ignore timezone-dependent\n\
+             ALTER TABLE a.events ALTER COLUMN note_at TYPE timestamptz;\n",
+        ),
+        ("2_b_zone.sql", "SELECT fix_b();\n"),
+    ]);
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--against",
+            &src,
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = report(&r);
+    let b = one(&j, "timezone-dependent", "b.events.note_at");
+    assert_ne!(b["file"], "migrations/1_a_zone.sql", "{j:#}");
+    let ignored = j["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{j:#}");
+    assert_eq!(ignored[0]["object"], "a.events.note_at", "{j:#}");
+}
+
 #[test]
 fn numeric_to_integer_rounding_is_a_value_change() {
     let e = env();
@@ -761,6 +863,50 @@ fn lossy_down_migration_is_a_finding() {
             .any(|f| f["message"].as_str().unwrap().contains(&format!(
                 "values of patients.phone differ ({phones} non-NULL before, 0 after)"
             ))),
+        "{j:#}"
+    );
+}
+
+/// `--round-trip true` over SQL files, one without a down: not silently
+/// skipped — one INFO naming that file, and no round trip run.
+#[test]
+fn a_forced_round_trip_over_a_file_without_a_down_says_so() {
+    let c = cluster();
+    sql(&c.url("postgres"), "CREATE DATABASE forced");
+    let src = c.url("forced");
+    sql(
+        &src,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'x');",
+    );
+    let d = migrations(&[
+        ("1_tag.up.sql", "ALTER TABLE notes ADD COLUMN tag text;\n"),
+        ("1_tag.down.sql", "ALTER TABLE notes DROP COLUMN tag;\n"),
+        ("2_kind.sql", "ALTER TABLE notes ADD COLUMN kind text;\n"),
+    ]);
+    let r = ward()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--round-trip",
+            "true",
+            "--against",
+            &src,
+            "--migrations",
+        ])
+        .args([d.path().join("migrations")])
+        .run();
+    let j = report(&r);
+    assert_pass(r.code(), &j);
+    let down = findings(&j, "down-migration");
+    assert_eq!(down.len(), 1, "{j:#}");
+    assert_eq!(down[0]["level"], "INFO", "{j:#}");
+    assert_eq!(down[0]["file"], "migrations/2_kind.sql", "{j:#}");
+    assert!(
+        down[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not round-tripped"),
         "{j:#}"
     );
 }

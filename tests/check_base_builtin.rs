@@ -85,3 +85,41 @@ fn a_branch_index_on_a_column_main_renamed_fails_in_merged_order_without_a_spec(
     );
     assert!(j["against"].as_str().unwrap().contains("built-in"), "{j:#}");
 }
+
+/// A `--base` that is neither a version on disk nor a git ref is one line
+/// and exit 2 before anything expensive: the server named here does not
+/// even exist (port 9 of 127.0.0.1 answers nothing), so an error about it
+/// would mean ward reached for it — or started a cluster — first.
+#[test]
+fn a_wrong_base_is_one_line_and_exit_2_before_any_server_is_reached() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    write(
+        r,
+        "db/migrations/20240101000000_notes.sql",
+        "CREATE TABLE notes (id int PRIMARY KEY, body text);\n",
+    );
+    commit(r, "notes");
+    for extra in [&[][..], &["--spec", "seeds/spec.toml"][..]] {
+        let run = ward()
+            .cwd(r)
+            .db("postgres://ward@127.0.0.1:9/nothing")
+            .args([
+                "check",
+                "--migrations",
+                "db/migrations",
+                "--base",
+                "no-such-ref",
+            ])
+            .args(extra)
+            .run();
+        let err = run.stderr();
+        assert_eq!(run.code(), 2, "{err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].contains("--base no-such-ref"), "{err}");
+        assert!(lines[0].contains("git ref"), "{err}");
+        assert!(!err.contains("127.0.0.1"), "{err}");
+    }
+}

@@ -1,6 +1,6 @@
-//! A reversible Django migration whose re-apply assigns new values (sequence
-//! ids, `uuid4()`, `timezone.now()` from a RunPython) is no round-trip
-//! failure and no time-zone dependence. The migrations live in
+//! Values a Django migration assigns anew on every run (sequence ids,
+//! `uuid4()`, `timezone.now()` from a RunPython) are no round-trip failure
+//! and no time-zone dependence. The migrations live in
 //! tests/fixtures/django_volatile and are copied into a private copy of the
 //! fixture project.
 
@@ -58,4 +58,46 @@ fn values_assigned_anew_on_reapply_are_neither_round_trip_failures_nor_zone_depe
             "uuid4()/timezone.now() are no zone dependence: {f:#}"
         );
     }
+}
+
+/// The time-zone run compares tables by oid, so only a table that was there
+/// before the window (the same oid in both clones) can show a volatile fill:
+/// 0009_stamp_rows writes `timezone.now()` and `uuid4()` into new columns of
+/// records_encounter, and the encounter's local date, which does depend on
+/// the zone. Without counting a Python-written time or UUID column as a
+/// volatile fill, reviewed_at and public_id would be reported too.
+#[test]
+fn python_written_times_and_uuids_in_existing_tables_are_no_zone_dependence() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    assert!(int(&url, "SELECT count(*) FROM records_encounter") > 20);
+    let name = "0009_stamp_rows.py";
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/django_volatile")
+            .join(name),
+        proj.path().join("records/migrations").join(name),
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    let j = report(&r);
+    let runs: Vec<&str> = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    assert!(
+        runs.contains(&"records/migrations/0009_stamp_rows.py"),
+        "{runs:?}"
+    );
+    let zone: Vec<&str> = findings(&j, "timezone-dependent")
+        .iter()
+        .map(|f| f["object"].as_str().unwrap_or(""))
+        .collect();
+    // The run under another zone ran and compared: the local date differs.
+    assert_eq!(zone, ["records_encounter.local_day"], "{j:#}");
+    // Irreversible (a RunPython without reverse): no round trip by default.
+    assert!(findings(&j, "down-migration").is_empty(), "{j:#}");
 }

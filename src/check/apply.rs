@@ -242,6 +242,20 @@ impl Rel {
     pub(crate) fn table_name(&self) -> Option<&str> {
         self.index_of.is_none().then_some(self.name.as_str())
     }
+
+    /// A table of that name and nothing else known, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn named(name: &str) -> Rel {
+        Rel {
+            name: name.to_string(),
+            filenode: 0,
+            locks: Vec::new(),
+            seq_scan: 0,
+            upd: 0,
+            del: 0,
+            index_of: None,
+        }
+    }
 }
 
 const STATE_SQL: &str = "

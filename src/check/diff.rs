@@ -117,17 +117,6 @@ fn who(
         .or_else(|| touching().next())
 }
 
-fn names(sql: &str, t: &Table) -> bool {
-    let lower = sql.to_lowercase();
-    let name = t.name.to_lowercase();
-    lower.match_indices(&name).any(|(i, _)| {
-        let before = lower[..i].chars().last();
-        let after = lower[i + name.len()..].chars().next();
-        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        !ident(before) && !ident(after)
-    })
-}
-
 pub(super) fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bool) -> Finding {
     let column = f
         .object
@@ -136,7 +125,7 @@ pub(super) fn attribute(mut f: Finding, runs: &[FileRun], t: &Table, deleted: bo
         .and_then(|rest| rest.strip_prefix('.'))
         .map(str::to_string);
     if let Some((file, line, sql)) = who(runs, t.oid, deleted, column.as_deref()) {
-        if !names(&sql, t) {
+        if !super::names::names_table(&sql, &t.schema, &t.name) {
             f.message += &format!(
                 " — a side effect: the statement never names {} (ON DELETE CASCADE / SET NULL or a trigger)",
                 t.display()
@@ -177,7 +166,7 @@ pub async fn diff(
             out.push(blame::at_drop(
                 f.count(a.rows).object(a.display()),
                 runs,
-                |sql| blame::drops_table(sql, &a.name),
+                |sql| blame::drops_table(sql, &a.schema, &a.name),
             ));
             continue;
         };
@@ -290,7 +279,7 @@ pub async fn diff(
                     f.count(nonnull)
                         .object(format!("{}.{}", a.display(), col.name)),
                     runs,
-                    |sql| blame::drops_column(sql, &a.name, &col.name),
+                    |sql| blame::drops_column(sql, &a.schema, &a.name, &col.name),
                 ));
                 continue;
             };

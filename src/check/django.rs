@@ -53,6 +53,13 @@ struct Operation {
     class: String,
     describe: String,
     python: bool,
+    /// Whether Django can unapply it (a RunPython / RunSQL needs a reverse).
+    #[serde(default = "yes")]
+    reversible: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One pending migration, ready to run.
@@ -65,6 +72,8 @@ pub(super) struct Step {
     pub(super) python: bool,
     /// Whether an operation runs Python or raw SQL (either may depend on the zone).
     opaque_sql: bool,
+    /// Whether Django can unapply it: every operation has a reverse.
+    reversible: bool,
     /// Where `migrate APP PREV` takes the app to undo this migration
     /// (its app's migration before it, or `zero`).
     pub(super) prev: String,
@@ -90,6 +99,13 @@ impl Plan {
     /// Whether some pending migration runs Python (its SQL is not known beforehand).
     pub fn opaque(&self) -> bool {
         self.steps.iter().any(|s| s.python)
+    }
+
+    /// Whether Django can unapply every pending migration — the Django
+    /// counterpart of "every pending SQL migration has a down file", which
+    /// turns the round trip on by default.
+    pub fn reversible(&self) -> bool {
+        self.steps.iter().all(|s| s.reversible)
     }
 
     /// Whether the migrations can depend on the session TimeZone: their
@@ -184,6 +200,7 @@ pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
             atomic: f.atomic,
             python,
             opaque_sql: f.operations.iter().any(|o| o.python || o.class == "RunSQL"),
+            reversible: f.operations.iter().all(|o| o.reversible),
             prev,
             operations,
         });
@@ -455,6 +472,7 @@ mod tests {
             class: c.into(),
             describe: String::new(),
             python: false,
+            reversible: true,
         };
         assert_eq!(
             operation_lines(src, &[op("RemoveField"), op("RemoveField"), op("AddIndex")]),

@@ -7,8 +7,9 @@
 
 use anyhow::Result;
 
+use super::options::{Options, SeedSource};
 use super::scratch::{Scratch, with_db};
-use super::{Options, SeedSource, fill_realistic};
+use super::seeding::fill_realistic;
 use crate::django::Project;
 use crate::error::UsageError;
 
@@ -16,12 +17,12 @@ use crate::error::UsageError;
 pub(super) async fn seeded_baseline(
     opts: &Options,
     project: &Project,
+    targets: &[(String, String)],
     scratch: &mut Scratch,
 ) -> Result<(String, String)> {
-    let targets = targets(opts.base.as_deref())?;
     let db = scratch.create("base", None).await?;
     let url = crate::pg::url_of(&with_db(&scratch.server, &db));
-    let done = super::django_trace::migrate(project, &url, &targets, None).await?;
+    let done = super::django_trace::migrate(project, &url, targets, None).await?;
     let shown = targets
         .iter()
         .map(|(a, m)| format!("manage.py migrate {a} {m}"))
@@ -64,8 +65,9 @@ pub(super) async fn seeded_baseline(
     Ok((db, format!("a database seeded with {how} after {shown}")))
 }
 
-/// `--base APP.MIGRATION[,APP.MIGRATION…]` as `migrate` targets.
-fn targets(base: Option<&str>) -> Result<Vec<(String, String)>> {
+/// `--base APP.MIGRATION[,APP.MIGRATION…]` as `migrate` targets (checked
+/// before any server is reached).
+pub(super) fn targets(base: Option<&str>) -> Result<Vec<(String, String)>> {
     let usage = || {
         UsageError(
             "--runner django --against seed needs --base APP.MIGRATION (e.g. records.0003_encounter; several \

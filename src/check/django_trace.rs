@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 
 use super::apply::{self, FileRun, Mode, StatementTrace};
 use super::django::{MESSAGE_CHARS, Step, new_run};
+use super::names::resolve;
 use crate::django::{Project, shorten};
 
 /// The script that runs `migrate APP TARGET` and records every statement (`django_migrate.py`).
@@ -212,10 +213,7 @@ impl Step {
         };
         if let (Some((deleted, table)), Some(rows)) = (dml_target(&e.sql), e.rows)
             && rows > 0
-            && let Some(oid) = rels
-                .iter()
-                .find(|(_, r)| r.table_name().is_some_and(|n| same_table(n, &table)))
-                .map(|(o, _)| *o)
+            && let Some(oid) = table_oid(rels, &table)
         {
             match deleted {
                 true => t.deleted.insert(oid, rows),
@@ -236,28 +234,25 @@ fn dml_target(sql: &str) -> Option<(bool, String)> {
     Some((c[1].to_lowercase().starts_with("delete"), c[2].to_string()))
 }
 
-/// Whether a relation name as Postgres quotes it (`public.t`) and one as SQL
-/// spells it (`"t"`, `public."t"`) are the same table (by its last part).
-fn same_table(quoted: &str, spelled: &str) -> bool {
-    let last = |s: &str| {
-        s.rsplit('.')
-            .next()
-            .unwrap_or(s)
-            .trim()
-            .trim_matches('"')
-            .to_string()
-    };
-    let (a, b) = (last(quoted), last(spelled));
-    if spelled
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .starts_with('"')
-    {
-        a == b
-    } else {
-        a.eq_ignore_ascii_case(&b)
+/// The table an UPDATE or DELETE names, among `rels` (names as Postgres
+/// quotes them): with a schema, that schema's table — two schemas may hold
+/// tables of the same name; without one, the only table of that name, or
+/// the one in `public` (Django's default search path).
+fn table_oid(rels: &HashMap<u32, apply::Rel>, spelled: &str) -> Option<u32> {
+    let (schema, name) = resolve(spelled);
+    let found: Vec<(u32, Option<String>)> = rels
+        .iter()
+        .filter_map(|(o, r)| {
+            let (s, n) = resolve(r.table_name()?);
+            (n == name && (schema.is_none() || s == schema)).then_some((*o, s))
+        })
+        .collect();
+    match found.as_slice() {
+        [(o, _)] => Some(*o),
+        _ => found
+            .iter()
+            .find(|(_, s)| s.as_deref() == Some("public"))
+            .map(|(o, _)| *o),
     }
 }
 
@@ -271,10 +266,11 @@ fn spread(whole: StatementTrace, rels: &HashMap<u32, apply::Rel>, traces: &mut [
         rels.get(&oid)
             .and_then(|r| r.table_name())
             .and_then(|n| {
-                let bare = n.rsplit('.').next().unwrap_or(n).trim_matches('"');
+                let (schema, name) = resolve(n);
+                let schema = schema.unwrap_or_else(|| "public".into());
                 traces
                     .iter()
-                    .position(|t| super::risk::names_word(&t.sql, bare))
+                    .position(|t| super::names::names_table(&t.sql, &schema, &name))
             })
             .unwrap_or(last)
     };
@@ -303,9 +299,23 @@ mod tests {
             Some((false, "public.t".to_string()))
         );
         assert_eq!(dml_target("SELECT 1 FROM t"), None);
-        assert!(same_table("public.records_patient", "\"records_patient\""));
-        assert!(same_table("public.t", "T"));
-        assert!(!same_table("public.t", "\"T\""));
-        assert!(!same_table("public.t", "public.u"));
+    }
+
+    #[test]
+    fn updates_count_on_the_table_of_their_schema() {
+        let rel = |name: &str| apply::Rel::named(name);
+        let rels: HashMap<u32, apply::Rel> = [
+            (1, rel("public.events")),
+            (2, rel("audit.events")),
+            (3, rel("public.\"T\"")),
+        ]
+        .into();
+        assert_eq!(table_oid(&rels, "audit.events"), Some(2));
+        assert_eq!(table_oid(&rels, "\"audit\".\"events\""), Some(2));
+        assert_eq!(table_oid(&rels, "public.events"), Some(1));
+        assert_eq!(table_oid(&rels, "events"), Some(1));
+        assert_eq!(table_oid(&rels, "\"T\""), Some(3));
+        assert_eq!(table_oid(&rels, "T"), None);
+        assert_eq!(table_oid(&rels, "other.events"), None);
     }
 }

@@ -609,6 +609,42 @@ mod tests {
         assert_eq!(m.checksum.as_ref().unwrap().len(), 96);
     }
 
+    /// diesel reads one metadata.toml per migration and honours it for the
+    /// revert as for the run (`revert_migration` checks
+    /// `run_in_transaction()` too). Without one, a down.sql runs in a
+    /// transaction: crates.io's 2024-04-12-144536_remove-downloads-column
+    /// has no metadata.toml, so its down.sql's `CREATE INDEX CONCURRENTLY`
+    /// fails under diesel (25001) exactly as ward reports it.
+    #[test]
+    fn diesel_metadata_governs_the_down_as_the_up() {
+        let d = dir(&[
+            ("2024-01-01-000000_cic/up.sql", "DROP INDEX i;"),
+            (
+                "2024-01-01-000000_cic/down.sql",
+                "CREATE INDEX CONCURRENTLY i ON t (x);\nCREATE INDEX CONCURRENTLY j ON t (y);",
+            ),
+            (
+                "2024-01-01-000000_cic/metadata.toml",
+                "run_in_transaction = false\n",
+            ),
+            ("2024-01-02-000000_plain/up.sql", "DROP INDEX k;"),
+            (
+                "2024-01-02-000000_plain/down.sql",
+                "ALTER TABLE t ADD COLUMN z int;\nCREATE INDEX CONCURRENTLY k ON t (z);",
+            ),
+        ]);
+        let s = read_dir(d.path(), Format::Diesel).unwrap();
+        let mode = |m: &Migration| {
+            super::super::apply::mode_of(Format::Diesel, m, m.down.as_ref().unwrap())
+        };
+        use super::super::apply::Mode;
+        assert!(s.migrations[0].no_tx);
+        // Sent whole, as diesel's batch_execute outside a transaction does.
+        assert!(matches!(mode(&s.migrations[0]), Mode::SingleQuery));
+        assert!(!s.migrations[1].no_tx);
+        assert!(matches!(mode(&s.migrations[1]), Mode::Transaction));
+    }
+
     #[test]
     fn reads_dbmate_sections_with_their_lines() {
         let d = dir(&[(

@@ -13,11 +13,11 @@
 
 pub mod accept;
 pub mod apply;
+mod apply_cmd;
 mod blame;
 pub mod diff;
 pub mod django;
 mod django_base;
-mod django_roundtrip;
 mod django_trace;
 pub mod fingerprint;
 pub mod git;
@@ -26,6 +26,8 @@ pub mod history;
 pub mod ignore;
 mod lossless;
 pub mod migrations;
+mod names;
+mod options;
 pub mod report;
 #[cfg(test)]
 mod report_snapshots;
@@ -35,102 +37,33 @@ pub mod rule;
 pub mod rules;
 pub(crate) mod scratch;
 mod seeding;
+mod source;
 pub mod split;
 pub mod stats;
 mod variance;
 pub mod version;
 
+pub use options::{Against, Options, SeedSource};
 pub use risk::Risk;
 pub use seeding::fill_realistic;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config};
+use anyhow::Result;
 
-use crate::error::UsageError;
-use crate::pg;
 use crate::pg::url_of;
 use crate::progress::Progress;
 use apply::{Direction, FileRun};
 use fingerprint::Depth;
-use migrations::{Format, Migration, MigrationSet};
+use migrations::{Migration, MigrationSet};
 use report::{Finding, Level, Report};
 use risk::unexpected_changes;
-use roundtrip::round_trip;
 use rule::Rule;
-use scratch::{Scratch, connect, with_db};
+use scratch::{Scratch, with_db};
 use seeding::{builtin_tables_present, seed_compat, seeded_baseline, spec_compat};
 use std::collections::HashMap;
 use variance::{time_related, timezone_variance};
-
-/// What the migrations run against.
-#[derive(Debug, Clone)]
-pub enum Against {
-    /// A fresh database seeded by ward (on `server` or a throwaway cluster).
-    Seed,
-    /// An existing database, cloned by template and never modified.
-    Url(String),
-}
-
-/// The realistic data to fill a fresh database with, at the pre-migration
-/// schema; the same source must still seed the schema after the migrations.
-#[derive(Debug, Clone)]
-pub enum SeedSource {
-    /// ward's built-in patient-records model.
-    Builtin {
-        patients: u64,
-        seed: u64,
-        jobs: usize,
-    },
-    /// The project's own seed spec (`ward seed --spec`).
-    Spec {
-        path: PathBuf,
-        /// Overrides the spec's own seed.
-        seed: Option<u64>,
-        jobs: usize,
-    },
-}
-
-impl SeedSource {
-    fn describe(&self) -> String {
-        match self {
-            SeedSource::Builtin { patients, seed, .. } => {
-                format!("ward's built-in patient records ({patients} patients, seed {seed})")
-            }
-            SeedSource::Spec { path, .. } => format!("the seed spec {}", path.display()),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub migrations: Option<PathBuf>,
-    pub format: Option<Format>,
-    pub against: Against,
-    /// Server for scratch databases with `--against seed` (else a throwaway cluster).
-    pub server_url: Option<String>,
-    pub apply_cmd: Option<String>,
-    /// With `--against seed`: migrations up to and including this version, or
-    /// the migrations on this git ref, are applied before seeding; the
-    /// others are pending.
-    pub base: Option<String>,
-    pub seed: SeedSource,
-    /// Run the TimeZone variance check: None = when the SQL looks time-related.
-    pub timezone_check: Option<bool>,
-    /// Run the down-migration round trip when the migrations have downs.
-    pub round_trip: bool,
-    /// What to call the data in the report (else it is described from the URL).
-    pub against_label: Option<String>,
-    /// Production table sizes, to extrapolate lock times.
-    pub production: Option<stats::ProductionStats>,
-    /// `--runner django`: Django lists and applies the migrations ([`django`]).
-    pub django: Option<crate::django::Project>,
-    /// The accept file (else `ward-accept.toml` in the migrations' project root, if any).
-    pub accept: Option<PathBuf>,
-}
 
 /// Logs how long each phase took (`-v`).
 struct Phases {
@@ -158,7 +91,7 @@ impl Phases {
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let started = Instant::now();
     // The migrations.
-    let set = load_migrations(opts)?;
+    let set = source::load_migrations(opts)?;
     if set.is_none() && opts.apply_cmd.is_none() && opts.django.is_none() {
         unreachable!("load_migrations errors without a directory");
     }
@@ -175,77 +108,18 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
         },
     };
     let accepts = accept::load(opts.accept.as_deref(), &root)?;
+    // `--base` too, before a cluster starts or a server is reached.
+    let early = source::early_base(opts, set.as_ref())?;
     // The server and the source.
     progress.stage("preparing the data to check against", 0);
-    let (mut scratch, against_desc, source_db) = match &opts.against {
-        Against::Url(url) => {
-            let cfg = pg::parse_url(url)?;
-            let source = cfg.get_dbname().unwrap_or("postgres").to_string();
-            let mut admin_cfg = with_db(&cfg, "postgres");
-            if source == "postgres" {
-                admin_cfg = with_db(&cfg, "template1");
-            }
-            let admin = connect(&admin_cfg).await?;
-            let exists: bool = admin
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-                    &[&source],
-                )
-                .await?
-                .get(0);
-            if !exists {
-                return Err(UsageError(format!(
-                    "database {source} does not exist on {} — fix the --against URL",
-                    pg::describe(&cfg)
-                ))
-                .into());
-            }
-            (
-                Scratch {
-                    admin,
-                    admin_db: admin_cfg.get_dbname().unwrap_or("postgres").to_string(),
-                    server: cfg.clone(),
-                    made: Vec::new(),
-                    counter: 0,
-                    _cluster: None,
-                },
-                opts.against_label
-                    .clone()
-                    .unwrap_or_else(|| format!("a clone of {}", pg::describe(&cfg))),
-                Some(source),
-            )
-        }
-        Against::Seed => {
-            let (cfg, cluster) = match &opts.server_url {
-                Some(u) => (pg::parse_url(u)?, None),
-                None => {
-                    let c = tokio::task::spawn_blocking(pg::cluster::Cluster::start)
-                        .await?
-                        .context("starting a throwaway Postgres cluster for the check (or pass --database-url)")?;
-                    (pg::parse_url(&c.url("postgres"))?, Some(c))
-                }
-            };
-            let admin = connect(&cfg).await?;
-            (
-                Scratch {
-                    admin,
-                    admin_db: cfg.get_dbname().unwrap_or("postgres").to_string(),
-                    server: cfg.clone(),
-                    made: Vec::new(),
-                    counter: 0,
-                    _cluster: cluster,
-                },
-                String::new(),
-                None,
-            )
-        }
-    };
+    let (mut scratch, against_desc, source_db) = source::open(opts).await?;
     let result = run_inner(
         opts,
         set.as_ref(),
         &accepts,
         &mut scratch,
         source_db,
+        early,
         against_desc,
         progress,
         started,
@@ -257,53 +131,6 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     result
 }
 
-fn load_migrations(opts: &Options) -> Result<Option<MigrationSet>> {
-    if opts.django.is_some() {
-        return Ok(None);
-    }
-    let dir = match &opts.migrations {
-        Some(d) => d.clone(),
-        None => match migrations::default_dir(&std::env::current_dir()?) {
-            Ok(d) => d,
-            Err(e) if opts.apply_cmd.is_some() => {
-                tracing::debug!("no migrations directory: {e}");
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let format = match opts.format {
-        Some(f) => f,
-        None => migrations::detect(&dir)?,
-    };
-    Ok(Some(migrations::read_dir(&dir, format)?))
-}
-
-/// Refines an auto-detected format with the history table the data has.
-async fn refine_format(client: &Client, set: &mut MigrationSet, explicit: bool) -> Result<()> {
-    if explicit {
-        return Ok(());
-    }
-    let row = client
-        .query_one(
-            "SELECT to_regclass('refinery_schema_history') IS NOT NULL AND to_regclass('flyway_schema_history') IS NULL,
-                    EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'schema_migrations' AND column_name = 'dirty')",
-            &[],
-        )
-        .await?;
-    let refinery: bool = row.get(0);
-    let golang: bool = row.get(1);
-    let new = match set.format {
-        Format::Flyway if refinery => Some(Format::Refinery),
-        Format::Sqlx if golang => Some(Format::GolangMigrate),
-        _ => None,
-    };
-    if let Some(f) = new {
-        *set = migrations::read_dir(&set.dir, f)?;
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_inner(
     opts: &Options,
@@ -311,6 +138,7 @@ async fn run_inner(
     accepts: &[accept::Entry],
     scratch: &mut Scratch,
     source_db: Option<String>,
+    early: source::EarlyBase,
     mut against: String,
     progress: &dyn Progress,
     started: Instant,
@@ -321,20 +149,21 @@ async fn run_inner(
     let mut baseline_files = None;
     let mut set = set.cloned();
     // The baseline: the source itself, or a freshly seeded database.
-    let base = match (source_db, &opts.django) {
-        (Some(db), _) => db,
-        (None, Some(project)) => {
-            let (db, desc) = django_base::seeded_baseline(opts, project, scratch).await?;
+    let base = match (source_db, &opts.django, early) {
+        (Some(db), _, _) => db,
+        (None, Some(project), source::EarlyBase::Django(targets)) => {
+            let (db, desc) = django_base::seeded_baseline(opts, project, &targets, scratch).await?;
             against = desc;
             db
         }
-        (None, None) => {
-            let (db, desc, b) = seeded_baseline(opts, &mut set, scratch).await?;
+        (None, _, source::EarlyBase::Sql(b)) => {
+            let (db, desc, b) = seeded_baseline(opts, b, &mut set, scratch).await?;
             merged_spec = b.merged_spec.clone();
             against = desc;
             baseline_files = Some(b);
             db
         }
+        (None, _, _) => unreachable!("--against seed resolves its base first"),
     };
     // The clone everything runs on.
     phases.next(progress, "cloning");
@@ -344,7 +173,7 @@ async fn run_inner(
     apply::prepare_session(&client, "UTC").await?;
     apply::prepare_session(&extra, "UTC").await?;
     if let Some(s) = set.as_mut() {
-        refine_format(&client, s, opts.format.is_some()).await?;
+        source::refine_format(&client, s, opts.format.is_some()).await?;
     }
     let history_table =
         set.as_ref()
@@ -385,12 +214,51 @@ async fn run_inner(
         .join("\n");
     let untraced = opts.apply_cmd.is_some() || django_plan.as_ref().is_some_and(|p| p.opaque());
     let risk = Risk::of(&pre, &pending, untraced);
-    // The down-migration round trip compares whole fingerprints.
-    // Django's migrations carry their reverse in the file.
-    let round_trip_planned = opts.round_trip
-        && opts.apply_cmd.is_none()
+    // The down-migration round trip compares whole fingerprints. One rule
+    // for every runner: by default when every pending migration can be
+    // undone — a down file each, or, with Django, a reverse for every
+    // operation (no RunPython / RunSQL without one).
+    let undoable = match &django_plan {
+        Some(p) => p.reversible(),
+        None => pending.iter().all(|m| m.down.is_some()),
+    };
+    let round_trip_planned = opts.apply_cmd.is_none()
         && !pending.is_empty()
-        && (opts.django.is_some() || pending.iter().all(|m| m.down.is_some()));
+        && match opts.round_trip {
+            Some(false) => false,
+            // Forced: Django reports what it refuses to unapply; SQL needs every down.
+            Some(true) => opts.django.is_some() || undoable,
+            None => undoable,
+        };
+    if opts.round_trip == Some(true)
+        && !round_trip_planned
+        && opts.apply_cmd.is_none()
+        && set.is_some()
+        && !pending.is_empty()
+    {
+        // Asked for, but a down is missing: said, not silently skipped.
+        let without: Vec<&str> = pending
+            .iter()
+            .filter(|m| m.down.is_none())
+            .map(|m| m.up.file.as_str())
+            .collect();
+        if let Some(first) = without.first() {
+            findings.push(
+                Finding::new(
+                    Level::Info,
+                    Rule::DownMigration,
+                    format!(
+                        "--round-trip true, but {} pending migration{} no down migration ({}): the window was not round-tripped",
+                        without.len(),
+                        if without.len() == 1 { " has" } else { "s have" },
+                        without.join(", ")
+                    ),
+                )
+                .file(first)
+                .remedy("add the down migrations, or drop --round-trip true"),
+            );
+        }
+    }
     let depth: HashMap<u32, Depth> = pre
         .tables
         .keys()
@@ -431,7 +299,10 @@ async fn run_inner(
         }
         if let Some(cmd) = &opts.apply_cmd {
             let cfg = with_db(&server, &clone);
-            return Ok((Vec::new(), run_apply_cmd(cmd, &cfg, "UTC").await?));
+            return Ok((
+                Vec::new(),
+                apply_cmd::run_apply_cmd(cmd, &cfg, "UTC").await?,
+            ));
         }
         if let Some(s) = &set
             && !pending.is_empty()
@@ -537,43 +408,27 @@ async fn run_inner(
         phases.next(progress, "comparing with the run under another TimeZone");
         findings.extend(timezone_variance(other, &pending_refs, &runs, &client, &post).await?);
     }
-    // Down migrations: up → down → up.
-    if !failed
-        && round_trip_planned
-        && let Some(s) = &set
-        && !pending.is_empty()
-        && pending.iter().all(|m| m.down.is_some())
-    {
+    // Down migrations: up → undo → up.
+    if !failed && round_trip_planned {
         phases.next(progress, "down-migration round trip");
-        let rt = round_trip(
-            scratch,
-            &base,
-            &client,
-            s.format,
-            &pending_refs,
-            &pre,
-            &post,
-            history_table,
-        )
-        .await?;
+        let rt = match (&set, &opts.django, &django_plan) {
+            (_, Some(project), Some(plan)) => {
+                let r = roundtrip::django::Django { project, plan };
+                roundtrip::round_trip(&r, scratch, &base, &client, &clone_url, &pre, &post).await?
+            }
+            (Some(s), _, _) => {
+                let r = roundtrip::sql::Sql {
+                    format: s.format,
+                    pending: &pending_refs,
+                    history_table,
+                };
+                roundtrip::round_trip(&r, scratch, &base, &client, &clone_url, &pre, &post).await?
+            }
+            _ => unreachable!("a round trip is planned for SQL files or Django only"),
+        };
         findings.extend(rt.findings);
         if let Some(db) = rt.moved_to {
-            // The run's clone was left mid-way by a failing down.
-            client = scratch.connect(&db).await?;
-            apply::prepare_session(&client, "UTC").await?;
-        }
-    }
-    if !failed
-        && round_trip_planned
-        && let (Some(project), Some(plan)) = (&opts.django, &django_plan)
-    {
-        phases.next(progress, "down-migration round trip");
-        let rt = django_roundtrip::round_trip(
-            scratch, &base, project, plan, &client, &clone_url, &pre, &post,
-        )
-        .await?;
-        findings.extend(rt.findings);
-        if let Some(db) = rt.moved_to {
+            // The run's clone was left mid-way by a failing undo.
             client = scratch.connect(&db).await?;
             apply::prepare_session(&client, "UTC").await?;
         }
@@ -636,70 +491,4 @@ async fn run_inner(
         tables_checked: pre.tables.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-async fn run_apply_cmd(cmd: &str, cfg: &Config, tz: &str) -> Result<Option<Finding>> {
-    let host = match cfg.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        _ => "localhost".into(),
-    };
-    let password = cfg
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .unwrap_or_default();
-    let started = Instant::now();
-    let out = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .env("DATABASE_URL", url_of(cfg))
-        .env("PGHOST", &host)
-        .env(
-            "PGPORT",
-            cfg.get_ports().first().copied().unwrap_or(5432).to_string(),
-        )
-        .env("PGUSER", cfg.get_user().unwrap_or("postgres"))
-        .env("PGPASSWORD", &password)
-        .env("PGDATABASE", cfg.get_dbname().unwrap_or("postgres"))
-        .env("PGTZ", tz)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| UsageError(format!("cannot run --apply-cmd ({e}) — is `sh` available?")))?;
-    tracing::info!("--apply-cmd finished in {:.2?}", started.elapsed());
-    if out.status.success() {
-        return Ok(None);
-    }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    if text.trim().is_empty() {
-        text = String::from_utf8_lossy(&out.stdout).into_owned();
-    }
-    if !password.is_empty() {
-        crate::redact::register(&password);
-    }
-    text = crate::redact::text(&text);
-    let tail: Vec<&str> = text
-        .trim()
-        .lines()
-        .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let mut f = Finding::new(
-        Level::Fail,
-        Rule::MigrationError,
-        format!(
-            "--apply-cmd exited with {} on the clone",
-            out.status
-                .code()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "a signal".into())
-        ),
-    )
-    .remedy("run the command against a copy of the data and fix the migration it reports");
-    for l in tail {
-        f = f.evidence(l.to_string());
-    }
-    Ok(Some(f))
 }

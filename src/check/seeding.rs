@@ -10,13 +10,14 @@ use tokio_postgres::Client;
 
 use super::apply::{self, Direction};
 use super::fingerprint::Fingerprint;
+use super::git;
 use super::migrations::{self, Migration, MigrationSet};
+use super::options::{Options, SeedSource};
 use super::report::{Finding, Level};
 use super::risk::names_word;
 use super::rule::Rule;
 use super::scratch::Scratch;
 use super::version::VersionKey;
-use super::{Options, SeedSource, git};
 use crate::error::UsageError;
 use crate::pg::quote_ident;
 
@@ -67,15 +68,16 @@ pub async fn fill_realistic(client: &mut Client, source: &SeedSource) -> Result<
 }
 
 /// A fresh database at the schema before the pending migrations, seeded;
-/// its name, how to describe it, and the baseline's files (keep them until
+/// its name, how to describe it, and the baseline's files (`b`, resolved
+/// by [`baseline`] before any server was reached; keep them until
 /// the end: the seed check reads the base ref's spec). Migrations on the base
 /// ref that the working tree lacks join `set`.
 pub(super) async fn seeded_baseline(
     opts: &Options,
+    b: Baseline,
     set: &mut Option<MigrationSet>,
     scratch: &mut Scratch,
 ) -> Result<(String, String, Baseline)> {
-    let b = baseline(opts, set.as_ref())?;
     if let Some(s) = set.as_mut()
         && !b.base_only.is_empty()
     {

@@ -7,15 +7,17 @@ use anyhow::Result;
 use regex::Regex;
 use tokio_postgres::Client;
 
+use super::MigrationSet;
 use super::apply::{self, Direction};
+use super::apply_cmd::run_apply_cmd;
 use super::fingerprint::{self, Fingerprint};
 use super::migrations::Migration;
+use super::names::names_table;
 use super::report::{Finding, Level};
 use super::risk::names_word;
 use super::rule::Rule;
 use super::scratch::{connect, with_db};
 use super::split;
-use super::{MigrationSet, run_apply_cmd};
 use crate::pg::quote_ident;
 use tokio_postgres::Config;
 
@@ -142,7 +144,7 @@ pub(super) async fn timezone_variance(
             // now(), random(), gen_random_uuid() … differ between any two runs.
             // A time value filled that way only counts when the two runs are
             // further apart than a run takes: a zone shift, not the clock.
-            if volatile_fill(pending, &t.name, col) || python_fill(runs, &t.name, col) {
+            if volatile_fill(pending, t, col) || python_fill(runs, t, col) {
                 let shift = match (
                     col.ty.starts_with("time") || col.ty == "date",
                     t.key.first(),
@@ -181,14 +183,28 @@ pub(super) async fn timezone_variance(
                     k_name(t)
                 ));
             }
-            // Point at the statement that mentions the column; else at a
-            // traced one that names it (SQL a Django RunPython executed).
-            let found = pending.iter().find_map(|m| {
-                split::split(&m.up.sql)
-                    .into_iter()
-                    .find(|s| s.sql.to_lowercase().contains(&col.name.to_lowercase()))
-                    .map(|st| (m.up.file.clone(), st.line + m.up.first_line - 1, st.sql))
-            });
+            // Point at the statement that names the column and its table
+            // (by schema: `a.events` is not `b.events`); else at a traced
+            // one that names both (SQL a Django RunPython executed); else
+            // at one that mentions the column, unless it names the table
+            // only in another schema (its ignore must not hide this one).
+            let mentioning = |both: bool| {
+                pending.iter().find_map(|m| {
+                    split::split(&m.up.sql)
+                        .into_iter()
+                        .find(|s| {
+                            let here = names_table(&s.sql, &t.schema, &t.name);
+                            match both {
+                                true => here && names_word(&s.sql, &col.name),
+                                false => {
+                                    s.sql.to_lowercase().contains(&col.name.to_lowercase())
+                                        && (here || !names_word(&s.sql, &t.name))
+                                }
+                            }
+                        })
+                        .map(|st| (m.up.file.clone(), st.line + m.up.first_line - 1, st.sql))
+                })
+            };
             let traced = || {
                 let naming = |write: bool| {
                     runs.iter().find_map(|r| {
@@ -196,7 +212,7 @@ pub(super) async fn timezone_variance(
                             .iter()
                             .find(|st| {
                                 names_word(&st.sql, &col.name)
-                                    && names_word(&st.sql, &t.name)
+                                    && names_table(&st.sql, &t.schema, &t.name)
                                     && (!write || writes(&st.sql))
                             })
                             .map(|st| (r.file.clone(), st.line, st.sql.clone()))
@@ -205,7 +221,10 @@ pub(super) async fn timezone_variance(
                 // The statement that wrote the column, before one that read it.
                 naming(true).or_else(|| naming(false))
             };
-            if let Some((file, line, sql)) = found.or_else(traced) {
+            let found = mentioning(true)
+                .or_else(traced)
+                .or_else(|| mentioning(false));
+            if let Some((file, line, sql)) = found {
                 f = f.at(&file, line, &sql);
             }
             out.push(f);
@@ -223,8 +242,13 @@ fn writes(sql: &str) -> bool {
 }
 
 /// Whether `col` of `table` gets its values from a volatile expression: its
-/// default, or a pending statement that names it and calls one.
-fn volatile_fill(pending: &[&Migration], table: &str, col: &fingerprint::Column) -> bool {
+/// default, or a pending statement that names it (its table by schema too)
+/// and calls one.
+fn volatile_fill(
+    pending: &[&Migration],
+    t: &fingerprint::Table,
+    col: &fingerprint::Column,
+) -> bool {
     static VOLATILE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"(?i)\b(now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random|gen_random_uuid|uuid_generate_v[14]|nextval)\s*\(|\b(current_timestamp|localtimestamp|current_time|localtime|current_date)\b",
@@ -238,7 +262,7 @@ fn volatile_fill(pending: &[&Migration], table: &str, col: &fingerprint::Column)
         split::split(&m.up.sql).iter().any(|st| {
             VOLATILE.is_match(&st.sql)
                 && names_word(&st.sql, &col.name)
-                && names_word(&st.sql, table)
+                && names_table(&st.sql, &t.schema, &t.name)
         })
     })
 }
@@ -249,13 +273,17 @@ fn volatile_fill(pending: &[&Migration], table: &str, col: &fingerprint::Column)
 /// which its trace shows only as placeholders or one run's literal. A UUID
 /// does not depend on the zone; a time then counts only when the two runs
 /// are a zone shift apart (the caller's check), as for SQL volatile fills.
-fn python_fill(runs: &[apply::FileRun], table: &str, col: &fingerprint::Column) -> bool {
+fn python_fill(runs: &[apply::FileRun], t: &fingerprint::Table, col: &fingerprint::Column) -> bool {
     let kind = col.ty.starts_with("time") || col.ty == "date" || col.ty == "uuid";
     kind && runs
         .iter()
         .filter(|r| r.file.ends_with(".py"))
         .flat_map(|r| &r.statements)
-        .any(|st| writes(&st.sql) && names_word(&st.sql, &col.name) && names_word(&st.sql, table))
+        .any(|st| {
+            writes(&st.sql)
+                && names_word(&st.sql, &col.name)
+                && names_table(&st.sql, &t.schema, &t.name)
+        })
 }
 
 /// The largest difference in seconds between the two runs' values of a

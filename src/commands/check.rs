@@ -107,7 +107,7 @@ async fn run_with(
             },
         },
         timezone_check: args.timezone_check,
-        round_trip: args.round_trip != Some(false),
+        round_trip: args.round_trip,
         against_label: label,
         production: match &args.production_stats {
             Some(from) => Some(check::stats::ProductionStats::load(from).await?),

@@ -148,6 +148,16 @@ pub fn early_database(c: &crate::support::Cluster, proj: &std::path::Path) -> St
 }
 
 pub fn check(proj: &std::path::Path, url: &str, format: &str) -> crate::support::Run {
+    check_with(proj, url, format, &[])
+}
+
+/// `check` with more arguments.
+pub fn check_with(
+    proj: &std::path::Path,
+    url: &str,
+    format: &str,
+    extra: &[&str],
+) -> crate::support::Run {
     crate::support::ward()
         .args(["check", "--runner", "django", "--against"])
         .arg_str(url)
@@ -156,5 +166,6 @@ pub fn check(proj: &std::path::Path, url: &str, format: &str) -> crate::support:
         .args(["--python"])
         .arg_str(python().to_str().unwrap())
         .args(["--format", format])
+        .args(extra)
         .run()
 }
