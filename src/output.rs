@@ -784,10 +784,7 @@ pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
     }
     for st in &r.stores {
         let what = if st.ok {
-            let mut w = format!(
-                "{} and verified",
-                st.arrived.unwrap_or("?"),
-            );
+            let mut w = format!("{} and verified", st.arrived.unwrap_or("?"),);
             if let Some(c) = st.copy_seconds {
                 w += &format!(" (copy {c:.1} s)");
             }
@@ -799,6 +796,8 @@ pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
                 );
             }
             w
+        } else if st.failed_step == Some("skipped") {
+            format!("skipped: {}", st.error.as_deref().unwrap_or("?"))
         } else {
             format!(
                 "FAILED at {}: {}",

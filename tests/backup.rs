@@ -187,7 +187,11 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
         assert_eq!(st["ok"], true, "{st:#}");
         assert_eq!(st["verified"], true, "{st:#}");
     }
-    assert!(run.stderr().contains("no retention policy"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("no retention policy"),
+        "{}",
+        run.stderr()
+    );
     for store in [a.path(), b.path()] {
         assert_eq!(names(store), vec![first.clone()]);
         ward()
@@ -297,7 +301,10 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
         assert_eq!(strs(&st["pruned"]), pruned, "{st:#}");
         assert_eq!(strs(&st["kept"]), kept, "{st:#}");
         let mut left = kept.clone();
-        left.extend(["manual-2019".into(), "backup-otherdb-20190101-000000".into()]);
+        left.extend([
+            "manual-2019".into(),
+            "backup-otherdb-20190101-000000".into(),
+        ]);
         left.sort();
         assert_eq!(names(store), left, "only this target's backups are pruned");
         ward()
@@ -411,7 +418,9 @@ fn a_webhook_that_is_down_leaves_a_good_backup_exit_0_with_a_warning() {
     assert_eq!(sig["to"], format!("http://127.0.0.1:{port}/…"));
     assert!(
         run.stderr().contains("warning: the webhook")
-            && run.stderr().contains("the backup's own result is unchanged"),
+            && run
+                .stderr()
+                .contains("the backup's own result is unchanged"),
         "{}",
         run.stderr()
     );
@@ -490,7 +499,10 @@ fn print_systemd_writes_units_that_systemd_analyze_accepts() {
         .fails_with(2, "no ward.toml");
     // A line break cannot smuggle a directive into the timer.
     ward()
-        .file("ward.toml", "[backup]\non_calendar = \"daily\\nExecStartPre=/bin/sh\"\n")
+        .file(
+            "ward.toml",
+            "[backup]\non_calendar = \"daily\\nExecStartPre=/bin/sh\"\n",
+        )
         .args(["backup", "--print-systemd"])
         .run()
         .fails_with(2, "OnCalendar");

@@ -181,7 +181,9 @@ impl Signals {
     /// The `/start` ping, if a check is configured.
     pub async fn start(&self) -> Vec<Sent> {
         match &self.ping {
-            Some(p) => vec![post(&with_segment(p, "start"), "ping start", None, String::new()).await],
+            Some(p) => {
+                vec![post(&with_segment(p, "start"), "ping start", None, String::new()).await]
+            }
             None => Vec::new(),
         }
     }

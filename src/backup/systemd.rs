@@ -53,7 +53,10 @@ fn value(raw: &str, what: &str) -> Result<String> {
 /// A command-line word for `ExecStart=`: double-quoted, `\` and `"` escaped.
 fn word(raw: &str, what: &str) -> Result<String> {
     let v = value(raw, what)?;
-    Ok(format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+    Ok(format!(
+        "\"{}\"",
+        v.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
 }
 
 pub fn units(spec: &UnitSpec) -> Result<Units> {
