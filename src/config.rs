@@ -32,8 +32,9 @@ pub struct FileConfig {
 
 /// `[backup]` in `ward.toml`: what `ward backup` (the command a timer runs)
 /// backs up, where to, what it keeps and whom it tells. Target keys left out
-/// here fall back to `[snapshot]`'s.
-#[derive(Debug, Default, Deserialize)]
+/// here fall back to `[snapshot]`'s. Its `Debug` hides the receiver URLs
+/// (a check's UUID or a webhook's token are secrets).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileBackup {
     /// Where the backup goes: created in the first, copied to the others.
@@ -62,6 +63,19 @@ pub struct FileBackup {
     pub volume: Option<String>,
     pub image: Option<String>,
     pub datadir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for FileBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "(hidden)");
+        f.debug_struct("FileBackup")
+            .field("stores", &self.stores)
+            .field("method", &self.method)
+            .field("target", &self.target())
+            .field("notify", &hidden(&self.notify))
+            .field("ping", &hidden(&self.ping))
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileBackup {

@@ -259,7 +259,9 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
         .unwrap();
         m["labels"]["ward.backup"].as_str().unwrap().to_string()
     };
-    let old = |d: &str| format!("backup-{label}-{d}-120000");
+    // The name's stem (the volume's name, made name-safe).
+    let stem = &first["backup-".len()..first.len() - "-20261203-030000".len()];
+    let old = |d: &str| format!("backup-{stem}-{d}-120000");
     for store in [a.path(), b.path()] {
         for (d, at) in [
             ("20200310", "2020-03-10T12:00:00Z"),
@@ -270,6 +272,15 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
             plant(store, &first, &old(d), at, Some(&label));
         }
         plant(store, &first, "manual-2019", "2019-01-01T00:00:00Z", None);
+        // Named like ours, but another volume's (another compose project's
+        // `db`): the label decides, and it is not ours.
+        plant(
+            store,
+            &first,
+            &old("20190601"),
+            "2019-06-01T12:00:00Z",
+            Some("staging_pgdata"),
+        );
         plant(
             store,
             &first,
@@ -304,6 +315,7 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
         left.extend([
             "manual-2019".into(),
             "backup-otherdb-20190101-000000".into(),
+            old("20190601"),
         ]);
         left.sort();
         assert_eq!(names(store), left, "only this target's backups are pruned");
@@ -366,6 +378,63 @@ fn a_failing_store_fails_the_run_keeps_the_other_and_pings_fail() {
     let body: serde_json::Value = serde_json::from_str(&got[2].body).unwrap();
     assert_eq!(body["status"], "partial");
     assert_eq!(body["stores"][0]["failed_step"], "open");
+
+    // A store that opens but whose copy fails half-way: reported, nothing
+    // half-written left there, and not pruned; the first store keeps the
+    // backup and is pruned.
+    let other = tempfile::tempdir().unwrap();
+    for ext in ["json", "tar.zst"] {
+        std::fs::copy(
+            good.path().join(format!("{name}.{ext}")),
+            other.path().join(format!("{name}.{ext}")),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = ward()
+        .args(["backup", "--json", "--container", &pg.name])
+        .args(["--store", &s(good.path()), "--store", &s(other.path())])
+        .args(["--keep-last", "1"])
+        .env("WARD_FAULT", "backup:copy")
+        .run();
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    let r = run.json();
+    assert_eq!(r["status"], "partial", "{r:#}");
+    assert_eq!(r["stores"][0]["ok"], true);
+    assert_eq!(r["stores"][0]["pruned"], serde_json::json!([name]));
+    assert_eq!(r["stores"][1]["failed_step"], "copy", "{r:#}");
+    assert!(r["stores"][1]["pruned"].as_array().unwrap().is_empty());
+    let newer = r["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(names(good.path()), vec![newer.clone()]);
+    assert_eq!(names(other.path()), vec![name.to_string()], "not pruned");
+    let leftovers: Vec<String> = std::fs::read_dir(other.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".lock")
+        .collect();
+    assert!(leftovers.is_empty(), "half-written: {leftovers:?}");
+
+    // A backup that fails its verification is deleted again: the next
+    // prune must never count it as a backup.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = ward()
+        .args(["backup", "--json", "--container", &pg.name])
+        .args(["--store", &s(good.path())])
+        .env("WARD_FAULT", "backup:verify")
+        .run();
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    let r = run.json();
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert_eq!(r["stores"][0]["failed_step"], "verify");
+    assert!(
+        r["stores"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deleted again"),
+        "{r:#}"
+    );
+    assert_eq!(names(good.path()), vec![newer]);
 
     // The human report names the failed store too.
     let human = ward()

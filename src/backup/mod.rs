@@ -29,11 +29,44 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use crate::snapshot::{self, CreateOptions, Method, retention};
-use crate::target::{self, TargetSpec};
+use crate::target::{self, Target, TargetSpec};
 
-/// The label every backup carries; its value is the target's name stem, so
-/// that prune only ever considers this target's backups.
+/// The label every backup carries; its value is the target's identity
+/// ([`identity`]), so that prune only ever considers this target's backups.
 pub const LABEL: &str = "ward.backup";
+
+/// Who a backup belongs to: (label value, name stem). The label is the data's
+/// own identity on this host — the volume's name (compose prefixes it with the
+/// project, so prod's and staging's `db` differ), or a data directory's
+/// canonical path — never a service name two projects may share. The stem
+/// is the same, made fit for a snapshot name (a data directory's gets a
+/// short hash of its path, as two clusters may share a directory name).
+pub fn identity(target: &Target) -> (String, String) {
+    match target {
+        Target::Volume(v) => (v.volume.name.clone(), name_safe(&v.volume.name)),
+        Target::Datadir(d) => {
+            let path = std::fs::canonicalize(d)
+                .unwrap_or_else(|_| d.clone())
+                .display()
+                .to_string();
+            let hash = crate::seed::rng::fnv1a(path.as_bytes());
+            let stem = format!("{}-{:08x}", target.stem(), hash as u32);
+            (path, name_safe(&stem))
+        }
+    }
+}
+
+fn name_safe(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
 
 /// What to back up, where to, and whom to tell (flags over `ward.toml`).
 #[derive(Debug, Clone)]
@@ -198,11 +231,12 @@ impl Report {
     }
 }
 
-/// Runs one backup. `Err` only when the run did not start: another backup
-/// of the same target holds the lock (no signal is sent: that run reports).
+/// Runs one backup. `Err` only when the run did not start (another backup
+/// of the same target holds the lock: no signal is sent, that run reports)
+/// or was interrupted (the `/fail` ping and the webhook are still sent).
 pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
     let started = Instant::now();
-    let mut report = Report {
+    let report = Report {
         status: Status::Failed,
         snapshot: None,
         target: describe_spec(&plan.target),
@@ -216,27 +250,41 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         notes: Vec::new(),
         usage_error: false,
     };
+    // Until the run is finished, dropping it (Ctrl-C, or systemd stopping
+    // the unit with SIGINT) still tells the check and the webhook.
+    let mut guard = Unfinished {
+        report,
+        signals: plan.signals.clone(),
+        started,
+        armed: false,
+    };
     let target = match target::resolve(&plan.target, &plan.cwd).await {
         Ok(t) => t,
         Err(e) => {
             // A vanished container at 3 a.m. is exactly what must be told;
             // a target that is not there (or an engine that does not answer)
             // is exit 2, as for every command.
+            let report = &mut guard.report;
             report.usage_error = true;
             report.error = Some(crate::redact::text(&format!("{e:#}")));
-            skip_all(&mut report, "the target could not be resolved");
-            return Ok(finish(plan, report, started).await);
+            skip_all(report, "the target could not be resolved");
+            return Ok(guard.finish().await);
         }
     };
-    report.target = target.describe();
+    guard.report.target = target.describe();
     let _lock = lock::take(&target)?;
-    report.signals.extend(plan.signals.start().await);
+    guard.armed = true;
+    let sent = plan.signals.start().await;
+    guard.report.signals.extend(sent);
+    let (owner, stem) = identity(&target);
     let name = format!(
         "{}-{}-{}",
         plan.name_prefix,
-        target.stem(),
+        stem,
         Utc::now().format("%Y%m%d-%H%M%S")
     );
+    guard.report.snapshot = Some(name.clone());
+    let report = &mut guard.report;
     if plan.stores.len() == 1 {
         report.notes.push(
             "note: one store only — a copy on the same machine as the database is not off-site; \
@@ -251,6 +299,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
                 .into(),
         );
     }
+    let mut open_usage_errors = 0;
     let opened: Vec<Option<snapshot::store::Store>> = plan
         .stores
         .iter()
@@ -258,39 +307,51 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         .map(|(spec, step)| match stores::open(spec) {
             Ok(s) => Some(s),
             Err(e) => {
+                if e.downcast_ref::<crate::error::UsageError>().is_some() {
+                    open_usage_errors += 1;
+                }
                 step.fail("open", &e);
                 None
             }
         })
         .collect();
     let Some(primary) = opened.iter().position(Option::is_some) else {
+        report.snapshot = None;
         report.error = Some("no store could be opened".into());
-        return Ok(finish(plan, report, started).await);
+        // Every store refused as given: the configuration is wrong.
+        report.usage_error = open_usage_errors == plan.stores.len();
+        return Ok(guard.finish().await);
     };
     let opts = CreateOptions {
         name: Some(name.clone()),
         method: plan.method,
         stop_timeout: plan.stop_timeout,
-        labels: [(LABEL.to_string(), target.stem())].into(),
+        labels: [(LABEL.to_string(), owner.clone())].into(),
     };
     let primary_store = opened[primary].clone().expect("found above");
-    let created = {
-        let (st, t, p) = (primary_store.clone(), target.clone(), progress.clone());
-        snapshot::shielded(move || async move { snapshot::create(&st, &t, &opts, p).await }).await
-    };
+    let created = stores::when_free(&mut report.notes, || {
+        let (st, t, p, o) = (
+            primary_store.clone(),
+            target.clone(),
+            progress.clone(),
+            opts.clone(),
+        );
+        snapshot::shielded(move || async move { snapshot::create(&st, &t, &o, p).await })
+    })
+    .await;
     let created = match created {
         Ok(c) => c,
         Err(e) if crate::error::cancelled() => return Err(e),
         Err(e) => {
+            report.snapshot = None;
             report.usage_error = e.downcast_ref::<crate::error::UsageError>().is_some();
             report.stores[primary].fail("create", &e);
             report.error = report.stores[primary].error.clone();
-            skip_all(&mut report, "the create failed");
-            return Ok(finish(plan, report, started).await);
+            skip_all(report, "the create failed");
+            return Ok(guard.finish().await);
         }
     };
     report.notes.extend(created.notes.iter().cloned());
-    report.snapshot = Some(name.clone());
     report.create = Some(CreateStep {
         store: plan.stores[primary].clone(),
         seconds: created.seconds,
@@ -309,10 +370,19 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
             step.verify_seconds = Some(t.elapsed().as_secs_f64());
         }
         Err(e) => {
+            // This run's own snapshot, just proven damaged: it must not be
+            // counted as a backup by the next prune.
+            let e = match stores::discard(&primary_store, &name, &e).await {
+                Ok(true) => e.context("it was deleted again"),
+                Ok(false) => e,
+                Err(d) => e.context(format!(
+                    "deleting it failed too ({d:#}) — delete it: ward snapshot delete {name}"
+                )),
+            };
             step.fail("verify", &e);
             // Copying what failed verification would spread the damage.
-            skip_all(&mut report, "the created backup failed verification");
-            return Ok(finish(plan, report, started).await);
+            skip_all(report, "the created backup failed verification");
+            return Ok(guard.finish().await);
         }
     }
     for (i, store) in opened.iter().enumerate() {
@@ -322,7 +392,11 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         }
         let step = &mut report.stores[i];
         let t = Instant::now();
-        match stores::copy(&primary_store, store, &name, progress.clone()).await {
+        let copied = stores::when_free(&mut report.notes, || {
+            stores::copy(&primary_store, store, &name, progress.clone())
+        })
+        .await;
+        match copied {
             Ok(verify_seconds) => {
                 step.arrived = Some("copied");
                 step.copy_seconds = Some(t.elapsed().as_secs_f64() - verify_seconds);
@@ -330,6 +404,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
                 step.verified = true;
                 step.ok = true;
             }
+            Err(e) if crate::error::cancelled() => return Err(e),
             Err(e) => step.fail("copy", &e),
         }
     }
@@ -339,7 +414,11 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
                 continue;
             };
             let step = &mut report.stores[i];
-            match stores::prune(store, policy, &target.stem(), &plan.name_prefix).await {
+            let pruned = stores::when_free(&mut report.notes, || {
+                stores::prune(store, policy, &owner, &plan.name_prefix)
+            })
+            .await;
+            match pruned {
                 Ok(decisions) => {
                     for d in decisions {
                         if d.keep {
@@ -353,7 +432,73 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
             }
         }
     }
-    Ok(finish(plan, report, started).await)
+    Ok(guard.finish().await)
+}
+
+/// A run in progress. Finishing it sends the closing signals; dropping it
+/// unfinished (the future dropped on an interrupt) sends the `/fail` ping
+/// and the webhook from a thread of its own, each bounded by its timeout.
+struct Unfinished {
+    report: Report,
+    signals: notify::Signals,
+    started: Instant,
+    /// Set once the `/start` ping may have gone out (the lock is held).
+    armed: bool,
+}
+
+impl Unfinished {
+    async fn finish(mut self) -> Report {
+        self.armed = false;
+        let mut report = std::mem::replace(&mut self.report, placeholder());
+        report.seconds = self.started.elapsed().as_secs_f64();
+        report.finish_status();
+        let sent = self.signals.finish(&report).await;
+        report.signals.extend(sent);
+        report
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut report = std::mem::replace(&mut self.report, placeholder());
+        report.seconds = self.started.elapsed().as_secs_f64();
+        report.status = Status::Failed;
+        report.error = Some(
+            "interrupted (Ctrl-C or SIGINT, e.g. systemd stopped the unit): the snapshot being \
+             written was discarded"
+                .into(),
+        );
+        let signals = self.signals.clone();
+        let sender = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(signals.finish(&report));
+            }
+        });
+        let _ = sender.join();
+    }
+}
+
+fn placeholder() -> Report {
+    Report {
+        status: Status::Failed,
+        snapshot: None,
+        target: String::new(),
+        method: Method::Online,
+        started_at: Utc::now(),
+        seconds: 0.0,
+        create: None,
+        stores: Vec::new(),
+        error: None,
+        signals: Vec::new(),
+        notes: Vec::new(),
+        usage_error: false,
+    }
 }
 
 /// Marks every store not yet failed as skipped, with why.
@@ -363,14 +508,6 @@ fn skip_all(report: &mut Report, why: &str) {
         s.failed_step = Some("skipped");
         s.error = Some(why.to_string());
     }
-}
-
-async fn finish(plan: &Plan, mut report: Report, started: Instant) -> Report {
-    report.seconds = started.elapsed().as_secs_f64();
-    report.finish_status();
-    let sent = plan.signals.finish(&report).await;
-    report.signals.extend(sent);
-    report
 }
 
 /// The target as the user named it, for a report whose target never resolved.

@@ -26,11 +26,20 @@ use super::{Report, Status};
 /// How long one request may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where to send signals; both optional.
-#[derive(Debug, Clone, Default)]
+/// Where to send signals; both optional. Its `Debug` shows only the hosts.
+#[derive(Clone, Default)]
 pub struct Signals {
     notify: Option<Url>,
     ping: Option<Url>,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals")
+            .field("notify", &self.notify.as_ref().map(shown))
+            .field("ping", &self.ping.as_ref().map(shown))
+            .finish()
+    }
 }
 
 /// One signal sent (or not).
