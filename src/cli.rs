@@ -280,6 +280,13 @@ whose staging had finished is completed, one whose staging had not is rolled bac
 container the interrupted ward had stopped is started again. Any other ward command on the
 target does the same first.";
 
+const COPY_EXAMPLES: &str = "Examples:
+  ward snapshot copy app-20260101 --to s3://backups/app     local store → bucket
+  ward snapshot copy app-20260101 --from s3://backups/app --to .ward/snapshots
+  (an encrypted snapshot is copied as it is stored; with --identity it is also
+  decrypted and checked file by file on arrival)
+";
+
 const PRUNE_EXAMPLES: &str = "Examples:
   ward snapshot prune --keep-last 3 --dry-run
   ward snapshot prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --yes
@@ -297,9 +304,14 @@ pub struct SnapshotArgs {
 /// Where snapshots are kept.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StoreArgs {
-    /// Snapshot store directory [env: WARD_STORE; ward.toml: [snapshot] store; default ./.ward/snapshots]
-    #[arg(long, env = "WARD_STORE", value_name = "DIR")]
+    /// Snapshot store: a directory or s3://BUCKET/PREFIX (endpoint and credentials from
+    /// AWS_* or ward.toml [store]) [env: WARD_STORE; ward.toml: [snapshot] store; default ./.ward/snapshots]
+    #[arg(long, env = "WARD_STORE", value_name = "DIR|s3://BUCKET/PREFIX")]
     pub store: Option<PathBuf>,
+    /// The age identity file that opens encrypted snapshots (restore, verify, copy)
+    /// [env: WARD_AGE_IDENTITY; ward.toml: [store] identity]
+    #[arg(long, env = "WARD_AGE_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// The Postgres container `ward seed` / `ward check` connect to when no
@@ -379,6 +391,23 @@ pub enum SnapshotCommand {
     /// Delete old snapshots by a grandfather-father-son policy.
     #[command(after_help = PRUNE_EXAMPLES)]
     Prune(SnapshotPruneArgs),
+    /// Copy a snapshot to another store (e.g. a local one to a bucket), checked on arrival.
+    #[command(after_help = COPY_EXAMPLES)]
+    Copy(SnapshotCopyArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SnapshotCopyArgs {
+    /// Snapshot name (see `ward snapshot list`).
+    pub name: String,
+    /// The store to copy from [default: --store / WARD_STORE / ward.toml]
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub from: Option<PathBuf>,
+    /// The store to copy to.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -401,6 +430,19 @@ pub struct SnapshotCreateArgs {
     /// A user label for the manifest (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Encrypt the archive with age to this X25519 recipient (age1…; repeatable)
+    /// [env: WARD_AGE_RECIPIENTS, comma-separated; ward.toml: [store] encrypt_to]
+    #[arg(
+        long = "encrypt-to",
+        env = "WARD_AGE_RECIPIENTS",
+        value_delimiter = ',',
+        value_name = "RECIPIENT"
+    )]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in this file, one per line (repeatable)
+    /// [ward.toml: [store] recipients_file]
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
     /// Second-scale: copy the database into a hidden template database in the
     /// same cluster (lives and dies with the cluster's volume). Needs --database-url.
     #[arg(long, conflicts_with_all = ["online", "cold"])]

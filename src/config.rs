@@ -27,6 +27,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub snapshot: FileSnapshot,
     #[serde(default)]
+    pub store: FileStore,
+    #[serde(default)]
     pub backup: FileBackup,
 }
 
@@ -89,6 +91,62 @@ impl FileBackup {
             image: self.image.clone(),
             datadir: self.datadir.clone(),
         }
+    }
+}
+
+/// `[store]` in `ward.toml`: how to reach an S3-compatible store (each key
+/// under its standard `AWS_*` variable) and its encryption. Secrets here
+/// are never printed (the Debug form hides them).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStore {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Permit a plain-http endpoint (a local test server).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// `bucket.endpoint/key` addressing instead of `endpoint/bucket/key`.
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// Refuse unencrypted snapshots into this store.
+    #[serde(default)]
+    pub require_encryption: bool,
+    /// age recipients (age1…) new snapshots are encrypted to.
+    #[serde(default)]
+    pub encrypt_to: Vec<String>,
+    /// A file of age recipients, one per line.
+    pub recipients_file: Option<PathBuf>,
+    /// The age identity file that opens encrypted snapshots.
+    pub identity: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("require_encryption", &self.require_encryption)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// The S3 settings: the `AWS_*` variables over these keys.
+    pub fn remote_settings(&self) -> crate::snapshot::store::RemoteSettings {
+        crate::snapshot::store::RemoteSettings::from_env_over(
+            crate::snapshot::store::RemoteSettings {
+                endpoint: self.endpoint.clone(),
+                region: self.region.clone(),
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: self.session_token.clone(),
+                allow_http: self.allow_http,
+                virtual_hosted_style: self.virtual_hosted_style,
+            },
+        )
     }
 }
 
@@ -193,6 +251,7 @@ pub struct Config {
 
 impl Config {
     pub fn resolve(global: &GlobalArgs, file: FileConfig) -> Self {
+        crate::snapshot::store::remote::configure(file.store.remote_settings());
         Config {
             database_url: global
                 .database_url

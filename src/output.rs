@@ -616,6 +616,21 @@ pub fn snapshot_deleted(name: &str, as_json: bool) {
     out(&format!("Deleted snapshot {name}\n"));
 }
 
+pub fn snapshot_copied(c: &crate::snapshot::copy::Copied, as_json: bool) {
+    if as_json {
+        return json(c);
+    }
+    out(&format!(
+        "Copied snapshot {} ({}) from {} to {} in {:.1} s; checked on arrival ({})\n",
+        c.name,
+        human_bytes(c.bytes),
+        c.from,
+        c.to,
+        c.seconds,
+        c.verified
+    ));
+}
+
 pub fn snapshot_verified(v: &Verified, as_json: bool) {
     if as_json {
         return json(v);

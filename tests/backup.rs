@@ -272,6 +272,20 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
             plant(store, &first, &old(d), at, Some(&label));
         }
         plant(store, &first, "manual-2019", "2019-01-01T00:00:00Z", None);
+        // Our volume's name and label, but another cluster (another host
+        // deployed from the same repository): never ours to prune.
+        plant(
+            store,
+            &first,
+            &old("20190301"),
+            "2019-03-01T12:00:00Z",
+            Some(&label),
+        );
+        let p = store.join(format!("{}.json", old("20190301")));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        m["system_identifier"] = "7000000000000000001".into();
+        std::fs::write(&p, m.to_string()).unwrap();
         // Named like ours, but another volume's (another compose project's
         // `db`): the label decides, and it is not ours.
         plant(
@@ -316,6 +330,7 @@ fn backup_into_two_stores_verifies_both_prunes_only_its_own_and_signals_success(
             "manual-2019".into(),
             "backup-otherdb-20190101-000000".into(),
             old("20190601"),
+            old("20190301"),
         ]);
         left.sort();
         assert_eq!(names(store), left, "only this target's backups are pruned");

@@ -81,6 +81,8 @@ pub struct Plan {
     pub policy: Option<retention::Policy>,
     pub name_prefix: String,
     pub signals: notify::Signals,
+    /// Encryption keys for every store (`[store]` recipients, identity).
+    pub keys: snapshot::crypt::Keys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,9 +114,13 @@ pub struct StoreStep {
     pub ok: bool,
     /// "created" or "copied" when the backup arrived there.
     pub arrived: Option<&'static str>,
-    /// Seconds to copy it there (not for the store it was created in).
+    /// Seconds to copy it there and check it on arrival (not for the store
+    /// it was created in).
     pub copy_seconds: Option<f64>,
     pub verified: bool,
+    /// What the arrival check read: "contents" (every file), or "stored
+    /// bytes" (an encrypted archive and no identity on this machine).
+    pub checked: Option<String>,
     pub verify_seconds: Option<f64>,
     /// Backups of this target that prune deleted, and kept.
     pub pruned: Vec<String>,
@@ -133,6 +139,7 @@ impl StoreStep {
             arrived: None,
             copy_seconds: None,
             verified: false,
+            checked: None,
             verify_seconds: None,
             pruned: Vec::new(),
             kept: Vec::new(),
@@ -304,7 +311,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         .stores
         .iter()
         .zip(report.stores.iter_mut())
-        .map(|(spec, step)| match stores::open(spec) {
+        .map(|(spec, step)| match stores::open(spec, &plan.keys) {
             Ok(s) => Some(s),
             Err(e) => {
                 if e.downcast_ref::<crate::error::UsageError>().is_some() {
@@ -366,6 +373,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
     match stores::verify(&primary_store, &name, progress.clone()).await {
         Ok(()) => {
             step.verified = true;
+            step.checked = Some("contents".into());
             step.ok = true;
             step.verify_seconds = Some(t.elapsed().as_secs_f64());
         }
@@ -397,10 +405,10 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         })
         .await;
         match copied {
-            Ok(verify_seconds) => {
+            Ok(copied) => {
                 step.arrived = Some("copied");
-                step.copy_seconds = Some(t.elapsed().as_secs_f64() - verify_seconds);
-                step.verify_seconds = Some(verify_seconds);
+                step.copy_seconds = Some(t.elapsed().as_secs_f64());
+                step.checked = Some(copied.verified);
                 step.verified = true;
                 step.ok = true;
             }
@@ -408,6 +416,11 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
             Err(e) => step.fail("copy", &e),
         }
     }
+    // The cluster's own identity, as this run recorded it.
+    let system_identifier = primary_store
+        .load(&name)
+        .ok()
+        .and_then(|m| m.system_identifier);
     if let Some(policy) = plan.policy {
         for (i, store) in opened.iter().enumerate() {
             let (Some(store), true) = (store, report.stores[i].ok) else {
@@ -415,7 +428,13 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
             };
             let step = &mut report.stores[i];
             let pruned = stores::when_free(&mut report.notes, || {
-                stores::prune(store, policy, &owner, &plan.name_prefix)
+                stores::prune(
+                    store,
+                    policy,
+                    &owner,
+                    system_identifier.clone(),
+                    &plan.name_prefix,
+                )
             })
             .await;
             match pruned {

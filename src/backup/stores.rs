@@ -1,29 +1,25 @@
 //! Every store operation `ward backup` needs, in one small place: open a
-//! store by what the user wrote, verify a snapshot in it, copy one between
-//! two stores (verified on arrival), prune this target's backups. When
-//! stores become generic (a directory or `s3://…`) only this file changes.
+//! store by what the user wrote (a directory or `s3://bucket/prefix`, with
+//! the `[store]` encryption keys), verify a snapshot in it, copy one between
+//! two stores (`snapshot::copy`: hashed on the way, checked on arrival,
+//! manifest last), prune this target's backups.
 //!
 //! Blocking file work runs on tokio's blocking pool, so Ctrl-C is still
 //! noticed while a large archive is hashed or copied.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::progress::Progress;
-use crate::snapshot::{self, manifest::Manifest, retention, store::Listed, store::Store};
+use crate::snapshot::{
+    self, crypt::Keys, manifest::Manifest, retention, store::Listed, store::Store,
+};
 
-/// Opens the store `spec` names (today: a directory, created if missing).
-pub(crate) fn open(spec: &str) -> Result<Store> {
-    if spec.contains("://") {
-        return crate::error::usage(format!(
-            "store {spec:?} is a URL, and this ward only knows directory stores — give a \
-             directory path"
-        ));
-    }
-    Store::open(std::path::Path::new(spec))
+/// Opens the store `spec` names, with the keys new archives are encrypted to.
+pub(crate) fn open(spec: &str, keys: &Keys) -> Result<Store> {
+    Ok(Store::open(std::path::Path::new(spec))?.with_keys(keys.clone()))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -37,8 +33,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub(crate) async fn verify(store: &Store, name: &str, progress: Arc<dyn Progress>) -> Result<()> {
     let (store, name) = (store.clone(), name.to_string());
     blocking(move || {
-        let v = snapshot::verify(&store, &name, progress.as_ref())?;
-        let mut problems = v.problems;
+        let m = store.load(&name)?;
+        let mut problems = if m.encryption.is_some() && !store.keys().has_identity() {
+            // The identity stays off this machine: prove the stored bytes
+            // are the ones written (size and SHA-256 of the ciphertext).
+            stored_bytes_problems(&store, &m)?
+        } else {
+            snapshot::verify(&store, &name, progress.as_ref())?.problems
+        };
         if let Err(e) = snapshot::fault("backup:verify") {
             problems.push(e.to_string());
         }
@@ -47,13 +49,35 @@ pub(crate) async fn verify(store: &Store, name: &str, progress: Arc<dyn Progress
         } else {
             Err(snapshot::Damaged(format!(
                 "snapshot {name:?} in {} failed verification: {}",
-                store.dir.display(),
+                store.location(),
                 problems.join("; ")
             ))
             .into())
         }
     })
     .await
+}
+
+/// Reads an archive back as stored and compares its size and SHA-256 with
+/// the manifest's.
+fn stored_bytes_problems(store: &Store, m: &Manifest) -> Result<Vec<String>> {
+    let mut back = snapshot::archive::HashReader::new(store.open_archive(&m.name)?);
+    std::io::copy(&mut back, &mut std::io::sink())
+        .map_err(|e| anyhow::anyhow!("reading {} back: {e}", store.archive_location(&m.name)))?;
+    let (sha, size) = back.finish();
+    Ok(if size == m.compressed_bytes && sha == m.archive_sha256 {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the archive reads back as {size} bytes (the manifest says {}){}",
+            m.compressed_bytes,
+            if sha == m.archive_sha256 {
+                ""
+            } else {
+                " with another SHA-256"
+            }
+        )]
+    })
 }
 
 /// Deletes this run's own snapshot `name` from `store` when `why` proved it
@@ -117,70 +141,22 @@ fn is_busy(e: &anyhow::Error) -> bool {
         .is_some_and(|u| u.0.starts_with("another ward process"))
 }
 
-/// Copies snapshot `name` from `from` into `to` (temporary name, fsync,
-/// rename, manifest last: the store's own commit), then verifies it there.
-/// A copy that fails verification is deleted again: a damaged backup must
-/// not be listed as one. Returns the seconds the verification took.
+/// Copies snapshot `name` from `from` into `to` with `snapshot::copy`: the
+/// stored bytes hashed on the way against the manifest, checked on arrival
+/// (every file when readable, else the stored bytes), manifest last; a copy
+/// that fails its check is removed by it. Nothing is listed unchecked.
 pub(crate) async fn copy(
     from: &Store,
     to: &Store,
     name: &str,
     progress: Arc<dyn Progress>,
-) -> Result<f64> {
+) -> Result<snapshot::copy::Copied> {
     let (src, dst, n) = (from.clone(), to.clone(), name.to_string());
-    blocking(move || place_copy(&src, &dst, &n)).await?;
-    let t = Instant::now();
-    if let Err(e) = verify(to, name, progress).await {
-        return Err(match discard(to, name, &e).await {
-            Ok(true) => e.context("the copy was deleted again"),
-            Ok(false) => e,
-            Err(d) => e.context(format!(
-                "deleting the copy failed too ({d:#}) — delete it: ward snapshot delete {name} \
-                 --store {}",
-                to.dir.display()
-            )),
-        });
-    }
-    Ok(t.elapsed().as_secs_f64())
-}
-
-fn place_copy(from: &Store, to: &Store, name: &str) -> Result<()> {
-    let manifest: Manifest = from.load(name)?;
-    let _lock = to.lock()?;
-    if to.exists(name) {
-        return crate::error::usage(format!(
-            "a snapshot named {name:?} already exists in {} — nothing was copied",
-            to.dir.display()
-        ));
-    }
-    to.available()
-        .ok()
-        .filter(|free| *free < manifest.compressed_bytes)
-        .map_or(Ok(()), |free| {
-            crate::error::usage(format!(
-                "not enough free space in {}: {} available, {} needed",
-                to.dir.display(),
-                snapshot::human_bytes(free),
-                snapshot::human_bytes(manifest.compressed_bytes)
-            ))
-        })?;
-    let (temp, mut file) = to.temp_archive(name)?;
-    let written = (|| -> Result<()> {
-        let source = from.archive_path(name);
-        let mut reader = std::fs::File::open(&source)
-            .with_context(|| format!("cannot read {}", source.display()))?;
-        std::io::copy(&mut reader, &mut file)
-            .and_then(|_| file.flush())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
-        drop(file);
+    blocking(move || {
         snapshot::fault("backup:copy")?;
-        to.commit(&temp, &manifest)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+        snapshot::copy::copy(&src, &dst, &n, progress.as_ref())
+    })
+    .await
 }
 
 /// Prunes `store` by `policy`, considering only the backups of this target:
@@ -191,6 +167,7 @@ pub(crate) async fn prune(
     store: &Store,
     policy: retention::Policy,
     owner: &str,
+    system_identifier: Option<String>,
     prefix: &str,
 ) -> Result<Vec<retention::Decision>> {
     let (store, owner, prefix) = (store.clone(), owner.to_string(), format!("{prefix}-"));
@@ -203,7 +180,7 @@ pub(crate) async fn prune(
                 Listed::Ok(m) => Some(m),
                 Listed::Unreadable { .. } | Listed::Incomplete { .. } => None,
             })
-            .filter(|m| is_backup_of(m, &owner, &prefix))
+            .filter(|m| is_backup_of(m, &owner, system_identifier.as_deref(), &prefix))
             .map(|m| (m.name.clone(), m.created_at))
             .collect();
         let decisions = retention::select(&ours, policy);
@@ -215,9 +192,14 @@ pub(crate) async fn prune(
     .await
 }
 
-/// Whether `m` is one of `ward backup`'s own backups of the target `owner`.
-fn is_backup_of(m: &Manifest, owner: &str, prefix: &str) -> bool {
+/// Whether `m` is one of `ward backup`'s own backups of the target `owner`
+/// — and of this cluster: two hosts deployed from one repository have
+/// volumes of the same name, but clusters with different system
+/// identifiers (kept by a physical restore, so a moved database's lineage
+/// continues).
+fn is_backup_of(m: &Manifest, owner: &str, system_identifier: Option<&str>, prefix: &str) -> bool {
     m.template.is_none()
         && m.name.starts_with(prefix)
         && m.labels.get(super::LABEL).map(String::as_str) == Some(owner)
+        && (system_identifier.is_none() || m.system_identifier.as_deref() == system_identifier)
 }

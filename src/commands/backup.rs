@@ -117,7 +117,22 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
         policy,
         name_prefix,
         signals,
+        keys: keys(cfg)?,
     })
+}
+
+/// The `[store]` keys every backup store gets: recipients new archives are
+/// encrypted to (the identity stays off the VPS), and whether encryption is
+/// required.
+fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
+    let s = &cfg.file.store;
+    let files: Vec<std::path::PathBuf> = s.recipients_file.iter().cloned().collect();
+    crate::snapshot::crypt::Keys::new(
+        &s.encrypt_to,
+        &files,
+        s.identity.clone(),
+        s.require_encryption,
+    )
 }
 
 /// The units run `ward backup` in this directory, so its ward.toml must say

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::cli::{
-    SnapshotArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotDeleteArgs, SnapshotPruneArgs,
-    SnapshotRestoreArgs, SnapshotVerifyArgs, StoreArgs, TargetArgs,
+    SnapshotArgs, SnapshotCommand, SnapshotCopyArgs, SnapshotCreateArgs, SnapshotDeleteArgs,
+    SnapshotPruneArgs, SnapshotRestoreArgs, SnapshotVerifyArgs, StoreArgs, TargetArgs,
 };
 use crate::config::Config;
 use crate::error::Exit;
@@ -30,7 +30,37 @@ pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
         .clone()
         .or_else(|| cfg.file.snapshot.store.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
-    Store::open(&dir)
+    store_at(cfg, args, &dir, &[], &[])
+}
+
+/// The store at `dir` with its keys: recipients (flags, else ward.toml) to
+/// encrypt new archives to, the identity (flag/env, else ward.toml) that
+/// opens encrypted ones, and whether the store requires encryption.
+pub(crate) fn store_at(
+    cfg: &Config,
+    args: &StoreArgs,
+    dir: &std::path::Path,
+    encrypt_to: &[String],
+    recipients_files: &[PathBuf],
+) -> Result<Store> {
+    let file = &cfg.file.store;
+    let recipients = if encrypt_to.is_empty() && recipients_files.is_empty() {
+        file.encrypt_to.clone()
+    } else {
+        encrypt_to.to_vec()
+    };
+    let files = if encrypt_to.is_empty() && recipients_files.is_empty() {
+        file.recipients_file.iter().cloned().collect()
+    } else {
+        recipients_files.to_vec()
+    };
+    let keys = snapshot::crypt::Keys::new(
+        &recipients,
+        &files,
+        args.identity.clone().or_else(|| file.identity.clone()),
+        file.require_encryption,
+    )?;
+    Ok(Store::open(dir)?.with_keys(keys))
 }
 
 fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
@@ -118,6 +148,7 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         SnapshotCommand::Prune(a) => prune(cfg, a).await,
+        SnapshotCommand::Copy(a) => copy(cfg, a).await,
     }
 }
 
@@ -174,7 +205,13 @@ async fn create_fast(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
 }
 
 async fn create(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
-    let store = store(cfg, &a.store)?;
+    let dir = a
+        .store
+        .store
+        .clone()
+        .or_else(|| cfg.file.snapshot.store.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+    let store = store_at(cfg, &a.store, &dir, &a.encrypt_to, &a.recipients_files)?;
     let opts = CreateOptions {
         name: a.name.clone(),
         method: if a.online {
@@ -210,13 +247,13 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
         ForDeletion::Damaged(why) => format!(
             "Snapshot {:?} is damaged ({why}). Delete its files from {}?",
             a.name,
-            store.dir.display()
+            store.location()
         ),
         ForDeletion::Incomplete => format!(
             "Snapshot {:?} is incomplete (its archive has no manifest: a create was \
              interrupted). Delete the archive from {}?",
             a.name,
-            store.dir.display()
+            store.location()
         ),
     };
     if !output::confirm(&question, a.yes)? {
@@ -234,7 +271,7 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
         // Asked before the lock was held: a create that was still running
         // may have placed the manifest since, and a whole snapshot is not
         // deleted on an answer about an incomplete one.
-        ForDeletion::Incomplete if !store.incomplete(&a.name) => {
+        ForDeletion::Incomplete if !store.incomplete(&a.name)? => {
             return error::usage(format!(
                 "snapshot {:?} was completed by a running create meanwhile — nothing was deleted; \
                  run the delete again to delete it",
@@ -440,7 +477,7 @@ async fn prune(cfg: &Config, a: &SnapshotPruneArgs) -> Result<Exit> {
         );
     }
     let yes = a.yes;
-    let dir = store.dir.display().to_string();
+    let dir = store.location().to_string();
     let approve = |doomed: usize| -> Result<bool> {
         if !yes && !output::can_prompt() {
             return error::usage(format!(
@@ -465,4 +502,33 @@ async fn prune(cfg: &Config, a: &SnapshotPruneArgs) -> Result<Exit> {
     let decisions = snapshot::prune(&store, policy, plan, approve, drop_copy).await?;
     output::snapshot_pruned(&decisions, a.dry_run, cfg.json);
     Ok(Exit::Ok)
+}
+
+/// Copies a snapshot between stores (checked on arrival).
+async fn copy(cfg: &Config, a: &SnapshotCopyArgs) -> Result<Exit> {
+    let from = match &a.from {
+        Some(dir) => store_at(cfg, &a.store, dir, &[], &[])?,
+        None => store(cfg, &a.store)?,
+    };
+    let to = store_at(cfg, &a.store, &a.to, &[], &[])?;
+    let name = a.name.clone();
+    let quiet = cfg.quiet;
+    let result = snapshot::shielded(move || async move {
+        tokio::task::spawn_blocking(move || {
+            snapshot::copy::copy(&from, &to, &name, &output::Bar::bytes(quiet))
+        })
+        .await?
+    })
+    .await;
+    match result {
+        Ok(c) => {
+            output::snapshot_copied(&c, cfg.json);
+            Ok(Exit::Ok)
+        }
+        Err(e) if e.downcast_ref::<snapshot::Damaged>().is_some() => {
+            output::error(&e);
+            Ok(Exit::Findings)
+        }
+        Err(e) => Err(e),
+    }
 }

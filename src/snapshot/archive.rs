@@ -5,7 +5,6 @@
 //! Reading archives back is [`super::checked`].
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -234,13 +233,13 @@ fn entry_path(raw: &[u8]) -> Result<String> {
 
 /// Compresses a tar stream into `out`, hashing every file. `pgdata` is the
 /// path of PGDATA inside the tar ("" for PGDATA-relative archives).
-pub fn compress(
+pub fn compress<W: Write>(
     reader: impl Read,
-    out: File,
+    out: W,
     pgdata: &str,
     threads: u32,
     progress: &dyn Progress,
-) -> Result<(Written, File)> {
+) -> Result<(Written, W)> {
     let mut hw = HashWriter::new(BufWriter::with_capacity(BUF, out));
     let id = super::new_id();
     hw.write_all(&id_frame(&id))
@@ -372,8 +371,11 @@ pub fn compress(
     }
     let hw = enc.finish().context("finishing the zstd stream")?;
     let (bw, sha, count) = hw.finish();
-    let file = bw.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all().context("syncing the archive to disk")?;
+    // The sink syncs (a file) or completes (an upload) when it is committed.
+    let file = bw
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the archive")?;
     w.tar_bytes = tar_bytes;
     w.compressed_bytes = count;
     w.archive_sha256 = sha;

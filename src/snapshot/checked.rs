@@ -19,7 +19,7 @@
 //! non-UTF-8 or over-long names, and more bytes than the manifest declares.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -27,8 +27,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::archive::{HashReader, ID_FRAME_MAGIC, ID_FRAME_TAG};
+use super::archive::{ID_FRAME_MAGIC, ID_FRAME_TAG};
 use super::manifest::{Entry, Kind, Manifest};
+use super::store::Store;
 use crate::progress::Progress;
 
 /// The longest name an entry may have.
@@ -186,6 +187,45 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// Hashes and counts the stored bytes as they are read, wherever the
+/// reader ends up (inside a decryptor); [`TallyResult`] reads the result.
+struct Tally<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>,
+}
+
+struct TallyResult(std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>);
+
+impl<R: Read> Tally<R> {
+    fn new(inner: R) -> (Tally<R>, TallyResult) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new((Sha256::new(), 0)));
+        (
+            Tally {
+                inner,
+                state: state.clone(),
+            },
+            TallyResult(state),
+        )
+    }
+}
+
+impl<R: Read> Read for Tally<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0.update(&buf[..n]);
+        s.1 += n as u64;
+        Ok(n)
+    }
+}
+
+impl TallyResult {
+    fn finish(self) -> (String, u64) {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (hex::encode(s.0.clone().finalize()), s.1)
+    }
+}
+
 /// Reads the leading id frame, if there is one; returns the id and the bytes
 /// read that turned out not to be one (to be decoded as zstd).
 fn read_id_frame(r: &mut impl Read) -> io::Result<(Option<String>, Vec<u8>)> {
@@ -214,12 +254,12 @@ fn read_id_frame(r: &mut impl Read) -> io::Result<(Option<String>, Vec<u8>)> {
 /// stops at the first when there is a destination); failing to write to the
 /// destination is an error, not damage.
 pub fn check(
-    archive: &Path,
+    store: &Store,
     manifest: &Manifest,
     mut dest: Destination<'_>,
     progress: &dyn Progress,
 ) -> Result<Checked> {
-    let result = check_into(archive, manifest, &mut dest, progress);
+    let result = check_into(store, manifest, &mut dest, progress);
     match (result, dest) {
         (Ok(c), Destination::Tar(b)) if c.problems.is_empty() => {
             b.into_inner()
@@ -239,12 +279,13 @@ pub fn check(
 }
 
 fn check_into(
-    archive: &Path,
+    store: &Store,
     manifest: &Manifest,
     dest: &mut Destination<'_>,
     progress: &dyn Progress,
 ) -> Result<Checked> {
-    let file = File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let archive = store.archive_location(&manifest.name);
+    let (tally, stored) = Tally::new(store.open_archive(&manifest.name)?);
     let mut out = Checked::default();
     let streaming = !matches!(dest, Destination::Nowhere);
     let expected: HashMap<&str, &Entry> = manifest
@@ -252,9 +293,22 @@ fn check_into(
         .iter()
         .map(|e| (e.path.as_str(), e))
         .collect();
-    let mut hr = HashReader::new(file);
-    let (frame_id, rest) =
-        read_id_frame(&mut hr).with_context(|| format!("reading {}", archive.display()))?;
+    // Encrypted: the stored bytes (hashed as read) are the ciphertext; age's
+    // authenticated chunks stop a corrupt one before its plaintext is used.
+    let mut hr: Box<dyn Read> = match &manifest.encryption {
+        None => Box::new(tally),
+        Some(_) => match store.keys().decrypt(tally, &manifest.name) {
+            Ok(r) => Box::new(r),
+            Err(e) => match e.downcast::<super::Damaged>() {
+                Ok(d) => {
+                    out.problems.push(d.0);
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            },
+        },
+    };
+    let (frame_id, rest) = read_id_frame(&mut hr).with_context(|| format!("reading {archive}"))?;
     match (&frame_id, manifest.archive_carries_id) {
         (Some(id), _) if *id != manifest.id => out.problems.push(format!(
             "the archive belongs to snapshot id {id}, the manifest is of id {} (archive and \
@@ -491,9 +545,13 @@ fn check_into(
     }
     // Hash the whole file, including anything after the last frame.
     let mut rest = dec.finish();
-    io::copy(&mut rest, &mut io::sink())?;
-    let (_, hr) = rest.into_inner().into_inner();
-    let (sha, size) = hr.finish();
+    if let Err(e) = io::copy(&mut rest, &mut io::sink()) {
+        out.problems
+            .push(format!("archive is damaged after its last frame: {e}"));
+        return Ok(out);
+    }
+    drop(rest);
+    let (sha, size) = stored.finish();
     if size != manifest.compressed_bytes {
         out.problems.push(format!(
             "the archive is {size} bytes, the manifest says {} (truncated or appended to)",

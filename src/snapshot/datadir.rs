@@ -121,15 +121,14 @@ fn create_blocking(
     }
     let size = dir_size(dir);
     super::check_space(store, size)?;
-    let (tmp, file) = store.temp_archive(name)?;
-    let cleanup = Cleanup::new(tmp.clone());
+    let sink = store.new_archive(name)?;
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let dir2 = dir.to_path_buf();
     let producer = std::thread::spawn(move || archive::tar_datadir(&dir2, writer));
     progress.stage(&format!("archiving {name}"), size);
     let written = archive::compress(
         reader,
-        file,
+        sink,
         "",
         crate::config::default_jobs().min(4) as u32,
         progress.as_ref(),
@@ -138,11 +137,12 @@ fn create_blocking(
     let produced = producer
         .join()
         .map_err(|_| anyhow::anyhow!("the archiving thread panicked"))?;
-    let (written, _) = written?;
+    let (written, sink) = written?;
     produced?;
+    let stored = sink.finish()?;
     fault("create:after-stream")?;
     let md = std::fs::metadata(dir)?;
-    let m = Manifest::archived(
+    let mut m = Manifest::archived(
         name,
         Origin {
             method: "cold",
@@ -169,8 +169,7 @@ fn create_blocking(
         },
         written,
     );
-    store.commit(&tmp, &m)?;
-    cleanup.disarm();
+    store.commit(stored, &mut m)?;
     Ok(Created {
         notes,
         ..Created::of(
@@ -390,12 +389,7 @@ pub(super) fn unpack(
     progress: &dyn Progress,
 ) -> Result<()> {
     progress.stage(&format!("restoring {}", m.name), m.tar_bytes);
-    let checked = checked::check(
-        &store.archive_path(&m.name),
-        m,
-        checked::Destination::Directory(dst),
-        progress,
-    );
+    let checked = checked::check(store, m, checked::Destination::Directory(dst), progress);
     progress.finish();
     let checked = checked?;
     if !checked.problems.is_empty() {

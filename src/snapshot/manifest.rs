@@ -54,6 +54,11 @@ pub struct Manifest {
     /// For `--fast` snapshots (method "template"): the copy inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<super::template::TemplateFacts>,
+    /// The archive is encrypted (age); `archive_sha256` and
+    /// `compressed_bytes` are then of the stored ciphertext, the entries'
+    /// hashes of the plaintext files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::crypt::Encryption>,
 }
 
 /// Where the archive's paths start.
@@ -169,6 +174,7 @@ impl Manifest {
             last_verified: None,
             entries: written.entries,
             template: None,
+            encryption: None,
         }
     }
 
@@ -295,6 +301,7 @@ mod tests {
                 link: None,
             }],
             template: None,
+            encryption: None,
         };
         let back = Manifest::parse(&m.to_json()).unwrap();
         assert_eq!(back.entries, m.entries);

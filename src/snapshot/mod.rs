@@ -18,6 +18,8 @@
 
 pub mod archive;
 pub mod checked;
+pub mod copy;
+pub mod crypt;
 pub mod datadir;
 pub mod manifest;
 pub mod migration_head;
@@ -97,7 +99,7 @@ impl Created {
             compressed_bytes: m.compressed_bytes,
             seconds: started.elapsed().as_secs_f64(),
             downtime_seconds: m.downtime_seconds,
-            archive: store.archive_path(&m.name).display().to_string(),
+            archive: store.archive_location(&m.name),
             restarted,
             notes: Vec::new(),
         }
@@ -166,7 +168,8 @@ pub struct Verified {
 /// separated by commas); each fires once per process (so a rollback through
 /// the same code path succeeds); inert without the variable.
 /// `<point>:kill` kills the process there with SIGKILL instead (a kill -9 at
-/// an exact point: nothing is cleaned up).
+/// an exact point: nothing is cleaned up); `<point>:sleep` pauses there for
+/// three seconds (time for a test to pull a server from under it).
 pub fn fault(point: &str) -> Result<()> {
     static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(wanted) = std::env::var("WARD_FAULT") else {
@@ -175,6 +178,9 @@ pub fn fault(point: &str) -> Result<()> {
     for w in wanted.split(',') {
         if w.strip_suffix(":kill") == Some(point) {
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        if w.strip_suffix(":sleep") == Some(point) {
+            std::thread::sleep(std::time::Duration::from_secs(3));
         }
         if w == point {
             let mut fired = FIRED.lock().unwrap_or_else(|e| e.into_inner());
@@ -395,10 +401,10 @@ pub async fn create(
     store::check_name(&name)?;
     let _lock = store.lock()?;
     let _target_lock = lock_target(target)?;
-    if store.exists(&name) {
+    if store.exists(&name)? {
         return crate::error::usage(format!(
             "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
-            store.dir.display()
+            store.location()
         ));
     }
     let free_at_start = store.available().ok();
@@ -442,7 +448,7 @@ fn explain_full_store(
         "the snapshot store {} is full: snapshot {name:?} needed more than it had — {written}; \
          the partial archive was removed and no snapshot was kept — free space there, prune \
          old snapshots, or pass another --store",
-        store.dir.display()
+        store.location()
     ))
     .into()
 }
@@ -450,19 +456,21 @@ fn explain_full_store(
 /// Re-hashes a snapshot against its manifest.
 pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Verified> {
     let m = store.load(name)?;
-    let path = store.archive_path(name);
-    if !path.exists() {
+    if store.archive_size(name)?.is_none() {
         return Ok(Verified {
             name: name.into(),
             ok: false,
-            problems: vec![format!("the archive {} is missing", path.display())],
+            problems: vec![format!(
+                "the archive {} is missing",
+                store.archive_location(name)
+            )],
             entries: 0,
             bytes: 0,
             deep: None,
         });
     }
     progress.stage(&format!("verifying {name}"), m.tar_bytes);
-    let checked = checked::check(&path, &m, checked::Destination::Nowhere, progress)?;
+    let checked = checked::check(store, &m, checked::Destination::Nowhere, progress)?;
     progress.finish();
     Ok(Verified {
         name: name.into(),
@@ -514,15 +522,16 @@ pub async fn restore_keeping(
     // checked reader into a staging directory inside the volume (one
     // decompression), and any problem deletes the staging copy before
     // anything else is touched. Only the cheap checks run first.
-    let path = store.archive_path(name);
-    let size = std::fs::metadata(&path).map(|md| md.len());
-    let problem = match size {
-        Err(_) => Some(format!("the archive {} is missing", path.display())),
-        Ok(n) if n != m.compressed_bytes => Some(format!(
+    let problem = match store.archive_size(name)? {
+        None => Some(format!(
+            "the archive {} is missing",
+            store.archive_location(name)
+        )),
+        Some(n) if n != m.compressed_bytes => Some(format!(
             "the archive is {n} bytes, the manifest says {} (truncated or appended to)",
             m.compressed_bytes
         )),
-        Ok(_) => None,
+        Some(_) => None,
     };
     if let Some(p) = problem {
         return Err(Damaged(format!(
@@ -696,7 +705,7 @@ pub enum ForDeletion {
 /// Looks up a snapshot about to be deleted.
 pub fn for_deletion(store: &Store, name: &str) -> Result<ForDeletion> {
     store::check_name(name)?;
-    if store.incomplete(name) {
+    if store.incomplete(name)? {
         return Ok(ForDeletion::Incomplete);
     }
     match store.load(name) {

@@ -565,7 +565,7 @@ pub async fn create_snapshot(
 ) -> Result<super::manifest::Manifest> {
     super::store::check_name(name)?;
     let _lock = store.lock()?;
-    if store.exists(name) {
+    if store.exists(name)? {
         return crate::error::usage(format!(
             "a snapshot named {name:?} already exists in {} — pick another name or delete it first",
             store.dir.display()
@@ -612,6 +612,7 @@ pub async fn create_snapshot(
         last_verified: None,
         entries: Vec::new(),
         template: Some(facts.clone()),
+        encryption: None,
     };
     if let Err(e) = store.write_manifest(&m) {
         // No manifest, no snapshot: do not leave an unlisted copy behind.

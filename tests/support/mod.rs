@@ -5,6 +5,7 @@
 pub mod check;
 pub mod corpus;
 pub mod docker;
+pub mod s3;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,17 @@ pub fn ward() -> Ward {
         "WARD_FAULT",
         "WARD_STOP_TIMEOUT",
         "COMPOSE_PROJECT_NAME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ALLOW_HTTP",
+        "WARD_AGE_IDENTITY",
+        "WARD_AGE_RECIPIENTS",
     ] {
         cmd.env_remove(var);
     }

@@ -14,8 +14,8 @@ use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
 use crate::snapshot::archive::{self, ChannelReader};
 use crate::snapshot::manifest::{Layout, Manifest, Origin};
-use crate::snapshot::store::Store;
-use crate::snapshot::{Cleanup, CreateOptions, Created, Method, control_field, fault, parse_major};
+use crate::snapshot::store::{ArchiveWriter, Store, Stored};
+use crate::snapshot::{CreateOptions, Created, Method, control_field, fault, parse_major};
 use crate::target::VolumeTarget;
 
 /// Takes a snapshot of the volume.
@@ -160,16 +160,15 @@ pub(super) async fn cold(
     } else {
         format!("{root}/{}", t.pgdata_rel)
     };
-    let (tmp, file) = store.temp_archive(name)?;
-    let tmp_guard = Cleanup::new(tmp.clone());
+    let sink = store.new_archive(name)?;
     progress.stage(&format!("archiving {name}"), size_kb * 1024);
     let fault_after = (std::env::var("WARD_FAULT").ok().as_deref() == Some("create:mid-stream"))
         .then_some(1024 * 1024);
     let stream = docker::download(d, &helper.name, &t.mount);
-    let written = compress_stream(stream, file, pgdata_in_tar, progress.clone(), fault_after).await;
+    let written = compress_stream(stream, sink, pgdata_in_tar, progress.clone(), fault_after).await;
     progress.finish();
     helper.remove(d).await?;
-    let written = written?;
+    let (written, stored) = written?;
     let restarted = match guard {
         Some(g) => g.restart(d).await?,
         None => false,
@@ -186,7 +185,7 @@ pub(super) async fn cold(
         .as_deref()
         .and_then(parse_major)
         .context("the archive has no PG_VERSION where PGDATA should be")?;
-    let m = Manifest::archived(
+    let mut m = Manifest::archived(
         name,
         Origin {
             method: "cold",
@@ -206,8 +205,7 @@ pub(super) async fn cold(
         },
         written,
     );
-    store.commit(&tmp, &m)?;
-    tmp_guard.disarm();
+    store.commit(stored, &mut m)?;
     Ok(Created::of(
         store,
         &m,
@@ -257,8 +255,7 @@ async fn online(
     .await
     .ok()
     .map(|s| s.trim().to_string());
-    let (tmp, file) = store.temp_archive(name)?;
-    let tmp_guard = Cleanup::new(tmp.clone());
+    let sink = store.new_archive(name)?;
     progress.stage(&format!("pg_basebackup {name}"), size);
     let (exec_id, stdout, stderr) = docker::exec_stdout(
         d,
@@ -279,20 +276,20 @@ async fn online(
         ],
     )
     .await?;
-    let written = compress_stream(stdout, file, String::new(), progress.clone(), None).await;
+    let written = compress_stream(stdout, sink, String::new(), progress.clone(), None).await;
     progress.finish();
     let code = docker::exec_exit_code(d, &exec_id).await?;
     if code != 0 {
         let msg = stderr.lock().unwrap().trim().to_string();
         bail!("pg_basebackup in {} failed (exit {code}): {msg}", c.name);
     }
-    let written = written?;
+    let (written, stored) = written?;
     let pg_major = written
         .pg_version
         .as_deref()
         .and_then(parse_major)
         .context("pg_basebackup's output has no PG_VERSION")?;
-    let m = Manifest::archived(
+    let mut m = Manifest::archived(
         name,
         Origin {
             method: "online",
@@ -309,8 +306,7 @@ async fn online(
         },
         written,
     );
-    store.commit(&tmp, &m)?;
-    tmp_guard.disarm();
+    store.commit(stored, &mut m)?;
     Ok(Created::of(
         store,
         &m,
@@ -321,14 +317,15 @@ async fn online(
     ))
 }
 
-/// Streams `stream` into a compressed archive on a blocking thread.
+/// Streams `stream` into a compressed archive on a blocking thread; the
+/// archive is finished (stored, not yet committed) when this returns.
 async fn compress_stream<S>(
     stream: S,
-    file: std::fs::File,
+    sink: ArchiveWriter,
     pgdata_in_tar: String,
     progress: Arc<dyn Progress>,
     fault_after: Option<u64>,
-) -> Result<archive::Written>
+) -> Result<(archive::Written, Stored)>
 where
     S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
 {
@@ -357,14 +354,15 @@ where
     let written = tokio::task::spawn_blocking(move || {
         archive::compress(
             ChannelReader::new(rx),
-            file,
+            sink,
             &pgdata_in_tar,
             threads,
             progress.as_ref(),
         )
+        .and_then(|(written, sink)| Ok((written, sink.finish()?)))
     })
     .await
     .context("the compression thread failed")??;
     pump.abort();
-    Ok(written.0)
+    Ok(written)
 }

@@ -78,7 +78,7 @@ pub(super) async fn stream_checked(
     stage: &str,
 ) -> Result<()> {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
-    let path = store.archive_path(&m.name);
+    let store2 = store.clone();
     let m2 = m.clone();
     progress.stage(stage, m.tar_bytes);
     let p2 = progress.clone();
@@ -86,7 +86,12 @@ pub(super) async fn stream_checked(
         let mut w = ChannelWriter::new(tx);
         let r = {
             let builder = tar::Builder::new(&mut w as &mut dyn std::io::Write);
-            checked::check(&path, &m2, checked::Destination::Tar(builder), p2.as_ref())
+            checked::check(
+                &store2,
+                &m2,
+                checked::Destination::Tar(builder),
+                p2.as_ref(),
+            )
         };
         let r = match r {
             Ok(c) if c.problems.is_empty() => {

@@ -1,0 +1,553 @@
+//! An S3-compatible bucket prefix as a snapshot store (`s3://bucket/prefix`),
+//! through the `object_store` crate (SigV4, retries, multipart): AWS S3,
+//! Linode/Akamai, Backblaze B2, MinIO, Garage and the like.
+//!
+//! Settings come from the standard `AWS_*` variables, else from `ward.toml`
+//! `[store]`; credentials are never printed, never written into a manifest,
+//! and never part of an error message (errors are worded here, from the
+//! kind of failure, and anything quoted from the service is scrubbed of the
+//! secret values). Every request has a connect and a total timeout and a
+//! bounded retry budget, so an unreachable endpoint is an error in seconds,
+//! never a hang.
+//!
+//! The rest of ward is synchronous around its stores (the checked reader, the
+//! archive writer run on blocking threads), so the store runs its requests on
+//! a small runtime of its own and waits for them ([`block_on`]); that works
+//! the same from a blocking thread and from inside another runtime.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
+
+use crate::error::UsageError;
+
+/// Connecting must succeed within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// No read may stall longer than this (a part upload or a download chunk).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// One small request (manifest, lock, list) end to end, retries included.
+const SMALL_REQUEST: Duration = Duration::from_secs(45);
+/// One part upload end to end, retries included (16 MiB at ≥ 1 Mbit/s).
+pub(super) const PART_REQUEST: Duration = Duration::from_secs(300);
+/// Largest manifest or marker ward reads from a store (trust nothing).
+const MAX_SMALL_OBJECT: usize = 64 * 1024 * 1024;
+
+/// Endpoint, region, addressing and credentials of S3-compatible stores.
+#[derive(Clone, Default)]
+pub struct RemoteSettings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: bool,
+    pub virtual_hosted_style: bool,
+}
+
+impl std::fmt::Debug for RemoteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSettings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
+}
+
+static SETTINGS: OnceLock<RemoteSettings> = OnceLock::new();
+
+/// Sets this process's S3 settings (the command layer, from the environment
+/// and `ward.toml`); a later call is ignored. Stores opened by name alone
+/// (a journal naming its store) use them too.
+pub fn configure(settings: RemoteSettings) {
+    let _ = SETTINGS.set(settings);
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+}
+
+impl RemoteSettings {
+    /// The standard `AWS_*` variables, each over the same key of `file`.
+    pub fn from_env_over(file: RemoteSettings) -> RemoteSettings {
+        RemoteSettings {
+            endpoint: env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
+                .or(file.endpoint),
+            region: env(&["AWS_REGION", "AWS_DEFAULT_REGION"]).or(file.region),
+            access_key_id: env(&["AWS_ACCESS_KEY_ID"]).or(file.access_key_id),
+            secret_access_key: env(&["AWS_SECRET_ACCESS_KEY"]).or(file.secret_access_key),
+            session_token: env(&["AWS_SESSION_TOKEN"]).or(file.session_token),
+            allow_http: env(&["AWS_ALLOW_HTTP"])
+                .map(|v| truthy(&v))
+                .unwrap_or(file.allow_http),
+            virtual_hosted_style: env(&["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"])
+                .map(|v| truthy(&v))
+                .unwrap_or(file.virtual_hosted_style),
+        }
+    }
+}
+
+fn settings() -> RemoteSettings {
+    SETTINGS
+        .get()
+        .cloned()
+        .unwrap_or_else(|| RemoteSettings::from_env_over(RemoteSettings::default()))
+}
+
+/// `s3://bucket/prefix` when `dir` names a bucket, else None (a directory).
+pub(super) fn url_of(dir: &Path) -> Option<&str> {
+    dir.to_str().filter(|s| s.starts_with("s3://"))
+}
+
+/// A bucket prefix, connected.
+pub(crate) struct Remote {
+    pub(super) s3: Arc<AmazonS3>,
+    bucket: String,
+    /// Without leading or trailing `/`; may be empty.
+    prefix: String,
+    endpoint: String,
+    /// Values scrubbed from anything quoted from the service.
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Remote({})", self.url())
+    }
+}
+
+impl Remote {
+    /// Parses `s3://bucket/prefix` and builds the client (no request yet).
+    pub(super) fn open(url: &str) -> Result<Remote> {
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/').to_string();
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !plain(bucket) || !(prefix.is_empty() || prefix.split('/').all(plain)) {
+            return crate::error::usage(format!(
+                "the store {url:?} is not a valid s3://BUCKET/PREFIX — use letters, digits, '.', \
+                 '_', '-' and '/' between parts"
+            ));
+        }
+        let s = settings();
+        let (Some(key), Some(secret)) = (&s.access_key_id, &s.secret_access_key) else {
+            return crate::error::usage(format!(
+                "no S3 credentials for the store {url} — set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (or access_key_id / secret_access_key in ward.toml [store])"
+            ));
+        };
+        let endpoint = s
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| "https://s3.amazonaws.com".into());
+        if endpoint.starts_with("http://") && !s.allow_http {
+            return crate::error::usage(format!(
+                "the S3 endpoint {endpoint} is plain http — set AWS_ALLOW_HTTP=true (or \
+                 allow_http = true in ward.toml [store]) if that is really meant (a local test \
+                 server), else use https"
+            ));
+        }
+        let client = ClientOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_read_timeout(READ_TIMEOUT)
+            // No total limit in the client: an archive download may take
+            // long. Stalls end at READ_TIMEOUT; every call ward waits for has
+            // its own total limit (block_on).
+            .with_timeout_disabled()
+            .with_allow_http(s.allow_http);
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        };
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_endpoint(&endpoint)
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_allow_http(s.allow_http)
+            .with_virtual_hosted_style_request(s.virtual_hosted_style)
+            .with_client_options(client)
+            .with_retry(retry);
+        let mut secrets = vec![secret.clone()];
+        if let Some(token) = &s.session_token {
+            b = b.with_token(token);
+            secrets.push(token.clone());
+        }
+        let s3 = b.build().map_err(|e| {
+            UsageError(format!(
+                "cannot use the S3 store {url}: {} — check AWS_ENDPOINT_URL / AWS_REGION (or \
+                 ward.toml [store])",
+                scrub(&e.to_string(), &secrets)
+            ))
+        })?;
+        Ok(Remote {
+            s3: Arc::new(s3),
+            bucket: bucket.to_string(),
+            prefix,
+            endpoint,
+            secrets,
+        })
+    }
+
+    pub(super) fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    /// The key of `file` (relative to the prefix).
+    pub(super) fn key(&self, file: &str) -> Key {
+        if self.prefix.is_empty() {
+            Key::from(file)
+        } else {
+            Key::from(format!("{}/{file}", self.prefix))
+        }
+    }
+
+    /// The file name of `key` relative to the prefix.
+    pub(super) fn relative(&self, key: &Key) -> String {
+        let k = key.as_ref();
+        if self.prefix.is_empty() {
+            k.to_string()
+        } else {
+            k.strip_prefix(&format!("{}/", self.prefix))
+                .unwrap_or(k)
+                .to_string()
+        }
+    }
+
+    /// One line for a failed request: what failed and how to fix it, never a
+    /// credential, never a page of XML from the service.
+    pub(super) fn explain(&self, doing: &str, e: &object_store::Error) -> anyhow::Error {
+        let raw = scrub(&format!("{e}"), &self.secrets);
+        let url = self.url();
+        let lower = raw.to_ascii_lowercase();
+        let msg = if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") {
+            format!(
+                "the bucket {:?} does not exist at {} ({doing} {url}) — create it, or fix the \
+                 bucket in the store URL",
+                self.bucket, self.endpoint
+            )
+        } else if matches!(
+            e,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        ) || [
+            "signaturedoesnotmatch",
+            "invalidaccesskeyid",
+            "accessdenied",
+            "403",
+            "401",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
+            format!(
+                "the S3 service at {} refused ward's credentials ({doing} {url}) — check \
+                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or ward.toml [store]) and the \
+                 key's permissions on the bucket",
+                self.endpoint
+            )
+        } else if [
+            "connect",
+            "dns",
+            "timed out",
+            "timeout",
+            "connection",
+            "error sending request",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
+            format!(
+                "cannot reach the S3 endpoint {} ({doing} {url}) — check AWS_ENDPOINT_URL and \
+                 that the service is up and reachable",
+                self.endpoint
+            )
+        } else {
+            let short: String = raw
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            format!("S3 request failed ({doing} {url}): {short}")
+        };
+        UsageError(msg).into()
+    }
+
+    /// Reads a small object (a manifest, a lock, a marker); None when absent.
+    pub(super) fn get_small(&self, file: &str) -> Result<Option<Vec<u8>>> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let got = block_on(SMALL_REQUEST, async move {
+            let r = s3.get(&key).await?;
+            if r.meta.size > MAX_SMALL_OBJECT as u64 {
+                return Ok(Err(r.meta.size));
+            }
+            r.bytes().await.map(Ok)
+        });
+        match got {
+            Ok(Ok(Ok(bytes))) => Ok(Some(bytes.to_vec())),
+            Ok(Ok(Err(size))) => anyhow::bail!(
+                "{} is {size} bytes — far too big for what ward keeps there; not read",
+                self.key(file)
+            ),
+            Ok(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Ok(Err(e)) => Err(self.explain("reading", &e)),
+            Err(t) => Err(self.timed_out("reading", t)),
+        }
+    }
+
+    /// Writes a small object; `create_only` refuses to replace one.
+    pub(super) fn put_small(&self, file: &str, bytes: Vec<u8>, create_only: bool) -> Result<()> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let mode = if create_only {
+            PutMode::Create
+        } else {
+            PutMode::Overwrite
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match block_on(SMALL_REQUEST, async move {
+            s3.put_opts(&key, PutPayload::from(bytes), opts).await
+        }) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.explain("writing", &e)),
+            Err(t) => Err(self.timed_out("writing", t)),
+        }
+    }
+
+    /// Writes an object only if none is there: Ok(false) when one is. Falls
+    /// back to a check-then-write where the service has no conditional put.
+    pub(super) fn put_if_absent(&self, file: &str, bytes: Vec<u8>) -> Result<bool> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes.clone());
+        match block_on(SMALL_REQUEST, async move {
+            s3.put_opts(&key, payload, opts).await
+        }) {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            )) => Ok(false),
+            Ok(Err(object_store::Error::NotImplemented { .. })) => {
+                if self.size(file)?.is_some() {
+                    return Ok(false);
+                }
+                self.put_small(file, bytes, false)?;
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(self.explain("writing", &e)),
+            Err(t) => Err(self.timed_out("writing", t)),
+        }
+    }
+
+    /// The size of an object, None when absent.
+    pub(super) fn size(&self, file: &str) -> Result<Option<u64>> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        match block_on(SMALL_REQUEST, async move { s3.head(&key).await }) {
+            Ok(Ok(meta)) => Ok(Some(meta.size)),
+            Ok(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Ok(Err(e)) => Err(self.explain("reading", &e)),
+            Err(t) => Err(self.timed_out("reading", t)),
+        }
+    }
+
+    /// Deletes an object (absent is fine).
+    pub(super) fn delete(&self, file: &str) -> Result<()> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        match block_on(SMALL_REQUEST, async move { s3.delete(&key).await }) {
+            Ok(Ok(())) | Ok(Err(object_store::Error::NotFound { .. })) => Ok(()),
+            Ok(Err(e)) => Err(self.explain("deleting", &e)),
+            Err(t) => Err(self.timed_out("deleting", t)),
+        }
+    }
+
+    /// The objects directly under `sub` (relative to the prefix; "" for the
+    /// prefix itself): (file name relative to the prefix, size).
+    pub(super) fn list(&self, sub: &str) -> Result<Vec<(String, u64)>> {
+        let s3 = self.s3.clone();
+        let at = match (self.prefix.is_empty(), sub.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(Key::from(self.prefix.as_str())),
+            _ => Some(self.key(sub)),
+        };
+        match block_on(SMALL_REQUEST, async move {
+            s3.list_with_delimiter(at.as_ref()).await
+        }) {
+            Ok(Ok(listed)) => Ok(listed
+                .objects
+                .iter()
+                .map(|o| (self.relative(&o.location), o.size))
+                .collect()),
+            Ok(Err(e)) => Err(self.explain("listing", &e)),
+            Err(t) => Err(self.timed_out("listing", t)),
+        }
+    }
+
+    /// A reader over an object's bytes, streamed as they arrive (a few
+    /// chunks buffered); a request that stalls ends the read with an error.
+    pub(super) fn reader(&self, file: &str) -> Result<Box<dyn Read + Send>> {
+        let (s3, key) = (self.s3.clone(), self.key(file));
+        let got = match block_on(SMALL_REQUEST, async move { s3.get(&key).await }) {
+            Ok(Ok(r)) => r,
+            Ok(Err(object_store::Error::NotFound { .. })) => {
+                anyhow::bail!("the archive {} is missing", self.key(file))
+            }
+            Ok(Err(e)) => return Err(self.explain("reading", &e)),
+            Err(t) => return Err(self.timed_out("reading", t)),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Bytes>>(16);
+        let secrets = self.secrets.clone();
+        runtime().spawn(async move {
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let mut item =
+                    chunk.map_err(|e| io::Error::other(scrub(&format!("{e}"), &secrets)));
+                // A full channel is a slow reader: wait for room without
+                // blocking this runtime's few threads.
+                loop {
+                    match tx.try_send(item) {
+                        Ok(()) => break,
+                        Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                            item = back;
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                    }
+                }
+            }
+        });
+        Ok(Box::new(StreamReader {
+            rx,
+            current: Bytes::new(),
+        }))
+    }
+
+    pub(super) fn timed_out(&self, doing: &str, t: Duration) -> anyhow::Error {
+        UsageError(format!(
+            "the S3 endpoint {} did not answer within {} s ({doing} {}) — check AWS_ENDPOINT_URL \
+             and that the service is up",
+            self.endpoint,
+            t.as_secs(),
+            self.url()
+        ))
+        .into()
+    }
+}
+
+/// Reads what a download task hands over.
+struct StreamReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv_timeout(READ_TIMEOUT * 2) {
+                Ok(Ok(b)) => self.current = b,
+                Ok(Err(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the S3 download stalled",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Replaces every secret value in `text`.
+pub(super) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
+/// The store's own runtime: requests run here whoever waits for them.
+pub(super) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ward-s3")
+            .enable_all()
+            .build()
+            .expect("a runtime for the S3 client starts")
+    })
+}
+
+/// Runs `fut` on the store's runtime and waits for it, at most `limit`
+/// (Err(limit) then): usable from blocking threads and from async code.
+pub(super) fn block_on<T: Send + 'static>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::result::Result<T, Duration> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        if let Ok(v) = tokio::time::timeout(limit, fut).await {
+            let _ = tx.send(v);
+        }
+    });
+    rx.recv().map_err(|_| limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        let s = scrub(
+            "sig for wJalrXUtnFEMI/K7MDENG bad",
+            &["wJalrXUtnFEMI/K7MDENG".into()],
+        );
+        assert_eq!(s, "sig for *** bad");
+    }
+
+    #[test]
+    fn urls_are_recognised() {
+        assert_eq!(url_of(Path::new("s3://b/p")), Some("s3://b/p"));
+        assert_eq!(url_of(Path::new("./s3")), None);
+    }
+}

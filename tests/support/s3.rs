@@ -1,0 +1,138 @@
+//! Private S3-compatible servers for the remote-store tests: s3s-fs, the
+//! real server `.ci/s3-server.sh` installs, started here on a free port with
+//! its own data directory (one per test, so a test may kill its server
+//! mid-upload). Buckets are directories of the data directory. A missing
+//! binary fails the test, naming the script.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::Ward;
+
+pub const KEY: &str = "ward-test-key";
+pub const SECRET: &str = "ward-test-secret-key-0123456789";
+pub const BUCKET: &str = "ward-test";
+
+pub struct S3 {
+    child: Option<Child>,
+    pub port: u16,
+    pub data: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    let bin = std::env::var_os("WARD_TEST_S3S")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/ward-ci/bin/s3s-fs"));
+    assert!(
+        bin.is_file(),
+        "the S3 test server {} is missing — run `bash .ci/s3-server.sh` (CI runs it from .ci/run)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh server with one empty bucket, [`BUCKET`].
+pub fn s3() -> S3 {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join(BUCKET)).unwrap();
+    let mut s = S3 {
+        child: None,
+        port: free_port(),
+        data,
+    };
+    s.start();
+    s
+}
+
+impl S3 {
+    /// (Re)starts the server on its port and data.
+    pub fn start(&mut self) {
+        let child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", KEY, "--secret-key", SECRET])
+            .arg(self.data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("s3s-fs did not listen on 127.0.0.1:{}", self.port);
+    }
+
+    /// Kills the server at once (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{BUCKET}/{prefix}")
+    }
+
+    /// `w` with this server's endpoint and the right credentials.
+    pub fn env(&self, w: Ward) -> Ward {
+        w.env("AWS_ENDPOINT_URL", &self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ALLOW_HTTP", "true")
+    }
+
+    /// The objects under `prefix` in the bucket (paths relative to it).
+    pub fn objects(&self, prefix: &str) -> Vec<String> {
+        let root = self.data.path().join(BUCKET).join(prefix);
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Unfinished multipart uploads the server holds (its part files).
+    pub fn pending_uploads(&self) -> usize {
+        std::fs::read_dir(self.data.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload"))
+            .count()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
