@@ -201,6 +201,7 @@ fn manifest_of(name: &str, items: &[Raw], compressed: &[u8], tar: &[u8], id: &st
         last_verified: None,
         entries,
         template: None,
+        encryption: None,
     }
 }
 

@@ -231,11 +231,7 @@ fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_aborts_its_up
     .env("WARD_FAULT", "store:before-complete:kill")
     .run();
     assert_ne!(r.code(), 0);
-    assert_eq!(
-        server.pending_uploads() > 0,
-        true,
-        "no upload was in flight"
-    );
+    assert!(server.pending_uploads() > 0, "no upload was in flight");
     assert_cleaned_by_the_next_run(&server, &store, &data);
     c.start_again().unwrap();
     assert_eq!(rows(&c), 200, "the data directory changed");

@@ -718,6 +718,7 @@ fn hostile(store: &Path, name: &str, items: &[Item], declared_total: Option<u64>
         last_verified: None,
         entries,
         template: None,
+        encryption: None,
     };
     std::fs::write(store.join(format!("{name}.tar.zst")), compressed).unwrap();
     std::fs::write(store.join(format!("{name}.json")), m.to_json()).unwrap();
