@@ -28,6 +28,70 @@ pub struct FileConfig {
     pub snapshot: FileSnapshot,
     #[serde(default)]
     pub store: FileStore,
+    #[serde(default)]
+    pub backup: FileBackup,
+}
+
+/// `[backup]` in `ward.toml`: what `ward backup` (the command a timer runs)
+/// backs up, where to, what it keeps and whom it tells. Target keys left out
+/// here fall back to `[snapshot]`'s. Its `Debug` hides the receiver URLs
+/// (a check's UUID or a webhook's token are secrets).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBackup {
+    /// Where the backup goes: created in the first, copied to the others.
+    #[serde(default)]
+    pub stores: Vec<String>,
+    /// "online" (default: no downtime) or "cold".
+    pub method: Option<String>,
+    /// The names' prefix: `<prefix>-<target>-<UTC timestamp>` (default "backup").
+    pub name_prefix: Option<String>,
+    pub keep_last: Option<usize>,
+    pub keep_daily: Option<usize>,
+    pub keep_weekly: Option<usize>,
+    pub keep_monthly: Option<usize>,
+    /// A webhook that receives the JSON report of every run.
+    pub notify: Option<String>,
+    /// A healthchecks.io-style check URL: `/start`, success, `/fail`.
+    pub ping: Option<String>,
+    /// The systemd timer's `OnCalendar=` (default "*-*-* 03:00:00").
+    pub on_calendar: Option<String>,
+    /// The systemd timer's `RandomizedDelaySec=` (default "30min").
+    pub randomized_delay: Option<String>,
+    pub stop_timeout: Option<u32>,
+    pub container: Option<String>,
+    pub compose_service: Option<String>,
+    pub compose_project: Option<String>,
+    pub volume: Option<String>,
+    pub image: Option<String>,
+    pub datadir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for FileBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "(hidden)");
+        f.debug_struct("FileBackup")
+            .field("stores", &self.stores)
+            .field("method", &self.method)
+            .field("target", &self.target())
+            .field("notify", &hidden(&self.notify))
+            .field("ping", &hidden(&self.ping))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileBackup {
+    /// The target named under `[backup]` (may be empty).
+    pub fn target(&self) -> crate::target::TargetSpec {
+        crate::target::TargetSpec {
+            container: self.container.clone(),
+            compose_service: self.compose_service.clone(),
+            compose_project: self.compose_project.clone(),
+            volume: self.volume.clone(),
+            image: self.image.clone(),
+            datadir: self.datadir.clone(),
+        }
+    }
 }
 
 /// `[store]` in `ward.toml`: how to reach an S3-compatible store (each key

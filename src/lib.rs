@@ -5,11 +5,13 @@
 //! each subcommand to its module in [`commands`]. Commands only dispatch: the
 //! work lives in the domains — [`seed`] (deterministic fake patient records),
 //! [`snapshot`] (verified snapshots and safe restores of Postgres volumes),
+//! [`backup`] (the scheduled backup: snapshot, copy, verify, prune, notify),
 //! [`doctor`] and [`demo`] — which reach Postgres through [`pg`] and Docker
 //! through [`docker`] (the only bollard user); [`target`] resolves which
 //! container, volume or data directory a snapshot command works on. [`output`] is the only module
 //! that prints; [`error`] maps outcomes to exit codes.
 
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -88,6 +90,10 @@ fn interrupted(command: &Command) -> &'static str {
             "interrupted: a snapshot being written was discarded, a restore in progress was rolled back, and \
              containers were started again as they were"
         }
+        Command::Backup(_) => {
+            "interrupted: the backup stopped; a snapshot being written or copied was discarded (what was \
+             already verified in a store is kept) and containers were started again as they were"
+        }
         Command::Check(_) => {
             "interrupted: the check stopped; its clones and throwaway servers were removed and the data checked \
              against was not touched"
@@ -114,5 +120,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Doctor => commands::doctor::run(&cfg).await,
         Command::Snapshot(args) => commands::snapshot::run(&cfg, args).await,
         Command::Check(args) => commands::check::run(&cfg, args).await,
+        Command::Backup(args) => commands::backup::run(&cfg, args).await,
     }
 }

@@ -1,0 +1,203 @@
+//! `ward backup`: flags over `ward.toml` `[backup]` (over `[snapshot]`) into
+//! a plan, the domain runs it, `output` reports it; or, with
+//! `--print-systemd`, the units that run it on a timer.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::backup::{self, Plan, notify::Signals, systemd};
+use crate::cli::BackupArgs;
+use crate::config::Config;
+use crate::error::{self, Exit};
+use crate::output;
+use crate::progress::Progress;
+use crate::snapshot::{Method, retention, store::check_name};
+use crate::target::TargetSpec;
+
+const DEFAULT_STOP_TIMEOUT: u32 = 120;
+const DEFAULT_PREFIX: &str = "backup";
+const DEFAULT_ON_CALENDAR: &str = "*-*-* 03:00:00";
+const DEFAULT_RANDOMIZED_DELAY: &str = "30min";
+
+pub async fn run(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
+    if args.print_systemd {
+        return print_systemd(cfg, args);
+    }
+    let plan = plan(cfg, args)?;
+    let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
+    let report = backup::run(&plan, progress).await?;
+    output::backup_report(&report, cfg.json);
+    Ok(report.exit())
+}
+
+fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
+    let file = &cfg.file.backup;
+    let t = &args.target;
+    let target = TargetSpec {
+        container: t.container.clone(),
+        compose_service: t.compose_service.clone(),
+        compose_project: t.compose_project.clone(),
+        volume: t.volume.clone(),
+        image: t.image.clone(),
+        datadir: t.datadir.clone(),
+    }
+    .or(&file.target())
+    .or(&cfg.file.snapshot.target());
+    let stores = if !args.stores.is_empty() {
+        args.stores.clone()
+    } else if !file.stores.is_empty() {
+        file.stores.clone()
+    } else {
+        vec![
+            cfg.file
+                .snapshot
+                .store
+                .clone()
+                .unwrap_or_else(|| super::snapshot::DEFAULT_STORE.into())
+                .display()
+                .to_string(),
+        ]
+    };
+    for (i, s) in stores.iter().enumerate() {
+        if s.trim().is_empty() {
+            return error::usage("a backup store is empty — give a directory");
+        }
+        if stores[..i].contains(s) {
+            return error::usage(format!(
+                "store {s:?} is listed twice — a backup store is a separate place; remove one"
+            ));
+        }
+    }
+    let method = if args.cold {
+        Method::Cold
+    } else {
+        match file.method.as_deref() {
+            None | Some("online") => Method::Online,
+            Some("cold") => Method::Cold,
+            Some(other) => {
+                return error::usage(format!(
+                    "ward.toml [backup] method = {other:?} is not a method — use \"online\" (no \
+                     downtime, the default) or \"cold\""
+                ));
+            }
+        }
+    };
+    let policy = retention::Policy {
+        keep_last: args.keep_last.or(file.keep_last).unwrap_or(0),
+        keep_daily: args.keep_daily.or(file.keep_daily).unwrap_or(0),
+        keep_weekly: args.keep_weekly.or(file.keep_weekly).unwrap_or(0),
+        keep_monthly: args.keep_monthly.or(file.keep_monthly).unwrap_or(0),
+    };
+    let policy = (!args.no_prune && policy != retention::Policy::default()).then_some(policy);
+    let name_prefix = file
+        .name_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PREFIX.into());
+    if check_name(&format!("{name_prefix}-x")).is_err() || name_prefix.is_empty() {
+        return error::usage(format!(
+            "ward.toml [backup] name_prefix = {name_prefix:?} is not usable in a snapshot name — \
+             use letters, digits, '.', '_' or '-'"
+        ));
+    }
+    let signals = Signals::parse(
+        args.notify.as_deref().or(file.notify.as_deref()),
+        args.ping.as_deref().or(file.ping.as_deref()),
+    )?;
+    Ok(Plan {
+        target,
+        cwd: std::env::current_dir()?,
+        stores,
+        method,
+        stop_timeout: args
+            .stop_timeout
+            .or(file.stop_timeout)
+            .or(cfg.file.snapshot.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT),
+        policy,
+        name_prefix,
+        signals,
+        keys: keys(cfg)?,
+    })
+}
+
+/// The `[store]` keys every backup store gets: recipients new archives are
+/// encrypted to (the identity stays off the VPS), and whether encryption is
+/// required.
+fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
+    let s = &cfg.file.store;
+    let files: Vec<std::path::PathBuf> = s.recipients_file.iter().cloned().collect();
+    crate::snapshot::crypt::Keys::new(
+        &s.encrypt_to,
+        &files,
+        s.identity.clone(),
+        s.require_encryption,
+    )
+}
+
+/// The units run `ward backup` in this directory, so its ward.toml must say
+/// everything: flags given here would not be in the unit.
+fn print_systemd(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
+    let cwd = std::env::current_dir()?;
+    let t = &args.target;
+    let run_flags = !args.stores.is_empty()
+        || t.container.is_some()
+        || t.compose_service.is_some()
+        || t.compose_project.is_some()
+        || t.volume.is_some()
+        || t.image.is_some()
+        || t.datadir.is_some()
+        || args.cold
+        || args.stop_timeout.is_some()
+        || args.keep_last.is_some()
+        || args.keep_daily.is_some()
+        || args.keep_weekly.is_some()
+        || args.keep_monthly.is_some()
+        || args.no_prune
+        || args.notify.is_some()
+        || args.ping.is_some();
+    if run_flags {
+        return error::usage(
+            "--print-systemd writes units that run plain `ward backup` in this directory: put \
+             the stores, target, retention and notify settings in ward.toml [backup] instead \
+             of flags",
+        );
+    }
+    if !cwd.join(crate::config::FILE_NAME).is_file() {
+        return error::usage(format!(
+            "no ward.toml in {} — the units run `ward backup` there and it reads its settings \
+             from that file: write [backup] (stores, target, retention, notify) first",
+            cwd.display()
+        ));
+    }
+    // The plan must be valid now, not at 3 a.m.
+    plan(cfg, args)?;
+    let exe = std::env::current_exe()?;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into());
+    let file = &cfg.file.backup;
+    let units = systemd::units(&systemd::UnitSpec {
+        exe: &exe,
+        workdir: &cwd,
+        user: &user,
+        on_calendar: args
+            .on_calendar
+            .as_deref()
+            .or(file.on_calendar.as_deref())
+            .unwrap_or(DEFAULT_ON_CALENDAR),
+        randomized_delay: args
+            .randomized_delay
+            .as_deref()
+            .or(file.randomized_delay.as_deref())
+            .unwrap_or(DEFAULT_RANDOMIZED_DELAY),
+    })?;
+    let written = match &args.systemd_dir {
+        Some(dir) => Some(systemd::write(&units, dir)?),
+        None => None,
+    };
+    output::backup_units(&units, written.as_deref(), cfg.json);
+    Ok(Exit::Ok)
+}
