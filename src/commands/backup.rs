@@ -124,15 +124,32 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
 /// The `[store]` keys every backup store gets: recipients new archives are
 /// encrypted to (the identity stays off the VPS), and whether encryption is
 /// required.
+///
+/// `WARD_AGE_RECIPIENTS` and `WARD_AGE_IDENTITY` take precedence over
+/// ward.toml, as they do for `ward snapshot`: a timer whose unit exports the
+/// recipients (e.g. from /etc/ward/backup.env) must never back up in the clear.
 fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
     let s = &cfg.file.store;
-    let files: Vec<std::path::PathBuf> = s.recipients_file.iter().cloned().collect();
-    crate::snapshot::crypt::Keys::new(
-        &s.encrypt_to,
-        &files,
-        s.identity.clone(),
-        s.require_encryption,
-    )
+    let from_env: Vec<String> = std::env::var("WARD_AGE_RECIPIENTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let (recipients, files): (Vec<String>, Vec<std::path::PathBuf>) = if from_env.is_empty() {
+        (
+            s.encrypt_to.clone(),
+            s.recipients_file.iter().cloned().collect(),
+        )
+    } else {
+        (from_env, Vec::new())
+    };
+    let identity = std::env::var_os("WARD_AGE_IDENTITY")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| s.identity.clone());
+    crate::snapshot::crypt::Keys::new(&recipients, &files, identity, s.require_encryption)
 }
 
 /// The units run `ward backup` in this directory, so its ward.toml must say
