@@ -133,23 +133,6 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-impl FileStore {
-    /// The S3 settings: the `AWS_*` variables over these keys.
-    pub fn remote_settings(&self) -> crate::snapshot::store::RemoteSettings {
-        crate::snapshot::store::RemoteSettings::from_env_over(
-            crate::snapshot::store::RemoteSettings {
-                endpoint: self.endpoint.clone(),
-                region: self.region.clone(),
-                access_key_id: self.access_key_id.clone(),
-                secret_access_key: self.secret_access_key.clone(),
-                session_token: self.session_token.clone(),
-                allow_http: self.allow_http,
-                virtual_hosted_style: self.virtual_hosted_style,
-            },
-        )
-    }
-}
-
 /// `[snapshot]` in `ward.toml`: the store, the stop timeout, a default target,
 /// and the migrations `restore` compares a snapshot's migration head with.
 #[derive(Debug, Default, Deserialize)]
@@ -251,7 +234,6 @@ pub struct Config {
 
 impl Config {
     pub fn resolve(global: &GlobalArgs, file: FileConfig) -> Self {
-        crate::snapshot::store::remote::configure(file.store.remote_settings());
         Config {
             database_url: global
                 .database_url

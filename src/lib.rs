@@ -103,6 +103,7 @@ fn interrupted(command: &Command) -> &'static str {
 
 async fn dispatch(cli: &Cli) -> Result<Exit> {
     let file = FileConfig::load(&std::env::current_dir()?)?;
+    snapshot::store::remote::configure(snapshot::store::RemoteSettings::from_file(&file.store));
     let cfg = Config::resolve(&cli.global, file);
     docker::sweep_if_reachable().await;
     // Whatever this command is, first finish or undo what killed wards left

@@ -71,3 +71,19 @@ pub(super) fn settings() -> RemoteSettings {
         .cloned()
         .unwrap_or_else(|| RemoteSettings::from_env_over(RemoteSettings::default()))
 }
+
+impl RemoteSettings {
+    /// The S3 settings of `ward.toml [store]`, under the `AWS_*` variables.
+    /// (Here, not in `config`: the config module knows no domain.)
+    pub fn from_file(f: &crate::config::FileStore) -> RemoteSettings {
+        RemoteSettings::from_env_over(RemoteSettings {
+            endpoint: f.endpoint.clone(),
+            region: f.region.clone(),
+            access_key_id: f.access_key_id.clone(),
+            secret_access_key: f.secret_access_key.clone(),
+            session_token: f.session_token.clone(),
+            allow_http: f.allow_http,
+            virtual_hosted_style: f.virtual_hosted_style,
+        })
+    }
+}
