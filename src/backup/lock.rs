@@ -7,7 +7,6 @@
 //! ward exits, however it exits, so a killed run never blocks the next.
 
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use anyhow::Result;
 
@@ -32,23 +31,7 @@ pub fn path(target: &Target) -> std::path::PathBuf {
 /// Takes the backup lock of `target`, or fails (exit 2) naming the holder.
 pub fn take(target: &Target) -> Result<RunLock> {
     let path = path(target);
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                anyhow::anyhow!("cannot create ward's lock directory {}: {e}", dir.display())
-            })?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))?;
+    let mut file = crate::snapshot::open_lock_file(&path)?;
     match fs4::FileExt::try_lock(&file) {
         Ok(()) => {}
         Err(fs4::TryLockError::WouldBlock) => {

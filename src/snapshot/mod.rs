@@ -295,10 +295,10 @@ fn key_lock_path(key: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Takes the lock of `key`: `None` if another ward holds it.
-fn try_lock_key(key: &str) -> Result<Option<TargetLock>> {
+/// Opens (creating it, 0600, in a 0700 directory) the file an flock is taken
+/// on. Shared by the target locks and `ward backup`'s run lock.
+pub(crate) fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let path = key_lock_path(key);
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -308,13 +308,20 @@ fn try_lock_key(key: &str) -> Result<Option<TargetLock>> {
                 anyhow::anyhow!("cannot create ward's lock directory {}: {e}", dir.display())
             })?;
     }
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))?;
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))
+}
+
+/// Takes the lock of `key`: `None` if another ward holds it.
+fn try_lock_key(key: &str) -> Result<Option<TargetLock>> {
+    let path = key_lock_path(key);
+    let file = open_lock_file(&path)?;
     match fs4::FileExt::try_lock(&file) {
         Ok(()) => Ok(Some(TargetLock { _file: file })),
         Err(fs4::TryLockError::WouldBlock) => Ok(None),
