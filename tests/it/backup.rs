@@ -4,15 +4,13 @@
 //! failure signals, a store that fails, a webhook that is down, the run
 //! lock, and the systemd units (checked by `systemd-analyze verify`).
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use support::docker::Pg;
-use support::*;
+use crate::support::docker::Pg;
+use crate::support::*;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]

@@ -8,11 +8,9 @@
 //! database and asks it with SQL, while `ward check --against seed -n 200`
 //! builds its own identical baseline.
 
-mod support;
-
+use crate::support::check::{findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, migrations, report};
-use support::*;
 
 const PATIENTS: &str = "200";
 

@@ -3,11 +3,9 @@
 //! reported; a malformed file is a one-line `FILE:LINE:` error with exit 2.
 //! Real throwaway clusters seeded with ward's patient records.
 
-mod support;
-
+use crate::support::check::{findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, migrations, report};
-use support::*;
 
 const PATIENTS: &str = "100";
 
@@ -28,7 +26,7 @@ fn seeded() -> (Cluster, String) {
     (c, url)
 }
 
-fn run(url: &str, d: &tempfile::TempDir, extra: &[&str]) -> support::Run {
+fn run(url: &str, d: &tempfile::TempDir, extra: &[&str]) -> crate::support::Run {
     ward()
         .db(url)
         .args(["check", "-n", PATIENTS, "--timezone-check", "false"])

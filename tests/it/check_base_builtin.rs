@@ -5,12 +5,10 @@
 //! in merged order — which fails with 42703 as it would after the merge.
 //! A real git repository and a real throwaway cluster.
 
-mod support;
-
 use std::path::Path;
 
-use support::check::{commit, findings, git, report};
-use support::*;
+use crate::support::check::{commit, findings, git, report};
+use crate::support::*;
 
 fn write(dir: &Path, name: &str, text: &str) {
     let p = dir.join(name);

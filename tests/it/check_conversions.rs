@@ -5,11 +5,9 @@
 //! checked through `--against URL` (a clone; columns added here count as
 //! existing data).
 
-mod support;
-
+use crate::support::check::{findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, migrations, report};
-use support::*;
 
 const PATIENTS: &str = "100";
 

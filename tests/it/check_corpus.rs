@@ -17,14 +17,12 @@
 //! around crates.io's known broken down, the tails of both histories, and
 //! the last 25 of Lemmy's 16+ migrations on PostgreSQL 18.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::check::report;
+use crate::support::server::Server;
+use crate::support::*;
 use serde_json::Value;
-use support::check::report;
-use support::server::Server;
-use support::*;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
 

@@ -8,12 +8,10 @@
 //! justification beside it). The down round trip is left to
 //! tests/check_corpus.rs (`--round-trip false` here).
 
-mod support;
-
+use crate::support::check::report;
+use crate::support::corpus::{History, Migration, migrations};
+use crate::support::*;
 use serde_json::Value;
-use support::check::report;
-use support::corpus::{History, Migration, migrations};
-use support::*;
 
 /// Migrations applied after each point.
 const WINDOW: usize = 12;

@@ -9,16 +9,14 @@
 //! Every `ward check` runs with its own TMPDIR, so "nothing left behind" is
 //! an empty directory and no process mentioning it.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::support::check::{assert_one_migration_error, findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::check::{assert_one_migration_error, findings, migrations, report};
-use support::*;
 
 /// Two cores: one throwaway server of `ward check` at a time, and the
 /// "no `postgres: ward-check` process" checks must not see another test's.

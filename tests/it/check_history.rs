@@ -3,11 +3,9 @@
 //! project's own triggers, and project types referenced by ward's
 //! before-copies. Each case runs against a real throwaway cluster.
 
-mod support;
-
+use crate::support::check::{findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, migrations, report};
-use support::*;
 
 /// A database on `c` built by `setup`, and its URL.
 fn database(c: &Cluster, name: &str, setup: &str) -> String {

@@ -3,11 +3,9 @@
 //! down responsible (D4) — not on the oldest pending one. Real throwaway
 //! clusters seeded with ward's patient records.
 
-mod support;
-
+use crate::support::check::{findings, migrations, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, migrations, report};
-use support::*;
 
 const PATIENTS: &str = "100";
 

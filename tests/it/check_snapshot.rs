@@ -5,15 +5,13 @@
 //! it. The source container must keep running with its data unchanged, and
 //! no throwaway container or volume may be left behind.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::support::check::{assert_one_migration_error, findings, migrations, report};
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{assert_one_migration_error, findings, migrations, report};
-use support::docker::{self as dk, Pg};
-use support::*;
 
 /// The leftover checks look at every `ward-check-*` container and volume on
 /// the engine, so the checks of this file run one at a time.

@@ -3,13 +3,11 @@
 //! ref, in merged order), seeded by the spec; after the migrations the spec
 //! must still apply. Real throwaway clusters and real git repositories.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::check::{commit, git, report};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{commit, git, report};
-use support::*;
 
 const INIT: &str =
     "CREATE TABLE patients (id serial PRIMARY KEY, name text NOT NULL, phone text);\n";

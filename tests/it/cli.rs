@@ -1,8 +1,6 @@
 //! The command line as a user meets it: help with examples, `doctor`, `demo`.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[test]
 fn help_shows_examples_for_every_command() {

@@ -5,12 +5,10 @@
 //! against the real libphonenumber (Python `phonenumbers`, pinned in
 //! `.ci/python-venv.sh`). A missing venv fails the test, never skips it.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 use ward::seed::generate::person::{VALID_UK_NUMBERS, is_valid_uk_drama};
 
 /// A fresh database `name` on `c` with one table whose phone column is UNIQUE.

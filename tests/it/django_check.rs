@@ -4,12 +4,9 @@
 //! applied by Django's own plan one migration at a time, each finding blamed
 //! on its migration file.
 
-mod django_support;
-mod support;
-
-use django_support::{check, early_database, project};
-use support::check::{findings, report};
-use support::*;
+use crate::support::check::{findings, report};
+use crate::support::django::{check, early_database, project};
+use crate::support::*;
 
 /// Every migration after records.0003_encounter, in Django's plan order.
 const PENDING: &[&str] = &[

@@ -5,13 +5,10 @@
 //! SQL each RunPython executes. Real clusters, the fixture project's own
 //! Django; the extra migrations live in each test's private copy.
 
-mod django_support;
-mod support;
-
-use django_support::{check, check_with, early_database, project, python};
+use crate::support::check::{findings, report};
+use crate::support::django::{check, check_with, early_database, project, python};
+use crate::support::*;
 use serde_json::Value;
-use support::check::{findings, report};
-use support::*;
 
 /// Writes `records/migrations/NAME.py` (a RunPython of `forward`, without
 /// reverse, after 0008) into the copy `proj`; the line of its `RunPython(`.

@@ -4,12 +4,9 @@
 //! tests/fixtures/django_volatile and are copied into a private copy of the
 //! fixture project.
 
-mod django_support;
-mod support;
-
-use django_support::{check, early_database, project};
-use support::check::{findings, report};
-use support::*;
+use crate::support::check::{findings, report};
+use crate::support::django::{check, early_database, project};
+use crate::support::*;
 
 #[test]
 fn values_assigned_anew_on_reapply_are_neither_round_trip_failures_nor_zone_dependence() {

@@ -4,11 +4,8 @@
 //! The small fixture (tests/fixtures/django_app) only shows what we thought
 //! of; these show what real schemas and migrations hold.
 
-mod django_support;
-mod support;
-
-use django_support::{fixture_project, full_clean, manage, python};
-use support::*;
+use crate::support::django::{fixture_project, full_clean, manage, python};
+use crate::support::*;
 
 /// Models whose seeded rows `full_clean()` rejects, each with the reason.
 /// Nothing else is excluded.
@@ -184,7 +181,7 @@ fn a_window_of_wagtails_history_is_checked_migration_by_migration() {
         r.stdout(),
         r.stderr()
     );
-    let j = support::check::report(&r);
+    let j = crate::support::check::report(&r);
     let runs: Vec<String> = j["runs"]
         .as_array()
         .unwrap()

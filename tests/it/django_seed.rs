@@ -3,11 +3,8 @@
 //! with the project's own models' hints, seeded with no edits, and a sample of
 //! every model's rows passed through Django's `full_clean()`.
 
-mod django_support;
-mod support;
-
-use django_support::{full_clean, manage, project, python};
-use support::*;
+use crate::support::django::{full_clean, manage, project, python};
+use crate::support::*;
 
 #[test]
 fn django_hints_make_rows_that_pass_full_clean() {

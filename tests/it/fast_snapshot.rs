@@ -1,9 +1,7 @@
 //! Fast (in-cluster template) snapshots against real throwaway clusters:
 //! round trips, sessions, privileges, verification.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use ward::snapshot::template;
 
 fn seeded(c: &Cluster, db: &str) -> String {
@@ -345,7 +343,7 @@ impl Drop for Container {
 
 #[test]
 fn fast_snapshots_reach_a_container_through_its_published_port() {
-    use support::docker::{IMAGE, docker, require_image, unique, wait_ready};
+    use crate::support::docker::{IMAGE, docker, require_image, unique, wait_ready};
     require_image();
     let c = Container(unique("ward-test-fast"));
     docker(&[

@@ -6,15 +6,13 @@
 //! the target — the data directory and a sibling holding "host" files —
 //! exactly as they were (hashed before and after).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use crate::support::docker as dk;
+use crate::support::*;
 use sha2::Digest;
-use support::docker as dk;
-use support::*;
 use ward::snapshot::manifest::{Entry, FORMAT, Kind, Layout, Manifest};
 
 fn s(p: &Path) -> String {

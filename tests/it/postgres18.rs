@@ -3,10 +3,8 @@
 //! /var/lib/postgresql and PGDATA is /var/lib/postgresql/18/docker below it.
 //! ward must read the layout from the container, not assume 15's.
 
-mod support;
-
-use support::server::Server;
-use support::ward;
+use crate::support::server::Server;
+use crate::support::ward;
 
 /// An order-independent checksum of one table.
 fn checksum(server: &Server, table: &str) -> String {

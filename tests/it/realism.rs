@@ -8,11 +8,7 @@
 //! `WARD_REALISM_EXPORT=DIR` measures an existing CSV export instead (e.g. a
 //! 100,000-patient one); it is still asserted.
 
-mod support;
-
-#[path = "realism/data.rs"]
 mod data;
-#[path = "realism/figures.rs"]
 mod figures;
 
 use std::collections::{BTreeMap, HashMap};
@@ -92,7 +88,7 @@ fn an_exported_population_meets_every_target_band() {
     let dir = match std::env::var_os("WARD_REALISM_EXPORT") {
         Some(d) => PathBuf::from(d),
         None => {
-            support::ward()
+            crate::support::ward()
                 .args(["seed", "--export"])
                 .args([tmp.path()])
                 .args(["--format", "csv", "-n", &PATIENTS.to_string(), "-j", "2"])

@@ -2,13 +2,11 @@
 //! against a real S3 server (s3s-fs, installed by `.ci/s3-server.sh`; each
 //! test starts its own), and age encryption at rest.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::s3::{S3, SECRET, s3};
+use crate::support::*;
 use age::secrecy::ExposeSecret;
-use support::s3::{S3, SECRET, s3};
-use support::*;
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -116,7 +114,7 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
     // restore (exit 1), the data directory untouched.
     let stored = server.data.path().join("ward-test/db/prod/first.tar.zst");
     let good = std::fs::read(&stored).unwrap();
-    support::docker::flip_bit(&stored, (good.len() / 2) as u64);
+    crate::support::docker::flip_bit(&stored, (good.len() / 2) as u64);
     let r = on(&server, &["snapshot", "verify", "first", "--store", &store]).run();
     assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
     let r = on(
@@ -416,7 +414,7 @@ fn copy_goes_local_to_remote_to_local_and_is_checked_on_arrival() {
         .run()
         .fails_with(2, "already exists");
     // A damaged source is refused before anything is named at the destination.
-    support::docker::flip_bit(&here.path().join("nightly.tar.zst"), 4000);
+    crate::support::docker::flip_bit(&here.path().join("nightly.tar.zst"), 4000);
     let other = server.url("other");
     let r = on(&server, &["snapshot", "copy", "nightly", "--to", &other])
         .args(["--store", &s(here.path())])
@@ -539,7 +537,7 @@ fn encrypted_snapshots_round_trip_locally_and_through_a_bucket() {
     );
     // Corrupt ciphertext is found without the identity (exit 1).
     let path = local.path().join("sealed.tar.zst");
-    support::docker::flip_bit(&path, (bytes.len() / 2) as u64);
+    crate::support::docker::flip_bit(&path, (bytes.len() / 2) as u64);
     let r = ward()
         .args(["snapshot", "verify", "sealed", "--store", &s(local.path())])
         .run();

@@ -3,10 +3,8 @@
 //! given (relative to ward.toml's directory); a configured path that is not
 //! a directory is one clear error.
 
-mod support;
-
-use support::docker::Pg;
-use support::*;
+use crate::support::docker::Pg;
+use crate::support::*;
 
 #[test]
 fn restore_uses_the_migrations_directory_named_in_ward_toml() {

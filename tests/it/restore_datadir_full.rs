@@ -6,16 +6,14 @@
 //! system is a real tmpfs mounted by the test (CI runs as root); a watcher
 //! fills it the moment ward creates its staging directory.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use sha2::Digest;
-use support::*;
 
 /// A tmpfs of `bytes` at a fresh directory; unmounted when dropped.
 struct Tmpfs {

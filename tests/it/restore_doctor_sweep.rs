@@ -6,10 +6,8 @@
 //! helper holds (busy) — and reports each. `restore --previous` keeps to
 //! the same rules before it touches anything.
 
-mod support;
-
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 /// ward's entries at the volume root.
 fn ward_entries(pg: &Pg) -> Vec<String> {

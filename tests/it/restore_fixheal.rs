@@ -12,13 +12,11 @@
 //! - 5: a restore killed after asking the engine to start the container on
 //!   the new data, before hearing back, is never rolled back or restarted.
 
-mod support;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
     ward()

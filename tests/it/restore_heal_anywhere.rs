@@ -6,12 +6,10 @@
 //! the job and restarts the container — exactly the old or exactly the new
 //! data. A journal whose writer is still alive is left alone.
 
-mod support;
-
 use std::path::Path;
 
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 type Sums = Vec<(String, String)>;
 

@@ -12,14 +12,12 @@
 //! rather than new containers, the healer is mostly `recover` (a `create`
 //! every fifth trial), and each snapshot is verified once, when it appears.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 type Sums = Vec<(String, String)>;
 

@@ -23,13 +23,11 @@
 //!   killed before that delete starts leaves only `.ward-trash-<id>`, which
 //!   the next `create` sweeps before it archives anything.
 
-mod support;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
     ward()

@@ -7,10 +7,8 @@
 //! container mounts it: so the container is never stopped here — the
 //! snapshot is an online one, and every restore is refused before the stop).
 
-mod support;
-
-use support::docker::{self as dk};
-use support::*;
+use crate::support::docker::{self as dk};
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -2,10 +2,8 @@
 //! safety of every identifier, consistent timelines, append/truncate, and
 //! clean failures that leave nothing half-written.
 
-mod support;
-
+use crate::support::*;
 use sha2::{Digest, Sha256};
-use support::*;
 use ward::seed::generate::{address, nhs, person};
 
 fn export(dir: &std::path::Path, format: &str, patients: u32, jobs: u32) {

@@ -4,10 +4,8 @@
 //! The password never shows in ward's output; a container that publishes no
 //! port or is not running is a clear one-line error.
 
-mod support;
-
-use support::docker::{self, IMAGE};
-use support::*;
+use crate::support::docker::{self, IMAGE};
+use crate::support::*;
 
 /// A Postgres container, removed on drop (also when the test panics).
 struct Container(String);

@@ -5,10 +5,8 @@
 //! builds the schema progressively and seeds a copy at each point; every
 //! table must get rows. Rows/s per point go to stderr for the record.
 
-mod support;
-
-use support::corpus::{History, migrations};
-use support::*;
+use crate::support::corpus::{History, migrations};
+use crate::support::*;
 
 /// Seeds a copy of the history at each point (a count of migrations) from
 /// its unedited guessed spec.

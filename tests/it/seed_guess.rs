@@ -5,11 +5,8 @@
 //! guessed spec is never one `--spec` refuses); and `--truncate` asking
 //! before its CASCADE empties tables outside the spec.
 
-mod seed_support;
-mod support;
-
-use seed_support::*;
-use support::*;
+use crate::support::seed::*;
+use crate::support::*;
 
 /// An order-independent fingerprint of `column` of `table`.
 fn fingerprint(url: &str, table: &str, column: &str) -> String {

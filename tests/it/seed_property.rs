@@ -16,15 +16,12 @@
 //! partial unique index). Set PROPTEST_RNG_SEED=N (and PROPTEST_CASES) to
 //! explore others; proptest shrinks a failing schema to a small one.
 
-mod seed_support;
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::seed::skip_table;
+use crate::support::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
-use seed_support::skip_table;
-use support::*;
 
 const CASES: u32 = 24;
 /// The schemas CI runs; another seed explores others (see the module docs).

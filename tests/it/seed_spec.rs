@@ -4,12 +4,10 @@
 //! self-referencing foreign key and a two-table cycle. Every constraint is
 //! checked again by SQL after the seed.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use ward::seed::generate::{address, nhs, person};
 
-const DJANGO: &str = include_str!("fixtures/django.sql");
+const DJANGO: &str = include_str!("../fixtures/django.sql");
 
 /// A fresh database holding the Django-shaped schema; returns its URL.
 fn django_db(c: &Cluster, name: &str) -> String {

@@ -3,11 +3,8 @@
 //! table (the database itself checks every constraint on the way in), and
 //! what cannot be done must be a one-line `file:line` error with exit 2.
 
-mod seed_support;
-mod support;
-
-use seed_support::*;
-use support::*;
+use crate::support::seed::*;
+use crate::support::*;
 
 #[test]
 fn unique_nullable_key_closing_a_cycle_seeds_without_panic() {

@@ -3,12 +3,10 @@
 //! trips compared table by table, injected failures, damaged and hostile
 //! archives, wrong versions, native data directories.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::docker::{self as dk, Compose, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Compose, Pg};
+use crate::support::*;
 
 fn store() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

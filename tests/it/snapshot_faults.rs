@@ -4,13 +4,11 @@
 //! (tests/restore_kill.rs tries more points, with old and new data).
 //! Prints the figures of the trials.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::docker::{self as dk, Pg};
-use support::*;
+use crate::support::docker::{self as dk, Pg};
+use crate::support::*;
 
 fn snap(store: &Path, args: &[&str]) -> Ward {
     ward()

@@ -7,14 +7,12 @@
 //! touching nothing. The layout is built by hand in a container of the
 //! local 18 test image.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::docker as dk;
+use crate::support::server::Server;
+use crate::support::ward;
 use sha2::Digest;
-use support::docker as dk;
-use support::server::Server;
-use support::ward;
 use ward::snapshot::manifest::{Entry, Kind, Manifest};
 
 const ROOT: &str = "/var/lib/postgresql";

@@ -2,13 +2,11 @@
 //! manifests (also percent-encoded ones), and a server that accepts a
 //! connection but never answers ends in a clear error, not a hang.
 
-mod support;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::docker::Pg;
-use support::*;
+use crate::support::docker::Pg;
+use crate::support::*;
 
 /// A port that accepts connections and never says a word; held open until drop.
 struct Silent {
@@ -131,7 +129,7 @@ fn debug_logs_and_manifests_never_hold_the_container_password() {
 
 #[test]
 fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
-    use support::docker as dk;
+    use crate::support::docker as dk;
     let pg = Pg::start();
     dk::fill(&pg.name, 2_000);
     let store = tempfile::tempdir().unwrap();

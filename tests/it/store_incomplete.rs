@@ -3,11 +3,9 @@
 //! so `list` shows it as incomplete (never hidden), and `delete NAME` removes
 //! it after the usual confirmation — never following a symlink.
 
-mod support;
-
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 fn s(p: &Path) -> String {
     p.display().to_string()

@@ -3,11 +3,9 @@
 //! name's own two files in the store, asks first like any delete, and never
 //! follows anything the manifest says or a link points at.
 
-mod support;
-
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 fn s(p: &Path) -> String {
     p.display().to_string()

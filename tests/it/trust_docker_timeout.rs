@@ -4,14 +4,12 @@
 //! unix socket in the test that answers `/version` and holds every other
 //! request open forever.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Serves the handshake, then swallows every other request without an answer.
 fn wedged_engine(socket: &Path) {

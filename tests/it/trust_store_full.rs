@@ -5,12 +5,10 @@
 //! big enough for ward's free-space estimate, and the data is random bytes
 //! that do not compress, so the archive outgrows it mid-stream.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 /// A tmpfs of `bytes` at a fresh directory; unmounted when dropped.
 struct Tmpfs {

@@ -2,7 +2,6 @@
 //! `.ci/python-venv.sh`, or $WARD_TEST_PYTHON), a private copy of the fixture
 //! project `tests/fixtures/django_app`, and `manage.py` runs against a
 //! database. Missing Python or Django fails the test, naming the script.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,11 +1,12 @@
 //! Shared test support: throwaway clusters (ward's own), a fluent builder for
 //! running the `ward` binary, and a small synchronous SQL helper.
-#![allow(dead_code)]
 
 pub mod check;
 pub mod corpus;
+pub mod django;
 pub mod docker;
 pub mod s3;
+pub mod seed;
 pub mod server;
 
 use std::path::{Path, PathBuf};

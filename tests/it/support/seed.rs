@@ -1,7 +1,6 @@
 //! Support for the tests of seeding one's own schema: a database per
 //! schema on a shared cluster, the guessed spec (`--init-spec`) and a seed
 //! from it (`--spec`), and the check that every table got rows.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
