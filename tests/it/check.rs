@@ -1176,7 +1176,19 @@ fn bad_input_is_one_line_and_exit_2() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Wait until the other session is there, not for a guessed delay.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while int(
+        &e.url,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'",
+    ) == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other session never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let err = ward()
         .args(["check", "--against", &e.url, "--migrations"])
         .args([d.path().join("migrations")])

@@ -8,13 +8,18 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::support::check::{assert_one_migration_error, findings, migrations, report};
+use crate::support::check::{
+    PhaseLog, assert_one_migration_error, findings, migrations, phases, report,
+};
 use crate::support::docker::{self as dk, Pg};
 use crate::support::*;
 use serde_json::Value;
 
 /// The leftover checks look at every `ward-check-*` container and volume on
-/// the engine, so the checks of this file run one at a time.
+/// the engine, so the checks of this file run one at a time. All tests share
+/// one binary: a test elsewhere that starts such throwaway servers (`check
+/// --against snapshot:` of a Docker volume snapshot) must live here and take
+/// this lock too.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A running container whose database `app` holds 300 visits, every third
@@ -373,25 +378,30 @@ fn ctrl_c_during_the_check_removes_the_throwaway_server() {
     let d = migrations(&[("1_wait.sql", "SELECT pg_sleep(30);")]);
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (mut child, _dir) = ward()
+        .env("WARD_LOG", "info")
         .args(["check", "--against", "snapshot:interrupted", "--store"])
         .args([st.path()])
         .args(["--migrations"])
         .args([d.path().join("migrations")])
         .spawn();
+    // The interrupt lands while the migration sleeps on the throwaway server:
+    // wait for the log's phase marker, not for a guessed number of seconds.
+    let log = PhaseLog::watch(&mut child);
+    log.wait_for("applying the pending migrations");
     throwaway_ports(&mut child);
-    // Let the check reach the sleeping migration.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "the check ended early");
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
+    let log = log.finish();
+    assert_eq!(status.code(), Some(130), "{log}");
     assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        phases(&log).last(),
+        Some(&"applying the pending migrations"),
+        "the interrupt did not stop the check while it applied the migrations: {log}"
     );
     assert_no_throwaways();
     assert!(pg.running());

@@ -132,27 +132,40 @@ fn fix1_a_swap_directory_with_part_of_the_old_data_aside_survives_the_sweep() {
 #[test]
 fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
     let s = setup();
-    // A restore's own staging holds the lock while its helper lives: a
-    // killed ward's helper stays until the next ward removes it.
+    // A restore's own staging holds the lock while its helper lives. Looked
+    // at while that ward is paused at mid-stage (alive: no other test's ward
+    // may sweep its helper as an orphan), then it is killed.
     let lost = tempfile::tempdir().unwrap();
-    killed(
-        snap(
-            s.store.path(),
-            lost.path(),
-            &["restore", "a", "--container", &s.pg.name, "--yes"],
-        ),
-        "restore:mid-stage",
-    );
-    assert!(dk::helpers(&s.pg.volume) > 0, "no helper left to hold it");
-    assert_eq!(
-        in_volume(
-            &s.pg.volume,
-            "flock -n /v/.ward-swap-*/lock true && echo free || echo held"
-        )
-        .trim(),
-        "held",
-        "staging does not hold its lock"
-    );
+    let (mut child, _dir) = snap(
+        s.store.path(),
+        lost.path(),
+        &["restore", "a", "--container", &s.pg.name, "--yes"],
+    )
+    .env("WARD_FAULT", "restore:mid-stage:sleep")
+    .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut lock = String::new();
+    while lock != "held" {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before its staging was seen holding the lock ({lock})"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "staging does not hold its lock ({lock})"
+        );
+        if dk::helpers(&s.pg.volume) > 0 {
+            lock = in_volume(
+                &s.pg.volume,
+                "set -- /v/.ward-swap-*/lock; [ -e \"$1\" ] || { echo absent; exit 0; }; \
+                 flock -n \"$1\" true && echo free || echo held",
+            )
+            .trim()
+            .to_string();
+        }
+    }
+    let _ = child.kill(); // SIGKILL: nothing is cleaned up
+    let _ = child.wait();
     dk::remove_helpers(&s.pg.volume);
     in_volume(&s.pg.volume, "rm -rf /v/.ward-swap-*");
     // Another ward (its journal and lock elsewhere) stages right now.

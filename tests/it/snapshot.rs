@@ -175,7 +175,21 @@ fn online_snapshot_under_pgbench_load_is_consistent_and_has_the_marker_row() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The snapshot must run under load: wait until pgbench's clients are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg
+        .psql("select count(*) from pg_stat_activity where application_name = 'pgbench'")
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pgbench never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     pg.psql("insert into marker values (42)");
     let st = store();
     let out = snap(
@@ -420,6 +434,8 @@ fn verify_catches_bit_flips_and_truncation_and_restore_refuses_them() {
         .ok()
         .json();
     assert!(m["last_verified"].is_string(), "{m}");
+    // Every `ward-verify` helper on the engine: this is the only test that
+    // runs `verify --deep` (a new one elsewhere would need a shared lock).
     let left = dk::docker(&[
         "ps",
         "-aq",

@@ -1,7 +1,7 @@
 //! `kill -9` and Ctrl-C at random points of `ward snapshot create` and
 //! `restore`, against a real container: afterwards no damaged snapshot is
 //! listed as valid, and the data is intact once the next ward has run
-//! (tests/restore_kill.rs tries more points, with old and new data).
+//! (tests/it/restore_kill.rs tries more points, with old and new data).
 //! Prints the figures of the trials.
 
 use std::path::Path;
@@ -195,15 +195,36 @@ fn ctrl_c_mid_create_and_mid_restore_restarts_and_rolls_back() {
     snap(st.path(), &["create", "base", "--container", &pg.name]).ok();
     pg.psql("insert into marks(label) values ('newer than base')");
     let want = pg.checksums();
-    for (args, delay) in [
-        (vec!["create", "c1", "--container", &pg.name], 800u64),
+    // Each run pauses for three seconds just after it stopped the container
+    // (`WARD_FAULT=<point>:sleep`): the window where an interrupt must restart
+    // the container and leave no half-made snapshot and no half-restored data.
+    // The test waits until it sees the container stopped, not for a guessed
+    // delay, so the interrupt always lands in that window.
+    for (args, pause) in [
+        (
+            vec!["create", "c1", "--container", &pg.name],
+            "create:after-stop:sleep",
+        ),
         (
             vec!["restore", "base", "--container", &pg.name, "--yes"],
-            2000,
+            "restore:after-stop:sleep",
         ),
     ] {
-        let (child, _dir) = snap(st.path(), &args).spawn();
-        std::thread::sleep(Duration::from_millis(delay));
+        let (mut child, _dir) = snap(st.path(), &args).env("WARD_FAULT", pause).spawn();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while dk::running(&pg.name) {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{}: ended before it stopped the container",
+                args[0]
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{}: never stopped the container",
+                args[0]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGINT,
@@ -212,8 +233,11 @@ fn ctrl_c_mid_create_and_mid_restore_restarts_and_rolls_back() {
         let out = child.wait_with_output().unwrap();
         let code = out.status.code().unwrap_or(-1);
         let err = String::from_utf8_lossy(&out.stderr);
-        // 130 when the interrupt landed in time; 0 if the work had already finished.
-        assert!(code == 130 || code == 0, "{}: exit {code}: {err}", args[0]);
+        assert_eq!(
+            code, 130,
+            "{}: the interrupt did not interrupt: {err}",
+            args[0]
+        );
         assert!(
             dk::running(&pg.name),
             "{}: container left stopped: {err}",
@@ -221,16 +245,18 @@ fn ctrl_c_mid_create_and_mid_restore_restarts_and_rolls_back() {
         );
         assert!(try_ready(&pg.name, 60));
         assert_eq!(dk::remove_helpers(&pg.volume), 0, "helper left behind");
-        if args[0] == "restore" && code == 130 {
-            assert_eq!(
-                pg.checksums(),
-                want,
-                "interrupted restore did not roll back"
-            );
-        }
-        if code == 130 && args[0] == "create" {
-            assert!(!listed(st.path()).contains(&"c1".to_string()));
-        }
+        assert_eq!(
+            pg.checksums(),
+            want,
+            "{}: the interrupted run changed the data",
+            args[0]
+        );
+        assert_eq!(
+            listed(st.path()),
+            vec!["base".to_string()],
+            "{}: an interrupted run left a snapshot",
+            args[0]
+        );
         eprintln!("Ctrl-C during {}: exit {code}", args[0]);
     }
 }

@@ -83,3 +83,61 @@ pub fn assert_one_migration_error(r: &Run, count: i64, sqlstate: &str, line: u64
     assert_eq!(f[0]["line"], line);
     j
 }
+
+/// The stderr of a spawned `ward check` run with `WARD_LOG=info`, read on a
+/// thread (so the pipe never fills): tests wait for the log's phase markers
+/// (`phase: NAME`) instead of sleeping until a phase has probably begun.
+pub struct PhaseLog {
+    began: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl PhaseLog {
+    /// Takes the child's stderr (spawned with `WARD_LOG=info`).
+    pub fn watch(child: &mut std::process::Child) -> PhaseLog {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tell, began) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let line = line.unwrap_or_default();
+                if let Some(phase) = phase_of(&line) {
+                    let _ = tell.send(phase.to_string());
+                }
+                all += &line;
+                all.push('\n');
+            }
+            all
+        });
+        PhaseLog { began, reader }
+    }
+
+    /// Blocks until the log says `phase` began; fails the test if the run
+    /// ends (or two minutes pass) first.
+    pub fn wait_for(&self, phase: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.began.recv_timeout(left) {
+                Ok(began) if began == phase => return,
+                Ok(_) => {}
+                Err(e) => panic!("ward check never reached the phase {phase:?} ({e})"),
+            }
+        }
+    }
+
+    /// The whole log, once the child has exited.
+    pub fn finish(self) -> String {
+        self.reader.join().unwrap()
+    }
+}
+
+/// The phases a log says began, in order.
+pub fn phases(log: &str) -> Vec<&str> {
+    log.lines().filter_map(phase_of).collect()
+}
+
+fn phase_of(line: &str) -> Option<&str> {
+    line.split_once("phase: ").map(|(_, phase)| phase.trim())
+}

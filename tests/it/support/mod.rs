@@ -25,13 +25,24 @@ pub struct Ward {
     dir: tempfile::TempDir,
 }
 
-/// ward's state directory (target locks and journals) for every ward this
-/// test binary runs: shared between its tests, like a user's, but never with
-/// other test binaries or the user running them — every ward repairs the
-/// journals it finds there. A test may set its own (`.env("WARD_STATE_DIR", …)`).
-fn state_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+/// ward's state directory (target locks and journals) for the wards one test
+/// runs: shared between them, like a user's, but never with another test nor
+/// with the user running the tests. Every ward finishes or undoes the jobs of
+/// dead wards whose journals it finds there, so a shared directory would let
+/// one test heal another's deliberately killed ward before that test looks.
+/// Keyed by the test's thread name (libtest names each test's thread after
+/// it), all under one directory per run. A test may set its own
+/// (`.env("WARD_STATE_DIR", …)`).
+fn state_dir() -> PathBuf {
+    static RUN: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-");
+    let dir = run.join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 pub fn ward() -> Ward {
