@@ -31,6 +31,7 @@ mod hostile;
 mod postgres18;
 mod realism;
 mod remote_store;
+mod reports;
 mod restore_config;
 mod restore_datadir_full;
 mod restore_doctor_sweep;
