@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The Django tests (tests/django_*.rs) run a real Django project against real
+# The Django tests (tests/it/django_*.rs) run a real Django project against real
 # Postgres. This script creates, idempotently, the Python they use: a venv at a
 # fixed, git-ignored path in the repository (.venv-test/), with pinned Django 5
 # and psycopg, plus two real projects from PyPI with long migration histories
 # (wagtail, django-allauth) that tests/fixtures/django_real installs, and
-# phonenumbers (libphonenumber) for tests/clinical_phone.rs. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
+# phonenumbers (libphonenumber) for tests/it/clinical_phone.rs. Tests look for .venv-test/bin/python (or $WARD_TEST_PYTHON) and
 # fail, naming this script, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ DJANGO=5.1.4
 PSYCOPG=3.2.3
 WAGTAIL=6.3.1
 ALLAUTH=65.3.0
-# libphonenumber's Python port: tests/clinical_phone.rs checks phone.valid_uk against it.
+# libphonenumber's Python port: tests/it/clinical_phone.rs checks phone.valid_uk against it.
 PHONENUMBERS=9.0.43
 
 python=${PYTHON:-python3}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The remote-store tests (tests/remote_*.rs) and `cargo bench --bench backup`
+# The remote-store tests (tests/it/remote_*.rs) and `cargo bench --bench backup`
 # talk to a real S3-compatible server on this machine: s3s-fs, a Rust S3
 # server that keeps buckets as directories and checks SigV4 signatures (so
 # wrong credentials fail as they do on AWS), with multipart uploads and
