@@ -52,6 +52,8 @@ fn filters(workdir: &str, migrations_dir: &str) -> Vec<(String, &'static str)> {
             r#""$1": [DURATION]"#,
         ),
         (r#"time="[0-9.]+""#.into(), r#"time="[DURATION]""#),
+        // The Markdown table of locks per statement ends with its milliseconds.
+        (r"(?m)\| \d+(\.\d+)? \|$".into(), "| [DURATION] |"),
         // Right-aligned durations carry padding that varies with the number.
         (r" +\d+(\.\d+)? ?(ms|µs|s|min)\b".into(), " [DURATION]"),
         (r"\b\d+(\.\d+)? ?(ms|µs|s|min)\b".into(), "[DURATION]"),

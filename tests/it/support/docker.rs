@@ -3,7 +3,7 @@
 //! and removed on drop (also when a test panics). No image is ever pulled:
 //! a missing image fails the test with the command that builds it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -310,10 +310,6 @@ volumes:
 
     pub fn volume(&self) -> String {
         format!("{}_pgdata", self.project)
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 
