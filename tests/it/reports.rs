@@ -69,6 +69,8 @@ fn filters(workdir: &str, migrations_dir: &str) -> Vec<(String, &'static str)> {
         // ward's own version (SARIF's tool driver, JUnit's properties).
         (regex::escape(env!("CARGO_PKG_VERSION")), "[WARD_VERSION]"),
         // Ports of the throwaway cluster and scratch database names.
+        // Relation sizes depend on the server's major version and build.
+        (r"\b\d+ (bytes|kB|MB)\b".into(), "[SIZE]"),
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]"),
         (r"localhost:\d+".into(), "localhost:[PORT]"),
         (r"ward_check_[0-9a-z_]+".into(), "ward_check_[SCRATCH]"),
