@@ -133,8 +133,9 @@ fn fix1_a_swap_directory_with_part_of_the_old_data_aside_survives_the_sweep() {
 fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
     let s = setup();
     // A restore's own staging holds the lock while its helper lives. Looked
-    // at while that ward is paused at mid-stage (alive: no other test's ward
-    // may sweep its helper as an orphan), then it is killed.
+    // at while that ward is alive but frozen (SIGSTOP) mid-stage, so neither
+    // can it move on while the probe runs, nor can another test's ward sweep
+    // its helper as an orphan; then it is killed.
     let lost = tempfile::tempdir().unwrap();
     let (mut child, _dir) = snap(
         s.store.path(),
@@ -143,6 +144,7 @@ fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
     )
     .env("WARD_FAULT", "restore:mid-stage:sleep")
     .spawn();
+    let ward_pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut lock = String::new();
     while lock != "held" {
@@ -154,14 +156,22 @@ fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
             std::time::Instant::now() < deadline,
             "staging does not hold its lock ({lock})"
         );
-        if dk::helpers(&s.pg.volume) > 0 {
-            lock = in_volume(
-                &s.pg.volume,
-                "set -- /v/.ward-swap-*/lock; [ -e \"$1\" ] || { echo absent; exit 0; }; \
-                 flock -n \"$1\" true && echo free || echo held",
-            )
-            .trim()
-            .to_string();
+        if dk::helpers(&s.pg.volume) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        }
+        nix::sys::signal::kill(ward_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        lock = in_volume(
+            &s.pg.volume,
+            "set -- /v/.ward-swap-*/lock; [ -e \"$1\" ] || { echo absent; exit 0; }; \
+             flock -n \"$1\" true && echo free || echo held",
+        )
+        .trim()
+        .to_string();
+        if lock != "held" {
+            // Not that far yet: let it go on a little.
+            nix::sys::signal::kill(ward_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
     let _ = child.kill(); // SIGKILL: nothing is cleaned up

@@ -31,14 +31,17 @@ pub struct Ward {
 /// dead wards whose journals it finds there, so a shared directory would let
 /// one test heal another's deliberately killed ward before that test looks.
 /// Keyed by the test's thread name (libtest names each test's thread after
-/// it), all under one directory per run. A test may set its own
+/// it; with --test-threads=1 every test runs on "main" and they share one,
+/// which is safe only because nothing then runs at the same time), all under
+/// one directory per run. A test may set its own
 /// (`.env("WARD_STATE_DIR", …)`).
 fn state_dir() -> PathBuf {
     static RUN: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    // A thread a test spawned has no name: it would share no test's directory.
     let test = std::thread::current()
         .name()
-        .unwrap_or("unnamed")
+        .expect("ward() is built on a test's own thread (libtest names it)")
         .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-");
     let dir = run.join(test);
     std::fs::create_dir_all(&dir).unwrap();
