@@ -27,7 +27,8 @@ use anyhow::{Context, Result, bail};
 use nix::unistd::{Gid, Uid, chown};
 use thiserror::Error;
 
-pub use super::bindir::{find_bindir, installed_servers, server_version};
+pub(crate) use super::bindir::installed_servers;
+pub use super::bindir::{find_bindir, server_version};
 
 /// Why a cluster could not be started.
 #[derive(Debug, Error)]
@@ -99,7 +100,7 @@ impl Cluster {
     /// A stopped server for a copy of a PostgreSQL `major` data directory,
     /// to run on the binaries in `bindir`: the caller fills the empty
     /// [`Cluster::data_path`], then calls [`Cluster::start_copy`].
-    pub fn for_copy(bindir: PathBuf, major: u32) -> Result<Cluster> {
+    pub(crate) fn for_copy(bindir: PathBuf, major: u32) -> Result<Cluster> {
         Cluster::new(bindir, Data::Copy { major }, "ward-check-")
     }
 
@@ -108,7 +109,7 @@ impl Cluster {
     /// ward's config files come, the directory is handed to the server's
     /// user. The outer error: ward could not try (no free port, Ctrl-C, a
     /// file); the inner one: the server refused to start, with its reason.
-    pub fn start_copy(&mut self, label: &str) -> Result<Result<(), String>> {
+    pub(crate) fn start_copy(&mut self, label: &str) -> Result<Result<(), String>> {
         // A copy must come up as a primary of its own: no stale lock file, no
         // standby or archive recovery.
         for stale in [
@@ -231,7 +232,7 @@ impl Cluster {
     }
 
     /// The databases one can connect to (templates excluded), by name.
-    pub async fn databases(&self) -> Result<Vec<String>> {
+    pub(crate) async fn databases(&self) -> Result<Vec<String>> {
         let client = self
             .connect_socket(&self.user, "template1")
             .await?
@@ -347,17 +348,7 @@ impl Cluster {
         }
         let written = std::fs::read(&log).unwrap_or_default();
         let text = String::from_utf8_lossy(written.get(seen as usize..).unwrap_or_default());
-        if text.contains("Address already in use") {
-            return Err(Refusal::PortTaken);
-        }
-        let why = text
-            .lines()
-            .rev()
-            .find(|line| line.contains("FATAL") || line.contains("ERROR"))
-            .or_else(|| text.lines().rev().find(|line| !line.trim().is_empty()))
-            .map(|line| line.trim().to_string())
-            .unwrap_or_else(|| last_line(&out.stderr));
-        Err(Refusal::Failed(why))
+        Err(refusal(&text, &out.stderr))
     }
 
     fn pg_ctl_stop(&self, mode: &str, seconds: u32) -> Command {
@@ -459,9 +450,26 @@ impl Drop for Cluster {
 }
 
 /// Why one `pg_ctl start` did not bring the server up.
+#[derive(Debug, PartialEq, Eq)]
 enum Refusal {
     PortTaken,
     Failed(String),
+}
+
+/// Why a start failed, from what it wrote to the server log (and pg_ctl's
+/// own error output when the log says nothing).
+fn refusal(log: &str, stderr: &[u8]) -> Refusal {
+    if log.contains("Address already in use") {
+        return Refusal::PortTaken;
+    }
+    let why = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("FATAL") || line.contains("ERROR"))
+        .or_else(|| log.lines().rev().find(|line| !line.trim().is_empty()))
+        .map(|line| line.trim().to_string())
+        .unwrap_or_else(|| last_line(stderr));
+    Refusal::Failed(why)
 }
 
 /// The last line of a command's error output.
@@ -503,5 +511,28 @@ mod tests {
         let hex = first.strip_prefix("ward-").unwrap();
         assert_eq!(hex.len(), 32);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_taken_port_is_retried_and_other_failures_are_explained() {
+        // PostgreSQL 15 and 18 write the bind failure, then the consequence.
+        let taken = "2026-12-03 14:00:00.000 UTC [77] LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n\
+                     2026-12-03 14:00:00.000 UTC [77] HINT:  Is another postmaster already running on port 5555? If not, wait a few seconds and retry.\n\
+                     2026-12-03 14:00:00.000 UTC [77] WARNING:  could not create listen socket for \"127.0.0.1\"\n\
+                     2026-12-03 14:00:00.000 UTC [77] FATAL:  could not create any TCP/IP sockets\n";
+        assert_eq!(refusal(taken, b""), Refusal::PortTaken);
+        let bad = "2026-12-03 14:00:00.000 UTC [78] FATAL:  database files are incompatible with server\n\
+                   2026-12-03 14:00:00.000 UTC [78] DETAIL:  The data directory was initialized by PostgreSQL version 18.\n";
+        assert_eq!(
+            refusal(bad, b"pg_ctl: could not start server"),
+            Refusal::Failed(
+                "2026-12-03 14:00:00.000 UTC [78] FATAL:  database files are incompatible with server"
+                    .into()
+            )
+        );
+        assert_eq!(
+            refusal("", b"pg_ctl: could not start server\n"),
+            Refusal::Failed("pg_ctl: could not start server".into())
+        );
     }
 }

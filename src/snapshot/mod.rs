@@ -34,7 +34,7 @@ pub mod store;
 mod target_lock;
 pub mod template;
 pub mod throwaway;
-pub mod throwaway_native;
+pub(crate) mod throwaway_native;
 mod verify;
 pub mod volume;
 
