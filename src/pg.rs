@@ -5,9 +5,12 @@
 //! `sslmode=require` is refused with an explanation rather than silently
 //! downgraded.
 
+mod bindir;
 pub mod cluster;
+pub mod major;
 pub mod urls;
 
+pub use major::parse_major;
 pub use urls::{UrlParts, maintenance_url, tcp_url, url_of, with_database};
 
 use std::time::Duration;

@@ -19,27 +19,26 @@
 //! non-UTF-8 or over-long names, and more bytes than the manifest declares.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::archive::{ID_FRAME_MAGIC, ID_FRAME_TAG, Tally};
+mod policy;
+mod tally;
+mod write;
+
+use policy::check_entry;
+pub use policy::normalise;
+use tally::{Counting, Hashing, read_id_frame};
+use write::{fresh_header, write_error, write_file};
+
+use super::archive::Tally;
 use super::manifest::{Entry, Kind, Manifest};
 use super::store::Store;
 use crate::progress::Progress;
-
-/// The longest name an entry may have.
-const MAX_NAME: usize = 4096;
-/// PAX records an archive may carry: names, sizes, owners and times. Anything
-/// else (GNU.sparse.*, LIBARCHIVE.*, SCHILY.*, …) changes what some reader
-/// does with the entry, and ward's own writers never produce it.
-const PAX_KEYS: &[&str] = &[
-    "path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime", "atime", "ctime",
-];
 
 /// Where checked entries go.
 pub enum Destination<'a> {
@@ -57,156 +56,6 @@ pub struct Checked {
     pub problems: Vec<String>,
     pub bytes: u64,
     pub entries: u64,
-}
-
-/// Normalises an entry name exactly as it will be written: no leading `./`,
-/// no `.` components, no trailing `/`. Refuses what cannot be normalised safely.
-pub fn normalise(raw: &[u8]) -> std::result::Result<String, String> {
-    if raw.len() > MAX_NAME {
-        return Err(format!("an entry name is {} bytes long", raw.len()));
-    }
-    let s = std::str::from_utf8(raw).map_err(|_| "an entry name is not UTF-8".to_string())?;
-    if s.starts_with('/') {
-        return Err(format!("absolute path {s:?}"));
-    }
-    let trimmed = s.trim_end_matches('/');
-    let mut parts = Vec::new();
-    for (i, c) in trimmed.split('/').enumerate() {
-        match c {
-            ".." => return Err(format!("path {s:?} climbs out with \"..\"")),
-            "." => {}
-            "" if i == 0 && trimmed.is_empty() => {}
-            "" => return Err(format!("path {s:?} has an empty component")),
-            c if c.contains('\0') => return Err(format!("path {s:?} contains a NUL")),
-            c => parts.push(c),
-        }
-    }
-    Ok(parts.join("/"))
-}
-
-/// Checks one entry against the allow-list; returns its normalised path.
-fn check_entry<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    seen: &mut HashSet<String>,
-    data_link: Option<&str>,
-) -> std::result::Result<(String, Kind), String> {
-    let raw = entry.path_bytes().into_owned();
-    let shown = String::from_utf8_lossy(&raw).into_owned();
-    let path = normalise(&raw)?;
-    if let Some(pax) = entry
-        .pax_extensions()
-        .map_err(|e| format!("archive is damaged: {e}"))?
-    {
-        for ext in pax {
-            let ext = ext.map_err(|e| format!("archive is damaged: {e}"))?;
-            let key = ext.key().unwrap_or("(not UTF-8)");
-            if !PAX_KEYS.contains(&key) {
-                return Err(format!(
-                    "entry {shown:?} carries the PAX record {key:?}, which ward does not accept"
-                ));
-            }
-        }
-    }
-    let kind = match entry.header().entry_type() {
-        tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
-        tar::EntryType::Directory => Kind::Dir,
-        tar::EntryType::Symlink => {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            if data_link == Some(path.as_str()) && target == super::archive::DATA_LINK.1 {
-                // Recorded by the manifest's layout; never written out.
-                Kind::Symlink
-            } else {
-                return Err(format!(
-                    "symlink {shown:?} -> {target:?}: a Postgres data directory needs no symbolic \
-                     links and ward refuses them (the only one accepted is `data -> .` at the \
-                     volume root of a postgres:18.0 volume, when the manifest records it)"
-                ));
-            }
-        }
-        tar::EntryType::Link => return Err(format!("hard link {shown:?}")),
-        tar::EntryType::Char | tar::EntryType::Block => {
-            return Err(format!("device node {shown:?}"));
-        }
-        tar::EntryType::Fifo => return Err(format!("FIFO {shown:?}")),
-        other => return Err(format!("entry {shown:?} of unsupported type {other:?}")),
-    };
-    if !seen.insert(path.clone()) {
-        return Err(format!(
-            "duplicate entry {shown:?} (also listed as {path:?})"
-        ));
-    }
-    Ok((path, kind))
-}
-
-/// Passes reads through, hashing and counting them, and remembers whether
-/// reading failed — so a failed write is not blamed on the archive.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-    read_error: Option<String>,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if crate::error::cancelled() {
-            // Not ErrorKind::Interrupted: io::copy and tar retry that one
-            // (EINTR semantics) and would spin here for ever after Ctrl-C.
-            return Err(io::Error::other("interrupted"));
-        }
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.size += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                self.read_error = Some(e.to_string());
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Counts decompressed bytes for the progress bar.
-struct Counting<'a, R> {
-    inner: R,
-    count: u64,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
-/// Reads the leading id frame, if there is one; returns the id and the bytes
-/// read that turned out not to be one (to be decoded as zstd).
-fn read_id_frame(r: &mut impl Read) -> io::Result<(Option<String>, Vec<u8>)> {
-    let mut head = Vec::with_capacity(8);
-    r.by_ref().take(8).read_to_end(&mut head)?;
-    if head.len() < 8 || u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != ID_FRAME_MAGIC
-    {
-        return Ok((None, head));
-    }
-    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64;
-    let mut payload = Vec::new();
-    r.by_ref().take(len.min(4096)).read_to_end(&mut payload)?;
-    let id = payload
-        .strip_prefix(ID_FRAME_TAG)
-        .map(|id| String::from_utf8_lossy(id).into_owned())
-        .unwrap_or_default();
-    if len > 4096 {
-        return Ok((Some(format!("(an id frame of {len} bytes)")), Vec::new()));
-    }
-    Ok((Some(id), Vec::new()))
 }
 
 /// Decompresses the archive in one pass and checks its id, its hash, every
@@ -539,75 +388,4 @@ fn check_into(
         }
     }
     Ok(out)
-}
-
-/// A header ward writes itself: only the fields the entry needs.
-fn fresh_header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64, mtime: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(uid);
-    h.set_gid(gid);
-    h.set_mtime(mtime);
-    h
-}
-
-/// Writes one checked file into the staging directory. No link exists in the
-/// tree ward is building (links are refused) and the path is normalised, so
-/// `root/path` stays under `root`; `create_new` never reuses a file.
-fn write_file(root: &Path, path: &str, mode: u32, data: &mut impl Read) -> Result<()> {
-    let full = root.join(path);
-    if let Some(parent) = full.parent()
-        && !parent.is_dir()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| write_error(e, parent))?;
-    }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&full)
-        .map_err(|e| write_error(e, &full))?;
-    io::copy(data, &mut f).map_err(|e| write_error(e, &full))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
-        .map_err(|e| write_error(e, &full))?;
-    Ok(())
-}
-
-/// A failed write, saying what is full when the disk is.
-fn write_error(e: io::Error, path: &Path) -> anyhow::Error {
-    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
-        let free = path
-            .ancestors()
-            .find_map(|p| fs4::available_space(p).ok())
-            .unwrap_or(0);
-        anyhow::anyhow!(
-            "the file system holding {} is full ({} free) — free space there and run the restore \
-             again; the snapshot is fine and nothing was changed",
-            path.display(),
-            super::human_bytes(free)
-        )
-    } else {
-        anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_normalise_as_they_are_written() {
-        assert_eq!(normalise(b"data/./PG_VERSION").unwrap(), "data/PG_VERSION");
-        assert_eq!(normalise(b"./base/1/").unwrap(), "base/1");
-        assert_eq!(normalise(b"./").unwrap(), "");
-        assert!(normalise(b"data//x").is_err());
-        assert!(normalise(b"a/../../x").is_err());
-        assert!(normalise(b"/etc/passwd").is_err());
-        assert!(normalise(&[b'x'; 5000]).is_err());
-    }
 }

@@ -17,7 +17,14 @@ use crate::error::UsageError;
 use crate::pg::{self, maintenance_url, quote_ident};
 // Commands reach these through `template::`; each is defined once, elsewhere.
 pub use crate::pg::with_database;
+
+mod opened;
+mod sessions;
+
 pub use crate::target::container_url;
+pub use opened::{Opened, verify};
+pub use sessions::Session;
+use sessions::{clear_sessions, sessions};
 
 /// md5 over the user schema: tables, columns, types, constraints, indexes.
 pub const SCHEMA_FINGERPRINT_SQL: &str = "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (\
@@ -98,15 +105,6 @@ async fn ensure_ours_with(admin: &Client, snapshot: &str, facts: &TemplateFacts)
     Ok(())
 }
 
-/// A session connected to a database, for the refusal message.
-#[derive(Debug, Clone, Serialize)]
-pub struct Session {
-    pub pid: i32,
-    pub user: String,
-    pub application: String,
-    pub client: String,
-}
-
 /// The template database name for a snapshot name (names are checked by the store).
 pub fn template_database(snapshot: &str) -> String {
     let name = format!("{PREFIX}{snapshot}");
@@ -117,84 +115,6 @@ pub fn template_database(snapshot: &str) -> String {
     } else {
         name
     }
-}
-
-async fn sessions(admin: &Client, db: &str) -> Result<Vec<Session>> {
-    let rows = admin
-        .query(
-            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''),
-                    coalesce(client_addr::text, 'local')
-             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&db],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Session {
-            pid: r.get(0),
-            user: r.get(1),
-            application: r.get(2),
-            client: r.get(3),
-        })
-        .collect())
-}
-
-/// Refuses (listing them) or, with `force`, ends the other sessions on `db`.
-async fn clear_sessions(admin: &Client, db: &str, force: bool, what: &str) -> Result<()> {
-    let mut list = sessions(admin, db).await?;
-    // A client that has just disconnected leaves its backend for a moment:
-    // give such sessions a second to go before calling the database busy.
-    for _ in 0..10 {
-        if list.is_empty() || force {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        list = sessions(admin, db).await?;
-    }
-    if list.is_empty() {
-        return Ok(());
-    }
-    if !force {
-        let who: Vec<String> = list
-            .iter()
-            .map(|s| {
-                format!(
-                    "pid {} ({}{}, {})",
-                    s.pid,
-                    s.user,
-                    if s.application.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" via {}", s.application)
-                    },
-                    s.client
-                )
-            })
-            .collect();
-        return Err(UsageError(format!(
-            "{db} is in use by {} session{}: {} — stop them, or add --force to end them and {what}",
-            list.len(),
-            if list.len() == 1 { "" } else { "s" },
-            who.join("; ")
-        ))
-        .into());
-    }
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&db],
-        )
-        .await?;
-    // Give the ended backends a moment to leave.
-    for _ in 0..50 {
-        if sessions(admin, db).await?.is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err(anyhow!(
-        "sessions on {db} did not end after pg_terminate_backend"
-    ))
 }
 
 async fn exists(admin: &Client, db: &str) -> Result<bool> {
@@ -444,98 +364,6 @@ pub async fn restore_with_fault(
     })
 }
 
-/// Checks that the copy still exists and has the recorded schema fingerprint.
-/// Returns the problem, if any.
-pub async fn verify(url: &str, facts: &TemplateFacts) -> Result<Option<String>> {
-    let (admin_url, _) = maintenance_url(url)?;
-    let admin = pg::connect(&admin_url).await?;
-    let tpl = &facts.template_database;
-    if !exists(&admin, tpl).await? {
-        return Ok(Some(format!(
-            "the template database {tpl} no longer exists in the cluster"
-        )));
-    }
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-            quote_ident(tpl)
-        ))
-        .await?;
-    let result = fingerprint_of(|d| with_database(url, d), tpl).await;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-            quote_ident(tpl)
-        ))
-        .await?;
-    let (fp, _) = result?;
-    Ok((fp != facts.schema_fingerprint).then(|| {
-        format!(
-            "the schema of {tpl} changed since the snapshot (fingerprint {fp}, recorded {})",
-            facts.schema_fingerprint
-        )
-    }))
-}
-
-/// Lets sessions connect to a fast snapshot's copy while this value lives
-/// (for `ward check --against snapshot:NAME`, which reads it and clones it).
-/// Connections are switched off again when it is dropped.
-pub struct Opened {
-    admin_url: String,
-    template: String,
-}
-
-impl Opened {
-    /// Opens the copy of `snapshot` after proving ward made it for that
-    /// snapshot (a manifest must not be able to open another database).
-    pub async fn new(url: &str, snapshot: &str, facts: &TemplateFacts) -> Result<Opened> {
-        let (admin_url, _) = maintenance_url(url)?;
-        let admin = pg::connect(&admin_url).await?;
-        if !exists(&admin, &facts.template_database).await? {
-            return Err(UsageError(format!(
-                "the copy behind this fast snapshot ({}) is gone from the cluster — delete the snapshot",
-                facts.template_database
-            ))
-            .into());
-        }
-        ensure_ours_with(&admin, snapshot, facts).await?;
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                quote_ident(&facts.template_database)
-            ))
-            .await?;
-        Ok(Opened {
-            admin_url,
-            template: facts.template_database.clone(),
-        })
-    }
-}
-
-impl Drop for Opened {
-    fn drop(&mut self) {
-        let (url, tpl) = (self.admin_url.clone(), self.template.clone());
-        // Drop cannot await: close the copy on a small runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = pg::connect(&url).await.ok()?;
-                admin
-                    .batch_execute(&format!(
-                        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-                        quote_ident(&tpl)
-                    ))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
 /// Drops the hidden copy of `snapshot` (if it is still there), after
 /// checking that ward made it ([`ensure_ours`]).
 pub async fn delete(url: &str, snapshot: &str, facts: &TemplateFacts) -> Result<()> {
@@ -573,12 +401,7 @@ pub async fn create_snapshot(
     }
     let facts = create(url, name, force).await?;
     let config = pg::parse_url(url)?;
-    let major = facts
-        .server_version
-        .split(['.', ' '])
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let major = pg::parse_major(&facts.server_version).unwrap_or(0);
     let m = super::manifest::Manifest {
         format: super::manifest::FORMAT,
         id: super::new_id(),

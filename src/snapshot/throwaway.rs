@@ -7,7 +7,8 @@
 //! and Ctrl-C, like every other helper.
 //!
 //! A snapshot of a native data directory has no image: `check` runs it on
-//! this machine's own server binaries instead ([`super::throwaway_native`]);
+//! this machine's own server binaries instead ([`super::throwaway_native`], a
+//! `pg::cluster::Cluster` on a copy);
 //! [`CheckServer`] and [`for_check`] hide which of the two it is.
 
 use std::sync::Arc;
@@ -17,9 +18,9 @@ use anyhow::{Result, bail};
 
 use super::manifest::Manifest;
 use super::store::Store;
-use super::throwaway_native::Native;
-use super::volume::{image_facts, psql, replace_contents, restore_paths, wait_ready};
+use super::volume::{Upload, image_facts, psql, replace_contents, restore_paths, wait_ready};
 use crate::docker::{self, Docker, Helper, PostgresServer, TempVolume};
+use crate::pg::cluster::Cluster;
 use crate::pg::{self, quote_ident};
 use crate::progress::Progress;
 
@@ -99,18 +100,15 @@ impl Throwaway {
         let helper = Helper::start(d, image, &volume.name, &hmount, false).await?;
         let restored = match image_facts(d, &helper.name).await {
             Ok((_, uid, gid)) => {
-                let r = replace_contents(
+                let upload = Upload {
                     d,
-                    &helper.name,
+                    helper: &helper.name,
                     store,
                     m,
-                    &m.pgdata_rel,
-                    uid,
-                    gid,
-                    progress.clone(),
-                    &format!("restoring snapshot {} into a throwaway server", m.name),
-                )
-                .await;
+                    progress: progress.clone(),
+                    stage: &format!("restoring snapshot {} into a throwaway server", m.name),
+                };
+                let r = replace_contents(upload, &m.pgdata_rel, uid, gid).await;
                 match r {
                     Ok(()) => {
                         make_standalone(
@@ -218,7 +216,13 @@ impl Throwaway {
         let (Some(port), Some(password)) = (self.port, &self.password) else {
             bail!("the throwaway server was not published on 127.0.0.1");
         };
-        localhost_url(&self.user, password, port, db)
+        Ok(pg::tcp_url(pg::UrlParts {
+            user: &self.user,
+            password: Some(password),
+            host: "127.0.0.1",
+            port,
+            database: db,
+        }))
     }
 
     /// Removes the container, then the volume.
@@ -311,18 +315,6 @@ async fn published_port(d: &Docker, container: &str) -> Result<u16> {
     bail!("the Docker engine did not publish port 5432 of {container} on 127.0.0.1")
 }
 
-/// `postgres://user:password@127.0.0.1:port/db`.
-pub(super) fn localhost_url(user: &str, password: &str, port: u16, db: &str) -> Result<String> {
-    let mut u = url::Url::parse("postgres://127.0.0.1")?;
-    // Url percent-encodes user, password and path; the parse of the
-    // connection string decodes them again.
-    let _ = u.set_username(user);
-    let _ = u.set_password(Some(password));
-    let _ = u.set_port(Some(port));
-    u.set_path(db);
-    Ok(u.to_string())
-}
-
 /// SQL giving `role` LOGIN and the password `password`, as a SCRAM verifier
 /// computed here: the password itself never appears in a command line, a
 /// statement log or `pg_stat_activity`.
@@ -383,7 +375,7 @@ pub fn choose_database(snapshot: &str, all: &[String], wanted: Option<&str>) -> 
 #[derive(Debug)]
 pub enum CheckServer {
     Docker(Throwaway),
-    Native(Native),
+    Native(Cluster),
 }
 
 impl CheckServer {
@@ -391,7 +383,7 @@ impl CheckServer {
     pub async fn remove(self) -> Result<()> {
         match self {
             CheckServer::Docker(t) => t.remove().await,
-            CheckServer::Native(n) => n.remove().await,
+            CheckServer::Native(n) => super::throwaway_native::remove(n).await,
         }
     }
 }
@@ -406,7 +398,7 @@ pub async fn for_check(
 ) -> Result<(CheckServer, String)> {
     // A manifest without an image is of a native data directory.
     let (server, all, port) = if m.source.image.is_none() {
-        let server = Native::start(store, m, progress).await?;
+        let server = super::throwaway_native::start(store, m, progress).await?;
         let all = server.databases().await?;
         let port = server.port();
         (CheckServer::Native(server), all, port)
@@ -420,7 +412,7 @@ pub async fn for_check(
     let db = choose_database(&m.name, &all, database)?;
     let url = match &server {
         CheckServer::Docker(t) => t.url(&db)?,
-        CheckServer::Native(n) => n.url(&db)?,
+        CheckServer::Native(n) => n.url(&db),
     };
     tracing::info!(
         "checking against database {db} of snapshot {} on 127.0.0.1:{port}",

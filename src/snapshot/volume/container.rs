@@ -308,11 +308,7 @@ pub(super) async fn image_and_data_facts(
 /// `postgres -V` (perhaps empty), uid and gid, one a line.
 fn parse_image_facts(out: &str) -> Result<(Option<u32>, u32, u32)> {
     let mut lines = out.lines();
-    let major = lines
-        .next()
-        .and_then(|v| v.split_whitespace().last())
-        .and_then(|s| s.split('.').next())
-        .and_then(|s| s.parse().ok());
+    let major = lines.next().and_then(crate::pg::parse_major);
     let mut id = |what: &str| -> Result<u32> {
         lines
             .next()

@@ -17,7 +17,7 @@ use crate::progress::Progress;
 use crate::snapshot::archive::{self, ChannelReader};
 use crate::snapshot::manifest::{Layout, Manifest, Origin};
 use crate::snapshot::store::{ArchiveWriter, Store, Stored};
-use crate::snapshot::{CreateOptions, Created, Method, control_field, fault, parse_major};
+use crate::snapshot::{CreateOptions, Created, Method, control_field, fault};
 use crate::target::VolumeTarget;
 
 /// Takes a snapshot of the volume.
@@ -190,7 +190,7 @@ pub(super) async fn cold(
     let pg_major = written
         .pg_version
         .as_deref()
-        .and_then(parse_major)
+        .and_then(crate::pg::parse_major)
         .context("the archive has no PG_VERSION where PGDATA should be")?;
     let mut m = Manifest::archived(
         name,
@@ -294,7 +294,7 @@ async fn online(
     let pg_major = written
         .pg_version
         .as_deref()
-        .and_then(parse_major)
+        .and_then(crate::pg::parse_major)
         .context("pg_basebackup's output has no PG_VERSION")?;
     let mut m = Manifest::archived(
         name,

@@ -41,7 +41,7 @@ pub use journal::RestartGuard;
 pub(crate) use journal::{Owner, journal_files, journal_volume, state_dir, write_durably};
 pub use previous::restore_previous;
 pub use restore::restore;
-pub(super) use upload::{replace_contents, restore_paths};
+pub(super) use upload::{Upload, replace_contents, restore_paths};
 
 /// Notes gathered by a command that then failed: the error is what the
 /// command returns, so they go to the log (shown at the default level).

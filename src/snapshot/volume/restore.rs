@@ -18,14 +18,12 @@ use super::container::{image_and_data_facts, postgres_user};
 use super::create::cold;
 use super::journal::{JournalFile, TargetJournal, recover};
 use super::swap::{MOUNT, Swap};
-use super::upload::stream_checked;
+use super::upload::{Upload, stream_checked};
 use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
 use crate::snapshot::manifest::{Layout, Manifest};
 use crate::snapshot::store::Store;
-use crate::snapshot::{
-    Confirm, CreateOptions, Method, RestoreOptions, Restored, fault, parse_major,
-};
+use crate::snapshot::{Confirm, CreateOptions, Method, RestoreOptions, Restored, fault};
 use crate::target::VolumeTarget;
 
 /// Restores a verified snapshot into the volume.
@@ -123,7 +121,7 @@ async fn restore_in(
     // The image's facts and the current data's version, through the helper.
     let pg_version = format!("{}/PG_VERSION", join(MOUNT, &t.pgdata_rel));
     let ((major, uid, gid), current) = image_and_data_facts(&d, helper, &pg_version).await?;
-    let current_major = current.as_deref().and_then(parse_major);
+    let current_major = current.as_deref().and_then(crate::pg::parse_major);
     if let Some(maj) = major.or(current_major)
         && maj != m.pg_major
     {
@@ -371,13 +369,15 @@ async fn stage(
     let upload_to = join(&format!("{}/stage", sw.dir()), upload_rel);
     sw.prepare(&upload_to).await?;
     let streamed = stream_checked(
-        sw.d,
-        sw.helper,
-        store,
-        m,
+        Upload {
+            d: sw.d,
+            helper: sw.helper,
+            store,
+            m,
+            progress,
+            stage: &format!("staging {}", m.name),
+        },
         &upload_to,
-        progress,
-        &format!("staging {}", m.name),
     )
     .await;
     if let Err(e) = streamed {

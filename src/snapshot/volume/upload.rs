@@ -42,24 +42,32 @@ pub(in crate::snapshot) fn restore_paths(
     }
 }
 
-/// Replaces the volume's contents with the archive `archive_of` (already
-/// verified), then fixes ownership and mode. The helper mounts the volume.
-#[allow(clippy::too_many_arguments)]
+/// A checked archive on its way into a helper container: which archive,
+/// which helper, and the progress stage it is shown under.
+pub(in crate::snapshot) struct Upload<'a> {
+    pub(in crate::snapshot) d: &'a Docker,
+    pub(in crate::snapshot) helper: &'a str,
+    pub(in crate::snapshot) store: &'a Store,
+    pub(in crate::snapshot) m: &'a Manifest,
+    pub(in crate::snapshot) progress: Arc<dyn Progress>,
+    /// The progress stage's title.
+    pub(in crate::snapshot) stage: &'a str,
+}
+
+/// Replaces the volume's contents with the upload's archive (already
+/// verified), then gives them to `uid`:`gid` with PGDATA at mode 0700. The
+/// helper mounts the volume.
 pub(in crate::snapshot) async fn replace_contents(
-    d: &Docker,
-    helper: &str,
-    store: &Store,
-    m: &Manifest,
+    upload: Upload<'_>,
     pgdata_rel: &str,
     uid: u32,
     gid: u32,
-    progress: Arc<dyn Progress>,
-    stage: &str,
 ) -> Result<()> {
-    let (mount, upload_to, pgdata) = restore_paths(m, pgdata_rel);
+    let (d, helper) = (upload.d, upload.helper);
+    let (mount, upload_to, pgdata) = restore_paths(upload.m, pgdata_rel);
     exec_ok(d, helper, &["find", &mount, "-mindepth", "1", "-delete"]).await?;
     exec_ok(d, helper, &["mkdir", "-p", &upload_to]).await?;
-    stream_checked(d, helper, store, m, &upload_to, progress, stage).await?;
+    stream_checked(upload, &upload_to).await?;
     let owner = format!("{uid}:{gid}");
     exec_ok(d, helper, &["chown", "-R", &owner, &mount]).await?;
     exec_ok(d, helper, &["chmod", "0700", &pgdata]).await?;
@@ -68,15 +76,15 @@ pub(in crate::snapshot) async fn replace_contents(
 
 /// Streams the archive through the checked reader (every entry and file
 /// hash checked against the manifest) into the helper's `upload_to`.
-pub(super) async fn stream_checked(
-    d: &Docker,
-    helper: &str,
-    store: &Store,
-    m: &Manifest,
-    upload_to: &str,
-    progress: Arc<dyn Progress>,
-    stage: &str,
-) -> Result<()> {
+pub(super) async fn stream_checked(upload: Upload<'_>, upload_to: &str) -> Result<()> {
+    let Upload {
+        d,
+        helper,
+        store,
+        m,
+        progress,
+        stage,
+    } = upload;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let store2 = store.clone();
     let m2 = m.clone();
