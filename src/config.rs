@@ -10,12 +10,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, SeedArgs};
+use crate::cli::{DbContainerArgs, GlobalArgs, SeedArgs};
 use crate::error::UsageError;
 use crate::seed::export::ExportFormat;
+use crate::target::TargetSpec;
 
 /// The file ward reads from the current directory, if present.
 pub const FILE_NAME: &str = "ward.toml";
+
+/// Seconds Docker waits for Postgres to shut down cleanly before it kills
+/// it, when neither a flag, `WARD_STOP_TIMEOUT` nor `ward.toml` says.
+pub const DEFAULT_STOP_TIMEOUT: u32 = 120;
 
 /// The contents of `ward.toml`. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -59,12 +64,9 @@ pub struct FileBackup {
     /// The systemd timer's `RandomizedDelaySec=` (default "30min").
     pub randomized_delay: Option<String>,
     pub stop_timeout: Option<u32>,
-    pub container: Option<String>,
-    pub compose_service: Option<String>,
-    pub compose_project: Option<String>,
-    pub volume: Option<String>,
-    pub image: Option<String>,
-    pub datadir: Option<PathBuf>,
+    /// The target keys (`container`, `compose_service`, … as in `[snapshot]`).
+    #[serde(flatten)]
+    pub target: TargetSpec,
 }
 
 impl std::fmt::Debug for FileBackup {
@@ -73,24 +75,10 @@ impl std::fmt::Debug for FileBackup {
         f.debug_struct("FileBackup")
             .field("stores", &self.stores)
             .field("method", &self.method)
-            .field("target", &self.target())
+            .field("target", &self.target)
             .field("notify", &hidden(&self.notify))
             .field("ping", &hidden(&self.ping))
             .finish_non_exhaustive()
-    }
-}
-
-impl FileBackup {
-    /// The target named under `[backup]` (may be empty).
-    pub fn target(&self) -> crate::target::TargetSpec {
-        crate::target::TargetSpec {
-            container: self.container.clone(),
-            compose_service: self.compose_service.clone(),
-            compose_project: self.compose_project.clone(),
-            volume: self.volume.clone(),
-            image: self.image.clone(),
-            datadir: self.datadir.clone(),
-        }
     }
 }
 
@@ -140,29 +128,12 @@ impl std::fmt::Debug for FileStore {
 pub struct FileSnapshot {
     pub store: Option<PathBuf>,
     pub stop_timeout: Option<u32>,
-    pub container: Option<String>,
-    pub compose_service: Option<String>,
-    pub compose_project: Option<String>,
-    pub volume: Option<String>,
-    pub image: Option<String>,
-    pub datadir: Option<PathBuf>,
+    /// The default target (may be empty).
+    #[serde(flatten)]
+    pub target: TargetSpec,
     /// The migrations directory `restore` compares the snapshot's migration
     /// head with when `--migrations` is not given (relative to ward.toml).
     pub migrations: Option<PathBuf>,
-}
-
-impl FileSnapshot {
-    /// The target named in the file (may be empty).
-    pub fn target(&self) -> crate::target::TargetSpec {
-        crate::target::TargetSpec {
-            container: self.container.clone(),
-            compose_service: self.compose_service.clone(),
-            compose_project: self.compose_project.clone(),
-            volume: self.volume.clone(),
-            image: self.image.clone(),
-            datadir: self.datadir.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +258,69 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The target of a `ward snapshot` verb: the flags over `[snapshot]`.
+    pub fn snapshot_target(&self, flags: &TargetSpec) -> TargetSpec {
+        flags_over_file(flags, &self.file.snapshot.target)
+    }
+
+    /// The target of `ward backup`: the flags over `[backup]` over `[snapshot]`.
+    pub fn backup_target(&self, flags: &TargetSpec) -> TargetSpec {
+        let over_backup = flags_over_file(flags, &self.file.backup.target);
+        flags_over_file(&over_backup, &self.file.snapshot.target)
+    }
+
+    /// The container `ward seed` and `ward check` connect to when no
+    /// database URL is given: `--container` / `--compose-service` over
+    /// `[snapshot]`.
+    pub fn db_container_target(&self, flags: &DbContainerArgs) -> TargetSpec {
+        let flags = TargetSpec {
+            container: flags.container.clone(),
+            compose_service: flags.compose_service.clone(),
+            compose_project: flags.compose_project.clone(),
+            ..TargetSpec::default()
+        };
+        self.snapshot_target(&flags)
+    }
+
+    /// `ward snapshot`'s stop timeout: the flag (or `WARD_STOP_TIMEOUT`),
+    /// else `[snapshot] stop_timeout`, else [`DEFAULT_STOP_TIMEOUT`].
+    pub fn snapshot_stop_timeout(&self, flag: Option<u32>) -> u32 {
+        flag.or(self.file.snapshot.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+
+    /// `ward backup`'s stop timeout: the flag, else `[backup]`, else
+    /// `[snapshot]`, else [`DEFAULT_STOP_TIMEOUT`].
+    pub fn backup_stop_timeout(&self, flag: Option<u32>) -> u32 {
+        flag.or(self.file.backup.stop_timeout)
+            .or(self.file.snapshot.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+}
+
+/// `flags` laid over `file`: a flag that names a target replaces the file's
+/// whole target (a `--volume` must not inherit the file's `container`); the
+/// compose project, and with a flag target its image, fill in from the file.
+fn flags_over_file(flags: &TargetSpec, file: &TargetSpec) -> TargetSpec {
+    let compose_project = flags
+        .compose_project
+        .clone()
+        .or_else(|| file.compose_project.clone());
+    if flags.names_target() {
+        TargetSpec {
+            compose_project,
+            image: flags.image.clone().or_else(|| file.image.clone()),
+            ..flags.clone()
+        }
+    } else {
+        TargetSpec {
+            compose_project,
+            ..file.clone()
+        }
+    }
+}
+
 /// One generator thread per core.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -338,6 +372,97 @@ mod tests {
             .to_string();
         assert!(err.contains("ward.toml at line 2 is malformed"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_flag_target_replaces_the_file_target() {
+        let file = TargetSpec {
+            container: Some("db".into()),
+            ..Default::default()
+        };
+        let flags = TargetSpec {
+            volume: Some("v".into()),
+            image: Some("postgres:15".into()),
+            ..Default::default()
+        };
+        let merged = flags_over_file(&flags, &file);
+        assert_eq!(merged.container, None);
+        assert_eq!(merged.volume.as_deref(), Some("v"));
+        let merged = flags_over_file(&TargetSpec::default(), &file);
+        assert_eq!(merged.container.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn the_file_fills_in_project_and_image_under_a_flag_target() {
+        let file = TargetSpec {
+            container: Some("db".into()),
+            compose_project: Some("shop".into()),
+            image: Some("postgres:15".into()),
+            ..Default::default()
+        };
+        let flags = TargetSpec {
+            volume: Some("v".into()),
+            ..Default::default()
+        };
+        let merged = flags_over_file(&flags, &file);
+        assert_eq!(merged.container, None);
+        assert_eq!(merged.compose_project.as_deref(), Some("shop"));
+        assert_eq!(merged.image.as_deref(), Some("postgres:15"));
+        let flags = TargetSpec {
+            compose_project: Some("other".into()),
+            image: Some("postgres:18".into()),
+            ..flags
+        };
+        let merged = flags_over_file(&flags, &file);
+        assert_eq!(merged.compose_project.as_deref(), Some("other"));
+        assert_eq!(merged.image.as_deref(), Some("postgres:18"));
+    }
+
+    #[test]
+    fn a_mistyped_target_key_is_a_one_line_error() {
+        let err = FileConfig::parse("[snapshot]\ncontainer = 5\n", Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ward.toml"), "{err}");
+        assert!(err.contains("is malformed"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn backup_falls_back_to_the_snapshot_section() {
+        let file = FileConfig::parse(
+            "[snapshot]\ncontainer = \"pg\"\nstop_timeout = 30\n\
+             [backup]\ncompose_project = \"shop\"\n",
+            Path::new("ward.toml"),
+        )
+        .unwrap();
+        let cfg = Config::resolve(&GlobalArgs::default(), file);
+        let target = cfg.backup_target(&TargetSpec::default());
+        assert_eq!(target.container.as_deref(), Some("pg"));
+        assert_eq!(target.compose_project.as_deref(), Some("shop"));
+        assert_eq!(cfg.backup_stop_timeout(None), 30);
+        assert_eq!(cfg.backup_stop_timeout(Some(5)), 5);
+        let flags = DbContainerArgs {
+            compose_service: Some("db".into()),
+            ..Default::default()
+        };
+        let seed_target = cfg.db_container_target(&flags);
+        assert_eq!(seed_target.container, None);
+        assert_eq!(seed_target.compose_service.as_deref(), Some("db"));
+        let nothing = Config::resolve(&GlobalArgs::default(), FileConfig::default());
+        assert_eq!(nothing.snapshot_stop_timeout(None), DEFAULT_STOP_TIMEOUT);
+    }
+
+    #[test]
+    fn unknown_target_keys_are_rejected() {
+        let err = FileConfig::parse("[snapshot]\ncontainr = \"pg\"\n", Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("containr"), "{err}");
+        let err = FileConfig::parse("[backup]\nvolum = \"v\"\n", Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("volum"), "{err}");
     }
 
     #[test]

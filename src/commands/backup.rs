@@ -15,7 +15,6 @@ use crate::progress::Progress;
 use crate::snapshot::{Method, retention, store::check_name};
 use crate::target::TargetSpec;
 
-const DEFAULT_STOP_TIMEOUT: u32 = 120;
 const DEFAULT_PREFIX: &str = "backup";
 const DEFAULT_ON_CALENDAR: &str = "*-*-* 03:00:00";
 const DEFAULT_RANDOMIZED_DELAY: &str = "30min";
@@ -33,17 +32,7 @@ pub async fn run(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
 
 fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
     let file = &cfg.file.backup;
-    let t = &args.target;
-    let target = TargetSpec {
-        container: t.container.clone(),
-        compose_service: t.compose_service.clone(),
-        compose_project: t.compose_project.clone(),
-        volume: t.volume.clone(),
-        image: t.image.clone(),
-        datadir: t.datadir.clone(),
-    }
-    .or(&file.target())
-    .or(&cfg.file.snapshot.target());
+    let target = cfg.backup_target(&args.target);
     let stores = if !args.stores.is_empty() {
         args.stores.clone()
     } else if !file.stores.is_empty() {
@@ -109,11 +98,7 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
         cwd: std::env::current_dir()?,
         stores,
         method,
-        stop_timeout: args
-            .stop_timeout
-            .or(file.stop_timeout)
-            .or(cfg.file.snapshot.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT),
+        stop_timeout: cfg.backup_stop_timeout(args.stop_timeout),
         policy,
         name_prefix,
         signals,
@@ -156,14 +141,8 @@ fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
 /// everything: flags given here would not be in the unit.
 fn print_systemd(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
     let cwd = std::env::current_dir()?;
-    let t = &args.target;
     let run_flags = !args.stores.is_empty()
-        || t.container.is_some()
-        || t.compose_service.is_some()
-        || t.compose_project.is_some()
-        || t.volume.is_some()
-        || t.image.is_some()
-        || t.datadir.is_some()
+        || args.target != TargetSpec::default()
         || args.cold
         || args.stop_timeout.is_some()
         || args.keep_last.is_some()

@@ -155,7 +155,7 @@ async fn server_url(cfg: &Config, args: &CheckArgs) -> Result<Option<String>> {
     if cfg.database_url.is_some() {
         return Ok(cfg.database_url.clone());
     }
-    let spec = args.db.spec().or(&cfg.file.snapshot.target());
+    let spec = cfg.db_container_target(&args.db);
     if spec.container.is_none() && spec.compose_service.is_none() {
         return Ok(None);
     }

@@ -29,13 +29,16 @@ pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
         let url = database_url(cfg, args).await?;
         let target = pg::describe(&pg::parse_url(&url)?);
         let mut client = pg::connect(&url).await?;
+        let run = custom::SpecRun {
+            target,
+            path: spec,
+            seed: args.seed.or(cfg.file.seed.seed),
+            jobs: s.jobs,
+            truncate: s.truncate,
+        };
         custom::seed_asking(
             &mut client,
-            target,
-            spec,
-            args.seed.or(cfg.file.seed.seed),
-            s.jobs,
-            s.truncate,
+            run,
             &|q: &str| output::confirm(q, args.yes),
             &bar,
         )
@@ -86,7 +89,7 @@ async fn database_url(cfg: &Config, args: &SeedArgs) -> Result<String> {
     match &cfg.database_url {
         Some(url) => Ok(url.clone()),
         None => {
-            let spec = args.db.spec().or(&cfg.file.snapshot.target());
+            let spec = cfg.db_container_target(&args.db);
             crate::target::database_url(&spec, &std::env::current_dir()?).await
         }
     }

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::cli::{
     SnapshotArgs, SnapshotCommand, SnapshotCopyArgs, SnapshotCreateArgs, SnapshotDeleteArgs,
-    SnapshotPruneArgs, SnapshotRestoreArgs, SnapshotVerifyArgs, StoreArgs, TargetArgs,
+    SnapshotPruneArgs, SnapshotRestoreArgs, SnapshotVerifyArgs, StoreArgs,
 };
 use crate::config::Config;
 use crate::error::Exit;
@@ -22,7 +22,6 @@ use crate::{error, output};
 
 /// The default store, relative to the current directory.
 pub const DEFAULT_STORE: &str = ".ward/snapshots";
-const DEFAULT_STOP_TIMEOUT: u32 = 120;
 
 pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
     let dir = args
@@ -58,24 +57,12 @@ pub(crate) fn store_at(cfg: &Config, args: &StoreArgs, dir: &std::path::Path) ->
     Ok(Store::open(dir)?.with_keys(keys))
 }
 
-fn spec(cfg: &Config, t: &TargetArgs) -> TargetSpec {
-    TargetSpec {
-        container: t.container.clone(),
-        compose_service: t.compose_service.clone(),
-        compose_project: t.compose_project.clone(),
-        volume: t.volume.clone(),
-        image: t.image.clone(),
-        datadir: t.datadir.clone(),
-    }
-    .or(&cfg.file.snapshot.target())
-}
-
 /// Where a fast snapshot's database is: --database-url, else the container
 /// of the target (or the one the snapshot was taken from), through its
 /// published port. Returns the URL and the container's name.
 pub(crate) async fn fast_url(
     cfg: &Config,
-    target: Option<&TargetArgs>,
+    target: Option<&TargetSpec>,
     from: Option<&str>,
     what: &str,
 ) -> Result<(String, Option<String>)> {
@@ -86,7 +73,7 @@ pub(crate) async fn fast_url(
         let docker = crate::docker::connect().await?;
         crate::docker::inspect_container(&docker, name).await?
     } else if let Some(t) = target {
-        match target::resolve(&spec(cfg, t), &std::env::current_dir()?).await {
+        match target::resolve(&cfg.snapshot_target(t), &std::env::current_dir()?).await {
             Ok(target::Target::Volume(v)) => v.container.clone(),
             _ => None,
         }
@@ -133,7 +120,8 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         SnapshotCommand::Restore(a) if a.previous => restore_previous(cfg, a).await,
         SnapshotCommand::Restore(a) => restore(cfg, a).await,
         SnapshotCommand::Recover(a) => {
-            let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+            let target =
+                target::resolve(&cfg.snapshot_target(&a.target), &std::env::current_dir()?).await?;
             let done =
                 snapshot::shielded(move || async move { snapshot::recover(&target).await }).await?;
             let done = done
@@ -145,11 +133,6 @@ pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
         SnapshotCommand::Prune(a) => prune(cfg, a).await,
         SnapshotCommand::Copy(a) => copy(cfg, a).await,
     }
-}
-
-fn stop_timeout(cfg: &Config, flag: Option<u32>) -> u32 {
-    flag.or(cfg.file.snapshot.stop_timeout)
-        .unwrap_or(DEFAULT_STOP_TIMEOUT)
 }
 
 /// Restores replace data: without `--yes` there must be a terminal to ask on.
@@ -178,11 +161,12 @@ async fn create_fast(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
     if a.persist {
         // The durable copy first: if it fails, no fast snapshot claims a link to it.
         let durable = format!("{name}-durable");
-        let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+        let target =
+            target::resolve(&cfg.snapshot_target(&a.target), &std::env::current_dir()?).await?;
         let opts = CreateOptions {
             name: Some(durable.clone()),
             method: Method::Cold,
-            stop_timeout: stop_timeout(cfg, a.stop_timeout),
+            stop_timeout: cfg.snapshot_stop_timeout(a.stop_timeout),
             labels: [("ward.fast".to_string(), name.clone())].into(),
         };
         let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
@@ -208,13 +192,14 @@ async fn create(cfg: &Config, a: &SnapshotCreateArgs) -> Result<Exit> {
         } else {
             Method::Cold
         },
-        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+        stop_timeout: cfg.snapshot_stop_timeout(a.stop_timeout),
         labels: labels(&a.labels)?,
     };
     if let Some(n) = &opts.name {
         snapshot::store::check_name(n)?;
     }
-    let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+    let target =
+        target::resolve(&cfg.snapshot_target(&a.target), &std::env::current_dir()?).await?;
     let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
     let created = snapshot::shielded(move || async move {
         snapshot::create(&store, &target, &opts, progress).await
@@ -280,17 +265,18 @@ async fn delete(cfg: &Config, a: &SnapshotDeleteArgs) -> Result<Exit> {
 
 async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
     let store = store(cfg, &a.store)?;
-    let m = store.load(&a.name)?;
-    if a.deep && m.encryption.is_some() && !store.keys().has_identity() {
+    let manifest = store.load(&a.name)?;
+    if a.deep && manifest.encryption.is_some() && !store.keys().has_identity() {
         return error::usage(format!(
             "snapshot {:?} is encrypted — --deep restores it, so pass --identity FILE (or set \
              WARD_AGE_IDENTITY)",
             a.name
         ));
     }
-    let mut v = match &m.template {
+    let mut verified = match &manifest.template {
         Some(facts) => {
-            let (url, _) = fast_url(cfg, None, m.source.container.as_deref(), "verifying").await?;
+            let (url, _) =
+                fast_url(cfg, None, manifest.source.container.as_deref(), "verifying").await?;
             template::ensure_ours(&url, &a.name, facts).await?;
             let problem = template::verify(&url, facts).await?;
             snapshot::Verified {
@@ -298,14 +284,14 @@ async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
                 ok: problem.is_none(),
                 problems: problem.into_iter().collect(),
                 entries: 0,
-                bytes: m.total_bytes,
+                bytes: manifest.total_bytes,
                 deep: None,
                 scope: "in-cluster copy",
             }
         }
         None => snapshot::verify(&store, &a.name, &output::Bar::bytes(cfg.quiet))?,
     };
-    if a.deep && v.ok && m.template.is_none() {
+    if a.deep && verified.ok && manifest.template.is_none() {
         let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
         let (st, name) = (store.clone(), a.name.clone());
         let deep =
@@ -314,33 +300,38 @@ async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
             )
             .await;
         match deep {
-            Ok(msg) => v.deep = Some(msg),
+            Ok(msg) => verified.deep = Some(msg),
             Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
             Err(e) => {
-                v.ok = false;
-                v.problems.push(format!("deep check failed: {e:#}"));
+                verified.ok = false;
+                verified.problems.push(format!("deep check failed: {e:#}"));
             }
         }
     }
-    output::snapshot_verified(&v, cfg.json);
-    Ok(if v.ok { Exit::Ok } else { Exit::Findings })
+    output::snapshot_verified(&verified, cfg.json);
+    Ok(if verified.ok {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
 }
 
 async fn restore_previous(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
-    let target = target::resolve(&spec(cfg, &a.target), &std::env::current_dir()?).await?;
+    let target =
+        target::resolve(&cfg.snapshot_target(&a.target), &std::env::current_dir()?).await?;
     require_confirmation_channel(a.yes)?;
     let yes = a.yes;
     let confirm: snapshot::Confirm = Arc::new(move |q: &str| output::confirm(q, yes));
     let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
     let opts = RestoreOptions {
         safety: false,
-        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+        stop_timeout: cfg.snapshot_stop_timeout(a.stop_timeout),
     };
-    let r = snapshot::shielded(move || async move {
+    let restored = snapshot::shielded(move || async move {
         snapshot::restore_previous(&target, &opts, confirm, progress).await
     })
     .await?;
-    output::snapshot_restored(&r, cfg.json);
+    output::snapshot_restored(&restored, cfg.json);
     Ok(Exit::Ok)
 }
 
@@ -382,7 +373,7 @@ async fn restore(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
         return restore_fast(cfg, a, &name, &m, facts).await;
     }
     let cwd = std::env::current_dir()?;
-    let mut sp = spec(cfg, &a.target);
+    let mut sp = cfg.snapshot_target(&a.target);
     if !sp.names_target() {
         // Default: back where it came from, if that still exists.
         if let Some(c) = &m.source.container {
@@ -400,7 +391,7 @@ async fn restore(cfg: &Config, a: &SnapshotRestoreArgs) -> Result<Exit> {
     let keep_previous = a.keep_previous;
     let opts = RestoreOptions {
         safety: a.safety,
-        stop_timeout: stop_timeout(cfg, a.stop_timeout),
+        stop_timeout: cfg.snapshot_stop_timeout(a.stop_timeout),
     };
     require_confirmation_channel(a.yes)?;
     let yes = a.yes;

@@ -10,6 +10,7 @@ mod client;
 mod containers;
 mod exec;
 mod helper;
+mod sweep;
 mod volumes;
 
 pub use client::{Docker, EngineInfo, blocking, call_timeout, connect, engine_info};
@@ -19,7 +20,6 @@ pub use containers::{
     stop_container,
 };
 pub use exec::{ExecOutput, download, exec, exec_detached, exec_exit_code, exec_stdout, upload};
-pub use helper::{
-    HELPER_LABEL, Helper, PostgresServer, sweep_if_reachable, sweep_orphans, unique_name,
-};
+pub use helper::{HELPER_LABEL, Helper, PostgresServer, unique_name};
+pub use sweep::{sweep_if_reachable, sweep_orphans};
 pub use volumes::{TempVolume, VolumeFacts, create_volume, inspect_volume, remove_volume};

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::client::{Docker, blocking, bounded, is_not_found};
-use super::helper::{helper_labels, unique_name};
+use super::helper::unique_name;
+use super::sweep::helper_labels;
 
 /// What ward needs to know about a volume.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

@@ -21,6 +21,8 @@ pub mod spec;
 use serde::Serialize;
 
 use crate::error::UsageError;
+pub(crate) use custom::InitReport;
+pub(crate) use custom::spec::SpecErrors;
 pub use generate::nhs::CAPACITY as MAX_PATIENTS;
 
 #[derive(Debug, Clone, Serialize)]

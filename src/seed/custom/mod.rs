@@ -124,25 +124,45 @@ pub async fn seed(
     progress: &dyn Progress,
 ) -> Result<SeedReport> {
     let refuse = |_: &str| -> Result<bool> { Ok(false) };
-    seed_asking(
-        client, target, path, seed, jobs, truncate, &refuse, progress,
-    )
-    .await
+    let run = SpecRun {
+        target,
+        path,
+        seed,
+        jobs,
+        truncate,
+    };
+    seed_asking(client, run, &refuse, progress).await
+}
+
+/// One seeding by a spec file: which database, which spec, and how.
+pub struct SpecRun<'a> {
+    /// The database as the report names it (never with its password).
+    pub target: String,
+    /// The spec file.
+    pub path: &'a Path,
+    /// The seed (default: the spec's, else ward's).
+    pub seed: Option<u64>,
+    /// Generator threads (they do not change the rows).
+    pub jobs: usize,
+    /// Empty the spec's tables first.
+    pub truncate: bool,
 }
 
 /// [`seed`], asking `confirm` before `--truncate` empties tables outside the
 /// spec that hold rows.
-#[allow(clippy::too_many_arguments)]
 pub async fn seed_asking(
     client: &mut Client,
-    target: String,
-    path: &Path,
-    seed: Option<u64>,
-    jobs: usize,
-    truncate: bool,
+    run: SpecRun<'_>,
     confirm: prepare::Confirm<'_>,
     progress: &dyn Progress,
 ) -> Result<SeedReport> {
+    let SpecRun {
+        target,
+        path,
+        seed,
+        jobs,
+        truncate,
+    } = run;
     let started = Instant::now();
     let spec = spec::SpecFile::load(path)?;
     let tx = client.transaction().await?;

@@ -223,7 +223,7 @@ async fn heal_journal(d: &Docker, mut jf: JournalFile) -> Result<String> {
                 container: container.clone(),
                 user: j.user.clone(),
                 was_running: j.was_running,
-                stop_timeout: 120,
+                stop_timeout: crate::config::DEFAULT_STOP_TIMEOUT,
                 keep_previous: j.keep_previous,
             };
             // Held from here on: no sweep may remove what this heal moves.

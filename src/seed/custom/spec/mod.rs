@@ -26,8 +26,13 @@ use chrono::NaiveDate;
 
 use crate::error::UsageError;
 use column::{column_spec, default_spec};
+pub use errors::{SpecErrors, error, line_of};
+use errors::{bad, bad_at, default_line};
+use table::{float, table_spec, uint};
 
 mod column;
+mod errors;
+mod table;
 
 #[derive(Debug, Clone)]
 pub struct SpecFile {
@@ -105,125 +110,6 @@ impl ColumnSpec {
         p.true_ratio = p.true_ratio.or(dp.true_ratio);
         c
     }
-}
-
-/// Every problem found in a spec file, one `file:LINE: what — fix` per
-/// line (validation goes on after the first so the user fixes all at once).
-/// Printed one per line by `output::error`; exits 2 like any usage error.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct SpecErrors(pub Vec<String>);
-
-impl SpecErrors {
-    /// `Ok(())` when nothing was found; otherwise all of them (sorted by line, deduplicated).
-    pub fn check(errors: Vec<anyhow::Error>) -> anyhow::Result<()> {
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        for e in errors {
-            let lines_of = match e.downcast_ref::<SpecErrors>() {
-                Some(many) => many.0.clone(),
-                None => vec![format!("{e:#}")],
-            };
-            for l in lines_of {
-                let n = l
-                    .split(':')
-                    .nth(1)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0usize);
-                if !lines.iter().any(|(_, x)| *x == l) {
-                    lines.push((n, l));
-                }
-            }
-        }
-        if lines.is_empty() {
-            return Ok(());
-        }
-        lines.sort_by_key(|(n, _)| *n);
-        let lines: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-        if lines.len() == 1 {
-            return Err(UsageError(lines.into_iter().next().unwrap()).into());
-        }
-        Err(SpecErrors(lines).into())
-    }
-}
-
-/// An error in a spec file, pointing at the line.
-pub fn error(spec: &SpecFile, table: &str, column: Option<&str>, msg: &str) -> anyhow::Error {
-    let line = line_of(&spec.text, table, column);
-    let what = match column {
-        Some(c) => format!("{table}.{c}"),
-        None => table.to_string(),
-    };
-    UsageError(format!("{}:{line}: {what}: {msg}", spec.path.display())).into()
-}
-
-/// The line where a table (or a column in it) is set, best effort.
-pub fn line_of(text: &str, table: &str, column: Option<&str>) -> usize {
-    let header = format!("[tables.\"{table}\"");
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with(&header))
-    else {
-        return 1;
-    };
-    let Some(col) = column else {
-        return start + 1;
-    };
-    for (i, l) in lines.iter().enumerate().skip(start + 1) {
-        let t = l.trim_start();
-        if t.starts_with("[tables.\"") && !t.starts_with(&header) {
-            break;
-        }
-        for key in [
-            format!("columns.{col} "),
-            format!("columns.{col}="),
-            format!("columns.\"{col}\""),
-            format!("{col} ="),
-            format!("\"{col}\" ="),
-        ] {
-            if t.starts_with(&key) {
-                return i + 1;
-            }
-        }
-    }
-    start + 1
-}
-
-/// The line of `[defaults]` entry `ty`, best effort.
-fn default_line(text: &str, ty: &str) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.trim() == "[defaults]")
-        .unwrap_or(0);
-    lines
-        .iter()
-        .enumerate()
-        .skip(start)
-        .find(|(_, l)| {
-            let t = l.trim_start().trim_start_matches('"');
-            t.starts_with(ty)
-                && t[ty.len()..]
-                    .trim_start_matches('"')
-                    .trim_start()
-                    .starts_with('=')
-        })
-        .map_or(start + 1, |(i, _)| i + 1)
-}
-
-fn bad(path: &Path, text: &str, table: Option<&str>, msg: String) -> anyhow::Error {
-    bad_at(path, text, table, None, msg)
-}
-
-fn bad_at(
-    path: &Path,
-    text: &str,
-    table: Option<&str>,
-    column: Option<&str>,
-    msg: String,
-) -> anyhow::Error {
-    let line = table.map_or(1, |t| line_of(text, t, column));
-    UsageError(format!("{}:{line}: {msg}", path.display())).into()
 }
 
 impl SpecFile {
@@ -315,103 +201,6 @@ impl SpecFile {
         SpecErrors::check(errors)?;
         spec.text = text;
         Ok(spec)
-    }
-}
-
-/// A table's spec and the problems in it: (column, message) — `None` for the table itself.
-fn table_spec(name: &str, v: &toml::Value) -> (TableSpec, Vec<(Option<String>, String)>) {
-    let mut ts = TableSpec::default();
-    let mut problems: Vec<(Option<String>, String)> = Vec::new();
-    let toml::Value::Table(t) = v else {
-        problems.push((None, "must be a table with rows/skip/columns".into()));
-        ts.skip = true;
-        return (ts, problems);
-    };
-    for (k, v) in t {
-        match (k.as_str(), v) {
-            ("skip", toml::Value::Boolean(b)) => ts.skip = *b,
-            ("rows", v) => match rows(v) {
-                Ok(r) => ts.rows = Some(r),
-                Err(m) => problems.push((None, m)),
-            },
-            ("columns", toml::Value::Table(cols)) => {
-                for (c, cv) in cols {
-                    match column_spec(cv) {
-                        Ok(cs) => {
-                            ts.columns.insert(c.clone(), cs);
-                        }
-                        Err(m) => {
-                            problems.push((Some(c.clone()), m));
-                            // Known to exist, so the plan does not also report it missing.
-                            ts.columns.insert(c.clone(), ColumnSpec::default());
-                        }
-                    }
-                }
-            }
-            (other, _) => problems.push((
-                None,
-                format!("unknown key {other:?} (expected rows, skip, columns)"),
-            )),
-        }
-    }
-    if ts.rows.is_none() && !ts.skip && problems.is_empty() {
-        problems.push((
-            None,
-            format!(
-                "needs `rows = N`, `rows = {{ per = \"schema.parent\", min = 0, max = 3 }}` or `skip = true` (table {name})"
-            ),
-        ));
-    }
-    (ts, problems)
-}
-
-fn uint(v: &toml::Value, what: &str) -> Result<u64, String> {
-    match v {
-        toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
-        _ => Err(format!("{what} must be a non-negative integer")),
-    }
-}
-
-fn float(v: &toml::Value, what: &str) -> Result<f64, String> {
-    match v {
-        toml::Value::Integer(i) => Ok(*i as f64),
-        toml::Value::Float(f) => Ok(*f),
-        _ => Err(format!("{what} must be a number")),
-    }
-}
-
-fn rows(v: &toml::Value) -> Result<Rows, String> {
-    match v {
-        toml::Value::Integer(_) => Ok(Rows::Fixed(uint(v, "rows")?)),
-        toml::Value::Table(t) => {
-            let mut per = None;
-            let mut via = None;
-            let (mut count, mut min, mut max, mut mean) = (None, None, None, None);
-            for (k, v) in t {
-                match (k.as_str(), v) {
-                    ("per", toml::Value::String(s)) => per = Some(s.clone()),
-                    ("via", toml::Value::String(s)) => via = Some(s.clone()),
-                    ("count", v) => count = Some(uint(v, "rows.count")?),
-                    ("min", v) => min = Some(uint(v, "rows.min")?),
-                    ("max", v) => max = Some(uint(v, "rows.max")?),
-                    ("mean", v) => mean = Some(float(v, "rows.mean")?),
-                    (other, _) => {
-                        return Err(format!(
-                            "unknown key rows.{other} (expected per, via, count, min, max, mean)"
-                        ));
-                    }
-                }
-            }
-            let per = per.ok_or("rows = { … } needs per = \"schema.parent_table\"")?;
-            let count = match (count, min, max, mean) {
-                (Some(c), None, None, None) => FanCount::Fixed(c),
-                (None, Some(lo), Some(hi), None) if lo <= hi => FanCount::Range(lo, hi),
-                (None, None, None, Some(m)) if m >= 0.0 => FanCount::Mean(m),
-                _ => return Err("rows per parent needs exactly one of: count = N, min = A with max = B (A ≤ B), mean = M".into()),
-            };
-            Ok(Rows::Per { per, via, count })
-        }
-        _ => Err("rows must be a number or { per = …, min = …, max = … }".into()),
     }
 }
 
