@@ -28,9 +28,11 @@ use ward::pg::cluster::Cluster;
 
 /// Migrations of the history applied before each window
 /// (WARD_BENCH_CORPUS_AT, a comma-separated list): 210 is the window with
-/// the failing down (the round trip then walks migration by migration), 230
-/// the next twenty, a second kind of window (its findings are printed).
-const AT: &[usize] = &[210, 230];
+/// the failing down (the round trip then walks migration by migration).
+/// 230 is no second window: on the seeded data its
+/// make-unique-num-not-null fails already under plain psql (NULLs in
+/// versions.num_no_build), and the bench needs a window that applies.
+const AT: &[usize] = &[210];
 /// Migrations in the window.
 const WINDOW: usize = 20;
 
