@@ -258,15 +258,23 @@ impl Rel {
     }
 }
 
+/// One query per traced statement, so it must stay cheap on schemas with
+/// hundreds of relations: the session's locks are read once (a correlated
+/// `pg_locks` subquery would call `pg_lock_status()` for every relation),
+/// and the per-transaction counters straight from the functions behind
+/// `pg_stat_xact_user_tables` (the same numbers, without the view's joins).
 const STATE_SQL: &str = "
 SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relfilenode::int8,
-       coalesce((SELECT array_agg(DISTINCT l.mode) FROM pg_locks l
-                 WHERE l.locktype = 'relation' AND l.relation = c.oid AND l.pid = pg_backend_pid()
-                   AND l.granted), '{}'::text[]),
-       coalesce(s.seq_scan, 0), coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0),
-       (SELECT i.indrelid::int8 FROM pg_index i WHERE i.indexrelid = c.oid)
+       coalesce(l.modes, '{}'::text[]),
+       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_numscans(c.oid) END,
+       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_tuples_updated(c.oid) END,
+       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_tuples_deleted(c.oid) END,
+       i.indrelid::int8
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_stat_xact_user_tables s ON s.relid = c.oid
+LEFT JOIN (SELECT relation, array_agg(DISTINCT mode) AS modes FROM pg_locks
+           WHERE locktype = 'relation' AND pid = pg_backend_pid() AND granted
+           GROUP BY relation) l ON l.relation = c.oid
+LEFT JOIN pg_index i ON i.indexrelid = c.oid
 WHERE c.relkind IN ('r', 'p', 'm', 'i')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')
   AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'";
@@ -427,22 +435,46 @@ fn new_index_on(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, table: u3
         .any(|(oid, r)| r.index_of == Some(table) && !before.contains_key(oid))
 }
 
-/// Runs `migrations` in order like the runner, stopping at the first failure.
+/// Whether a run is traced, and by what.
+#[derive(Clone, Copy)]
+enum Tracing<'a> {
+    /// Nobody reads the statements' traces (the round trip, the other-zone
+    /// run, building a baseline): statements run plainly, with no savepoint
+    /// and no state query between them — the runner's own cost.
+    Off,
+    /// Every statement traced; statements outside a transaction also
+    /// polled by the observer, when there is one.
+    On(Option<&'a Client>),
+}
+
+/// Runs `migrations` in order like the runner, stopping at the first
+/// failure; untraced (a failure has its statement and line, no diagnosis).
 pub async fn run(
     client: &Client,
     format: Format,
     migrations: &[&Migration],
     dir: Direction,
 ) -> Result<Vec<FileRun>> {
-    run_observed(client, None, format, migrations, dir).await
+    run_with(client, Tracing::Off, format, migrations, dir).await
 }
 
-/// Like [`run`]; statements that run outside a transaction are traced by
-/// `observer`, a second connection that polls the migrator's `pg_locks`
-/// every few milliseconds while the statement runs.
+/// Like [`run`], traced statement by statement; statements that run
+/// outside a transaction are traced by `observer`, a second connection
+/// that polls the migrator's `pg_locks` every few milliseconds while the
+/// statement runs.
 pub async fn run_observed(
     client: &Client,
     observer: Option<&Client>,
+    format: Format,
+    migrations: &[&Migration],
+    dir: Direction,
+) -> Result<Vec<FileRun>> {
+    run_with(client, Tracing::On(observer), format, migrations, dir).await
+}
+
+async fn run_with(
+    client: &Client,
+    tracing: Tracing<'_>,
     format: Format,
     migrations: &[&Migration],
     dir: Direction,
@@ -454,7 +486,7 @@ pub async fn run_observed(
             Direction::Up => &m.up,
             Direction::Down => m.down.as_ref().expect("down script"),
         };
-        let run = run_file(client, observer, format, m, script, dir).await?;
+        let run = run_file(client, tracing, format, m, script, dir).await?;
         let failed = run.failure.is_some();
         runs.push(run);
         if failed {
@@ -466,7 +498,7 @@ pub async fn run_observed(
 
 async fn run_file(
     client: &Client,
-    observer: Option<&Client>,
+    tracing: Tracing<'_>,
     format: Format,
     m: &Migration,
     script: &Script,
@@ -496,20 +528,30 @@ async fn run_file(
         sql: script.sql.trim().to_string(),
         line: stmts.first().map(|s| s.line).unwrap_or(1),
     };
+    let (traced, observer) = match tracing {
+        Tracing::Off => (false, None),
+        Tracing::On(observer) => (true, observer),
+    };
     match mode {
         Mode::SingleQuery => {
             if let Err(e) = client.batch_execute(&script.sql).await {
                 let mut f = failure(&e, &whole, script, true);
-                f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                if traced {
+                    f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                }
                 run.failure = Some(f);
             }
         }
         Mode::Autocommit => {
-            let pid: i32 = client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await?
-                .get(0);
+            let pid: i32 = match observer {
+                Some(_) => client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await?
+                    .get(0),
+                None => 0,
+            };
             for s in &stmts {
+                // Outside a transaction only the observer sees the locks.
                 let before = match observer {
                     Some(_) => Some(state(client).await?),
                     None => None,
@@ -540,10 +582,37 @@ async fn run_file(
                 run.statements.push(t);
                 if let Err(e) = res {
                     let mut f = failure(&e, s, script, false);
-                    f.diagnosis = Some(super::rules::migration_error::diagnose(client, &f).await);
+                    if traced {
+                        f.diagnosis =
+                            Some(super::rules::migration_error::diagnose(client, &f).await);
+                    }
                     run.failure = Some(f);
                     break;
                 }
+            }
+        }
+        Mode::Transaction if !traced => {
+            client.batch_execute("BEGIN").await?;
+            for s in &stmts {
+                let t0 = Instant::now();
+                let res = client.batch_execute(&s.sql).await;
+                run.statements.push(StatementTrace {
+                    line: s.line + script.first_line - 1,
+                    sql: s.sql.clone(),
+                    ms: t0.elapsed().as_secs_f64() * 1e3,
+                    ..Default::default()
+                });
+                if let Err(e) = res {
+                    client.batch_execute("ROLLBACK").await?;
+                    run.failure = Some(failure(&e, s, script, false));
+                    break;
+                }
+            }
+            if run.failure.is_none() {
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                run.history_note =
+                    record_history(client, format, &history_sql(format, m, dir, ms)).await?;
+                client.batch_execute("COMMIT").await?;
             }
         }
         Mode::Transaction => {

@@ -236,7 +236,10 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
             validated: r.get(5),
         })
         .collect();
-    let mut sequences = Vec::new();
+    // Each sequence's position and its column's largest value, read in one
+    // query for all of them (a query each costs a round trip and a plan,
+    // and the round trip takes this catalog several times per migration).
+    let mut owned: Vec<(u32, String, String)> = Vec::new();
     for r in client
         .query(
             "SELECT d.refobjid::int8, a.attname::text, d.objid::regclass::text
@@ -249,31 +252,46 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
     {
         let table = r.get::<_, i64>(0) as u32;
         let column: String = r.get(1);
-        let name: String = r.get(2);
         let Some(t) = tables.get(&table) else { continue };
         let Some(col) = t.column_named(&column) else { continue };
         if !matches!(col.ty.as_str(), "bigint" | "integer" | "smallint") {
             continue;
         }
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END,
+        owned.push((table, column, r.get(2)));
+    }
+    let mut sequences = Vec::new();
+    if !owned.is_empty() {
+        let parts: Vec<String> = owned
+            .iter()
+            .enumerate()
+            .map(|(i, (table, column, name))| {
+                format!(
+                    "SELECT {i}::int8, CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END,
                             (SELECT max({c})::int8 FROM {t})
                      FROM {name} s",
-                    c = quote_ident(&column),
-                    t = t.qualified()
-                ),
-                &[],
-            )
-            .await?;
-        sequences.push(Sequence {
-            table,
-            column,
-            name,
-            last: row.get(0),
-            max_in_column: row.get(1),
-        });
+                    c = quote_ident(column),
+                    t = tables[table].qualified()
+                )
+            })
+            .collect();
+        let rows = client.query(&parts.join("\nUNION ALL\n"), &[]).await?;
+        let mut read: Vec<Option<(i64, Option<i64>)>> = vec![None; owned.len()];
+        for r in rows {
+            read[r.get::<_, i64>(0) as usize] = Some((r.get(1), r.get(2)));
+        }
+        for ((table, column, name), read) in owned.into_iter().zip(read) {
+            // Each part of the UNION ALL yields exactly one row.
+            let Some((last, max_in_column)) = read else {
+                anyhow::bail!("reading sequence {name}: no row came back");
+            };
+            sequences.push(Sequence {
+                table,
+                column,
+                name,
+                last,
+                max_in_column,
+            });
+        }
     }
     Ok(Fingerprint {
         tables,
@@ -295,7 +313,9 @@ pub async fn fill(
     conns.extend_from_slice(extra);
     let mut order: Vec<&Table> = fp.tables.values().collect();
     order.sort_by_key(|t| std::cmp::Reverse(t.bytes));
-    type Job = (u32, String, Vec<i16>);
+    /// A table's data query; a bare row count (no columns, no row hash) is
+    /// marked by `sql` None and read with the lane's other counts.
+    type Job = (u32, Option<String>, Vec<i16>, String);
     let mut lanes: Vec<(i64, Vec<Job>)> = vec![(0, Vec::new()); conns.len()];
     for t in order {
         let d = depth.get(&t.oid).cloned().unwrap_or(Depth::Full);
@@ -310,21 +330,50 @@ pub async fn fill(
         };
         let lane = lanes.iter_mut().min_by_key(|l| l.0).unwrap();
         lane.0 += t.bytes;
-        lane.1
-            .push((t.oid, data_sql(t, &cols, d == Depth::Full), cols));
+        let full = d == Depth::Full;
+        let sql = (full || !cols.is_empty()).then(|| data_sql(t, &cols, full));
+        lane.1.push((t.oid, sql, cols, t.qualified()));
     }
+    // Each lane's queries go out together (tokio-postgres pipelines them on
+    // one connection), and the bare row counts of a lane are one query: a
+    // fingerprint is taken several times per migration in the round trip,
+    // where round trips rather than scans are most of its cost.
     let futs = lanes
         .into_iter()
         .zip(&conns)
         .map(|((_, jobs), c)| async move {
-            let mut out = Vec::new();
-            for (oid, sql, cols) in jobs {
-                out.push((oid, c.query_one(&sql, &[]).await?, cols));
-            }
-            anyhow::Ok(out)
+            let (counts, hashed): (Vec<Job>, Vec<Job>) =
+                jobs.into_iter().partition(|(_, sql, _, _)| sql.is_none());
+            let counted = async {
+                if counts.is_empty() {
+                    return anyhow::Ok(Vec::new());
+                }
+                let sql: Vec<String> = counts
+                    .iter()
+                    .map(|(oid, _, _, table)| format!("SELECT {oid}::int8, count(*) FROM {table}"))
+                    .collect();
+                let rows = c.query(&sql.join("\nUNION ALL\n"), &[]).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1)))
+                    .collect())
+            };
+            let hashed = futures_util::future::try_join_all(hashed.into_iter().map(
+                |(oid, sql, cols, _)| async move {
+                    let sql = sql.unwrap_or_default();
+                    anyhow::Ok((oid, c.query_one(&sql, &[]).await?, cols))
+                },
+            ));
+            let (counted, hashed) = futures_util::future::try_join(counted, hashed).await?;
+            anyhow::Ok((counted, hashed))
         });
-    for lane in futures_util::future::try_join_all(futs).await? {
-        for (oid, r, cols) in lane {
+    for (counted, hashed) in futures_util::future::try_join_all(futs).await? {
+        for (oid, rows) in counted {
+            let t = fp.tables.get_mut(&oid).unwrap();
+            t.rows = rows;
+            t.row_hash = String::new();
+        }
+        for (oid, r, cols) in hashed {
             let t = fp.tables.get_mut(&oid).unwrap();
             t.rows = r.get(0);
             t.row_hash = r.get(1);

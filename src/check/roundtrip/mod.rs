@@ -101,14 +101,22 @@ pub(super) async fn round_trip<R: Reverse>(
     let (mut pre, mut post) = (pre.clone(), post.clone());
     r.strip(&mut pre);
     r.strip(&mut post);
+    let at = std::time::Instant::now();
     let whole = whole_window(r, client, url, &pre, &post).await?;
+    tracing::debug!(
+        "round trip of the whole window: {:.2?} ({} differences)",
+        at.elapsed(),
+        whole.len()
+    );
     if whole.is_empty() {
         return Ok(RoundTrip {
             findings: Vec::new(),
             moved_to: None,
         });
     }
+    let at = std::time::Instant::now();
     let (mut findings, db) = step_by_step(r, scratch, base, &pre).await?;
+    tracing::debug!("round trip step by step: {:.2?}", at.elapsed());
     if findings.is_empty() {
         // Step by step compares only what each migration can change; what
         // only the whole window shows is still reported, on its oldest file.
@@ -170,7 +178,9 @@ async fn whole_window<R: Reverse>(
 
 /// A fresh clone of `base` with the first `n` migrations applied.
 async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -> Result<Db> {
+    let at = std::time::Instant::now();
     let name = scratch.create("roundtrip", Some(base)).await?;
+    tracing::debug!("round trip: a fresh clone in {:.2?}", at.elapsed());
     let client = scratch.connect(&name).await?;
     apply::prepare_session(&client, "UTC").await?;
     let url = crate::pg::url_of(&with_db(&scratch.server, &name));
