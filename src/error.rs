@@ -44,6 +44,14 @@ pub struct Interrupted;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Another ward process holds a lock this step needs (a snapshot store's
+/// writer lock, local or remote, or a target's lock). Exit 2 like a
+/// [`UsageError`], but typed apart so that an unattended caller (`ward
+/// backup`) can wait its turn instead of failing, without reading messages.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct Busy(pub String);
+
 /// Shorthand for returning a [`UsageError`].
 pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(UsageError(msg.into()).into())

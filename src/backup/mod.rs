@@ -314,7 +314,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         .map(|(spec, step)| match stores::open(spec, &plan.keys) {
             Ok(s) => Some(s),
             Err(e) => {
-                if e.downcast_ref::<crate::error::UsageError>().is_some() {
+                if is_usage(&e) {
                     open_usage_errors += 1;
                 }
                 step.fail("open", &e);
@@ -351,7 +351,7 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
         Err(e) if crate::error::cancelled() => return Err(e),
         Err(e) => {
             report.snapshot = None;
-            report.usage_error = e.downcast_ref::<crate::error::UsageError>().is_some();
+            report.usage_error = is_usage(&e);
             report.stores[primary].fail("create", &e);
             report.error = report.stores[primary].error.clone();
             skip_all(report, "the create failed");
@@ -371,9 +371,9 @@ pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
     step.arrived = Some("created");
     let t = Instant::now();
     match stores::verify(&primary_store, &name, progress.clone()).await {
-        Ok(()) => {
+        Ok(scope) => {
             step.verified = true;
-            step.checked = Some("contents".into());
+            step.checked = Some(scope.into());
             step.ok = true;
             step.verify_seconds = Some(t.elapsed().as_secs_f64());
         }
@@ -518,6 +518,13 @@ fn placeholder() -> Report {
         notes: Vec::new(),
         usage_error: false,
     }
+}
+
+/// Whether `e` is bad input or another ward's lock (exit 2), not a failed
+/// step (exit 1).
+fn is_usage(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::error::UsageError>().is_some()
+        || e.downcast_ref::<crate::error::Busy>().is_some()
 }
 
 /// Marks every store not yet failed as skipped, with why.

@@ -28,24 +28,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .unwrap_or_else(|e| Err(anyhow::anyhow!("a store task failed: {e}")))
 }
 
-/// Re-reads snapshot `name` in `store` and hashes it against its manifest;
-/// damage is a [`snapshot::Damaged`] error.
-pub(crate) async fn verify(store: &Store, name: &str, progress: Arc<dyn Progress>) -> Result<()> {
+/// Re-reads snapshot `name` in `store` and hashes it against its manifest
+/// with `snapshot::verify`: every file when the archive is readable here,
+/// else (encrypted, the identity kept off this machine) the stored bytes'
+/// size and SHA-256. Returns what was read (`Verified::scope`); damage is a
+/// [`snapshot::Damaged`] error.
+pub(crate) async fn verify(
+    store: &Store,
+    name: &str,
+    progress: Arc<dyn Progress>,
+) -> Result<&'static str> {
     let (store, name) = (store.clone(), name.to_string());
     blocking(move || {
-        let m = store.load(&name)?;
-        let mut problems = if m.encryption.is_some() && !store.keys().has_identity() {
-            // The identity stays off this machine: prove the stored bytes
-            // are the ones written (size and SHA-256 of the ciphertext).
-            stored_bytes_problems(&store, &m)?
-        } else {
-            snapshot::verify(&store, &name, progress.as_ref())?.problems
-        };
+        let verified = snapshot::verify(&store, &name, progress.as_ref())?;
+        let mut problems = verified.problems;
         if let Err(e) = snapshot::fault("backup:verify") {
             problems.push(e.to_string());
         }
         if problems.is_empty() {
-            Ok(())
+            Ok(verified.scope)
         } else {
             Err(snapshot::Damaged(format!(
                 "snapshot {name:?} in {} failed verification: {}",
@@ -56,28 +57,6 @@ pub(crate) async fn verify(store: &Store, name: &str, progress: Arc<dyn Progress
         }
     })
     .await
-}
-
-/// Reads an archive back as stored and compares its size and SHA-256 with
-/// the manifest's.
-fn stored_bytes_problems(store: &Store, m: &Manifest) -> Result<Vec<String>> {
-    let mut back = snapshot::archive::HashReader::new(store.open_archive(&m.name)?);
-    std::io::copy(&mut back, &mut std::io::sink())
-        .map_err(|e| anyhow::anyhow!("reading {} back: {e}", store.archive_location(&m.name)))?;
-    let (sha, size) = back.finish();
-    Ok(if size == m.compressed_bytes && sha == m.archive_sha256 {
-        Vec::new()
-    } else {
-        vec![format!(
-            "the archive reads back as {size} bytes (the manifest says {}){}",
-            m.compressed_bytes,
-            if sha == m.archive_sha256 {
-                ""
-            } else {
-                " with another SHA-256"
-            }
-        )]
-    })
 }
 
 /// Deletes this run's own snapshot `name` from `store` when `why` proved it
@@ -135,10 +114,10 @@ where
     }
 }
 
-/// Whether `e` says only that another ward holds a lock.
+/// Whether `e` says only that another ward holds a lock (a typed
+/// [`crate::error::Busy`], whichever lock it was).
 fn is_busy(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<crate::error::UsageError>()
-        .is_some_and(|u| u.0.starts_with("another ward process"))
+    e.downcast_ref::<crate::error::Busy>().is_some()
 }
 
 /// Copies snapshot `name` from `from` into `to` with `snapshot::copy`: the
@@ -202,4 +181,21 @@ fn is_backup_of(m: &Manifest, owner: &str, system_identifier: Option<&str>, pref
         && m.name.starts_with(prefix)
         && m.labels.get(super::LABEL).map(String::as_str) == Some(owner)
         && (system_identifier.is_none() || m.system_identifier.as_deref() == system_identifier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_busy;
+    use crate::error::{Busy, UsageError};
+
+    #[test]
+    fn busy_is_known_by_its_type_not_its_words() {
+        assert!(is_busy(&Busy("the store is held".into()).into()));
+        assert!(is_busy(
+            &anyhow::Error::new(Busy("held".into())).context("creating the backup")
+        ));
+        assert!(!is_busy(
+            &UsageError("another ward process is writing to the snapshot store".into()).into()
+        ));
+    }
 }

@@ -13,6 +13,13 @@ pub(super) const BACKUP_EXAMPLES: &str = "Examples:
   ward backup --json                            the report as JSON (for scripts)
   ward backup --print-systemd                   the systemd .service and .timer for this ward.toml
   ward backup --print-systemd --systemd-dir /etc/systemd/system
+  ward backup --store s3://backups/app --encrypt-to age1… \\
+              --recipients-file /etc/ward/recipients.txt
+                                                encrypted off-site (AWS_* give the endpoint and keys)
+
+Encryption: --encrypt-to / --recipients-file, else WARD_AGE_RECIPIENTS (comma-separated),
+else ward.toml [store] encrypt_to / recipients_file. The identity stays off the VPS: a
+backup checks an encrypted archive by its stored bytes' size and SHA-256.
 
 Steps: create (online: no downtime) into the first store, copy to the others and
 verify each copy, prune each store by the retention policy (only this target's
@@ -20,6 +27,20 @@ backups), report; --notify and --ping tell someone how it went.
 Exit codes: 0 every step succeeded · 1 the backup ran and a step failed (the report
 names the store; what succeeded is kept) · 2 bad input, or another backup of this
 target is still running (this run did nothing) · 130 interrupted.";
+
+/// The age recipients new archives are encrypted to (`ward backup`); parsed
+/// by `snapshot::crypt::Keys`, like `ward snapshot`'s.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipientArgs {
+    /// Encrypt the backup with age to this X25519 recipient (age1…; repeatable)
+    /// [over WARD_AGE_RECIPIENTS, comma-separated, over ward.toml [store] encrypt_to]
+    #[arg(long = "encrypt-to", value_delimiter = ',', value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in this file, one per line (repeatable)
+    /// [over WARD_AGE_RECIPIENTS, over ward.toml [store] recipients_file]
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+}
 
 /// `ward backup`: flags override `ward.toml` `[backup]`.
 #[derive(Debug, Args, Clone, Default)]
@@ -55,6 +76,9 @@ pub struct BackupArgs {
     /// Do not prune, whatever ward.toml says.
     #[arg(long)]
     pub no_prune: bool,
+
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 
     /// POST the run's JSON report to this webhook [ward.toml: [backup] notify].
     #[arg(long, value_name = "URL")]

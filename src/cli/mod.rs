@@ -17,7 +17,7 @@ mod seed;
 mod shared;
 mod snapshot;
 
-pub use backup::BackupArgs;
+pub use backup::{BackupArgs, RecipientArgs};
 pub use check::{AgainstArg, CheckArgs, CheckFormat, Runner};
 pub use demo::DemoArgs;
 pub use seed::SeedArgs;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::backup::{self, Plan, notify::Signals, systemd};
-use crate::cli::BackupArgs;
+use crate::cli::{BackupArgs, RecipientArgs};
 use crate::config::Config;
 use crate::error::{self, Exit};
 use crate::output;
@@ -102,7 +102,7 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
         policy,
         name_prefix,
         signals,
-        keys: keys(cfg)?,
+        keys: keys(cfg, &args.recipients)?,
     })
 }
 
@@ -110,10 +110,11 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
 /// encrypted to (the identity stays off the VPS), and whether encryption is
 /// required.
 ///
-/// `WARD_AGE_RECIPIENTS` and `WARD_AGE_IDENTITY` take precedence over
-/// ward.toml, as they do for `ward snapshot`: a timer whose unit exports the
-/// recipients (e.g. from /etc/ward/backup.env) must never back up in the clear.
-fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
+/// Recipients: `--encrypt-to` / `--recipients-file`, else `WARD_AGE_RECIPIENTS`,
+/// else ward.toml — the environment over the file, as for `ward snapshot`: a
+/// timer whose unit exports the recipients (e.g. from /etc/ward/backup.env)
+/// must never back up in the clear. `WARD_AGE_IDENTITY` over ward.toml too.
+fn keys(cfg: &Config, args: &RecipientArgs) -> Result<crate::snapshot::crypt::Keys> {
     let s = &cfg.file.store;
     let from_env: Vec<String> = std::env::var("WARD_AGE_RECIPIENTS")
         .unwrap_or_default()
@@ -122,14 +123,17 @@ fn keys(cfg: &Config) -> Result<crate::snapshot::crypt::Keys> {
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
         .collect();
-    let (recipients, files): (Vec<String>, Vec<std::path::PathBuf>) = if from_env.is_empty() {
-        (
-            s.encrypt_to.clone(),
-            s.recipients_file.iter().cloned().collect(),
-        )
-    } else {
-        (from_env, Vec::new())
-    };
+    let (recipients, files): (Vec<String>, Vec<std::path::PathBuf>) =
+        if !args.encrypt_to.is_empty() || !args.recipients_files.is_empty() {
+            (args.encrypt_to.clone(), args.recipients_files.clone())
+        } else if !from_env.is_empty() {
+            (from_env, Vec::new())
+        } else {
+            (
+                s.encrypt_to.clone(),
+                s.recipients_file.iter().cloned().collect(),
+            )
+        };
     let identity = std::env::var_os("WARD_AGE_IDENTITY")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
@@ -150,6 +154,8 @@ fn print_systemd(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
         || args.keep_weekly.is_some()
         || args.keep_monthly.is_some()
         || args.no_prune
+        || !args.recipients.encrypt_to.is_empty()
+        || !args.recipients.recipients_files.is_empty()
         || args.notify.is_some()
         || args.ping.is_some();
     if run_flags {

@@ -89,10 +89,11 @@ pub(super) fn try_lock_key(key: &str) -> Result<Option<TargetLock>> {
 pub fn lock_target(target: &Target) -> Result<TargetLock> {
     match try_lock_key(&target_key(target))? {
         Some(lock) => Ok(lock),
-        None => crate::error::usage(format!(
+        None => Err(crate::error::Busy(format!(
             "another ward process is snapshotting or restoring {} (from this or another store) — \
              wait for it to finish",
             target.describe()
-        )),
+        ))
+        .into()),
     }
 }

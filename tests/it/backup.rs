@@ -1,85 +1,15 @@
 //! `ward backup` against the real Docker engine, a real Postgres container
-//! and a real HTTP receiver (a std TcpListener in this file): two stores,
+//! and a real HTTP receiver (`support::hook`, a std TcpListener): two stores,
 //! both verified, GFS pruning of only ward's own backups, the success and
 //! failure signals, a store that fails, a webhook that is down, the run
 //! lock, and the systemd units (checked by `systemd-analyze verify`).
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use crate::support::docker::Pg;
+use crate::support::hook::Receiver;
 use crate::support::*;
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    body: String,
-}
-
-/// A tiny HTTP/1.1 server that records every request and answers 200.
-struct Receiver {
-    base: String,
-    got: Arc<Mutex<Vec<Request>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-                if let Some(r) = read_request(&stream) {
-                    sink.lock().unwrap().push(r);
-                }
-                let mut s = stream;
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK",
-                );
-            }
-        });
-        Receiver { base, got }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-fn read_request(stream: &std::net::TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
 
 /// A port nothing listens on.
 fn closed_port() -> u16 {

@@ -8,6 +8,7 @@
 mod support;
 
 mod backup;
+mod backup_s3;
 mod check;
 mod check_accept;
 mod check_base_builtin;
@@ -30,6 +31,7 @@ mod fast_snapshot;
 mod hostile;
 mod postgres18;
 mod realism;
+mod remote_lock;
 mod remote_store;
 mod reports;
 mod restore_config;

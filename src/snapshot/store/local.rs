@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{ARCHIVE_EXT, Listed, MANIFEST_EXT, check_name, parse_bound};
-use crate::error::UsageError;
 use crate::snapshot::manifest::Manifest;
 
 /// Whether `path` is there, without following a symlink: a dangling link in
@@ -61,7 +60,7 @@ pub(super) fn lock(dir: &Path) -> Result<File> {
         .with_context(|| format!("cannot open {}", path.display()))?;
     match fs4::FileExt::try_lock(&file) {
         Ok(()) => Ok(file),
-        Err(fs4::TryLockError::WouldBlock) => Err(UsageError(format!(
+        Err(fs4::TryLockError::WouldBlock) => Err(crate::error::Busy(format!(
             "another ward process is writing to the snapshot store {} — wait for it to finish",
             dir.display()
         ))

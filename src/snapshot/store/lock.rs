@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::remote::Remote;
-use crate::error::UsageError;
+use crate::error::Busy;
 
 const LOCK: &str = ".ward/lock";
 /// How long a lock holds without a refresh.
@@ -144,14 +144,15 @@ pub(super) fn acquire(remote: &Arc<Remote>) -> Result<RemoteLock> {
             None => continue,
         }
     }
-    crate::error::usage(format!(
+    Err(Busy(format!(
         "cannot take the lock of the snapshot store {} (another ward keeps taking it) — try again",
         remote.url()
     ))
+    .into())
 }
 
 fn busy(remote: &Remote, o: &Owner) -> anyhow::Error {
-    UsageError(format!(
+    Busy(format!(
         "another ward process (pid {} on {:?}) is writing to the snapshot store {} — wait for it \
          to finish (its lock expires at {} if it died)",
         o.pid,

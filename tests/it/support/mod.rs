@@ -5,6 +5,7 @@ pub mod check;
 pub mod corpus;
 pub mod django;
 pub mod docker;
+pub mod hook;
 pub mod s3;
 pub mod seed;
 pub mod server;

@@ -129,6 +129,31 @@ impl S3 {
             .env("AWS_ALLOW_HTTP", "true")
     }
 
+    /// Writes `bytes` to `key` in the bucket through the S3 API (as another
+    /// host's ward would), not behind the server's back.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let client = self.client();
+        let key = object_store::path::Path::from(key);
+        runtime()
+            .block_on(async { client.put(&key, PutPayload::from(bytes)).await })
+            .unwrap_or_else(|e| panic!("PUT {key}: {e}"));
+    }
+
+    /// An object_store client of this server's bucket.
+    fn client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_bucket_name(BUCKET)
+            .with_region("us-east-1")
+            .with_access_key_id(KEY)
+            .with_secret_access_key(SECRET)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .unwrap()
+    }
+
     /// The objects under `prefix` in the bucket (paths relative to it).
     pub fn objects(&self, prefix: &str) -> Vec<String> {
         let root = self.data.path().join(BUCKET).join(prefix);
@@ -146,6 +171,13 @@ impl S3 {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".upload"))
             .count()
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {

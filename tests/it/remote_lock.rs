@@ -1,0 +1,234 @@
+//! The writer lock of an `s3://` prefix (`.ward/lock`, src/snapshot/store/
+//! lock.rs) against a real S3 server: two wards writing at once never
+//! corrupt each other (the second is refused in one line while the first
+//! holds the lock), a live lock of another host refuses a create and makes
+//! `ward backup` wait its turn (a typed busy error, not a failure), and a
+//! stale lock — its owner expired, its upload cut by SIGKILL — is taken
+//! over by the next run, which aborts the dead run's upload.
+
+
+use crate::support::docker::Pg;
+use crate::support::hook::Receiver;
+use crate::support::s3::{S3, s3};
+use crate::support::*;
+
+fn on(server: &S3) -> Ward {
+    server.env(ward())
+}
+
+/// A stopped cluster holding `rows` rows in `t`.
+fn stopped_cluster(rows: u32) -> Cluster {
+    let mut c = cluster();
+    sql(
+        &c.url("postgres"),
+        &format!(
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, {rows}) g"
+        ),
+    );
+    c.stop().unwrap();
+    c
+}
+
+fn listed(server: &S3, store: &str) -> Vec<String> {
+    let list = on(server)
+        .args(["snapshot", "list", "--json", "--store", store])
+        .ok()
+        .json();
+    assert_eq!(
+        list["incomplete"].as_array().map_or(0, Vec::len),
+        0,
+        "{list}"
+    );
+    let mut names: Vec<String> = list["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The lock object another host's ward would write, expiring at `expires`.
+fn foreign_lock(expires: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    serde_json::json!({
+        "host": "vps-elsewhere-7f3a",
+        "pid": 4242,
+        "token": "0123456789abcdef",
+        "expires_at": expires,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn two_creates_at_once_into_one_prefix_are_both_whole_or_one_is_refused_as_busy() {
+    let server = s3();
+    let store = server.url("shared");
+    let mut a = stopped_cluster(300);
+    let mut b = stopped_cluster(500);
+    // Each holds the store's lock a moment once its upload has begun, so
+    // the two runs overlap.
+    let start = |name: &str, c: &Cluster| {
+        on(&server)
+            .args(["snapshot", "create", name, "--store", &store, "--datadir"])
+            .args([c.dir().join("data")])
+            .env("WARD_FAULT", "store:after-upload-marker:sleep")
+            .spawn()
+    };
+    let (first, _d1) = start("from-a", &a);
+    let (second, _d2) = start("from-b", &b);
+    let runs = [
+        (
+            "from-a",
+            Run {
+                out: first.wait_with_output().unwrap(),
+            },
+        ),
+        (
+            "from-b",
+            Run {
+                out: second.wait_with_output().unwrap(),
+            },
+        ),
+    ];
+    let mut made = Vec::new();
+    for (name, run) in &runs {
+        match run.code() {
+            0 => made.push(name.to_string()),
+            2 => {
+                run.fails_with(2, "another ward process");
+                assert!(run.stderr().contains("is writing to the snapshot store"));
+            }
+            other => panic!("{name}: exit {other}: {}", run.stderr()),
+        }
+    }
+    assert!(!made.is_empty(), "both were refused");
+    eprintln!("written: {made:?} (the other refused as busy if missing)");
+    assert_eq!(listed(&server, &store), made);
+    for name in &made {
+        on(&server)
+            .args(["snapshot", "verify", name, "--store", &store])
+            .ok();
+    }
+    assert_eq!(server.pending_uploads(), 0);
+    assert!(
+        server
+            .objects("shared")
+            .iter()
+            .all(|o| !o.starts_with(".ward/")),
+        "{:?}",
+        server.objects("shared")
+    );
+    a.start_again().unwrap();
+    b.start_again().unwrap();
+}
+
+#[test]
+fn a_live_foreign_lock_refuses_a_create_and_a_backup_waits_for_it() {
+    let server = s3();
+    let store = server.url("held");
+    let mut c = stopped_cluster(50);
+    let data = c.dir().join("data");
+    server.put(
+        "held/.ward/lock",
+        foreign_lock(chrono::Utc::now() + chrono::Duration::hours(1)),
+    );
+    on(&server)
+        .args(["snapshot", "create", "x", "--store", &store, "--datadir"])
+        .args([&data])
+        .run()
+        .fails_with(2, "vps-elsewhere-7f3a");
+    assert_eq!(
+        server.objects("held"),
+        [".ward/lock"],
+        "something was written"
+    );
+    c.start_again().unwrap();
+
+    // `ward backup` is unattended: a busy store is waited for (until the
+    // other ward's lock expires here), not a failure.
+    let pg = Pg::start();
+    let hook = Receiver::start();
+    server.put(
+        "held/.ward/lock",
+        foreign_lock(chrono::Utc::now() + chrono::Duration::seconds(30)),
+    );
+    let run = on(&server)
+        .args([
+            "backup",
+            "--json",
+            "--container",
+            &pg.name,
+            "--store",
+            &store,
+        ])
+        .args(["--ping", &format!("{}/ping/c", hook.base)])
+        .run();
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let r = run.json();
+    assert_eq!(r["status"], "ok", "{r:#}");
+    assert!(
+        run.stderr().contains("waited") && run.stderr().contains("release a lock"),
+        "the backup did not wait for the lock: {}",
+        run.stderr()
+    );
+    assert_eq!(hook.paths(), ["/ping/c/start", "/ping/c"]);
+    assert_eq!(listed(&server, &store), [r["snapshot"].as_str().unwrap()]);
+}
+
+#[test]
+fn a_stale_lock_and_a_killed_upload_are_taken_over_and_aborted_by_the_next_run() {
+    let server = s3();
+    let store = server.url("stale");
+    let mut c = stopped_cluster(200);
+    let data = c.dir().join("data");
+    // A ward killed (SIGKILL) just before its upload completes: its lock,
+    // its marker and its unfinished multipart upload stay behind.
+    let r = on(&server)
+        .args(["snapshot", "create", "cut", "--store", &store, "--datadir"])
+        .args([&data])
+        .env("WARD_FAULT", "store:before-complete:kill")
+        .run();
+    assert_ne!(r.code(), 0);
+    let left = server.objects("stale");
+    assert!(left.contains(&".ward/lock".to_string()), "{left:?}");
+    assert!(
+        left.iter().any(|o| o.starts_with(".ward/uploads/")),
+        "{left:?}"
+    );
+    assert!(server.pending_uploads() > 0, "no upload was in flight");
+    // Make its lock another host's, expired: only the expiry makes it
+    // stale (no process check applies to another host).
+    server.put(
+        "stale/.ward/lock",
+        foreign_lock(chrono::Utc::now() - chrono::Duration::minutes(5)),
+    );
+    assert_eq!(listed(&server, &store), Vec::<String>::new());
+    on(&server)
+        .args([
+            "snapshot",
+            "create",
+            "after",
+            "--store",
+            &store,
+            "--datadir",
+        ])
+        .args([&data])
+        .ok();
+    assert_eq!(
+        server.pending_uploads(),
+        0,
+        "the killed run's upload was not aborted"
+    );
+    assert_eq!(
+        server.objects("stale"),
+        ["after.json", "after.tar.zst"],
+        "the lock or the marker was left"
+    );
+    assert_eq!(listed(&server, &store), ["after"]);
+    on(&server)
+        .args(["snapshot", "verify", "after", "--store", &store])
+        .ok();
+    c.start_again().unwrap();
+}
