@@ -6,15 +6,14 @@
 //! `WARD_AGE_RECIPIENTS` over ward.toml); SIGINT mid-upload; and a 1 GB
 //! volume streamed up with bounded memory.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use age::secrecy::ExposeSecret;
 use crate::support::docker::{Pg, docker};
 use crate::support::hook::Receiver;
 use crate::support::s3::{S3, s3};
 use crate::support::*;
+use age::secrecy::ExposeSecret;
 
 const CHECK: &str = "5e1f0c2a-ward-s3-check";
 /// A row value that must never be readable in the bucket.
@@ -109,7 +108,7 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
         "exactly the archive and its manifest: no marker, no lock left"
     );
     assert_eq!(server.pending_uploads(), 0);
-    assert_eq!(names(&server, &store), [name.clone()]);
+    assert_eq!(names(&server, &store), std::slice::from_ref(&name));
     let shown = on(&server)
         .args(["snapshot", "show", &name, "--json", "--store", &store])
         .ok()
@@ -123,7 +122,7 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
         server
             .data
             .path()
-            .join(support::s3::BUCKET)
+            .join(crate::support::s3::BUCKET)
             .join("prod/db")
             .join(format!("{name}.tar.zst")),
     )
@@ -142,7 +141,7 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
         server
             .data
             .path()
-            .join(support::s3::BUCKET)
+            .join(crate::support::s3::BUCKET)
             .join("prod/db")
             .join(format!("{name}.json")),
     )
@@ -316,7 +315,7 @@ fn sigint_mid_upload_exits_130_pings_fail_last_and_lists_nothing() {
     let server = s3();
     let store = server.url("nightly");
     let pg = Pg::start();
-    support::docker::fill(&pg.name, 2000);
+    crate::support::docker::fill(&pg.name, 2000);
     let hook = Receiver::start();
     let (child, _dir) = on(&server)
         .args(["backup", "--container", &pg.name, "--store", &store])

@@ -6,7 +6,6 @@
 //! stale lock — its owner expired, its upload cut by SIGKILL — is taken
 //! over by the next run, which aborts the dead run's upload.
 
-
 use crate::support::docker::Pg;
 use crate::support::hook::Receiver;
 use crate::support::s3::{S3, s3};
