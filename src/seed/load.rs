@@ -204,7 +204,7 @@ async fn ensure_tables(tx: &Transaction<'_>, schema: &str) -> Result<bool> {
                         schema,
                         table.name,
                         &format!(
-                            "column {} is {}, ward writes {expected}",
+                            "has column {} as {}, ward writes {expected}",
                             c.name,
                             r.get::<_, &str>(2)
                         ),

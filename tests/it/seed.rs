@@ -389,7 +389,10 @@ fn incompatible_tables_are_refused_and_nothing_is_written() {
         .db(&url)
         .args(["seed", "-n", "50", "--schema", "s"])
         .run()
-        .fails_with(2, "column postcode is character varying, ward writes text");
+        .fails_with(
+            2,
+            "has column postcode as character varying, ward writes text",
+        );
     assert_eq!(int(&url, "SELECT count(*) FROM s.patients"), 0);
 
     // A NOT NULL column ward cannot fill.
