@@ -167,10 +167,7 @@ impl FileConfig {
             let first = e.message().lines().next().unwrap_or("invalid TOML").to_string();
             let at = e
                 .span()
-                .map(|s| {
-                    let line = text[..s.start].matches('\n').count() + 1;
-                    format!(" at line {line}")
-                })
+                .map(|span| format!(" at line {}", error_line(text, span, &first)))
                 .unwrap_or_default();
             UsageError(format!(
                 "{}{at} is malformed: {first} — fix or remove the file (see README \"Configuration\")",
@@ -179,6 +176,35 @@ impl FileConfig {
             .into()
         })
     }
+}
+
+/// The line a TOML error is about. A key of a flattened table (the target
+/// keys of `[snapshot]` / `[backup]`) is reported by toml with the span of
+/// the whole table, so when the message names a key that the span holds, the
+/// key's own line is the one to show. (A wrong value type in such a table
+/// names the value, not the key, and keeps the table's line.)
+fn error_line(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let named = message.split('`').nth(1).filter(|name| !name.is_empty());
+    // toml's span may be the table's header only: look through the table,
+    // up to the next header.
+    let table = text.get(span.start..).unwrap_or_default();
+    let first_line = table.find('\n').map_or(table.len(), |end| end + 1);
+    let table_end = table[first_line..]
+        .match_indices('\n')
+        .find(|(at, _)| table[first_line + at + 1..].trim_start().starts_with('['))
+        .map_or(table.len(), |(at, _)| first_line + at + 1);
+    let inside = &table[..table_end];
+    let key_offset = named.and_then(|name| {
+        let mut offset = 0;
+        inside.split_inclusive('\n').find_map(|line| {
+            let here = offset;
+            offset += line.len();
+            let rest = line.trim_start().strip_prefix(name)?;
+            rest.trim_start().starts_with('=').then_some(here)
+        })
+    });
+    line_of(span.start + key_offset.unwrap_or(0))
 }
 
 /// Where the rows go, and the resolved seed settings.
@@ -372,6 +398,16 @@ mod tests {
             .to_string();
         assert!(err.contains("ward.toml at line 2 is malformed"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_mistake_in_a_flattened_target_key_names_the_keys_line() {
+        let text = "[snapshot]\nstore = \"/srv/ward\"\ncontainr = \"db\"\n";
+        let err = FileConfig::parse(text, Path::new("ward.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ward.toml at line 3 is malformed"), "{err}");
+        assert!(err.contains("containr"), "{err}");
     }
 
     #[test]
