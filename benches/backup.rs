@@ -22,25 +22,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "ward-test/postgres:15";
+#[path = "common/docker.rs"]
+mod docker;
+use docker::{Cleanup, IMAGE, sh, wait_ready};
+
+/// The S3 server, killed on drop (before the container's clean-up: it is
+/// declared after it).
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 const KEY: &str = "ward-bench-key";
 const SECRET: &str = "ward-bench-secret-key-0123456789";
 const BUCKET: &str = "ward-bench";
 /// Rows of ~590 bytes on disk (four 128-character hex columns): ~1 GB.
 const ROWS_PER_GB: u64 = 1_800_000;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-o", "pipefail", "-c", cmd])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Peak RSS (VmHWM, KiB) of `pid` so far, if it is still there.
 fn vm_hwm(pid: u32) -> Option<u64> {
@@ -98,47 +101,6 @@ fn ward(args: &[&str], env: &[(&str, &str)]) -> Measured {
         seconds,
         peak_mib: peak_kib as f64 / 1024.0,
     }
-}
-
-/// The container, its volume and the S3 server, removed on drop.
-struct Cleanup {
-    container: String,
-    volume: String,
-    s3: Option<Child>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.s3.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.container])
-            .output();
-        let _ = Command::new("docker")
-            .args(["volume", "rm", "-f", &self.volume])
-            .output();
-    }
-}
-
-fn wait_ready(c: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let ok = Command::new("docker")
-            .args([
-                "exec", "-u", "postgres", c, "psql", "-XAtq", "-d", "app", "-c", "select 1",
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if ok {
-            std::thread::sleep(Duration::from_millis(500));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("postgres in {c} not ready");
 }
 
 fn free_port() -> u16 {
@@ -199,11 +161,11 @@ fn main() {
         .unwrap_or(2);
     eprintln!("load average at start: {}", load_average());
     let id = format!("ward-bench-backup-{}", std::process::id());
-    let mut c = Cleanup {
+    let c = Cleanup {
         container: id.clone(),
         volume: format!("{id}-data"),
-        s3: None,
     };
+    let mut s3 = KillOnDrop(None);
     let (name, vol) = (c.container.clone(), c.volume.clone());
     sh(&format!(
         "docker volume create --label ward.test=1 {vol} >/dev/null"
@@ -245,7 +207,7 @@ fn main() {
     let local = work.path().join("local");
     let state = work.path().join("state");
     let (child, endpoint) = start_s3(&work.path().join("s3"));
-    c.s3 = Some(child);
+    s3.0 = Some(child);
     let identity = work.path().join("ops.key");
     let recipient = {
         use age::secrecy::ExposeSecret;

@@ -27,20 +27,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "ward-test/postgres:15";
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-o", "pipefail", "-c", cmd])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "common/docker.rs"]
+mod docker;
+use docker::{Cleanup, IMAGE, sh, wait_ready};
 
 fn timed(cmd: &str) -> f64 {
     let t = Instant::now();
@@ -92,41 +81,6 @@ fn ward_out(args: &[&str]) -> (f64, u64, String) {
         peak,
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-struct Cleanup {
-    container: String,
-    volume: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.container])
-            .output();
-        let _ = Command::new("docker")
-            .args(["volume", "rm", "-f", &self.volume])
-            .output();
-    }
-}
-
-fn wait_ready(c: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let ok = Command::new("docker")
-            .args([
-                "exec", "-u", "postgres", c, "psql", "-XAtq", "-d", "app", "-c", "select 1",
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if ok {
-            std::thread::sleep(Duration::from_millis(500));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("postgres in {c} not ready");
 }
 
 fn main() {
