@@ -15,19 +15,6 @@ fn on(server: &S3) -> Ward {
     server.env(ward())
 }
 
-/// A stopped cluster holding `rows` rows in `t`.
-fn stopped_cluster(rows: u32) -> Cluster {
-    let mut c = cluster();
-    sql(
-        &c.url("postgres"),
-        &format!(
-            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, {rows}) g"
-        ),
-    );
-    c.stop().unwrap();
-    c
-}
-
 fn listed(server: &S3, store: &str) -> Vec<String> {
     let list = on(server)
         .args(["snapshot", "list", "--json", "--store", store])

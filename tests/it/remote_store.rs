@@ -12,19 +12,6 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A stopped cluster holding `rows` rows in `t`.
-fn stopped_cluster(rows: u32) -> Cluster {
-    let mut c = cluster();
-    sql(
-        &c.url("postgres"),
-        &format!(
-            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, {rows}) g"
-        ),
-    );
-    c.stop().unwrap();
-    c
-}
-
 fn rows(c: &Cluster) -> i64 {
     int(&c.url("postgres"), "SELECT count(*) FROM t")
 }

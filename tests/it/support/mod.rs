@@ -20,6 +20,19 @@ pub fn cluster() -> Cluster {
     Cluster::start().unwrap_or_else(|e| panic!("cannot start a throwaway Postgres cluster: {e:#}"))
 }
 
+/// A stopped cluster holding `rows` rows in `t`.
+pub fn stopped_cluster(rows: u32) -> Cluster {
+    let mut c = cluster();
+    sql(
+        &c.url("postgres"),
+        &format!(
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, {rows}) g"
+        ),
+    );
+    c.stop().unwrap();
+    c
+}
+
 /// Runs the `ward` binary in a clean environment and a private working directory.
 pub struct Ward {
     cmd: std::process::Command,
