@@ -301,7 +301,14 @@ async fn verify(cfg: &Config, a: &SnapshotVerifyArgs) -> Result<Exit> {
             .await;
         match deep {
             Ok(msg) => verified.deep = Some(msg),
-            Err(e) if e.downcast_ref::<error::UsageError>().is_some() => return Err(e),
+            // Bad input, or a store another ward is writing to: errors
+            // (exit 2), not damage — the snapshot was not found wanting.
+            Err(e)
+                if e.downcast_ref::<error::UsageError>().is_some()
+                    || e.downcast_ref::<error::Busy>().is_some() =>
+            {
+                return Err(e);
+            }
             Err(e) => {
                 verified.ok = false;
                 verified.problems.push(format!("deep check failed: {e:#}"));

@@ -10,7 +10,10 @@ use anyhow::Result;
 /// the same code path succeeds); inert without the variable.
 /// `<point>:kill` kills the process there with SIGKILL instead (a kill -9 at
 /// an exact point: nothing is cleaned up); `<point>:sleep` pauses there for
-/// three seconds (time for a test to pull a server from under it).
+/// three seconds (time for a test to pull a server from under it);
+/// `<point>:hold` pauses there until the file named by `WARD_FAULT_RELEASE`
+/// exists (at most two minutes), so a test can act while ward is held at
+/// the point and then let it go — no guessing how long to sleep.
 pub fn fault(point: &str) -> Result<()> {
     static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(wanted) = std::env::var("WARD_FAULT") else {
@@ -23,6 +26,9 @@ pub fn fault(point: &str) -> Result<()> {
         if w.strip_suffix(":sleep") == Some(point) {
             std::thread::sleep(std::time::Duration::from_secs(3));
         }
+        if w.strip_suffix(":hold") == Some(point) {
+            hold_until_released();
+        }
         if w == point {
             let mut fired = FIRED.lock().unwrap_or_else(|e| e.into_inner());
             if !fired.iter().any(|f| f == point) {
@@ -32,6 +38,18 @@ pub fn fault(point: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits for the file `WARD_FAULT_RELEASE` names, bounded (a test that
+/// forgets to release it fails on its own assertions, not by a hang).
+fn hold_until_released() {
+    let Some(release) = std::env::var_os("WARD_FAULT_RELEASE") else {
+        return;
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::path::Path::new(&release).exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Runs `work` on its own thread and runtime; if the caller is dropped (Ctrl-C),

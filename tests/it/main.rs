@@ -53,6 +53,7 @@ mod snapshot;
 mod snapshot_faults;
 mod snapshot_pg18_link;
 mod snapshot_trust;
+mod store_busy;
 mod store_incomplete;
 mod trust_delete;
 mod trust_docker_timeout;

@@ -1,7 +1,7 @@
 //! The writer lock of an `s3://` prefix (`.ward/lock`, src/snapshot/store/
 //! lock.rs) against a real S3 server: two wards writing at once never
-//! corrupt each other (the second is refused in one line while the first
-//! holds the lock), a live lock of another host refuses a create and makes
+//! corrupt each other (a second one started while the first is mid-upload
+//! is refused in one line, and the first's snapshot is whole), a live lock of another host refuses a create and makes
 //! `ward backup` wait its turn (a typed busy error, not a failure), and a
 //! stale lock — its owner expired, its upload cut by SIGKILL — is taken
 //! over by the next run, which aborts the dead run's upload.
@@ -48,55 +48,71 @@ fn foreign_lock(expires: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
 }
 
 #[test]
-fn two_creates_at_once_into_one_prefix_are_both_whole_or_one_is_refused_as_busy() {
+fn a_second_create_while_the_first_is_uploading_is_refused_as_busy_and_the_first_is_whole() {
     let server = s3();
     let store = server.url("shared");
     let mut a = stopped_cluster(300);
     let mut b = stopped_cluster(500);
-    // Each holds the store's lock a moment once its upload has begun, so
-    // the two runs overlap.
-    let start = |name: &str, c: &Cluster| {
-        on(&server)
-            .args(["snapshot", "create", name, "--store", &store, "--datadir"])
-            .args([c.dir().join("data")])
-            .env("WARD_FAULT", "store:after-upload-marker:sleep")
-            .spawn()
-    };
-    let (first, _d1) = start("from-a", &a);
-    let (second, _d2) = start("from-b", &b);
-    let runs = [
-        (
+    // The first is held just after its upload began (its marker written,
+    // the store's lock taken) until the test releases it: the second then
+    // runs from start to end while the first is certainly mid-upload.
+    let release = tempfile::tempdir().unwrap();
+    let release_file = release.path().join("go");
+    let (first, _d1) = on(&server)
+        .args([
+            "snapshot",
+            "create",
             "from-a",
-            Run {
-                out: first.wait_with_output().unwrap(),
-            },
-        ),
-        (
-            "from-b",
-            Run {
-                out: second.wait_with_output().unwrap(),
-            },
-        ),
-    ];
-    let mut made = Vec::new();
-    for (name, run) in &runs {
-        match run.code() {
-            0 => made.push(name.to_string()),
-            2 => {
-                run.fails_with(2, "another ward process");
-                assert!(run.stderr().contains("is writing to the snapshot store"));
-            }
-            other => panic!("{name}: exit {other}: {}", run.stderr()),
+            "--store",
+            &store,
+            "--datadir",
+        ])
+        .args([a.dir().join("data")])
+        .env("WARD_FAULT", "store:after-upload-marker:hold")
+        .env("WARD_FAULT_RELEASE", release_file.to_str().unwrap())
+        .spawn();
+    let uploading = (0..1200).any(|_| {
+        let marker = server
+            .objects("shared")
+            .iter()
+            .any(|o| o.starts_with(".ward/uploads/"));
+        if !marker {
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-    }
-    assert!(!made.is_empty(), "both were refused");
-    eprintln!("written: {made:?} (the other refused as busy if missing)");
-    assert_eq!(listed(&server, &store), made);
-    for name in &made {
-        on(&server)
-            .args(["snapshot", "verify", name, "--store", &store])
-            .ok();
-    }
+        marker
+    });
+    assert!(uploading, "the first create never began its upload");
+    let second = on(&server)
+        .args([
+            "snapshot",
+            "create",
+            "from-b",
+            "--store",
+            &store,
+            "--datadir",
+        ])
+        .args([b.dir().join("data")])
+        .run();
+    std::fs::write(&release_file, b"").unwrap();
+    let first = Run {
+        out: first.wait_with_output().unwrap(),
+    };
+    second.fails_with(2, "another ward process");
+    assert!(
+        second.stderr().contains("is writing to the snapshot store"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(
+        first.code(),
+        0,
+        "the first create failed: {}",
+        first.stderr()
+    );
+    assert_eq!(listed(&server, &store), ["from-a"]);
+    on(&server)
+        .args(["snapshot", "verify", "from-a", "--store", &store])
+        .ok();
     assert_eq!(server.pending_uploads(), 0);
     assert!(
         server

@@ -3,18 +3,25 @@
 //! its own data directory (one per test, so a test may kill its server
 //! mid-upload). Buckets are directories of the data directory. A missing
 //! binary fails the test, naming the script.
+//!
+//! Each server has its own access key: the tests share one binary, so a
+//! port one test's server gave up (killed, then restarted) may be taken by
+//! another test's server; with distinct keys a ward that reached the wrong
+//! server fails authentication instead of silently using the other test's
+//! bucket.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::Ward;
 
-pub const KEY: &str = "ward-test-key";
 pub const SECRET: &str = "ward-test-secret-key-0123456789";
 pub const BUCKET: &str = "ward-test";
 
 pub struct S3 {
     child: Option<Child>,
+    /// This server's access key (unique in the test run).
+    key: String,
     pub port: u16,
     pub data: tempfile::TempDir,
 }
@@ -43,8 +50,11 @@ fn free_port() -> u16 {
 pub fn s3() -> S3 {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir(data.path().join(BUCKET)).unwrap();
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = SERVERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut s = S3 {
         child: None,
+        key: format!("ward-test-{}-{serial}", std::process::id()),
         port: free_port(),
         data,
     };
@@ -65,7 +75,7 @@ impl S3 {
     pub fn start(&mut self) {
         let child = Command::new(binary())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", KEY, "--secret-key", SECRET])
+            .args(["--access-key", &self.key, "--secret-key", SECRET])
             .arg(self.data.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -123,7 +133,7 @@ impl S3 {
     /// `w` with this server's endpoint and the right credentials.
     pub fn env(&self, w: Ward) -> Ward {
         w.env("AWS_ENDPOINT_URL", &self.endpoint())
-            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_ACCESS_KEY_ID", &self.key)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ALLOW_HTTP", "true")
@@ -146,7 +156,7 @@ impl S3 {
             .with_endpoint(self.endpoint())
             .with_bucket_name(BUCKET)
             .with_region("us-east-1")
-            .with_access_key_id(KEY)
+            .with_access_key_id(&self.key)
             .with_secret_access_key(SECRET)
             .with_allow_http(true)
             .with_virtual_hosted_style_request(false)
