@@ -11,11 +11,17 @@
 //!   2. `ward snapshot restore --yes` back from each of the four;
 //!   3. the peak RSS (VmHWM, sampled by a poller thread) of every ward process.
 //!
+//! Each case runs WARD_BENCH_ROUNDS times (default 3), in an order rotated
+//! every round so that no case always runs first on a cold page cache or
+//! last on a warm one; medians are compared (single runs on this shared
+//! machine disagree by more than the effects measured).
+//!
 //! Then a table and the ratios against the targets: remote create ≤ 1.2 ×
 //! local create, encryption overhead ≤ 10 %, peak RSS < 200 MB. The load
 //! average is printed with them: this machine is shared.
 //!
-//! Environment: WARD_BENCH_GB (default 2), WARD_TEST_S3S (the s3s-fs binary,
+//! Environment: WARD_BENCH_GB (default 2), WARD_BENCH_ROUNDS (default 3),
+//! WARD_TEST_S3S (the s3s-fs binary,
 //! default /opt/ward-ci/bin/s3s-fs).
 
 use std::path::{Path, PathBuf};
@@ -139,6 +145,23 @@ fn start_s3(data: &Path) -> (Child, String) {
     (child, format!("http://127.0.0.1:{port}"))
 }
 
+/// The median of a case's rounds, in seconds.
+fn median(runs: &[Measured]) -> f64 {
+    let mut seconds: Vec<f64> = runs.iter().map(|m| m.seconds).collect();
+    seconds.sort_by(f64::total_cmp);
+    let mid = seconds.len() / 2;
+    if seconds.len() % 2 == 1 {
+        seconds[mid]
+    } else {
+        (seconds[mid - 1] + seconds[mid]) / 2.0
+    }
+}
+
+/// The highest peak RSS of a case's rounds, in MiB.
+fn peak(runs: &[Measured]) -> f64 {
+    runs.iter().map(|m| m.peak_mib).fold(0.0, f64::max)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -234,56 +257,71 @@ fn main() {
         ("local", local_store.as_str(), true),
         ("s3", remote_store.as_str(), true),
     ];
-    let mut creates = Vec::new();
-    for (i, (label, store, encrypted)) in cases.iter().enumerate() {
-        let snap = format!("b{i}");
-        let mut args = vec![
-            "snapshot",
-            "create",
-            &snap,
-            "--container",
-            &name,
-            "--store",
-            store,
-        ];
-        if *encrypted {
-            args.extend(["--encrypt-to", recipient.as_str()]);
+    // Each case runs once a round, and every round starts at another case:
+    // each case is first (coldest page cache) once in four rounds, so no
+    // case is favoured by its place; the median of the rounds is reported.
+    let rounds: usize = std::env::var("WARD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let order = |round: usize| (0..cases.len()).map(move |k| (round + k) % cases.len());
+    let mut creates: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for i in order(round) {
+            let (label, store, encrypted) = cases[i];
+            let snap = format!("r{round}c{i}");
+            let mut args = vec![
+                "snapshot",
+                "create",
+                &snap,
+                "--container",
+                &name,
+                "--store",
+                store,
+            ];
+            if encrypted {
+                args.extend(["--encrypt-to", recipient.as_str()]);
+            }
+            let m = ward(&args, &env);
+            eprintln!(
+                "round {round}: create {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
+                if encrypted { "encrypted" } else { "plain" },
+                m.seconds,
+                m.peak_mib
+            );
+            creates[i].push(m);
         }
-        let m = ward(&args, &env);
-        eprintln!(
-            "create {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
-            if *encrypted { "encrypted" } else { "plain" },
-            m.seconds,
-            m.peak_mib
-        );
-        creates.push(m);
     }
     sh(&format!("docker start {name} >/dev/null"));
     wait_ready(&name);
-    let mut restores = Vec::new();
-    for (i, (label, store, encrypted)) in cases.iter().enumerate() {
-        let snap = format!("b{i}");
-        let mut args = vec![
-            "snapshot",
-            "restore",
-            &snap,
-            "--container",
-            &name,
-            "--store",
-            store,
-            "--yes",
-        ];
-        if *encrypted {
-            args.extend(["--identity", identity_s.as_str()]);
+    let mut restores: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for i in order(round) {
+            let (label, store, encrypted) = cases[i];
+            let snap = format!("r{round}c{i}");
+            let mut args = vec![
+                "snapshot",
+                "restore",
+                &snap,
+                "--container",
+                &name,
+                "--store",
+                store,
+                "--yes",
+            ];
+            if encrypted {
+                args.extend(["--identity", identity_s.as_str()]);
+            }
+            let m = ward(&args, &env);
+            eprintln!(
+                "round {round}: restore {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
+                if encrypted { "encrypted" } else { "plain" },
+                m.seconds,
+                m.peak_mib
+            );
+            restores[i].push(m);
         }
-        let m = ward(&args, &env);
-        eprintln!(
-            "restore {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
-            if *encrypted { "encrypted" } else { "plain" },
-            m.seconds,
-            m.peak_mib
-        );
-        restores.push(m);
     }
     let rows = sh(&format!(
         "docker exec -u postgres {name} psql -XAtq -d app -c 'select count(*) from bulk'"
@@ -299,18 +337,20 @@ fn main() {
         load_average()
     );
     println!(
-        "{:<8} {:<6} {:<10} {:>9} {:>9} {:>10}",
-        "step", "store", "archive", "seconds", "MiB/s", "peak RSS"
+        "{:<8} {:<6} {:<10} {:>9} {:>9} {:>10}   rounds (s)",
+        "step", "store", "archive", "median s", "MiB/s", "peak RSS"
     );
     let mib = raw as f64 / (1u64 << 20) as f64;
     for (step, runs) in [("create", &creates), ("restore", &restores)] {
         for ((label, _, encrypted), m) in cases.iter().zip(runs.iter()) {
+            let each: Vec<String> = m.iter().map(|r| format!("{:.1}", r.seconds)).collect();
             println!(
-                "{step:<8} {label:<6} {:<10} {:>9.1} {:>9.1} {:>7.0} MiB",
+                "{step:<8} {label:<6} {:<10} {:>9.1} {:>9.1} {:>7.0} MiB   {}",
                 if *encrypted { "encrypted" } else { "plain" },
-                m.seconds,
-                mib / m.seconds,
-                m.peak_mib
+                median(m),
+                mib / median(m),
+                peak(m),
+                each.join(" ")
             );
         }
     }
@@ -320,34 +360,34 @@ fn main() {
         ("plain", &creates[0], &creates[1]),
         ("encrypted", &creates[2], &creates[3]),
     ] {
-        let ratio = remote.seconds / local.seconds;
+        let ratio = median(remote) / median(local);
         println!(
-            "remote/local create ({what}): {ratio:.2} × (target ≤ 1.20: {})",
+            "remote/local create ({what}, medians): {ratio:.2} × (target ≤ 1.20: {})",
             verdict(ratio <= 1.2)
         );
     }
     for (what, plain, sealed) in [
-        ("local", &creates[0], &creates[2]),
-        ("s3", &creates[1], &creates[3]),
+        ("local create", &creates[0], &creates[2]),
+        ("s3 create", &creates[1], &creates[3]),
         ("local restore", &restores[0], &restores[2]),
         ("s3 restore", &restores[1], &restores[3]),
     ] {
-        let overhead = sealed.seconds / plain.seconds - 1.0;
+        let overhead = median(sealed) / median(plain) - 1.0;
         println!(
-            "encryption overhead ({what}): {:+.1} % (target ≤ 10 %: {})",
+            "encryption overhead ({what}, medians): {:+.1} % (target ≤ 10 %: {})",
             overhead * 100.0,
             verdict(overhead <= 0.10)
         );
     }
-    let peak = creates
+    let top = creates
         .iter()
         .chain(restores.iter())
-        .map(|m| m.peak_mib)
+        .map(|m| peak(m))
         .fold(0.0, f64::max);
     println!(
-        "peak RSS of any ward process: {peak:.0} MiB (target < 200 MB = {:.0} MiB: {})",
+        "peak RSS of any ward process: {top:.0} MiB (target < 200 MB = {:.0} MiB: {})",
         200e6 / (1u64 << 20) as f64,
-        verdict(peak * (1u64 << 20) as f64 / 1e6 < 200.0)
+        verdict(top * (1u64 << 20) as f64 / 1e6 < 200.0)
     );
     drop(c);
 }
