@@ -11,6 +11,12 @@
 //!
 //! The target: check wall time ≤ 1.5 × plain apply + clone time.
 //!
+//! Figures (2026-12-03, 2 shared cores, load average 3.3–4): synthetic set
+//! 1.20× and 1.30× of apply + clone before the round trip ran beside the
+//! run, 1.27× and 1.60× after (no round trip or time-zone run there: the
+//! difference is the machine's load). The corpus window stays far from the
+//! target — see [`corpus_window`].
+//!
 //! Then a corpus window ([`corpus_window`]): 20 consecutive crates.io
 //! migrations on a database built up to its 210th and seeded with the
 //! guessed spec (WARD_BENCH_CORPUS=0 skips it; WARD_BENCH_SYNTHETIC=0 skips

@@ -20,6 +20,14 @@ use tokio_postgres::Client;
 use super::migrations::{Format, Migration, Script};
 use super::split::{self, Statement};
 
+mod history_rows;
+mod trace;
+
+pub use history_rows::{Applied, applied, ensure_history};
+use history_rows::{history_sql, record_history};
+use trace::observe;
+pub(crate) use trace::{Rel, diff_state, state};
+
 /// How a file is executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -142,210 +150,6 @@ pub async fn prepare_session(client: &Client, timezone: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn ensure_history(client: &Client, format: Format) -> Result<()> {
-    let ddl = match format {
-        Format::Sqlx => {
-            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
-             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \
-             execution_time BIGINT NOT NULL)"
-        }
-        Format::Diesel => {
-            "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
-             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-        }
-        Format::GolangMigrate => {
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"
-        }
-        Format::Dbmate => {
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"
-        }
-        Format::Flyway => {
-            "CREATE TABLE IF NOT EXISTS flyway_schema_history (installed_rank integer PRIMARY KEY, \
-             version varchar(50), description varchar(200) NOT NULL, type varchar(20) NOT NULL, \
-             script varchar(1000) NOT NULL, checksum integer, installed_by varchar(100) NOT NULL, \
-             installed_on timestamp NOT NULL DEFAULT now(), execution_time integer NOT NULL, success boolean NOT NULL)"
-        }
-        Format::Refinery => {
-            "CREATE TABLE IF NOT EXISTS refinery_schema_history (version int4 PRIMARY KEY, name varchar(255), \
-             applied_on varchar(255), checksum varchar(255))"
-        }
-    };
-    client.batch_execute(ddl).await?;
-    Ok(())
-}
-
-/// The SQL that records (or, going down, removes) a history row like the runner does.
-fn history_sql(format: Format, m: &Migration, dir: Direction, ms: f64) -> String {
-    let v = crate::pg::quote_literal(&m.version);
-    if dir == Direction::Down {
-        return match format {
-            Format::Sqlx => format!("DELETE FROM _sqlx_migrations WHERE version = {}", m.version),
-            Format::GolangMigrate => format!(
-                "DELETE FROM schema_migrations WHERE version = {}",
-                m.version
-            ),
-            Format::Refinery => format!(
-                "DELETE FROM refinery_schema_history WHERE version = {}",
-                m.version
-            ),
-            _ => format!("DELETE FROM {} WHERE version = {v}", format.history_table()),
-        };
-    }
-    match format {
-        Format::Sqlx => format!(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES ({}, {}, TRUE, decode({}, 'hex'), {})",
-            m.version,
-            crate::pg::quote_literal(&m.description),
-            crate::pg::quote_literal(m.checksum.as_deref().unwrap_or("")),
-            (ms * 1e6) as i64
-        ),
-        Format::Diesel => format!("INSERT INTO __diesel_schema_migrations (version) VALUES ({v})"),
-        Format::Dbmate => format!("INSERT INTO schema_migrations (version) VALUES ({v})"),
-        Format::GolangMigrate => format!(
-            "UPDATE schema_migrations SET dirty = false WHERE version = {}",
-            m.version
-        ),
-        Format::Flyway => format!(
-            "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum, \
-             installed_by, execution_time, success) SELECT coalesce(max(installed_rank), 0) + 1, {v}, {}, 'SQL', {}, {}, \
-             current_user, {}, TRUE FROM flyway_schema_history",
-            crate::pg::quote_literal(&m.description),
-            crate::pg::quote_literal(m.up.file.rsplit('/').next().unwrap_or(&m.up.file)),
-            m.checksum.as_deref().unwrap_or("NULL"),
-            ms as i64
-        ),
-        Format::Refinery => format!(
-            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ({}, {}, {}, {})",
-            m.version,
-            crate::pg::quote_literal(&m.description),
-            crate::pg::quote_literal(&chrono::Utc::now().to_rfc3339()),
-            crate::pg::quote_literal(m.checksum.as_deref().unwrap_or(""))
-        ),
-    }
-}
-
-/// State of every user relation, read after each statement.
-#[derive(Debug, Clone)]
-pub(crate) struct Rel {
-    name: String,
-    filenode: i64,
-    locks: Vec<String>,
-    seq_scan: i64,
-    upd: i64,
-    del: i64,
-    index_of: Option<u32>,
-}
-
-impl Rel {
-    /// The table's name as Postgres quotes it (`public.t`); None for an index.
-    pub(crate) fn table_name(&self) -> Option<&str> {
-        self.index_of.is_none().then_some(self.name.as_str())
-    }
-
-    /// A table of that name and nothing else known, for unit tests.
-    #[cfg(test)]
-    pub(crate) fn named(name: &str) -> Rel {
-        Rel {
-            name: name.to_string(),
-            filenode: 0,
-            locks: Vec::new(),
-            seq_scan: 0,
-            upd: 0,
-            del: 0,
-            index_of: None,
-        }
-    }
-}
-
-/// One query per traced statement, so it must stay cheap on schemas with
-/// hundreds of relations: the session's locks are read once (a correlated
-/// `pg_locks` subquery would call `pg_lock_status()` for every relation),
-/// and the per-transaction counters straight from the functions behind
-/// `pg_stat_xact_user_tables` (the same numbers, without the view's joins).
-const STATE_SQL: &str = "
-SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relfilenode::int8,
-       coalesce(l.modes, '{}'::text[]),
-       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_numscans(c.oid) END,
-       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_tuples_updated(c.oid) END,
-       CASE WHEN c.relkind = 'i' THEN 0 ELSE pg_stat_get_xact_tuples_deleted(c.oid) END,
-       i.indrelid::int8
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN (SELECT relation, array_agg(DISTINCT mode) AS modes FROM pg_locks
-           WHERE locktype = 'relation' AND pid = pg_backend_pid() AND granted
-           GROUP BY relation) l ON l.relation = c.oid
-LEFT JOIN pg_index i ON i.indexrelid = c.oid
-WHERE c.relkind IN ('r', 'p', 'm', 'i')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')
-  AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'";
-
-pub(crate) async fn state(client: &Client) -> Result<HashMap<u32, Rel>> {
-    let rows = client.query(STATE_SQL, &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r.get::<_, i64>(0) as u32,
-                Rel {
-                    name: r.get(1),
-                    filenode: r.get(2),
-                    locks: r.get(3),
-                    seq_scan: r.get(4),
-                    upd: r.get(5),
-                    del: r.get(6),
-                    index_of: r.get::<_, Option<i64>>(7).map(|v| v as u32),
-                },
-            )
-        })
-        .collect())
-}
-
-pub(crate) fn diff_state(
-    before: &HashMap<u32, Rel>,
-    after: &HashMap<u32, Rel>,
-    t: &mut StatementTrace,
-) {
-    for (oid, a) in after {
-        let b = before.get(oid);
-        for mode in &a.locks {
-            if b.is_none_or(|b| !b.locks.contains(mode)) {
-                t.locks.push(Lock {
-                    oid: *oid,
-                    table: a.name.clone(),
-                    mode: mode.clone(),
-                });
-            }
-        }
-        match (b, a.index_of) {
-            (Some(b), None) => {
-                if b.filenode != a.filenode {
-                    t.rewritten.push(*oid);
-                }
-                if a.seq_scan > b.seq_scan {
-                    t.scanned.push(*oid);
-                }
-                if a.del > b.del {
-                    t.deleted.insert(*oid, a.del - b.del);
-                }
-                if a.upd > b.upd {
-                    t.updated.insert(*oid, a.upd - b.upd);
-                }
-            }
-            (b, Some(table))
-                if b.is_none_or(|b| b.filenode != a.filenode) && !t.indexed.contains(&table) =>
-            {
-                t.indexed.push(table);
-            }
-            _ => {}
-        }
-    }
-    let rewritten = t.rewritten.clone();
-    t.indexed
-        .retain(|oid| !rewritten.contains(oid) || new_index_on(before, after, *oid));
-    t.locks
-        .sort_by(|x, y| (&x.table, &x.mode).cmp(&(&y.table, &y.mode)));
-}
-
 pub(crate) fn failure(
     e: &tokio_postgres::Error,
     stmt: &Statement,
@@ -388,51 +192,6 @@ pub(crate) fn failure(
             diagnosis: None,
         },
     }
-}
-
-/// Runs `sql` on `client` while `observer` polls the relation locks of `pid`.
-async fn observe(
-    client: &Client,
-    observer: &Client,
-    pid: i32,
-    sql: &str,
-) -> (Result<(), tokio_postgres::Error>, Vec<(u32, String)>) {
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let exec = async {
-        let r = client.batch_execute(sql).await;
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        r
-    };
-    let poll = async {
-        let mut seen: Vec<(u32, String)> = Vec::new();
-        while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            if let Ok(rows) = observer
-                .query(
-                    "SELECT relation::int8, mode FROM pg_locks WHERE pid = $1 AND locktype = 'relation' \
-                     AND granted AND relation IS NOT NULL",
-                    &[&pid],
-                )
-                .await
-            {
-                for r in rows {
-                    let x = (r.get::<_, i64>(0) as u32, r.get::<_, String>(1));
-                    if !seen.contains(&x) {
-                        seen.push(x);
-                    }
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        seen
-    };
-    tokio::join!(exec, poll)
-}
-
-/// Whether a brand-new index appeared on `table`.
-fn new_index_on(before: &HashMap<u32, Rel>, after: &HashMap<u32, Rel>, table: u32) -> bool {
-    after
-        .iter()
-        .any(|(oid, r)| r.index_of == Some(table) && !before.contains_key(oid))
 }
 
 /// Whether a run is traced, and by what.
@@ -591,46 +350,37 @@ async fn run_file(
                 }
             }
         }
-        Mode::Transaction if !traced => {
+        Mode::Transaction => {
             client.batch_execute("BEGIN").await?;
+            // Traced: the relations' state around every statement, and a
+            // savepoint before it to diagnose a failure on.
+            let mut before = match traced {
+                true => Some(state(client).await?),
+                false => None,
+            };
             for s in &stmts {
+                if traced {
+                    client.batch_execute("SAVEPOINT ward_statement").await?;
+                }
                 let t0 = Instant::now();
                 let res = client.batch_execute(&s.sql).await;
-                run.statements.push(StatementTrace {
+                let mut t = StatementTrace {
                     line: s.line + script.first_line - 1,
                     sql: s.sql.clone(),
                     ms: t0.elapsed().as_secs_f64() * 1e3,
                     ..Default::default()
-                });
+                };
                 if let Err(e) = res {
-                    client.batch_execute("ROLLBACK").await?;
-                    run.failure = Some(failure(&e, s, script, false));
-                    break;
-                }
-            }
-            if run.failure.is_none() {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                run.history_note =
-                    record_history(client, format, &history_sql(format, m, dir, ms)).await?;
-                client.batch_execute("COMMIT").await?;
-            }
-        }
-        Mode::Transaction => {
-            client.batch_execute("BEGIN").await?;
-            let mut before = state(client).await?;
-            for s in &stmts {
-                client.batch_execute("SAVEPOINT ward_statement").await?;
-                let t0 = Instant::now();
-                let res = client.batch_execute(&s.sql).await;
-                let ms = t0.elapsed().as_secs_f64() * 1e3;
-                if let Err(e) = res {
-                    // Diagnose on the state just before the statement, then roll back the file.
                     let mut f = failure(&e, s, script, false);
-                    if client
+                    if !traced {
+                        // Untraced runs list the failing statement too.
+                        run.statements.push(t);
+                    } else if client
                         .batch_execute("ROLLBACK TO SAVEPOINT ward_statement")
                         .await
                         .is_ok()
                     {
+                        // Diagnosed on the state just before the statement.
                         f.diagnosis =
                             Some(super::rules::migration_error::diagnose(client, &f).await);
                     }
@@ -638,17 +388,13 @@ async fn run_file(
                     run.failure = Some(f);
                     break;
                 }
-                let after = state(client).await?;
-                let mut t = StatementTrace {
-                    line: s.line + script.first_line - 1,
-                    sql: s.sql.clone(),
-                    ms,
-                    traced: true,
-                    ..Default::default()
-                };
-                diff_state(&before, &after, &mut t);
+                if let Some(before) = before.as_mut() {
+                    let after = state(client).await?;
+                    diff_state(before, &after, &mut t);
+                    t.traced = true;
+                    *before = after;
+                }
                 run.statements.push(t);
-                before = after;
             }
             if run.failure.is_none() {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -666,107 +412,4 @@ async fn run_file(
         client.batch_execute("COMMIT").await?;
     }
     Ok(run)
-}
-
-/// Records a history row inside the open transaction, like the runner.
-/// Projects may guard the table against other tools (Lemmy's trigger lets
-/// only its own runner write diesel's table), and their runner gets past
-/// that guard: ward then writes with triggers off, which needs a superuser.
-/// If even that is refused the migration still counts as run and the next
-/// one goes on; the returned note says why the row is missing.
-async fn record_history(client: &Client, format: Format, sql: &str) -> Result<Option<String>> {
-    client.batch_execute("SAVEPOINT ward_history").await?;
-    let refused = match client.batch_execute(sql).await {
-        Ok(()) => return Ok(None),
-        Err(e) if e.as_db_error().is_some() => e,
-        Err(e) => return Err(e.into()),
-    };
-    client
-        .batch_execute("ROLLBACK TO SAVEPOINT ward_history")
-        .await?;
-    let bypassed = format!(
-        "SET LOCAL session_replication_role = replica; {sql}; SET LOCAL session_replication_role = DEFAULT"
-    );
-    match client.batch_execute(&bypassed).await {
-        Ok(()) => {
-            tracing::info!(
-                "{} refused the history row ({}); written with triggers off",
-                format.history_table(),
-                db_message(&refused)
-            );
-            Ok(None)
-        }
-        Err(e) if e.as_db_error().is_some() => {
-            client
-                .batch_execute("ROLLBACK TO SAVEPOINT ward_history")
-                .await?;
-            Ok(Some(format!(
-                "{} refused ward's history row ({}), also with triggers off ({}): the migration ran but is not recorded",
-                format.history_table(),
-                db_message(&refused),
-                db_message(&e)
-            )))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn db_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{}: {}", d.code().code(), d.message()),
-        None => e.to_string(),
-    }
-}
-
-/// A row of the runner's history table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Applied {
-    pub version: String,
-    pub description: Option<String>,
-    pub checksum: Option<String>,
-    pub success: bool,
-}
-
-/// The runner's history, or `None` when its table does not exist.
-pub async fn applied(client: &Client, format: Format) -> Result<Option<Vec<Applied>>> {
-    let table = format.history_table();
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-        .await?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let sql = match format {
-        Format::Sqlx => {
-            "SELECT version::text, description, encode(checksum, 'hex'), success FROM _sqlx_migrations"
-        }
-        Format::Diesel => {
-            "SELECT version::text, NULL::text, NULL::text, true FROM __diesel_schema_migrations"
-        }
-        Format::GolangMigrate => {
-            "SELECT version::text, NULL::text, NULL::text, NOT dirty FROM schema_migrations"
-        }
-        Format::Dbmate => {
-            "SELECT version::text, NULL::text, NULL::text, true FROM schema_migrations"
-        }
-        Format::Flyway => {
-            "SELECT version::text, description::text, checksum::text, success FROM flyway_schema_history \
-             WHERE version IS NOT NULL AND type NOT IN ('BASELINE', 'UNDO_SQL')"
-        }
-        Format::Refinery => {
-            "SELECT version::text, name::text, checksum::text, true FROM refinery_schema_history"
-        }
-    };
-    let rows = client.query(sql, &[]).await?;
-    Ok(Some(
-        rows.iter()
-            .map(|r| Applied {
-                version: r.get(0),
-                description: r.get(1),
-                checksum: r.get(2),
-                success: r.get(3),
-            })
-            .collect(),
-    ))
 }

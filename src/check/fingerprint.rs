@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::pg::quote_ident;
 
@@ -130,8 +131,11 @@ pub enum Depth {
 /// The catalog part of a fingerprint (no data yet).
 pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint> {
     let mut tables = BTreeMap::new();
+    // `query_typed` throughout: one round trip a query, where `query` takes
+    // three (prepare, execute, close) — the round trip reads this catalog
+    // several times per migration.
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT c.oid::int8, n.nspname::text, c.relname::text, pg_total_relation_size(c.oid)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -139,7 +143,7 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
                    AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
                    AND NOT (n.nspname = 'public' AND c.relname = $1)"
             ),
-            &[&history_table],
+            &[(&history_table, Type::NAME)],
         )
         .await?;
     for r in &rows {
@@ -160,17 +164,51 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
         );
     }
     let oids: Vec<i64> = tables.keys().map(|o| *o as i64).collect();
-    for r in client
-        .query(
+    let by_oids: &[(&(dyn ToSql + Sync), Type)] = &[(&oids, Type::INT8_ARRAY)];
+    // The queries below go out together: tokio-postgres pipelines them on
+    // the one connection.
+    let (columns, keys, indexes, constraints, owned_sequences) = futures_util::try_join!(
+        client.query_typed(
             "SELECT a.attrelid::int8, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
                     a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> ''
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid::int8 = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attrelid, a.attnum",
-            &[&oids],
-        )
-        .await?
-    {
+            by_oids,
+        ),
+        // Keys: the primary key, else the first unique index over NOT NULL columns.
+        client.query_typed(
+            "SELECT DISTINCT ON (i.indrelid) i.indrelid::int8,
+                    array_agg(a.attname::text ORDER BY k.ord)
+             FROM pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid::int8 = ANY($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+               AND i.indexprs IS NULL
+             GROUP BY i.indrelid, i.indexrelid, i.indisprimary
+             HAVING bool_and(a.attnotnull)
+             ORDER BY i.indrelid, i.indisprimary DESC, i.indexrelid",
+            by_oids,
+        ),
+        client.query_typed(
+            "SELECT i.indexrelid::int8, i.indrelid::int8, c.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid::int8 = ANY($1)",
+            by_oids,
+        ),
+        client.query_typed(
+            "SELECT oid::int8, conrelid::int8, conname::text, contype::text, pg_get_constraintdef(oid), convalidated
+             FROM pg_constraint WHERE conrelid::int8 = ANY($1)",
+            by_oids,
+        ),
+        client.query_typed(
+            "SELECT d.refobjid::int8, a.attname::text, d.objid::regclass::text
+             FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjid::int8 = ANY($1)",
+            by_oids,
+        ),
+    )?;
+    for r in columns {
         if let Some(t) = tables.get_mut(&(r.get::<_, i64>(0) as u32)) {
             t.columns.push(Column {
                 attnum: r.get(1),
@@ -182,34 +220,12 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
             });
         }
     }
-    // Keys: the primary key, else the first unique index over NOT NULL columns.
-    for r in client
-        .query(
-            "SELECT DISTINCT ON (i.indrelid) i.indrelid::int8,
-                    array_agg(a.attname::text ORDER BY k.ord)
-             FROM pg_index i
-             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid::int8 = ANY($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-               AND i.indexprs IS NULL
-             GROUP BY i.indrelid, i.indexrelid, i.indisprimary
-             HAVING bool_and(a.attnotnull)
-             ORDER BY i.indrelid, i.indisprimary DESC, i.indexrelid",
-            &[&oids],
-        )
-        .await?
-    {
+    for r in keys {
         if let Some(t) = tables.get_mut(&(r.get::<_, i64>(0) as u32)) {
             t.key = r.get(1);
         }
     }
-    let indexes = client
-        .query(
-            "SELECT i.indexrelid::int8, i.indrelid::int8, c.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid::int8 = ANY($1)",
-            &[&oids],
-        )
-        .await?
+    let indexes = indexes
         .iter()
         .map(|r| Index {
             oid: r.get::<_, i64>(0) as u32,
@@ -219,13 +235,7 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
             valid: r.get(4),
         })
         .collect();
-    let constraints = client
-        .query(
-            "SELECT oid::int8, conrelid::int8, conname::text, contype::text, pg_get_constraintdef(oid), convalidated
-             FROM pg_constraint WHERE conrelid::int8 = ANY($1)",
-            &[&oids],
-        )
-        .await?
+    let constraints = constraints
         .iter()
         .map(|r| Constraint {
             oid: r.get::<_, i64>(0) as u32,
@@ -240,20 +250,15 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
     // query for all of them (a query each costs a round trip and a plan,
     // and the round trip takes this catalog several times per migration).
     let mut owned: Vec<(u32, String, String)> = Vec::new();
-    for r in client
-        .query(
-            "SELECT d.refobjid::int8, a.attname::text, d.objid::regclass::text
-             FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-             WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjid::int8 = ANY($1)",
-            &[&oids],
-        )
-        .await?
-    {
+    for r in owned_sequences {
         let table = r.get::<_, i64>(0) as u32;
         let column: String = r.get(1);
-        let Some(t) = tables.get(&table) else { continue };
-        let Some(col) = t.column_named(&column) else { continue };
+        let Some(t) = tables.get(&table) else {
+            continue;
+        };
+        let Some(col) = t.column_named(&column) else {
+            continue;
+        };
         if !matches!(col.ty.as_str(), "bigint" | "integer" | "smallint") {
             continue;
         }
@@ -274,7 +279,9 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
                 )
             })
             .collect();
-        let rows = client.query(&parts.join("\nUNION ALL\n"), &[]).await?;
+        let rows = client
+            .query_typed(&parts.join("\nUNION ALL\n"), &[])
+            .await?;
         let mut read: Vec<Option<(i64, Option<i64>)>> = vec![None; owned.len()];
         for r in rows {
             read[r.get::<_, i64>(0) as usize] = Some((r.get(1), r.get(2)));
@@ -352,7 +359,7 @@ pub async fn fill(
                     .iter()
                     .map(|(oid, _, _, table)| format!("SELECT {oid}::int8, count(*) FROM {table}"))
                     .collect();
-                let rows = c.query(&sql.join("\nUNION ALL\n"), &[]).await?;
+                let rows = c.query_typed(&sql.join("\nUNION ALL\n"), &[]).await?;
                 Ok(rows
                     .iter()
                     .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1)))
@@ -361,7 +368,7 @@ pub async fn fill(
             let hashed = futures_util::future::try_join_all(hashed.into_iter().map(
                 |(oid, sql, cols, _)| async move {
                     let sql = sql.unwrap_or_default();
-                    anyhow::Ok((oid, c.query_one(&sql, &[]).await?, cols))
+                    anyhow::Ok((oid, c.query_typed_one(&sql, &[]).await?, cols))
                 },
             ));
             let (counted, hashed) = futures_util::future::try_join(counted, hashed).await?;

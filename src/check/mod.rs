@@ -113,36 +113,48 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     // The server and the source.
     progress.stage("preparing the data to check against", 0);
     let (mut scratch, against_desc, source_db) = source::open(opts).await?;
-    let result = run_inner(
-        opts,
-        set.as_ref(),
-        &accepts,
-        &mut scratch,
+    let prepared = Prepared {
+        set: set.as_ref(),
+        accepts: &accepts,
         source_db,
         early,
-        against_desc,
-        progress,
+        against: against_desc,
         started,
-    )
-    .await;
+    };
+    let result = run_inner(opts, prepared, &mut scratch, progress).await;
     progress.stage("cleaning up", 0);
     scratch.drop_all().await;
     progress.finish();
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_inner(
-    opts: &Options,
-    set: Option<&MigrationSet>,
-    accepts: &[accept::Entry],
-    scratch: &mut Scratch,
+/// What [`run`] read and opened before the pipeline.
+struct Prepared<'a> {
+    /// The migrations, unless Django or `--apply-cmd` runs them.
+    set: Option<&'a MigrationSet>,
+    accepts: &'a [accept::Entry],
+    /// The database to check against, when it is not seeded here.
     source_db: Option<String>,
     early: source::EarlyBase,
-    mut against: String,
-    progress: &dyn Progress,
+    /// How the report names the data checked against.
+    against: String,
     started: Instant,
+}
+
+async fn run_inner(
+    opts: &Options,
+    prepared: Prepared<'_>,
+    scratch: &mut Scratch,
+    progress: &dyn Progress,
 ) -> Result<Report> {
+    let Prepared {
+        set,
+        accepts,
+        source_db,
+        early,
+        mut against,
+        started,
+    } = prepared;
     let mut phases = Phases::new();
     // The baseline's files (the base ref's spec) must outlive the seed check.
     let mut merged_spec: Option<PathBuf> = None;
@@ -273,19 +285,44 @@ async fn run_inner(
             )
         })
         .collect();
-    fingerprint::fill(&mut pre, &client, &[&extra], &depth).await?;
-    let snapshots = diff::snapshot(&client, &pre, &risk.snap_list(&pre)).await?;
-
     // The same migrations under another session TimeZone, when the SQL can
     // depend on it: on a second clone, in parallel with the UTC run.
     let tz_wanted = opts.timezone_check.unwrap_or_else(|| {
         time_related(&all_sql) || django_plan.as_ref().is_some_and(|p| p.zone_dependent())
     }) && ((set.is_some() || django_plan.is_some()) && !pending.is_empty()
         || opts.apply_cmd.is_some());
-    let tz_db = match tz_wanted {
-        true => Some(scratch.create("tz", Some(&base)).await?),
-        false => None,
+    // The down round trip: on a clone of its own, also in parallel.
+    let sql_round_trip = set.as_ref().map(|s| roundtrip::sql::Sql {
+        format: s.format,
+        pending: &pending_refs,
+        history_table,
+    });
+    let django_round_trip = opts
+        .django
+        .as_ref()
+        .zip(django_plan.as_ref())
+        .map(|(project, plan)| roundtrip::django::Django { project, plan });
+    let round_trip_clone =
+        round_trip_planned && (sql_round_trip.is_some() || django_round_trip.is_some());
+    // Their clones are made while the state before is fingerprinted.
+    let wanted: Vec<&str> = [(tz_wanted, "tz"), (round_trip_clone, "roundtrip")]
+        .into_iter()
+        .filter_map(|(wanted, what)| wanted.then_some(what))
+        .collect();
+    let fingerprinted = async {
+        fingerprint::fill(&mut pre, &client, &[&extra], &depth).await?;
+        diff::snapshot(&client, &pre, &risk.snap_list(&pre)).await
     };
+    let cloned = async {
+        match wanted.is_empty() {
+            true => Ok(Vec::new()),
+            false => scratch.clone_together(&wanted, &base).await,
+        }
+    };
+    let (snapshots, cloned) = tokio::join!(fingerprinted, cloned);
+    let (snapshots, mut cloned) = (snapshots?, cloned?.into_iter());
+    let tz_db = tz_wanted.then(|| cloned.next()).flatten();
+    let round_trip_db = round_trip_clone.then(|| cloned.next()).flatten();
     phases.next(progress, "applying the pending migrations");
     let mut cmd_failed = false;
     let mut django_outputs = Vec::new();
@@ -335,7 +372,15 @@ async fn run_inner(
             None => Ok(None),
         }
     };
-    let (utc, other) = tokio::join!(utc_run, other_run);
+    let round_trip_run = async {
+        let db = round_trip_db?;
+        Some(match (&django_round_trip, &sql_round_trip) {
+            (Some(r), _) => roundtrip::begin(r, scratch, &base, db, &pre).await,
+            (None, Some(r)) => roundtrip::begin(r, scratch, &base, db, &pre).await,
+            (None, None) => unreachable!("a round trip is planned for SQL files or Django only"),
+        })
+    };
+    let (utc, other, round_trip_begun) = tokio::join!(utc_run, other_run, round_trip_run);
     let (runs, cmd_finding): (Vec<FileRun>, _) = utc?;
     if let Some(f) = cmd_finding {
         findings.push(f);
@@ -408,30 +453,15 @@ async fn run_inner(
         phases.next(progress, "comparing with the run under another TimeZone");
         findings.extend(timezone_variance(other, &pending_refs, &runs, &client, &post).await?);
     }
-    // Down migrations: up → undo → up.
-    if !failed && round_trip_planned {
+    // Down migrations: up → undo → up (begun beside the run).
+    if !failed && let Some(begun) = round_trip_begun {
         phases.next(progress, "down-migration round trip");
-        let rt = match (&set, &opts.django, &django_plan) {
-            (_, Some(project), Some(plan)) => {
-                let r = roundtrip::django::Django { project, plan };
-                roundtrip::round_trip(&r, scratch, &base, &client, &clone_url, &pre, &post).await?
-            }
-            (Some(s), _, _) => {
-                let r = roundtrip::sql::Sql {
-                    format: s.format,
-                    pending: &pending_refs,
-                    history_table,
-                };
-                roundtrip::round_trip(&r, scratch, &base, &client, &clone_url, &pre, &post).await?
-            }
-            _ => unreachable!("a round trip is planned for SQL files or Django only"),
-        };
-        findings.extend(rt.findings);
-        if let Some(db) = rt.moved_to {
-            // The run's clone was left mid-way by a failing undo.
-            client = scratch.connect(&db).await?;
-            apply::prepare_session(&client, "UTC").await?;
-        }
+        let begun = begun?;
+        findings.extend(match (&django_round_trip, &sql_round_trip) {
+            (Some(r), _) => roundtrip::finish(r, scratch, &base, begun, &post).await?,
+            (None, Some(r)) => roundtrip::finish(r, scratch, &base, begun, &post).await?,
+            (None, None) => unreachable!("a round trip is planned for SQL files or Django only"),
+        });
     }
     // The seed must still apply to the new schema.
     if !failed {

@@ -62,7 +62,57 @@ impl Scratch {
                     .await
             }
         };
-        match created {
+        self.created(name, template, created)
+    }
+
+    /// Clones of `template`, one per name in `what`, made at the same time
+    /// on connections of their own: a clone is mostly the server copying
+    /// files, and two copies side by side take less than one after the other.
+    pub(super) async fn clone_together(
+        &mut self,
+        what: &[&str],
+        template: &str,
+    ) -> Result<Vec<String>> {
+        let names: Vec<String> = what.iter().map(|w| self.name(w)).collect();
+        let admin_cfg = with_db(&self.server, &self.admin_db);
+        let mut extra = Vec::new();
+        for _ in names.iter().skip(1) {
+            extra.push(connect(&admin_cfg).await?);
+        }
+        let admins = std::iter::once(&self.admin).chain(extra.iter());
+        let results = futures_util::future::join_all(
+            admins
+                .zip(&names)
+                .map(|(admin, name)| pg::clone_database(admin, template, name, None)),
+        )
+        .await;
+        // Every clone that was made is registered first, so an error below
+        // still leaves nothing behind.
+        let mut first_error = None;
+        let mut made = Vec::new();
+        for (name, result) in names.into_iter().zip(results) {
+            match self.created(name, Some(template), result) {
+                Ok(name) => made.push(name),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(made),
+        }
+    }
+
+    /// Registers `name` when its CREATE DATABASE succeeded; the error, said
+    /// for a user, when it did not.
+    fn created(
+        &mut self,
+        name: String,
+        template: Option<&str>,
+        result: Result<(), tokio_postgres::Error>,
+    ) -> Result<String> {
+        match result {
             Ok(()) => {}
             Err(e) if e.code().map(|c| c.code()) == Some("55006") => {
                 return Err(UsageError(format!(

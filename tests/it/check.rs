@@ -1076,6 +1076,131 @@ fn each_runner_records_history_its_own_way_and_later_files_are_pending() {
     }
 }
 
+/// The round trip and the other-zone run apply untraced, the run traced:
+/// both must leave the runner's history as the runner would, row for row,
+/// going up (a one-statement and a several-statement file) and down.
+#[test]
+fn traced_and_untraced_runs_record_the_same_history_rows() {
+    use ward::check::{apply, migrations};
+    let e = env();
+    let add = "ALTER TABLE practices ADD COLUMN a text;";
+    let two =
+        "ALTER TABLE practices ADD COLUMN b text;\nCREATE INDEX practices_b ON practices (b);";
+    let cases: Vec<(migrations::Format, Vec<(&str, String)>)> = vec![
+        (
+            migrations::Format::Diesel,
+            vec![
+                ("2024-01-01-000000_a/up.sql", add.into()),
+                (
+                    "2024-01-01-000000_a/down.sql",
+                    "ALTER TABLE practices DROP COLUMN a;".into(),
+                ),
+                ("2024-01-02-000000_b/up.sql", two.into()),
+                (
+                    "2024-01-02-000000_b/down.sql",
+                    "ALTER TABLE practices DROP COLUMN b;".into(),
+                ),
+            ],
+        ),
+        (
+            migrations::Format::GolangMigrate,
+            vec![
+                ("1_a.up.sql", add.into()),
+                (
+                    "1_a.down.sql",
+                    "ALTER TABLE practices DROP COLUMN a;".into(),
+                ),
+                ("2_b.up.sql", two.into()),
+                (
+                    "2_b.down.sql",
+                    "ALTER TABLE practices DROP COLUMN b;".into(),
+                ),
+            ],
+        ),
+        (
+            migrations::Format::Dbmate,
+            vec![
+                (
+                    "20240101000000_a.sql",
+                    format!(
+                        "-- migrate:up\n{add}\n-- migrate:down\nALTER TABLE practices DROP COLUMN a;\n"
+                    ),
+                ),
+                (
+                    "20240102000000_b.sql",
+                    format!(
+                        "-- migrate:up\n{two}\n-- migrate:down\nALTER TABLE practices DROP COLUMN b;\n"
+                    ),
+                ),
+            ],
+        ),
+        (
+            migrations::Format::Flyway,
+            vec![("V1__add_a.sql", add.into()), ("V2__add_b.sql", two.into())],
+        ),
+        (
+            migrations::Format::Refinery,
+            vec![("V1__add_a.sql", add.into()), ("V2__add_b.sql", two.into())],
+        ),
+        (
+            migrations::Format::Sqlx,
+            vec![("1_a.sql", add.into()), ("2_b.sql", two.into())],
+        ),
+    ];
+    for (i, (format, files)) in cases.iter().enumerate() {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let dir = migrations(&files);
+        let set = migrations::read_dir(&dir.path().join("migrations"), *format).unwrap();
+        let pending: Vec<_> = set.migrations.iter().collect();
+        let downs: Vec<_> = pending
+            .iter()
+            .rev()
+            .copied()
+            .filter(|m| m.down.is_some())
+            .collect();
+        // [up, down] history of each way.
+        let mut histories = Vec::new();
+        for traced in [true, false] {
+            let db = format!("history{i}_{traced}");
+            sql(&e.url, &format!("CREATE DATABASE {db} TEMPLATE postgres"));
+            let url = e._c.url(&db);
+            histories.push(rt().block_on(async {
+                let client = ward::pg::connect(&url).await.unwrap();
+                let observer = ward::pg::connect(&url).await.unwrap();
+                let mut seen = Vec::new();
+                for (dir, migrations) in [
+                    (apply::Direction::Up, &pending),
+                    (apply::Direction::Down, &downs),
+                ] {
+                    let runs = match traced {
+                        true => {
+                            apply::run_observed(&client, Some(&observer), *format, migrations, dir)
+                                .await
+                        }
+                        false => apply::run(&client, *format, migrations, dir).await,
+                    }
+                    .unwrap();
+                    assert!(
+                        runs.iter().all(|r| r.failure.is_none()),
+                        "{format:?} traced {traced}: {runs:?}"
+                    );
+                    let rows = apply::applied(&client, *format).await.unwrap().unwrap();
+                    seen.push(format!("{rows:?}"));
+                }
+                seen
+            }));
+        }
+        assert!(
+            histories[0][0].contains(&set.migrations[1].version),
+            "{format:?}: {histories:?}"
+        );
+        assert_eq!(
+            histories[0], histories[1],
+            "{format:?}: traced, then untraced"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- reports
 
 #[test]

@@ -120,7 +120,11 @@ impl Reverse for Django<'_> {
         if let Some(sql) = statement {
             f = f.at(&step.file, 1, &sql);
         }
-        Ok(Undone::Failed(f))
+        // Whether Django's atomic migration left anything is not known here.
+        Ok(Undone::Failed {
+            finding: f,
+            rolled_back: false,
+        })
     }
 
     async fn undo_all(&self, _c: &Client, url: &str) -> Result<Option<String>> {

@@ -24,22 +24,19 @@ use super::rule::Rule;
 use super::scratch::{Scratch, with_db};
 use compare::{compare, compare_reapplied};
 
-/// What the round trip found, and where the migrated state now lives.
-pub(super) struct RoundTrip {
-    pub findings: Vec<Finding>,
-    /// A database at the migrated state, when the run's own clone was left
-    /// elsewhere (a down failed half-way there): later checks use it instead.
-    pub moved_to: Option<String>,
-}
-
 /// How undoing one migration went.
 pub(super) enum Undone {
     Done,
     /// The runner refused before touching anything (Django's
     /// `IrreversibleError`): the state is still the one after its up.
     Refused(Finding),
-    /// It failed: the state is unknown.
-    Failed(Finding),
+    /// It failed. `rolled_back`: it ran in one transaction that was rolled
+    /// back whole (nothing of it can be left but sequence values); else the
+    /// state is unknown.
+    Failed {
+        finding: Finding,
+        rolled_back: bool,
+    },
 }
 
 /// One runner's moves, for the walk. Migrations are named by their index in
@@ -80,43 +77,111 @@ pub(super) trait Reverse {
 
 /// A scratch clone the walk works on.
 struct Db {
-    name: String,
     url: String,
     client: Client,
 }
 
-/// up → undo must give PRE, undo → up must give POST (on the run's clone,
-/// at `url`); on a difference, the step-by-step pass on a fresh clone of
-/// `base` blames it.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn round_trip<R: Reverse>(
+impl Db {
+    /// Connects to the scratch database `name`, with the checking session's settings.
+    async fn open(scratch: &Scratch, name: String) -> Result<Db> {
+        let client = scratch.connect(&name).await?;
+        apply::prepare_session(&client, "UTC").await?;
+        let url = crate::pg::url_of(&with_db(&scratch.server, &name));
+        Ok(Db { url, client })
+    }
+}
+
+/// The round trip's first part, done beside the run.
+pub(super) struct Begun {
+    /// The state before, without what the runner leaves out ([`Reverse::strip`]).
+    pre: Fingerprint,
+    whole: Whole,
+}
+
+/// How the whole window went on the round trip's own clone.
+enum Whole {
+    /// Undone to the state before and applied again: this state must be
+    /// the run's after.
+    Again(Fingerprint),
+    /// It does not round-trip (what went wrong); the step-by-step pass
+    /// already ran and found `findings`.
+    Failed {
+        whole: Vec<String>,
+        findings: Vec<Finding>,
+    },
+}
+
+/// The first part of the round trip, in parallel with the run: on its own
+/// clone `db` of the state before (the run's clone stays at the state after,
+/// for the checks after the round trip), the window is applied, undone —
+/// which must give back `pre` — and applied again. When the whole window
+/// does not round-trip, the step-by-step pass on a fresh clone of `base`
+/// follows at once, still beside the run.
+pub(super) async fn begin<R: Reverse>(
     r: &R,
     scratch: &mut Scratch,
     base: &str,
-    client: &Client,
-    url: &str,
+    db: String,
     pre: &Fingerprint,
-    post: &Fingerprint,
-) -> Result<RoundTrip> {
-    let (mut pre, mut post) = (pre.clone(), post.clone());
+) -> Result<Begun> {
+    let mut pre = pre.clone();
     r.strip(&mut pre);
-    r.strip(&mut post);
     let at = std::time::Instant::now();
-    let whole = whole_window(r, client, url, &pre, &post).await?;
-    tracing::debug!(
-        "round trip of the whole window: {:.2?} ({} differences)",
-        at.elapsed(),
-        whole.len()
-    );
-    if whole.is_empty() {
-        return Ok(RoundTrip {
-            findings: Vec::new(),
-            moved_to: None,
-        });
+    let db = Db::open(scratch, db).await?;
+    if let Some((file, f)) = r.apply(&db.client, &db.url, 0..r.len()).await? {
+        // Also when the run fails: then this part is not looked at.
+        anyhow::bail!(
+            "{file} failed on the round trip's clone, although the run applies it: {}",
+            f.message
+        );
     }
-    let at = std::time::Instant::now();
-    let (mut findings, db) = step_by_step(r, scratch, base, &pre).await?;
-    tracing::debug!("round trip step by step: {:.2?}", at.elapsed());
+    let whole = match undo_and_redo(r, &db, &pre).await? {
+        Ok(again) => Whole::Again(again),
+        Err(whole) => {
+            tracing::debug!(
+                "round trip of the whole window: {:.2?} ({} differences)",
+                at.elapsed(),
+                whole.len()
+            );
+            let findings = step_by_step(r, scratch, base, &pre).await?;
+            Whole::Failed { whole, findings }
+        }
+    };
+    tracing::info!("round trip beside the run: {:.2?}", at.elapsed());
+    Ok(Begun { pre, whole })
+}
+
+/// The rest once the run's state after (`post`) is known: the window
+/// applied again must give it too; differences are blamed by the
+/// step-by-step pass on a fresh clone of `base`.
+pub(super) async fn finish<R: Reverse>(
+    r: &R,
+    scratch: &mut Scratch,
+    base: &str,
+    begun: Begun,
+    post: &Fingerprint,
+) -> Result<Vec<Finding>> {
+    let (whole, mut findings) = match begun.whole {
+        Whole::Failed { whole, findings } => (whole, findings),
+        Whole::Again(again) => {
+            let mut post = post.clone();
+            r.strip(&mut post);
+            // The state before came back, so the second apply started where
+            // the first did; with new values on every apply, only the schema
+            // and the row counts must match.
+            let diffs = match R::FRESH_VALUES {
+                true => compare_reapplied(&post, &again),
+                false => compare(&post, &again),
+            };
+            if diffs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let at = std::time::Instant::now();
+            let findings = step_by_step(r, scratch, base, &begun.pre).await?;
+            tracing::debug!("round trip step by step: {:.2?}", at.elapsed());
+            (diffs.into_iter().map(|d| d.text).collect(), findings)
+        }
+    };
     if findings.is_empty() {
         // Step by step compares only what each migration can change; what
         // only the whole window shows is still reported, on its oldest file.
@@ -137,43 +202,32 @@ pub(super) async fn round_trip<R: Reverse>(
             );
         }
     }
-    Ok(RoundTrip {
-        findings,
-        moved_to: Some(db),
-    })
+    Ok(findings)
 }
 
-/// The fast pass on the run's clone: undo the window, then apply it again;
-/// what went wrong (nothing: the window round-trips).
-async fn whole_window<R: Reverse>(
+/// The fast pass on a clone at the state after the window: undo the window
+/// (it must give `pre`), then apply it again; the state then reached, or
+/// what went wrong.
+async fn undo_and_redo<R: Reverse>(
     r: &R,
-    c: &Client,
-    url: &str,
+    db: &Db,
     pre: &Fingerprint,
-    post: &Fingerprint,
-) -> Result<Vec<String>> {
+) -> Result<std::result::Result<Fingerprint, Vec<String>>> {
+    let (c, url) = (&db.client, db.url.as_str());
     if let Some(why) = r.undo_all(c, url).await? {
-        return Ok(vec![why]);
+        return Ok(Err(vec![why]));
     }
     let diffs = compare(pre, &r.take(c, None).await?);
     if !diffs.is_empty() {
-        return Ok(diffs.into_iter().map(|d| d.text).collect());
+        return Ok(Err(diffs.into_iter().map(|d| d.text).collect()));
     }
     if let Some((file, f)) = r.apply(c, url, 0..r.len()).await? {
-        return Ok(vec![format!(
+        return Ok(Err(vec![format!(
             "{file} cannot be applied again: {}",
             f.message
-        )]);
+        )]));
     }
-    let again = r.take(c, None).await?;
-    // The state before came back, so the second apply started where the
-    // first did; with new values on every apply, only the schema and the
-    // row counts must match.
-    let diffs = match R::FRESH_VALUES {
-        true => compare_reapplied(post, &again),
-        false => compare(post, &again),
-    };
-    Ok(diffs.into_iter().map(|d| d.text).collect())
+    Ok(Ok(r.take(c, None).await?))
 }
 
 /// A fresh clone of `base` with the first `n` migrations applied.
@@ -181,27 +235,26 @@ async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -
     let at = std::time::Instant::now();
     let name = scratch.create("roundtrip", Some(base)).await?;
     tracing::debug!("round trip: a fresh clone in {:.2?}", at.elapsed());
-    let client = scratch.connect(&name).await?;
-    apply::prepare_session(&client, "UTC").await?;
-    let url = crate::pg::url_of(&with_db(&scratch.server, &name));
-    if let Some((_, f)) = r.apply(&client, &url, 0..n).await? {
+    let db = Db::open(scratch, name).await?;
+    if let Some((_, f)) = r.apply(&db.client, &db.url, 0..n).await? {
         anyhow::bail!(
             "re-applying the pending migrations for the round trip failed the second time: {}",
             f.message
         );
     }
-    Ok(Db { name, url, client })
+    Ok(db)
 }
 
 /// Up, undo, up for each migration in turn, on a fresh clone; a failing
 /// undo (or up after it) is reported and the walk goes on from a fresh
-/// clone with the migrations so far applied.
+/// clone with the migrations so far applied — or, when the undo was rolled
+/// back whole and left the state as the up made it, from there.
 async fn step_by_step<R: Reverse>(
     r: &R,
     scratch: &mut Scratch,
     base: &str,
     pre: &Fingerprint,
-) -> Result<(Vec<Finding>, String)> {
+) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let mut db = fresh(r, scratch, base, 0).await?;
     let mut before = pre.clone();
@@ -222,9 +275,19 @@ async fn step_by_step<R: Reverse>(
                 before = after;
                 continue;
             }
-            Undone::Failed(f) => {
-                out.push(f);
-                db = fresh(r, scratch, base, i + 1).await?;
+            Undone::Failed {
+                finding,
+                rolled_back,
+            } => {
+                out.push(finding);
+                // A clone and every up so far again cost far more than a
+                // look: the walk goes on here when nothing of the undo is
+                // left (sequences are not rolled back, so the state is read).
+                let kept = rolled_back
+                    && compare(&after, &r.take(&db.client, Some(&this_and_next)).await?).is_empty();
+                if !kept {
+                    db = fresh(r, scratch, base, i + 1).await?;
+                }
                 before = next_before(r, &db, after, &this_and_next).await?;
                 continue;
             }
@@ -281,7 +344,7 @@ async fn step_by_step<R: Reverse>(
         }
         before = redone;
     }
-    Ok((out, db.name))
+    Ok(out)
 }
 
 /// The next migration's "before" once migration `i` was applied again (or

@@ -7,7 +7,7 @@ use std::ops::Range;
 use anyhow::Result;
 use tokio_postgres::Client;
 
-use super::super::apply::{self, Direction, Failure};
+use super::super::apply::{self, Direction, Failure, Mode};
 use super::super::fingerprint::{self, Depth, Fingerprint};
 use super::super::migrations::{Format, Migration};
 use super::super::report::{Finding, Level};
@@ -30,6 +30,24 @@ impl Sql<'_> {
             .map(|d| d.file.clone())
             .unwrap_or_default()
     }
+}
+
+/// Whether a statement of the run ends or opens a transaction itself (a
+/// file's own COMMIT ends ward's transaction: what ran before it stays).
+fn controls_transaction(run: &apply::FileRun) -> bool {
+    run.statements.iter().any(|s| {
+        let first = s
+            .sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(';')
+            .to_ascii_uppercase();
+        matches!(
+            first.as_str(),
+            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "PREPARE"
+        )
+    })
 }
 
 /// The first failure of `runs`, with its file.
@@ -72,20 +90,23 @@ impl Reverse for Sql<'_> {
 
     async fn undo(&self, c: &Client, _url: &str, i: usize) -> Result<Undone> {
         let runs = apply::run(c, self.format, &self.pending[i..=i], Direction::Down).await?;
-        Ok(match first_failure(runs) {
-            None => Undone::Done,
-            Some((file, f)) => Undone::Failed(
-                Finding::new(
-                    Level::Fail,
-                    Rule::DownMigration,
-                    format!(
-                        "{file} fails after its up migration: {} (SQLSTATE {})",
-                        f.message, f.sqlstate
-                    ),
-                )
-                .at(&file, f.line, &f.statement)
-                .remedy("make the down migration undo exactly what the up migration did"),
-            ),
+        let Some(run) = runs.into_iter().find(|r| r.failure.is_some()) else {
+            return Ok(Undone::Done);
+        };
+        let rolled_back = run.mode == Mode::Transaction && !controls_transaction(&run);
+        let (file, f) = (run.file, run.failure.expect("the failed run"));
+        Ok(Undone::Failed {
+            finding: Finding::new(
+                Level::Fail,
+                Rule::DownMigration,
+                format!(
+                    "{file} fails after its up migration: {} (SQLSTATE {})",
+                    f.message, f.sqlstate
+                ),
+            )
+            .at(&file, f.line, &f.statement)
+            .remedy("make the down migration undo exactly what the up migration did"),
+            rolled_back,
         })
     }
 
