@@ -5,10 +5,11 @@
 //! names its variable), so here we only lay the file under them and fill in
 //! defaults. Unknown keys in the file are errors: a typo must not be ignored.
 //!
-//! `file.rs` reads `ward.toml` (its sections, and errors that name the line
-//! and the key); this file merges it under the flags.
+//! `file.rs` reads `ward.toml` (its sections; `file_errors.rs` the errors
+//! that name the line and the key); this file merges it under the flags.
 
 mod file;
+mod file_errors;
 
 pub use file::{FileBackup, FileConfig, FileSeed, FileSnapshot, FileStore};
 
