@@ -2,7 +2,7 @@
 //! GitHub workflow commands (annotations). Both place a finding's file under
 //! the migrations directory as given, so they share [`path_in`].
 
-use super::{Level, Report};
+use super::{Finding, Level, Report};
 use crate::check::rule::Rule;
 
 fn gh_escape(s: &str) -> String {
@@ -114,6 +114,19 @@ pub fn sarif(report: &Report, dir: Option<&str>) -> String {
     serde_json::to_string_pretty(&doc).expect("SARIF serialises") + "\n"
 }
 
+/// A workflow command's properties: the finding's file and line, and `title`.
+fn annotation_props(finding: &Finding, dir: Option<&str>, title: &str) -> String {
+    let mut props = Vec::new();
+    if let Some(file) = &finding.file {
+        props.push(format!("file={}", gh_prop(&path_in(file, dir))));
+        if let Some(line) = finding.line {
+            props.push(format!("line={line}"));
+        }
+    }
+    props.push(format!("title={}", gh_prop(title)));
+    props.join(",")
+}
+
 /// GitHub workflow commands: one annotation per finding.
 pub fn github(report: &Report, dir: Option<&str>) -> String {
     let mut out = String::new();
@@ -123,17 +136,7 @@ pub fn github(report: &Report, dir: Option<&str>) -> String {
             Level::Warn => "warning",
             Level::Info => "notice",
         };
-        let mut props = Vec::new();
-        if let Some(file) = &finding.file {
-            props.push(format!("file={}", gh_prop(&path_in(file, dir))));
-            if let Some(l) = finding.line {
-                props.push(format!("line={l}"));
-            }
-        }
-        props.push(format!(
-            "title={}",
-            gh_prop(&format!("ward {}", finding.rule))
-        ));
+        let props = annotation_props(finding, dir, &format!("ward {}", finding.rule));
         let mut body = finding.message.clone();
         for e in &finding.evidence {
             body += &format!("\n{e}");
@@ -141,28 +144,18 @@ pub fn github(report: &Report, dir: Option<&str>) -> String {
         if !finding.remedy.is_empty() {
             body += &format!("\nfix: {}", finding.remedy);
         }
-        out += &format!("::{cmd} {}::{}\n", props.join(","), gh_escape(&body));
+        out += &format!("::{cmd} {props}::{}\n", gh_escape(&body));
     }
     for finding in &report.accepted {
-        let mut props = Vec::new();
-        if let Some(file) = &finding.file {
-            props.push(format!("file={}", gh_prop(&path_in(file, dir))));
-            if let Some(l) = finding.line {
-                props.push(format!("line={l}"));
-            }
-        }
-        props.push(format!(
-            "title={}",
-            gh_prop(&format!("ward {} (accepted)", finding.rule))
-        ));
+        let title = format!("ward {} (accepted)", finding.rule);
+        let props = annotation_props(finding, dir, &title);
         let why = finding
             .accepted
             .as_ref()
             .map(|a| format!("\naccepted: {} ({})", a.reason, a.entry))
             .unwrap_or_default();
         out += &format!(
-            "::notice {}::{}\n",
-            props.join(","),
+            "::notice {props}::{}\n",
             gh_escape(&format!("{}{why}", finding.message))
         );
     }
