@@ -29,6 +29,7 @@ pub mod redact;
 pub mod seed;
 pub mod snapshot;
 pub mod target;
+pub mod units;
 
 #[cfg(test)]
 mod module_graph;

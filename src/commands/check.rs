@@ -8,7 +8,7 @@ use crate::check::{self, Against, Options, SeedSource, report::Level};
 use crate::cli::{AgainstArg, CheckArgs, CheckFormat};
 use crate::config::Config;
 use crate::error::Exit;
-use crate::output;
+use crate::output::{self, ReportFormat};
 use crate::progress::Progress;
 use crate::snapshot::{template, throwaway};
 
@@ -18,13 +18,14 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
         AgainstArg::Url(u) => Against::Url(u),
         AgainstArg::Snapshot(name) => {
             let store = super::snapshot::store(cfg, &args.store)?;
-            let m = store.load(&name)?;
-            let Some(facts) = m.template.clone() else {
+            let manifest = store.load(&name)?;
+            let Some(facts) = manifest.template.clone() else {
                 // A volume or data-directory snapshot: restore it into a
                 // throwaway server on 127.0.0.1 and check a clone of its database.
                 let progress: Arc<dyn Progress> = Arc::new(output::Bar::bytes(cfg.quiet));
                 let (server, url) =
-                    throwaway::for_check(&store, &m, args.database.as_deref(), progress).await?;
+                    throwaway::for_check(&store, &manifest, args.database.as_deref(), progress)
+                        .await?;
                 let db = crate::pg::parse_url(&url)?
                     .get_dbname()
                     .unwrap_or("postgres")
@@ -50,7 +51,7 @@ pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
             let (url, _) = super::snapshot::fast_url(
                 cfg,
                 None,
-                m.source.container.as_deref(),
+                manifest.source.container.as_deref(),
                 "checking against",
             )
             .await?;
@@ -118,18 +119,28 @@ async fn run_with(
     };
     let bar = output::Bar::new(cfg.quiet);
     let report = check::run(&opts, &bar).await?;
-    let format = if cfg.json {
-        CheckFormat::Json
-    } else {
-        args.format
-    };
-    output::check_report(&report, format, args.strict);
+    output::check_report(&report, report_format(cfg.json, args.format), args.strict);
     let worst = report.worst();
     Ok(match worst {
         Some(Level::Fail) => Exit::Findings,
         Some(Level::Warn) if args.strict => Exit::Findings,
         _ => Exit::Ok,
     })
+}
+
+/// The CLI's `--format` (or `--json`) as output's rendering.
+fn report_format(json: bool, format: CheckFormat) -> ReportFormat {
+    if json {
+        return ReportFormat::Json;
+    }
+    match format {
+        CheckFormat::Human => ReportFormat::Human,
+        CheckFormat::Json => ReportFormat::Json,
+        CheckFormat::Junit => ReportFormat::Junit,
+        CheckFormat::Github => ReportFormat::Github,
+        CheckFormat::Markdown => ReportFormat::Markdown,
+        CheckFormat::Sarif => ReportFormat::Sarif,
+    }
 }
 
 /// The Django project whose runner applies the migrations: `--runner django`,

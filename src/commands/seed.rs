@@ -1,74 +1,103 @@
 //! `ward seed`.
 
+use std::path::Path;
+
 use anyhow::Result;
 
 use crate::cli::SeedArgs;
-use crate::config::Config;
+use crate::config::{Config, SeedConfig};
 use crate::error::Exit;
 use crate::seed::load::{Existing, LoadOptions};
-use crate::seed::{custom, export, load, spec::Spec};
+use crate::seed::{SeedReport, custom, export, load, spec::Spec};
 use crate::{output, pg};
 
 pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     let spec = Spec::builtin()?;
-    let s = cfg.seed(args, spec.seed);
-    crate::seed::pipeline::check_jobs(s.jobs)?;
-    let bar = output::Bar::new(cfg.quiet);
+    let settings = cfg.seed(args, spec.seed);
+    crate::seed::pipeline::check_jobs(settings.jobs)?;
     if let Some(path) = &args.init_spec {
-        let url = database_url(cfg, args).await?;
-        let client = pg::connect(&url).await?;
-        let models = match django_project(args)? {
-            Some(project) => Some(project.models(&crate::django::database_url(&url)?).await?),
-            None => None,
-        };
-        let report = custom::init_spec(&client, path, models.as_ref()).await?;
-        output::init_spec_report(&report, cfg.json);
-        return Ok(Exit::Ok);
+        return init_spec(cfg, args, path).await;
     }
-    let report = if let Some(spec) = &s.spec {
-        let url = database_url(cfg, args).await?;
-        let target = pg::describe(&pg::parse_url(&url)?);
-        let mut client = pg::connect(&url).await?;
-        let run = custom::SpecRun {
-            target,
-            path: spec,
-            seed: args.seed.or(cfg.file.seed.seed),
-            jobs: s.jobs,
-            truncate: s.truncate,
-        };
-        custom::seed_asking(
-            &mut client,
-            run,
-            &|q: &str| output::confirm(q, args.yes),
-            &bar,
-        )
-        .await?
-    } else if let Some((dir, format)) = &s.export {
+    let bar = output::Bar::new(cfg.quiet);
+    let report = if let Some(spec) = &settings.spec {
+        seed_spec(cfg, args, &settings, spec, &bar).await?
+    } else if let Some((dir, format)) = &settings.export {
         let (dir, format) = (dir.clone(), *format);
+        let (seed, patients, jobs) = (settings.seed, settings.patients, settings.jobs);
         tokio::task::spawn_blocking(move || {
-            export::export(&dir, format, s.seed, s.patients, s.jobs, &bar)
+            export::export(&dir, format, seed, patients, jobs, &bar)
         })
         .await??
     } else {
-        crate::seed::check_patients(0, s.patients)?;
-        let url = database_url(cfg, args).await?;
-        let target = pg::describe(&pg::parse_url(&url)?);
-        let mut client = pg::connect(&url).await?;
-        let opts = LoadOptions {
-            schema: s.schema.clone(),
-            seed: s.seed,
-            patients: s.patients,
-            jobs: s.jobs,
-            existing: match (s.truncate, s.append) {
-                (true, _) => Existing::Truncate,
-                (_, true) => Existing::Append,
-                _ => Existing::Refuse,
-            },
-        };
-        load::load(&mut client, target, &opts, &bar).await?
+        seed_builtin(cfg, args, &settings, &bar).await?
     };
     output::seed_report(&report, cfg.json);
     Ok(Exit::Ok)
+}
+
+/// `--init-spec PATH`: a spec guessed from the database's schema.
+async fn init_spec(cfg: &Config, args: &SeedArgs, path: &Path) -> Result<Exit> {
+    let url = database_url(cfg, args).await?;
+    let client = pg::connect(&url).await?;
+    let models = match django_project(args)? {
+        Some(project) => Some(project.models(&crate::django::database_url(&url)?).await?),
+        None => None,
+    };
+    let report = custom::init_spec(&client, path, models.as_ref()).await?;
+    output::init_spec_report(&report, cfg.json);
+    Ok(Exit::Ok)
+}
+
+/// `--spec PATH`: the application's own schema, by its spec.
+async fn seed_spec(
+    cfg: &Config,
+    args: &SeedArgs,
+    settings: &SeedConfig,
+    spec: &Path,
+    bar: &output::Bar,
+) -> Result<SeedReport> {
+    let url = database_url(cfg, args).await?;
+    let target = pg::describe(&pg::parse_url(&url)?);
+    let mut client = pg::connect(&url).await?;
+    let run = custom::SpecRun {
+        target,
+        path: spec,
+        seed: args.seed.or(cfg.file.seed.seed),
+        jobs: settings.jobs,
+        truncate: settings.truncate,
+    };
+    custom::seed_asking(
+        &mut client,
+        run,
+        &|question: &str| output::confirm(question, args.yes),
+        bar,
+    )
+    .await
+}
+
+/// The built-in patient model, loaded into the database.
+async fn seed_builtin(
+    cfg: &Config,
+    args: &SeedArgs,
+    settings: &SeedConfig,
+    bar: &output::Bar,
+) -> Result<SeedReport> {
+    crate::seed::check_patients(0, settings.patients)?;
+    let url = database_url(cfg, args).await?;
+    let target = pg::describe(&pg::parse_url(&url)?);
+    let mut client = pg::connect(&url).await?;
+    let opts = LoadOptions {
+        schema: settings.schema.clone(),
+        seed: settings.seed,
+        patients: settings.patients,
+        jobs: settings.jobs,
+        existing: match (settings.truncate, settings.append) {
+            (true, _) => Existing::Truncate,
+            (_, true) => Existing::Append,
+            _ => Existing::Refuse,
+        },
+    };
+    load::load(&mut client, target, &opts, bar).await
 }
 
 /// The Django project to ask, with `--django`, `--django-project`, or a

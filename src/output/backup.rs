@@ -1,14 +1,14 @@
 //! The reports of `ward backup` and `ward backup --print-systemd`.
 
-use super::{json, note, out, thousands};
-use crate::snapshot::human_bytes;
+use super::{json, note, out};
+use crate::units::{human_bytes, thousands};
 
 /// `ward backup`: the notes (stderr), then the report — a table for people,
 /// the whole report with `--json`.
-pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
+pub fn backup_report(report: &crate::backup::Report, as_json: bool) {
     use crate::backup::Status;
-    r.notes.iter().for_each(|n| note(n));
-    for s in r.signals.iter().filter(|s| !s.ok) {
+    report.notes.iter().for_each(|n| note(n));
+    for s in report.signals.iter().filter(|s| !s.ok) {
         note(&format!(
             "warning: the {} to {} failed ({}); the backup's own result is unchanged",
             s.what,
@@ -17,26 +17,26 @@ pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
         ));
     }
     if as_json {
-        return json(r);
+        return json(report);
     }
-    let head = match r.status {
+    let head = match report.status {
         Status::Ok => "OK",
         Status::Partial => "PARTIAL (a store failed)",
         Status::Failed => "FAILED",
     };
-    let mut s = format!(
+    let mut text = format!(
         "Backup {} of {}: {head} in {:.1} s\n",
-        r.snapshot.as_deref().unwrap_or("(none)"),
-        r.target,
-        r.seconds
+        report.snapshot.as_deref().unwrap_or("(none)"),
+        report.target,
+        report.seconds
     );
-    if let Some(e) = &r.error {
-        s += &format!("  error: {e}\n");
+    if let Some(e) = &report.error {
+        text += &format!("  error: {e}\n");
     }
-    if let Some(c) = &r.create {
-        s += &format!(
+    if let Some(c) = &report.create {
+        text += &format!(
             "  created {:?} in {:.1} s: {} files, {} → {}{}\n",
-            r.method,
+            report.method,
             c.seconds,
             thousands(c.file_count),
             human_bytes(c.total_bytes),
@@ -46,7 +46,7 @@ pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
                 .unwrap_or_else(|| ", no downtime".into())
         );
     }
-    for st in &r.stores {
+    for st in &report.stores {
         let what = if st.ok {
             let mut w = format!("{} and verified", st.arrived.unwrap_or("?"),);
             if let Some(c) = st.copy_seconds {
@@ -69,17 +69,17 @@ pub fn backup_report(r: &crate::backup::Report, as_json: bool) {
                 st.error.as_deref().unwrap_or("?")
             )
         };
-        s += &format!("  store {:<32} {what}\n", st.store);
+        text += &format!("  store {:<32} {what}\n", st.store);
     }
-    for sig in &r.signals {
-        s += &format!(
+    for sig in &report.signals {
+        text += &format!(
             "  {:<12} {:<28} {}\n",
             sig.what,
             sig.to,
             if sig.ok { "sent" } else { "NOT delivered" }
         );
     }
-    out(&s);
+    out(&text);
 }
 
 /// `ward backup --print-systemd`: the units, or where they were written.
@@ -97,12 +97,12 @@ pub fn backup_units(
     }
     match written {
         Some(paths) => {
-            let mut s = String::new();
+            let mut text = String::new();
             for p in paths {
-                s += &format!("Wrote {}\n", p.display());
+                text += &format!("Wrote {}\n", p.display());
             }
-            s += "Then: systemctl daemon-reload && systemctl enable --now ward-backup.timer\n";
-            out(&s);
+            text += "Then: systemctl daemon-reload && systemctl enable --now ward-backup.timer\n";
+            out(&text);
         }
         None => out(&format!(
             "# ward-backup.service\n{}\n# ward-backup.timer\n{}",

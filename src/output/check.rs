@@ -1,25 +1,35 @@
 //! The report of `ward check`, in the format asked for.
+//!
+//! [`ReportFormat`] is output's own list of renderings: the command layer
+//! maps the CLI's `--format` (and `--json`) onto it, so this module does not
+//! depend on how the command line spells its choices.
 
 use super::out;
+use crate::check::report::{self, Report};
 
-pub fn check_report(
-    r: &crate::check::report::Report,
-    format: crate::cli::CheckFormat,
-    strict: bool,
-) {
-    use crate::check::report;
-    use crate::cli::CheckFormat;
-    let dir = r.migrations_dir.as_deref();
+/// The renderings of a check report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Human,
+    Json,
+    Junit,
+    Github,
+    Markdown,
+    Sarif,
+}
+
+pub fn check_report(report: &Report, format: ReportFormat, strict: bool) {
+    let dir = report.migrations_dir.as_deref();
     let text = match format {
-        CheckFormat::Json => format!(
+        ReportFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(r).expect("reports serialise")
+            serde_json::to_string_pretty(report).expect("reports serialise")
         ),
-        CheckFormat::Human => report::human(r),
-        CheckFormat::Junit => report::junit(r, strict),
-        CheckFormat::Github => report::github(r, dir),
-        CheckFormat::Markdown => report::markdown(r),
-        CheckFormat::Sarif => report::sarif(r, dir),
+        ReportFormat::Human => report::human(report),
+        ReportFormat::Junit => report::junit(report, strict),
+        ReportFormat::Github => report::github(report, dir),
+        ReportFormat::Markdown => report::markdown(report),
+        ReportFormat::Sarif => report::sarif(report, dir),
     };
     // Reports quote SQL, error text and command output that may hold a
     // password (issue #14's threat model): none of it reaches stdout.

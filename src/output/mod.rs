@@ -22,7 +22,7 @@ mod snapshot;
 
 pub use backup::{backup_report, backup_units};
 pub use bar::Bar;
-pub use check::check_report;
+pub use check::{ReportFormat, check_report};
 pub use doctor::doctor_report;
 pub use seed::{demo_summary, init_spec_report, seed_report};
 pub use snapshot::{
@@ -95,18 +95,6 @@ pub fn note(msg: &str) {
     eprintln!("{msg}");
 }
 
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 pub fn can_prompt() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
@@ -127,17 +115,4 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
 }

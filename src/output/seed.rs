@@ -1,127 +1,136 @@
 //! The reports of `ward seed`, `ward seed --init-spec` and `ward demo`.
 
-use super::{json, out, thousands};
+use super::{json, out};
 use crate::seed::{InitReport, SeedReport};
-use crate::snapshot::human_bytes;
+use crate::units::{human_bytes, thousands};
 
-pub fn seed_report(r: &SeedReport, as_json: bool) {
+pub fn seed_report(report: &SeedReport, as_json: bool) {
     if as_json {
-        return json(r);
+        return json(report);
     }
-    let what = match &r.spec {
-        Some(spec) => format!("{} rows by {spec}", thousands(r.total_rows)),
-        None => format!("{} patients", thousands(r.patients)),
+    let what = match &report.spec {
+        Some(spec) => format!("{} rows by {spec}", thousands(report.total_rows)),
+        None => format!("{} patients", thousands(report.patients)),
     };
-    let mut s = format!(
+    let mut text = format!(
         "Seeded {what} into {} (seed {}, {} job{}){}\n\n",
-        r.target,
-        r.seed,
-        r.jobs,
-        if r.jobs == 1 { "" } else { "s" },
-        if r.created_schema {
+        report.target,
+        report.seed,
+        report.jobs,
+        if report.jobs == 1 { "" } else { "s" },
+        if report.created_schema {
             ", created ward's tables"
         } else {
             ""
         }
     );
-    let w = r
+    let width = report
         .tables
         .iter()
         .map(|t| t.table.len())
         .max()
         .unwrap_or(5)
         .max(15);
-    s += &format!("  {:<w$} {:>12} {:>14}\n", "table", "rows", "rows/s");
-    for t in &r.tables {
-        s += &format!(
-            "  {:<w$} {:>12} {:>14}\n",
+    text += &format!("  {:<width$} {:>12} {:>14}\n", "table", "rows", "rows/s");
+    for t in &report.tables {
+        text += &format!(
+            "  {:<width$} {:>12} {:>14}\n",
             t.table,
             thousands(t.rows),
             thousands(t.rows_per_second as u64)
         );
     }
-    s += &format!(
-        "  {:<w$} {:>12} {:>14}\n\n{:.2} s · {} rows/s",
+    text += &format!(
+        "  {:<width$} {:>12} {:>14}\n\n{:.2} s · {} rows/s",
         "total",
-        thousands(r.total_rows),
-        thousands(r.rows_per_second as u64),
-        r.seconds,
-        thousands(r.rows_per_second as u64),
+        thousands(report.total_rows),
+        thousands(report.rows_per_second as u64),
+        report.seconds,
+        thousands(report.rows_per_second as u64),
     );
-    if r.spec.is_none() {
-        s += &format!(" · {} patients/s", thousands(r.patients_per_second as u64));
+    if report.spec.is_none() {
+        text += &format!(
+            " · {} patients/s",
+            thousands(report.patients_per_second as u64)
+        );
     }
-    s.push('\n');
-    out(&s);
+    text.push('\n');
+    out(&text);
 }
 
-pub fn init_spec_report(r: &InitReport, as_json: bool) {
+pub fn init_spec_report(report: &InitReport, as_json: bool) {
     if as_json {
-        return json(r);
+        return json(report);
     }
-    let mut s = format!(
+    let mut text = format!(
         "Wrote {}: {} tables to seed, {} columns with guessed generators.\n",
-        r.path.display(),
-        r.tables,
-        r.columns
+        report.path.display(),
+        report.tables,
+        report.columns
     );
-    if !r.skipped.is_empty() {
-        s += &format!(
+    if !report.skipped.is_empty() {
+        text += &format!(
             "Skipped (migration history and the like): {}\n",
-            r.skipped.join(", ")
+            report.skipped.join(", ")
         );
     }
-    for c in &r.unread_checks {
-        s += &format!("Check by hand (ward cannot read this CHECK): {c}\n");
+    for c in &report.unread_checks {
+        text += &format!("Check by hand (ward cannot read this CHECK): {c}\n");
     }
-    s += &format!("Review it, then: ward seed --spec {}\n", r.path.display());
-    out(&s);
+    text += &format!(
+        "Review it, then: ward seed --spec {}\n",
+        report.path.display()
+    );
+    out(&text);
 }
 
-pub fn demo_summary(d: &crate::demo::DemoSummary, as_json: bool) {
+pub fn demo_summary(demo: &crate::demo::DemoSummary, as_json: bool) {
     if as_json {
-        return json(d);
+        return json(demo);
     }
-    seed_report(&d.seed, false);
-    let mut s =
+    seed_report(&demo.seed, false);
+    let mut text =
         String::from("\nA few patients (all fake, NHS numbers from the never-issued 999 range):\n");
-    for row in &d.sample {
-        s += &format!("  {}\n", row.join("  "));
+    for row in &demo.sample {
+        text += &format!("  {}\n", row.join("  "));
     }
-    if let Some(sn) = &d.snapshot {
-        s += &format!(
+    if let Some(snapshot) = &demo.snapshot {
+        text += &format!(
             "\nSnapshot: {} ({}, {:.1} s) → dropped table {} ({} rows) → restored in {:.1} s → {} rows are back\n",
-            sn.name,
-            human_bytes(sn.archive_bytes),
-            sn.snapshot_seconds,
-            sn.dropped_table,
-            thousands(sn.rows_before as u64),
-            sn.restore_seconds,
-            thousands(sn.rows_after_restore as u64)
+            snapshot.name,
+            human_bytes(snapshot.archive_bytes),
+            snapshot.snapshot_seconds,
+            snapshot.dropped_table,
+            thousands(snapshot.rows_before as u64),
+            snapshot.restore_seconds,
+            thousands(snapshot.rows_after_restore as u64)
         );
     }
-    if let Some(f) = &d.fast {
-        s += &format!(
+    if let Some(fast) = &demo.fast {
+        text += &format!(
             "Quick reset: fast snapshot in {:.1} s → deleted {} appointments → restored in {:.1} s → {} are back\n",
-            f.snapshot_seconds,
-            thousands(f.deleted_rows as u64),
-            f.restore_seconds,
-            thousands(f.rows_after_restore as u64)
+            fast.snapshot_seconds,
+            thousands(fast.deleted_rows as u64),
+            fast.restore_seconds,
+            thousands(fast.rows_after_restore as u64)
         );
     }
-    for (report, name) in d.checks.iter().zip(&d.check_names) {
-        s += &format!(
+    for (report, name) in demo.checks.iter().zip(&demo.check_names) {
+        text += &format!(
             "\n— ward check of the {name} example migration{} on a clone of this data —\n\n",
             if report.pending.len() == 1 { "" } else { "s" }
         );
-        s += &crate::check::report::human(report);
+        text += &crate::check::report::human(report);
     }
-    match (&d.database_url, &d.stop_command) {
+    match (&demo.database_url, &demo.stop_command) {
         (Some(url), Some(stop)) => {
-            s +=
+            text +=
                 &format!("\nThe cluster keeps running:\n  psql '{url}'\nStop it with:\n  {stop}\n");
         }
-        _ => s += "\nThe throwaway cluster has been stopped and removed (use --keep to keep it).\n",
+        _ => {
+            text +=
+                "\nThe throwaway cluster has been stopped and removed (use --keep to keep it).\n"
+        }
     }
-    out(&s);
+    out(&text);
 }

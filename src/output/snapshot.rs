@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use super::{json, note, out, thousands};
+use super::{json, note, out};
 use crate::snapshot::{
-    Created, Restored, Verified, human_bytes, manifest::Manifest, retention::Decision,
-    store::Listed,
+    Created, Restored, Verified, manifest::Manifest, retention::Decision, store::Listed,
 };
+use crate::units::{human_bytes, thousands};
 
 /// The result's notes (on stderr, also with `--json`), then the result.
 pub fn snapshot_created(c: &Created, as_json: bool) {
@@ -14,7 +14,7 @@ pub fn snapshot_created(c: &Created, as_json: bool) {
     if as_json {
         return json(c);
     }
-    let mut s = format!(
+    let mut text = format!(
         "Snapshot {} of {} ({:?}, {} files, {} → {}) in {:.1} s\n  {}\n",
         c.name,
         c.target,
@@ -26,7 +26,7 @@ pub fn snapshot_created(c: &Created, as_json: bool) {
         c.archive
     );
     if let Some(d) = c.downtime_seconds {
-        s += &format!(
+        text += &format!(
             "  downtime {d:.1} s; the container is {}\n",
             if c.restarted {
                 "running again"
@@ -35,7 +35,7 @@ pub fn snapshot_created(c: &Created, as_json: bool) {
             }
         );
     }
-    out(&s);
+    out(&text);
 }
 
 #[derive(Serialize)]
@@ -92,143 +92,149 @@ const INCOMPLETE: &str = "an archive without a manifest, left by an interrupted 
 
 pub fn snapshot_list(list: &[Listed], as_json: bool) {
     if as_json {
-        #[derive(Serialize)]
-        struct Bad<'a> {
-            name: &'a str,
-            problem: &'a str,
-        }
-        #[derive(Serialize)]
-        struct Unfinished<'a> {
-            name: &'a str,
-            archive_bytes: u64,
-            problem: &'static str,
-        }
-        #[derive(Serialize)]
-        struct All<'a> {
-            snapshots: Vec<ListRow<'a>>,
-            unreadable: Vec<Bad<'a>>,
-            incomplete: Vec<Unfinished<'a>>,
-        }
-        let mut all = All {
-            snapshots: Vec::new(),
-            unreadable: Vec::new(),
-            incomplete: Vec::new(),
-        };
-        for l in list {
-            match l {
-                Listed::Ok(m) => all.snapshots.push(ListRow {
-                    name: &m.name,
-                    id: &m.id,
-                    created_at: m.created_at.to_rfc3339(),
-                    method: &m.method,
-                    source: source_of(m),
-                    pg_major: m.pg_major,
-                    total_bytes: m.total_bytes,
-                    compressed_bytes: m.compressed_bytes,
-                    labels: &m.labels,
-                    last_verified: m.last_verified.map(|t| t.to_rfc3339()),
-                    migration_heads: migration_heads(m),
-                }),
-                Listed::Unreadable { name, problem } => all.unreadable.push(Bad { name, problem }),
-                Listed::Incomplete {
-                    name,
-                    archive_bytes,
-                } => all.incomplete.push(Unfinished {
-                    name,
-                    archive_bytes: *archive_bytes,
-                    problem: INCOMPLETE,
-                }),
-            }
-        }
-        return json(&all);
+        return snapshot_list_json(list);
     }
     if list.is_empty() {
         return out("No snapshots yet — take one with `ward snapshot create`.\n");
     }
-    let mut s = format!(
+    let mut text = format!(
         "{:<36} {:<20} {:<7} {:<24} {:>4} {:>10} {:>10}\n",
         "name", "created (UTC)", "method", "source", "pg", "data", "archive"
     );
-    for l in list {
-        match l {
-            Listed::Ok(m) => {
-                s += &format!(
+    for listed in list {
+        match listed {
+            Listed::Ok(manifest) => {
+                text += &format!(
                     "{:<36} {:<20} {:<7} {:<24} {:>4} {:>10} {:>10}\n",
-                    m.name,
-                    m.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    m.method,
-                    source_of(m),
-                    m.pg_major,
-                    human_bytes(m.total_bytes),
-                    human_bytes(m.compressed_bytes)
+                    manifest.name,
+                    manifest.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    manifest.method,
+                    source_of(manifest),
+                    manifest.pg_major,
+                    human_bytes(manifest.total_bytes),
+                    human_bytes(manifest.compressed_bytes)
                 );
-                for h in migration_heads(m) {
-                    s += &format!("{:<36} migrations {h}\n", "");
+                for head in migration_heads(manifest) {
+                    text += &format!("{:<36} migrations {head}\n", "");
                 }
             }
             Listed::Unreadable { name, problem } => {
-                s += &format!("{name:<36} UNREADABLE MANIFEST: {problem}\n")
+                text += &format!("{name:<36} UNREADABLE MANIFEST: {problem}\n")
             }
             Listed::Incomplete {
                 name,
                 archive_bytes,
             } => {
-                s += &format!(
+                text += &format!(
                     "{name:<36} INCOMPLETE: {INCOMPLETE} ({}) — `ward snapshot delete {name}` removes it\n",
                     human_bytes(*archive_bytes)
                 )
             }
         }
     }
-    out(&s);
+    out(&text);
 }
 
-pub fn snapshot_show(m: &Manifest, as_json: bool) {
+/// `snapshot list --json`: the snapshots, and apart from them the
+/// unreadable manifests and the incomplete archives.
+fn snapshot_list_json(list: &[Listed]) {
+    #[derive(Serialize)]
+    struct Bad<'a> {
+        name: &'a str,
+        problem: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Unfinished<'a> {
+        name: &'a str,
+        archive_bytes: u64,
+        problem: &'static str,
+    }
+    #[derive(Serialize)]
+    struct All<'a> {
+        snapshots: Vec<ListRow<'a>>,
+        unreadable: Vec<Bad<'a>>,
+        incomplete: Vec<Unfinished<'a>>,
+    }
+    let mut all = All {
+        snapshots: Vec::new(),
+        unreadable: Vec::new(),
+        incomplete: Vec::new(),
+    };
+    for listed in list {
+        match listed {
+            Listed::Ok(manifest) => all.snapshots.push(ListRow {
+                name: &manifest.name,
+                id: &manifest.id,
+                created_at: manifest.created_at.to_rfc3339(),
+                method: &manifest.method,
+                source: source_of(manifest),
+                pg_major: manifest.pg_major,
+                total_bytes: manifest.total_bytes,
+                compressed_bytes: manifest.compressed_bytes,
+                labels: &manifest.labels,
+                last_verified: manifest.last_verified.map(|t| t.to_rfc3339()),
+                migration_heads: migration_heads(manifest),
+            }),
+            Listed::Unreadable { name, problem } => all.unreadable.push(Bad { name, problem }),
+            Listed::Incomplete {
+                name,
+                archive_bytes,
+            } => all.incomplete.push(Unfinished {
+                name,
+                archive_bytes: *archive_bytes,
+                problem: INCOMPLETE,
+            }),
+        }
+    }
+    json(&all)
+}
+
+pub fn snapshot_show(manifest: &Manifest, as_json: bool) {
     if as_json {
-        return json(m);
+        return json(manifest);
     }
-    let mut s = format!(
+    let mut text = format!(
         "name            {}\nid              {}\ncreated         {}\nmethod          {}\nsource          {}\n",
-        m.name,
-        m.id,
-        m.created_at.to_rfc3339(),
-        m.method,
-        source_of(m)
+        manifest.name,
+        manifest.id,
+        manifest.created_at.to_rfc3339(),
+        manifest.method,
+        source_of(manifest)
     );
-    if let Some(i) = &m.source.image {
-        s += &format!(
+    if let Some(i) = &manifest.source.image {
+        text += &format!(
             "image           {i} ({})\n",
-            m.source.image_id.as_deref().unwrap_or("-")
+            manifest.source.image_id.as_deref().unwrap_or("-")
         );
     }
-    if let Some(v) = &m.source.volume {
-        s += &format!(
+    if let Some(v) = &manifest.source.volume {
+        text += &format!(
             "volume          {v} (driver {})\n",
-            m.source.volume_driver.as_deref().unwrap_or("-")
+            manifest.source.volume_driver.as_deref().unwrap_or("-")
         );
     }
-    s += &format!(
+    text += &format!(
         "postgres        {} (system id {})\npgdata          {} (in volume: {:?})\nowner           {}:{}\nfiles           {} ({}), archive {} sha256 {}\n",
-        m.pg_major,
-        m.system_identifier.as_deref().unwrap_or("-"),
-        m.pgdata.as_deref().unwrap_or("-"),
-        m.pgdata_rel,
-        m.uid.map(|u| u.to_string()).unwrap_or("-".into()),
-        m.gid.map(|u| u.to_string()).unwrap_or("-".into()),
-        thousands(m.file_count),
-        human_bytes(m.total_bytes),
-        human_bytes(m.compressed_bytes),
-        m.archive_sha256
+        manifest.pg_major,
+        manifest.system_identifier.as_deref().unwrap_or("-"),
+        manifest.pgdata.as_deref().unwrap_or("-"),
+        manifest.pgdata_rel,
+        manifest.uid.map(|u| u.to_string()).unwrap_or("-".into()),
+        manifest.gid.map(|u| u.to_string()).unwrap_or("-".into()),
+        thousands(manifest.file_count),
+        human_bytes(manifest.total_bytes),
+        human_bytes(manifest.compressed_bytes),
+        manifest.archive_sha256
     );
-    if let Some(d) = m.downtime_seconds {
-        s += &format!("downtime        {d:.1} s\n");
+    if let Some(d) = manifest.downtime_seconds {
+        text += &format!("downtime        {d:.1} s\n");
     }
-    for (k, v) in &m.labels {
-        s += &format!("label           {k}={v}\n");
+    for (k, v) in &manifest.labels {
+        text += &format!("label           {k}={v}\n");
     }
-    if let Some(db) = &m.database {
+    if let Some(db) = &manifest.database {
         for d in &db.databases {
-            s += &format!(
+            text += &format!(
                 "database        {} ({}, {} tables, schema {})\n",
                 d.name,
                 human_bytes(d.size_bytes.max(0) as u64),
@@ -236,14 +242,14 @@ pub fn snapshot_show(m: &Manifest, as_json: bool) {
                 d.schema_fingerprint
             );
             if let Some(h) = &d.migration_head {
-                s += &format!(
+                text += &format!(
                     "  migrations    {} at {} ({} applied)\n",
                     h.tool, h.version, h.applied
                 );
             }
         }
     }
-    out(&s);
+    out(&text);
 }
 
 pub fn snapshot_deleted(name: &str, as_json: bool) {
@@ -291,53 +297,53 @@ pub fn snapshot_verified(v: &Verified, as_json: bool) {
                 .unwrap_or_default()
         ));
     } else {
-        let mut s = format!("Snapshot {} is DAMAGED:\n", v.name);
+        let mut text = format!("Snapshot {} is DAMAGED:\n", v.name);
         for p in &v.problems {
-            s += &format!("  - {p}\n");
+            text += &format!("  - {p}\n");
         }
-        out(&s);
+        out(&text);
     }
 }
 
 /// The result's notes (on stderr, also with `--json`), then the result.
-pub fn snapshot_restored(r: &Restored, as_json: bool) {
-    r.notes.iter().for_each(|n| note(n));
+pub fn snapshot_restored(report: &Restored, as_json: bool) {
+    report.notes.iter().for_each(|n| note(n));
     if as_json {
-        return json(r);
+        return json(report);
     }
-    let mut s = format!(
+    let mut text = format!(
         "Restored snapshot {} into {} in {:.1} s\n",
-        r.name, r.target, r.seconds
+        report.name, report.target, report.seconds
     );
-    if let Some(sf) = &r.safety_snapshot {
-        s += &format!("  safety snapshot of the previous data: {sf}\n");
+    if let Some(sf) = &report.safety_snapshot {
+        text += &format!("  safety snapshot of the previous data: {sf}\n");
     }
-    if let Some(q) = &r.sanity {
-        s += &format!("  sanity check: {q}\n");
+    if let Some(q) = &report.sanity {
+        text += &format!("  sanity check: {q}\n");
     }
-    if let (Some(st), Some(sw)) = (r.stage_seconds, r.swap_seconds) {
-        s += &format!(
+    if let (Some(st), Some(sw)) = (report.stage_seconds, report.swap_seconds) {
+        text += &format!(
             "  phases: staged beside the running data in {st:.1} s, swapped in {sw:.2} s, started in {:.1} s; downtime {:.1} s\n",
-            r.start_seconds.unwrap_or(0.0),
-            r.downtime_seconds.unwrap_or(0.0)
+            report.start_seconds.unwrap_or(0.0),
+            report.downtime_seconds.unwrap_or(0.0)
         );
     }
-    if r.running {
-        s += "  the container is running\n";
+    if report.running {
+        text += "  the container is running\n";
     }
-    out(&s);
+    out(&text);
 }
 
 pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
     if as_json {
         return json(&serde_json::json!({ "dry_run": dry_run, "decisions": d }));
     }
-    let mut s = String::new();
+    let mut text = String::new();
     for x in d {
         if x.keep {
-            s += &format!("keep    {:<36} {}\n", x.name, x.reasons.join(", "));
+            text += &format!("keep    {:<36} {}\n", x.name, x.reasons.join(", "));
         } else {
-            s += &format!(
+            text += &format!(
                 "{} {:<36}\n",
                 if dry_run { "would delete" } else { "deleted" },
                 x.name
@@ -345,9 +351,9 @@ pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
         }
     }
     if d.is_empty() {
-        s += "No snapshots.\n";
+        text += "No snapshots.\n";
     }
-    out(&s);
+    out(&text);
 }
 
 pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: bool) {
@@ -362,7 +368,7 @@ pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: b
         m.name,
         t.source_database,
         t.seconds,
-        crate::snapshot::human_bytes(t.size_bytes.max(0) as u64),
+        human_bytes(t.size_bytes.max(0) as u64),
         t.template_database,
         m.labels
             .get("ward.persisted")
@@ -371,16 +377,20 @@ pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: b
     ));
 }
 
-pub fn fast_snapshot_restored(name: &str, r: &crate::snapshot::template::Restored, as_json: bool) {
+pub fn fast_snapshot_restored(
+    name: &str,
+    report: &crate::snapshot::template::Restored,
+    as_json: bool,
+) {
     if as_json {
-        return json(r);
+        return json(report);
     }
     out(&format!(
         "Restored database {} from fast snapshot {name:?} in {:.2} s{}.\n",
-        r.database,
-        r.seconds,
-        if r.sessions_ended > 0 {
-            format!(" ({} session(s) ended)", r.sessions_ended)
+        report.database,
+        report.seconds,
+        if report.sessions_ended > 0 {
+            format!(" ({} session(s) ended)", report.sessions_ended)
         } else {
             String::new()
         }

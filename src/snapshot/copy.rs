@@ -16,11 +16,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::Damaged;
 use super::archive::HashReader;
 use super::checked::{self, Destination};
 use super::store::Store;
-use super::{Damaged, human_bytes};
 use crate::progress::Progress;
+use crate::units::human_bytes;
 
 /// What `copy` reports.
 #[derive(Debug, Clone, Serialize)]

@@ -282,8 +282,8 @@ fn restore_blocking(
              current data, {} free — free some space there and try again (nothing was changed)",
             parent.display(),
             m.name,
-            super::human_bytes(need),
-            super::human_bytes(free)
+            crate::units::human_bytes(need),
+            crate::units::human_bytes(free)
         ));
     }
     let fresh = parent.join(format!(".{base}.ward-restore-{}", std::process::id()));

@@ -197,7 +197,10 @@ fn explain_full_store(
         return e;
     }
     let written = match free_at_start {
-        Some(bytes) => format!("about {} written (all that was free)", human_bytes(bytes)),
+        Some(bytes) => format!(
+            "about {} written (all that was free)",
+            crate::units::human_bytes(bytes)
+        ),
         None => "the free space used up".to_string(),
     };
     crate::error::UsageError(format!(
@@ -368,22 +371,6 @@ pub async fn recover(target: &Target) -> Result<Option<String>> {
 #[error("{0}")]
 pub struct Damaged(pub String);
 
-/// Host-side facts used by the datadir path and messages.
-pub fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
-
 /// Returns the manifest of a finished snapshot (tests, `show`).
 pub fn load(store: &Store, name: &str) -> Result<Manifest> {
     store.load(name)
@@ -432,21 +419,10 @@ pub fn check_space(store: &Store, raw_bytes: u64) -> Result<()> {
             "not enough free space in {}: {} available, about {} needed for {} of data — free some \
              space, prune old snapshots, or use another --store",
             store.dir.display(),
-            human_bytes(have),
-            human_bytes(need),
-            human_bytes(raw_bytes)
+            crate::units::human_bytes(have),
+            crate::units::human_bytes(need),
+            crate::units::human_bytes(raw_bytes)
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_are_human() {
-        assert_eq!(human_bytes(10), "10 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-    }
 }

@@ -98,8 +98,8 @@ fn prepare(store: &Store, m: &Manifest, progress: Arc<dyn Progress>) -> Result<C
              free some space or set TMPDIR to a roomier directory",
             root.parent().unwrap_or(&root).display(),
             m.name,
-            super::human_bytes(space),
-            super::human_bytes(m.total_bytes)
+            crate::units::human_bytes(space),
+            crate::units::human_bytes(m.total_bytes)
         ));
     }
     std::fs::create_dir(&data).with_context(|| format!("cannot create {}", data.display()))?;

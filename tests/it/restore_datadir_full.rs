@@ -12,42 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::disk::{Tmpfs, incompressible_cluster, size_of};
 use crate::support::*;
 use sha2::Digest;
-
-/// A tmpfs of `bytes` at a fresh directory; unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(bytes: u64) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={}k,mode=0755", bytes.div_ceil(1024)))
-            .arg("tmpfs")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs (the test needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
 
 /// Every path under `dir` with its type, mode, owner and content hash.
 fn fingerprint(dir: &Path) -> BTreeMap<String, String> {
@@ -66,16 +33,6 @@ fn fingerprint(dir: &Path) -> BTreeMap<String, String> {
         out.insert(rel, facts);
     }
     out
-}
-
-/// Bytes the files under `dir` take.
-fn size_of(dir: &Path) -> u64 {
-    fingerprint(dir)
-        .keys()
-        .map(|rel| dir.join(rel).symlink_metadata().unwrap())
-        .filter(|md| md.is_file())
-        .map(|md| md.len())
-        .sum()
 }
 
 /// ward's staging directories beside the data directory.
@@ -130,20 +87,9 @@ fn fill_once_staging_starts(parent: PathBuf) -> std::thread::JoinHandle<bool> {
 
 #[test]
 fn a_datadir_restore_that_runs_out_of_disk_mid_staging_says_full_and_keeps_the_old_data() {
-    let mut c = cluster();
-    let url = c.url("postgres");
     // ~100 MB that zstd cannot shrink: staging takes long enough for the
     // watcher to fill the file system under it.
-    sql(
-        &url,
-        "CREATE TABLE scans(id int, image bytea);
-         ALTER TABLE scans ALTER image SET STORAGE EXTERNAL;
-         INSERT INTO scans SELECT g,
-           (SELECT decode(string_agg(md5(random()::text || g || i), ''), 'hex')
-            FROM generate_series(1, 1000) i)
-         FROM generate_series(1, 6400) g",
-    );
-    c.stop().unwrap();
+    let c = incompressible_cluster();
     let source = c.dir().join("data");
     let store = tempfile::tempdir().unwrap();
     ward()
@@ -155,7 +101,7 @@ fn a_datadir_restore_that_runs_out_of_disk_mid_staging_says_full_and_keeps_the_o
     // Room for the old data, the staged copy and ward's headroom: the
     // free-space pre-check passes.
     let raw = size_of(&source);
-    let fs = Tmpfs::mount(raw * 3 + 64 * 1024 * 1024);
+    let fs = Tmpfs::mount(raw * 3 + 64 * 1024 * 1024, "0755");
     let data = fs.path().join("data");
     let cp = Command::new("cp")
         .arg("-a")

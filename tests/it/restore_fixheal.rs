@@ -12,103 +12,16 @@
 //! - 5: a restore killed after asking the engine to start the container on
 //!   the new data, before hearing back, is never rolled back or restarted.
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::support::docker::{self as dk, Pg};
+use crate::support::docker::{self as dk, in_volume};
+use crate::support::snapshot::{journal_count, killed, setup, snap};
 use crate::support::*;
-
-fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
-    ward()
-        .args(["snapshot"])
-        .args(args)
-        .args(["--store", &store.display().to_string()])
-        .env("WARD_STATE_DIR", &state.display().to_string())
-}
-
-fn journals(state: &Path) -> usize {
-    std::fs::read_dir(state)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("journal-") && n.ends_with(".json")
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// Runs a shell command in a throwaway container on the volume (at /v).
-fn in_volume(volume: &str, script: &str) -> String {
-    dk::docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
-        "-v",
-        &format!("{volume}:/v"),
-        dk::IMAGE,
-        "-c",
-        script,
-    ])
-}
-
-fn killed(w: Ward, point: &str) {
-    let r = w.env("WARD_FAULT", &format!("{point}:kill")).run();
-    assert_eq!(
-        r.out.status.signal(),
-        Some(9),
-        "not killed at {point}: {}",
-        r.stderr()
-    );
-}
-
-struct Setup {
-    pg: Pg,
-    store: tempfile::TempDir,
-    state: tempfile::TempDir,
-}
-
-/// A container, a snapshot "a" of it, then different live data.
-fn setup() -> Setup {
-    let pg = Pg::start();
-    let store = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    dk::fill(&pg.name, 2_000);
-    snap(
-        store.path(),
-        state.path(),
-        &["create", "a", "--container", &pg.name],
-    )
-    .ok();
-    pg.psql("insert into marks(label) values ('after a')");
-    Setup { pg, store, state }
-}
-
-impl Setup {
-    fn create(&self, name: &str) -> Run {
-        snap(
-            self.store.path(),
-            self.state.path(),
-            &["create", name, "--container", &self.pg.name],
-        )
-        .run()
-    }
-}
 
 #[test]
 fn fix1_a_swap_directory_with_part_of_the_old_data_aside_survives_the_sweep() {
     let s = setup();
-    let lost = tempfile::tempdir().unwrap();
-    killed(
-        snap(
-            s.store.path(),
-            lost.path(),
-            &["restore", "a", "--container", &s.pg.name, "--yes"],
-        ),
-        "restore:after-swap-out",
-    );
+    let _lost = s.restore_a_killed_elsewhere("restore:after-swap-out");
     // As if killed in the middle of moving the old data aside: no
     // `out-done` yet, part of the data in old/, the rest still in place.
     in_volume(
@@ -244,7 +157,7 @@ fn fix5_a_restore_killed_after_asking_the_start_is_never_rolled_back() {
         s.pg.psql("select string_agg(label, ',' order by label) from marks");
     assert!(marks.contains("written after the swap"), "{marks}");
     assert!(!marks.contains("after a"), "not the new data: {marks}");
-    assert_eq!(journals(s.state.path()), 0);
+    assert_eq!(journal_count(s.state.path()), 0);
 }
 
 #[test]
@@ -274,7 +187,7 @@ fn fix3_a_datadir_restore_killed_after_staging_never_moves_a_running_cluster() {
         ),
         "datadir:after-staged",
     );
-    assert_eq!(journals(state.path()), 1);
+    assert_eq!(journal_count(state.path()), 1);
     // The user starts the server on the old data again and writes.
     c.start_again().unwrap();
     sql(&url, "insert into t values ('written after the kill')");
@@ -298,5 +211,5 @@ fn fix3_a_datadir_restore_killed_after_staging_never_moves_a_running_cluster() {
         .map(|e| e.file_name())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert_eq!(journals(state.path()), 0);
+    assert_eq!(journal_count(state.path()), 0);
 }

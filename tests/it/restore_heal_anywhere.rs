@@ -9,44 +9,16 @@
 use std::path::Path;
 
 use crate::support::docker::{self as dk, Pg};
+use crate::support::snapshot::{journals, killed, snap};
 use crate::support::*;
 
 type Sums = Vec<(String, String)>;
 
-fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
-    ward()
-        .args(["snapshot"])
-        .args(args)
-        .args(["--store", &store.display().to_string()])
-        .env("WARD_STATE_DIR", &state.display().to_string())
-}
-
-/// Journal files left in the state directory.
-fn journals(state: &Path) -> Vec<String> {
-    std::fs::read_dir(state)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("journal-") && n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// ward's own entries left at the volume root.
 fn ward_entries(volume: &str) -> String {
-    dk::docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{volume}:/v"),
-        dk::IMAGE,
-        "sh",
-        "-c",
-        "ls -A /v | grep '^.ward-' || true",
-    ])
-    .trim()
-    .to_string()
+    dk::in_volume(volume, "ls -A /v | grep '^.ward-' || true")
+        .trim()
+        .to_string()
 }
 
 /// A container with two snapshots: "a" (older) and the live data "b".
@@ -59,19 +31,6 @@ fn two_states(pg: &Pg, store: &Path, state: &Path) -> (Sums, Sums) {
     let b = pg.checksums();
     assert_ne!(a, b);
     (a, b)
-}
-
-/// Runs `args` with `WARD_FAULT=<point>:kill` and asserts it died by SIGKILL.
-fn killed_at(point: &str, w: Ward) {
-    let r = w.env("WARD_FAULT", &format!("{point}:kill")).run();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        r.out.status.signal(),
-        Some(9),
-        "ward was not killed at {point}: code {:?}, {}",
-        r.out.status.code(),
-        r.stderr()
-    );
 }
 
 /// The next ward, anywhere: `doctor` or a `seed` that fails after the
@@ -106,13 +65,13 @@ fn a_restore_killed_mid_swap_is_finished_or_undone_by_doctor_or_seed_from_elsewh
         ("restore:after-start", "seed", true),
     ];
     for (point, next, completes) in cases {
-        killed_at(
-            point,
+        killed(
             snap(
                 store.path(),
                 state.path(),
                 &["restore", "a", "--container", &pg.name, "--yes"],
             ),
+            point,
         );
         assert_eq!(
             journals(state.path()).len(),
@@ -160,13 +119,13 @@ fn a_cold_snapshot_killed_while_the_container_is_stopped_is_restarted_by_doctor(
     let state = tempfile::tempdir().unwrap();
     dk::fill(&pg.name, 1_000);
     let before = pg.checksums();
-    killed_at(
-        "create:after-stop",
+    killed(
         snap(
             store.path(),
             state.path(),
             &["create", "x", "--container", &pg.name],
         ),
+        "create:after-stop",
     );
     assert!(
         !pg.running(),
@@ -187,13 +146,13 @@ fn a_journal_whose_writer_is_alive_is_left_alone() {
     let state = tempfile::tempdir().unwrap();
     dk::fill(&pg.name, 500);
     // A real journal, left by a killed cold snapshot…
-    killed_at(
-        "create:after-stop",
+    killed(
         snap(
             store.path(),
             state.path(),
             &["create", "x", "--container", &pg.name],
         ),
+        "create:after-stop",
     );
     let name = journals(state.path()).pop().expect("a journal");
     let path = state.path().join(&name);

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::docker::{self as dk, Pg};
+use crate::support::snapshot::Rng;
 use crate::support::*;
 
 type Sums = Vec<(String, String)>;
@@ -67,17 +68,6 @@ impl Trial<'_> {
             }
         }
         None
-    }
-}
-
-/// A small deterministic PRNG (xorshift) so a failing run can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below.max(1)
     }
 }
 

@@ -23,108 +23,11 @@
 //!   killed before that delete starts leaves only `.ward-trash-<id>`, which
 //!   the next `create` sweeps before it archives anything.
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::support::docker::{self as dk, Pg};
+use crate::support::docker::{self as dk, in_volume, started_at};
+use crate::support::snapshot::{journal_count, killed, recover, setup, snap};
 use crate::support::*;
-
-fn snap(store: &Path, state: &Path, args: &[&str]) -> Ward {
-    ward()
-        .args(["snapshot"])
-        .args(args)
-        .args(["--store", &store.display().to_string()])
-        .env("WARD_STATE_DIR", &state.display().to_string())
-}
-
-fn recover(state: &Path, container: &str) -> Run {
-    ward()
-        .args(["snapshot", "recover", "--container", container])
-        .env("WARD_STATE_DIR", &state.display().to_string())
-        .run()
-}
-
-fn journals(state: &Path) -> usize {
-    std::fs::read_dir(state)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("journal-") && n.ends_with(".json")
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// When the container last started (changes on every stop/start).
-fn started_at(container: &str) -> String {
-    dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
-        .trim()
-        .to_string()
-}
-
-/// Runs a shell command in a throwaway container on the volume (at /v).
-fn in_volume(volume: &str, script: &str) -> String {
-    dk::docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{volume}:/v"),
-        dk::IMAGE,
-        "sh",
-        "-c",
-        script,
-    ])
-}
-
-fn killed(w: Ward, point: &str) {
-    let r = w.env("WARD_FAULT", &format!("{point}:kill")).run();
-    assert_eq!(
-        r.out.status.signal(),
-        Some(9),
-        "not killed at {point}: {}",
-        r.stderr()
-    );
-}
-
-struct Setup {
-    pg: Pg,
-    store: tempfile::TempDir,
-    state: tempfile::TempDir,
-}
-
-/// A container, a snapshot "a" of it, then different live data.
-fn setup() -> Setup {
-    let pg = Pg::start();
-    let store = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    dk::fill(&pg.name, 2_000);
-    snap(
-        store.path(),
-        state.path(),
-        &["create", "a", "--container", &pg.name],
-    )
-    .ok();
-    pg.psql("insert into marks(label) values ('after a')");
-    Setup { pg, store, state }
-}
-
-impl Setup {
-    fn restore_a(&self) -> Ward {
-        snap(
-            self.store.path(),
-            self.state.path(),
-            &["restore", "a", "--container", &self.pg.name, "--yes"],
-        )
-    }
-    fn marks(&self) -> String {
-        self.pg
-            .psql("select string_agg(label, ',' order by label) from marks")
-            .trim()
-            .to_string()
-    }
-}
 
 #[test]
 fn f2_new_data_that_ran_is_kept_with_its_writes_and_not_restarted() {
@@ -147,7 +50,7 @@ fn f2_new_data_that_ran_is_kept_with_its_writes_and_not_restarted() {
         s.marks()
     );
     assert!(!s.marks().contains("after a"), "not the new data");
-    assert_eq!(journals(s.state.path()), 0);
+    assert_eq!(journal_count(s.state.path()), 0);
 }
 
 #[test]
@@ -191,7 +94,7 @@ fn f4_foreign_data_written_mid_swap_is_neither_overwritten_nor_nested_into() {
         !s.pg.running(),
         "started on a volume that is not wholly old or new"
     );
-    assert_eq!(journals(s.state.path()), 1, "journal removed");
+    assert_eq!(journal_count(s.state.path()), 1, "journal removed");
     // The stray entries are untouched and nothing was nested into them.
     assert_eq!(
         in_volume(&s.pg.volume, "cat /v/PG_VERSION; ls -A /v/base").trim(),
@@ -223,12 +126,12 @@ fn f5_a_failed_swap_back_leaves_the_container_stopped_and_the_journal_kept() {
         !s.pg.running(),
         "the container was started on a half-swapped volume"
     );
-    assert_eq!(journals(s.state.path()), 1);
+    assert_eq!(journal_count(s.state.path()), 1);
     let r = recover(s.state.path(), &s.pg.name);
     assert_eq!(r.code(), 0, "{}", r.stderr());
     dk::wait_ready(&s.pg.name);
     assert!(s.pg.running());
-    assert_eq!(journals(s.state.path()), 0);
+    assert_eq!(journal_count(s.state.path()), 0);
 }
 
 #[test]
@@ -244,7 +147,7 @@ fn f12_an_unreadable_swap_directory_is_an_error_not_no_swap() {
     let r = recover(s.state.path(), &s.pg.name);
     assert_eq!(r.code(), 2, "{}", r.stderr());
     assert!(r.stderr().contains("not a directory"), "{}", r.stderr());
-    assert_eq!(journals(s.state.path()), 1, "journal dropped");
+    assert_eq!(journal_count(s.state.path()), 1, "journal dropped");
     assert!(s.pg.running());
     assert!(s.marks().contains("after a"), "the old data was touched");
 }
@@ -304,7 +207,7 @@ fn f6_datadir_journal_write_failing_after_the_move_aside_keeps_the_new_copy() {
         !data.join("marker-of-the-old-data").exists(),
         "not the new data"
     );
-    assert_eq!(journals(state.path()), 0);
+    assert_eq!(journal_count(state.path()), 0);
 }
 
 #[test]
@@ -312,15 +215,7 @@ fn f9_a_stale_swap_directory_never_enters_a_cold_or_online_snapshot() {
     let s = setup();
     // A restore killed mid-stage whose journal is elsewhere (another state
     // directory): nothing accounts for its swap directory in PGDATA.
-    let lost = tempfile::tempdir().unwrap();
-    killed(
-        snap(
-            s.store.path(),
-            lost.path(),
-            &["restore", "a", "--container", &s.pg.name, "--yes"],
-        ),
-        "restore:mid-stage",
-    );
+    let lost = s.restore_a_killed_elsewhere("restore:mid-stage");
     in_volume(&s.pg.volume, "mkdir /v/.ward-trash-old");
     assert_ne!(
         in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-swap-' || true"),
@@ -373,15 +268,7 @@ fn f9_a_stale_swap_directory_never_enters_a_cold_or_online_snapshot() {
 #[test]
 fn f9_a_swap_directory_holding_moved_aside_data_is_neither_snapshotted_nor_deleted() {
     let s = setup();
-    let lost = tempfile::tempdir().unwrap();
-    killed(
-        snap(
-            s.store.path(),
-            lost.path(),
-            &["restore", "a", "--container", &s.pg.name, "--yes"],
-        ),
-        "restore:after-swap-out",
-    );
+    let _lost = s.restore_a_killed_elsewhere("restore:after-swap-out");
     let r = snap(
         s.store.path(),
         s.state.path(),
@@ -486,7 +373,7 @@ fn m1_a_kept_previous_whose_journal_is_lost_is_finished_by_the_sweep_and_put_bac
     assert!(s.pg.running());
     assert_eq!(s.pg.checksums(), previous, "the data changed");
     assert_eq!(dk::remove_helpers(&s.pg.volume), 0, "helper left behind");
-    assert_eq!(journals(s.state.path()), 0);
+    assert_eq!(journal_count(s.state.path()), 0);
 
     // A previous-contents volume of an older ward (its label, no format
     // label, no marker) holding a whole copy is put back, with a note.
@@ -588,15 +475,7 @@ fn a_background_delete_cut_short_is_swept_by_the_next_create() {
     );
     // Killed once the old data is trash but before its delete started, the
     // journal lost: the trash is certain to be there.
-    let lost = tempfile::tempdir().unwrap();
-    killed(
-        snap(
-            s.store.path(),
-            lost.path(),
-            &["restore", "a", "--container", &s.pg.name, "--yes"],
-        ),
-        "restore:before-background-delete",
-    );
+    let _lost = s.restore_a_killed_elsewhere("restore:before-background-delete");
     let left = in_volume(&s.pg.volume, "ls -A /v | grep '^.ward-' || true");
     assert!(
         left.lines().count() == 1 && left.starts_with(".ward-trash-"),

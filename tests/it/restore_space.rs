@@ -8,38 +8,12 @@
 //! snapshot is an online one, and every restore is refused before the stop).
 
 use crate::support::docker::{self as dk};
-use crate::support::*;
+use crate::support::snapshot::snap;
 
 const MIB: u64 = 1024 * 1024;
 
-struct SmallPg {
-    name: String,
-    volume: String,
-}
-
-impl Drop for SmallPg {
-    fn drop(&mut self) {
-        dk::remove_helpers(&self.volume);
-        let _ = std::process::Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
-        let _ = std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", &self.volume])
-            .output();
-    }
-}
-
 fn free_bytes(volume: &str) -> u64 {
-    let out = dk::docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{volume}:/v"),
-        dk::IMAGE,
-        "sh",
-        "-c",
-        "df -Pk /v | tail -1",
-    ]);
+    let out = dk::in_volume(volume, "df -Pk /v | tail -1");
     out.split_whitespace()
         .nth(3)
         .unwrap()
@@ -50,17 +24,7 @@ fn free_bytes(volume: &str) -> u64 {
 
 #[test]
 fn restore_refuses_with_numbers_when_the_volume_cannot_hold_the_staged_copy() {
-    dk::require_image();
-    let name = dk::unique("ward-test-small");
-    let pg = SmallPg {
-        volume: format!("{name}-data"),
-        name,
-    };
-    dk::docker(&[
-        "volume",
-        "create",
-        "--label",
-        "ward.test=1",
+    let pg = dk::Pg::start_on(&[
         "--driver",
         "local",
         "--opt",
@@ -69,32 +33,11 @@ fn restore_refuses_with_numbers_when_the_volume_cannot_hold_the_staged_copy() {
         "device=tmpfs",
         "--opt",
         "o=size=320m",
-        &pg.volume,
     ]);
-    dk::docker(&[
-        "run",
-        "-d",
-        "--name",
-        &pg.name,
-        "--label",
-        "ward.test=1",
-        "-e",
-        "POSTGRES_PASSWORD=test-secret-pw",
-        "-v",
-        &format!("{}:/var/lib/postgresql/data", pg.volume),
-        dk::IMAGE,
-    ]);
-    dk::wait_ready(&pg.name);
     dk::fill(&pg.name, 2_000);
     let store = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let snap = |args: &[&str]| {
-        ward()
-            .args(["snapshot"])
-            .args(args)
-            .args(["--store", &store.path().display().to_string()])
-            .env("WARD_STATE_DIR", &state.path().display().to_string())
-    };
+    let snap = |args: &[&str]| snap(store.path(), state.path(), args);
     snap(&["create", "s", "--container", &pg.name, "--online"]).ok();
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(store.path().join("s.json")).unwrap())
@@ -105,16 +48,10 @@ fn restore_refuses_with_numbers_when_the_volume_cannot_hold_the_staged_copy() {
     // --keep-previous copy of the current data (about `total` again).
     let wanted_free = total + headroom + total / 2;
     let ballast = free_bytes(&pg.volume).saturating_sub(wanted_free) / MIB;
-    dk::docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{}:/v", pg.volume),
-        dk::IMAGE,
-        "sh",
-        "-c",
+    dk::in_volume(
+        &pg.volume,
         &format!("head -c {ballast}M /dev/zero > /v/ballast"),
-    ]);
+    );
     let before = dk::checksums(&pg.name);
 
     let r = snap(&[
@@ -138,16 +75,10 @@ fn restore_refuses_with_numbers_when_the_volume_cannot_hold_the_staged_copy() {
     assert_eq!(dk::checksums(&pg.name), before, "data touched");
 
     // Fill the volume up: now even the staged copy does not fit.
-    dk::docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{}:/v", pg.volume),
-        dk::IMAGE,
-        "sh",
-        "-c",
+    dk::in_volume(
+        &pg.volume,
         &format!("head -c {}M /dev/zero > /v/ballast2 || true", total / MIB),
-    ]);
+    );
     let r = snap(&["restore", "s", "--container", &pg.name, "--yes"]).run();
     let err = r.fails_with(2, "not enough free space in volume");
     assert!(err.contains("headroom for the running database"), "{err}");

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::docker::{self as dk, Compose, Pg};
+use crate::support::snapshot::{listed, snap_in as snap};
 use crate::support::*;
 
 fn store() -> tempfile::TempDir {
@@ -14,24 +15,6 @@ fn store() -> tempfile::TempDir {
 
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// `ward snapshot <args> --store <store>`.
-fn snap(store: &Path, args: &[&str]) -> Ward {
-    ward()
-        .args(["snapshot"])
-        .args(args)
-        .args(["--store", &s(store)])
-}
-
-fn listed(store: &Path) -> Vec<String> {
-    let j = snap(store, &["list"]).args(["--json"]).ok().json();
-    j["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -979,9 +962,11 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
         .unwrap()
         .trim()
         .to_string();
-    let make = |name: &str, pid: &str| {
+    // A volume or network ("volume" / "network") labelled as the helper of
+    // the ward whose process id is `pid`.
+    let make_labelled = |kind: &str, name: &str, pid: &str| {
         dk::docker(&[
-            "volume",
+            kind,
             "create",
             "--label",
             "ward.helper=1",
@@ -992,25 +977,14 @@ fn throwaway_volumes_of_a_killed_ward_are_swept_and_live_ones_kept() {
             name,
         ]);
     };
+    let make = |name: &str, pid: &str| make_labelled("volume", name, pid);
     let dead = dk::unique("ward-test-orphan");
     let live = dk::unique("ward-test-live");
     // No process has this pid (it is above the kernel's pid_max).
     make(&dead, "99999999");
     make(&live, &std::process::id().to_string());
     // The private networks such servers sit on.
-    let make_network = |name: &str, pid: &str| {
-        dk::docker(&[
-            "network",
-            "create",
-            "--label",
-            "ward.helper=1",
-            "--label",
-            &format!("ward.pid={pid}"),
-            "--label",
-            &format!("ward.host={host}"),
-            name,
-        ]);
-    };
+    let make_network = |name: &str, pid: &str| make_labelled("network", name, pid);
     let dead_network = dk::unique("ward-test-orphan-net");
     let live_network = dk::unique("ward-test-live-net");
     make_network(&dead_network, "99999999");

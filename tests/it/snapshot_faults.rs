@@ -4,28 +4,10 @@
 //! (tests/it/restore_kill.rs tries more points, with old and new data).
 //! Prints the figures of the trials.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::docker::{self as dk, Pg};
-use crate::support::*;
-
-fn snap(store: &Path, args: &[&str]) -> Ward {
-    ward()
-        .args(["snapshot"])
-        .args(args)
-        .args(["--store", &store.display().to_string()])
-}
-
-fn listed(store: &Path) -> Vec<String> {
-    let j = snap(store, &["list"]).args(["--json"]).ok().json();
-    j["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap().to_string())
-        .collect()
-}
+use crate::support::snapshot::{Rng, listed, snap_in as snap};
 
 /// Whether Postgres in the container answers within `secs` (no panic).
 fn try_ready(container: &str, secs: u64) -> bool {
@@ -55,17 +37,6 @@ fn try_ready(container: &str, secs: u64) -> bool {
         std::thread::sleep(Duration::from_millis(300));
     }
     false
-}
-
-/// A small deterministic PRNG (xorshift) so a failing run can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below
-    }
 }
 
 #[test]

@@ -71,8 +71,9 @@ fn readlink(server: &Server, path: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-#[test]
-fn the_postgres_18_0_data_link_survives_create_verify_restore() {
+/// A PG 18 container with the `data -> .` link beside its cluster, its
+/// volume, and a store holding the snapshot "linked" of it.
+fn linked_snapshot() -> (Server, String, tempfile::TempDir) {
     let (server, volume) = setup();
     dk::docker(&[
         "exec",
@@ -83,11 +84,17 @@ fn the_postgres_18_0_data_link_survives_create_verify_restore() {
         &format!("{ROOT}/data"),
     ]);
     let store = tempfile::tempdir().unwrap();
-    let st = s(store.path());
     ward()
         .args(["snapshot", "create", "linked", "--container", server.name()])
-        .args(["--store", &st])
+        .args(["--store", &s(store.path())])
         .ok();
+    (server, volume, store)
+}
+
+#[test]
+fn the_postgres_18_0_data_link_survives_create_verify_restore() {
+    let (server, volume, store) = linked_snapshot();
+    let st = s(store.path());
     let m = Manifest::parse(&std::fs::read_to_string(store.path().join("linked.json")).unwrap())
         .unwrap();
     let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
@@ -308,21 +315,8 @@ fn forge(
 
 #[test]
 fn forged_links_in_a_postgres_18_snapshot_are_refused_by_restore_and_touch_nothing() {
-    let (server, volume) = setup();
-    dk::docker(&[
-        "exec",
-        server.name(),
-        "ln",
-        "-s",
-        ".",
-        &format!("{ROOT}/data"),
-    ]);
-    let store = tempfile::tempdir().unwrap();
+    let (server, volume, store) = linked_snapshot();
     let st = s(store.path());
-    ward()
-        .args(["snapshot", "create", "linked", "--container", server.name()])
-        .args(["--store", &st])
-        .ok();
     // The control: the forger itself, changing nothing, makes a snapshot
     // ward restores — so the refusals below are the policy's doing.
     forge(
@@ -404,31 +398,14 @@ fn forged_links_in_a_postgres_18_snapshot_are_refused_by_restore_and_touch_nothi
     }
 }
 
-/// A container of the 18 image, and its named volume, removed on drop.
-struct Linked {
-    name: String,
-    volume: String,
-}
-
-impl Drop for Linked {
-    fn drop(&mut self) {
-        dk::remove_helpers(&self.volume);
-        let _ = std::process::Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
-        let _ = std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", &self.volume])
-            .output();
-    }
-}
-
 /// The layout of M3: a volume a `postgres:18.0` container initialised
 /// with its cluster at the volume root and `data -> .` beside it, now run
 /// with `PGDATA=/var/lib/postgresql/data` — PGDATA *is* the link.
-fn linked_pgdata() -> Linked {
+fn linked_pgdata() -> dk::Pg {
     let image = "ward-test/postgres:18";
     let name = dk::unique("ward-test-pg18-linked");
-    let l = Linked {
+    // A Pg of the 18 image: its container and volume are removed on drop.
+    let l = dk::Pg {
         volume: format!("{name}-data"),
         name,
     };
@@ -469,10 +446,6 @@ fn linked_pgdata() -> Linked {
     l
 }
 
-fn started_at(container: &str) -> String {
-    dk::docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
-}
-
 /// M3: a cold `create` of a container whose PGDATA is the `data -> .` link
 /// refuses before it stops anything (running: the container was never
 /// restarted; stopped: it stays stopped), names the link and the fix, and
@@ -498,7 +471,7 @@ fn create_refuses_a_pgdata_that_is_the_data_link_before_stopping_anything() {
         if !running {
             dk::docker(&["stop", &l.name]);
         }
-        let since = started_at(&l.name);
+        let since = dk::started_at(&l.name);
         let r = ward()
             .args(["snapshot", "create", "linked", "--container", &l.name])
             .args(["--store", &st])
@@ -508,7 +481,7 @@ fn create_refuses_a_pgdata_that_is_the_data_link_before_stopping_anything() {
         assert!(err.contains("nothing was stopped"), "{err}");
         assert_eq!(dk::running(&l.name), running, "running={running}: {err}");
         assert_eq!(
-            started_at(&l.name),
+            dk::started_at(&l.name),
             since,
             "running={running}: the container was stopped and started again"
         );

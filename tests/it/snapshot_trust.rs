@@ -147,70 +147,56 @@ fn a_restore_that_starts_some_other_cluster_is_not_called_a_success() {
         .ok();
     pg.psql("insert into marks(label) values ('after the snapshot')");
     let current = pg.checksums();
-    let p = store.path().join("base.json");
-    let original = std::fs::read_to_string(&p).unwrap();
-    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
-    assert!(m["system_identifier"].is_string(), "{m}");
+    let path = store.path().join("base.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
+    assert!(manifest["system_identifier"].is_string(), "{manifest}");
+    // Restores "base" from its manifest as `edit` changes it.
+    let restore_edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
+        edit(&mut manifest);
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        ward()
+            .args(["snapshot", "restore", "base", "--container", &pg.name])
+            .args(["--yes", "--store", st])
+            .run()
+    };
+    // The run said `needle`, and the container runs the data it had.
+    let kept = |run: &Run, needle: &str, what: &str| {
+        assert!(run.stderr().contains(needle), "{}", run.stderr());
+        assert!(pg.running());
+        assert_eq!(pg.checksums(), current, "{what}");
+    };
     // The archive's hash still matches; only where it would be unpacked
     // changed (the image would then initialise an empty cluster beside the
     // data): refused as damage before anything is touched.
-    m["layout"]["root"] = "elsewhere".into();
-    std::fs::write(&p, m.to_string()).unwrap();
-    let r = ward()
-        .args(["snapshot", "restore", "base", "--container", &pg.name])
-        .args(["--yes", "--store", st])
-        .run();
-    assert_eq!(r.code(), 1, "{}", r.stderr());
-    assert!(
-        r.stderr().contains("outside the volume root"),
-        "{}",
-        r.stderr()
-    );
-    assert!(pg.running());
-    assert_eq!(
-        pg.checksums(),
-        current,
-        "a refused restore touched the data"
+    let run = restore_edited(&|manifest| manifest["layout"]["root"] = "elsewhere".into());
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    kept(
+        &run,
+        "outside the volume root",
+        "a refused restore touched the data",
     );
     // A root that would be shell text in a helper script (issue #14): refused
     // when the manifest is read, before any helper runs.
-    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
-    m["layout"]["root"] = "x;rm -rf $V;#".into();
-    std::fs::write(&p, m.to_string()).unwrap();
-    let r = ward()
-        .args(["snapshot", "restore", "base", "--container", &pg.name])
-        .args(["--yes", "--store", st])
-        .run();
-    assert_ne!(r.code(), 0, "{}", r.stderr());
-    assert!(
-        r.stderr().contains("not a plain directory name"),
-        "{}",
-        r.stderr()
-    );
-    assert!(pg.running());
-    assert_eq!(
-        pg.checksums(),
-        current,
-        "a refused restore touched the data"
+    let run = restore_edited(&|manifest| manifest["layout"]["root"] = "x;rm -rf $V;#".into());
+    assert_ne!(run.code(), 0, "{}", run.stderr());
+    kept(
+        &run,
+        "not a plain directory name",
+        "a refused restore touched the data",
     );
     // A manifest that claims another cluster's identity: the restore runs,
     // the started cluster is not the one the manifest names, and the
     // previous data is put back.
-    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
-    m["system_identifier"] = "7000000000000000001".into();
-    std::fs::write(&p, m.to_string()).unwrap();
-    let r = ward()
-        .args(["snapshot", "restore", "base", "--container", &pg.name])
-        .args(["--yes", "--store", st])
-        .run();
-    assert_ne!(r.code(), 0, "{}", r.stdout());
-    assert!(
-        r.stderr().contains("not the snapshot's cluster"),
-        "{}",
-        r.stderr()
+    let run =
+        restore_edited(&|manifest| manifest["system_identifier"] = "7000000000000000001".into());
+    assert_ne!(run.code(), 0, "{}", run.stdout());
+    kept(
+        &run,
+        "not the snapshot's cluster",
+        "the previous data is back",
     );
-    assert!(pg.running());
-    assert_eq!(pg.checksums(), current, "the previous data is back");
 }
 
 #[test]

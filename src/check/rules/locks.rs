@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 
-use crate::check::apply::{FileRun, Mode};
-use crate::check::fingerprint::Fingerprint;
+use crate::check::apply::{FileRun, Mode, StatementTrace};
+use crate::check::fingerprint::{Fingerprint, Table};
 use crate::check::report::{Finding, Level};
 use crate::check::rule::Rule;
 use crate::check::stats::{ProductionStats, human_ms};
@@ -58,142 +58,186 @@ pub fn findings(
         // Table oid → (strongest blocking mode, index of the statement that took it).
         let mut held: HashMap<u32, (usize, usize)> = HashMap::new();
         let in_transaction = run.mode == Mode::Transaction;
-        for (i, st) in run.statements.iter().enumerate() {
+        for (index, statement) in run.statements.iter().enumerate() {
             if !in_transaction {
                 held.clear();
             }
-            if !st.traced {
+            if !statement.traced {
                 continue;
             }
-            for l in &st.locks {
-                if let Some(rank) = BLOCKING.iter().position(|m| *m == l.mode)
-                    && held.get(&l.oid).is_none_or(|(r, _)| *r < rank)
+            for lock in &statement.locks {
+                if let Some(rank) = BLOCKING.iter().position(|mode| *mode == lock.mode)
+                    && held
+                        .get(&lock.oid)
+                        .is_none_or(|(strongest, _)| *strongest < rank)
                 {
-                    held.insert(l.oid, (rank, i));
+                    held.insert(lock.oid, (rank, index));
                 }
             }
-            for (oid, t) in &pre.tables {
-                if t.rows == 0 {
+            for (oid, table) in &pre.tables {
+                if table.rows == 0 {
                     continue;
                 }
                 let Some(&(rank, taken)) = held.get(oid) else {
                     continue;
                 };
-                let mode = &BLOCKING[rank];
-                // Whether the lock came with this statement (else an earlier one holds it).
-                let new_here = taken == i;
-                let works_on_it = st.rewritten.contains(oid)
-                    || st.scanned.contains(oid)
-                    || st.indexed.contains(oid);
-                // An earlier lock matters to this statement only if it does work on the table.
-                if !(new_here || works_on_it) {
-                    continue;
-                }
-                let mut what = Vec::new();
-                if st.rewritten.contains(oid) {
-                    what.push("rewrites");
-                }
-                if st.indexed.contains(oid) {
-                    what.push("indexes");
-                }
-                if st.scanned.contains(oid) && !st.rewritten.contains(oid) {
-                    what.push("scans");
-                }
-                let mut evidence = format!(
-                    "{mode} on {} ({} rows, {}) for {:.1} ms on this clone; it {}",
-                    t.display(),
-                    t.rows,
-                    human_bytes(t.bytes),
-                    st.ms,
-                    blocks(mode)
-                );
-                if in_transaction {
-                    let span = &run.statements[taken..];
-                    let held_ms: f64 = span.iter().map(|s| s.ms).sum();
-                    evidence += &format!(
-                        "; taken at line {}{} and held until COMMIT: {:.1} ms, {} statement{} under it",
-                        run.statements[taken].line,
-                        if new_here {
-                            ""
-                        } else {
-                            " by an earlier statement"
-                        },
-                        held_ms,
-                        span.len(),
-                        if span.len() == 1 { "" } else { "s" }
-                    );
-                }
-                if what.is_empty() {
-                    if *mode == "AccessExclusiveLock" && new_here {
-                        out.push(
-                            Finding::new(
-                                Level::Info,
-                                Rule::MetadataLock,
-                                format!("brief ACCESS EXCLUSIVE lock on {} (catalog-only change, no rewrite or scan)", t.display()),
-                            )
-                            .at(&run.file, st.line, &st.sql)
-                            .object(t.display())
-                            .count(t.rows)
-                            .evidence(evidence)
-                            .remedy("run with a short lock_timeout (and retry) so a long-running query does not queue everyone behind it"),
-                        );
-                    }
-                    continue;
-                }
-                // How long the same lock would be held on the production table.
-                let in_production = production
-                    .and_then(|p| p.get(&t.schema, &t.name))
-                    .map(|prod| {
-                        let ms = ProductionStats::extrapolate(st.ms, t.bytes, prod);
-                        format!(
-                            "in production ({} rows, {}): about {} under {mode} (scaled by size from this clone)",
-                            prod.rows,
-                            human_bytes(prod.bytes),
-                            human_ms(ms)
-                        )
-                    });
-                let kind = st
-                    .sql
-                    .split_whitespace()
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .to_uppercase();
-                let remedy = if kind.starts_with("CREATE INDEX")
-                    || kind.starts_with("CREATE UNIQUE INDEX")
-                    || kind.starts_with("REINDEX")
-                {
-                    "CREATE INDEX CONCURRENTLY in its own no-transaction file"
-                } else if st.rewritten.contains(oid) && kind.starts_with("ALTER TABLE") {
-                    "avoid the rewrite: add the column without a volatile default and backfill in batches, or change the type in a new column"
-                } else if !new_here {
-                    "move this statement to its own migration (its own transaction), so it does not run under the lock an earlier statement took; backfill in batches"
-                } else {
-                    "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a separate migration (SHARE UPDATE EXCLUSIVE does not block writes)"
+                let under = UnderLock {
+                    run,
+                    index,
+                    statement,
+                    oid: *oid,
+                    table,
+                    mode: BLOCKING[rank],
+                    taken,
                 };
-                let mut f = Finding::new(
-                    Level::Warn,
-                    Rule::BlockingLock,
-                    format!(
-                        "{} {} {} while holding {mode}",
-                        st_kind(&what),
-                        t.display(),
-                        what_rows(t.rows)
-                    ),
-                )
-                .at(&run.file, st.line, &st.sql)
-                .object(t.display())
-                .count(t.rows)
-                .evidence(evidence)
-                .remedy(remedy);
-                if let Some(e) = in_production {
-                    f = f.evidence(e);
-                }
-                out.push(f);
+                out.extend(under.finding(production));
             }
         }
     }
     out
+}
+
+/// A statement of `run` working while its transaction holds a blocking lock
+/// on a populated table.
+struct UnderLock<'a> {
+    run: &'a FileRun,
+    /// The statement's index in `run.statements`.
+    index: usize,
+    statement: &'a StatementTrace,
+    oid: u32,
+    table: &'a Table,
+    /// The strongest blocking mode held on the table.
+    mode: &'static str,
+    /// The index of the statement that took it.
+    taken: usize,
+}
+
+impl UnderLock<'_> {
+    /// `blocking-lock` when the statement rewrites, indexes or scans the
+    /// table; `metadata-lock` for a brief ACCESS EXCLUSIVE it took itself.
+    fn finding(&self, production: Option<&ProductionStats>) -> Option<Finding> {
+        let (statement, table, oid, mode) = (self.statement, self.table, &self.oid, self.mode);
+        // Whether the lock came with this statement (else an earlier one holds it).
+        let new_here = self.taken == self.index;
+        let works_on_it = statement.rewritten.contains(oid)
+            || statement.scanned.contains(oid)
+            || statement.indexed.contains(oid);
+        // An earlier lock matters to this statement only if it does work on the table.
+        if !(new_here || works_on_it) {
+            return None;
+        }
+        let mut what = Vec::new();
+        if statement.rewritten.contains(oid) {
+            what.push("rewrites");
+        }
+        if statement.indexed.contains(oid) {
+            what.push("indexes");
+        }
+        if statement.scanned.contains(oid) && !statement.rewritten.contains(oid) {
+            what.push("scans");
+        }
+        let evidence = self.evidence(new_here);
+        if what.is_empty() {
+            return (mode == "AccessExclusiveLock" && new_here).then(|| {
+                Finding::new(
+                    Level::Info,
+                    Rule::MetadataLock,
+                    format!("brief ACCESS EXCLUSIVE lock on {} (catalog-only change, no rewrite or scan)", table.display()),
+                )
+                .at(&self.run.file, statement.line, &statement.sql)
+                .object(table.display())
+                .count(table.rows)
+                .evidence(evidence)
+                .remedy("run with a short lock_timeout (and retry) so a long-running query does not queue everyone behind it")
+            });
+        }
+        // How long the same lock would be held on the production table.
+        let in_production = production
+            .and_then(|stats| stats.get(&table.schema, &table.name))
+            .map(|prod| {
+                let ms = ProductionStats::extrapolate(statement.ms, table.bytes, prod);
+                format!(
+                    "in production ({} rows, {}): about {} under {mode} (scaled by size from this clone)",
+                    prod.rows,
+                    human_bytes(prod.bytes),
+                    human_ms(ms)
+                )
+            });
+        let mut finding = Finding::new(
+            Level::Warn,
+            Rule::BlockingLock,
+            format!(
+                "{} {} {} while holding {mode}",
+                st_kind(&what),
+                table.display(),
+                what_rows(table.rows)
+            ),
+        )
+        .at(&self.run.file, statement.line, &statement.sql)
+        .object(table.display())
+        .count(table.rows)
+        .evidence(evidence)
+        .remedy(self.remedy(new_here));
+        if let Some(estimate) = in_production {
+            finding = finding.evidence(estimate);
+        }
+        Some(finding)
+    }
+
+    /// The lock, the table's size, the time on the clone and, in a
+    /// transaction, the span the lock is held for.
+    fn evidence(&self, new_here: bool) -> String {
+        let (run, table, mode) = (self.run, self.table, self.mode);
+        let mut evidence = format!(
+            "{mode} on {} ({} rows, {}) for {:.1} ms on this clone; it {}",
+            table.display(),
+            table.rows,
+            human_bytes(table.bytes),
+            self.statement.ms,
+            blocks(mode)
+        );
+        if run.mode == Mode::Transaction {
+            let span = &run.statements[self.taken..];
+            let held_ms: f64 = span.iter().map(|statement| statement.ms).sum();
+            evidence += &format!(
+                "; taken at line {}{} and held until COMMIT: {:.1} ms, {} statement{} under it",
+                run.statements[self.taken].line,
+                if new_here {
+                    ""
+                } else {
+                    " by an earlier statement"
+                },
+                held_ms,
+                span.len(),
+                if span.len() == 1 { "" } else { "s" }
+            );
+        }
+        evidence
+    }
+
+    /// The fix that fits the statement's kind.
+    fn remedy(&self, new_here: bool) -> &'static str {
+        let kind = self
+            .statement
+            .sql
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        if kind.starts_with("CREATE INDEX")
+            || kind.starts_with("CREATE UNIQUE INDEX")
+            || kind.starts_with("REINDEX")
+        {
+            "CREATE INDEX CONCURRENTLY in its own no-transaction file"
+        } else if self.statement.rewritten.contains(&self.oid) && kind.starts_with("ALTER TABLE") {
+            "avoid the rewrite: add the column without a volatile default and backfill in batches, or change the type in a new column"
+        } else if !new_here {
+            "move this statement to its own migration (its own transaction), so it does not run under the lock an earlier statement took; backfill in batches"
+        } else {
+            "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a separate migration (SHARE UPDATE EXCLUSIVE does not block writes)"
+        }
+    }
 }
 
 /// One finding per transaction span: the blocking-lock findings of one

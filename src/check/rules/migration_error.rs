@@ -12,40 +12,42 @@ use crate::check::report::{Finding, Level};
 use crate::check::rule::Rule;
 use crate::pg::{quote_ident, quote_literal};
 
-pub async fn finding(client: &Client, run: &FileRun, f: &Failure) -> Result<Finding> {
-    let mut out = Finding::new(
+/// The finding of a failed file. The diagnosis (rows counted, a sample, a
+/// remedy) was made by [`diagnose`] while the state before the failing
+/// statement still existed; the client is no longer needed here.
+pub async fn finding(_client: &Client, run: &FileRun, failure: &Failure) -> Result<Finding> {
+    let mut finding = Finding::new(
         Level::Fail,
         Rule::MigrationError,
         format!(
             "{} fails on the data: {} (SQLSTATE {})",
-            run.file, f.message, f.sqlstate
+            run.file, failure.message, failure.sqlstate
         ),
     )
-    .at(&run.file, f.line, &f.statement);
-    if let Some(d) = &f.detail {
-        out = out.evidence(d.clone());
+    .at(&run.file, failure.line, &failure.statement);
+    if let Some(detail) = &failure.detail {
+        finding = finding.evidence(detail.clone());
     }
-    let _ = client;
-    let d = f.diagnosis.clone().unwrap_or_default();
-    let (count, evidence, remedy) = (d.count, d.evidence, d.remedy);
-    if let Some(n) = count {
-        out = out.count(n);
+    let diagnosis = failure.diagnosis.clone().unwrap_or_default();
+    if let Some(rows) = diagnosis.count {
+        finding = finding.count(rows);
     }
-    if let Some(e) = evidence {
-        out = out.evidence(e);
+    if let Some(evidence) = diagnosis.evidence {
+        finding = finding.evidence(evidence);
     }
-    out = out.remedy(remedy.unwrap_or_else(|| {
-        f.hint
+    finding = finding.remedy(diagnosis.remedy.unwrap_or_else(|| {
+        failure
+            .hint
             .clone()
             .unwrap_or_else(|| "fix the statement or the data it runs on, then check again".into())
     }));
-    if let Some(t) = &f.table {
-        out = out.object(match &f.column {
-            Some(c) => format!("{t}.{c}"),
-            None => t.clone(),
+    if let Some(table) = &failure.table {
+        finding = finding.object(match &failure.column {
+            Some(column) => format!("{table}.{column}"),
+            None => table.clone(),
         });
     }
-    Ok(out)
+    Ok(finding)
 }
 
 fn table_of(stmt: &str) -> Option<String> {
@@ -64,8 +66,8 @@ fn ident(s: &str) -> String {
 type Found = (Option<i64>, Option<String>, Option<String>);
 
 /// Runs the diagnostic query for a failure, on the state before the failing statement.
-pub async fn diagnose(client: &Client, f: &Failure) -> Diagnosis {
-    match find(client, f).await {
+pub async fn diagnose(client: &Client, failure: &Failure) -> Diagnosis {
+    match find(client, failure).await {
         Ok((count, evidence, remedy)) => Diagnosis {
             count,
             evidence,
@@ -78,52 +80,109 @@ pub async fn diagnose(client: &Client, f: &Failure) -> Diagnosis {
     }
 }
 
-/// Picks the diagnostic by SQLSTATE family; each family has its own function.
-async fn find(client: &Client, f: &Failure) -> Result<Found> {
-    let table = f
+/// Picks the diagnostic by SQLSTATE family (its class, the first two
+/// characters); each family has its own function. Families whose remedy
+/// needs a query get a [`Probe`] when the failing statement names a table.
+async fn find(client: &Client, failure: &Failure) -> Result<Found> {
+    let table = failure
         .table
         .as_ref()
         .map(|t| quote_ident(t))
-        .or_else(|| table_of(&f.statement));
-    let Some(table) = table else {
-        return Ok(advice(&f.sqlstate));
-    };
-    let probe = Probe {
+        .or_else(|| table_of(&failure.statement));
+    let probe = table.as_deref().map(|table| Probe {
         client,
-        failure: f,
-        table: &table,
-    };
-    match f.sqlstate.as_str() {
-        "23502" => probe.not_null().await,
-        "23505" => probe.unique().await,
-        "23503" => probe.foreign_key().await,
-        "23514" => probe.check().await,
-        "22001" | "22003" | "22P02" | "42804" | "22007" | "22008" => probe.conversion().await,
-        other => Ok(advice(other)),
+        failure,
+        table,
+    });
+    let sqlstate = failure.sqlstate.as_str();
+    match sqlstate.get(..2).unwrap_or_default() {
+        "22" => data_exception(probe, sqlstate).await,
+        "23" => integrity_constraint_violation(probe, sqlstate).await,
+        "25" => Ok(invalid_transaction_state(sqlstate)),
+        "42" => syntax_error_or_access_rule_violation(probe, sqlstate).await,
+        "55" => Ok(object_not_in_prerequisite_state(sqlstate)),
+        "57" => Ok(operator_intervention(sqlstate)),
+        _ => Ok(NOTHING_FOUND),
     }
 }
 
 const NOTHING_FOUND: Found = (None, None, None);
 
-/// Remedies that need no query: the SQLSTATE alone says what to do.
-fn advice(sqlstate: &str) -> Found {
-    let remedy = match sqlstate {
-        "25001" => {
-            "CONCURRENTLY cannot run inside a transaction: put it alone in a file marked `-- no-transaction` (sqlx) / `run_in_transaction = false` (diesel) / `transaction:false` (dbmate)"
-        }
-        "55P04" => {
-            "a new enum value cannot be used in the transaction that added it: split the file in two"
-        }
-        "42703" | "42P01" | "42704" => {
-            "an object the migration needs is missing: check whether another migration (e.g. from main) renamed or dropped it"
-        }
-        "55P03" | "57014" => {
-            "the statement waited too long for a lock or ran too long on the clone; see the lock trace"
-        }
-        _ => return NOTHING_FOUND,
-    };
+/// A remedy that needs no query: the SQLSTATE alone says what to do.
+fn remedy_only(remedy: &str) -> Found {
     (None, None, Some(remedy.into()))
 }
+
+/// Class 22, data exception: values a type change cannot convert or fit.
+async fn data_exception(probe: Option<Probe<'_>>, sqlstate: &str) -> Result<Found> {
+    match (sqlstate, probe) {
+        ("22001" | "22003" | "22P02" | "22007" | "22008", Some(probe)) => probe.conversion().await,
+        _ => Ok(NOTHING_FOUND),
+    }
+}
+
+/// Class 23, integrity constraint violation: the rows that break the new
+/// constraint, counted and sampled.
+async fn integrity_constraint_violation(probe: Option<Probe<'_>>, sqlstate: &str) -> Result<Found> {
+    let Some(probe) = probe else {
+        return Ok(NOTHING_FOUND);
+    };
+    match sqlstate {
+        "23502" => probe.not_null().await,
+        "23505" => probe.unique().await,
+        "23503" => probe.foreign_key().await,
+        "23514" => probe.check().await,
+        _ => Ok(NOTHING_FOUND),
+    }
+}
+
+/// Class 25, invalid transaction state: CONCURRENTLY inside a transaction.
+fn invalid_transaction_state(sqlstate: &str) -> Found {
+    match sqlstate {
+        "25001" => remedy_only(
+            "CONCURRENTLY cannot run inside a transaction: put it alone in a file marked `-- no-transaction` (sqlx) / `run_in_transaction = false` (diesel) / `transaction:false` (dbmate)",
+        ),
+        _ => NOTHING_FOUND,
+    }
+}
+
+/// Class 42, syntax error or access rule violation: a type mismatch of a
+/// type change (probed like class 22), or an object that is not there.
+async fn syntax_error_or_access_rule_violation(
+    probe: Option<Probe<'_>>,
+    sqlstate: &str,
+) -> Result<Found> {
+    match (sqlstate, probe) {
+        ("42804", Some(probe)) => probe.conversion().await,
+        ("42703" | "42P01" | "42704", _) => Ok(remedy_only(
+            "an object the migration needs is missing: check whether another migration (e.g. from main) renamed or dropped it",
+        )),
+        _ => Ok(NOTHING_FOUND),
+    }
+}
+
+/// Class 55, object not in prerequisite state: an enum value used in the
+/// transaction that added it, or a lock not available.
+fn object_not_in_prerequisite_state(sqlstate: &str) -> Found {
+    match sqlstate {
+        "55P04" => remedy_only(
+            "a new enum value cannot be used in the transaction that added it: split the file in two",
+        ),
+        "55P03" => remedy_only(LOCK_OR_TIMEOUT),
+        _ => NOTHING_FOUND,
+    }
+}
+
+/// Class 57, operator intervention: the statement timeout cancelled it.
+fn operator_intervention(sqlstate: &str) -> Found {
+    match sqlstate {
+        "57014" => remedy_only(LOCK_OR_TIMEOUT),
+        _ => NOTHING_FOUND,
+    }
+}
+
+const LOCK_OR_TIMEOUT: &str =
+    "the statement waited too long for a lock or ran too long on the clone; see the lock trace";
 
 /// The failed statement, its table (quoted), and a connection to the state
 /// just before it, to count and sample the rows that make it fail.
@@ -142,41 +201,44 @@ impl Probe<'_> {
 
     /// 23502 not_null_violation: the rows whose column is NULL.
     async fn not_null(&self) -> Result<Found> {
-        let (t, f) = (self.table, self.failure);
-        let Some(column) = &f.column else {
+        let table = self.table;
+        let Some(column) = &self.failure.column else {
             return Ok(NOTHING_FOUND);
         };
-        let c = quote_ident(column);
-        let (n, s) = self
+        let column = quote_ident(column);
+        let (rows, ids) = self
             .count(format!(
-                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT id::text AS k FROM {t} WHERE {c} IS NULL ORDER BY id LIMIT 5) x) FROM {t} WHERE {c} IS NULL"
+                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT id::text AS k FROM {table} WHERE {column} IS NULL ORDER BY id LIMIT 5) x) FROM {table} WHERE {column} IS NULL"
             ))
             .await
             .or_else(|_| anyhow::Ok((0, None)))?;
         // Tables without an `id` column: count alone.
-        let n = if n == 0 {
+        let rows = if rows == 0 {
             self.client
-                .query_one(&format!("SELECT count(*) FROM {t} WHERE {c} IS NULL"), &[])
+                .query_one(
+                    &format!("SELECT count(*) FROM {table} WHERE {column} IS NULL"),
+                    &[],
+                )
                 .await?
                 .get(0)
         } else {
-            n
+            rows
         };
         Ok((
-            Some(n),
+            Some(rows),
             Some(format!(
-                "{n} rows of {t} have {c} IS NULL{}",
-                s.map(|s| format!(" (id {s})")).unwrap_or_default()
+                "{rows} rows of {table} have {column} IS NULL{}",
+                ids.map(|ids| format!(" (id {ids})")).unwrap_or_default()
             )),
             Some(format!(
-                "backfill {c} first (UPDATE … WHERE {c} IS NULL), or add the column with a DEFAULT, then SET NOT NULL"
+                "backfill {column} first (UPDATE … WHERE {column} IS NULL), or add the column with a DEFAULT, then SET NOT NULL"
             )),
         ))
     }
 
     /// 23505 unique_violation: the duplicated values and how often they occur.
     async fn unique(&self) -> Result<Found> {
-        let t = self.table;
+        let table = self.table;
         // Key (lower(email))=(x) is duplicated.
         let detail = self.failure.detail.clone().unwrap_or_default();
         let Some(expr) = unique_key_expression(&detail, &self.failure.statement) else {
@@ -188,7 +250,7 @@ impl Probe<'_> {
                 &format!(
                     "SELECT count(*), coalesce(sum(n), 0)::int8, string_agg(k || ' ×' || n, ', ') FILTER (WHERE r <= 3)
                      FROM (SELECT ({expr})::text AS k, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC, ({expr})::text) AS r
-                           FROM {t} GROUP BY {expr} HAVING count(*) > 1) d"
+                           FROM {table} GROUP BY {expr} HAVING count(*) > 1) d"
                 ),
                 &[],
             )
@@ -199,7 +261,7 @@ impl Probe<'_> {
         Ok((
             Some(groups),
             Some(format!(
-                "{groups} values of ({expr}) occur more than once in {t}, on {rows} rows{}",
+                "{groups} values of ({expr}) occur more than once in {table}, on {rows} rows{}",
                 sample.map(|s| format!(": {s}")).unwrap_or_default()
             )),
             Some("merge or fix the duplicates in a migration before adding the unique constraint/index".into()),
@@ -208,67 +270,74 @@ impl Probe<'_> {
 
     /// 23503 foreign_key_violation: the orphans and the keys they point to.
     async fn foreign_key(&self) -> Result<Found> {
-        let (t, f) = (self.table, self.failure);
+        let table = self.table;
         // Key (practice_id)=(7) is not present in table "practices".
-        let detail = f.detail.clone().unwrap_or_default();
+        let detail = self.failure.detail.clone().unwrap_or_default();
         // Non-greedy: the row's values come after the first `)=(` and must not
         // be read as column names.
         let re = Regex::new(r#"^Key \((.*?)\)=\(.*\) is not present in table "(.*)"\."#).unwrap();
-        let Some(c) = re.captures(&detail) else {
+        let Some(key) = re.captures(&detail) else {
             return Ok(NOTHING_FOUND);
         };
-        let cols: Vec<String> = c[1].split(", ").map(str::to_string).collect();
-        let reft = quote_ident(&c[2]);
-        let refcols = Regex::new(r"(?i)REFERENCES\s+\S+\s*\(([^)]*)\)")
+        let (key_columns, referenced_table) = (&key[1], &key[2]);
+        let columns: Vec<String> = key_columns.split(", ").map(str::to_string).collect();
+        let referenced = quote_ident(referenced_table);
+        let referenced_columns = Regex::new(r"(?i)REFERENCES\s+\S+\s*\(([^)]*)\)")
             .unwrap()
-            .captures(&f.statement)
-            .map(|c| {
-                c[1].split(',')
-                    .map(|s| s.trim().to_string())
+            .captures(&self.failure.statement)
+            .map(|list| {
+                list[1]
+                    .split(',')
+                    .map(|name| name.trim().to_string())
                     .collect::<Vec<_>>()
             })
             .unwrap_or_else(|| vec!["id".into()]);
-        let notnull = cols
+        let not_null = columns
             .iter()
-            .map(|c| format!("r.{} IS NOT NULL", ident(c)))
+            .map(|column| format!("r.{} IS NOT NULL", ident(column)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let eq = cols
+        let matches = columns
             .iter()
-            .zip(&refcols)
-            .map(|(s, d)| format!("p.{} = r.{}", ident(d), ident(s)))
+            .zip(&referenced_columns)
+            .map(|(own, theirs)| format!("p.{} = r.{}", ident(theirs), ident(own)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let cond = format!("{notnull} AND NOT EXISTS (SELECT 1 FROM {reft} p WHERE {eq})");
-        let (n, s) = self
+        let orphan =
+            format!("{not_null} AND NOT EXISTS (SELECT 1 FROM {referenced} p WHERE {matches})");
+        let key_list = columns
+            .iter()
+            .map(|column| format!("r.{}", ident(column)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (rows, keys) = self
             .count(format!(
-                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT ({})::text AS k FROM {t} r WHERE {cond} ORDER BY 1 LIMIT 5) x) FROM {t} r WHERE {cond}",
-                cols.iter().map(|c| format!("r.{}", ident(c))).collect::<Vec<_>>().join(", ")
+                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT ({key_list})::text AS k FROM {table} r WHERE {orphan} ORDER BY 1 LIMIT 5) x) FROM {table} r WHERE {orphan}"
             ))
             .await?;
         Ok((
-            Some(n),
-            Some(format!("{n} rows of {t} reference a missing {}{}", &c[2], s.map(|s| format!(" ({}: {s})", &c[1])).unwrap_or_default())),
+            Some(rows),
+            Some(format!("{rows} rows of {table} reference a missing {referenced_table}{}", keys.map(|keys| format!(" ({key_columns}: {keys})")).unwrap_or_default())),
             Some("delete or re-point the orphans first, or add the key NOT VALID and VALIDATE it after cleaning up".into()),
         ))
     }
 
     /// 23514 check_violation: the rows the new CHECK rejects.
     async fn check(&self) -> Result<Found> {
-        let t = self.table;
+        let table = self.table;
         let re = Regex::new(r"(?is)CHECK\s*\((.*)\)").unwrap();
-        let Some(c) = re.captures(&self.failure.statement) else {
+        let Some(check) = re.captures(&self.failure.statement) else {
             return Ok(NOTHING_FOUND);
         };
-        let expr = balanced(&c[1]);
-        let (n, s) = self
+        let expr = balanced(&check[1]);
+        let (rows, ids) = self
             .count(format!(
-                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT id::text AS k FROM {t} WHERE ({expr}) IS FALSE ORDER BY id LIMIT 5) x) FROM {t} WHERE ({expr}) IS FALSE"
+                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT id::text AS k FROM {table} WHERE ({expr}) IS FALSE ORDER BY id LIMIT 5) x) FROM {table} WHERE ({expr}) IS FALSE"
             ))
             .await?;
         Ok((
-            Some(n),
-            Some(format!("{n} rows of {t} violate CHECK ({expr}){}", s.map(|s| format!(" (id {s})")).unwrap_or_default())),
+            Some(rows),
+            Some(format!("{rows} rows of {table} violate CHECK ({expr}){}", ids.map(|ids| format!(" (id {ids})")).unwrap_or_default())),
             Some("fix the violating rows first, or add the check NOT VALID and VALIDATE it after cleaning up".into()),
         ))
     }
@@ -276,22 +345,22 @@ impl Probe<'_> {
     /// 22xxx / 42804 data exceptions of a type change: the values that do
     /// not convert (or do not fit a length limit).
     async fn conversion(&self) -> Result<Found> {
-        let t = self.table;
+        let table = self.table;
         let re = Regex::new(r#"(?i)ALTER\s+COLUMN\s+("[^"]+"|[\w$]+)\s+(?:SET\s+DATA\s+)?TYPE\s+([^,;]+?)(?:\s+USING\s|\s*,|\s*$)"#).unwrap();
-        let Some(c) = re.captures(&self.failure.statement) else {
+        let Some(change) = re.captures(&self.failure.statement) else {
             return Ok(NOTHING_FOUND);
         };
-        let col = ident(&c[1]);
-        let ty = c[2].trim().to_string();
+        let column = ident(&change[1]);
+        let new_type = change[2].trim().to_string();
         // A length limit is not a cast failure: an explicit cast to varchar(n) truncates.
         let limit = Regex::new(
             r"(?i)^(?:varchar|character\s+varying|char|character|bpchar)\s*\(\s*(\d+)\s*\)$",
         )
         .unwrap()
-        .captures(&ty)
-        .map(|c| c[1].to_string());
-        let cond = match limit {
-            Some(n) => format!("{col} IS NOT NULL AND length({col}::text) > {n}"),
+        .captures(&new_type)
+        .map(|length| length[1].to_string());
+        let misfit = match limit {
+            Some(length) => format!("{column} IS NOT NULL AND length({column}::text) > {length}"),
             None => {
                 self.client
                     .batch_execute(
@@ -300,20 +369,20 @@ impl Probe<'_> {
                     )
                     .await?;
                 format!(
-                    "{col} IS NOT NULL AND NOT pg_temp.ward_fits({col}::text, {})",
-                    quote_literal(&ty)
+                    "{column} IS NOT NULL AND NOT pg_temp.ward_fits({column}::text, {})",
+                    quote_literal(&new_type)
                 )
             }
         };
-        let (n, s) = self
+        let (values, sample) = self
             .count(format!(
-                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT {col}::text AS k FROM {t} WHERE {cond} ORDER BY 1 LIMIT 5) x)
-                 FROM {t} WHERE {cond}"
+                "SELECT count(*), (SELECT string_agg(k, ', ') FROM (SELECT DISTINCT {column}::text AS k FROM {table} WHERE {misfit} ORDER BY 1 LIMIT 5) x)
+                 FROM {table} WHERE {misfit}"
             ))
             .await?;
         Ok((
-            Some(n),
-            Some(format!("{n} values of {t}.{col} do not convert to {ty}{}", s.map(|s| format!(": {s}")).unwrap_or_default())),
+            Some(values),
+            Some(format!("{values} values of {table}.{column} do not convert to {new_type}{}", sample.map(|s| format!(": {s}")).unwrap_or_default())),
             Some("clean the values first, or convert with USING (…) that handles them, or choose a type that holds them".to_string()),
         ))
     }

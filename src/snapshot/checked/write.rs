@@ -63,7 +63,7 @@ pub(super) fn write_error(e: io::Error, path: &Path) -> anyhow::Error {
             "the file system holding {} is full ({} free) — free space there and run the restore \
              again; the snapshot is fine and nothing was changed",
             path.display(),
-            crate::snapshot::human_bytes(free)
+            crate::units::human_bytes(free)
         )
     } else {
         anyhow::Error::new(e).context(format!("cannot write {}", path.display()))

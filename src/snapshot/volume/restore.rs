@@ -348,7 +348,7 @@ async fn stage(
     let need = m.total_bytes + staging_headroom(m.total_bytes) + previous;
     let free = sw.free_bytes().await?;
     if free < need {
-        let human = crate::snapshot::human_bytes;
+        let human = crate::units::human_bytes;
         return crate::error::usage(format!(
             "not enough free space in volume {} to restore snapshot {:?}: {} free, about {} needed \
              ({} for the staged copy, {} headroom for the running database{}) — grow the volume \
@@ -394,8 +394,8 @@ async fn stage(
                  current data was not touched",
                 room.volume,
                 m.name,
-                crate::snapshot::human_bytes(free_now),
-                crate::snapshot::human_bytes(m.total_bytes)
+                crate::units::human_bytes(free_now),
+                crate::units::human_bytes(m.total_bytes)
             ));
         }
         return Err(e);

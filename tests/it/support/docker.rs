@@ -59,10 +59,19 @@ pub struct Pg {
 
 impl Pg {
     pub fn start() -> Pg {
+        Pg::start_on(&[])
+    }
+
+    /// A container on a volume created with `volume_options` too (e.g. a
+    /// small tmpfs: `--opt type=tmpfs …`).
+    pub fn start_on(volume_options: &[&str]) -> Pg {
         require_image();
         let name = unique("ward-test-pg");
         let volume = format!("{name}-data");
-        docker(&["volume", "create", "--label", "ward.test=1", &volume]);
+        let mut create = vec!["volume", "create", "--label", "ward.test=1"];
+        create.extend_from_slice(volume_options);
+        create.push(&volume);
+        docker(&create);
         let pg = Pg { name, volume };
         docker(&[
             "run",
@@ -108,6 +117,29 @@ impl Drop for Pg {
             .args(["volume", "rm", "-f", &self.volume])
             .output();
     }
+}
+
+/// Runs a shell script in a throwaway container with `volume` at /v;
+/// returns its stdout.
+pub fn in_volume(volume: &str, script: &str) -> String {
+    docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "-v",
+        &format!("{volume}:/v"),
+        IMAGE,
+        "-c",
+        script,
+    ])
+}
+
+/// When the container last started (changes on every stop/start).
+pub fn started_at(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
+        .trim()
+        .to_string()
 }
 
 /// Counts ward helper containers on a volume.

@@ -3,12 +3,14 @@
 
 pub mod check;
 pub mod corpus;
+pub mod disk;
 pub mod django;
 pub mod docker;
 pub mod hook;
 pub mod s3;
 pub mod seed;
 pub mod server;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

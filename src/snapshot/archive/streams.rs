@@ -1,0 +1,220 @@
+//! Byte streams around an archive: writers and readers that hash and count
+//! what passes through them, the tally of a stored archive (which tells a
+//! failing store from a damaged archive), and the two ends of the channel
+//! between the blocking tar/zstd side and the async engine side.
+
+use std::io::{self, Read, Write};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::BUF;
+
+/// Passes writes through and hashes/counts them.
+pub struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    pub count: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Passes reads through and hashes/counts them.
+pub struct HashReader<R> {
+    inner: R,
+    hasher: Sha256,
+    pub count: u64,
+}
+
+impl<R: Read> HashReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes and counts stored bytes as they are read, wherever the reader
+/// ends up (inside a decryptor), and remembers a failed read (the disk or
+/// the network, not the archive); [`TallyResult`] reads the outcome.
+pub(crate) struct Tally<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<TallyState>>,
+}
+
+#[derive(Default)]
+struct TallyState {
+    hasher: Sha256,
+    count: u64,
+    failed: Option<String>,
+}
+
+pub(crate) struct TallyResult(std::sync::Arc<std::sync::Mutex<TallyState>>);
+
+impl<R: Read> Tally<R> {
+    pub(crate) fn new(inner: R) -> (Tally<R>, TallyResult) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TallyState::default()));
+        (
+            Tally {
+                inner,
+                state: state.clone(),
+            },
+            TallyResult(state),
+        )
+    }
+}
+
+impl<R: Read> Read for Tally<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf);
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match got {
+            Ok(n) => {
+                s.hasher.update(&buf[..n]);
+                s.count += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                s.failed.get_or_insert_with(|| e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl TallyResult {
+    /// Why reading the stored bytes failed, if it did.
+    pub(crate) fn transport(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed
+            .clone()
+    }
+
+    /// That failure as an error (exit 2), not a finding.
+    pub(crate) fn transport_error(&self) -> anyhow::Error {
+        crate::error::UsageError(format!(
+            "{} — the snapshot was not judged; check the store and try again",
+            self.transport().unwrap_or_default()
+        ))
+        .into()
+    }
+
+    /// SHA-256 (hex) and size of what was read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (hex::encode(s.hasher.clone().finalize()), s.count)
+    }
+}
+
+/// A `Read` over chunks arriving from async code.
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// A `Write` that hands chunks to async code (e.g. an upload body).
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(BUF),
+        }
+    }
+    fn send(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BUF)));
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "receiver closed"))?;
+        }
+        Ok(())
+    }
+    /// Tells the receiver the stream is broken (so an upload aborts).
+    pub fn fail(&mut self, msg: &str) {
+        let _ = self
+            .tx
+            .blocking_send(Err(io::Error::other(msg.to_string())));
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BUF {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
