@@ -32,78 +32,86 @@ pub async fn run(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
 
 fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
     let file = &cfg.file.backup;
-    let target = cfg.backup_target(&args.target);
+    // Fields in the order their mistakes are reported.
+    Ok(Plan {
+        target: cfg.backup_target(&args.target),
+        cwd: std::env::current_dir()?,
+        stores: stores(cfg, args)?,
+        method: method(args.cold, file.method.as_deref())?,
+        stop_timeout: cfg.backup_stop_timeout(args.stop_timeout),
+        policy: policy(args, file),
+        name_prefix: name_prefix(file.name_prefix.as_deref())?,
+        signals: Signals::parse(
+            args.notify.as_deref().or(file.notify.as_deref()),
+            args.ping.as_deref().or(file.ping.as_deref()),
+        )?,
+        keys: keys(cfg, &args.recipients)?,
+    })
+}
+
+/// `--store` (repeatable), else `[backup] stores`, else the snapshot store;
+/// each one named once.
+fn stores(cfg: &Config, args: &BackupArgs) -> Result<Vec<String>> {
+    let file = &cfg.file.backup;
     let stores = if !args.stores.is_empty() {
         args.stores.clone()
     } else if !file.stores.is_empty() {
         file.stores.clone()
     } else {
-        vec![
-            cfg.file
-                .snapshot
-                .store
-                .clone()
-                .unwrap_or_else(|| super::snapshot::DEFAULT_STORE.into())
-                .display()
-                .to_string(),
-        ]
+        let default = cfg.file.snapshot.store.clone();
+        let dir = default.unwrap_or_else(|| super::snapshot::DEFAULT_STORE.into());
+        vec![dir.display().to_string()]
     };
-    for (i, s) in stores.iter().enumerate() {
-        if s.trim().is_empty() {
+    for (i, store) in stores.iter().enumerate() {
+        if store.trim().is_empty() {
             return error::usage("a backup store is empty — give a directory");
         }
-        if stores[..i].contains(s) {
+        if stores[..i].contains(store) {
             return error::usage(format!(
-                "store {s:?} is listed twice — a backup store is a separate place; remove one"
+                "store {store:?} is listed twice — a backup store is a separate place; remove one"
             ));
         }
     }
-    let method = if args.cold {
-        Method::Cold
-    } else {
-        match file.method.as_deref() {
-            None | Some("online") => Method::Online,
-            Some("cold") => Method::Cold,
-            Some(other) => {
-                return error::usage(format!(
-                    "ward.toml [backup] method = {other:?} is not a method — use \"online\" (no \
-                     downtime, the default) or \"cold\""
-                ));
-            }
-        }
-    };
+    Ok(stores)
+}
+
+/// `--cold`, else `[backup] method` (online by default).
+fn method(cold: bool, configured: Option<&str>) -> Result<Method> {
+    if cold {
+        return Ok(Method::Cold);
+    }
+    match configured {
+        None | Some("online") => Ok(Method::Online),
+        Some("cold") => Ok(Method::Cold),
+        Some(other) => error::usage(format!(
+            "ward.toml [backup] method = {other:?} is not a method — use \"online\" (no \
+             downtime, the default) or \"cold\""
+        )),
+    }
+}
+
+/// The retention policy, flags over `[backup]`; none when nothing is kept
+/// by rule or `--no-prune` is given.
+fn policy(args: &BackupArgs, file: &crate::config::FileBackup) -> Option<retention::Policy> {
     let policy = retention::Policy {
         keep_last: args.keep_last.or(file.keep_last).unwrap_or(0),
         keep_daily: args.keep_daily.or(file.keep_daily).unwrap_or(0),
         keep_weekly: args.keep_weekly.or(file.keep_weekly).unwrap_or(0),
         keep_monthly: args.keep_monthly.or(file.keep_monthly).unwrap_or(0),
     };
-    let policy = (!args.no_prune && policy != retention::Policy::default()).then_some(policy);
-    let name_prefix = file
-        .name_prefix
-        .clone()
-        .unwrap_or_else(|| DEFAULT_PREFIX.into());
+    (!args.no_prune && policy != retention::Policy::default()).then_some(policy)
+}
+
+/// `[backup] name_prefix` (default [`DEFAULT_PREFIX`]), usable in a name.
+fn name_prefix(configured: Option<&str>) -> Result<String> {
+    let name_prefix = configured.unwrap_or(DEFAULT_PREFIX).to_string();
     if check_name(&format!("{name_prefix}-x")).is_err() || name_prefix.is_empty() {
         return error::usage(format!(
             "ward.toml [backup] name_prefix = {name_prefix:?} is not usable in a snapshot name — \
              use letters, digits, '.', '_' or '-'"
         ));
     }
-    let signals = Signals::parse(
-        args.notify.as_deref().or(file.notify.as_deref()),
-        args.ping.as_deref().or(file.ping.as_deref()),
-    )?;
-    Ok(Plan {
-        target,
-        cwd: std::env::current_dir()?,
-        stores,
-        method,
-        stop_timeout: cfg.backup_stop_timeout(args.stop_timeout),
-        policy,
-        name_prefix,
-        signals,
-        keys: keys(cfg, &args.recipients)?,
-    })
+    Ok(name_prefix)
 }
 
 /// The `[store]` keys every backup store gets: recipients new archives are
@@ -116,24 +124,7 @@ fn plan(cfg: &Config, args: &BackupArgs) -> Result<Plan> {
 /// must never back up in the clear. `WARD_AGE_IDENTITY` over ward.toml too.
 fn keys(cfg: &Config, args: &RecipientArgs) -> Result<crate::snapshot::crypt::Keys> {
     let s = &cfg.file.store;
-    let from_env: Vec<String> = std::env::var("WARD_AGE_RECIPIENTS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let (recipients, files): (Vec<String>, Vec<std::path::PathBuf>) =
-        if !args.encrypt_to.is_empty() || !args.recipients_files.is_empty() {
-            (args.encrypt_to.clone(), args.recipients_files.clone())
-        } else if !from_env.is_empty() {
-            (from_env, Vec::new())
-        } else {
-            (
-                s.encrypt_to.clone(),
-                s.recipients_file.iter().cloned().collect(),
-            )
-        };
+    let (recipients, files) = s.recipients(&args.encrypt_to, &args.recipients_files);
     let identity = std::env::var_os("WARD_AGE_IDENTITY")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
@@ -154,8 +145,7 @@ fn print_systemd(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
         || args.keep_weekly.is_some()
         || args.keep_monthly.is_some()
         || args.no_prune
-        || !args.recipients.encrypt_to.is_empty()
-        || !args.recipients.recipients_files.is_empty()
+        || !args.recipients.is_empty()
         || args.notify.is_some()
         || args.ping.is_some();
     if run_flags {
