@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::RecipientArgs;
 use crate::target::TargetSpec;
 
 pub(super) const BACKUP_EXAMPLES: &str = "Examples:
@@ -27,20 +28,6 @@ backups), report; --notify and --ping tell someone how it went.
 Exit codes: 0 every step succeeded · 1 the backup ran and a step failed (the report
 names the store; what succeeded is kept) · 2 bad input, or another backup of this
 target is still running (this run did nothing) · 130 interrupted.";
-
-/// The age recipients new archives are encrypted to (`ward backup`); parsed
-/// by `snapshot::crypt::Keys`, like `ward snapshot`'s.
-#[derive(Debug, Args, Clone, Default)]
-pub struct RecipientArgs {
-    /// Encrypt the backup with age to this X25519 recipient (age1…; repeatable)
-    /// [over WARD_AGE_RECIPIENTS, comma-separated, over ward.toml [store] encrypt_to]
-    #[arg(long = "encrypt-to", value_delimiter = ',', value_name = "RECIPIENT")]
-    pub encrypt_to: Vec<String>,
-    /// Encrypt to the recipients listed in this file, one per line (repeatable)
-    /// [over WARD_AGE_RECIPIENTS, over ward.toml [store] recipients_file]
-    #[arg(long = "recipients-file", value_name = "FILE")]
-    pub recipients_files: Vec<PathBuf>,
-}
 
 /// `ward backup`: flags override `ward.toml` `[backup]`.
 #[derive(Debug, Args, Clone, Default)]

@@ -17,11 +17,11 @@ mod seed;
 mod shared;
 mod snapshot;
 
-pub use backup::{BackupArgs, RecipientArgs};
+pub use backup::BackupArgs;
 pub use check::{AgainstArg, CheckArgs, CheckFormat, Runner};
 pub use demo::DemoArgs;
 pub use seed::SeedArgs;
-pub use shared::{DbContainerArgs, DjangoProjectArgs, StoreArgs};
+pub use shared::{DbContainerArgs, DjangoProjectArgs, RecipientArgs, StoreArgs};
 pub use snapshot::{
     SnapshotArgs, SnapshotCommand, SnapshotCopyArgs, SnapshotCreateArgs, SnapshotDeleteArgs,
     SnapshotNameArgs, SnapshotPruneArgs, SnapshotRecoverArgs, SnapshotRestoreArgs,

@@ -16,20 +16,31 @@ pub struct StoreArgs {
     /// [env: WARD_AGE_IDENTITY; ward.toml: [store] identity]
     #[arg(long, env = "WARD_AGE_IDENTITY", value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// Encrypt new archives (snapshots, a restore's safety snapshot) with age to this
-    /// X25519 recipient (age1…; repeatable) [env: WARD_AGE_RECIPIENTS, comma-separated;
-    /// ward.toml: [store] encrypt_to]
-    #[arg(
-        long = "encrypt-to",
-        env = "WARD_AGE_RECIPIENTS",
-        value_delimiter = ',',
-        value_name = "RECIPIENT"
-    )]
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+}
+
+/// The age recipients new archives are encrypted to: `ward snapshot`'s
+/// (with `--store`: snapshots, a restore's safety snapshot) and `ward
+/// backup`'s. One rule for both, in `config::FileStore::recipients`: these
+/// flags, else WARD_AGE_RECIPIENTS, else ward.toml.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipientArgs {
+    /// Encrypt new archives with age to this X25519 recipient (age1…; repeatable)
+    /// [over WARD_AGE_RECIPIENTS, comma-separated, over ward.toml [store] encrypt_to]
+    #[arg(long = "encrypt-to", value_delimiter = ',', value_name = "RECIPIENT")]
     pub encrypt_to: Vec<String>,
     /// Encrypt to the recipients listed in this file, one per line (repeatable)
-    /// [ward.toml: [store] recipients_file]
+    /// [over WARD_AGE_RECIPIENTS, over ward.toml [store] recipients_file]
     #[arg(long = "recipients-file", value_name = "FILE")]
     pub recipients_files: Vec<PathBuf>,
+}
+
+impl RecipientArgs {
+    /// Whether no recipient flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.encrypt_to.is_empty() && self.recipients_files.is_empty()
+    }
 }
 
 /// The Postgres container `ward seed` / `ward check` connect to when no

@@ -101,6 +101,87 @@ pub struct FileStore {
     pub identity: Option<PathBuf>,
 }
 
+impl FileStore {
+    /// The recipients (and recipient files) new archives are encrypted to,
+    /// by one rule for every verb: the flags when any is given, else
+    /// WARD_AGE_RECIPIENTS (comma-separated) when set, else ward.toml — the
+    /// environment over the file, so that a timer whose unit exports the
+    /// recipients never writes in the clear; sources are never mixed.
+    pub fn recipients(
+        &self,
+        flags: &[String],
+        flag_files: &[PathBuf],
+    ) -> (Vec<String>, Vec<PathBuf>) {
+        let env = std::env::var("WARD_AGE_RECIPIENTS").ok();
+        self.recipients_from(flags, flag_files, env.as_deref())
+    }
+
+    fn recipients_from(
+        &self,
+        flags: &[String],
+        flag_files: &[PathBuf],
+        env: Option<&str>,
+    ) -> (Vec<String>, Vec<PathBuf>) {
+        if !flags.is_empty() || !flag_files.is_empty() {
+            return (flags.to_vec(), flag_files.to_vec());
+        }
+        let from_env: Vec<String> = env
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !from_env.is_empty() {
+            return (from_env, Vec::new());
+        }
+        (
+            self.encrypt_to.clone(),
+            self.recipients_file.iter().cloned().collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod recipient_tests {
+    use super::*;
+
+    fn file() -> FileStore {
+        FileStore {
+            encrypt_to: vec!["age1file".into()],
+            recipients_file: Some(PathBuf::from("file.txt")),
+            ..FileStore::default()
+        }
+    }
+
+    #[test]
+    fn recipients_come_from_flags_over_the_environment_over_ward_toml_never_mixed() {
+        let flag_file = [PathBuf::from("flag.txt")];
+        // A recipients file flag alone still wins over the environment.
+        assert_eq!(
+            file().recipients_from(&[], &flag_file, Some("age1env")),
+            (vec![], flag_file.to_vec())
+        );
+        assert_eq!(
+            file().recipients_from(&["age1flag".into()], &[], Some("age1env")),
+            (vec!["age1flag".to_string()], vec![])
+        );
+        assert_eq!(
+            file().recipients_from(&[], &[], Some(" age1a, ,age1b ")),
+            (vec!["age1a".to_string(), "age1b".to_string()], vec![])
+        );
+        for blank in [None, Some(""), Some(" , ")] {
+            assert_eq!(
+                file().recipients_from(&[], &[], blank),
+                (
+                    vec!["age1file".to_string()],
+                    vec![PathBuf::from("file.txt")]
+                )
+            );
+        }
+    }
+}
+
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStore")

@@ -14,8 +14,7 @@ use crate::{error, output};
 pub(super) async fn copy(cfg: &Config, args: &SnapshotCopyArgs) -> Result<Exit> {
     // Flags only: WARD_AGE_RECIPIENTS exported for the creates of a backup
     // host must not stop its copies.
-    let from_env = std::env::var_os("WARD_AGE_RECIPIENTS").is_some();
-    if (!args.store.encrypt_to.is_empty() && !from_env) || !args.store.recipients_files.is_empty() {
+    if !args.store.recipients.is_empty() {
         return error::usage(
             "copy keeps an archive as it is stored (encrypted to its own recipients, or not at \
              all) and takes no --encrypt-to / --recipients-file — \

@@ -40,17 +40,10 @@ pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
 /// opens encrypted ones, and whether the store requires encryption.
 pub(crate) fn store_at(cfg: &Config, args: &StoreArgs, dir: &std::path::Path) -> Result<Store> {
     let file = &cfg.file.store;
-    let (encrypt_to, recipients_files) = (&args.encrypt_to, &args.recipients_files);
-    let recipients = if encrypt_to.is_empty() && recipients_files.is_empty() {
-        file.encrypt_to.clone()
-    } else {
-        encrypt_to.clone()
-    };
-    let files = if encrypt_to.is_empty() && recipients_files.is_empty() {
-        file.recipients_file.iter().cloned().collect()
-    } else {
-        recipients_files.clone()
-    };
+    let (recipients, files) = file.recipients(
+        &args.recipients.encrypt_to,
+        &args.recipients.recipients_files,
+    );
     let keys = snapshot::crypt::Keys::new(
         &recipients,
         &files,
