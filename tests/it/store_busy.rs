@@ -18,12 +18,15 @@ impl HeldLock {
         let lock = dir.join(".lock");
         // Blocking, so that a probe holding the lock for an instant only
         // delays it.
-        let child = std::process::Command::new("flock")
-            .args(["--exclusive", "--timeout", "60"])
-            .arg(&lock)
-            .args(["sleep", "600"])
-            .spawn()
-            .expect("flock(1) runs");
+        // Wrapped at once: its Drop kills and waits for it on every path.
+        let held = HeldLock(
+            std::process::Command::new("flock")
+                .args(["--exclusive", "--timeout", "60"])
+                .arg(&lock)
+                .args(["sleep", "600"])
+                .spawn()
+                .expect("flock(1) runs"),
+        );
         // flock creates and locks the file before it starts sleep; a
         // probe that cannot take it proves it held.
         for _ in 0..200 {
@@ -34,7 +37,7 @@ impl HeldLock {
                 .status()
                 .unwrap();
             if !probe.success() {
-                return HeldLock(child);
+                return held;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
