@@ -9,7 +9,10 @@
 //!   1. `ward snapshot create` into a local store and into the bucket, in
 //!      the clear and encrypted with age (four creates of the same data);
 //!   2. `ward snapshot restore --yes` back from each of the four;
-//!   3. the peak RSS (VmHWM, sampled by a poller thread) of every ward process.
+//!   3. the peak RSS (VmHWM, sampled by a poller thread) of every ward
+//!      process, the CPU seconds it used, and the CPU seconds the S3 server
+//!      used meanwhile (on this machine the server shares ward's two cores:
+//!      what it spends is not spent compressing).
 //!
 //! Each case runs WARD_BENCH_ROUNDS times (default 3), in an order rotated
 //! every round so that no case always runs first on a cold page cache or
@@ -23,6 +26,10 @@
 //! Environment: WARD_BENCH_GB (default 2), WARD_BENCH_ROUNDS (default 3),
 //! WARD_TEST_S3S (the s3s-fs binary,
 //! default /opt/ward-ci/bin/s3s-fs).
+
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,14 +67,30 @@ fn vm_hwm(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// One ward run: seconds and peak RSS in MiB.
+/// One ward run: seconds, peak RSS in MiB, and the CPU seconds ward and the
+/// S3 server spent (the server shares the machine's two cores with ward).
 struct Measured {
     seconds: f64,
     peak_mib: f64,
+    cpu_s: f64,
+    server_cpu_s: f64,
 }
 
-/// Runs ward with `env`, sampling its peak RSS from a poller thread.
-fn ward(args: &[&str], env: &[(&str, &str)]) -> Measured {
+/// CPU seconds (user + system, all threads) `pid` has used so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), 1-based from
+    // field 3: utime is field 14, stime field 15, in clock ticks (100 a second).
+    let rest = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs ward with `env`, sampling its peak RSS and CPU time from a poller
+/// thread; `server` is the S3 server's pid, whose CPU time is read around it.
+fn ward(args: &[String], env: &[(&str, &str)], server: u32) -> Measured {
+    let server_before = cpu_seconds(server).unwrap_or(0.0);
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
     cmd.args(args)
@@ -83,20 +106,23 @@ fn ward(args: &[&str], env: &[(&str, &str)]) -> Measured {
     let poller = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let mut peak = 0u64;
+            let (mut peak, mut cpu) = (0u64, 0.0f64);
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 if let Some(kib) = vm_hwm(pid) {
                     peak = peak.max(kib);
                 }
+                if let Some(c) = cpu_seconds(pid) {
+                    cpu = cpu.max(c);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            peak
+            (peak, cpu)
         })
     };
     let out = child.wait_with_output().unwrap();
     let seconds = started.elapsed().as_secs_f64();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let peak_kib = poller.join().unwrap();
+    let (peak_kib, cpu_s) = poller.join().unwrap();
     assert!(
         out.status.success(),
         "ward {}: {}",
@@ -106,7 +132,54 @@ fn ward(args: &[&str], env: &[(&str, &str)]) -> Measured {
     Measured {
         seconds,
         peak_mib: peak_kib as f64 / 1024.0,
+        cpu_s,
+        server_cpu_s: cpu_seconds(server).unwrap_or(0.0) - server_before,
     }
+}
+
+/// One case of the bench: which store, encrypted or not.
+struct Case<'a> {
+    label: &'a str,
+    store: &'a str,
+    encrypted: bool,
+}
+
+impl Case<'_> {
+    fn archive(&self) -> &'static str {
+        if self.encrypted { "encrypted" } else { "plain" }
+    }
+}
+
+/// Runs `step` for every case WARD_BENCH_ROUNDS times. Each case runs once a
+/// round, and every round starts at another case: each case is first
+/// (coldest page cache) once in four rounds, so no case is favoured by its
+/// place; the median of the rounds is reported. `run` runs ward for a
+/// case and the snapshot's name.
+fn measure(
+    step: &str,
+    cases: &[Case],
+    rounds: usize,
+    run: &dyn Fn(&Case, &str) -> Measured,
+) -> Vec<Vec<Measured>> {
+    let mut measured: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            let case = &cases[i];
+            let m = run(case, &format!("r{round}c{i}"));
+            eprintln!(
+                "round {round}: {step} {:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB  ward CPU {:>5.1} s  server CPU {:>5.1} s",
+                case.label,
+                case.archive(),
+                m.seconds,
+                m.peak_mib,
+                m.cpu_s,
+                m.server_cpu_s
+            );
+            measured[i].push(m);
+        }
+    }
+    measured
 }
 
 fn free_port() -> u16 {
@@ -250,79 +323,59 @@ fn main() {
         ("AWS_ALLOW_HTTP", "true"),
     ];
     let identity_s = identity.display().to_string();
-    // (label, store, encrypted)
     let cases = [
-        ("local", local_store.as_str(), false),
-        ("s3", remote_store.as_str(), false),
-        ("local", local_store.as_str(), true),
-        ("s3", remote_store.as_str(), true),
+        Case {
+            label: "local",
+            store: &local_store,
+            encrypted: false,
+        },
+        Case {
+            label: "s3",
+            store: &remote_store,
+            encrypted: false,
+        },
+        Case {
+            label: "local",
+            store: &local_store,
+            encrypted: true,
+        },
+        Case {
+            label: "s3",
+            store: &remote_store,
+            encrypted: true,
+        },
     ];
-    // Each case runs once a round, and every round starts at another case:
-    // each case is first (coldest page cache) once in four rounds, so no
-    // case is favoured by its place; the median of the rounds is reported.
     let rounds: usize = std::env::var("WARD_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    let order = |round: usize| (0..cases.len()).map(move |k| (round + k) % cases.len());
-    let mut creates: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::new()).collect();
-    for round in 0..rounds {
-        for i in order(round) {
-            let (label, store, encrypted) = cases[i];
-            let snap = format!("r{round}c{i}");
-            let mut args = vec![
-                "snapshot",
-                "create",
-                &snap,
-                "--container",
-                &name,
-                "--store",
-                store,
-            ];
-            if encrypted {
-                args.extend(["--encrypt-to", recipient.as_str()]);
-            }
-            let m = ward(&args, &env);
-            eprintln!(
-                "round {round}: create {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
-                if encrypted { "encrypted" } else { "plain" },
-                m.seconds,
-                m.peak_mib
-            );
-            creates[i].push(m);
+    let server = s3.0.as_ref().map(Child::id).unwrap_or(0);
+    let on = |verb: &str, case: &Case, snap: &str| -> Vec<String> {
+        let mut args: Vec<String> = ["snapshot", verb, snap, "--container", &name, "--store"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.push(case.store.to_string());
+        args
+    };
+    let creates = measure("create", &cases, rounds, &|case, snap| {
+        let mut args = on("create", case, snap);
+        if case.encrypted {
+            args.extend(["--encrypt-to".into(), recipient.clone()]);
         }
-    }
+        ward(&args, &env, server)
+    });
     sh(&format!("docker start {name} >/dev/null"));
     wait_ready(&name);
-    let mut restores: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::new()).collect();
-    for round in 0..rounds {
-        for i in order(round) {
-            let (label, store, encrypted) = cases[i];
-            let snap = format!("r{round}c{i}");
-            let mut args = vec![
-                "snapshot",
-                "restore",
-                &snap,
-                "--container",
-                &name,
-                "--store",
-                store,
-                "--yes",
-            ];
-            if encrypted {
-                args.extend(["--identity", identity_s.as_str()]);
-            }
-            let m = ward(&args, &env);
-            eprintln!(
-                "round {round}: restore {label:<5} {:<9} {:>6.1} s  peak {:>5.0} MiB",
-                if encrypted { "encrypted" } else { "plain" },
-                m.seconds,
-                m.peak_mib
-            );
-            restores[i].push(m);
+    let restores = measure("restore", &cases, rounds, &|case, snap| {
+        let mut args = on("restore", case, snap);
+        args.push("--yes".into());
+        if case.encrypted {
+            args.extend(["--identity".into(), identity_s.clone()]);
         }
-    }
+        ward(&args, &env, server)
+    });
     let rows = sh(&format!(
         "docker exec -u postgres {name} psql -XAtq -d app -c 'select count(*) from bulk'"
     ));
@@ -337,19 +390,23 @@ fn main() {
         load_average()
     );
     println!(
-        "{:<8} {:<6} {:<10} {:>9} {:>9} {:>10}   rounds (s)",
-        "step", "store", "archive", "median s", "MiB/s", "peak RSS"
+        "{:<8} {:<6} {:<10} {:>9} {:>9} {:>10} {:>9} {:>11}   rounds (s)",
+        "step", "store", "archive", "median s", "MiB/s", "peak RSS", "ward CPU", "server CPU"
     );
     let mib = raw as f64 / (1u64 << 20) as f64;
     for (step, runs) in [("create", &creates), ("restore", &restores)] {
-        for ((label, _, encrypted), m) in cases.iter().zip(runs.iter()) {
+        for (case, m) in cases.iter().zip(runs.iter()) {
             let each: Vec<String> = m.iter().map(|r| format!("{:.1}", r.seconds)).collect();
+            let mean = |f: fn(&Measured) -> f64| m.iter().map(f).sum::<f64>() / m.len() as f64;
             println!(
-                "{step:<8} {label:<6} {:<10} {:>9.1} {:>9.1} {:>7.0} MiB   {}",
-                if *encrypted { "encrypted" } else { "plain" },
+                "{step:<8} {:<6} {:<10} {:>9.1} {:>9.1} {:>6.0} MiB {:>7.1} s {:>9.1} s   {}",
+                case.label,
+                case.archive(),
                 median(m),
                 mib / median(m),
                 peak(m),
+                mean(|r| r.cpu_s),
+                mean(|r| r.server_cpu_s),
                 each.join(" ")
             );
         }

@@ -22,6 +22,10 @@
 //! guessed spec (WARD_BENCH_CORPUS=0 skips it; WARD_BENCH_SYNTHETIC=0 skips
 //! the synthetic set).
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 use std::process::Command;
 use std::time::Instant;
 

@@ -4,6 +4,10 @@
 //!
 //! WARD_BENCH_PATIENTS (default 170000 ≈ 1 GB with indexes) sets the size.
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 use std::process::Command;
 use std::time::Instant;
 

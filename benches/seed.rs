@@ -13,6 +13,10 @@
 //! Environment: WARD_BENCH_PATIENTS (default 100000), WARD_BENCH_RSS_PATIENTS
 //! (default 909091; 0 skips the RSS run).
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -197,7 +201,7 @@ fn main() {
 
     println!(
         "seed benchmark: {patients} patients, {} cores",
-        ward::config::default_jobs()
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let w = ward_seed(&url, patients, "ward_run");
     let rows = w.rows;

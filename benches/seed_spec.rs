@@ -3,6 +3,10 @@
 //! WARD_BENCH_ROOT_ROWS rows per root table (default 50000). Prints rows/s per
 //! table as ward reports them, and the end-to-end rate.
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 use std::process::Command;
 use std::time::Instant;
 

@@ -23,6 +23,10 @@
 //!
 //! Environment: WARD_BENCH_SNAPSHOT_PATIENTS (default 170000).
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

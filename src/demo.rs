@@ -13,7 +13,7 @@ use crate::seed::spec::Spec;
 
 /// What `ward demo` shows after seeding.
 #[derive(Debug, Serialize)]
-pub struct DemoSummary {
+pub(crate) struct DemoSummary {
     pub seed: SeedReport,
     /// Connection string of the cluster (only when kept running).
     pub database_url: Option<String>,
@@ -36,7 +36,7 @@ pub struct DemoSummary {
 
 /// What the quick-reset stage of `ward demo` did.
 #[derive(Debug, Serialize)]
-pub struct DemoFast {
+pub(crate) struct DemoFast {
     pub snapshot_seconds: f64,
     pub deleted_rows: i64,
     pub restore_seconds: f64,
@@ -45,7 +45,7 @@ pub struct DemoFast {
 
 /// What the snapshot stages of `ward demo` did.
 #[derive(Debug, Serialize)]
-pub struct DemoSnapshot {
+pub(crate) struct DemoSnapshot {
     pub name: String,
     pub snapshot_seconds: f64,
     pub archive_bytes: u64,
@@ -55,7 +55,7 @@ pub struct DemoSnapshot {
     pub restore_seconds: f64,
 }
 
-pub async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<DemoSummary> {
+pub(crate) async fn run(patients: u64, keep: bool, progress: &dyn Progress) -> Result<DemoSummary> {
     crate::seed::check_patients(0, patients)?;
     let cluster = tokio::task::spawn_blocking(Cluster::start)
         .await?
@@ -246,7 +246,7 @@ async fn start(cluster: &mut Cluster) -> Result<()> {
 
 /// The example migrations of the demo's check stage: one safe, one that
 /// breaks data (lossy rounding and a cascading delete).
-pub const EXAMPLE_MIGRATIONS: &[(&str, &[(&str, &str)])] = &[
+pub(crate) const EXAMPLE_MIGRATIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "safe",
         &[(

@@ -26,14 +26,14 @@ const TAIL_LINES: usize = 8;
 
 /// A Django project: the directory holding `manage.py`, and its Python.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     pub dir: PathBuf,
     pub python: PathBuf,
 }
 
 /// A finished `manage.py` command (secrets redacted from its output).
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The command as shown in messages.
     pub shown: String,
     pub success: bool,
@@ -47,25 +47,20 @@ pub struct Finished {
 
 impl Finished {
     /// The line that says what went wrong.
-    pub fn error_line(&self) -> String {
+    pub(crate) fn error_line(&self) -> String {
         last_error_line(&self.stderr, &self.stdout)
-    }
-
-    /// Everything it printed: stderr, then stdout.
-    pub fn all_output(&self) -> String {
-        format!("{}{}", self.stderr, self.stdout)
     }
 }
 
 /// Whether `dir` holds a Django project (a `manage.py`).
-pub fn is_project(dir: &Path) -> bool {
+pub(crate) fn is_project(dir: &Path) -> bool {
     dir.join("manage.py").is_file()
 }
 
 impl Project {
     /// The project in `dir` (default: the working directory), run by `python`
     /// (default: `WARD_PYTHON`, then the project's `.venv/bin/python`, then `python3`).
-    pub fn locate(dir: Option<&Path>, python: Option<&Path>) -> Result<Project> {
+    pub(crate) fn locate(dir: Option<&Path>, python: Option<&Path>) -> Result<Project> {
         let dir = match dir {
             Some(d) => d.to_path_buf(),
             None => std::env::current_dir()?,
@@ -91,7 +86,7 @@ impl Project {
     /// Runs `python manage.py ARGS` in the project with DATABASE_URL set to
     /// `database_url`, with a timeout; a failing command is a [`Finished`]
     /// with `success: false`, not an error.
-    pub async fn run(&self, args: &[&str], database_url: &str) -> Result<Finished> {
+    pub(crate) async fn run(&self, args: &[&str], database_url: &str) -> Result<Finished> {
         let shown = format!("python manage.py {}", shown_args(args));
         let mut cmd = tokio::process::Command::new(&self.python);
         cmd.arg("manage.py")
@@ -134,7 +129,7 @@ impl Project {
 
     /// Like [`Project::run`], and a failing command is an error: one line
     /// saying what failed plus the command's last lines.
-    pub async fn manage(&self, args: &[&str], database_url: &str) -> Result<Finished> {
+    pub(crate) async fn manage(&self, args: &[&str], database_url: &str) -> Result<Finished> {
         let out = self.run(args, database_url).await?;
         if !out.success {
             return Err(UsageError(format!(
@@ -152,12 +147,12 @@ impl Project {
     }
 
     /// The project's models as its own Django describes them.
-    pub async fn models(&self, database_url: &str) -> Result<Models> {
+    pub(crate) async fn models(&self, database_url: &str) -> Result<Models> {
         self.shell_json(MODELS_SCRIPT, database_url).await
     }
 
     /// Runs `script` in `manage.py shell` and reads the JSON document it prints last.
-    pub async fn shell_json<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn shell_json<T: serde::de::DeserializeOwned>(
         &self,
         script: &str,
         database_url: &str,
@@ -180,7 +175,7 @@ impl Project {
 }
 
 /// The database as a `postgres://` URL (Django's settings parse only that form).
-pub fn database_url(url: &str) -> Result<String> {
+pub(crate) fn database_url(url: &str) -> Result<String> {
     crate::pg::urls::postgres_scheme_url(url)
 }
 
@@ -200,7 +195,7 @@ fn shown_args(args: &[&str]) -> String {
 
 /// The line that says what went wrong: the last line that looks like an
 /// exception or an error, else the last non-empty line.
-pub fn last_error_line(stderr: &str, stdout: &str) -> String {
+pub(crate) fn last_error_line(stderr: &str, stdout: &str) -> String {
     let text = if stderr.trim().is_empty() {
         stdout
     } else {
@@ -222,7 +217,7 @@ pub fn last_error_line(stderr: &str, stdout: &str) -> String {
 }
 
 /// The last `n` lines of the command's output, indented, each shortened.
-pub fn tail(stderr: &str, stdout: &str, n: usize) -> String {
+pub(crate) fn tail(stderr: &str, stdout: &str, n: usize) -> String {
     let text = if stderr.trim().is_empty() {
         stdout
     } else {
@@ -237,7 +232,7 @@ pub fn tail(stderr: &str, stdout: &str, n: usize) -> String {
 }
 
 /// At most `max` characters, with "…" when cut.
-pub fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() > max {
         format!("{}…", s.chars().take(max - 1).collect::<String>())
     } else {
@@ -247,13 +242,13 @@ pub fn shorten(s: &str, max: usize) -> String {
 
 /// Every model of the project (`django_models.py`'s output).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Models {
+pub(crate) struct Models {
     pub django: String,
     pub models: Vec<Model>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Model {
+pub(crate) struct Model {
     pub label: String,
     pub db_table: String,
     pub fields: Vec<Field>,
@@ -261,17 +256,15 @@ pub struct Model {
 
 /// One concrete field, as the model declares it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Field {
+pub(crate) struct Field {
     pub name: String,
     pub column: String,
     #[serde(rename = "type")]
     pub internal_type: String,
     pub null: bool,
     pub blank: bool,
-    pub unique: bool,
     pub relation: bool,
     pub primary_key: bool,
-    pub max_length: Option<u64>,
     /// The stored values of `choices`, as text.
     pub choices: Option<Vec<String>>,
     /// Bounds from every Min/MaxValueValidator (the backend's included).
@@ -299,13 +292,13 @@ pub struct Field {
 
 impl Models {
     /// The model stored in `table` (Django's `db_table`).
-    pub fn by_table(&self, table: &str) -> Option<&Model> {
+    pub(crate) fn by_table(&self, table: &str) -> Option<&Model> {
         self.models.iter().find(|m| m.db_table == table)
     }
 }
 
 impl Model {
-    pub fn field(&self, column: &str) -> Option<&Field> {
+    pub(crate) fn field(&self, column: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.column == column)
     }
 }

@@ -10,7 +10,7 @@ use crate::target::TargetSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     /// Not configured; not a problem unless you need it.
     Skipped,
@@ -18,7 +18,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub status: Status,
     /// What was found.
@@ -29,19 +29,19 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub checks: Vec<Check>,
 }
 
 impl Report {
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Missing)
     }
 }
 
 /// Runs every check; `target` is the snapshot target the configuration
 /// names (ward.toml's `[snapshot]` section), if any.
-pub async fn run(database_url: Option<&str>, target: &TargetSpec) -> Report {
+pub(crate) async fn run(database_url: Option<&str>, target: &TargetSpec) -> Report {
     let mut checks = vec![server_binaries()];
     checks.push(database(database_url).await);
     checks.push(docker().await);

@@ -8,7 +8,7 @@ use thiserror::Error;
 
 /// The process exit code contract (see README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Everything worked.
     Ok,
     /// The command ran and found problems (e.g. `doctor` found something missing).
@@ -20,7 +20,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub fn as_u8(self) -> u8 {
+    pub(crate) fn as_u8(self) -> u8 {
         match self {
             Exit::Ok => 0,
             Exit::Findings => 1,
@@ -34,7 +34,7 @@ impl Exit {
 /// `run` words the message for the command that was stopped.
 #[derive(Debug, Error)]
 #[error("interrupted")]
-pub struct Interrupted;
+pub(crate) struct Interrupted;
 
 /// A problem with what the user asked for, with the fix in the message.
 ///
@@ -42,7 +42,7 @@ pub struct Interrupted;
 /// wrong" and "something broke"; both exit 2, but tests and `doctor` branch on it.
 #[derive(Debug, Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// Another ward process holds a lock this step needs (a snapshot store's
 /// writer lock, local or remote, or a target's lock). Exit 2 like a
@@ -50,10 +50,28 @@ pub struct UsageError(pub String);
 /// backup`) can wait its turn instead of failing, without reading messages.
 #[derive(Debug, Error)]
 #[error("{0}")]
-pub struct Busy(pub String);
+pub(crate) struct Busy(pub String);
+
+/// A service ward needs did not answer: an S3 endpoint that refused the
+/// connection or timed out. Exit 2 for a command run by hand, like a
+/// [`UsageError`]; typed apart because `ward backup` reports it as a failed
+/// step (exit 1) — at 3 a.m. a bucket that is down is an outage to be told,
+/// not a configuration to be fixed.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub(crate) struct Unreachable(pub String);
+
+/// Whether `e` means ward could not do the work — bad input, another ward's
+/// lock, a service that did not answer — rather than that the work found
+/// something wrong (damage, a failed check). Such errors exit 2, never 1.
+pub(crate) fn is_error_not_finding(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<UsageError>().is_some()
+        || e.downcast_ref::<Busy>().is_some()
+        || e.downcast_ref::<Unreachable>().is_some()
+}
 
 /// Shorthand for returning a [`UsageError`].
-pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+pub(crate) fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(UsageError(msg.into()).into())
 }
 
@@ -61,16 +79,16 @@ static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 
 /// Marks the process as interrupted; long-running loops poll [`cancelled`]
 /// and stop, so work on other threads (an export) cleans up after itself.
-pub fn cancel() {
+pub(crate) fn cancel() {
     CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-pub fn cancelled() -> bool {
+pub(crate) fn cancelled() -> bool {
     CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Clears the interrupt flag so that a rollback, which must finish, can run
 /// to the end after Ctrl-C (the command still exits 130).
-pub fn uncancel() {
+pub(crate) fn uncancel() {
     CANCELLED.store(false, std::sync::atomic::Ordering::SeqCst);
 }

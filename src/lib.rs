@@ -1,7 +1,7 @@
 //! ward: the life cycle of data in stateful Postgres containers.
 //!
-//! Architecture (see DESIGN.md): `main` parses the command line ([`cli`]) and
-//! calls [`run`], which resolves the configuration ([`config`]) and hands
+//! Architecture (see DESIGN.md): [`main`] parses the command line ([`cli`]) and
+//! calls `run`, which resolves the configuration ([`config`]) and hands
 //! each subcommand to its module in [`commands`]. Commands only dispatch: the
 //! work lives in the domains — [`seed`] (deterministic fake patient records),
 //! [`snapshot`] (verified snapshots and safe restores of Postgres volumes),
@@ -11,37 +11,52 @@
 //! container, volume or data directory a snapshot command works on. [`output`] is the only module
 //! that prints; [`error`] maps outcomes to exit codes.
 
-pub mod backup;
+// The library's public surface is [`main`] and the few items the
+// integration tests and benchmarks drive directly (`pub` below, and `pub`
+// inside those modules); everything else is `pub(crate)`, and
+// `unreachable_pub` (Cargo.toml) keeps it so — a `pub` item nothing outside
+// can reach would hide dead code from the compiler.
+pub(crate) mod backup;
 pub mod check;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod demo;
-pub mod django;
-pub mod docker;
-pub mod doctor;
-pub mod error;
-pub mod output;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod demo;
+pub(crate) mod django;
+pub(crate) mod docker;
+pub(crate) mod doctor;
+pub(crate) mod error;
+pub(crate) mod output;
 pub mod pg;
 pub(crate) mod process;
-pub mod progress;
-pub mod redact;
+pub(crate) mod progress;
+pub(crate) mod redact;
 pub mod seed;
 pub mod snapshot;
 pub mod target;
-pub mod units;
+pub(crate) mod units;
 
 #[cfg(test)]
 mod module_graph;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
+use clap::Parser;
 
 use cli::{Cli, Command};
 use config::{Config, FileConfig};
 use error::{Exit, Interrupted};
 
 /// Runs a parsed command line and returns the exit code. Errors are printed here.
-pub fn run(cli: Cli) -> Exit {
+/// The `ward` binary: parse the command line, set up logging, run, exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.global.verbose, cli.global.quiet);
+    ExitCode::from(run(cli).as_u8())
+}
+
+fn run(cli: Cli) -> Exit {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

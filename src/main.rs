@@ -1,12 +1,5 @@
-//! The `ward` binary: parse the command line, set up logging, run, exit.
+//! The `ward` binary: everything is in the library ([`ward::main`]).
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let cli = ward::cli::Cli::parse();
-    ward::output::init_logging(cli.global.verbose, cli.global.quiet);
-    let code = ward::run(cli);
-    ExitCode::from(code.as_u8())
+fn main() -> std::process::ExitCode {
+    ward::main()
 }

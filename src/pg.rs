@@ -7,11 +7,11 @@
 
 mod bindir;
 pub mod cluster;
-pub mod major;
-pub mod urls;
+pub(crate) mod major;
+pub(crate) mod urls;
 
-pub use major::parse_major;
-pub use urls::{UrlParts, maintenance_url, tcp_url, url_of, with_database};
+pub(crate) use major::parse_major;
+pub(crate) use urls::{UrlParts, maintenance_url, tcp_url, url_of, with_database};
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::error::UsageError;
 
 /// Where a URL points, for messages: `user@host:port/db`, without the password.
-pub fn describe(config: &Config) -> String {
+pub(crate) fn describe(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => p.display().to_string(),
@@ -38,7 +38,7 @@ pub fn describe(config: &Config) -> String {
 
 /// How long ward waits for a server (Postgres or the Docker engine) to
 /// connect *and answer*: `WARD_CONNECT_TIMEOUT` seconds, default 10.
-pub fn connect_timeout() -> Duration {
+pub(crate) fn connect_timeout() -> Duration {
     std::env::var("WARD_CONNECT_TIMEOUT")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -47,7 +47,7 @@ pub fn connect_timeout() -> Duration {
 }
 
 /// Parses a connection URL; the error never repeats the URL (it may hold a password).
-pub fn parse_url(url: &str) -> Result<Config> {
+pub(crate) fn parse_url(url: &str) -> Result<Config> {
     let mut config: Config = url.parse().map_err(|_| {
         UsageError(
             "the database URL is not valid — expected postgres://user:password@host:port/dbname"
@@ -96,7 +96,7 @@ pub async fn connect(url: &str) -> Result<Client> {
 
 /// `config.connect`, bounded: the socket-level timeout does not cover a
 /// server that accepts the connection and then never answers the startup.
-pub async fn answered(
+pub(crate) async fn answered(
     config: &Config,
     target: &str,
 ) -> Result<
@@ -156,7 +156,7 @@ fn explain_connect_error(e: &tokio_postgres::Error, target: &str) -> String {
 }
 
 /// A server error as one line: message (SQLSTATE), detail and hint when given.
-pub fn db_message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{} ({})", db.message(), db.code().code());
@@ -175,12 +175,12 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
 /// Quotes an SQL string literal, as libpq's `PQescapeLiteral` does (a
 /// backslash makes it an `E''` literal, right whatever
 /// `standard_conforming_strings` says).
-pub fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     postgres_protocol::escape::escape_literal(text)
 }
 
 /// Quotes an SQL identifier, as libpq's `PQescapeIdentifier` does.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     postgres_protocol::escape::escape_identifier(name)
 }
 
@@ -188,7 +188,7 @@ pub fn quote_ident(name: &str) -> String {
 /// server has: the one way ward copies a database (check's clones, fast
 /// snapshots and their restores). Callers turn the error into their own
 /// message (a busy source, a missing CREATEDB, a full disk).
-pub async fn clone_database(
+pub(crate) async fn clone_database(
     admin: &Client,
     source: &str,
     new: &str,
@@ -219,7 +219,7 @@ pub async fn clone_database(
 
 /// Facts about the connected server and role.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     pub version: String,
     pub version_num: i32,
     pub user: String,
@@ -229,7 +229,7 @@ pub struct ServerInfo {
     pub create_in_database: bool,
 }
 
-pub async fn server_info(client: &Client) -> Result<ServerInfo> {
+pub(crate) async fn server_info(client: &Client) -> Result<ServerInfo> {
     let row = client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int,

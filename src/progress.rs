@@ -6,7 +6,7 @@
 //! (which would tie the domains into an import cycle).
 
 /// Reports progress of long work; `output` implements it with a progress bar.
-pub trait Progress: Send + Sync {
+pub(crate) trait Progress: Send + Sync {
     /// A new stage of `total` units (rows) named `label`.
     fn stage(&self, label: &str, total: u64);
     fn advance(&self, n: u64);
@@ -14,7 +14,7 @@ pub trait Progress: Send + Sync {
 }
 
 /// A `Progress` that shows nothing.
-pub struct NoProgress;
+pub(crate) struct NoProgress;
 
 impl Progress for NoProgress {
     fn stage(&self, _: &str, _: u64) {}

@@ -18,7 +18,7 @@ const HIDDEN: &str = "***";
 /// Remembers `secret` so that [`text`] hides it wherever it appears (also
 /// percent-encoded). Too-short values are not registered: hiding every "a"
 /// would garble messages and protect nothing.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     if secret.len() < 4 {
         return;
     }
@@ -64,7 +64,7 @@ static SQL_PASSWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bPASSWORD\s+'(?:[^']|'')*'").expect("valid regex"));
 
 /// `s` with every secret ward can recognise replaced by `***`.
-pub fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     let mut out = URL_PASSWORD
         .replace_all(s, format!("$1:{HIDDEN}@"))
         .into_owned();
@@ -82,7 +82,7 @@ pub fn text(s: &str) -> String {
 }
 
 /// Whether an option or setting name says its value is a secret.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "password",
@@ -99,7 +99,7 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// The log writer: stderr, with every line passed through [`text`].
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Stderr;
+pub(crate) struct Stderr;
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

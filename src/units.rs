@@ -8,7 +8,7 @@
 //! report types) would be in a cycle with them.
 
 /// A byte count in binary units (`10 B`, `1.5 KiB`, `2.0 GiB`).
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -24,7 +24,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// A count with a comma every three digits (`1,234,567`).
-pub fn thousands(count: u64) -> String {
+pub(crate) fn thousands(count: u64) -> String {
     let digits = count.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {

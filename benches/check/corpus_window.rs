@@ -125,7 +125,7 @@ fn ward_ok(args: &[&str]) {
     );
 }
 
-pub fn run(psql: fn(&str, &[&str]), runs: usize) {
+pub(crate) fn run(psql: fn(&str, &[&str]), runs: usize) {
     let windows: Vec<usize> = match std::env::var("WARD_BENCH_CORPUS_AT") {
         Ok(v) => v
             .split(',')

@@ -14,12 +14,12 @@ use crate::target::Target;
 
 /// Held for the whole run.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: std::fs::File,
 }
 
 /// Where the backup lock of `target` lives.
-pub fn path(target: &Target) -> std::path::PathBuf {
+pub(crate) fn path(target: &Target) -> std::path::PathBuf {
     let target_lock = crate::snapshot::target_lock_path(target);
     let file = target_lock
         .file_name()
@@ -29,7 +29,7 @@ pub fn path(target: &Target) -> std::path::PathBuf {
 }
 
 /// Takes the backup lock of `target`, or fails (exit 2) naming the holder.
-pub fn take(target: &Target) -> Result<RunLock> {
+pub(crate) fn take(target: &Target) -> Result<RunLock> {
     let path = path(target);
     let mut file = crate::snapshot::open_lock_file(&path)?;
     match fs4::FileExt::try_lock(&file) {

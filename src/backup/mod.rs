@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::Utc;
 
-pub use report::{CreateStep, Report, Status, StoreStep};
+pub(crate) use report::{CreateStep, Report, Status, StoreStep};
 use report::{placeholder, skip_all};
 
 use crate::progress::Progress;
@@ -36,7 +36,7 @@ use crate::target::{self, Target, TargetSpec};
 
 /// The label every backup carries; its value is the target's identity
 /// ([`identity`]), so that prune only ever considers this target's backups.
-pub const LABEL: &str = "ward.backup";
+pub(crate) const LABEL: &str = "ward.backup";
 
 /// Who a backup belongs to: (label value, name stem). The label is the data's
 /// own identity on this host — the volume's name (compose prefixes it with the
@@ -44,7 +44,7 @@ pub const LABEL: &str = "ward.backup";
 /// canonical path — never a service name two projects may share. The stem
 /// is the same, made fit for a snapshot name (a data directory's gets a
 /// short hash of its path, as two clusters may share a directory name).
-pub fn identity(target: &Target) -> (String, String) {
+pub(crate) fn identity(target: &Target) -> (String, String) {
     match target {
         Target::Volume(v) => (v.volume.name.clone(), name_safe(&v.volume.name)),
         Target::Datadir(d) => {
@@ -73,7 +73,7 @@ fn name_safe(raw: &str) -> String {
 
 /// What to back up, where to, and whom to tell (flags over `ward.toml`).
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub target: TargetSpec,
     pub cwd: std::path::PathBuf,
     /// As given: the first gets the create, the others a copy.
@@ -91,7 +91,7 @@ pub struct Plan {
 /// Runs one backup. `Err` only when the run did not start (another backup
 /// of the same target holds the lock: no signal is sent, that run reports)
 /// or was interrupted (the `/fail` ping and the webhook are still sent).
-pub async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
+pub(crate) async fn run(plan: &Plan, progress: Arc<dyn Progress>) -> Result<Report> {
     let started = Instant::now();
     let report = Report {
         status: Status::Failed,
@@ -354,7 +354,8 @@ impl Drop for Unfinished {
 }
 
 /// Whether `e` is bad input or another ward's lock (exit 2), not a failed
-/// step (exit 1).
+/// step (exit 1). A store that does not answer ([`crate::error::Unreachable`])
+/// is a failed step: the run started, and the outage is what must be told.
 fn is_usage(e: &anyhow::Error) -> bool {
     e.downcast_ref::<crate::error::UsageError>().is_some()
         || e.downcast_ref::<crate::error::Busy>().is_some()

@@ -28,7 +28,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to send signals; both optional. Its `Debug` shows only the hosts.
 #[derive(Clone, Default)]
-pub struct Signals {
+pub(crate) struct Signals {
     notify: Option<Url>,
     ping: Option<Url>,
 }
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Signals {
 
 /// One signal sent (or not).
 #[derive(Debug, Clone, Serialize)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// "ping start", "ping success", "ping fail" or "webhook".
     pub what: &'static str,
     /// The receiver, redacted to `scheme://host/…`.
@@ -55,7 +55,7 @@ pub struct Sent {
 
 /// The webhook's JSON body.
 #[derive(Debug, Serialize)]
-pub struct Body<'a> {
+pub(crate) struct Body<'a> {
     pub status: Status,
     pub summary: String,
     pub snapshot: Option<&'a str>,
@@ -71,7 +71,7 @@ pub struct Body<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BodyStore<'a> {
+pub(crate) struct BodyStore<'a> {
     pub store: &'a str,
     pub ok: bool,
     pub copy_seconds: Option<f64>,
@@ -82,7 +82,7 @@ pub struct BodyStore<'a> {
 }
 
 impl<'a> Body<'a> {
-    pub fn of(r: &'a Report) -> Body<'a> {
+    pub(crate) fn of(r: &'a Report) -> Body<'a> {
         Body {
             status: r.status,
             summary: r.summary(),
@@ -152,7 +152,7 @@ fn register_secrets(raw: &str, url: &Url) {
 }
 
 /// `scheme://host[:port]/…`: enough to tell receivers apart, nothing secret.
-pub fn shown(url: &Url) -> String {
+pub(crate) fn shown(url: &Url) -> String {
     let host = url.host_str().unwrap_or("?");
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     let rest = if url.path().len() > 1 || url.query().is_some() {
@@ -180,7 +180,7 @@ fn with_segment(base: &Url, segment: &str) -> Url {
 }
 
 impl Signals {
-    pub fn parse(notify: Option<&str>, ping: Option<&str>) -> Result<Signals> {
+    pub(crate) fn parse(notify: Option<&str>, ping: Option<&str>) -> Result<Signals> {
         Ok(Signals {
             notify: notify.map(|u| receiver(u, "--notify")).transpose()?,
             ping: ping.map(|u| receiver(u, "--ping")).transpose()?,
@@ -188,7 +188,7 @@ impl Signals {
     }
 
     /// The `/start` ping, if a check is configured.
-    pub async fn start(&self) -> Vec<Sent> {
+    pub(crate) async fn start(&self) -> Vec<Sent> {
         match &self.ping {
             Some(p) => {
                 vec![post(&with_segment(p, "start"), "ping start", None, String::new()).await]
@@ -198,7 +198,7 @@ impl Signals {
     }
 
     /// The success or `/fail` ping and the webhook, for the finished `report`.
-    pub async fn finish(&self, report: &Report) -> Vec<Sent> {
+    pub(crate) async fn finish(&self, report: &Report) -> Vec<Sent> {
         let mut sent = Vec::new();
         if let Some(p) = &self.ping {
             let (url, what) = if report.status == Status::Ok {

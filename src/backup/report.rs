@@ -10,7 +10,7 @@ use crate::snapshot::Method;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Every step in every store succeeded.
     Ok,
     /// The backup exists in at least one store, verified; a step failed elsewhere.
@@ -21,7 +21,7 @@ pub enum Status {
 
 /// The create step.
 #[derive(Debug, Clone, Serialize)]
-pub struct CreateStep {
+pub(crate) struct CreateStep {
     pub store: String,
     pub seconds: f64,
     pub file_count: u64,
@@ -32,7 +32,7 @@ pub struct CreateStep {
 
 /// What happened in one store.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoreStep {
+pub(crate) struct StoreStep {
     pub store: String,
     pub ok: bool,
     /// "created" or "copied" when the backup arrived there.
@@ -80,7 +80,7 @@ impl StoreStep {
 
 /// The report of one run (also the webhook's source).
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub status: Status,
     pub snapshot: Option<String>,
     pub target: String,
@@ -103,7 +103,7 @@ pub struct Report {
 
 impl Report {
     /// The run's exit code: 0 only when every step succeeded.
-    pub fn exit(&self) -> crate::error::Exit {
+    pub(crate) fn exit(&self) -> crate::error::Exit {
         use crate::error::Exit;
         match self.status {
             Status::Ok => Exit::Ok,
@@ -113,7 +113,7 @@ impl Report {
     }
 
     /// One line for people (and the ping's body).
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let failed: Vec<String> = self
             .stores
             .iter()

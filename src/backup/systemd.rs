@@ -20,18 +20,18 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-pub const UNIT: &str = "ward-backup";
+pub(crate) const UNIT: &str = "ward-backup";
 
 /// The two units' text.
 #[derive(Debug, Clone, Serialize)]
-pub struct Units {
+pub(crate) struct Units {
     pub service: String,
     pub timer: String,
 }
 
 /// What goes into the units.
 #[derive(Debug, Clone)]
-pub struct UnitSpec<'a> {
+pub(crate) struct UnitSpec<'a> {
     pub exe: &'a Path,
     pub workdir: &'a Path,
     pub user: &'a str,
@@ -59,7 +59,7 @@ fn word(raw: &str, what: &str) -> Result<String> {
     ))
 }
 
-pub fn units(spec: &UnitSpec) -> Result<Units> {
+pub(crate) fn units(spec: &UnitSpec) -> Result<Units> {
     let exe = word(&spec.exe.to_string_lossy(), "the ward binary's path")?;
     let workdir = value(&spec.workdir.to_string_lossy(), "the working directory")?;
     let user = value(spec.user, "the user")?;
@@ -108,7 +108,7 @@ WantedBy=timers.target
 }
 
 /// Writes the units into `dir` (temporary name, then rename; mode 0644).
-pub fn write(units: &Units, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub(crate) fn write(units: &Units, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut written = Vec::new();

@@ -16,7 +16,7 @@ use super::rule::{NotIgnorable, Rule};
 use crate::error::UsageError;
 
 /// The file's name, looked for in the migrations' project root.
-pub const FILE_NAME: &str = "ward-accept.toml";
+pub(crate) const FILE_NAME: &str = "ward-accept.toml";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +37,7 @@ struct RawEntry {
 
 /// One reviewed finding.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub rule: Rule,
     /// As findings name tables: without `public.`.
     pub table: String,
@@ -52,7 +52,7 @@ pub struct Entry {
 
 /// Why a finding is out of the verdict, as every report format shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Acceptance {
+pub(crate) struct Acceptance {
     pub reason: String,
     /// The entry that accepts it (`ward-accept.toml:LINE`).
     pub entry: String,
@@ -60,7 +60,7 @@ pub struct Acceptance {
 
 /// The accept file in force: `explicit` (which must exist), else
 /// `ward-accept.toml` in `root` when there is one.
-pub fn load(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Vec<Entry>> {
+pub(crate) fn load(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Vec<Entry>> {
     let path: PathBuf = match explicit {
         Some(p) => p.to_path_buf(),
         None => root.join(FILE_NAME),
@@ -90,7 +90,7 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// Parses an accept file's text; errors are `NAME:LINE: what — how to fix`.
-pub fn parse(text: &str, name: &str) -> Result<Vec<Entry>, String> {
+pub(crate) fn parse(text: &str, name: &str) -> Result<Vec<Entry>, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(1);
         let first = e.message().lines().next().unwrap_or("invalid TOML");
@@ -193,7 +193,7 @@ impl Entry {
 /// their reason); appends a `stale-accept` finding for every entry that
 /// matched nothing. `pending` are the files of the migrations this run
 /// applied; `completed` is false when a migration failed (later files never ran).
-pub fn split(
+pub(crate) fn split(
     findings: Vec<Finding>,
     entries: &[Entry],
     set: Option<&MigrationSet>,

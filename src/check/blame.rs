@@ -14,7 +14,7 @@ use super::report::Finding;
 
 /// Whether `sql` drops `column` of `schema.table` (`ALTER TABLE t … DROP
 /// [COLUMN] [IF EXISTS] c`); names as Postgres reads them ([`names`]).
-pub fn drops_column(sql: &str, schema: &str, table: &str, column: &str) -> bool {
+pub(super) fn drops_column(sql: &str, schema: &str, table: &str, column: &str) -> bool {
     static ALTER: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?is)^\s*alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?").unwrap()
     });
@@ -39,7 +39,7 @@ pub fn drops_column(sql: &str, schema: &str, table: &str, column: &str) -> bool 
 }
 
 /// Whether `sql` drops `schema.table` (`DROP TABLE [IF EXISTS] a, b …`).
-pub fn drops_table(sql: &str, schema: &str, table: &str) -> bool {
+pub(super) fn drops_table(sql: &str, schema: &str, table: &str) -> bool {
     static DROP: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?is)^\s*drop\s+table\s+(?:if\s+exists\s+)?").unwrap());
     let Some(head) = DROP.find(sql) else {
@@ -60,7 +60,7 @@ pub fn drops_table(sql: &str, schema: &str, table: &str) -> bool {
 
 /// Points `f` at the first statement `drops` accepts; else at the file of
 /// the last run (the object went with something else: a `CASCADE`).
-pub fn at_drop(f: Finding, runs: &[FileRun], drops: impl Fn(&str) -> bool) -> Finding {
+pub(super) fn at_drop(f: Finding, runs: &[FileRun], drops: impl Fn(&str) -> bool) -> Finding {
     for run in runs {
         if let Some(st) = run.statements.iter().find(|st| drops(&st.sql)) {
             return f.at(&run.file, st.line, &st.sql);

@@ -83,7 +83,7 @@ pub(super) struct Step {
 
 /// The pending migrations, in Django's order.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub(super) steps: Vec<Step>,
     /// The same, as ward's migrations (for the report and the risk model).
     pub pending: Vec<Migration>,
@@ -93,24 +93,24 @@ pub struct Plan {
 }
 
 /// The output of a failed `migrate`, kept for the JSON report.
-pub type Outputs = Vec<(String, String)>;
+pub(crate) type Outputs = Vec<(String, String)>;
 
 impl Plan {
     /// Whether some pending migration runs Python (its SQL is not known beforehand).
-    pub fn opaque(&self) -> bool {
+    pub(crate) fn opaque(&self) -> bool {
         self.steps.iter().any(|s| s.python)
     }
 
     /// Whether Django can unapply every pending migration — the Django
     /// counterpart of "every pending SQL migration has a down file", which
     /// turns the round trip on by default.
-    pub fn reversible(&self) -> bool {
+    pub(crate) fn reversible(&self) -> bool {
         self.steps.iter().all(|s| s.reversible)
     }
 
     /// Whether the migrations can depend on the session TimeZone: their
     /// `sqlmigrate` SQL reads like it, or a `RunPython` / `RunSQL` could.
-    pub fn zone_dependent(&self) -> bool {
+    pub(crate) fn zone_dependent(&self) -> bool {
         self.steps.iter().any(|s| s.opaque_sql)
             || super::variance::time_related(
                 &self
@@ -124,7 +124,7 @@ impl Plan {
 }
 
 /// Lists the migrations Django would apply to the database at `url`.
-pub async fn plan(project: &Project, url: &str) -> Result<Plan> {
+pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
     let listed = project
         .manage(&["showmigrations", "--plan", "--no-color"], url)
         .await?;
@@ -285,7 +285,7 @@ fn blocks(sql: &str) -> Vec<String> {
 /// Applies the plan in order, stopping at the first failure. Returns a run
 /// per migration and the full output of a failed `migrate`. With `zone`,
 /// Python runs under that TimeZone (the caller set `client`'s session zone).
-pub async fn apply(
+pub(crate) async fn apply(
     project: &Project,
     plan: &Plan,
     client: &Client,
@@ -412,7 +412,7 @@ async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
 
 /// Gives the `migration-error` finding of a failed `migrate` a short
 /// message and the command's whole output (JSON only).
-pub fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
+pub(crate) fn attach_outputs(findings: &mut [Finding], outputs: &Outputs) {
     for (file, output) in outputs {
         for f in findings
             .iter_mut()

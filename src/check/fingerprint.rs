@@ -17,10 +17,11 @@ use tokio_postgres::types::{ToSql, Type};
 use crate::pg::quote_ident;
 
 /// Schemas ward never looks at.
-pub const SKIP_SCHEMAS: &str = "('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')";
+pub(crate) const SKIP_SCHEMAS: &str =
+    "('pg_catalog', 'information_schema', 'pg_toast', '_ward_pre')";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Column {
+pub(crate) struct Column {
     pub attnum: i16,
     pub name: String,
     pub ty: String,
@@ -32,7 +33,7 @@ pub struct Column {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Table {
+pub(crate) struct Table {
     pub oid: u32,
     pub schema: String,
     pub name: String,
@@ -47,26 +48,26 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         if self.schema == "public" {
             self.name.clone()
         } else {
             format!("{}.{}", self.schema, self.name)
         }
     }
-    pub fn column(&self, attnum: i16) -> Option<&Column> {
+    pub(crate) fn column(&self, attnum: i16) -> Option<&Column> {
         self.columns.iter().find(|c| c.attnum == attnum)
     }
-    pub fn column_named(&self, name: &str) -> Option<&Column> {
+    pub(crate) fn column_named(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Index {
+pub(crate) struct Index {
     pub oid: u32,
     pub table: u32,
     pub name: String,
@@ -75,7 +76,7 @@ pub struct Index {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Constraint {
+pub(crate) struct Constraint {
     pub oid: u32,
     pub table: u32,
     pub name: String,
@@ -85,7 +86,7 @@ pub struct Constraint {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Sequence {
+pub(crate) struct Sequence {
     pub table: u32,
     pub column: String,
     pub name: String,
@@ -95,7 +96,7 @@ pub struct Sequence {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     pub tables: BTreeMap<u32, Table>,
     pub indexes: Vec<Index>,
     pub constraints: Vec<Constraint>,
@@ -103,7 +104,7 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn table_named(&self, schema: &str, name: &str) -> Option<&Table> {
+    pub(crate) fn table_named(&self, schema: &str, name: &str) -> Option<&Table> {
         self.tables
             .values()
             .find(|t| t.schema == schema && t.name == name)
@@ -112,7 +113,11 @@ impl Fingerprint {
 
 /// Takes the catalog and, when `data` is set, the data fingerprint.
 /// `conns` are extra connections to the same database used in parallel.
-pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Result<Fingerprint> {
+pub(crate) async fn take(
+    client: &Client,
+    extra: &[&Client],
+    history_table: &str,
+) -> Result<Fingerprint> {
     let mut fp = catalog(client, history_table).await?;
     let depth = fp.tables.keys().map(|o| (*o, Depth::Full)).collect();
     fill(&mut fp, client, extra, &depth).await?;
@@ -121,7 +126,7 @@ pub async fn take(client: &Client, extra: &[&Client], history_table: &str) -> Re
 
 /// How much of a table's data to fingerprint.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Depth {
+pub(crate) enum Depth {
     /// Row count, row hash, and every column's non-NULL count and hash.
     Full,
     /// Row count, and only these columns (attnums).
@@ -129,7 +134,7 @@ pub enum Depth {
 }
 
 /// The catalog part of a fingerprint (no data yet).
-pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint> {
+pub(crate) async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint> {
     let mut tables = BTreeMap::new();
     // `query_typed` throughout: one round trip a query, where `query` takes
     // three (prepare, execute, close) — the round trip reads this catalog
@@ -310,7 +315,7 @@ pub async fn catalog(client: &Client, history_table: &str) -> Result<Fingerprint
 
 /// Fills in the data part: one scan per table, the tables spread over the
 /// connections (largest first, each to the least loaded connection).
-pub async fn fill(
+pub(crate) async fn fill(
     fp: &mut Fingerprint,
     client: &Client,
     extra: &[&Client],

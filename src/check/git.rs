@@ -23,9 +23,7 @@ const DEFAULT_REFS: &[&str] = &[
 ];
 
 /// A git ref resolved for the baseline, with its migrations unpacked.
-pub struct GitBase {
-    /// As the user named it (or as found).
-    pub reference: String,
+pub(crate) struct GitBase {
     pub commit: String,
     /// The migrations directory as it is on the ref (inside `_tmp`), or
     /// None when the ref has no such directory (no migrations yet).
@@ -53,7 +51,7 @@ fn complaint(out: &std::process::Output) -> String {
 }
 
 /// The top of the git work tree holding `dir`, or why there is none.
-pub fn repo_root(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn repo_root(dir: &Path) -> Result<PathBuf, String> {
     let out = git(dir, &["rev-parse", "--show-toplevel"]).map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
@@ -63,7 +61,7 @@ pub fn repo_root(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// The commit `reference` names in the repository at `root`, if it names one.
-pub fn commit_of(root: &Path, reference: &str) -> Option<String> {
+pub(crate) fn commit_of(root: &Path, reference: &str) -> Option<String> {
     if reference.starts_with('-') {
         return None;
     }
@@ -83,7 +81,7 @@ pub fn commit_of(root: &Path, reference: &str) -> Option<String> {
 }
 
 /// The first of the usual default-branch refs that exists.
-pub fn default_ref(root: &Path) -> Option<String> {
+pub(crate) fn default_ref(root: &Path) -> Option<String> {
     DEFAULT_REFS
         .iter()
         .find(|r| commit_of(root, r).is_some())
@@ -94,7 +92,7 @@ pub fn default_ref(root: &Path) -> Option<String> {
 /// directory of the same name. Blobs are read with `cat-file --filters`, so
 /// line endings come out as a checkout would write them, and export
 /// attributes (which `git archive` obeys) cannot hide files.
-pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBase> {
+pub(crate) fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBase> {
     let commit = commit_of(root, reference).ok_or_else(|| {
         UsageError(format!(
             "--base {reference} is neither a migration version nor a git ref here — \
@@ -150,7 +148,6 @@ pub fn base(root: &Path, reference: &str, migrations_dir: &Path) -> Result<GitBa
         Some(dest)
     };
     Ok(GitBase {
-        reference: reference.to_string(),
         commit,
         dir,
         _tmp: tmp,
@@ -205,7 +202,7 @@ fn cat_files(root: &Path, entries: &[(String, String)]) -> Result<Vec<Vec<u8>>> 
 }
 
 /// The newest common ancestor of HEAD and `commit`.
-pub fn merge_base(root: &Path, commit: &str) -> Option<String> {
+pub(crate) fn merge_base(root: &Path, commit: &str) -> Option<String> {
     let out = git(root, &["merge-base", "HEAD", commit]).ok()?;
     out.status
         .success()
@@ -213,7 +210,7 @@ pub fn merge_base(root: &Path, commit: &str) -> Option<String> {
 }
 
 /// A file as it is on `commit` (None when the commit has no such file).
-pub fn file_at(root: &Path, commit: &str, path: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn file_at(root: &Path, commit: &str, path: &Path) -> Result<Option<Vec<u8>>> {
     let abs_root = root.canonicalize()?;
     let Ok(abs) = path.canonicalize() else {
         return Ok(None);

@@ -10,7 +10,11 @@ use super::report::{Finding, Level};
 use super::rule::Rule;
 use crate::pg::quote_ident;
 
-pub async fn check(client: &Client, pre: &Fingerprint, post: &Fingerprint) -> Result<Vec<Finding>> {
+pub(crate) async fn check(
+    client: &Client,
+    pre: &Fingerprint,
+    post: &Fingerprint,
+) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for ix in post.indexes.iter().filter(|i| !i.valid) {
         let before = pre.indexes.iter().any(|p| p.oid == ix.oid && !p.valid);

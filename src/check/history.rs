@@ -11,7 +11,7 @@ use super::version::VersionKey;
 /// The finding for a history row marked failed or dirty: the one place
 /// `dirty-history` is made (before the run, and after it for a file that
 /// failed half-way without a transaction).
-pub fn dirty_row(set: &MigrationSet, row: &Applied) -> Finding {
+pub(crate) fn dirty_row(set: &MigrationSet, row: &Applied) -> Finding {
     let file = set.migrations.iter().find(|m| m.version == row.version);
     let mut f = Finding::new(
         Level::Fail,
@@ -38,7 +38,7 @@ pub fn dirty_row(set: &MigrationSet, row: &Applied) -> Finding {
 }
 
 /// Pending migrations and the findings about the history.
-pub fn pending<'a>(
+pub(crate) fn pending<'a>(
     set: &'a MigrationSet,
     applied: Option<&[Applied]>,
 ) -> (Vec<&'a Migration>, Vec<Finding>) {
@@ -156,7 +156,7 @@ pub fn pending<'a>(
 
 /// golang-migrate keeps only the current version: a file the branch adds
 /// (`branch_only`, by key) below it is never applied, by the runner or here.
-pub fn never_applied(
+pub(crate) fn never_applied(
     set: &MigrationSet,
     branch_only: &[VersionKey],
     pending: &[&Migration],

@@ -62,7 +62,10 @@ fn ignores(script: &Script, rule: &str, line: Option<usize>) -> bool {
 }
 
 /// Splits `findings` into the ones that count and the ones the migrations ignore.
-pub fn split(findings: Vec<Finding>, set: Option<&MigrationSet>) -> (Vec<Finding>, Vec<Finding>) {
+pub(crate) fn split(
+    findings: Vec<Finding>,
+    set: Option<&MigrationSet>,
+) -> (Vec<Finding>, Vec<Finding>) {
     let Some(set) = set else {
         return (findings, Vec::new());
     };

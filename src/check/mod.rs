@@ -11,41 +11,40 @@
 //! Then optional extra runs: a second clone under another session TimeZone,
 //! the down-migration round trip, and the seed on the new schema.
 
-pub mod accept;
+pub(crate) mod accept;
 pub mod apply;
 mod apply_cmd;
 mod blame;
-pub mod diff;
-pub mod django;
+pub(crate) mod diff;
+pub(crate) mod django;
 mod django_base;
 mod django_trace;
-pub mod fingerprint;
-pub mod git;
-pub mod health;
-pub mod history;
-pub mod ignore;
+pub(crate) mod fingerprint;
+pub(crate) mod git;
+pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod ignore;
 mod lossless;
 pub mod migrations;
 mod names;
 mod options;
-pub mod report;
+pub(crate) mod report;
 #[cfg(test)]
 mod report_snapshots;
 mod risk;
 mod roundtrip;
-pub mod rule;
-pub mod rules;
+pub(crate) mod rule;
+pub(crate) mod rules;
 pub(crate) mod scratch;
 mod seeding;
 mod source;
-pub mod split;
-pub mod stats;
+pub(crate) mod split;
+pub(crate) mod stats;
 mod variance;
-pub mod version;
+pub(crate) mod version;
 
-pub use options::{Against, Options, SeedSource};
-pub use risk::Risk;
-pub use seeding::fill_realistic;
+pub(crate) use options::{Against, Options, SeedSource};
+pub(crate) use risk::Risk;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,7 +87,7 @@ impl Phases {
     }
 }
 
-pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
+pub(crate) async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report> {
     let started = Instant::now();
     // The migrations.
     let set = source::load_migrations(opts)?;

@@ -9,7 +9,7 @@ use super::stats;
 
 /// What the migrations run against.
 #[derive(Debug, Clone)]
-pub enum Against {
+pub(crate) enum Against {
     /// A fresh database seeded by ward (on `server` or a throwaway cluster).
     Seed,
     /// An existing database, cloned by template and never modified.
@@ -19,7 +19,7 @@ pub enum Against {
 /// The realistic data to fill a fresh database with, at the pre-migration
 /// schema; the same source must still seed the schema after the migrations.
 #[derive(Debug, Clone)]
-pub enum SeedSource {
+pub(crate) enum SeedSource {
     /// ward's built-in patient-records model.
     Builtin {
         patients: u64,
@@ -47,7 +47,7 @@ impl SeedSource {
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pub migrations: Option<PathBuf>,
     pub format: Option<Format>,
     pub against: Against,

@@ -14,7 +14,7 @@ use super::split;
 /// statements cannot change existing values; `ALTER … TYPE/USING` and DML can
 /// (with the tables their cascades reach); `ALTER … DROP` needs the column
 /// statistics; anything opaque (DO, SELECT, CALL, --apply-cmd) may touch every table.
-pub struct Risk {
+pub(crate) struct Risk {
     all: bool,
     /// Tables whose values may change: copied before, compared row by row.
     snap: Vec<u32>,
@@ -23,7 +23,7 @@ pub struct Risk {
 }
 
 impl Risk {
-    pub fn of(pre: &Fingerprint, pending: &[Migration], untraced: bool) -> Risk {
+    pub(crate) fn of(pre: &Fingerprint, pending: &[Migration], untraced: bool) -> Risk {
         let mut r = Risk {
             all: untraced,
             snap: Vec::new(),
@@ -148,7 +148,7 @@ impl Risk {
         r
     }
 
-    pub fn hashed(&self, oid: u32) -> bool {
+    pub(crate) fn hashed(&self, oid: u32) -> bool {
         self.all || self.snap.contains(&oid) || self.hash.contains(&oid)
     }
 

@@ -12,7 +12,7 @@ use super::report::Level;
 /// A check rule. Serialises (JSON, SARIF) as its kebab-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Rule {
+pub(crate) enum Rule {
     MigrationError,
     RowsLost,
     DroppedData,
@@ -39,7 +39,7 @@ pub enum Rule {
 
 /// Why a rule cannot be ignored or accepted, when it cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotIgnorable {
+pub(crate) enum NotIgnorable {
     /// The migration does not run or the history is broken: accepting that
     /// would pass a change that cannot deploy.
     Blocks,
@@ -49,7 +49,7 @@ pub enum NotIgnorable {
 
 impl Rule {
     /// Every rule, in the order the help lists them (most severe first).
-    pub const ALL: [Rule; 22] = [
+    pub(crate) const ALL: [Rule; 22] = [
         Rule::MigrationError,
         Rule::RowsLost,
         Rule::DroppedData,
@@ -75,7 +75,7 @@ impl Rule {
     ];
 
     /// The name users write (`ward:ignore`, accept files, SARIF `ruleId`).
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Rule::MigrationError => "migration-error",
             Rule::RowsLost => "rows-lost",
@@ -104,7 +104,7 @@ impl Rule {
 
     /// The most severe level the rule reports at (some findings of a rule
     /// are milder, e.g. an invalid index that was already there is a WARN).
-    pub const fn level(self) -> Level {
+    pub(crate) const fn level(self) -> Level {
         match self {
             Rule::MigrationError
             | Rule::RowsLost
@@ -132,7 +132,7 @@ impl Rule {
     }
 
     /// `Ok` when a `ward:ignore` comment or an accept entry may name the rule.
-    pub const fn ignorable(self) -> Result<(), NotIgnorable> {
+    pub(crate) const fn ignorable(self) -> Result<(), NotIgnorable> {
         match self {
             Rule::MigrationError | Rule::DirtyHistory | Rule::HistoryMismatch => {
                 Err(NotIgnorable::Blocks)
@@ -143,7 +143,7 @@ impl Rule {
     }
 
     /// One line of help: when the rule fires.
-    pub const fn help(self) -> &'static str {
+    pub(crate) const fn help(self) -> &'static str {
         match self {
             Rule::MigrationError => {
                 "a migration errors on the data (with the SQLSTATE and the offending rows)"
@@ -181,12 +181,12 @@ impl Rule {
     }
 
     /// The rule a user named, if it is one.
-    pub fn from_name(name: &str) -> Option<Rule> {
+    pub(crate) fn from_name(name: &str) -> Option<Rule> {
         Rule::ALL.into_iter().find(|rule| rule.name() == name)
     }
 
     /// The names of the rules a comment or accept entry may name.
-    pub fn ignorable_names() -> Vec<&'static str> {
+    pub(crate) fn ignorable_names() -> Vec<&'static str> {
         Rule::ALL
             .into_iter()
             .filter(|rule| rule.ignorable().is_ok())
@@ -195,7 +195,7 @@ impl Rule {
     }
 
     /// The rule listing of `ward check --help`, grouped by level.
-    pub fn listing() -> String {
+    pub(crate) fn listing() -> String {
         let mut text = String::from("Findings (the most severe level each rule reports at):\n");
         for level in [Level::Fail, Level::Warn, Level::Info] {
             for rule in Rule::ALL.into_iter().filter(|rule| rule.level() == level) {

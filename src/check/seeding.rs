@@ -22,7 +22,7 @@ use crate::error::UsageError;
 use crate::pg::quote_ident;
 
 /// Fills `client`'s database (at its current schema) with realistic data.
-pub async fn fill_realistic(client: &mut Client, source: &SeedSource) -> Result<()> {
+pub(crate) async fn fill_realistic(client: &mut Client, source: &SeedSource) -> Result<()> {
     match source {
         SeedSource::Builtin {
             patients,

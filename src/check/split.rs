@@ -7,12 +7,12 @@
 /// One statement of a file: its text (from its first token to its `;`,
 /// without the `;`) and the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Statement {
+pub(crate) struct Statement {
     pub sql: String,
     pub line: usize,
 }
 
-pub fn split(sql: &str) -> Vec<Statement> {
+pub(crate) fn split(sql: &str) -> Vec<Statement> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -186,7 +186,7 @@ fn is_ident(c: u8) -> bool {
 }
 
 /// Whether a statement cannot run inside a transaction block.
-pub fn needs_autocommit(sql: &str) -> bool {
+pub(crate) fn needs_autocommit(sql: &str) -> bool {
     let up: String = sql
         .split_whitespace()
         .take(8)

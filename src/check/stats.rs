@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::UsageError;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct TableStats {
+pub(crate) struct TableStats {
     pub rows: i64,
     pub bytes: i64,
 }
@@ -24,11 +24,11 @@ pub struct TableStats {
 /// Table sizes by `schema.table`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
-pub struct ProductionStats(pub HashMap<String, TableStats>);
+pub(crate) struct ProductionStats(pub HashMap<String, TableStats>);
 
 /// The catalog query behind `--production-stats URL` (and the README's psql one-liner).
 /// A partitioned table counts its partitions (its own size is zero).
-pub const QUERY: &str = "SELECT n.nspname || '.' || c.relname, \
+pub(crate) const QUERY: &str = "SELECT n.nspname || '.' || c.relname, \
      CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::bigint \
         FROM pg_partition_tree(c.oid) t JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf) \
         ELSE greatest(c.reltuples, 0)::bigint END, \
@@ -41,7 +41,7 @@ pub const QUERY: &str = "SELECT n.nspname || '.' || c.relname, \
 
 impl ProductionStats {
     /// From a JSON file, or from the catalog of the database at a URL.
-    pub async fn load(from: &str) -> Result<ProductionStats> {
+    pub(crate) async fn load(from: &str) -> Result<ProductionStats> {
         if from.starts_with("postgres://") || from.starts_with("postgresql://") {
             // ward speaks to Postgres without TLS: fine on this machine, not across a network.
             let cfg = crate::pg::parse_url(from)?;
@@ -94,7 +94,7 @@ impl ProductionStats {
         })
     }
 
-    pub fn get(&self, schema: &str, table: &str) -> Option<TableStats> {
+    pub(crate) fn get(&self, schema: &str, table: &str) -> Option<TableStats> {
         self.0.get(&format!("{schema}.{table}")).copied()
     }
 
@@ -102,7 +102,7 @@ impl ProductionStats {
     /// the production table: linear in size, as rewrites and scans are — a
     /// rough estimate (sorts grow a little faster; on a tiny clone the fixed
     /// cost of a statement is scaled up too).
-    pub fn extrapolate(ms: f64, bytes: i64, prod: TableStats) -> f64 {
+    pub(crate) fn extrapolate(ms: f64, bytes: i64, prod: TableStats) -> f64 {
         if bytes <= 0 {
             return ms;
         }
@@ -111,7 +111,7 @@ impl ProductionStats {
 }
 
 /// A duration for people: "850 ms", "12 s", "4.2 min", "1.5 h".
-pub fn human_ms(ms: f64) -> String {
+pub(crate) fn human_ms(ms: f64) -> String {
     if ms < 1000.0 {
         format!("{ms:.0} ms")
     } else if ms < 60_000.0 {

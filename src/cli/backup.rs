@@ -31,7 +31,7 @@ target is still running (this run did nothing) · 130 interrupted.";
 
 /// `ward backup`: flags override `ward.toml` `[backup]`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     #[command(flatten)]
     pub target: TargetSpec,
 

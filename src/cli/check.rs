@@ -51,7 +51,7 @@ Exit codes: 0 no FAIL (with --strict: no WARN either) · 1 findings · 2 error �
 
 /// Report formats for `ward check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckFormat {
+pub(crate) enum CheckFormat {
     /// For people, on the terminal.
     Human,
     /// The whole report as JSON (a stable contract for scripts).
@@ -68,14 +68,14 @@ pub enum CheckFormat {
 
 /// A framework whose own runner applies the migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Runner {
+pub(crate) enum Runner {
     /// Django: `manage.py showmigrations --plan`, `sqlmigrate` and `migrate`.
     Django,
 }
 
 /// What the migrations run against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgainstArg {
+pub(crate) enum AgainstArg {
     Seed,
     Url(String),
     /// A snapshot in the store, by name (`snapshot:NAME`).
@@ -109,7 +109,7 @@ impl std::str::FromStr for AgainstArg {
 
 impl CheckArgs {
     /// `--against`, which takes one value or the two words `snapshot NAME`.
-    pub fn against(&self) -> Result<AgainstArg, crate::error::UsageError> {
+    pub(crate) fn against(&self) -> Result<AgainstArg, crate::error::UsageError> {
         let bad = |m: String| crate::error::UsageError(format!("--against: {m}"));
         match self.against.as_slice() {
             [one] => one.parse().map_err(bad),
@@ -123,7 +123,7 @@ impl CheckArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub db: DbContainerArgs,
 

@@ -7,7 +7,7 @@ pub(super) const DEMO_EXAMPLES: &str = "Examples:
   ward demo --keep           leave the cluster running and print how to connect and stop it";
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Leave the throwaway cluster running and print how to stop it.
     #[arg(long)]
     pub keep: bool,

@@ -17,15 +17,14 @@ mod seed;
 mod shared;
 mod snapshot;
 
-pub use backup::BackupArgs;
-pub use check::{AgainstArg, CheckArgs, CheckFormat, Runner};
-pub use demo::DemoArgs;
-pub use seed::SeedArgs;
-pub use shared::{DbContainerArgs, DjangoProjectArgs, RecipientArgs, StoreArgs};
-pub use snapshot::{
+pub(crate) use backup::BackupArgs;
+pub(crate) use check::{AgainstArg, CheckArgs, CheckFormat, Runner};
+pub(crate) use demo::DemoArgs;
+pub(crate) use seed::SeedArgs;
+pub(crate) use shared::{DbContainerArgs, DjangoProjectArgs, RecipientArgs, StoreArgs};
+pub(crate) use snapshot::{
     SnapshotArgs, SnapshotCommand, SnapshotCopyArgs, SnapshotCreateArgs, SnapshotDeleteArgs,
-    SnapshotNameArgs, SnapshotPruneArgs, SnapshotRecoverArgs, SnapshotRestoreArgs,
-    SnapshotVerifyArgs,
+    SnapshotPruneArgs, SnapshotRestoreArgs, SnapshotVerifyArgs,
 };
 
 use backup::BACKUP_EXAMPLES;
@@ -52,7 +51,7 @@ Logs: set WARD_LOG (e.g. WARD_LOG=debug) or use -v/-vv; data goes to stdout, log
 
 #[derive(Debug, Parser)]
 #[command(name = "ward", version, about = ABOUT, after_help = EXAMPLES, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -61,7 +60,7 @@ pub struct Cli {
 
 /// Flags every command accepts.
 #[derive(Debug, Args, Clone, Default)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Postgres connection URL, e.g. postgres://user:pass@host:5432/db
     /// [env: DATABASE_URL; ward.toml: database_url]
     #[arg(
@@ -87,7 +86,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Fill a database with realistic fake patient records.
     #[command(after_help = SEED_EXAMPLES)]
     Seed(SeedArgs),

@@ -24,7 +24,7 @@ Tables: practices, practitioners, patients, conditions, allergies, appointments,
 prescriptions, observations (see README \"Built-in schema\").";
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SeedArgs {
+pub(crate) struct SeedArgs {
     #[command(flatten)]
     pub db: DbContainerArgs,
 

@@ -7,7 +7,7 @@ use clap::Args;
 
 /// Where snapshots are kept.
 #[derive(Debug, Args, Clone, Default)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Snapshot store: a directory or s3://BUCKET/PREFIX (endpoint and credentials from
     /// AWS_* or ward.toml [store]) [env: WARD_STORE; ward.toml: [snapshot] store; default ./.ward/snapshots]
     #[arg(long, env = "WARD_STORE", value_name = "DIR|s3://BUCKET/PREFIX")]
@@ -25,7 +25,7 @@ pub struct StoreArgs {
 /// backup`'s. One rule for both, in `config::FileStore::recipients`: these
 /// flags, else WARD_AGE_RECIPIENTS, else ward.toml.
 #[derive(Debug, Args, Clone, Default)]
-pub struct RecipientArgs {
+pub(crate) struct RecipientArgs {
     /// Encrypt new archives with age to this X25519 recipient (age1…; repeatable)
     /// [over WARD_AGE_RECIPIENTS, comma-separated, over ward.toml [store] encrypt_to]
     #[arg(long = "encrypt-to", value_delimiter = ',', value_name = "RECIPIENT")]
@@ -38,7 +38,7 @@ pub struct RecipientArgs {
 
 impl RecipientArgs {
     /// Whether no recipient flag was given.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.encrypt_to.is_empty() && self.recipients_files.is_empty()
     }
 }
@@ -47,7 +47,7 @@ impl RecipientArgs {
 /// --database-url / DATABASE_URL is given (its published 5432 port and
 /// POSTGRES_* environment).
 #[derive(Debug, Args, Clone, Default)]
-pub struct DbContainerArgs {
+pub(crate) struct DbContainerArgs {
     /// Connect to this container's database (when no --database-url).
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
@@ -61,7 +61,7 @@ pub struct DbContainerArgs {
 
 /// Where a Django project is and which Python runs it.
 #[derive(Debug, Args, Clone, Default)]
-pub struct DjangoProjectArgs {
+pub(crate) struct DjangoProjectArgs {
     /// The Django project: the directory holding manage.py (default: the working directory).
     #[arg(long, value_name = "DIR")]
     pub django_project: Option<PathBuf>,

@@ -103,13 +103,13 @@ keeps and why. With no --keep-* flag it deletes nothing; deleting asks first (--
 confirms without a terminal).";
 
 #[derive(Debug, Args, Clone)]
-pub struct SnapshotArgs {
+pub(crate) struct SnapshotArgs {
     #[command(subcommand)]
     pub command: SnapshotCommand,
 }
 
 #[derive(Debug, Subcommand, Clone)]
-pub enum SnapshotCommand {
+pub(crate) enum SnapshotCommand {
     /// Take a snapshot (cold by default; --online for no downtime).
     #[command(after_help = CREATE_EXAMPLES)]
     Create(SnapshotCreateArgs),
@@ -140,7 +140,7 @@ pub enum SnapshotCommand {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotCopyArgs {
+pub(crate) struct SnapshotCopyArgs {
     /// Snapshot name (see `ward snapshot list`).
     pub name: String,
     /// The store to copy from [default: --store / WARD_STORE / ward.toml]
@@ -154,7 +154,7 @@ pub struct SnapshotCopyArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotCreateArgs {
+pub(crate) struct SnapshotCreateArgs {
     /// Snapshot name (default: <service or container>-<UTC timestamp>).
     pub name: Option<String>,
     #[command(flatten)]
@@ -189,7 +189,7 @@ pub struct SnapshotCreateArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotNameArgs {
+pub(crate) struct SnapshotNameArgs {
     /// Snapshot name (see `ward snapshot list`).
     pub name: String,
     #[command(flatten)]
@@ -197,7 +197,7 @@ pub struct SnapshotNameArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotDeleteArgs {
+pub(crate) struct SnapshotDeleteArgs {
     /// Snapshot name (see `ward snapshot list`).
     pub name: String,
     #[command(flatten)]
@@ -208,7 +208,7 @@ pub struct SnapshotDeleteArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotVerifyArgs {
+pub(crate) struct SnapshotVerifyArgs {
     /// Snapshot name (see `ward snapshot list`).
     pub name: String,
     #[command(flatten)]
@@ -220,7 +220,7 @@ pub struct SnapshotVerifyArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotRestoreArgs {
+pub(crate) struct SnapshotRestoreArgs {
     /// Snapshot name (see `ward snapshot list`); not with --previous.
     #[arg(required_unless_present = "previous", conflicts_with = "previous")]
     pub name: Option<String>,
@@ -259,13 +259,13 @@ pub struct SnapshotRestoreArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotRecoverArgs {
+pub(crate) struct SnapshotRecoverArgs {
     #[command(flatten)]
     pub target: TargetSpec,
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct SnapshotPruneArgs {
+pub(crate) struct SnapshotPruneArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Keep the newest N snapshots.

@@ -19,7 +19,7 @@ const DEFAULT_PREFIX: &str = "backup";
 const DEFAULT_ON_CALENDAR: &str = "*-*-* 03:00:00";
 const DEFAULT_RANDOMIZED_DELAY: &str = "30min";
 
-pub async fn run(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
+pub(crate) async fn run(cfg: &Config, args: &BackupArgs) -> Result<Exit> {
     if args.print_systemd {
         return print_systemd(cfg, args);
     }

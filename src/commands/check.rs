@@ -12,7 +12,7 @@ use crate::output::{self, ReportFormat};
 use crate::progress::Progress;
 use crate::snapshot::{template, throwaway};
 
-pub async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
+pub(crate) async fn run(cfg: &Config, args: &CheckArgs) -> Result<Exit> {
     let against = match args.against()? {
         AgainstArg::Seed => Against::Seed,
         AgainstArg::Url(u) => Against::Url(u),

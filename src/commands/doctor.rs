@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::Exit;
 use crate::{doctor, output};
 
-pub async fn run(cfg: &Config) -> Result<Exit> {
+pub(crate) async fn run(cfg: &Config) -> Result<Exit> {
     let report = doctor::run(
         cfg.database_url.as_deref(),
         &cfg.snapshot_target(&Default::default()),

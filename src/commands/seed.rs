@@ -11,7 +11,7 @@ use crate::seed::load::{Existing, LoadOptions};
 use crate::seed::{SeedReport, custom, export, load, spec::Spec};
 use crate::{output, pg};
 
-pub async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
+pub(crate) async fn run(cfg: &Config, args: &SeedArgs) -> Result<Exit> {
     let spec = Spec::builtin()?;
     let settings = cfg.seed(args, spec.seed);
     crate::seed::pipeline::check_jobs(settings.jobs)?;

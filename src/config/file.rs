@@ -15,7 +15,7 @@ use crate::target::TargetSpec;
 /// The contents of `ward.toml`. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     pub database_url: Option<String>,
     #[serde(default)]
     pub seed: FileSeed,
@@ -33,7 +33,7 @@ pub struct FileConfig {
 /// (a check's UUID or a webhook's token are secrets).
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileBackup {
+pub(crate) struct FileBackup {
     /// Where the backup goes: created in the first, copied to the others.
     #[serde(default)]
     pub stores: Vec<String>,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for FileBackup {
 /// are never printed (the Debug form hides them).
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileStore {
+pub(crate) struct FileStore {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub access_key_id: Option<String>,
@@ -107,7 +107,7 @@ impl FileStore {
     /// WARD_AGE_RECIPIENTS (comma-separated) when set, else ward.toml — the
     /// environment over the file, so that a timer whose unit exports the
     /// recipients never writes in the clear; sources are never mixed.
-    pub fn recipients(
+    pub(crate) fn recipients(
         &self,
         flags: &[String],
         flag_files: &[PathBuf],
@@ -196,7 +196,7 @@ impl std::fmt::Debug for FileStore {
 /// and the migrations `restore` compares a snapshot's migration head with.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSnapshot {
+pub(crate) struct FileSnapshot {
     pub store: Option<PathBuf>,
     pub stop_timeout: Option<u32>,
     /// The default target (may be empty).
@@ -209,7 +209,7 @@ pub struct FileSnapshot {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSeed {
+pub(crate) struct FileSeed {
     pub patients: Option<u64>,
     pub seed: Option<u64>,
     pub jobs: Option<usize>,
@@ -221,7 +221,7 @@ pub struct FileSeed {
 
 impl FileConfig {
     /// Reads `ward.toml` from `dir`; a missing file is an empty config.
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub(crate) fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -231,7 +231,7 @@ impl FileConfig {
         Self::parse(&text, &path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
             // toml's message spans several lines (it quotes the source); keep the
             // first line and the position so the error stays on one line.

@@ -11,27 +11,24 @@
 mod file;
 mod file_errors;
 
-pub use file::{FileBackup, FileConfig, FileSeed, FileSnapshot, FileStore};
+pub(crate) use file::{FileBackup, FileConfig, FileStore};
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-
 use crate::cli::{DbContainerArgs, GlobalArgs, SeedArgs};
-use crate::error::UsageError;
 use crate::seed::export::ExportFormat;
 use crate::target::TargetSpec;
 
 /// The file ward reads from the current directory, if present.
-pub const FILE_NAME: &str = "ward.toml";
+pub(crate) const FILE_NAME: &str = "ward.toml";
 
 /// Seconds Docker waits for Postgres to shut down cleanly before it kills
 /// it, when neither a flag, `WARD_STOP_TIMEOUT` nor `ward.toml` says.
-pub const DEFAULT_STOP_TIMEOUT: u32 = 120;
+pub(crate) const DEFAULT_STOP_TIMEOUT: u32 = 120;
 
 /// Where the rows go, and the resolved seed settings.
 #[derive(Debug, Clone)]
-pub struct SeedConfig {
+pub(crate) struct SeedConfig {
     pub patients: u64,
     pub seed: u64,
     pub jobs: usize,
@@ -44,7 +41,7 @@ pub struct SeedConfig {
 
 /// Everything a command needs to know, resolved.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub database_url: Option<String>,
     pub json: bool,
     pub quiet: bool,
@@ -52,7 +49,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn resolve(global: &GlobalArgs, file: FileConfig) -> Self {
+    pub(crate) fn resolve(global: &GlobalArgs, file: FileConfig) -> Self {
         Config {
             database_url: global
                 .database_url
@@ -64,19 +61,7 @@ impl Config {
         }
     }
 
-    /// The database URL, or an error that says how to give one.
-    pub fn require_database_url(&self) -> Result<&str> {
-        self.database_url.as_deref().ok_or_else(|| {
-            UsageError(
-                "no database configured — pass --database-url URL, set DATABASE_URL, or add \
-                 database_url to ward.toml (or try `ward demo`, which needs none)"
-                    .into(),
-            )
-            .into()
-        })
-    }
-
-    pub fn seed(&self, args: &SeedArgs, default_seed: u64) -> SeedConfig {
+    pub(crate) fn seed(&self, args: &SeedArgs, default_seed: u64) -> SeedConfig {
         let f = &self.file.seed;
         SeedConfig {
             patients: args.patients.or(f.patients).unwrap_or(1000),
@@ -108,12 +93,12 @@ impl Config {
 
 impl Config {
     /// The target of a `ward snapshot` verb: the flags over `[snapshot]`.
-    pub fn snapshot_target(&self, flags: &TargetSpec) -> TargetSpec {
+    pub(crate) fn snapshot_target(&self, flags: &TargetSpec) -> TargetSpec {
         flags_over_file(flags, &self.file.snapshot.target)
     }
 
     /// The target of `ward backup`: the flags over `[backup]` over `[snapshot]`.
-    pub fn backup_target(&self, flags: &TargetSpec) -> TargetSpec {
+    pub(crate) fn backup_target(&self, flags: &TargetSpec) -> TargetSpec {
         let over_backup = flags_over_file(flags, &self.file.backup.target);
         flags_over_file(&over_backup, &self.file.snapshot.target)
     }
@@ -121,7 +106,7 @@ impl Config {
     /// The container `ward seed` and `ward check` connect to when no
     /// database URL is given: `--container` / `--compose-service` over
     /// `[snapshot]`.
-    pub fn db_container_target(&self, flags: &DbContainerArgs) -> TargetSpec {
+    pub(crate) fn db_container_target(&self, flags: &DbContainerArgs) -> TargetSpec {
         let flags = TargetSpec {
             container: flags.container.clone(),
             compose_service: flags.compose_service.clone(),
@@ -133,14 +118,14 @@ impl Config {
 
     /// `ward snapshot`'s stop timeout: the flag (or `WARD_STOP_TIMEOUT`),
     /// else `[snapshot] stop_timeout`, else [`DEFAULT_STOP_TIMEOUT`].
-    pub fn snapshot_stop_timeout(&self, flag: Option<u32>) -> u32 {
+    pub(crate) fn snapshot_stop_timeout(&self, flag: Option<u32>) -> u32 {
         flag.or(self.file.snapshot.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT)
     }
 
     /// `ward backup`'s stop timeout: the flag, else `[backup]`, else
     /// `[snapshot]`, else [`DEFAULT_STOP_TIMEOUT`].
-    pub fn backup_stop_timeout(&self, flag: Option<u32>) -> u32 {
+    pub(crate) fn backup_stop_timeout(&self, flag: Option<u32>) -> u32 {
         flag.or(self.file.backup.stop_timeout)
             .or(self.file.snapshot.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT)
@@ -170,7 +155,7 @@ fn flags_over_file(flags: &TargetSpec, file: &TargetSpec) -> TargetSpec {
 }
 
 /// One generator thread per core.
-pub fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

@@ -11,13 +11,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-pub use bollard::Docker;
+pub(crate) use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 /// The engine ward reached.
 #[derive(Debug, Clone, Serialize)]
-pub struct EngineInfo {
+pub(crate) struct EngineInfo {
     pub engine_version: String,
     /// The API version ward and the engine agreed on.
     pub api_version: String,
@@ -26,7 +26,7 @@ pub struct EngineInfo {
 
 /// How long one short Docker API call may take, and how long a stream may
 /// make no progress: `WARD_DOCKER_TIMEOUT` seconds, default 60.
-pub fn call_timeout() -> Duration {
+pub(crate) fn call_timeout() -> Duration {
     std::env::var("WARD_DOCKER_TIMEOUT")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -124,7 +124,7 @@ where
 }
 
 /// Connects to the engine (DOCKER_HOST or the local socket) and negotiates the API version.
-pub async fn connect() -> Result<Docker> {
+pub(crate) async fn connect() -> Result<Docker> {
     let docker = Docker::connect_with_defaults()
         .context("cannot set up a Docker client (is DOCKER_HOST valid?)")?
         // bollard's own limit (120s on the response head) would cut a long
@@ -144,7 +144,7 @@ pub async fn connect() -> Result<Docker> {
     }
 }
 
-pub async fn engine_info() -> Result<EngineInfo> {
+pub(crate) async fn engine_info() -> Result<EngineInfo> {
     let docker = connect().await?;
     let v = bounded("asking the Docker engine for its version", docker.version())
         .await?
@@ -180,7 +180,7 @@ pub(crate) fn is_not_modified(e: &bollard::errors::Error) -> bool {
 /// Runs a Docker operation to completion on a fresh thread with its own
 /// runtime, from synchronous code (e.g. `Drop`), even while the caller's
 /// runtime is shutting down.
-pub fn blocking<F, Fut>(f: F)
+pub(crate) fn blocking<F, Fut>(f: F)
 where
     F: FnOnce(Docker) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<()>>,

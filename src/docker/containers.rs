@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::client::{Docker, bounded, bounded_for, call_timeout, is_not_found, is_not_modified};
 
 /// Compose labels ward reads (and keeps on volumes).
-pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
-pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+pub(crate) const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub(crate) const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 
 /// What ward needs to know about a container.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -49,7 +49,10 @@ impl ContainerFacts {
 }
 
 /// Inspects a container; `Ok(None)` when there is none of that name.
-pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<ContainerFacts>> {
+pub(crate) async fn inspect_container(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<ContainerFacts>> {
     let what = format!("inspecting container {name}");
     let c = match bounded(&what, docker.inspect_container(name, None)).await? {
         Ok(c) => c,
@@ -99,7 +102,10 @@ pub async fn inspect_container(docker: &Docker, name: &str) -> Result<Option<Con
 }
 
 /// Names of containers (running or not) carrying all `labels` (`key=value` or `key`).
-pub async fn containers_with_labels(docker: &Docker, labels: &[String]) -> Result<Vec<String>> {
+pub(crate) async fn containers_with_labels(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<Vec<String>> {
     let mut filters: HashMap<String, Vec<String>> = HashMap::new();
     filters.insert("label".into(), labels.to_vec());
     let opts = ListContainersOptionsBuilder::new()
@@ -122,7 +128,7 @@ pub async fn containers_with_labels(docker: &Docker, labels: &[String]) -> Resul
 }
 
 /// Whether an image exists locally (ward never pulls).
-pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool> {
+pub(crate) async fn image_exists(docker: &Docker, image: &str) -> Result<bool> {
     let what = format!("inspecting image {image}");
     match bounded(&what, docker.inspect_image(image)).await? {
         Ok(_) => Ok(true),
@@ -133,7 +139,7 @@ pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool> {
 
 /// Stops a container with a timeout (seconds) and waits until it has exited.
 /// Returns the exit code.
-pub async fn stop_container(docker: &Docker, name: &str, timeout_s: u32) -> Result<i64> {
+pub(crate) async fn stop_container(docker: &Docker, name: &str, timeout_s: u32) -> Result<i64> {
     let opts = StopContainerOptionsBuilder::new()
         .t(timeout_s.min(i32::MAX as u32) as i32)
         .build();
@@ -156,7 +162,7 @@ pub async fn stop_container(docker: &Docker, name: &str, timeout_s: u32) -> Resu
     Ok(state.exit_code.unwrap_or(0))
 }
 
-pub async fn start_container(docker: &Docker, name: &str) -> Result<()> {
+pub(crate) async fn start_container(docker: &Docker, name: &str) -> Result<()> {
     let what = format!("starting container {name}");
     match bounded(&what, docker.start_container(name, None)).await? {
         Ok(()) => Ok(()),
@@ -166,7 +172,7 @@ pub async fn start_container(docker: &Docker, name: &str) -> Result<()> {
 }
 
 /// Whether a container is running now.
-pub async fn is_running(docker: &Docker, name: &str) -> Result<bool> {
+pub(crate) async fn is_running(docker: &Docker, name: &str) -> Result<bool> {
     let what = format!("inspecting container {name}");
     let c = bounded(&what, docker.inspect_container(name, None))
         .await?
@@ -175,7 +181,7 @@ pub async fn is_running(docker: &Docker, name: &str) -> Result<bool> {
 }
 
 /// Removes a container (forcefully); missing is fine.
-pub async fn remove_container(docker: &Docker, name: &str) -> Result<()> {
+pub(crate) async fn remove_container(docker: &Docker, name: &str) -> Result<()> {
     // v: also remove the anonymous volume the image's VOLUME line gives every
     // helper (named volumes are never removed by this).
     let opts = RemoveContainerOptionsBuilder::new()
@@ -219,7 +225,7 @@ async fn image_settings(
 }
 
 /// Environment and declared volumes of an image.
-pub async fn image_config(
+pub(crate) async fn image_config(
     docker: &Docker,
     image: &str,
 ) -> Result<Option<(HashMap<String, String>, Vec<String>)>> {
@@ -233,7 +239,7 @@ pub async fn image_config(
 }
 
 /// Entrypoint and command (CMD) of an image; `Ok(None)` when it is absent.
-pub async fn image_command(
+pub(crate) async fn image_command(
     docker: &Docker,
     image: &str,
 ) -> Result<Option<(Vec<String>, Vec<String>)>> {

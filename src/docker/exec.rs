@@ -19,20 +19,20 @@ use super::client::{Docker, bounded, call_timeout, idle_bounded, stalled};
 
 /// The result of a command run inside a container.
 #[derive(Debug)]
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     pub code: i64,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl ExecOutput {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.code == 0
     }
 }
 
 /// Runs a command in a running container and collects its output.
-pub async fn exec(
+pub(crate) async fn exec(
     docker: &Docker,
     container: &str,
     user: Option<&str>,
@@ -98,7 +98,7 @@ async fn exec_stream(
 /// (its output goes nowhere; it ends when it is done or the container
 /// stops). For work nobody waits on, such as deleting what a restore
 /// replaced once the new data runs.
-pub async fn exec_detached(
+pub(crate) async fn exec_detached(
     docker: &Docker,
     container: &str,
     user: Option<&str>,
@@ -125,7 +125,7 @@ pub async fn exec_detached(
     Ok(())
 }
 
-pub async fn exec_exit_code(docker: &Docker, id: &str) -> Result<i64> {
+pub(crate) async fn exec_exit_code(docker: &Docker, id: &str) -> Result<i64> {
     // The exit code can lag the end of the output by a moment.
     for _ in 0..100 {
         let info = bounded("inspecting a command's exit", docker.inspect_exec(id))
@@ -142,7 +142,7 @@ pub async fn exec_exit_code(docker: &Docker, id: &str) -> Result<i64> {
 /// Streams a tar of `path` out of a container (the engine builds the tar);
 /// ends with a timed-out error when the engine sends nothing for
 /// [`call_timeout`].
-pub fn download(
+pub(crate) fn download(
     docker: &Docker,
     container: &str,
     path: &str,
@@ -159,7 +159,7 @@ pub fn download(
 
 /// Starts a command in a running container; returns the exec id, its stdout as
 /// a byte stream, and its stderr, collected as it arrives.
-pub async fn exec_stdout(
+pub(crate) async fn exec_stdout(
     docker: &Docker,
     container: &str,
     user: Option<&str>,
@@ -225,7 +225,7 @@ impl<S: Stream> Stream for Tracked<S> {
 /// Streams an uncompressed tar into `path` of a container (the engine
 /// extracts it). Fails with a clear error when the engine takes nothing (or,
 /// after the last chunk, does not answer) for [`call_timeout`].
-pub async fn upload(
+pub(crate) async fn upload(
     docker: &Docker,
     container: &str,
     path: &str,

@@ -23,10 +23,10 @@ use super::containers::{image_exists, remove_container, start_container};
 use super::sweep::{helper_labels, sweep_orphans};
 
 /// Label on every container, volume and network ward creates for its own work.
-pub const HELPER_LABEL: &str = "ward.helper";
+pub(crate) const HELPER_LABEL: &str = "ward.helper";
 
 /// A unique name for something ward creates.
-pub fn unique_name(prefix: &str) -> String {
+pub(crate) fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()
@@ -41,7 +41,7 @@ pub fn unique_name(prefix: &str) -> String {
 /// with the private network it may sit on. Removed when dropped (also on
 /// error, panic and Ctrl-C).
 #[derive(Debug)]
-pub struct Helper {
+pub(crate) struct Helper {
     pub name: String,
     /// The bridge network created for this container alone, if any.
     network: Option<String>,
@@ -50,7 +50,7 @@ pub struct Helper {
 
 /// How [`Helper::start_postgres`] runs the server.
 #[derive(Debug, Clone, Default)]
-pub struct PostgresServer {
+pub(crate) struct PostgresServer {
     /// The container's name is this plus a unique suffix.
     pub name_prefix: String,
     /// `KEY=value` environment entries.
@@ -65,7 +65,7 @@ pub struct PostgresServer {
 impl Helper {
     /// Creates and starts `sleep infinity` in `image` (never pulled) with `volume`
     /// mounted at `dest`. Runs as root so it can read and chown everything.
-    pub async fn start(
+    pub(crate) async fn start(
         docker: &Docker,
         image: &str,
         volume: &str,
@@ -77,7 +77,7 @@ impl Helper {
 
     /// [`Helper::start`] (read-write) with a second volume mounted at
     /// `extra_dest` — for moving data between two volumes.
-    pub async fn start_two(
+    pub(crate) async fn start_two(
         docker: &Docker,
         image: &str,
         volume: &str,
@@ -124,7 +124,7 @@ impl Helper {
     /// which puts 5432 on an ephemeral port of 127.0.0.1 only — never on
     /// other interfaces, as the copy holds real data — from a bridge network
     /// of its own, out of other containers' reach.
-    pub async fn start_postgres(
+    pub(crate) async fn start_postgres(
         docker: &Docker,
         image: &str,
         volume: &str,
@@ -163,7 +163,7 @@ impl Helper {
     }
 
     /// Removes the container, then its private network.
-    pub async fn remove(mut self, docker: &Docker) -> Result<()> {
+    pub(crate) async fn remove(mut self, docker: &Docker) -> Result<()> {
         self.removed = true;
         remove_container(docker, &self.name).await?;
         match &self.network {

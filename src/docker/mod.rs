@@ -13,13 +13,14 @@ mod helper;
 mod sweep;
 mod volumes;
 
-pub use client::{Docker, EngineInfo, blocking, call_timeout, connect, engine_info};
-pub use containers::{
+pub(crate) use client::{Docker, blocking, connect, engine_info};
+pub(crate) use containers::{
     COMPOSE_PROJECT, COMPOSE_SERVICE, ContainerFacts, containers_with_labels, image_command,
-    image_config, image_exists, inspect_container, is_running, remove_container, start_container,
-    stop_container,
+    image_config, image_exists, inspect_container, is_running, start_container, stop_container,
 };
-pub use exec::{ExecOutput, download, exec, exec_detached, exec_exit_code, exec_stdout, upload};
-pub use helper::{HELPER_LABEL, Helper, PostgresServer, unique_name};
-pub use sweep::{sweep_if_reachable, sweep_orphans};
-pub use volumes::{TempVolume, VolumeFacts, create_volume, inspect_volume, remove_volume};
+pub(crate) use exec::{
+    ExecOutput, download, exec, exec_detached, exec_exit_code, exec_stdout, upload,
+};
+pub(crate) use helper::{Helper, PostgresServer, unique_name};
+pub(crate) use sweep::sweep_if_reachable;
+pub(crate) use volumes::{TempVolume, VolumeFacts, create_volume, inspect_volume, remove_volume};

@@ -53,7 +53,7 @@ fn hostname() -> String {
 /// after a `kill -9`, then their volumes and networks. Helpers of live ward
 /// processes are left alone. Best effort: an engine that fails to answer
 /// leaves the rest for the next sweep.
-pub async fn sweep_orphans(docker: &Docker) {
+pub(crate) async fn sweep_orphans(docker: &Docker) {
     let filters = HashMap::from([("label".to_string(), vec![format!("{HELPER_LABEL}=1")])]);
     let opts = ListContainersOptionsBuilder::new()
         .all(true)
@@ -97,7 +97,7 @@ pub async fn sweep_orphans(docker: &Docker) {
 /// engine answers within a few seconds; every ward invocation calls it
 /// first, so a `kill -9` is cleaned up by the next command of any kind.
 /// Silent when there is no engine.
-pub async fn sweep_if_reachable() {
+pub(crate) async fn sweep_if_reachable() {
     let Ok(docker) = Docker::connect_with_defaults() else {
         return;
     };

@@ -19,7 +19,7 @@ pub struct VolumeFacts {
     pub options: HashMap<String, String>,
 }
 
-pub async fn inspect_volume(docker: &Docker, name: &str) -> Result<Option<VolumeFacts>> {
+pub(crate) async fn inspect_volume(docker: &Docker, name: &str) -> Result<Option<VolumeFacts>> {
     let what = format!("inspecting volume {name}");
     match bounded(&what, docker.inspect_volume(name)).await? {
         Ok(v) => Ok(Some(VolumeFacts {
@@ -34,7 +34,7 @@ pub async fn inspect_volume(docker: &Docker, name: &str) -> Result<Option<Volume
 }
 
 /// Creates a volume (used by tests and throwaway restores), labelled as given.
-pub async fn create_volume(
+pub(crate) async fn create_volume(
     docker: &Docker,
     name: &str,
     labels: HashMap<String, String>,
@@ -51,7 +51,7 @@ pub async fn create_volume(
     Ok(())
 }
 
-pub async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
+pub(crate) async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
     let what = format!("removing volume {name}");
     let call = docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>);
     match bounded(&what, call).await? {
@@ -63,13 +63,13 @@ pub async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
 
 /// A volume ward created for its own work; removed when dropped.
 #[derive(Debug)]
-pub struct TempVolume {
+pub(crate) struct TempVolume {
     pub name: String,
     removed: bool,
 }
 
 impl TempVolume {
-    pub async fn create(docker: &Docker, prefix: &str) -> Result<TempVolume> {
+    pub(crate) async fn create(docker: &Docker, prefix: &str) -> Result<TempVolume> {
         let name = unique_name(prefix);
         // The owner's pid and host, so a later ward can sweep it if this one is killed.
         create_volume(docker, &name, helper_labels()).await?;
@@ -79,7 +79,7 @@ impl TempVolume {
         })
     }
 
-    pub async fn remove(mut self, docker: &Docker) -> Result<()> {
+    pub(crate) async fn remove(mut self, docker: &Docker) -> Result<()> {
         self.removed = true;
         remove_volume(docker, &self.name).await
     }

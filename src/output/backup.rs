@@ -5,7 +5,7 @@ use crate::units::{human_bytes, thousands};
 
 /// `ward backup`: the notes (stderr), then the report — a table for people,
 /// the whole report with `--json`.
-pub fn backup_report(report: &crate::backup::Report, as_json: bool) {
+pub(crate) fn backup_report(report: &crate::backup::Report, as_json: bool) {
     use crate::backup::Status;
     report.notes.iter().for_each(|n| note(n));
     for s in report.signals.iter().filter(|s| !s.ok) {
@@ -83,7 +83,7 @@ pub fn backup_report(report: &crate::backup::Report, as_json: bool) {
 }
 
 /// `ward backup --print-systemd`: the units, or where they were written.
-pub fn backup_units(
+pub(crate) fn backup_units(
     u: &crate::backup::systemd::Units,
     written: Option<&[std::path::PathBuf]>,
     as_json: bool,

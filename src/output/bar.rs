@@ -7,19 +7,19 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::progress::Progress;
 
-pub struct Bar {
+pub(crate) struct Bar {
     bar: ProgressBar,
     bytes: bool,
 }
 
 impl Bar {
     /// A bar that counts rows.
-    pub fn new(quiet: bool) -> Bar {
+    pub(crate) fn new(quiet: bool) -> Bar {
         Bar::with_unit(quiet, false)
     }
 
     /// A bar that counts bytes.
-    pub fn bytes(quiet: bool) -> Bar {
+    pub(crate) fn bytes(quiet: bool) -> Bar {
         Bar::with_unit(quiet, true)
     }
 

@@ -9,7 +9,7 @@ use crate::check::report::{self, Report};
 
 /// The renderings of a check report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Human,
     Json,
     Junit,
@@ -18,7 +18,7 @@ pub enum ReportFormat {
     Sarif,
 }
 
-pub fn check_report(report: &Report, format: ReportFormat, strict: bool) {
+pub(crate) fn check_report(report: &Report, format: ReportFormat, strict: bool) {
     let dir = report.migrations_dir.as_deref();
     let text = match format {
         ReportFormat::Json => format!(

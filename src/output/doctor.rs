@@ -3,7 +3,7 @@
 use super::{json, out};
 use crate::doctor;
 
-pub fn doctor_report(report: &doctor::Report, as_json: bool) {
+pub(crate) fn doctor_report(report: &doctor::Report, as_json: bool) {
     if as_json {
         return json(report);
     }

@@ -20,19 +20,19 @@ mod doctor;
 mod seed;
 mod snapshot;
 
-pub use backup::{backup_report, backup_units};
-pub use bar::Bar;
-pub use check::{ReportFormat, check_report};
-pub use doctor::doctor_report;
-pub use seed::{demo_summary, init_spec_report, seed_report};
-pub use snapshot::{
+pub(crate) use backup::{backup_report, backup_units};
+pub(crate) use bar::Bar;
+pub(crate) use check::{ReportFormat, check_report};
+pub(crate) use doctor::doctor_report;
+pub(crate) use seed::{demo_summary, init_spec_report, seed_report};
+pub(crate) use snapshot::{
     fast_snapshot_created, fast_snapshot_restored, snapshot_copied, snapshot_created,
     snapshot_deleted, snapshot_list, snapshot_pruned, snapshot_recovered, snapshot_restored,
     snapshot_show, snapshot_verified,
 };
 
 /// Logs go to stderr, filtered by `WARD_LOG` (e.g. `debug`, `ward=trace`) or -v/-q.
-pub fn init_logging(verbose: u8, quiet: bool) {
+pub(crate) fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -74,7 +74,7 @@ fn json<T: Serialize>(value: &T) {
 }
 
 /// An error, on one line, on stderr (a spec with several mistakes: one line each).
-pub fn error(err: &anyhow::Error) {
+pub(crate) fn error(err: &anyhow::Error) {
     let prefix = if colour() {
         "\x1b[31merror:\x1b[0m"
     } else {
@@ -91,17 +91,17 @@ pub fn error(err: &anyhow::Error) {
 }
 
 /// A note for the user on stderr (not data).
-pub fn note(msg: &str) {
+pub(crate) fn note(msg: &str) {
     eprintln!("{msg}");
 }
 
-pub fn can_prompt() -> bool {
+pub(crate) fn can_prompt() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Asks a yes/no question on the terminal; `yes` answers it in advance.
 /// Without a terminal and without `yes`, refuses with a usage error.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }

@@ -4,7 +4,7 @@ use super::{json, out};
 use crate::seed::{InitReport, SeedReport};
 use crate::units::{human_bytes, thousands};
 
-pub fn seed_report(report: &SeedReport, as_json: bool) {
+pub(crate) fn seed_report(report: &SeedReport, as_json: bool) {
     if as_json {
         return json(report);
     }
@@ -58,7 +58,7 @@ pub fn seed_report(report: &SeedReport, as_json: bool) {
     out(&text);
 }
 
-pub fn init_spec_report(report: &InitReport, as_json: bool) {
+pub(crate) fn init_spec_report(report: &InitReport, as_json: bool) {
     if as_json {
         return json(report);
     }
@@ -84,7 +84,7 @@ pub fn init_spec_report(report: &InitReport, as_json: bool) {
     out(&text);
 }
 
-pub fn demo_summary(demo: &crate::demo::DemoSummary, as_json: bool) {
+pub(crate) fn demo_summary(demo: &crate::demo::DemoSummary, as_json: bool) {
     if as_json {
         return json(demo);
     }

@@ -9,7 +9,7 @@ use crate::snapshot::{
 use crate::units::{human_bytes, thousands};
 
 /// The result's notes (on stderr, also with `--json`), then the result.
-pub fn snapshot_created(c: &Created, as_json: bool) {
+pub(crate) fn snapshot_created(c: &Created, as_json: bool) {
     c.notes.iter().for_each(|n| note(n));
     if as_json {
         return json(c);
@@ -90,7 +90,7 @@ fn source_of(m: &Manifest) -> String {
 /// Why an incomplete snapshot is listed apart.
 const INCOMPLETE: &str = "an archive without a manifest, left by an interrupted create";
 
-pub fn snapshot_list(list: &[Listed], as_json: bool) {
+pub(crate) fn snapshot_list(list: &[Listed], as_json: bool) {
     if as_json {
         return snapshot_list_json(list);
     }
@@ -189,7 +189,7 @@ fn snapshot_list_json(list: &[Listed]) {
     json(&all)
 }
 
-pub fn snapshot_show(manifest: &Manifest, as_json: bool) {
+pub(crate) fn snapshot_show(manifest: &Manifest, as_json: bool) {
     if as_json {
         return json(manifest);
     }
@@ -252,14 +252,14 @@ pub fn snapshot_show(manifest: &Manifest, as_json: bool) {
     out(&text);
 }
 
-pub fn snapshot_deleted(name: &str, as_json: bool) {
+pub(crate) fn snapshot_deleted(name: &str, as_json: bool) {
     if as_json {
         return json(&serde_json::json!({ "deleted": name }));
     }
     out(&format!("Deleted snapshot {name}\n"));
 }
 
-pub fn snapshot_copied(c: &crate::snapshot::copy::Copied, as_json: bool) {
+pub(crate) fn snapshot_copied(c: &crate::snapshot::copy::Copied, as_json: bool) {
     if as_json {
         return json(c);
     }
@@ -274,7 +274,7 @@ pub fn snapshot_copied(c: &crate::snapshot::copy::Copied, as_json: bool) {
     ));
 }
 
-pub fn snapshot_verified(v: &Verified, as_json: bool) {
+pub(crate) fn snapshot_verified(v: &Verified, as_json: bool) {
     if as_json {
         return json(v);
     }
@@ -306,7 +306,7 @@ pub fn snapshot_verified(v: &Verified, as_json: bool) {
 }
 
 /// The result's notes (on stderr, also with `--json`), then the result.
-pub fn snapshot_restored(report: &Restored, as_json: bool) {
+pub(crate) fn snapshot_restored(report: &Restored, as_json: bool) {
     report.notes.iter().for_each(|n| note(n));
     if as_json {
         return json(report);
@@ -334,7 +334,7 @@ pub fn snapshot_restored(report: &Restored, as_json: bool) {
     out(&text);
 }
 
-pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
+pub(crate) fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
     if as_json {
         return json(&serde_json::json!({ "dry_run": dry_run, "decisions": d }));
     }
@@ -356,7 +356,7 @@ pub fn snapshot_pruned(d: &[Decision], dry_run: bool, as_json: bool) {
     out(&text);
 }
 
-pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: bool) {
+pub(crate) fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: bool) {
     if as_json {
         return json(m);
     }
@@ -377,7 +377,7 @@ pub fn fast_snapshot_created(m: &crate::snapshot::manifest::Manifest, as_json: b
     ));
 }
 
-pub fn fast_snapshot_restored(
+pub(crate) fn fast_snapshot_restored(
     name: &str,
     report: &crate::snapshot::template::Restored,
     as_json: bool,
@@ -398,7 +398,7 @@ pub fn fast_snapshot_restored(
 }
 
 /// `snapshot recover`: what was finished or undone.
-pub fn snapshot_recovered(done: Option<&str>, as_json: bool) {
+pub(crate) fn snapshot_recovered(done: Option<&str>, as_json: bool) {
     if as_json {
         return json(&serde_json::json!({ "recovered": done.is_some(), "done": done }));
     }

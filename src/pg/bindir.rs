@@ -9,7 +9,7 @@ use super::cluster::ClusterError;
 
 /// Finds a directory holding `initdb`, `pg_ctl` and `postgres`: `WARD_PG_BINDIR`,
 /// then `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`, newest first.
-pub fn find_bindir() -> Result<PathBuf, ClusterError> {
+pub(crate) fn find_bindir() -> Result<PathBuf, ClusterError> {
     if let Some(dir) = std::env::var_os("WARD_PG_BINDIR").map(PathBuf::from)
         && complete(&dir)
     {
@@ -38,7 +38,7 @@ pub fn find_bindir() -> Result<PathBuf, ClusterError> {
 
 /// Every complete set of server binaries on the machine (the places
 /// [`find_bindir`] looks at) with the major version its `postgres` reports.
-pub fn installed_servers() -> Vec<(u32, PathBuf)> {
+pub(crate) fn installed_servers() -> Vec<(u32, PathBuf)> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("WARD_PG_BINDIR")
         .map(PathBuf::from)
         .into_iter()
@@ -58,7 +58,7 @@ pub fn installed_servers() -> Vec<(u32, PathBuf)> {
 }
 
 /// `postgres --version` of a bindir, e.g. "postgres (PostgreSQL) 15.18".
-pub fn server_version(bindir: &Path) -> Option<String> {
+pub(crate) fn server_version(bindir: &Path) -> Option<String> {
     let out = Command::new(bindir.join("postgres"))
         .arg("--version")
         .output()

@@ -16,7 +16,7 @@ mod settings;
 mod startup;
 
 use startup::{Refusal, last_line, refusal};
-pub use startup::{free_port, fresh_password};
+pub(crate) use startup::{free_port, fresh_password};
 
 pub(crate) use owner::chown_tree;
 use owner::{ensure_reachable, run_as};
@@ -31,11 +31,11 @@ use nix::unistd::{Gid, Uid, chown};
 use thiserror::Error;
 
 pub(crate) use super::bindir::installed_servers;
-pub use super::bindir::{find_bindir, server_version};
+pub(crate) use super::bindir::{find_bindir, server_version};
 
 /// Why a cluster could not be started.
 #[derive(Debug, Error)]
-pub enum ClusterError {
+pub(crate) enum ClusterError {
     #[error(
         "no Postgres server binaries found (looked at `pg_config --bindir`, WARD_PG_BINDIR and \
          /usr/lib/postgresql/*/bin) — install them, e.g. `apt-get install postgresql` on Debian/Ubuntu \

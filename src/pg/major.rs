@@ -13,7 +13,7 @@
 /// 16). Before PostgreSQL 10 the major had two parts; ward only needs the
 /// first ("9.6" → 9), which no later release shares. `None` when no word
 /// starts with a digit, or the number is absurd.
-pub fn parse_major(text: &str) -> Option<u32> {
+pub(crate) fn parse_major(text: &str) -> Option<u32> {
     let word = text
         .split_whitespace()
         .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))?;

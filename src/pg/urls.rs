@@ -15,7 +15,7 @@ use crate::redact::percent_all;
 
 /// The parts of a TCP connection URL.
 #[derive(Debug, Clone, Copy)]
-pub struct UrlParts<'a> {
+pub(crate) struct UrlParts<'a> {
     pub user: &'a str,
     pub password: Option<&'a str>,
     pub host: &'a str,
@@ -24,7 +24,7 @@ pub struct UrlParts<'a> {
 }
 
 /// `postgres://user[:password]@host:port/database`, every part encoded.
-pub fn tcp_url(parts: UrlParts<'_>) -> String {
+pub(crate) fn tcp_url(parts: UrlParts<'_>) -> String {
     let password = parts
         .password
         .map(|secret| format!(":{}", percent_all(secret)))
@@ -45,7 +45,7 @@ pub fn tcp_url(parts: UrlParts<'_>) -> String {
 
 /// A URL for a parsed configuration (with the password: only for child
 /// processes' environment). A Unix-socket host becomes `localhost`.
-pub fn url_of(config: &Config) -> String {
+pub(crate) fn url_of(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
         _ => "localhost".into(),
@@ -63,7 +63,7 @@ pub fn url_of(config: &Config) -> String {
 }
 
 /// Replaces the database part of a URL that was parsed before.
-pub fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             parsed.set_path(&format!("/{}", percent_all(database)));
@@ -82,7 +82,7 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// The URL of the cluster's maintenance database for `url`, and the database
 /// `url` names (renames and copies cannot run while connected to that one).
-pub fn maintenance_url(url: &str) -> Result<(String, String)> {
+pub(crate) fn maintenance_url(url: &str) -> Result<(String, String)> {
     let config = super::parse_url(url)?;
     let database = config.get_dbname().unwrap_or("postgres").to_string();
     url::Url::parse(url).map_err(|_| UsageError("the database URL is not a URL".into()))?;
@@ -90,7 +90,7 @@ pub fn maintenance_url(url: &str) -> Result<(String, String)> {
 }
 
 /// The URL as Django's settings parse it (`postgres://` only).
-pub fn postgres_scheme_url(url: &str) -> Result<String> {
+pub(crate) fn postgres_scheme_url(url: &str) -> Result<String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_string());
     }

@@ -15,7 +15,7 @@ use super::model::Table;
 /// Days from 0001-01-01 (CE day 1) to the Postgres epoch 2000-01-01.
 const PG_EPOCH_CE_DAYS: i32 = 730_120;
 
-pub trait Encoder {
+pub(crate) trait Encoder {
     fn begin_row(&mut self);
     fn end_row(&mut self);
     fn int(&mut self, v: i64);
@@ -44,17 +44,17 @@ pub trait Encoder {
 }
 
 /// The 19-byte header that starts a binary COPY stream.
-pub const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The trailer that ends it (a field count of -1).
-pub const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
+pub(crate) const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
 
-pub struct Binary {
+pub(crate) struct Binary {
     buf: Vec<u8>,
     ncols: i16,
 }
 
 impl Binary {
-    pub fn new(table: &Table) -> Self {
+    pub(crate) fn new(table: &Table) -> Self {
         Binary {
             buf: Vec::with_capacity(1 << 16),
             ncols: table.columns.len() as i16,
@@ -154,19 +154,19 @@ fn write_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments) {
 
 /// RFC 4180 CSV, as Postgres `COPY … (FORMAT csv, HEADER)` reads it: NULL is an
 /// empty unquoted field, an empty string is `""`.
-pub struct Csv {
+pub(crate) struct Csv {
     buf: Vec<u8>,
     first: bool,
 }
 
 impl Csv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Csv {
             buf: Vec::with_capacity(1 << 16),
             first: true,
         }
     }
-    pub fn header(table: &Table) -> Vec<u8> {
+    pub(crate) fn header(table: &Table) -> Vec<u8> {
         let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
         format!("{}\n", names.join(",")).into_bytes()
     }
@@ -233,14 +233,14 @@ impl Encoder for Csv {
 }
 
 /// One JSON object per row, keys in column order.
-pub struct Jsonl {
+pub(crate) struct Jsonl {
     buf: Vec<u8>,
     names: Vec<&'static str>,
     col: usize,
 }
 
 impl Jsonl {
-    pub fn new(table: &Table) -> Self {
+    pub(crate) fn new(table: &Table) -> Self {
         Jsonl {
             buf: Vec::with_capacity(1 << 16),
             names: table.columns.iter().map(|c| c.name).collect(),

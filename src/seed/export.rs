@@ -24,14 +24,14 @@ use crate::progress::Progress;
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// Comma-separated values with a header row (RFC 4180 quoting).
     Csv,
     /// One JSON object per line.
     Jsonl,
 }
 
-pub fn export(
+pub(crate) fn export(
     dir: &Path,
     format: ExportFormat,
     seed: u64,

@@ -122,8 +122,8 @@ pub struct Lists {
 }
 
 /// The first birth decade of `names_by_decade` and the first age of `growth`.
-pub const DECADE_FROM: i32 = 1920;
-pub const GROWTH_FROM: u32 = 2;
+pub(crate) const DECADE_FROM: i32 = 1920;
+pub(crate) const GROWTH_FROM: u32 = 2;
 
 /// Rows of a CSV list with exactly the expected header.
 fn rows<'a>((file, text): (&str, &'a str), header: &str) -> Vec<Vec<&'a str>> {

@@ -26,7 +26,7 @@ use crate::progress::Progress;
 
 /// What to do with rows already in ward's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existing {
+pub(crate) enum Existing {
     /// Refuse if any table holds rows.
     Refuse,
     Truncate,
@@ -34,7 +34,7 @@ pub enum Existing {
 }
 
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     pub schema: String,
     pub seed: u64,
     pub patients: u64,
@@ -42,7 +42,7 @@ pub struct LoadOptions {
     pub existing: Existing,
 }
 
-pub async fn load(
+pub(crate) async fn load(
     client: &mut Client,
     target: String,
     opts: &LoadOptions,

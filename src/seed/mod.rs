@@ -7,16 +7,16 @@
 //! JSONL), `pipeline` (parallel ordered chunks), `load` (into Postgres) and
 //! `export` (to files).
 
-pub mod custom;
-pub mod encode;
-pub mod export;
+pub(crate) mod custom;
+pub(crate) mod encode;
+pub(crate) mod export;
 pub mod generate;
-pub mod lists;
-pub mod load;
+pub(crate) mod lists;
+pub(crate) mod load;
 pub mod model;
-pub mod pipeline;
-pub mod rng;
-pub mod spec;
+pub(crate) mod pipeline;
+pub(crate) mod rng;
+pub(crate) mod spec;
 
 use serde::Serialize;
 
@@ -26,7 +26,7 @@ pub(crate) use custom::spec::SpecErrors;
 pub use generate::nhs::CAPACITY as MAX_PATIENTS;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TableReport {
+pub(crate) struct TableReport {
     pub table: String,
     pub rows: u64,
     pub seconds: f64,
@@ -35,7 +35,7 @@ pub struct TableReport {
 
 /// What a seed run did.
 #[derive(Debug, Clone, Serialize)]
-pub struct SeedReport {
+pub(crate) struct SeedReport {
     /// `user@host:port/db` (never the password) or the export directory.
     pub target: String,
     pub seed: u64,
@@ -98,7 +98,7 @@ pub(crate) fn per_second(n: u64, seconds: f64) -> f64 {
 }
 
 /// Checks the patient count before anything is touched.
-pub fn check_patients(first: u64, n: u64) -> Result<(), UsageError> {
+pub(crate) fn check_patients(first: u64, n: u64) -> Result<(), UsageError> {
     if n == 0 {
         return Err(UsageError("--patients must be at least 1".into()));
     }

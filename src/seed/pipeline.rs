@@ -19,8 +19,7 @@ use super::model::TableId;
 
 /// Where each table's ids start, and each chunk's first id.
 #[derive(Debug, Clone)]
-pub struct TablePlan {
-    pub table: TableId,
+pub(crate) struct TablePlan {
     pub chunks: Vec<Range<u64>>,
     /// Rows in each chunk.
     pub counts: Vec<u64>,
@@ -30,14 +29,18 @@ pub struct TablePlan {
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub tables: HashMap<TableId, TablePlan>,
 }
 
 impl Plan {
     /// Counts every table's rows per chunk (in parallel) and assigns ids,
     /// starting each table after `next_id(table)`.
-    pub fn new(world: &World, pool: &rayon::ThreadPool, next_id: impl Fn(TableId) -> i64) -> Plan {
+    pub(crate) fn new(
+        world: &World,
+        pool: &rayon::ThreadPool,
+        next_id: impl Fn(TableId) -> i64,
+    ) -> Plan {
         // Every per-patient table is chunked by patient, and one pass over each
         // chunk counts them all (a patient's history is built once, not once
         // per table).
@@ -67,7 +70,6 @@ impl Plan {
                     })
                     .collect();
                 let plan = TablePlan {
-                    table: t,
                     chunks,
                     first_ids,
                     rows: counts.iter().sum(),
@@ -79,11 +81,11 @@ impl Plan {
         Plan { tables }
     }
 
-    pub fn table(&self, t: TableId) -> &TablePlan {
+    pub(crate) fn table(&self, t: TableId) -> &TablePlan {
         &self.tables[&t]
     }
 
-    pub fn total_rows(&self) -> u64 {
+    pub(crate) fn total_rows(&self) -> u64 {
         self.tables.values().map(|t| t.rows).sum()
     }
 }
@@ -91,7 +93,12 @@ impl Plan {
 /// Runs `encode` on every chunk index in `0..chunks`, `jobs` at a time on
 /// the pool, and passes the results to `sink` in index order. Stops at the
 /// first sink error or when ward is interrupted.
-pub fn ordered<F, S>(pool: &rayon::ThreadPool, chunks: usize, encode: F, mut sink: S) -> Result<()>
+pub(crate) fn ordered<F, S>(
+    pool: &rayon::ThreadPool,
+    chunks: usize,
+    encode: F,
+    mut sink: S,
+) -> Result<()>
 where
     F: Fn(usize) -> Result<(Vec<u8>, u64)> + Sync,
     S: FnMut(Vec<u8>, u64) -> Result<()>,
@@ -112,7 +119,7 @@ where
 }
 
 /// Encodes chunk `c` of built-in table `t`: its bytes and row count.
-pub fn encode_chunk<E: Encoder>(
+pub(crate) fn encode_chunk<E: Encoder>(
     world: &World,
     plan: &Plan,
     t: TableId,
@@ -139,10 +146,10 @@ pub fn encode_chunk<E: Encoder>(
 
 /// Generator threads allowed per core: more only adds switching, and a typo
 /// such as `-j 100000` must not start a hundred thousand threads.
-pub const JOBS_PER_CORE: usize = 4;
+pub(crate) const JOBS_PER_CORE: usize = 4;
 
 /// Refuses a `--jobs` above [`JOBS_PER_CORE`] times the cores.
-pub fn check_jobs(jobs: usize) -> Result<()> {
+pub(crate) fn check_jobs(jobs: usize) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max = cores * JOBS_PER_CORE;
     if jobs > max {
@@ -155,7 +162,7 @@ pub fn check_jobs(jobs: usize) -> Result<()> {
 }
 
 /// A thread pool of `jobs` generator threads.
-pub fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
+pub(crate) fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
     Ok(rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("ward-gen-{i}"))

@@ -19,7 +19,7 @@ use rand_core::{Rng, SeedableRng};
 const WORDS_PER_ENTITY: u128 = 1 << 24;
 
 /// A stable 64-bit FNV-1a hash (never `std`'s `DefaultHasher`, which may change).
-pub const fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {
@@ -31,7 +31,7 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// A SplitMix64 finaliser: a cheap, well-mixed bijection on u64.
-pub const fn mix64(mut z: u64) -> u64 {
+pub(crate) const fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -101,7 +101,7 @@ impl Stream {
 /// A keyed bijection on `0..n`: a balanced 4-round Feistel network on the
 /// next even number of bits, cycle-walking until the value falls inside the
 /// domain. Used to hand out unique values without draws or retries.
-pub fn permute(key: u64, x: u64, n: u64) -> u64 {
+pub(crate) fn permute(key: u64, x: u64, n: u64) -> u64 {
     debug_assert!(x < n);
     if n <= 1 {
         return 0;

@@ -12,11 +12,13 @@ use serde::Deserialize;
 
 use super::rng::{Stream, Weighted};
 
-pub const BUILTIN: &str = include_str!("../../seeds/patients.toml");
+pub(crate) const BUILTIN: &str = include_str!("../../seeds/patients.toml");
+/// The layout of `seeds/patients.toml` this code reads (its `version`).
+const BUILTIN_VERSION: u32 = 3;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub version: u32,
     pub seed: u64,
     pub as_of: NaiveDate,
@@ -31,7 +33,7 @@ pub struct Spec {
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub struct Range {
+pub(crate) struct Range {
     pub min: i64,
     pub max: i64,
 }
@@ -39,13 +41,13 @@ pub struct Range {
 /// A value that steps with age: the last entry whose `min_age` ≤ age applies.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgeStep {
+pub(crate) struct AgeStep {
     pub min_age: u32,
     #[serde(alias = "share")]
     pub rate: f64,
 }
 
-pub fn by_age(steps: &[AgeStep], age: u32) -> f64 {
+pub(crate) fn by_age(steps: &[AgeStep], age: u32) -> f64 {
     steps
         .iter()
         .rev()
@@ -55,7 +57,7 @@ pub fn by_age(steps: &[AgeStep], age: u32) -> f64 {
 
 /// A weighted choice among named values, from a TOML table `{ name = weight }`.
 #[derive(Debug)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub names: Vec<String>,
     weights: Weighted,
 }
@@ -75,22 +77,18 @@ impl<'de> Deserialize<'de> for Choice {
 }
 
 impl Choice {
-    pub fn sample(&self, rng: &mut Stream) -> &str {
-        &self.names[self.sample_index(rng)]
-    }
-
-    pub fn sample_index(&self, rng: &mut Stream) -> usize {
+    pub(crate) fn sample_index(&self, rng: &mut Stream) -> usize {
         self.weights.sample(rng)
     }
 
-    pub fn index_of(&self, name: &str) -> Option<usize> {
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
     }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Practices {
+pub(crate) struct Practices {
     pub patients_per_practice: u64,
     pub practitioners: Range,
     /// The practice's team: each role's share of it and how it works.
@@ -102,7 +100,7 @@ pub struct Practices {
 /// A role in the practice team.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Staff {
+pub(crate) struct Staff {
     pub role: String,
     /// Relative share of the team (the roster is apportioned by these).
     pub share: u32,
@@ -119,7 +117,7 @@ pub struct Staff {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Patients {
+pub(crate) struct Patients {
     /// Share of patients who are female, by age.
     pub female_share: Vec<AgeStep>,
     pub age_bands: Vec<f64>,
@@ -140,7 +138,7 @@ pub struct Patients {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Conditions {
+pub(crate) struct Conditions {
     pub chronic_within_years: u32,
     pub acute_within_years: u32,
     pub prevalence_scale: f64,
@@ -150,7 +148,7 @@ pub struct Conditions {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Prescriptions {
+pub(crate) struct Prescriptions {
     /// Days between repeat issues.
     pub repeat_every_days: u32,
     /// A repeat course starts within this many days of the condition's onset.
@@ -164,7 +162,7 @@ pub struct Prescriptions {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Appointments {
+pub(crate) struct Appointments {
     pub per_year: Vec<AgeStep>,
     pub female_factor: f64,
     pub within_years: u32,
@@ -182,7 +180,7 @@ pub struct Appointments {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Observations {
+pub(crate) struct Observations {
     /// In-person appointments a year at which routine measurements are taken, by age.
     pub checkups: Vec<AgeStep>,
     /// People with diabetes get an HbA1c at an in-person appointment at least this many days after the last.
@@ -194,7 +192,7 @@ pub struct Observations {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Allergies {
+pub(crate) struct Allergies {
     pub count_weights: Vec<u64>,
     pub severities: Choice,
 }
@@ -203,15 +201,21 @@ mod hhmm {
     use chrono::NaiveTime;
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
         let s = String::deserialize(d)?;
         NaiveTime::parse_from_str(&s, "%H:%M").map_err(serde::de::Error::custom)
     }
 }
 
 impl Spec {
-    pub fn builtin() -> Result<Spec> {
+    pub(crate) fn builtin() -> Result<Spec> {
         let spec: Spec = toml::from_str(BUILTIN).context("seeds/patients.toml is invalid")?;
+        if spec.version != BUILTIN_VERSION {
+            anyhow::bail!(
+                "seeds/patients.toml is version {}, this ward reads version {BUILTIN_VERSION}",
+                spec.version
+            );
+        }
         spec.validate()?;
         Ok(spec)
     }

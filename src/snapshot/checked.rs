@@ -31,7 +31,6 @@ mod tally;
 mod write;
 
 use policy::check_entry;
-pub use policy::normalise;
 use tally::{Counting, Hashing, read_id_frame};
 use write::{fresh_header, write_error, write_file};
 
@@ -41,7 +40,7 @@ use super::store::Store;
 use crate::progress::Progress;
 
 /// Where checked entries go.
-pub enum Destination<'a> {
+pub(crate) enum Destination<'a> {
     /// Only check (verify).
     Nowhere,
     /// A fresh tar of the checked entries, written by ward (engine upload).
@@ -52,7 +51,7 @@ pub enum Destination<'a> {
 
 /// Result of checking an archive against its manifest.
 #[derive(Debug, Default)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub problems: Vec<String>,
     pub bytes: u64,
     pub entries: u64,
@@ -63,7 +62,7 @@ pub struct Checked {
 /// entries go to `dest`. Problems with the archive are collected (reading
 /// stops at the first when there is a destination); failing to write to the
 /// destination is an error, not damage.
-pub fn check(
+pub(crate) fn check(
     store: &Store,
     manifest: &Manifest,
     mut dest: Destination<'_>,

@@ -25,7 +25,7 @@ use crate::units::human_bytes;
 
 /// What `copy` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Copied {
+pub(crate) struct Copied {
     pub name: String,
     pub from: String,
     pub to: String,
@@ -36,7 +36,12 @@ pub struct Copied {
 }
 
 /// Copies snapshot `name` from `from` to `to` and checks it on arrival.
-pub fn copy(from: &Store, to: &Store, name: &str, progress: &dyn Progress) -> Result<Copied> {
+pub(crate) fn copy(
+    from: &Store,
+    to: &Store,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<Copied> {
     let started = Instant::now();
     let m = from.load(name)?;
     if m.template.is_some() {

@@ -32,7 +32,7 @@ pub struct Encryption {
     pub recipients: Vec<String>,
 }
 
-pub const SCHEME: &str = "age-x25519";
+pub(crate) const SCHEME: &str = "age-x25519";
 
 /// The keys a store uses: recipients to encrypt new archives to, the
 /// identity file that opens them, and whether encryption is required.

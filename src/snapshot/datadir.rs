@@ -89,7 +89,7 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-pub async fn create(
+pub(crate) async fn create(
     store: &Store,
     dir: &Path,
     name: &str,
@@ -188,7 +188,7 @@ fn create_blocking(
     })
 }
 
-pub async fn restore(
+pub(crate) async fn restore(
     store: &Store,
     m: &Manifest,
     dir: &Path,

@@ -145,7 +145,7 @@ pub struct Origin {
 
 impl Manifest {
     /// The manifest of a new snapshot `name` whose archive was just written.
-    pub fn archived(name: &str, origin: Origin, written: Written) -> Manifest {
+    pub(crate) fn archived(name: &str, origin: Origin, written: Written) -> Manifest {
         Manifest {
             format: FORMAT,
             id: written.id.clone(),

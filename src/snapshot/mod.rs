@@ -20,33 +20,33 @@
 //! or puts the safety snapshot back before ward exits.
 
 pub mod archive;
-pub mod checked;
-pub mod copy;
-pub mod crypt;
-pub mod datadir;
+pub(crate) mod checked;
+pub(crate) mod copy;
+pub(crate) mod crypt;
+pub(crate) mod datadir;
 pub mod manifest;
-pub mod migration_head;
+pub(crate) mod migration_head;
 mod pruning;
 mod reports;
-pub mod retention;
+pub(crate) mod retention;
 mod shield;
-pub mod store;
+pub(crate) mod store;
 mod target_lock;
 pub mod template;
-pub mod throwaway;
+pub(crate) mod throwaway;
 pub(crate) mod throwaway_native;
 mod verify;
-pub mod volume;
+pub(crate) mod volume;
 
-pub use pruning::{ForDeletion, Pruning, for_deletion, prune};
-pub use reports::{
+pub(crate) use pruning::{ForDeletion, Pruning, for_deletion, prune};
+pub(crate) use reports::{
     Confirm, CreateOptions, Created, Method, RestoreOptions, Restored, SCOPE_STORED, Verified,
 };
-pub use shield::{fault, shielded};
+pub(crate) use shield::{fault, shielded};
 pub(crate) use target_lock::open_lock_file;
 pub use target_lock::{TargetLock, lock_target, target_lock_path};
 use target_lock::{target_key, try_lock_key, volume_key};
-pub use verify::{deep_verify, verify};
+pub(crate) use verify::{deep_verify, verify};
 
 use std::sync::Arc;
 
@@ -56,12 +56,11 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use crate::target::Target;
-use manifest::Manifest;
 use store::Store;
 
 /// Warnings for each database of `m` whose recorded migration head is
 /// behind or ahead of the migrations in `dir` (never a refusal).
-pub fn migration_warnings(m: &manifest::Manifest, dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn migration_warnings(m: &manifest::Manifest, dir: &std::path::Path) -> Vec<String> {
     m.database
         .iter()
         .flat_map(|f| &f.databases)
@@ -73,12 +72,12 @@ pub fn migration_warnings(m: &manifest::Manifest, dir: &std::path::Path) -> Vec<
 }
 
 /// A default snapshot name: `<stem>-<UTC timestamp>`.
-pub fn default_name(target: &Target) -> String {
+pub(crate) fn default_name(target: &Target) -> String {
     format!("{}-{}", target.stem(), Utc::now().format("%Y%m%d-%H%M%S"))
 }
 
 /// A fresh snapshot id.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     crate::docker::unique_name("s")
         .trim_start_matches("s-")
         .to_string()
@@ -91,7 +90,7 @@ pub fn new_id() -> String {
 /// (their target is locked, or their owner is alive) are left alone. Never
 /// fails the command: problems become notes (the command's own work on the
 /// same target then refuses with the full error). Returns the notes.
-pub async fn heal_interrupted() -> Vec<String> {
+pub(crate) async fn heal_interrupted() -> Vec<String> {
     let mut notes = Vec::new();
     let mut docker = None;
     for (kind, path) in volume::journal_files() {
@@ -143,7 +142,7 @@ pub async fn heal_interrupted() -> Vec<String> {
 }
 
 /// Takes a snapshot of `target` into `store`.
-pub async fn create(
+pub(crate) async fn create(
     store: &Store,
     target: &Target,
     opts: &CreateOptions,
@@ -213,7 +212,7 @@ fn explain_full_store(
 }
 
 /// Restores snapshot `name` into `target`.
-pub async fn restore(
+pub(crate) async fn restore(
     store: &Store,
     name: &str,
     target: &Target,
@@ -226,7 +225,7 @@ pub async fn restore(
 
 /// [`restore`]; with `keep_previous`, a volume's replaced contents are kept
 /// in `<volume>-ward-previous` instead of deleted.
-pub async fn restore_keeping(
+pub(crate) async fn restore_keeping(
     store: &Store,
     name: &str,
     target: &Target,
@@ -300,7 +299,7 @@ pub async fn restore_keeping(
 }
 
 /// `restore --previous`: puts back what `--keep-previous` kept.
-pub async fn restore_previous(
+pub(crate) async fn restore_previous(
     target: &Target,
     opts: &RestoreOptions,
     confirm: Confirm,
@@ -319,7 +318,7 @@ pub async fn restore_previous(
 /// volume: swap and trash directories of interrupted restores that no
 /// journal accounts for.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Leftovers {
+pub(crate) struct Leftovers {
     pub volume: String,
     /// What repairing a dead ward's journal did first.
     pub notes: Vec<String>,
@@ -335,7 +334,7 @@ pub struct Leftovers {
 /// sweeps its volume's stale swap directories (the restore rules: keep any
 /// that may hold previous data or that a live helper locks). None for a
 /// data-directory target (its leftovers are siblings a journal names).
-pub async fn sweep_leftovers(target: &Target) -> Result<Option<Leftovers>> {
+pub(crate) async fn sweep_leftovers(target: &Target) -> Result<Option<Leftovers>> {
     let Target::Volume(t) = target else {
         return Ok(None);
     };
@@ -355,7 +354,7 @@ pub async fn sweep_leftovers(target: &Target) -> Result<Option<Leftovers>> {
 
 /// `ward snapshot recover`: finishes or undoes what an interrupted ward left
 /// on `target`. Returns what was done (None: nothing was left).
-pub async fn recover(target: &Target) -> Result<Option<String>> {
+pub(crate) async fn recover(target: &Target) -> Result<Option<String>> {
     let _target_lock = lock_target(target)?;
     match target {
         Target::Volume(t) => {
@@ -369,12 +368,7 @@ pub async fn recover(target: &Target) -> Result<Option<String>> {
 /// A snapshot failed verification (exit 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Damaged(pub String);
-
-/// Returns the manifest of a finished snapshot (tests, `show`).
-pub fn load(store: &Store, name: &str) -> Result<Manifest> {
-    store.load(name)
-}
+pub(crate) struct Damaged(pub String);
 
 /// The value of `field` in `pg_controldata` output ("Database cluster state").
 fn control_field(out: &str, field: &str) -> Option<String> {
@@ -410,7 +404,7 @@ impl Drop for Cleanup {
 }
 
 /// Checks there is room for roughly `raw_bytes` of data compressed.
-pub fn check_space(store: &Store, raw_bytes: u64) -> Result<()> {
+pub(crate) fn check_space(store: &Store, raw_bytes: u64) -> Result<()> {
     // Postgres data compresses 2–7× with zstd -1; reserve 60 % plus slack.
     let need = raw_bytes / 10 * 6 + 16 * 1024 * 1024;
     let have = store.available()?;

@@ -12,7 +12,7 @@ use super::store::{self, Listed, Store};
 
 /// Whether [`prune`] deletes or only decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pruning {
+pub(crate) enum Pruning {
     DryRun,
     Delete,
 }
@@ -23,7 +23,7 @@ pub enum Pruning {
 /// runs first for each deleted snapshot (a fast snapshot's in-cluster copy).
 /// Unreadable manifests and incomplete archives are never pruned (`delete
 /// NAME` removes them).
-pub async fn prune(
+pub(crate) async fn prune(
     store: &Store,
     policy: retention::Policy,
     plan: Pruning,
@@ -64,7 +64,7 @@ pub async fn prune(
 
 /// What `delete NAME` found under the name.
 #[derive(Debug)]
-pub enum ForDeletion {
+pub(crate) enum ForDeletion {
     /// A whole snapshot, its manifest trusted.
     Whole(Box<Manifest>),
     /// A damaged manifest, and why: the snapshot's own files are removed by
@@ -76,7 +76,7 @@ pub enum ForDeletion {
 }
 
 /// Looks up a snapshot about to be deleted.
-pub fn for_deletion(store: &Store, name: &str) -> Result<ForDeletion> {
+pub(crate) fn for_deletion(store: &Store, name: &str) -> Result<ForDeletion> {
     store::check_name(name)?;
     if store.incomplete(name)? {
         return Ok(ForDeletion::Incomplete);

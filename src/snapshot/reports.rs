@@ -14,13 +14,13 @@ use super::store::Store;
 /// How to take a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub(crate) enum Method {
     Cold,
     Online,
 }
 
 #[derive(Debug, Clone)]
-pub struct CreateOptions {
+pub(crate) struct CreateOptions {
     pub name: Option<String>,
     pub method: Method,
     pub stop_timeout: u32,
@@ -29,7 +29,7 @@ pub struct CreateOptions {
 
 /// What `create` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Created {
+pub(crate) struct Created {
     pub name: String,
     pub id: String,
     pub method: Method,
@@ -77,7 +77,7 @@ impl Created {
 
 /// What `restore` reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Restored {
+pub(crate) struct Restored {
     pub name: String,
     pub target: String,
     pub safety_snapshot: Option<String>,
@@ -101,17 +101,17 @@ pub struct Restored {
 }
 
 #[derive(Debug, Clone)]
-pub struct RestoreOptions {
+pub(crate) struct RestoreOptions {
     pub safety: bool,
     pub stop_timeout: u32,
 }
 
 /// Answers "go ahead?" for destructive operations (the command layer prompts).
-pub type Confirm = Arc<dyn Fn(&str) -> Result<bool> + Send + Sync>;
+pub(crate) type Confirm = Arc<dyn Fn(&str) -> Result<bool> + Send + Sync>;
 
 /// The result of `verify`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub name: String,
     pub ok: bool,
     pub problems: Vec<String>,
@@ -125,4 +125,4 @@ pub struct Verified {
 }
 
 /// [`Verified::scope`] of an encrypted archive checked without its identity.
-pub const SCOPE_STORED: &str = "stored bytes";
+pub(crate) const SCOPE_STORED: &str = "stored bytes";

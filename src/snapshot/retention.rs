@@ -5,7 +5,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub keep_last: usize,
     pub keep_daily: usize,
     pub keep_weekly: usize,
@@ -14,7 +14,7 @@ pub struct Policy {
 
 /// One snapshot's fate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub keep: bool,
@@ -23,7 +23,7 @@ pub struct Decision {
 }
 
 /// Decides which snapshots to keep. The newest is always kept.
-pub fn select(snapshots: &[(String, DateTime<Utc>)], policy: Policy) -> Vec<Decision> {
+pub(crate) fn select(snapshots: &[(String, DateTime<Utc>)], policy: Policy) -> Vec<Decision> {
     let mut sorted: Vec<&(String, DateTime<Utc>)> = snapshots.iter().collect();
     // Newest first; ties broken by name for determinism.
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));

@@ -14,7 +14,7 @@ use anyhow::Result;
 /// `<point>:hold` pauses there until the file named by `WARD_FAULT_RELEASE`
 /// exists (at most two minutes), so a test can act while ward is held at
 /// the point and then let it go — no guessing how long to sleep.
-pub fn fault(point: &str) -> Result<()> {
+pub(crate) fn fault(point: &str) -> Result<()> {
     static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(wanted) = std::env::var("WARD_FAULT") else {
         return Ok(());
@@ -54,7 +54,7 @@ fn hold_until_released() {
 
 /// Runs `work` on its own thread and runtime; if the caller is dropped (Ctrl-C),
 /// the work is told to cancel and the drop waits until it has cleaned up.
-pub async fn shielded<T, F, Fut>(work: F) -> Result<T>
+pub(crate) async fn shielded<T, F, Fut>(work: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,

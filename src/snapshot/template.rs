@@ -16,12 +16,12 @@ use tokio_postgres::Client;
 use crate::error::UsageError;
 use crate::pg::{self, maintenance_url, quote_ident};
 // Commands reach these through `template::`; each is defined once, elsewhere.
-pub use crate::pg::with_database;
+pub(crate) use crate::pg::with_database;
 
 mod opened;
 mod sessions;
 
-pub use crate::target::container_url;
+pub(crate) use crate::target::container_url;
 pub use opened::{Opened, verify};
 pub use sessions::Session;
 use sessions::{clear_sessions, sessions};

@@ -26,7 +26,7 @@ use crate::progress::Progress;
 
 /// Who must be able to reach the throwaway server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// Only `docker exec` inside the container (networking off).
     Internal,
     /// Also this host, over TCP on an ephemeral port of 127.0.0.1 (and no
@@ -35,7 +35,7 @@ pub enum Reach {
 }
 
 /// A running Postgres server on a restored copy of a snapshot.
-pub struct Throwaway {
+pub(crate) struct Throwaway {
     d: Docker,
     // Declared, and so dropped, before the volume: Docker refuses to remove
     // a volume that a container still uses.
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Throwaway {
 impl Throwaway {
     /// Restores snapshot `m` into a new volume and starts Postgres of the
     /// snapshot's image on it; returns once the server answers queries.
-    pub async fn start(
+    pub(crate) async fn start(
         d: &Docker,
         store: &Store,
         m: &Manifest,
@@ -191,17 +191,17 @@ impl Throwaway {
     }
 
     /// The container's name (for `docker exec`).
-    pub fn container(&self) -> &str {
+    pub(crate) fn container(&self) -> &str {
         &self.server.name
     }
 
     /// Runs SQL in database `db` through psql over the container's socket.
-    pub async fn psql(&self, db: &str, sql: &str) -> Result<String> {
+    pub(crate) async fn psql(&self, db: &str, sql: &str) -> Result<String> {
         psql(&self.d, &self.server.name, &self.user, db, sql).await
     }
 
     /// The databases one can connect to (templates excluded), by name.
-    pub async fn databases(&self) -> Result<Vec<String>> {
+    pub(crate) async fn databases(&self) -> Result<Vec<String>> {
         let out = self
             .psql(
                 "postgres",
@@ -212,7 +212,7 @@ impl Throwaway {
     }
 
     /// A URL for database `db` over 127.0.0.1 ([`Reach::Localhost`] only).
-    pub fn url(&self, db: &str) -> Result<String> {
+    pub(crate) fn url(&self, db: &str) -> Result<String> {
         let (Some(port), Some(password)) = (self.port, &self.password) else {
             bail!("the throwaway server was not published on 127.0.0.1");
         };
@@ -226,7 +226,7 @@ impl Throwaway {
     }
 
     /// Removes the container, then the volume.
-    pub async fn remove(self) -> Result<()> {
+    pub(crate) async fn remove(self) -> Result<()> {
         let Throwaway {
             d, server, volume, ..
         } = self;
@@ -342,7 +342,11 @@ pub(super) fn lock_out_sql(roles: &[String]) -> String {
 /// Which database of a snapshot `check` runs against: `wanted` if given (and
 /// present), else the one application database (anything but `postgres`),
 /// else `postgres`.
-pub fn choose_database(snapshot: &str, all: &[String], wanted: Option<&str>) -> Result<String> {
+pub(crate) fn choose_database(
+    snapshot: &str,
+    all: &[String],
+    wanted: Option<&str>,
+) -> Result<String> {
     if let Some(w) = wanted {
         if all.iter().any(|d| d == w) {
             return Ok(w.to_string());
@@ -373,14 +377,14 @@ pub fn choose_database(snapshot: &str, all: &[String], wanted: Option<&str>) -> 
 /// snapshot: a container of the snapshot's own image (Docker volumes) or this
 /// machine's server binaries of its major version (native data directories).
 #[derive(Debug)]
-pub enum CheckServer {
+pub(crate) enum CheckServer {
     Docker(Throwaway),
     Native(Cluster),
 }
 
 impl CheckServer {
     /// Stops and removes the server and its copy of the data.
-    pub async fn remove(self) -> Result<()> {
+    pub(crate) async fn remove(self) -> Result<()> {
         match self {
             CheckServer::Docker(t) => t.remove().await,
             CheckServer::Native(n) => super::throwaway_native::remove(n).await,
@@ -390,7 +394,7 @@ impl CheckServer {
 
 /// Starts a throwaway server on snapshot `m` reachable from this host and
 /// returns it with the URL of the database to check (see [`choose_database`]).
-pub async fn for_check(
+pub(crate) async fn for_check(
     store: &Store,
     m: &Manifest,
     database: Option<&str>,

@@ -14,7 +14,7 @@ use super::{SCOPE_STORED, Verified, archive, checked, volume};
 use crate::progress::Progress;
 
 /// Re-hashes a snapshot against its manifest.
-pub fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Verified> {
+pub(crate) fn verify(store: &Store, name: &str, progress: &dyn Progress) -> Result<Verified> {
     let m = store.load(name)?;
     if store.archive_size(name)?.is_none() {
         return Ok(Verified {
@@ -93,7 +93,11 @@ fn verify_stored(store: &Store, m: &Manifest, progress: &dyn Progress) -> Result
 
 /// `verify --deep`: start Postgres on a throwaway restored copy, run
 /// pg_amcheck and a sanity query; records "last verified" in the manifest.
-pub async fn deep_verify(store: &Store, name: &str, progress: Arc<dyn Progress>) -> Result<String> {
+pub(crate) async fn deep_verify(
+    store: &Store,
+    name: &str,
+    progress: Arc<dyn Progress>,
+) -> Result<String> {
     let m = store.load(name)?;
     let msg = volume::deep_verify(store, &m, progress).await?;
     let _lock = store.lock()?;

@@ -11,7 +11,7 @@ use crate::docker::{self, ContainerFacts, Docker};
 
 /// The compose project of a directory, as compose names it: `COMPOSE_PROJECT_NAME`,
 /// else the directory's name lower-cased with only `[a-z0-9_-]` kept.
-pub fn default_compose_project(dir: &Path) -> String {
+pub(crate) fn default_compose_project(dir: &Path) -> String {
     compose_project(std::env::var("COMPOSE_PROJECT_NAME").ok(), dir)
 }
 

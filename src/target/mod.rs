@@ -21,9 +21,8 @@ mod facts;
 mod url;
 
 use compose::container_name;
-pub use compose::default_compose_project;
-pub use facts::SourceFacts;
-pub use url::container_url;
+pub(crate) use facts::SourceFacts;
+pub(crate) use url::container_url;
 pub(crate) use url::database_url;
 
 /// Which database a command works on: a container, a compose service, a
@@ -32,7 +31,7 @@ pub(crate) use url::database_url;
 /// verbs) and for `[snapshot]` / `[backup]` in `ward.toml` (flattened there);
 /// `config` merges the two.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Deserialize)]
-pub struct TargetSpec {
+pub(crate) struct TargetSpec {
     /// A container by name.
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
@@ -55,7 +54,7 @@ pub struct TargetSpec {
 
 impl TargetSpec {
     /// Whether a target is named (a compose project or an image alone is not one).
-    pub fn names_target(&self) -> bool {
+    pub(crate) fn names_target(&self) -> bool {
         self.container.is_some()
             || self.compose_service.is_some()
             || self.volume.is_some()
@@ -126,7 +125,7 @@ impl Target {
 }
 
 /// Resolves what the user asked for into a target.
-pub async fn resolve(spec: &TargetSpec, cwd: &Path) -> Result<Target> {
+pub(crate) async fn resolve(spec: &TargetSpec, cwd: &Path) -> Result<Target> {
     if let Some(dir) = &spec.datadir {
         if spec.container.is_some() || spec.compose_service.is_some() || spec.volume.is_some() {
             return crate::error::usage(

@@ -47,7 +47,7 @@ pub(crate) async fn database_url(spec: &TargetSpec, cwd: &Path) -> Result<String
 
 /// A URL for the database of a container, through its published port on
 /// the loopback interface, as the official image's environment describes it.
-pub fn container_url(c: &ContainerFacts) -> Result<String> {
+pub(crate) fn container_url(c: &ContainerFacts) -> Result<String> {
     let port = c.published_port.ok_or_else(|| {
         UsageError(format!(
             "container {} publishes no port for 5432, so ward cannot reach its database — publish one \

@@ -188,9 +188,9 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
         .args(["--notify", &format!("{}/hook", hook.base)])
         .env("WARD_AGE_RECIPIENTS", &recipient)
         .run();
-    // Not pinned yet: ward exits 2 here (the unreachable endpoint is typed
-    // as a usage error), README's backup table says 1 — open in #12.
-    assert_ne!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    // A step failed (README's backup table: 1), not bad config (2): a
+    // timer must tell an outage from a typo.
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
     let stdout = run.stdout();
     let named: Vec<&str> = stdout
         .lines()

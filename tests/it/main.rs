@@ -5,6 +5,10 @@
 //! time as any other, so each test owns its resources (unique names, its own
 //! temp dirs and ports) and never sweeps what another test made.
 
+// A test or bench binary has no API: `pub` here means "shared between its
+// modules", so the crate-wide `unreachable_pub` does not apply.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod backup;

@@ -18,9 +18,7 @@ mod columns;
 mod pre_copy;
 mod values;
 
-pub use pre_copy::{snapshot, snapshot_name};
-
-use std::collections::BTreeMap;
+pub(crate) use pre_copy::{snapshot, snapshot_name};
 
 use anyhow::Result;
 use tokio_postgres::Client;
@@ -100,7 +98,7 @@ struct TablePair<'a> {
     runs: &'a [FileRun],
 }
 
-pub async fn diff(
+pub(crate) async fn diff(
     client: &Client,
     pre: &Fingerprint,
     post: &Fingerprint,
@@ -242,9 +240,4 @@ impl TablePair<'_> {
             row.get::<_, Option<String>>(2),
         ))
     }
-}
-
-/// Per-table row counts, for the report.
-pub fn rows(fp: &Fingerprint) -> BTreeMap<String, i64> {
-    fp.tables.values().map(|t| (t.display(), t.rows)).collect()
 }

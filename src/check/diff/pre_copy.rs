@@ -9,12 +9,12 @@ use crate::check::fingerprint::Fingerprint;
 use crate::pg::quote_ident;
 
 /// Name of the PRE copy of a table.
-pub fn snapshot_name(oid: u32) -> String {
+pub(crate) fn snapshot_name(oid: u32) -> String {
     format!("_ward_pre.t{oid}")
 }
 
 /// Copies the PRE state of `oids` into `_ward_pre` (unlogged).
-pub async fn snapshot(client: &Client, pre: &Fingerprint, oids: &[u32]) -> Result<Vec<u32>> {
+pub(crate) async fn snapshot(client: &Client, pre: &Fingerprint, oids: &[u32]) -> Result<Vec<u32>> {
     client
         .batch_execute("CREATE SCHEMA IF NOT EXISTS _ward_pre")
         .await?;

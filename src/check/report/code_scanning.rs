@@ -42,7 +42,7 @@ fn sarif_level(level: Level) -> &'static str {
 }
 
 /// SARIF 2.1.0, for code-scanning tools (GitHub's upload-sarif among them).
-pub fn sarif(report: &Report, dir: Option<&str>) -> String {
+pub(crate) fn sarif(report: &Report, dir: Option<&str>) -> String {
     let mut rules: Vec<Rule> = report
         .findings
         .iter()
@@ -128,7 +128,7 @@ fn annotation_props(finding: &Finding, dir: Option<&str>, title: &str) -> String
 }
 
 /// GitHub workflow commands: one annotation per finding.
-pub fn github(report: &Report, dir: Option<&str>) -> String {
+pub(crate) fn github(report: &Report, dir: Option<&str>) -> String {
     let mut out = String::new();
     for finding in &report.findings {
         let cmd = match finding.level {

@@ -4,7 +4,7 @@
 use super::{Level, Report};
 use crate::check::apply::Mode;
 
-pub fn human(report: &Report) -> String {
+pub(crate) fn human(report: &Report) -> String {
     let mut out = format!(
         "ward check — {} migration{} pending{} against {} on {}\n\n",
         report.pending.len(),

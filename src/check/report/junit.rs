@@ -10,7 +10,7 @@ fn xml(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub fn junit(report: &Report, strict: bool) -> String {
+pub(crate) fn junit(report: &Report, strict: bool) -> String {
     let failing = |finding: &&Finding| {
         finding.level == Level::Fail || (strict && finding.level == Level::Warn)
     };

@@ -8,7 +8,7 @@ fn md_cell(s: &str) -> String {
 }
 
 /// A Markdown PR comment.
-pub fn markdown(report: &Report) -> String {
+pub(crate) fn markdown(report: &Report) -> String {
     let icon = match report.verdict.as_str() {
         "FAIL" => "❌",
         "WARN" => "⚠️",

@@ -8,10 +8,10 @@ mod human;
 mod junit;
 mod markdown;
 
-pub use code_scanning::{github, sarif};
-pub use human::human;
-pub use junit::junit;
-pub use markdown::markdown;
+pub(crate) use code_scanning::{github, sarif};
+pub(crate) use human::human;
+pub(crate) use junit::junit;
+pub(crate) use markdown::markdown;
 
 use serde::Serialize;
 
@@ -20,14 +20,14 @@ use super::rule::Rule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum Level {
+pub(crate) enum Level {
     Info,
     Warn,
     Fail,
 }
 
 impl Level {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Level::Info => "INFO",
             Level::Warn => "WARN",
@@ -37,7 +37,7 @@ impl Level {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub level: Level,
     pub rule: Rule,
     pub file: Option<String>,
@@ -61,7 +61,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(level: Level, rule: Rule, message: impl Into<String>) -> Finding {
+    pub(crate) fn new(level: Level, rule: Rule, message: impl Into<String>) -> Finding {
         Finding {
             level,
             rule,
@@ -77,36 +77,36 @@ impl Finding {
             accepted: None,
         }
     }
-    pub fn count(mut self, n: i64) -> Self {
+    pub(crate) fn count(mut self, n: i64) -> Self {
         self.count = Some(n);
         self
     }
-    pub fn object(mut self, o: impl Into<String>) -> Self {
+    pub(crate) fn object(mut self, o: impl Into<String>) -> Self {
         self.object = Some(o.into());
         self
     }
-    pub fn at(mut self, file: &str, line: usize, statement: &str) -> Self {
+    pub(crate) fn at(mut self, file: &str, line: usize, statement: &str) -> Self {
         self.file = Some(file.to_string());
         self.line = Some(line);
         self.statement = Some(short(statement));
         self
     }
-    pub fn file(mut self, file: &str) -> Self {
+    pub(crate) fn file(mut self, file: &str) -> Self {
         self.file = Some(file.to_string());
         self
     }
-    pub fn evidence(mut self, e: impl Into<String>) -> Self {
+    pub(crate) fn evidence(mut self, e: impl Into<String>) -> Self {
         self.evidence.push(e.into());
         self
     }
-    pub fn remedy(mut self, r: impl Into<String>) -> Self {
+    pub(crate) fn remedy(mut self, r: impl Into<String>) -> Self {
         self.remedy = r.into();
         self
     }
 }
 
 /// A statement on one line, shortened for reports.
-pub fn short(sql: &str) -> String {
+pub(crate) fn short(sql: &str) -> String {
     let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() > 160 {
         format!("{}…", one.chars().take(159).collect::<String>())
@@ -116,7 +116,7 @@ pub fn short(sql: &str) -> String {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// PASS, WARN or FAIL.
     pub verdict: String,
     /// What the migrations ran against (never with a password).
@@ -141,11 +141,11 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn worst(&self) -> Option<Level> {
+    pub(crate) fn worst(&self) -> Option<Level> {
         self.findings.iter().map(|f| f.level).max()
     }
     /// "300 rows in 1 table".
-    pub fn checked(&self) -> String {
+    pub(crate) fn checked(&self) -> String {
         let s = |n: i64| if n == 1 { "" } else { "s" };
         format!(
             "{} row{} in {} table{}",
@@ -155,13 +155,13 @@ impl Report {
             s(self.tables_checked as i64)
         )
     }
-    pub fn counts(&self) -> (usize, usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let n = |l| self.findings.iter().filter(|f| f.level == l).count();
         (n(Level::Fail), n(Level::Warn), n(Level::Info))
     }
 }
 
-pub fn verdict(findings: &[Finding]) -> String {
+pub(crate) fn verdict(findings: &[Finding]) -> String {
     match findings.iter().map(|f| f.level).max() {
         Some(Level::Fail) => "FAIL",
         Some(Level::Warn) => "WARN",

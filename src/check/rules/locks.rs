@@ -46,7 +46,7 @@ fn human_bytes(b: i64) -> String {
     }
 }
 
-pub fn findings(
+pub(crate) fn findings(
     runs: &[FileRun],
     pre: &Fingerprint,
     production: Option<&ProductionStats>,
@@ -244,7 +244,7 @@ impl UnderLock<'_> {
 /// file the runner wraps in a transaction (those not ignored) become one,
 /// at its first statement, listing every statement that worked under the
 /// locks, its table and size — the locks are all held until the same COMMIT.
-pub fn per_transaction(findings: Vec<Finding>, runs: &[FileRun]) -> Vec<Finding> {
+pub(crate) fn per_transaction(findings: Vec<Finding>, runs: &[FileRun]) -> Vec<Finding> {
     let in_tx = |f: &Finding| {
         f.rule == Rule::BlockingLock
             && runs

@@ -15,7 +15,7 @@ use crate::pg::{quote_ident, quote_literal};
 /// The finding of a failed file. The diagnosis (rows counted, a sample, a
 /// remedy) was made by [`diagnose`] while the state before the failing
 /// statement still existed; the client is no longer needed here.
-pub async fn finding(_client: &Client, run: &FileRun, failure: &Failure) -> Result<Finding> {
+pub(crate) async fn finding(_client: &Client, run: &FileRun, failure: &Failure) -> Result<Finding> {
     let mut finding = Finding::new(
         Level::Fail,
         Rule::MigrationError,
@@ -66,7 +66,7 @@ fn ident(s: &str) -> String {
 type Found = (Option<i64>, Option<String>, Option<String>);
 
 /// Runs the diagnostic query for a failure, on the state before the failing statement.
-pub async fn diagnose(client: &Client, failure: &Failure) -> Diagnosis {
+pub(crate) async fn diagnose(client: &Client, failure: &Failure) -> Diagnosis {
     match find(client, failure).await {
         Ok((count, evidence, remedy)) => Diagnosis {
             count,

@@ -1,5 +1,5 @@
 //! Rules that turn traces into findings: a failed migration (with the
 //! offending rows found by a diagnostic query) and the lock trace.
 
-pub mod locks;
-pub mod migration_error;
+pub(crate) mod locks;
+pub(crate) mod migration_error;

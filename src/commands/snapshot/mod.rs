@@ -24,7 +24,7 @@ use crate::target::{self, TargetSpec};
 use crate::{error, output};
 
 /// The default store, relative to the current directory.
-pub const DEFAULT_STORE: &str = ".ward/snapshots";
+pub(crate) const DEFAULT_STORE: &str = ".ward/snapshots";
 
 pub(crate) fn store(cfg: &Config, args: &StoreArgs) -> Result<Store> {
     let dir = args
@@ -100,7 +100,7 @@ fn labels(raw: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
+pub(crate) async fn run(cfg: &Config, args: &SnapshotArgs) -> Result<Exit> {
     match &args.command {
         SnapshotCommand::Create(args) if args.fast => create::create_fast(cfg, args).await,
         SnapshotCommand::Create(args) => create::create(cfg, args).await,

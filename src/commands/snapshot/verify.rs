@@ -52,12 +52,10 @@ pub(super) async fn verify(cfg: &Config, args: &SnapshotVerifyArgs) -> Result<Ex
         .await;
         match deep {
             Ok(msg) => verified.deep = Some(msg),
-            // Bad input, or a store another ward is writing to: errors
+            // Bad input, a store another ward is writing to, a bucket that
+            // does not answer: errors
             // (exit 2), not damage — the snapshot was not found wanting.
-            Err(e)
-                if e.downcast_ref::<error::UsageError>().is_some()
-                    || e.downcast_ref::<error::Busy>().is_some() =>
-            {
+            Err(e) if error::is_error_not_finding(&e) => {
                 return Err(e);
             }
             Err(e) => {

@@ -43,7 +43,7 @@ pub(super) fn last_line(stderr: &[u8]) -> String {
 /// A superuser password for a throwaway cluster: 16 bytes from the operating
 /// system's random source as hex. Never a seeded generator — those are
 /// predictable by design, and another local user could log in.
-pub fn fresh_password() -> Result<String> {
+pub(crate) fn fresh_password() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|err| {
         anyhow::anyhow!("cannot read the system's random source for a password: {err}")
@@ -53,7 +53,7 @@ pub fn fresh_password() -> Result<String> {
 
 /// A TCP port of 127.0.0.1 that was free a moment ago (callers retry when
 /// another process takes it first).
-pub fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free TCP port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -9,7 +9,7 @@ use regex::Regex;
 
 /// What the CHECK constraints say about one column.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ColumnCheck {
+pub(crate) struct ColumnCheck {
     /// Inclusive lower bound, and whether the constraint was strict (`>`).
     pub min: Option<(f64, bool)>,
     pub max: Option<(f64, bool)>,
@@ -22,12 +22,8 @@ pub struct ColumnCheck {
 }
 
 impl ColumnCheck {
-    pub fn is_empty(&self) -> bool {
-        *self == ColumnCheck::default()
-    }
-
     /// The integer range the constraints allow.
-    pub fn int_bounds(&self) -> (Option<i64>, Option<i64>) {
+    pub(crate) fn int_bounds(&self) -> (Option<i64>, Option<i64>) {
         let lo = self.min.map(|(v, strict)| {
             let f = v.ceil() as i64;
             if strict && f as f64 == v { f + 1 } else { f }
@@ -120,7 +116,7 @@ fn number(expr: &str) -> Option<f64> {
 /// Applies one CHECK definition (`CHECK (…)` as `pg_get_constraintdef` prints
 /// it) to `column`. Returns false, changing nothing, if any part of it is not
 /// understood.
-pub fn apply(def: &str, column: &str, check: &mut ColumnCheck) -> bool {
+pub(crate) fn apply(def: &str, column: &str, check: &mut ColumnCheck) -> bool {
     static CMP: OnceLock<Regex> = OnceLock::new();
     static ANY: OnceLock<Regex> = OnceLock::new();
     static LEN: OnceLock<Regex> = OnceLock::new();

@@ -29,7 +29,7 @@ const INTEGER_FIELDS: &[&str] = &[
 const SPAN: f64 = 1000.0;
 
 /// The spec's opening comment about the hints.
-pub fn header(models: &Models) -> String {
+pub(crate) fn header(models: &Models) -> String {
     format!(
         "# Columns marked \"Django:\" follow the project's own models (Django {}, {} models):\n\
          # choices, validators, max_length, JSONField defaults and blank/null, so rows pass full_clean().\n",
@@ -76,7 +76,7 @@ fn range(f: &Field) -> (f64, f64) {
 }
 
 /// The column's spec value and comment, given the guess, after the model's hints.
-pub fn apply(
+pub(crate) fn apply(
     models: &Models,
     t: &Table,
     col: &Column,

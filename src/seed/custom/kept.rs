@@ -9,7 +9,7 @@ use super::schema::Schema;
 
 /// Why the guessed spec keeps a table as it is (`skip = true`) although it
 /// is application data: its rows exist already, or triggers write them.
-pub async fn kept_tables(
+pub(crate) async fn kept_tables(
     client: &tokio_postgres::Client,
     schema: &Schema,
 ) -> anyhow::Result<Vec<Option<String>>> {
@@ -82,7 +82,7 @@ pub async fn kept_tables(
 /// How many rows (up to 1,000) each kept table holds, 0 for the others: a
 /// table fanned out from one parent whose other key is unique with it
 /// within a kept table can have no more children per parent than that.
-pub async fn kept_rows(
+pub(crate) async fn kept_rows(
     client: &tokio_postgres::Client,
     schema: &Schema,
     kept: &[Option<String>],
@@ -109,7 +109,7 @@ pub async fn kept_rows(
 /// Up to [`SAMPLE_ROWS`](super::shape::SAMPLE_ROWS) non-NULL values of every
 /// json/jsonb column (or array of them) of the tables that hold rows, by
 /// (table, column). Read here, kept in memory only while the shape is derived.
-pub async fn json_samples(
+pub(crate) async fn json_samples(
     client: &tokio_postgres::Client,
     schema: &Schema,
     kept_rows: &[u64],

@@ -104,7 +104,7 @@ fn from_text(s: &str, ty: &PgType) -> Value {
 }
 
 /// Loads every table of the plan; returns a report per table.
-pub async fn load(
+pub(crate) async fn load(
     tx: &Transaction<'_>,
     mut plan: Arc<Plan>,
     pool: &Arc<rayon::ThreadPool>,

@@ -16,7 +16,7 @@ use crate::seed::rng::Stream;
 pub(super) const TEST_NETS: [&str; 3] = ["192.0.2", "198.51.100", "203.0.113"];
 
 /// Everything a generator needs to make one value.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub seed: u64,
     pub rng: &'a mut Stream,
     pub row: u64,
@@ -47,7 +47,7 @@ fn fit(base: String, suffix: &str, max: Option<u32>) -> String {
 impl Gen {
     /// Makes a value. Templates are resolved by the caller (they need the row's
     /// other columns), so `Gen::Template` is not handled here.
-    pub fn make(&self, ctx: &mut Ctx) -> Value {
+    pub(crate) fn make(&self, ctx: &mut Ctx) -> Value {
         let rng = &mut *ctx.rng;
         let pick = |rng: &mut Stream, n: u64, rank: Option<u64>| {
             rank.map_or_else(|| rng.below(n), |r| r % n)
@@ -146,7 +146,6 @@ impl Gen {
                 None => Value::Text(items[weights.sample(rng)].clone()),
             },
             Gen::Null => Value::Null,
-            Gen::Template(_) => unreachable!("templates are resolved by the table generator"),
             Gen::Sem(s) => Value::Text(self.sem(*s, ctx)),
         }
     }

@@ -3,20 +3,20 @@
 //! (`plan`), the generators (`generators`, `values`, `shape` for JSON), the
 //! starter spec (`guess`) and the loader (`load`).
 
-pub mod checks;
-pub mod django_hints;
-pub mod generators;
-pub mod guess;
-pub mod kept;
-pub mod load;
-pub mod make;
-pub mod plan;
-pub mod prepare;
-pub mod schema;
-pub mod shape;
-pub mod spec;
-pub mod values;
-pub mod verify;
+pub(crate) mod checks;
+pub(crate) mod django_hints;
+pub(crate) mod generators;
+pub(crate) mod guess;
+pub(crate) mod kept;
+pub(crate) mod load;
+pub(crate) mod make;
+pub(crate) mod plan;
+pub(crate) mod prepare;
+pub(crate) mod schema;
+pub(crate) mod shape;
+pub(crate) mod spec;
+pub(crate) mod values;
+pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use crate::progress::Progress;
 
 /// What `--init-spec` wrote.
 #[derive(Debug, Serialize)]
-pub struct InitReport {
+pub(crate) struct InitReport {
     pub path: PathBuf,
     pub tables: usize,
     pub skipped: Vec<String>,
@@ -42,11 +42,11 @@ pub struct InitReport {
 }
 
 /// Default seed of a spec without one.
-pub const DEFAULT_SEED: u64 = 1;
+pub(crate) const DEFAULT_SEED: u64 = 1;
 
 /// Writes a starter spec for the connected database to `path` (never over an existing file).
 /// With `django`, each column also follows the project's models ([`django_hints`]).
-pub async fn init_spec(
+pub(crate) async fn init_spec(
     client: &Client,
     path: &Path,
     django: Option<&crate::django::Models>,
@@ -114,7 +114,7 @@ pub async fn init_spec(
 /// Seeds the connected database by the spec at `path`, in one transaction.
 /// With `truncate`, tables outside the spec that the CASCADE would empty
 /// are refused (see [`seed_asking`] to ask instead).
-pub async fn seed(
+pub(crate) async fn seed(
     client: &mut Client,
     target: String,
     path: &Path,
@@ -135,7 +135,7 @@ pub async fn seed(
 }
 
 /// One seeding by a spec file: which database, which spec, and how.
-pub struct SpecRun<'a> {
+pub(crate) struct SpecRun<'a> {
     /// The database as the report names it (never with its password).
     pub target: String,
     /// The spec file.
@@ -150,7 +150,7 @@ pub struct SpecRun<'a> {
 
 /// [`seed`], asking `confirm` before `--truncate` empties tables outside the
 /// spec that hold rows.
-pub async fn seed_asking(
+pub(crate) async fn seed_asking(
     client: &mut Client,
     run: SpecRun<'_>,
     confirm: prepare::Confirm<'_>,

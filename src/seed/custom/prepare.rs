@@ -10,13 +10,13 @@ use super::plan::Plan;
 use crate::error::UsageError;
 
 /// Asks whether to go on (`--yes` answers in advance); an error when no one can be asked.
-pub type Confirm<'a> = &'a dyn Fn(&str) -> Result<bool>;
+pub(crate) type Confirm<'a> = &'a dyn Fn(&str) -> Result<bool>;
 
 /// Empties the seeded tables (with `truncate`) or refuses if any holds rows.
 /// `TRUNCATE … CASCADE` also empties every table that references them,
 /// transitively: when one of those outside the spec holds rows, `confirm`
 /// must agree first (nothing is emptied otherwise).
-pub async fn prepare(
+pub(crate) async fn prepare(
     tx: &Transaction<'_>,
     plan: &Plan,
     truncate: bool,

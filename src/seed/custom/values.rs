@@ -7,7 +7,7 @@ use crate::seed::encode::{self, numeric_body};
 use super::schema::PgType;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Int(i64),
@@ -32,7 +32,7 @@ pub enum Value {
 
 impl Value {
     /// The value as text, for templates and text columns.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             Value::Null => String::new(),
             Value::Bool(b) => b.to_string(),
@@ -71,7 +71,7 @@ impl Value {
 }
 
 /// A `values = [...]` entry read as a value for a column of type `ty`.
-pub fn parse_as(s: &str, ty: &PgType) -> Result<Value, String> {
+pub(crate) fn parse_as(s: &str, ty: &PgType) -> Result<Value, String> {
     let bad = || format!("{s:?} is not a valid value for this column");
     Ok(match ty {
         PgType::Array(elem, _) => parse_as(s, elem)?,
@@ -119,7 +119,7 @@ fn micros_of_day(t: NaiveTime) -> i64 {
 }
 
 /// Appends one field (length + bytes, or -1 for NULL) for a column of type `ty`.
-pub fn encode(buf: &mut Vec<u8>, v: &Value, ty: &PgType) -> Result<(), String> {
+pub(crate) fn encode(buf: &mut Vec<u8>, v: &Value, ty: &PgType) -> Result<(), String> {
     if matches!(v, Value::Null) {
         buf.extend_from_slice(&(-1i32).to_be_bytes());
         return Ok(());

@@ -19,11 +19,11 @@ use crate::pg::quote_ident;
 use crate::seed::encode::{BINARY_HEADER, BINARY_TRAILER};
 
 /// How many times a failing row is drawn again before ward gives up.
-pub const ATTEMPTS: u32 = 64;
+pub(crate) const ATTEMPTS: u32 = 64;
 
 /// A constraint tested on the staged rows.
 #[derive(Debug, Clone)]
-pub enum RowTest {
+pub(crate) enum RowTest {
     /// A CHECK: the rows where `expr` is false fail.
     Check { name: String, expr: String },
     /// A partial unique index: a row that repeats an earlier row's key among
@@ -82,7 +82,7 @@ fn written(tp: &TablePlan, c: usize) -> bool {
 /// The tests for one table: its CHECKs and partial unique indexes whose
 /// columns ward writes (the others read defaults or SQL the server fills in
 /// later, and are the database's to enforce).
-pub fn row_tests(table: &Table, tp: &TablePlan) -> Vec<RowTest> {
+pub(crate) fn row_tests(table: &Table, tp: &TablePlan) -> Vec<RowTest> {
     let mut tests = Vec::new();
     for check in &table.checks {
         let columns = if check.columns.is_empty() {
@@ -165,7 +165,12 @@ pub(crate) async fn failing_rows(tx: &Transaction<'_>, tests: &[RowTest]) -> Res
 /// Tests the rows staged in `ward_stage` (columns `cols` plus `ward_row`)
 /// and redraws the failing ones until none fails, or fails with a one-line
 /// error naming the constraint after [`ATTEMPTS`] draws.
-pub async fn settle(tx: &Transaction<'_>, plan: &Plan, ti: usize, cols: &[usize]) -> Result<u64> {
+pub(crate) async fn settle(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    ti: usize,
+    cols: &[usize],
+) -> Result<u64> {
     let tp = &plan.tables[ti];
     let table = &plan.schema.tables[tp.t];
     let mut redrawn = 0u64;

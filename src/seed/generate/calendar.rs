@@ -20,7 +20,7 @@ use crate::seed::spec::{Spec, Staff};
 /// Roles of a practice's `n` clinicians, by position: the team's shares
 /// apportioned by largest remainder (ties to the earlier role), so the roster
 /// is a function of `n` alone and an appended run rebuilds the same one.
-pub fn roster(staff: &[Staff], n: i64) -> Vec<usize> {
+pub(crate) fn roster(staff: &[Staff], n: i64) -> Vec<usize> {
     let n = n.max(1) as u64;
     let total: u64 = staff.iter().map(|s| s.share as u64).sum();
     let mut counts: Vec<u64> = staff.iter().map(|s| n * s.share as u64 / total).collect();
@@ -43,7 +43,7 @@ pub fn roster(staff: &[Staff], n: i64) -> Vec<usize> {
 }
 
 /// Whether a practice is open on `day`.
-pub fn is_working_day(lists: &Lists, day: NaiveDate, saturdays: bool) -> bool {
+pub(crate) fn is_working_day(lists: &Lists, day: NaiveDate, saturdays: bool) -> bool {
     match day.weekday() {
         Weekday::Sun => false,
         Weekday::Sat if !saturdays => false,
@@ -52,7 +52,7 @@ pub fn is_working_day(lists: &Lists, day: NaiveDate, saturdays: bool) -> bool {
 }
 
 /// The first working day on or after `day` (Monday to Friday, no bank holiday).
-pub fn working_day_from(lists: &Lists, mut day: NaiveDate) -> NaiveDate {
+pub(crate) fn working_day_from(lists: &Lists, mut day: NaiveDate) -> NaiveDate {
     while !is_working_day(lists, day, false) {
         day = add_days(day, 1);
     }
@@ -61,7 +61,7 @@ pub fn working_day_from(lists: &Lists, mut day: NaiveDate) -> NaiveDate {
 
 /// One bookable slot.
 #[derive(Debug, Clone, Copy)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub at: NaiveDateTime,
     pub minutes: u32,
     /// Position of the clinician in the practice (0-based).
@@ -72,7 +72,7 @@ pub struct Slot {
 
 /// A practice's working days in the encounter window and its daily slots.
 #[derive(Debug, Clone)]
-pub struct Calendar {
+pub(crate) struct Calendar {
     pub days: Vec<NaiveDate>,
     pub roles: Vec<usize>,
     /// First slot of each clinician within a day (prefix sums; one extra at the end).
@@ -81,7 +81,13 @@ pub struct Calendar {
 }
 
 impl Calendar {
-    pub fn new(spec: &Spec, lists: &Lists, practitioners: i64, saturdays: bool, key: u64) -> Self {
+    pub(crate) fn new(
+        spec: &Spec,
+        lists: &Lists,
+        practitioners: i64,
+        saturdays: bool,
+        key: u64,
+    ) -> Self {
         let staff = &spec.practices.staff;
         let roles = roster(staff, practitioners);
         let mut starts = vec![0];
@@ -106,16 +112,19 @@ impl Calendar {
         *self.starts.last().unwrap()
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.days.len() as u64 * self.per_day()
     }
 
     /// Positions of the clinicians who may prescribe.
-    pub fn prescribers<'a>(&'a self, staff: &'a [Staff]) -> impl Iterator<Item = usize> + 'a {
+    pub(crate) fn prescribers<'a>(
+        &'a self,
+        staff: &'a [Staff],
+    ) -> impl Iterator<Item = usize> + 'a {
         (0..self.roles.len()).filter(|&i| staff[self.roles[i]].prescriber)
     }
 
-    pub fn slot(&self, spec: &Spec, s: u64) -> Slot {
+    pub(crate) fn slot(&self, spec: &Spec, s: u64) -> Slot {
         let per_day = self.per_day();
         let day = self.days[(s / per_day) as usize];
         let within = s % per_day;
@@ -140,7 +149,13 @@ impl Calendar {
     }
 
     /// The slots the patient of `rank` owns on days in `from..=to`, in time order.
-    pub fn owned(&self, rank: u64, modulus: u64, from: NaiveDate, to: NaiveDate) -> Vec<u64> {
+    pub(crate) fn owned(
+        &self,
+        rank: u64,
+        modulus: u64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Vec<u64> {
         let size = self.size();
         let per_day = self.per_day();
         let lo = self.days.partition_point(|d| *d < from) as u64 * per_day;

@@ -19,7 +19,7 @@ use crate::seed::rng::{Stream, Weighted};
 use crate::seed::spec::by_age;
 
 /// Running ids while emitting a chunk.
-pub struct Ids {
+pub(crate) struct Ids {
     pub next: i64,
     pub next_condition: i64,
 }
@@ -31,7 +31,7 @@ impl Ids {
     }
 }
 
-pub struct Condition {
+pub(crate) struct Condition {
     /// Index into `Lists::conditions`.
     pub kind: usize,
     pub onset: NaiveDate,
@@ -81,10 +81,10 @@ const PREVALENCE_AGES: usize = 131;
 /// Each condition's chance for each sex and age, exactly as `conditions` would
 /// compute it, built once per world: its square roots, per condition per
 /// patient, were a fifth of the time spent seeding.
-pub struct Prevalence(Vec<f64>);
+pub(crate) struct Prevalence(Vec<f64>);
 
 impl Prevalence {
-    pub fn new(lists: &Lists, scale: f64) -> Prevalence {
+    pub(crate) fn new(lists: &Lists, scale: f64) -> Prevalence {
         let mut chances = Vec::with_capacity(lists.conditions.len() * 2 * PREVALENCE_AGES);
         for c in &lists.conditions {
             for bands in &c.prevalence {
@@ -121,7 +121,7 @@ fn working_day_within(w: &World, day: NaiveDate, last: NaiveDate) -> NaiveDate {
 /// in the encounter window are diagnosed at one of the patient's attended
 /// in-person appointments with a prescriber (or moved before the window when
 /// there is none).
-pub fn conditions(w: &World, p: &Patient, appts: &[Appointment]) -> Vec<Condition> {
+pub(crate) fn conditions(w: &World, p: &Patient, appts: &[Appointment]) -> Vec<Condition> {
     let mut rng = Stream::new(w.seed, "conditions", p.index);
     let last = p.last_day(w.as_of);
     let age = years_between(p.dob, last);
@@ -185,7 +185,7 @@ pub fn conditions(w: &World, p: &Patient, appts: &[Appointment]) -> Vec<Conditio
     out
 }
 
-pub struct Appointment {
+pub(crate) struct Appointment {
     pub starts_at: NaiveDateTime,
     pub minutes: u32,
     pub practitioner: i64,
@@ -199,7 +199,7 @@ pub struct Appointment {
 
 /// The patient's appointments: as many as their consultation rate asks for,
 /// drawn from the slots they own in their practice's calendar, in time order.
-pub fn appointments(w: &World, p: &Patient) -> Vec<Appointment> {
+pub(crate) fn appointments(w: &World, p: &Patient) -> Vec<Appointment> {
     let a = &w.spec.appointments;
     let staff = &w.spec.practices.staff;
     let Some((from, last)) = w.encounter_window(p) else {
@@ -248,14 +248,14 @@ pub fn appointments(w: &World, p: &Patient) -> Vec<Appointment> {
     out
 }
 
-pub struct Allergy {
+pub(crate) struct Allergy {
     pub allergen: usize,
     pub reaction: usize,
     pub severity: usize,
     pub recorded: NaiveDate,
 }
 
-pub fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
+pub(crate) fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
     let spec = &w.spec.allergies;
     let mut rng = Stream::new(w.seed, "allergies", p.index);
     let count = Weighted::new(spec.count_weights.iter().copied()).sample(&mut rng);
@@ -282,7 +282,7 @@ pub fn allergies(w: &World, p: &Patient) -> Vec<Allergy> {
 /// Rows each clinical table gets for patient `p`, indexed by [`TableId`]
 /// (zero for the others). One pass: the appointments and conditions that the
 /// later tables depend on are built once, not once per table.
-pub fn counts(w: &World, p: &Patient) -> [u64; TableId::ALL.len()] {
+pub(crate) fn counts(w: &World, p: &Patient) -> [u64; TableId::ALL.len()] {
     let appts = appointments(w, p);
     let conds = conditions(w, p, &appts);
     let mut n = [0; TableId::ALL.len()];
@@ -294,7 +294,7 @@ pub fn counts(w: &World, p: &Patient) -> [u64; TableId::ALL.len()] {
     n
 }
 
-pub fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: &mut E) {
+pub(crate) fn emit<E: Encoder>(w: &World, t: TableId, p: &Patient, ids: &mut Ids, enc: &mut E) {
     let l = w.lists;
     match t {
         TableId::Conditions => {

@@ -8,12 +8,12 @@
 //! order and on any thread.
 
 pub mod address;
-pub mod calendar;
-pub mod clinical;
+pub(crate) mod calendar;
+pub(crate) mod clinical;
 pub mod nhs;
-pub mod observations;
+pub(crate) mod observations;
 pub mod person;
-pub mod prescribing;
+pub(crate) mod prescribing;
 
 use std::ops::Range;
 
@@ -28,7 +28,7 @@ use calendar::Calendar;
 
 /// A practice and the ids of its practitioners.
 #[derive(Debug, Clone)]
-pub struct Practice {
+pub(crate) struct Practice {
     pub id: i64,
     /// Index into `Lists::districts`, when known.
     pub district: Option<usize>,
@@ -38,7 +38,7 @@ pub struct Practice {
 
 /// The facts about one patient that other tables depend on.
 #[derive(Debug, Clone)]
-pub struct Patient {
+pub(crate) struct Patient {
     pub index: u64,
     pub id: i64,
     pub female: bool,
@@ -53,13 +53,13 @@ pub struct Patient {
 impl Patient {
     /// The last day anything can happen to this patient: the day before
     /// death, or the world's "today".
-    pub fn last_day(&self, as_of: NaiveDate) -> NaiveDate {
+    pub(crate) fn last_day(&self, as_of: NaiveDate) -> NaiveDate {
         self.death.map_or(as_of, |d| d.pred_opt().unwrap())
     }
 }
 
 /// Whole years from `from` to `to`.
-pub fn years_between(from: NaiveDate, to: NaiveDate) -> u32 {
+pub(crate) fn years_between(from: NaiveDate, to: NaiveDate) -> u32 {
     let mut y = to.year() - from.year();
     if (to.month(), to.day()) < (from.month(), from.day()) {
         y -= 1;
@@ -67,7 +67,7 @@ pub fn years_between(from: NaiveDate, to: NaiveDate) -> u32 {
     y.max(0) as u32
 }
 
-pub fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
+pub(crate) fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
     if n >= 0 {
         d.checked_add_days(Days::new(n as u64)).unwrap()
     } else {
@@ -76,7 +76,7 @@ pub fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
 }
 
 /// A uniformly random day in `from..=to` (`from` if the range is empty).
-pub fn day_between(rng: &mut Stream, from: NaiveDate, to: NaiveDate) -> NaiveDate {
+pub(crate) fn day_between(rng: &mut Stream, from: NaiveDate, to: NaiveDate) -> NaiveDate {
     let span = (to - from).num_days();
     if span <= 0 {
         return from;
@@ -86,7 +86,7 @@ pub fn day_between(rng: &mut Stream, from: NaiveDate, to: NaiveDate) -> NaiveDat
 
 /// Everything needed to generate rows: the spec, the lists, the seed, and
 /// which patients (and practices) this run covers.
-pub struct World {
+pub(crate) struct World {
     pub spec: Spec,
     pub lists: &'static Lists,
     pub seed: u64,
@@ -113,11 +113,11 @@ pub struct World {
 
 /// Patients per chunk: the unit of parallel work. Part of nothing observable:
 /// ids and values do not depend on it.
-pub const CHUNK: u64 = 1000;
+pub(crate) const CHUNK: u64 = 1000;
 
 impl World {
     /// A fresh world of `patients` patients with newly generated practices.
-    pub fn new(spec: Spec, seed: u64, patients: u64) -> World {
+    pub(crate) fn new(spec: Spec, seed: u64, patients: u64) -> World {
         let lists = Lists::get();
         let count = patients
             .div_ceil(spec.practices.patients_per_practice)
@@ -141,7 +141,7 @@ impl World {
     }
 
     /// A world that appends patients after `first_patient` existing ones, to existing practices.
-    pub fn with_practices(
+    pub(crate) fn with_practices(
         spec: Spec,
         seed: u64,
         first_patient: u64,
@@ -198,7 +198,7 @@ impl World {
 
     /// The days a patient can have encounters: the appointment window, from
     /// registration (or birth) to their last day; `None` when empty.
-    pub fn encounter_window(&self, p: &Patient) -> Option<(NaiveDate, NaiveDate)> {
+    pub(crate) fn encounter_window(&self, p: &Patient) -> Option<(NaiveDate, NaiveDate)> {
         let years = self.spec.appointments.within_years as i64;
         let from = add_days(self.as_of, -years * 365)
             .max(p.registered)
@@ -207,12 +207,12 @@ impl World {
         (from <= last).then_some((from, last))
     }
 
-    pub fn practitioner_count(&self) -> u64 {
+    pub(crate) fn practitioner_count(&self) -> u64 {
         self.practices.iter().map(|p| p.practitioners as u64).sum()
     }
 
     /// How many entities (the unit rows are generated per) a table has in this run.
-    pub fn entities(&self, t: TableId) -> u64 {
+    pub(crate) fn entities(&self, t: TableId) -> u64 {
         match t {
             TableId::Practices if self.new_practices => self.practices.len() as u64,
             TableId::Practitioners if self.new_practices => self.practitioner_count(),
@@ -222,7 +222,7 @@ impl World {
     }
 
     /// The chunks of a table's entities, in order.
-    pub fn chunks(&self, t: TableId) -> Vec<Range<u64>> {
+    pub(crate) fn chunks(&self, t: TableId) -> Vec<Range<u64>> {
         let n = self.entities(t);
         (0..n.div_ceil(CHUNK))
             .map(|c| c * CHUNK..((c + 1) * CHUNK).min(n))
@@ -230,7 +230,7 @@ impl World {
     }
 
     /// The core facts of patient `index` (global, 0-based).
-    pub fn patient(&self, index: u64) -> Patient {
+    pub(crate) fn patient(&self, index: u64) -> Patient {
         let p = &self.spec.patients;
         let mut rng = Stream::new(self.seed, "patient", index);
         let band = self.age_weights.sample(&mut rng) as i64;
@@ -272,7 +272,7 @@ impl World {
 
     /// Rows of every clinical table for the patients in `range`, indexed by
     /// [`TableId`]: each patient's history is built once for all of them.
-    pub fn clinical_counts(&self, range: Range<u64>) -> [u64; TableId::ALL.len()] {
+    pub(crate) fn clinical_counts(&self, range: Range<u64>) -> [u64; TableId::ALL.len()] {
         range.fold([0; TableId::ALL.len()], |mut sum, i| {
             let counts = clinical::counts(self, &self.patient(self.first_patient + i));
             sum.iter_mut().zip(counts).for_each(|(s, c)| *s += c);
@@ -283,7 +283,7 @@ impl World {
     /// Encodes the rows of `t` for the entities in `range`. `first_id` is the id
     /// of the first row; `first_condition_id` is that of the chunk's first
     /// condition (prescriptions reference them).
-    pub fn emit<E: Encoder>(
+    pub(crate) fn emit<E: Encoder>(
         &self,
         t: TableId,
         range: Range<u64>,

@@ -10,7 +10,7 @@ use crate::seed::rng::Stream;
 use crate::seed::spec::by_age;
 use chrono::NaiveDateTime;
 
-pub struct Observation {
+pub(crate) struct Observation {
     /// Index into `Lists::observations`.
     pub kind: usize,
     /// Value in tenths.
@@ -51,7 +51,7 @@ fn choose(rng: &mut Stream, items: &[usize], k: usize) -> Vec<usize> {
     out
 }
 
-pub fn observations(
+pub(crate) fn observations(
     w: &World,
     p: &Patient,
     conditions: &[Condition],

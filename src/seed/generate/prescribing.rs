@@ -19,7 +19,7 @@ use super::{Patient, World, add_days, years_between};
 use crate::seed::lists::Medicine;
 use crate::seed::rng::Stream;
 
-pub struct Prescription {
+pub(crate) struct Prescription {
     /// Index into the patient's conditions.
     pub condition: usize,
     pub medicine: usize,
@@ -31,7 +31,7 @@ fn fits_age(m: &Medicine, age: u32) -> bool {
     (m.min_age..=m.max_age).contains(&age)
 }
 
-pub fn prescriptions(
+pub(crate) fn prescriptions(
     w: &World,
     p: &Patient,
     conditions: &[Condition],

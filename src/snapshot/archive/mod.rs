@@ -11,7 +11,7 @@
 mod streams;
 
 pub(crate) use streams::Tally;
-pub use streams::{ChannelReader, ChannelWriter, HashReader, HashWriter};
+pub(crate) use streams::{ChannelReader, ChannelWriter, ChunkWriter, HashReader, HashWriter};
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -24,7 +24,7 @@ use super::manifest::{Entry, Kind};
 use crate::progress::Progress;
 
 /// zstd level: level 3 buys ≈1 % size for ≈2× CPU on this data (reference §9.4).
-pub const LEVEL: i32 = 1;
+pub(crate) const LEVEL: i32 = 1;
 const BUF: usize = 256 * 1024;
 
 /// Reads from `inner` and copies every byte read into `sink`; counts them.
@@ -52,7 +52,7 @@ impl<R: Read> Read for Tee<'_, R> {
 
 /// What writing an archive produced.
 #[derive(Debug, Default)]
-pub struct Written {
+pub(crate) struct Written {
     pub entries: Vec<Entry>,
     pub file_count: u64,
     pub total_bytes: u64,
@@ -74,20 +74,20 @@ pub struct Written {
 /// the official `postgres:18.0` image's entrypoint left in volumes it
 /// initialised (docker-library/postgres#1372, #1394; later images dropped
 /// it). Its name, relative to the volume root, and its target.
-pub const DATA_LINK: (&str, &str) = ("data", ".");
+pub(crate) const DATA_LINK: (&str, &str) = ("data", ".");
 
 /// The path of the [`DATA_LINK`] in an archive of a volume whose PGDATA is
 /// at `pgdata` ("root" or "root/…"), or None for archives of PGDATA alone.
-pub fn data_link_path(pgdata: &str) -> Option<String> {
+pub(crate) fn data_link_path(pgdata: &str) -> Option<String> {
     let root = pgdata.split('/').next().filter(|r| !r.is_empty())?;
     Some(format!("{root}/{}", DATA_LINK.0))
 }
 
 /// Magic of the zstd skippable frame that carries the snapshot id (any
 /// decoder skips it; `zstd -d` too).
-pub const ID_FRAME_MAGIC: u32 = 0x184D_2A5B;
+pub(crate) const ID_FRAME_MAGIC: u32 = 0x184D_2A5B;
 /// What the id frame's payload starts with.
-pub const ID_FRAME_TAG: &[u8] = b"ward-snapshot-id:";
+pub(crate) const ID_FRAME_TAG: &[u8] = b"ward-snapshot-id:";
 
 /// The skippable frame that carries `id`.
 pub fn id_frame(id: &str) -> Vec<u8> {
@@ -106,7 +106,7 @@ fn entry_path(raw: &[u8]) -> Result<String> {
 
 /// Compresses a tar stream into `out`, hashing every file. `pgdata` is the
 /// path of PGDATA inside the tar ("" for PGDATA-relative archives).
-pub fn compress<W: Write + Send>(
+pub(crate) fn compress<W: Write + Send>(
     reader: impl Read,
     out: W,
     pgdata: &str,
@@ -129,7 +129,7 @@ pub fn compress<W: Write + Send>(
             }
             Ok(hashed)
         });
-        let encoded = encode(reader, Handoff::new(tx), pgdata, threads, progress, id);
+        let encoded = encode(reader, ChunkWriter::new(tx), pgdata, threads, progress, id);
         (encoded, storer.join())
     });
     let hashed = match stored {
@@ -204,50 +204,12 @@ fn encode<'p>(
         tar_bytes = tee.count;
     }
     let mut out = encoder.finish().context("finishing the zstd stream")?;
-    out.send()?;
+    out.flush()?;
     Ok((recorder, tar_bytes))
 }
 
-/// The sending end of the hand-off to the storing thread: gathers writes
-/// into chunks of [`BUF`] bytes.
-struct Handoff {
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
-impl Handoff {
-    fn new(tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> Handoff {
-        Handoff {
-            tx,
-            buf: Vec::with_capacity(BUF),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BUF));
-        // The storing thread only hangs up when it failed; its error is the
-        // one reported.
-        self.tx
-            .send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped"))
-    }
-}
-
-impl Write for Handoff {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= BUF {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
+/// The sending end of the hand-off to the storing thread.
+type Handoff = ChunkWriter<std::sync::mpsc::SyncSender<Vec<u8>>>;
 
 /// What [`compress`] learns from the tar stream, entry by entry: each
 /// entry's kind, mode and hash, PGDATA's owner and version, the data link.
@@ -386,7 +348,7 @@ fn join(a: &str, b: &str) -> String {
 
 /// Builds a tar of a native data directory (never following symlinks) into
 /// `sink`; used by `--datadir`.
-pub fn tar_datadir(dir: &Path, sink: impl Write) -> Result<()> {
+pub(crate) fn tar_datadir(dir: &Path, sink: impl Write) -> Result<()> {
     let mut b = tar::Builder::new(sink);
     b.follow_symlinks(false);
     b.sparse(false);

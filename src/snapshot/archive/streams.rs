@@ -11,21 +11,21 @@ use sha2::{Digest, Sha256};
 use super::BUF;
 
 /// Passes writes through and hashes/counts them.
-pub struct HashWriter<W> {
+pub(crate) struct HashWriter<W> {
     inner: W,
     hasher: Sha256,
     pub count: u64,
 }
 
 impl<W: Write> HashWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashWriter {
             inner,
             hasher: Sha256::new(),
             count: 0,
         }
     }
-    pub fn finish(self) -> (W, String, u64) {
+    pub(crate) fn finish(self) -> (W, String, u64) {
         (self.inner, hex::encode(self.hasher.finalize()), self.count)
     }
 }
@@ -43,21 +43,21 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 /// Passes reads through and hashes/counts them.
-pub struct HashReader<R> {
+pub(crate) struct HashReader<R> {
     inner: R,
     hasher: Sha256,
     pub count: u64,
 }
 
 impl<R: Read> HashReader<R> {
-    pub fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         HashReader {
             inner,
             hasher: Sha256::new(),
             count: 0,
         }
     }
-    pub fn finish(self) -> (String, u64) {
+    pub(crate) fn finish(self) -> (String, u64) {
         (hex::encode(self.hasher.finalize()), self.count)
     }
 }
@@ -146,13 +146,13 @@ impl TallyResult {
 }
 
 /// A `Read` over chunks arriving from async code.
-pub struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    pub fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Self {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
@@ -176,37 +176,68 @@ impl Read for ChannelReader {
     }
 }
 
-/// A `Write` that hands chunks to async code (e.g. an upload body).
-pub struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+/// Where a [`ChunkWriter`] hands its chunks: a thread of ward's own (the
+/// archive's storing thread) or async code (an upload body).
+pub(crate) trait ChunkSink {
+    /// Hands over one chunk; fails when the receiving side hung up.
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()>;
+}
+
+impl ChunkSink for std::sync::mpsc::SyncSender<Vec<u8>> {
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.send(chunk).map_err(|_| receiver_gone())
+    }
+}
+
+impl ChunkSink for tokio::sync::mpsc::Sender<io::Result<Bytes>> {
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| receiver_gone())
+    }
+}
+
+/// The receiving side only hangs up when it failed; its own error is the
+/// one reported.
+fn receiver_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the receiving side stopped")
+}
+
+/// A `Write` that gathers writes into chunks of [`BUF`] bytes and hands them
+/// to `S` (bounds the memory between the two ends to a few chunks).
+pub(crate) struct ChunkWriter<S> {
+    sink: S,
     buf: Vec<u8>,
 }
 
-impl ChannelWriter {
-    pub fn new(tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) -> Self {
-        ChannelWriter {
-            tx,
+/// The blocking tar side's end of a channel to async code (an upload body).
+pub(crate) type ChannelWriter = ChunkWriter<tokio::sync::mpsc::Sender<io::Result<Bytes>>>;
+
+impl<S: ChunkSink> ChunkWriter<S> {
+    pub(crate) fn new(sink: S) -> Self {
+        ChunkWriter {
+            sink,
             buf: Vec::with_capacity(BUF),
         }
     }
     fn send(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BUF)));
-            self.tx
-                .blocking_send(Ok(chunk))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "receiver closed"))?;
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BUF));
+        self.sink.send_chunk(chunk)
     }
+}
+
+impl ChannelWriter {
     /// Tells the receiver the stream is broken (so an upload aborts).
-    pub fn fail(&mut self, msg: &str) {
+    pub(crate) fn fail(&mut self, msg: &str) {
         let _ = self
-            .tx
+            .sink
             .blocking_send(Err(io::Error::other(msg.to_string())));
     }
 }
 
-impl Write for ChannelWriter {
+impl<S: ChunkSink> Write for ChunkWriter<S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= BUF {

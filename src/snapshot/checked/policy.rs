@@ -18,7 +18,7 @@ const PAX_KEYS: &[&str] = &[
 
 /// Normalises an entry name exactly as it will be written: no leading `./`,
 /// no `.` components, no trailing `/`. Refuses what cannot be normalised safely.
-pub fn normalise(raw: &[u8]) -> std::result::Result<String, String> {
+pub(crate) fn normalise(raw: &[u8]) -> std::result::Result<String, String> {
     if raw.len() > MAX_NAME {
         return Err(format!("an entry name is {} bytes long", raw.len()));
     }

@@ -13,9 +13,10 @@
 //! bound to the name they were found under, and archives are checked
 //! entry by entry as they are read ([`super::checked`]).
 
-pub mod local;
+pub(crate) mod local;
 mod lock;
-pub mod remote;
+mod names;
+pub(crate) mod remote;
 mod settings;
 mod upload;
 mod writer;
@@ -29,13 +30,15 @@ use anyhow::{Context, Result};
 use super::archive::HashWriter;
 use super::crypt::Keys;
 use super::manifest::Manifest;
-pub use local::JournalEntry;
-pub use remote::RemoteSettings;
-pub use writer::{ArchiveWriter, Stored};
+pub(crate) use local::JournalEntry;
+pub(crate) use names::check_name;
+use names::parse_bound;
+pub(crate) use remote::RemoteSettings;
+pub(crate) use writer::{ArchiveWriter, Stored};
 use writer::{Layer, Sink};
 
-pub const ARCHIVE_EXT: &str = ".tar.zst";
-pub const MANIFEST_EXT: &str = ".json";
+pub(crate) const ARCHIVE_EXT: &str = ".tar.zst";
+pub(crate) const MANIFEST_EXT: &str = ".json";
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -67,52 +70,6 @@ pub enum Listed {
     Ok(Box<Manifest>),
     Unreadable { name: String, problem: String },
     Incomplete { name: String, archive_bytes: u64 },
-}
-
-/// Checks a snapshot name: letters, digits, `.`, `_`, `-`; not starting with `.`.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && !name.starts_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        crate::error::usage(format!(
-            "invalid snapshot name {name:?} — use up to 100 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
-        ))
-    }
-}
-
-/// Checks that a manifest found under `name` is that snapshot's: a copy
-/// of `base.*` renamed to `other.*` still names `base` inside, and acting on
-/// it (restore, prune) would mix the two up.
-fn bound(name: &str, m: &Manifest) -> std::result::Result<(), String> {
-    if m.name != name {
-        return Err(format!(
-            "the manifest is of snapshot {:?}, not {name:?} (renamed or copied by hand) — \
-             ward will not use it",
-            m.name
-        ));
-    }
-    let archive = format!("{name}{ARCHIVE_EXT}");
-    if m.template.is_none() && m.archive_file != archive {
-        return Err(format!(
-            "the manifest names the archive {:?}, not {archive:?} — ward will not use it",
-            m.archive_file
-        ));
-    }
-    Ok(())
-}
-
-/// Parses and binds a manifest read from a store.
-fn parse_bound(name: &str, text: &str) -> Result<Manifest> {
-    let m = Manifest::parse(text)?;
-    bound(name, &m).map_err(anyhow::Error::msg)?;
-    Ok(m)
 }
 
 impl Store {
@@ -494,16 +451,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_checked() {
-        for ok in ["db-20260101", "a", "x.y_z"] {
-            check_name(ok).unwrap();
-        }
-        for bad in ["", ".hidden", "../x", "a/b", "-x", "sp ace"] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn the_lock_is_exclusive() {

@@ -24,7 +24,7 @@ use std::time::Duration;
 mod transport;
 
 use super::settings::settings;
-pub use super::settings::{RemoteSettings, configure};
+pub(crate) use super::settings::{RemoteSettings, configure};
 use transport::StreamReader;
 pub(crate) use transport::Transport;
 pub(super) use transport::{block_on, runtime, scrub};

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 /// Endpoint, region, addressing and credentials of S3-compatible stores.
 #[derive(Clone, Default)]
-pub struct RemoteSettings {
+pub(crate) struct RemoteSettings {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub access_key_id: Option<String>,
@@ -31,7 +31,7 @@ static SETTINGS: OnceLock<RemoteSettings> = OnceLock::new();
 /// Sets this process's S3 settings (the command layer, from the environment
 /// and `ward.toml`); a later call is ignored. Stores opened by name alone
 /// (a journal naming its store) use them too.
-pub fn configure(settings: RemoteSettings) {
+pub(crate) fn configure(settings: RemoteSettings) {
     let _ = SETTINGS.set(settings);
 }
 
@@ -47,7 +47,7 @@ fn truthy(v: &str) -> bool {
 
 impl RemoteSettings {
     /// The standard `AWS_*` variables, each over the same key of `file`.
-    pub fn from_env_over(file: RemoteSettings) -> RemoteSettings {
+    pub(crate) fn from_env_over(file: RemoteSettings) -> RemoteSettings {
         RemoteSettings {
             endpoint: env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
                 .or(file.endpoint),
@@ -75,7 +75,7 @@ pub(super) fn settings() -> RemoteSettings {
 impl RemoteSettings {
     /// The S3 settings of `ward.toml [store]`, under the `AWS_*` variables.
     /// (Here, not in `config`: the config module knows no domain.)
-    pub fn from_file(f: &crate::config::FileStore) -> RemoteSettings {
+    pub(crate) fn from_file(f: &crate::config::FileStore) -> RemoteSettings {
         RemoteSettings::from_env_over(RemoteSettings {
             endpoint: f.endpoint.clone(),
             region: f.region.clone(),

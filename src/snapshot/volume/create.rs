@@ -14,14 +14,15 @@ use super::container::{
 use super::journal::{FinishOnDrop, JournalFile, RestartGuard, TargetJournal, recover};
 use crate::docker::{self, Docker, Helper};
 use crate::progress::Progress;
+use crate::snapshot::archive::Written;
 use crate::snapshot::archive::{self, ChannelReader};
-use crate::snapshot::manifest::{Layout, Manifest, Origin};
+use crate::snapshot::manifest::{DatabaseFacts, Layout, Manifest, Origin};
 use crate::snapshot::store::{ArchiveWriter, Store, Stored};
 use crate::snapshot::{CreateOptions, Created, Method, control_field, fault};
 use crate::target::VolumeTarget;
 
 /// Takes a snapshot of the volume.
-pub async fn create(
+pub(crate) async fn create(
     store: &Store,
     t: &VolumeTarget,
     name: &str,
@@ -187,31 +188,23 @@ pub(super) async fn cold(
     let downtime = manage_container
         .then(|| stop_at.elapsed().as_secs_f64())
         .filter(|_| was_running);
-    let pg_major = written
-        .pg_version
-        .as_deref()
-        .and_then(crate::pg::parse_major)
-        .context("the archive has no PG_VERSION where PGDATA should be")?;
-    let mut m = Manifest::archived(
+    let written_link = written.data_link;
+    let mut m = volume_manifest(
         name,
-        Origin {
+        t,
+        opts,
+        written,
+        Taken {
             method: "cold",
-            source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
-            pg_major,
-            system_identifier: system_id,
-            pgdata: Some(t.pgdata.clone()),
-            pgdata_rel: t.pgdata_rel.clone(),
             layout: Layout::Volume {
                 root,
-                data_link: written.data_link,
+                data_link: written_link,
             },
-            owner: written.owner,
             downtime_seconds: downtime,
-            labels: opts.labels.clone(),
+            system_identifier: system_id,
             database: db_facts,
         },
-        written,
-    );
+    )?;
     store.commit(stored, &mut m)?;
     Ok(Created::of(
         store,
@@ -291,28 +284,19 @@ async fn online(
         bail!("pg_basebackup in {} failed (exit {code}): {msg}", c.name);
     }
     let (written, stored) = written?;
-    let pg_major = written
-        .pg_version
-        .as_deref()
-        .and_then(crate::pg::parse_major)
-        .context("pg_basebackup's output has no PG_VERSION")?;
-    let mut m = Manifest::archived(
+    let mut m = volume_manifest(
         name,
-        Origin {
+        t,
+        opts,
+        written,
+        Taken {
             method: "online",
-            source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
-            pg_major,
-            system_identifier: system_id,
-            pgdata: Some(t.pgdata.clone()),
-            pgdata_rel: t.pgdata_rel.clone(),
             layout: Layout::Pgdata,
-            owner: written.owner,
             downtime_seconds: None,
-            labels: opts.labels.clone(),
+            system_identifier: system_id,
             database: db_facts,
         },
-        written,
-    );
+    )?;
     store.commit(stored, &mut m)?;
     Ok(Created::of(
         store,
@@ -326,6 +310,50 @@ async fn online(
 
 /// Streams `stream` into a compressed archive on a blocking thread; the
 /// archive is finished (stored, not yet committed) when this returns.
+/// What differs between a cold copy and an online base backup of a volume;
+/// the rest of the manifest comes from the target and the archive.
+struct Taken {
+    method: &'static str,
+    layout: Layout,
+    downtime_seconds: Option<f64>,
+    system_identifier: Option<String>,
+    database: Option<DatabaseFacts>,
+}
+
+/// The manifest of a volume target's archive.
+fn volume_manifest(
+    name: &str,
+    t: &VolumeTarget,
+    opts: &CreateOptions,
+    written: Written,
+    taken: Taken,
+) -> Result<Manifest> {
+    let pg_major = written
+        .pg_version
+        .as_deref()
+        .and_then(crate::pg::parse_major)
+        .with_context(|| {
+            format!(
+                "the {} copy has no PG_VERSION where PGDATA should be",
+                taken.method
+            )
+        })?;
+    let origin = Origin {
+        method: taken.method,
+        source: crate::target::Target::Volume(Box::new(t.clone())).source_facts(),
+        pg_major,
+        system_identifier: taken.system_identifier,
+        pgdata: Some(t.pgdata.clone()),
+        pgdata_rel: t.pgdata_rel.clone(),
+        layout: taken.layout,
+        owner: written.owner,
+        downtime_seconds: taken.downtime_seconds,
+        labels: opts.labels.clone(),
+        database: taken.database,
+    };
+    Ok(Manifest::archived(name, origin, written))
+}
+
 async fn compress_stream<S>(
     stream: S,
     sink: ArchiveWriter,

@@ -15,7 +15,7 @@ use crate::snapshot::store::Store;
 /// Restarts a container that ward stopped — on every path: explicitly on
 /// success, and from `Drop` on errors, panics and Ctrl-C.
 #[derive(Debug)]
-pub struct RestartGuard {
+pub(crate) struct RestartGuard {
     name: String,
     armed: bool,
 }
@@ -149,6 +149,36 @@ pub(crate) struct TargetJournal {
     pub snapshot: String,
     pub keep_previous: bool,
     pub started_at: chrono::DateTime<Utc>,
+}
+
+impl TargetJournal {
+    /// A restore of `t` about to stage into the swap directory `swap_id`,
+    /// the staged volume root named `root`; the caller says what is
+    /// restored (store, snapshot, keep_previous).
+    pub(crate) fn restore(
+        t: &crate::target::VolumeTarget,
+        was_running: bool,
+        swap_id: String,
+        root: String,
+    ) -> TargetJournal {
+        TargetJournal {
+            owner: Owner::me(),
+            operation: "restore".into(),
+            container: t.container.as_ref().map(|c| c.name.clone()),
+            volume: t.volume.name.clone(),
+            image: t.image.clone(),
+            user: super::container::postgres_user(t),
+            was_running,
+            phase: "staging".into(),
+            swap_id: Some(swap_id),
+            root,
+            pgdata_rel: t.pgdata_rel.clone(),
+            store: None,
+            snapshot: String::new(),
+            keep_previous: false,
+            started_at: Utc::now(),
+        }
+    }
 }
 
 /// The live journal file of a target; removed only by [`JournalFile::finish`]

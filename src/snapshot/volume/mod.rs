@@ -35,12 +35,11 @@ use crate::docker;
 use crate::progress::Progress;
 
 pub(super) use container::{image_facts, psql, wait_ready};
-pub use create::create;
+pub(crate) use create::create;
 pub(crate) use heal::{heal, sweep_leftovers};
-pub use journal::RestartGuard;
 pub(crate) use journal::{Owner, journal_files, journal_volume, state_dir, write_durably};
-pub use previous::restore_previous;
-pub use restore::restore;
+pub(crate) use previous::restore_previous;
+pub(crate) use restore::restore;
 pub(super) use upload::{Upload, replace_contents, restore_paths};
 
 /// Notes gathered by a command that then failed: the error is what the
@@ -53,7 +52,7 @@ fn warn_dropped(notes: &[String]) {
 
 /// `verify --deep`: restore into a throwaway volume, start Postgres of the
 /// snapshot's image on it, run `pg_amcheck` and a sanity query.
-pub async fn deep_verify(
+pub(crate) async fn deep_verify(
     store: &Store,
     m: &Manifest,
     progress: Arc<dyn Progress>,

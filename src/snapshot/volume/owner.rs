@@ -24,7 +24,7 @@ pub(crate) struct Owner {
 
 impl Owner {
     /// This process.
-    pub fn me() -> Owner {
+    pub(crate) fn me() -> Owner {
         let pid = std::process::id();
         Owner {
             pid,
@@ -37,7 +37,7 @@ impl Owner {
     /// tell, so it must assume so; on this host, a live process with the
     /// recorded pid and start time is the owner. This process is never
     /// "another live owner" (it adopted the journal, or wrote it itself).
-    pub fn may_be_alive(&self) -> bool {
+    pub(crate) fn may_be_alive(&self) -> bool {
         if !self.host.is_empty() && self.host != this_host() {
             return true;
         }
@@ -56,7 +56,7 @@ impl Owner {
     }
 
     /// "pid N" or "pid N on host H" for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.host.is_empty() || self.host == this_host() {
             format!("pid {}", self.pid)
         } else {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
 
 use super::complete::{Live, complete};
 use super::container::{image_facts, postgres_user};
@@ -155,7 +154,7 @@ pub(super) async fn finish_keep(
 
 /// Puts the contents kept by `--keep-previous` back: staged from the
 /// previous-contents volume, then swapped in like any restore.
-pub async fn restore_previous(
+pub(crate) async fn restore_previous(
     t: &VolumeTarget,
     opts: &RestoreOptions,
     confirm: Confirm,
@@ -217,21 +216,9 @@ pub async fn restore_previous(
     };
     let id = crate::snapshot::new_id();
     let mut journal = JournalFile::begin(TargetJournal {
-        owner: super::journal::Owner::me(),
-        operation: "restore".into(),
-        container: t.container.as_ref().map(|c| c.name.clone()),
-        volume: t.volume.name.clone(),
-        image: t.image.clone(),
-        user: postgres_user(t),
-        was_running,
-        phase: "staging".into(),
-        swap_id: Some(id.clone()),
-        root: "prev".into(),
-        pgdata_rel: t.pgdata_rel.clone(),
-        store: None,
         snapshot: format!("(previous contents in {prev})"),
         keep_previous: true,
-        started_at: Utc::now(),
+        ..TargetJournal::restore(t, was_running, id.clone(), "prev".into())
     })?;
     let (_, uid, gid) = image_facts(&d, &helper.name).await?;
     let sw = Swap {

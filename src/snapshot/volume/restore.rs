@@ -27,7 +27,7 @@ use crate::snapshot::{Confirm, CreateOptions, Method, RestoreOptions, Restored, 
 use crate::target::VolumeTarget;
 
 /// Restores a verified snapshot into the volume.
-pub async fn restore(
+pub(crate) async fn restore(
     store: &Store,
     m: &Manifest,
     t: &VolumeTarget,
@@ -181,21 +181,10 @@ async fn restore_in(
     };
     let id = crate::snapshot::new_id();
     let mut journal = JournalFile::begin(TargetJournal {
-        owner: super::journal::Owner::me(),
-        operation: "restore".into(),
-        container: t.container.as_ref().map(|c| c.name.clone()),
-        volume: t.volume.name.clone(),
-        image: t.image.clone(),
-        user: postgres_user(t),
-        was_running,
-        phase: "staging".into(),
-        swap_id: Some(id.clone()),
-        root: root.clone(),
-        pgdata_rel: t.pgdata_rel.clone(),
         store: Some(store.dir.clone()),
         snapshot: m.name.clone(),
         keep_previous,
-        started_at: Utc::now(),
+        ..TargetJournal::restore(t, was_running, id.clone(), root.clone())
     })?;
     let sw = Swap {
         d: &d,
@@ -216,7 +205,7 @@ async fn restore_in(
         crate::error::uncancel();
         sw.discard().await?;
         journal.finish();
-        if e.downcast_ref::<crate::error::UsageError>().is_some()
+        if crate::error::is_error_not_finding(&e)
             || e.downcast_ref::<crate::snapshot::Damaged>().is_some()
         {
             return Err(e);

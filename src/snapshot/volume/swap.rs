@@ -130,17 +130,17 @@ pub(super) struct Swap<'a> {
 }
 
 impl Swap<'_> {
-    pub fn dir(&self) -> String {
+    pub(super) fn dir(&self) -> String {
         format!("{MOUNT}/.ward-swap-{}", self.id)
     }
 
     /// The staged volume contents.
-    pub fn staged(&self) -> String {
+    pub(super) fn staged(&self) -> String {
         format!("{}/stage/{}", self.dir(), self.root)
     }
 
     /// PGDATA inside the staged contents.
-    pub fn staged_pgdata(&self) -> String {
+    pub(super) fn staged_pgdata(&self) -> String {
         join(&self.staged(), &self.pgdata_rel)
     }
 
@@ -184,7 +184,7 @@ impl Swap<'_> {
 
     /// Whether the swap directory exists, and which markers it holds. Any
     /// failure other than "it does not exist" is an error, never "no swap".
-    pub async fn markers(&self) -> Result<Option<Vec<String>>> {
+    pub(super) async fn markers(&self) -> Result<Option<Vec<String>>> {
         let dir = self.dir();
         let out = crate::docker::exec(
             self.d,
@@ -211,7 +211,7 @@ impl Swap<'_> {
     }
 
     /// Free bytes in the volume.
-    pub async fn free_bytes(&self) -> Result<u64> {
+    pub(super) async fn free_bytes(&self) -> Result<u64> {
         let out = exec_ok(self.d, self.helper, &["df", "-Pk", MOUNT]).await?;
         let kb = out
             .stdout
@@ -229,7 +229,7 @@ impl Swap<'_> {
     }
 
     /// Bytes the volume's current contents take (ward's own entries aside).
-    pub async fn current_bytes(&self) -> Result<u64> {
+    pub(super) async fn current_bytes(&self) -> Result<u64> {
         let out = exec_ok(
             self.d,
             self.helper,
@@ -252,7 +252,7 @@ impl Swap<'_> {
     }
 
     /// Creates the empty staging directory (for `upload_to`, inside it).
-    pub async fn prepare(&self, upload_to: &str) -> Result<()> {
+    pub(super) async fn prepare(&self, upload_to: &str) -> Result<()> {
         self.sh(
             &format!("rm -rf \"$W\"\nmkdir -p \"$W\"\n{HOLD_LOCK}\nmkdir -p \"$W/stage\" \"$X\""),
             upload_to,
@@ -263,7 +263,7 @@ impl Swap<'_> {
     /// Takes the swap directory's lock for the helper's lifetime (as
     /// staging does), so no sweep removes it while this ward finishes or
     /// undoes it. Waits at most 30 s for a holder to let go.
-    pub async fn hold_lock(&self) -> Result<()> {
+    pub(super) async fn hold_lock(&self) -> Result<()> {
         self.sh(
             "if [ -d \"$W\" ] && command -v flock >/dev/null 2>&1; then\n\
                exec 9>>\"$W/lock\"\n  flock -w 30 -x 9 || { echo 'the swap directory is locked by another ward' >&2; exit 1; }\n\
@@ -280,7 +280,7 @@ impl Swap<'_> {
     /// extracted from the archive: the staged tree holds no link until
     /// every entry is written, and nothing ever lies below it), then marks
     /// staging finished.
-    pub async fn seal(&self, data_link: bool) -> Result<()> {
+    pub(super) async fn seal(&self, data_link: bool) -> Result<()> {
         let (name, target) = crate::snapshot::archive::DATA_LINK;
         let link = if data_link {
             format!(
@@ -302,7 +302,7 @@ impl Swap<'_> {
     }
 
     /// Moves the previous contents aside (resumable).
-    pub async fn swap_out(&self) -> Result<()> {
+    pub(super) async fn swap_out(&self) -> Result<()> {
         self.sh(
             "[ -e \"$W/staged\" ] || { echo 'staging did not finish' >&2; exit 1; }\n\
              if [ ! -e \"$W/out-done\" ]; then\n\
@@ -318,7 +318,7 @@ impl Swap<'_> {
     /// anything else was written mid-swap (e.g. someone started the
     /// container and its entrypoint created a fresh cluster) and is neither
     /// overwritten nor nested into — [`ForeignData`].
-    pub async fn swap_in(&self) -> Result<()> {
+    pub(super) async fn swap_in(&self) -> Result<()> {
         let chmod_root = if self.pgdata_rel.is_empty() { "1" } else { "" };
         // Before the first entry moves in, the volume must hold nothing but
         // ward's own directories (else something wrote into it mid-swap).
@@ -354,7 +354,7 @@ impl Swap<'_> {
     /// past this marker; whoever comes next only cleans up — and, with
     /// `keep_previous` (recorded in the volume first, for a next ward that
     /// finds no journal), finishes keeping the previous contents.
-    pub async fn commit(&self, keep_previous: bool) -> Result<()> {
+    pub(super) async fn commit(&self, keep_previous: bool) -> Result<()> {
         self.sh(
             "[ -e \"$W/in-done\" ] || { echo 'the new data is not in place' >&2; exit 1; }\n\
              if [ -n \"$X\" ]; then touch \"$W/keep-previous\"; sync; fi\n\
@@ -366,7 +366,7 @@ impl Swap<'_> {
 
     /// Puts the previous contents back, however far the swap got
     /// (resumable), and deletes the swap directory.
-    pub async fn swap_back(&self) -> Result<()> {
+    pub(super) async fn swap_back(&self) -> Result<()> {
         self.sh(
             "[ ! -e \"$W/committed\" ] || { echo 'the swap is committed: the new data stays' >&2; exit 1; }\n\
              touch \"$W/back\"\nsync\n\
@@ -385,7 +385,7 @@ impl Swap<'_> {
     /// (resumable): empties it (its [`PREVIOUS_COMPLETE`] first), then
     /// copies and marks that copy whole, and the swap directory `kept`. The
     /// helper must mount both volumes.
-    pub async fn keep_previous(&self) -> Result<()> {
+    pub(super) async fn keep_previous(&self) -> Result<()> {
         self.sh(
             &format!(
                 "P=\"$X\"\n\
@@ -412,7 +412,7 @@ impl Swap<'_> {
     /// Stages the previous-contents volume (mounted at [`PREVIOUS_MOUNT`])
     /// instead of an archive; with `require_whole`, only if it holds
     /// [`PREVIOUS_COMPLETE`].
-    pub async fn stage_previous(&self, require_whole: bool) -> Result<()> {
+    pub(super) async fn stage_previous(&self, require_whole: bool) -> Result<()> {
         let whole = if require_whole {
             format!(
                 "[ -e \"$P/{PREVIOUS_COMPLETE}\" ] || {{ echo 'the previous-contents volume holds no whole copy' >&2; exit 1; }}\n"
@@ -435,7 +435,7 @@ impl Swap<'_> {
     /// deleting nothing: whoever deletes it later — a background `rm` in
     /// the running target container, or the next ward's sweep — never
     /// mistakes it for a swap. Returns its name at the volume root.
-    pub async fn retire(&self) -> Result<String> {
+    pub(super) async fn retire(&self) -> Result<String> {
         self.sh(
             "[ -e \"$W/committed\" ] || { echo 'the swap is not committed' >&2; exit 1; }\n\
              mv \"$W\" \"$V/.ward-trash-$I\"\nsync",
@@ -447,7 +447,7 @@ impl Swap<'_> {
 
     /// Deletes the swap directory (staging that failed, or the previous
     /// contents after a successful swap).
-    pub async fn discard(&self) -> Result<()> {
+    pub(super) async fn discard(&self) -> Result<()> {
         // A background delete of an earlier restore's trash may race this
         // one (two `rm -rf` on one tree): retry, then judge by what is left.
         self.sh(

@@ -12,11 +12,11 @@
 mod named;
 mod template;
 
-pub use template::parse_template;
+pub(crate) use template::parse_template;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
-pub use super::make::Ctx;
+pub(crate) use super::make::Ctx;
 use super::make::TEST_NETS;
 use super::schema::{Column, PgType};
 use crate::seed::generate::{nhs, person};
@@ -25,7 +25,7 @@ use crate::seed::rng::Weighted;
 
 /// What kind of value a generator makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Int,
     Float,
     Numeric,
@@ -43,7 +43,7 @@ pub enum Kind {
 
 /// Text generators with meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sem {
+pub(crate) enum Sem {
     GivenName,
     FamilyName,
     FullName,
@@ -78,7 +78,7 @@ pub enum Sem {
 }
 
 /// Every generator name a spec may use, for help and error messages.
-pub const NAMES: &[&str] = &[
+pub(crate) const NAMES: &[&str] = &[
     "sequence",
     "int",
     "float",
@@ -127,14 +127,14 @@ pub const NAMES: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-pub enum Part {
+pub(crate) enum Part {
     Lit(String),
     Col { name: String, filter: Filter },
     Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filter {
+pub(crate) enum Filter {
     None,
     Slug,
     Lower,
@@ -142,7 +142,7 @@ pub enum Filter {
 }
 
 #[derive(Debug, Clone)]
-pub enum Gen {
+pub(crate) enum Gen {
     Sequence {
         start: i64,
     },
@@ -197,13 +197,12 @@ pub enum Gen {
         weights: Weighted,
     },
     Sem(Sem),
-    Template(Vec<Part>),
     Null,
 }
 
 /// Parameters a spec can give a generator.
 #[derive(Debug, Default, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub from: Option<String>,
@@ -215,14 +214,14 @@ pub struct Params {
 }
 
 impl Gen {
-    pub fn values(items: Vec<String>, weights: Vec<u64>) -> Gen {
+    pub(crate) fn values(items: Vec<String>, weights: Vec<u64>) -> Gen {
         Gen::Values {
             items,
             weights: Weighted::new(weights),
         }
     }
 
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Gen::Sequence { .. } | Gen::Int { .. } => Kind::Int,
             Gen::Float { .. } => Kind::Float,
@@ -236,14 +235,14 @@ impl Gen {
             Gen::Ulid { .. } => Kind::Text,
             Gen::Json | Gen::Shaped(_) => Kind::Json,
             Gen::Bytes { .. } => Kind::Bytes,
-            Gen::Values { .. } | Gen::Sem(_) | Gen::Template(_) => Kind::Text,
+            Gen::Values { .. } | Gen::Sem(_) => Kind::Text,
             Gen::Null => Kind::Null,
         }
     }
 
     /// How many distinct values this generator can make for a column of at
     /// most `max_len` characters; `None` for "as many as there are rows".
-    pub fn capacity(&self, max_len: Option<u32>) -> Option<u64> {
+    pub(crate) fn capacity(&self, max_len: Option<u32>) -> Option<u64> {
         let text_cap = |fixed: Option<u64>| -> Option<u64> {
             match (fixed, max_len) {
                 (Some(n), _) => Some(n),
@@ -271,13 +270,6 @@ impl Gen {
             Gen::Bool { .. } => Some(2),
             Gen::Float { .. } | Gen::Numeric { .. } => None,
             Gen::Values { items, .. } => Some(items.len() as u64),
-            Gen::Template(parts) => {
-                if parts.iter().any(|p| matches!(p, Part::Row)) {
-                    text_cap(None)
-                } else {
-                    Some(0)
-                }
-            }
             Gen::Sem(s) => match s {
                 Sem::NhsNumber => Some(nhs::CAPACITY),
                 Sem::Postcode => Some(Lists::get().districts.len() as u64 * 10 * 400),
@@ -298,7 +290,7 @@ impl Gen {
 }
 
 /// Whether a generator kind can fill a column of type `ty`.
-pub fn fits(kind: Kind, ty: &PgType) -> bool {
+pub(crate) fn fits(kind: Kind, ty: &PgType) -> bool {
     use Kind as K;
     match ty {
         PgType::Array(elem, _) => fits(kind, elem),
@@ -321,7 +313,7 @@ pub fn fits(kind: Kind, ty: &PgType) -> bool {
     }
 }
 
-pub fn kind_name(k: Kind) -> &'static str {
+pub(crate) fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Int => "integers",
         Kind::Float => "floats",
@@ -347,7 +339,7 @@ const NANP_AREAS: [u16; 20] = [
 ];
 
 /// How many distinct `phone.intl` numbers there are.
-pub const FICTIONAL_NANP_NUMBERS: u64 = NANP_AREAS.len() as u64 * 100;
+pub(crate) const FICTIONAL_NANP_NUMBERS: u64 = NANP_AREAS.len() as u64 * 100;
 
 /// The `rank`-th fictional number, E.164 with spaces: `+1 202 555 0142`.
 pub(crate) fn fictional_nanp(rank: u64) -> String {

@@ -8,7 +8,12 @@ use super::*;
 
 impl Gen {
     /// A generator by name, fitted to the column (its type and CHECKs).
-    pub fn named(name: &str, p: &Params, col: &Column, as_of: NaiveDate) -> Result<Gen, String> {
+    pub(crate) fn named(
+        name: &str,
+        p: &Params,
+        col: &Column,
+        as_of: NaiveDate,
+    ) -> Result<Gen, String> {
         let check = &col.check;
         let (clo, chi) = check.int_bounds();
         let int_default = |lo: i64, hi: i64| {

@@ -4,7 +4,7 @@
 use super::{Filter, Part};
 
 /// Parses a template: `{column}`, `{column|slug}` (also `lower`, `upper`), `{row}`.
-pub fn parse_template(t: &str) -> Result<Vec<Part>, String> {
+pub(crate) fn parse_template(t: &str) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     let mut rest = t;
     while let Some(open) = rest.find('{') {

@@ -72,11 +72,11 @@ fn reaches(schema: &Schema, from: usize, to: usize, skip: &[bool]) -> bool {
 
 /// A framework's word on a column (e.g. Django's models, see
 /// `django_hints`): takes the guessed (value, comment) and returns the final one.
-pub type ColumnHint<'a> = &'a dyn Fn(&Table, &Column, (String, String)) -> (String, String);
+pub(crate) type ColumnHint<'a> = &'a dyn Fn(&Table, &Column, (String, String)) -> (String, String);
 
 /// What `--init-spec` read from the database besides its schema.
 #[derive(Debug, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// Why table `t` is left as it is (see [`super::kept::kept_tables`]).
     pub kept: Vec<Option<String>>,
     /// How many rows each kept table holds (up to 1,000).
@@ -86,7 +86,7 @@ pub struct Facts {
 }
 
 /// The spec text, and the tables it skips.
-pub fn spec_text(
+pub(crate) fn spec_text(
     schema: &Schema,
     database: &str,
     seed: u64,

@@ -21,12 +21,12 @@ use chrono::NaiveDate;
 use super::generators::{Gen, Part};
 use super::schema::Schema;
 use super::spec::{self, FanCount, Rows, SpecFile};
-pub use super::values::Value;
+pub(crate) use super::values::Value;
 use crate::seed::rng::fnv1a;
 
 /// How a foreign key picks the referenced row.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FkMode {
+pub(crate) enum FkMode {
     /// Any row of the parent.
     Random,
     /// The fan-out parent this row was generated for.
@@ -43,7 +43,7 @@ pub enum FkMode {
 
 /// How a column's value is made.
 #[derive(Debug, Clone)]
-pub enum ColPlan {
+pub(crate) enum ColPlan {
     /// Left to the database (default, identity, generated): not written.
     Omit,
     Gen {
@@ -70,7 +70,7 @@ pub enum ColPlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Uniq {
+pub(crate) enum Uniq {
     No,
     /// Unique across the table: rank = a permutation of the row over the capacity.
     Global(Option<u64>),
@@ -79,9 +79,7 @@ pub enum Uniq {
 }
 
 #[derive(Debug, Clone)]
-pub struct Fanout {
-    /// Index into `Plan::tables` of the parent.
-    pub parent: usize,
+pub(crate) struct Fanout {
     pub fk: usize,
     pub count: FanCount,
     /// `offsets[p]` = first child row of parent row `p`; len = parent rows + 1.
@@ -89,7 +87,7 @@ pub struct Fanout {
 }
 
 #[derive(Debug, Clone)]
-pub struct TablePlan {
+pub(crate) struct TablePlan {
     /// Index into `Schema::tables`.
     pub t: usize,
     pub rows: u64,
@@ -111,12 +109,12 @@ pub struct TablePlan {
 /// A table that is not seeded but referenced: its existing key values
 /// (filled by the loader before any row is generated).
 #[derive(Debug, Clone, Default)]
-pub struct Existing {
+pub(crate) struct Existing {
     pub keys: HashMap<(usize, Vec<usize>), Vec<Vec<Value>>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub seed: u64,
     pub schema: Schema,
     /// Seeded tables in load order.
@@ -140,7 +138,12 @@ impl Plan {
     /// Checks the spec against the schema and builds the plan. Every problem
     /// found is reported, not only the first: each a line naming the spec
     /// file, line and fix ([`spec::SpecErrors`]).
-    pub fn build(spec: &SpecFile, schema: Schema, seed: u64, as_of: NaiveDate) -> Result<Plan> {
+    pub(crate) fn build(
+        spec: &SpecFile,
+        schema: Schema,
+        seed: u64,
+        as_of: NaiveDate,
+    ) -> Result<Plan> {
         let err = |t: &str, c: Option<&str>, m: &str| spec::error(spec, t, c, m);
         let mut schema = schema;
         let mut errors: Vec<anyhow::Error> = references::add_spec_references(spec, &mut schema);
@@ -266,7 +269,6 @@ impl Plan {
                         Ok((
                             *offsets.last().unwrap(),
                             Some(Fanout {
-                                parent: pi,
                                 fk,
                                 count: *count,
                                 offsets,

@@ -99,7 +99,7 @@ impl Plan {
 
     /// Tables referenced by seeded table `ti` but not seeded themselves, with
     /// the referenced columns: the loader reads their existing keys.
-    pub fn external_references(&self, ti: usize) -> Vec<(usize, Vec<usize>)> {
+    pub(crate) fn external_references(&self, ti: usize) -> Vec<(usize, Vec<usize>)> {
         let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
         {
             let tp = &self.tables[ti];

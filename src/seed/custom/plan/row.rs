@@ -31,7 +31,7 @@ impl Plan {
 
     /// The rows foreign key `fk` of schema table `t` can point at: the
     /// seeded parent's row count, or the rows a kept parent holds.
-    pub fn parent_rows(&self, t: usize, fk: usize) -> u64 {
+    pub(crate) fn parent_rows(&self, t: usize, fk: usize) -> u64 {
         let f = &self.schema.tables[t].foreign_keys[fk];
         match self.index.get(&f.ref_table) {
             Some(pi) => self.tables[*pi].rows,
@@ -45,7 +45,7 @@ impl Plan {
 
     /// Why table `ti` needs more distinct parent rows than a kept parent
     /// holds (known only once its rows are read), if it does.
-    pub fn capacity_error(&self, ti: usize) -> Option<String> {
+    pub(crate) fn capacity_error(&self, ti: usize) -> Option<String> {
         let tp = &self.tables[ti];
         let table = &self.schema.tables[tp.t];
         for col in &tp.cols {
@@ -82,14 +82,14 @@ impl Plan {
     }
 
     /// The value of column `c` in row `row` of `self.tables[ti]`.
-    pub fn value(&self, ti: usize, row: u64, c: usize) -> Value {
+    pub(crate) fn value(&self, ti: usize, row: u64, c: usize) -> Value {
         self.value_at(ti, row, c, 0)
     }
 
     /// The value of column `c` in row `row` at regeneration `attempt` (0: the
     /// first draw). Columns other tables refer to never change with the
     /// attempt, so references computed from attempt 0 stay right.
-    pub fn value_at(&self, ti: usize, row: u64, c: usize, requested: u32) -> Value {
+    pub(crate) fn value_at(&self, ti: usize, row: u64, c: usize, requested: u32) -> Value {
         let tp = &self.tables[ti];
         let table = &self.schema.tables[tp.t];
         let col = &table.columns[c];

@@ -17,7 +17,7 @@ mod types;
 
 /// A column type, resolved to what ward can generate and encode.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PgType {
+pub(crate) enum PgType {
     Bool,
     Int2,
     Int4,
@@ -48,12 +48,12 @@ pub enum PgType {
 }
 
 impl PgType {
-    pub fn is_integer(&self) -> bool {
+    pub(crate) fn is_integer(&self) -> bool {
         matches!(self, PgType::Int2 | PgType::Int4 | PgType::Int8)
     }
 
     /// The range an integer type can hold.
-    pub fn int_range(&self) -> Option<(i64, i64)> {
+    pub(crate) fn int_range(&self) -> Option<(i64, i64)> {
         match self {
             PgType::Int2 => Some((i16::MIN as i64, i16::MAX as i64)),
             PgType::Int4 => Some((i32::MIN as i64, i32::MAX as i64)),
@@ -64,7 +64,7 @@ impl PgType {
 }
 
 #[derive(Debug, Clone)]
-pub struct Column {
+pub(crate) struct Column {
     pub name: String,
     pub attnum: i16,
     pub ty: PgType,
@@ -82,7 +82,7 @@ pub struct Column {
 
 impl Column {
     /// Whether the default draws from a sequence (serial) or identity.
-    pub fn is_serial(&self) -> bool {
+    pub(crate) fn is_serial(&self) -> bool {
         self.identity
             || self
                 .default
@@ -92,7 +92,7 @@ impl Column {
 }
 
 #[derive(Debug, Clone)]
-pub struct ForeignKey {
+pub(crate) struct ForeignKey {
     pub name: String,
     /// Column indices in this table.
     pub columns: Vec<usize>,
@@ -111,7 +111,7 @@ pub struct ForeignKey {
 }
 
 #[derive(Debug, Clone)]
-pub struct Table {
+pub(crate) struct Table {
     pub schema: String,
     pub name: String,
     pub columns: Vec<Column>,
@@ -134,7 +134,7 @@ pub struct Table {
 /// A table CHECK constraint: its name, its boolean expression as SQL, and
 /// the columns it reads.
 #[derive(Debug, Clone)]
-pub struct TableCheck {
+pub(crate) struct TableCheck {
     pub name: String,
     pub expr: String,
     pub columns: Vec<usize>,
@@ -142,12 +142,12 @@ pub struct TableCheck {
 
 impl Table {
     /// `schema.name`, as specs refer to tables.
-    pub fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }
 
     /// The quoted name for SQL.
-    pub fn sql_name(&self) -> String {
+    pub(crate) fn sql_name(&self) -> String {
         format!(
             "{}.{}",
             crate::pg::quote_ident(&self.schema),
@@ -155,17 +155,17 @@ impl Table {
         )
     }
 
-    pub fn column(&self, name: &str) -> Option<usize> {
+    pub(crate) fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
 
     /// Whether column `c` alone is unique (PK or a one-column UNIQUE).
-    pub fn is_unique_column(&self, c: usize) -> bool {
+    pub(crate) fn is_unique_column(&self, c: usize) -> bool {
         self.primary_key == [c] || self.uniques.iter().any(|u| u == &[c])
     }
 
     /// The unique sets: the primary key and the UNIQUE constraints.
-    pub fn unique_sets(&self) -> impl Iterator<Item = &Vec<usize>> {
+    pub(crate) fn unique_sets(&self) -> impl Iterator<Item = &Vec<usize>> {
         std::iter::once(&self.primary_key)
             .filter(|pk| !pk.is_empty())
             .chain(self.uniques.iter())
@@ -173,18 +173,18 @@ impl Table {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Schema {
+pub(crate) struct Schema {
     pub tables: Vec<Table>,
 }
 
 impl Schema {
-    pub fn table(&self, qualified: &str) -> Option<usize> {
+    pub(crate) fn table(&self, qualified: &str) -> Option<usize> {
         self.tables.iter().position(|t| t.qualified() == qualified)
     }
 }
 
 /// Reads every ordinary and partitioned table outside the system schemas.
-pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
+pub(crate) async fn introspect(client: &impl GenericClient) -> Result<Schema> {
     let table_rows = client
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text
@@ -362,7 +362,7 @@ pub async fn introspect(client: &impl GenericClient) -> Result<Schema> {
 
 /// The columns of `table` an SQL expression mentions by name (a word scan:
 /// it may over-count, never under-count, a plain or quoted column name).
-pub fn mentioned_columns(table: &Table, sql: &str) -> Vec<usize> {
+pub(crate) fn mentioned_columns(table: &Table, sql: &str) -> Vec<usize> {
     let words: Vec<&str> = sql
         .split(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '"'))
         .collect();

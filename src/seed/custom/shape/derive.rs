@@ -9,7 +9,7 @@ use super::*;
 
 /// The shape of `samples` (never empty), string leaves named by `by_name`
 /// (a key's name → a text generator) unless their format says more.
-pub fn derive(samples: &[Json], by_name: &dyn Fn(&str) -> String) -> Shape {
+pub(crate) fn derive(samples: &[Json], by_name: &dyn Fn(&str) -> String) -> Shape {
     let refs: Vec<&Json> = samples.iter().collect();
     infer(&refs, "", by_name, 0)
 }
@@ -147,7 +147,7 @@ fn string_leaf(strings: &[&str], key: &str, by_name: &dyn Fn(&str) -> String) ->
 
 /// The JSON value of a column's DEFAULT (`'{"a": 1}'::jsonb`), when it is a
 /// constant with content (an empty object tells nothing).
-pub fn default_value(default: &str) -> Option<Json> {
+pub(crate) fn default_value(default: &str) -> Option<Json> {
     let d = default.trim();
     let body = d
         .strip_suffix("::jsonb")

@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 
 mod derive;
 
-pub use derive::{default_value, derive};
+pub(crate) use derive::{default_value, derive};
 
 use super::checks::ColumnCheck;
 use super::generators::{Ctx, Gen, Params};
@@ -37,7 +37,7 @@ const MAX_KEYS: usize = 30;
 /// The longest list a shape makes.
 const MAX_LIST: u32 = 5;
 /// Rows sampled per column.
-pub const SAMPLE_ROWS: i64 = 200;
+pub(crate) const SAMPLE_ROWS: i64 = 200;
 
 /// Generators a leaf may name: the ones that make one scalar.
 const LEAVES: &[&str] = &[
@@ -52,7 +52,7 @@ const LEAVES: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// A generator name.
     Leaf(String),
     /// Named fields: (key, optional, shape).
@@ -65,7 +65,7 @@ pub enum Shape {
 
 impl Shape {
     /// The shape as the spec writes it (JSON text).
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         serde_json::to_string(&self.to_json()).expect("shapes serialise")
     }
 
@@ -86,7 +86,7 @@ impl Shape {
     }
 
     /// Reads a spec's `shape = '…'`.
-    pub fn parse(text: &str) -> Result<Shape, String> {
+    pub(crate) fn parse(text: &str) -> Result<Shape, String> {
         let json: Json = serde_json::from_str(text)
             .map_err(|e| format!("shape is not JSON ({e}) — e.g. shape = '{{\"name\": \"person.full_name\", \"tags\": [\"lorem.word\", \"0..3\"]}}'"))?;
         let shape = from_json(&json, 0)?;
@@ -170,7 +170,7 @@ fn from_json(j: &Json, depth: usize) -> Result<Shape, String> {
 
 /// A shape ready to make values: leaves are generators.
 #[derive(Debug, Clone)]
-pub enum Compiled {
+pub(crate) enum Compiled {
     Leaf(Gen),
     Object(Vec<(String, bool, Compiled)>),
     Map(Box<Compiled>),
@@ -201,7 +201,7 @@ fn leaf_column(name: &str) -> Column {
 }
 
 impl Shape {
-    pub fn compile(&self, as_of: NaiveDate) -> Result<Compiled, String> {
+    pub(crate) fn compile(&self, as_of: NaiveDate) -> Result<Compiled, String> {
         Ok(match self {
             Shape::Leaf(g) => {
                 Compiled::Leaf(Gen::named(g, &Params::default(), &leaf_column(g), as_of)?)
@@ -220,7 +220,7 @@ impl Shape {
 
 impl Compiled {
     /// One value of the shape, drawn from the row's stream.
-    pub fn make(&self, ctx: &mut Ctx) -> Json {
+    pub(crate) fn make(&self, ctx: &mut Ctx) -> Json {
         match self {
             Compiled::Leaf(g) => {
                 let mut leaf = Ctx {

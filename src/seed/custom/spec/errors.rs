@@ -12,11 +12,11 @@ use crate::error::UsageError;
 /// Printed one per line by `output::error`; exits 2 like any usage error.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
-pub struct SpecErrors(pub Vec<String>);
+pub(crate) struct SpecErrors(pub Vec<String>);
 
 impl SpecErrors {
     /// `Ok(())` when nothing was found; otherwise all of them (sorted by line, deduplicated).
-    pub fn check(errors: Vec<anyhow::Error>) -> anyhow::Result<()> {
+    pub(crate) fn check(errors: Vec<anyhow::Error>) -> anyhow::Result<()> {
         let mut lines: Vec<(usize, String)> = Vec::new();
         for e in errors {
             let lines_of = match e.downcast_ref::<SpecErrors>() {
@@ -47,7 +47,12 @@ impl SpecErrors {
 }
 
 /// An error in a spec file, pointing at the line.
-pub fn error(spec: &SpecFile, table: &str, column: Option<&str>, msg: &str) -> anyhow::Error {
+pub(crate) fn error(
+    spec: &SpecFile,
+    table: &str,
+    column: Option<&str>,
+    msg: &str,
+) -> anyhow::Error {
     let line = line_of(&spec.text, table, column);
     let what = match column {
         Some(c) => format!("{table}.{c}"),
@@ -57,7 +62,7 @@ pub fn error(spec: &SpecFile, table: &str, column: Option<&str>, msg: &str) -> a
 }
 
 /// The line where a table (or a column in it) is set, best effort.
-pub fn line_of(text: &str, table: &str, column: Option<&str>) -> usize {
+pub(crate) fn line_of(text: &str, table: &str, column: Option<&str>) -> usize {
     let header = format!("[tables.\"{table}\"");
     let lines: Vec<&str> = text.lines().collect();
     let Some(start) = lines

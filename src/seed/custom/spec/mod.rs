@@ -26,7 +26,7 @@ use chrono::NaiveDate;
 
 use crate::error::UsageError;
 use column::{column_spec, default_spec};
-pub use errors::{SpecErrors, error, line_of};
+pub(crate) use errors::{SpecErrors, error, line_of};
 use errors::{bad, bad_at, default_line};
 use table::{float, table_spec, uint};
 
@@ -35,7 +35,7 @@ mod errors;
 mod table;
 
 #[derive(Debug, Clone)]
-pub struct SpecFile {
+pub(crate) struct SpecFile {
     pub path: PathBuf,
     pub text: String,
     pub seed: Option<u64>,
@@ -47,14 +47,14 @@ pub struct SpecFile {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct TableSpec {
+pub(crate) struct TableSpec {
     pub rows: Option<Rows>,
     pub skip: bool,
     pub columns: BTreeMap<String, ColumnSpec>,
 }
 
 #[derive(Debug, Clone)]
-pub enum Rows {
+pub(crate) enum Rows {
     Fixed(u64),
     Per {
         per: String,
@@ -64,7 +64,7 @@ pub enum Rows {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FanCount {
+pub(crate) enum FanCount {
     Fixed(u64),
     Range(u64, u64),
     /// Binomial with this mean (no transcendental functions: bit-identical everywhere).
@@ -72,7 +72,7 @@ pub enum FanCount {
 }
 
 impl FanCount {
-    pub fn max(&self) -> u64 {
+    pub(crate) fn max(&self) -> u64 {
         match *self {
             FanCount::Fixed(n) => n,
             FanCount::Range(_, hi) => hi,
@@ -82,7 +82,7 @@ impl FanCount {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct ColumnSpec {
+pub(crate) struct ColumnSpec {
     pub generator: Option<String>,
     pub values: Option<Vec<(String, u64)>>,
     pub sql: Option<String>,
@@ -97,7 +97,7 @@ pub struct ColumnSpec {
 impl ColumnSpec {
     /// This column's settings, with `[defaults]` (`d`) filling the ones it
     /// leaves out; a default `null_ratio` applies to nullable columns only.
-    pub fn with_defaults(&self, d: &ColumnSpec, not_null: bool) -> ColumnSpec {
+    pub(crate) fn with_defaults(&self, d: &ColumnSpec, not_null: bool) -> ColumnSpec {
         let mut c = self.clone();
         if c.null_ratio.is_none() && !not_null {
             c.null_ratio = d.null_ratio;
@@ -113,14 +113,14 @@ impl ColumnSpec {
 }
 
 impl SpecFile {
-    pub fn load(path: &Path) -> anyhow::Result<SpecFile> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<SpecFile> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             UsageError(format!("cannot read the seed spec {}: {e} — check the path, or write one with `ward seed --init-spec`", path.display()))
         })?;
         Self::parse(path, text)
     }
 
-    pub fn parse(path: &Path, text: String) -> anyhow::Result<SpecFile> {
+    pub(crate) fn parse(path: &Path, text: String) -> anyhow::Result<SpecFile> {
         let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -207,7 +207,7 @@ impl SpecFile {
 /// The canonical name of an SQL type as Postgres' `format_type` spells it,
 /// without length or precision: `timestamptz` → `timestamp with time zone`,
 /// `varchar(20)` → `character varying`.
-pub fn normal_type(ty: &str) -> String {
+pub(crate) fn normal_type(ty: &str) -> String {
     let lower = ty.trim().to_ascii_lowercase();
     let (base, array) = match lower.strip_suffix("[]") {
         Some(b) => (b.trim_end(), "[]"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Remote;
-use crate::error::UsageError;
+use crate::error::{Unreachable, UsageError};
 
 impl Remote {
     /// One line for a failed request: what failed and how to fix it, never a
@@ -61,11 +61,12 @@ impl Remote {
         .iter()
         .any(|w| lower.contains(w))
         {
-            format!(
+            return Unreachable(format!(
                 "cannot reach the S3 endpoint {} ({doing} {url}) — check AWS_ENDPOINT_URL and \
                  that the service is up and reachable",
                 self.endpoint
-            )
+            ))
+            .into();
         } else {
             let short: String = raw
                 .lines()
@@ -80,7 +81,7 @@ impl Remote {
     }
 
     pub(in crate::snapshot::store) fn timed_out(&self, doing: &str, t: Duration) -> anyhow::Error {
-        UsageError(format!(
+        Unreachable(format!(
             "the S3 endpoint {} did not answer within {} s ({doing} {}) — check AWS_ENDPOINT_URL \
              and that the service is up",
             self.endpoint,
