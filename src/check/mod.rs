@@ -40,6 +40,7 @@ mod seeding;
 mod source;
 pub(crate) mod split;
 pub(crate) mod stats;
+mod steps;
 mod variance;
 pub(crate) mod version;
 
@@ -54,14 +55,12 @@ use anyhow::Result;
 use crate::pg::url_of;
 use crate::progress::Progress;
 use apply::{Direction, FileRun};
-use fingerprint::Depth;
 use migrations::{Migration, MigrationSet};
 use report::{Finding, Level, Report};
 use risk::unexpected_changes;
 use rule::Rule;
 use scratch::{Scratch, with_db};
-use seeding::{builtin_tables_present, seed_compat, seeded_baseline, spec_compat};
-use std::collections::HashMap;
+use seeding::seeded_baseline;
 use variance::{time_related, timezone_variance};
 
 /// Logs how long each phase took (`-v`).
@@ -241,49 +240,10 @@ async fn run_inner(
             Some(true) => opts.django.is_some() || undoable,
             None => undoable,
         };
-    if opts.round_trip == Some(true)
-        && !round_trip_planned
-        && opts.apply_cmd.is_none()
-        && set.is_some()
-        && !pending.is_empty()
-    {
-        // Asked for, but a down is missing: said, not silently skipped.
-        let without: Vec<&str> = pending
-            .iter()
-            .filter(|m| m.down.is_none())
-            .map(|m| m.up.file.as_str())
-            .collect();
-        if let Some(first) = without.first() {
-            findings.push(
-                Finding::new(
-                    Level::Info,
-                    Rule::DownMigration,
-                    format!(
-                        "--round-trip true, but {} pending migration{} no down migration ({}): the window was not round-tripped",
-                        without.len(),
-                        if without.len() == 1 { " has" } else { "s have" },
-                        without.join(", ")
-                    ),
-                )
-                .file(first)
-                .remedy("add the down migrations, or drop --round-trip true"),
-            );
-        }
+    if !round_trip_planned {
+        findings.extend(steps::round_trip_not_possible(opts, set.as_ref(), &pending));
     }
-    let depth: HashMap<u32, Depth> = pre
-        .tables
-        .keys()
-        .map(|o| {
-            (
-                *o,
-                if round_trip_planned || risk.hashed(*o) {
-                    Depth::Full
-                } else {
-                    Depth::Columns(Vec::new())
-                },
-            )
-        })
-        .collect();
+    let depth = steps::depth_before(&pre, round_trip_planned, &risk);
     // The same migrations under another session TimeZone, when the SQL can
     // depend on it: on a second clone, in parallel with the UTC run.
     let tz_wanted = opts.timezone_check.unwrap_or_else(|| {
@@ -402,25 +362,7 @@ async fn run_inner(
     django::attach_outputs(&mut findings, &django_outputs);
     phases.next(progress, "fingerprinting after");
     let mut post = fingerprint::catalog(&client, history_table).await?;
-    let depth: HashMap<u32, Depth> = post
-        .tables
-        .values()
-        .map(|t| {
-            let d = match pre.tables.get(&t.oid) {
-                Some(_) if round_trip_planned || risk.hashed(t.oid) => Depth::Full,
-                None => Depth::Full,
-                // Untouched by any statement that can change values: only the new columns.
-                Some(p) => Depth::Columns(
-                    t.columns
-                        .iter()
-                        .filter(|c| p.column(c.attnum).is_none())
-                        .map(|c| c.attnum)
-                        .collect(),
-                ),
-            };
-            (t.oid, d)
-        })
-        .collect();
+    let depth = steps::depth_after(&pre, &post, round_trip_planned, &risk);
     fingerprint::fill(&mut post, &client, &[&extra], &depth).await?;
     findings.extend(unexpected_changes(&runs, &pre, &risk));
     findings.extend(diff::diff(&client, &pre, &post, &snapshots, &runs).await?);
@@ -430,18 +372,9 @@ async fn run_inner(
         &pre,
         opts.production.as_ref(),
     ));
-    if let Some(s) = &set
-        && let Some(applied) = apply::applied(&client, s.format).await?
-    {
-        // A no-transaction file that failed half-way leaves a dirty row (golang-migrate).
-        for row in applied.iter().filter(|row| !row.success) {
-            if !findings
-                .iter()
-                .any(|f| f.rule == Rule::DirtyHistory || f.rule == Rule::MigrationError)
-            {
-                findings.push(history::dirty_row(s, row));
-            }
-        }
+    if let Some(s) = &set {
+        let dirty = steps::dirty_rows(&client, s, &findings).await?;
+        findings.extend(dirty);
     }
     drop(extra);
 
@@ -463,28 +396,11 @@ async fn run_inner(
         });
     }
     // The seed must still apply to the new schema.
-    if !failed {
-        match &opts.seed {
-            SeedSource::Spec { path, seed, jobs } => {
-                phases.next(progress, "seeding the new schema");
-                let (file, shown) = match &merged_spec {
-                    Some(m) => (m.as_path(), path.as_path()),
-                    None => (path.as_path(), path.as_path()),
-                };
-                findings.extend(
-                    spec_compat(&mut client, file, shown, *seed, *jobs, history_table).await?,
-                );
-            }
-            SeedSource::Builtin { seed, .. } if builtin_tables_present(&pre) => {
-                phases.next(progress, "seeding the new schema");
-                let seed = match opts.against {
-                    Against::Seed => *seed,
-                    Against::Url(_) => crate::seed::spec::Spec::builtin()?.seed,
-                };
-                findings.extend(seed_compat(&mut client, seed).await?);
-            }
-            SeedSource::Builtin { .. } => {}
-        }
+    if !failed && steps::seed_applies(opts, &pre) {
+        phases.next(progress, "seeding the new schema");
+        let seed_findings =
+            steps::seed_findings(opts, &mut client, merged_spec.as_deref(), history_table).await?;
+        findings.extend(seed_findings);
     }
     phases.next(progress, "reporting");
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
@@ -494,11 +410,7 @@ async fn run_inner(
     let (mut findings, accepted) =
         accept::split(findings, accepts, set.as_ref(), &pending_files, !failed);
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
-    let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
-    let server = format!(
-        "PostgreSQL {}",
-        server.split_whitespace().next().unwrap_or(&server)
-    );
+    let server = steps::server_version(&client).await?;
     Ok(Report {
         verdict: report::verdict(&findings),
         against,
