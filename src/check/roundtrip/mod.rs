@@ -231,11 +231,11 @@ async fn undo_and_redo<R: Reverse>(
 }
 
 /// A fresh clone of `base` with the first `n` migrations applied.
-async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -> Result<Db> {
+async fn fresh<R: Reverse>(r: &R, scratch: &Shared<'_>, base: &str, n: usize) -> Result<Db> {
     let at = std::time::Instant::now();
-    let name = scratch.create("roundtrip", Some(base)).await?;
+    let name = scratch.lock().await.create("roundtrip", Some(base)).await?;
     tracing::debug!("round trip: a fresh clone in {:.2?}", at.elapsed());
-    let db = Db::open(scratch, name).await?;
+    let db = Db::open(&**scratch.lock().await, name).await?;
     if let Some((_, f)) = r.apply(&db.client, &db.url, 0..n).await? {
         anyhow::bail!(
             "re-applying the pending migrations for the round trip failed the second time: {}",
@@ -245,20 +245,58 @@ async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -
     Ok(db)
 }
 
-/// Up, undo, up for each migration in turn, on a fresh clone; a failing
-/// undo (or up after it) is reported and the walk goes on from a fresh
-/// clone with the migrations so far applied — or, when the undo was rolled
-/// back whole and left the state as the up made it, from there.
+/// The scratch databases, for walks that make clones side by side.
+type Shared<'a> = tokio::sync::Mutex<&'a mut Scratch>;
+
+/// Windows of at least this many migrations are walked in two halves.
+const SPLIT_FROM: usize = 4;
+
+/// Up, undo, up for each migration in turn (see [`walk`]). A window of
+/// [`SPLIT_FROM`] migrations or more is walked in two halves side by side,
+/// each on a clone of its own — the second half's clone has the first half
+/// applied, as the walk would have reached it — because the walk is a long
+/// chain of short statements and catalog reads, each waiting on the last.
+/// The findings come in the window's order, as one walk gives them.
 async fn step_by_step<R: Reverse>(
     r: &R,
     scratch: &mut Scratch,
     base: &str,
     pre: &Fingerprint,
 ) -> Result<Vec<Finding>> {
+    let n = r.len();
+    let scratch = tokio::sync::Mutex::new(scratch);
+    if n < SPLIT_FROM {
+        return walk(r, &scratch, base, Some(pre), 0..n).await;
+    }
+    let mid = n / 2;
+    let (mut first, second) = tokio::try_join!(
+        walk(r, &scratch, base, Some(pre), 0..mid),
+        walk(r, &scratch, base, None, mid..n)
+    )?;
+    first.extend(second);
+    Ok(first)
+}
+
+/// Up, undo, up for each migration of `range` in turn, on a fresh clone
+/// with the migrations before the range applied; `pre` is the state the
+/// range starts from when it is known (else it is read there). A failing
+/// undo (or up after it) is reported and the walk goes on from a fresh
+/// clone with the migrations so far applied — or, when the undo was rolled
+/// back whole and left the state as the up made it, from there.
+async fn walk<R: Reverse>(
+    r: &R,
+    scratch: &Shared<'_>,
+    base: &str,
+    pre: Option<&Fingerprint>,
+    range: Range<usize>,
+) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
-    let mut db = fresh(r, scratch, base, 0).await?;
-    let mut before = pre.clone();
-    for i in 0..r.len() {
+    let mut db = fresh(r, scratch, base, range.start).await?;
+    let mut before = match pre {
+        Some(pre) => pre.clone(),
+        None => r.take(&db.client, Some(&[range.start])).await?,
+    };
+    for i in range {
         if let Some((file, f)) = r.apply(&db.client, &db.url, i..i + 1).await? {
             anyhow::bail!(
                 "{file} failed in the round trip although it applied before: {}",
