@@ -239,3 +239,43 @@ fn a_window_walked_in_two_halves_judges_each_migration_from_the_state_its_predec
     seen.dedup();
     assert_eq!(seen.len(), f.len(), "{f:#?}");
 }
+
+#[test]
+fn a_down_that_only_touches_the_catalog_is_still_held_to_the_data_its_up_changed() {
+    // 1's down is catalog-only, so the fingerprint after it takes the data
+    // from the state after 1's up (which it cannot have changed) — not from
+    // the state before: the upper-cased names are still a difference.
+    let (code, j) = check(&[
+        (
+            "1_upper.up.sql",
+            "UPDATE patients SET given_name = upper(given_name);\n",
+        ),
+        (
+            "1_upper.down.sql",
+            "CREATE INDEX patients_given_name_idx ON patients (given_name);\n",
+        ),
+        (
+            "2_status_idx.up.sql",
+            "CREATE INDEX appointments_status_idx2 ON appointments (status);\n",
+        ),
+        (
+            "2_status_idx.down.sql",
+            "DROP INDEX appointments_status_idx2;\n",
+        ),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    assert!(
+        f.iter()
+            .any(|(file, m)| file == "migrations/1_upper.down.sql"
+                && m.contains("up → down does not give back the original")
+                && m.contains("values of patients.given_name differ")),
+        "{f:#?}"
+    );
+    assert!(
+        !f.iter().any(
+            |(file, m)| file.contains("2_status_idx") || m.contains("appointments_status_idx2")
+        ),
+        "{f:#?}"
+    );
+}

@@ -1,9 +1,11 @@
 //! The down round trip, one walk for every runner: after the window is
 //! applied, undoing it must give back the schema and data before, and
 //! applying it again the state after. When the whole window does not
-//! round-trip, a second pass on a fresh clone goes migration by migration
-//! (up, undo, up) so that every undo is exercised and each difference is
-//! blamed on the migration whose undo made it (D4).
+//! round-trip, a second pass goes migration by migration (up, undo, up) so
+//! that every undo is exercised and each difference is blamed on the
+//! migration whose undo made it (D4): in two halves side by side on clones
+//! of their own, and after a catalog-only step ([`Reverse::quiet`]) reading
+//! only the catalog and the tables the step changed.
 //!
 //! What "undo" means is the runner's ([`Reverse`]): a SQL runner's down
 //! file ([`sql`]), Django's `migrate APP PREV` ([`django`]).
@@ -73,6 +75,41 @@ pub(super) trait Reverse {
     async fn undo_all(&self, c: &Client, url: &str) -> Result<Option<String>>;
     /// A fingerprint deep enough for migrations `around` (None: everything), stripped.
     async fn take(&self, c: &Client, around: Option<&[usize]>) -> Result<Fingerprint>;
+
+    /// Whether applying migration `i` (or undoing it: `down`) cannot change
+    /// the rows of a table it leaves with the same columns: then the data
+    /// of such tables after it is known from a fingerprint before it
+    /// ([`Reverse::take_after`]). False unless the runner can tell.
+    fn quiet(&self, _i: usize, _down: bool) -> bool {
+        false
+    }
+    /// [`Reverse::take`] after a quiet step from the state `known`: the
+    /// data of the tables the step left as they were is taken from `known`.
+    async fn take_after(
+        &self,
+        c: &Client,
+        around: Option<&[usize]>,
+        _known: &Fingerprint,
+    ) -> Result<Fingerprint> {
+        self.take(c, around).await
+    }
+}
+
+/// The fingerprint after applying (or undoing: `down`) migration `i` from
+/// the state `from`: read whole, or — after a quiet step — only the
+/// catalog and the tables the step changed (their oids or columns).
+async fn take_step<R: Reverse>(
+    r: &R,
+    c: &Client,
+    around: &[usize],
+    i: usize,
+    down: bool,
+    from: &Fingerprint,
+) -> Result<Fingerprint> {
+    match r.quiet(i, down) {
+        true => r.take_after(c, Some(around), from).await,
+        false => r.take(c, Some(around)).await,
+    }
 }
 
 /// A scratch clone the walk works on.
@@ -305,7 +342,7 @@ async fn walk<R: Reverse>(
         }
         // Deep enough for this migration and, as the next one's "before", the next.
         let this_and_next = [i, i + 1];
-        let after = r.take(&db.client, Some(&this_and_next)).await?;
+        let after = take_step(r, &db.client, &this_and_next, i, false, &before).await?;
         match r.undo(&db.client, &db.url, i).await? {
             Undone::Done => {}
             Undone::Refused(f) => {
@@ -330,7 +367,7 @@ async fn walk<R: Reverse>(
                 continue;
             }
         }
-        let undone = r.take(&db.client, Some(&[i])).await?;
+        let undone = take_step(r, &db.client, &[i], i, true, &after).await?;
         let restored = compare(&before, &undone);
         for d in &restored {
             out.push(
