@@ -45,6 +45,8 @@
 //! | and quiet steps read only what they changed (load 5.7–5.8 / 3.6–4.0) | 0.74 s, 5.8× | 3.25 s, 11.2× |
 //!
 //! (The baselines of the later rows are within a few hundredths of these.)
+//! Re-run on the final commit: 0.85 s, 6.4× (load 5.6–5.7, another bench
+//! running beside) and 3.33 s, 12.2× (load 3.0).
 //! The realistic size does not bring the ratio down: this window's plain
 //! apply hardly grows with the data (0.18 s at 299,043 rows — indexes on
 //! small tables, catalog changes, one generated column), while ward's exact
