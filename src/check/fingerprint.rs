@@ -7,7 +7,7 @@
 //! order and physical layout (a rewrite does not change them). Tables and
 //! columns are identified by oid and attnum, which survive renames.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -131,6 +131,45 @@ pub(crate) enum Depth {
     Full,
     /// Row count, and only these columns (attnums).
     Columns(Vec<i16>),
+    /// Already filled in ([`carry`]): not read.
+    Known,
+}
+
+/// Fills in, from `known` (a fingerprint of the same data), each table
+/// whose data `known` holds at the depth asked for, with the same oid and
+/// the same columns; its depth becomes [`Depth::Known`], so [`fill`] reads
+/// only the others. For a state reached by statements that cannot change
+/// the rows of a table they leave as it was (the caller's knowledge).
+pub fn carry(fp: &mut Fingerprint, known: &Fingerprint, depth: &mut HashMap<u32, Depth>) {
+    for t in fp.tables.values_mut() {
+        let Some(k) = known.tables.get(&t.oid) else {
+            continue;
+        };
+        if k.columns != t.columns {
+            continue;
+        }
+        let d = depth.get(&t.oid).cloned().unwrap_or(Depth::Full);
+        let has = |attnum: &i16| k.column_data.contains_key(attnum);
+        let (row_hash, cols): (String, Vec<i16>) = match d {
+            Depth::Known => continue,
+            Depth::Full if k.row_hash.is_empty() => continue,
+            Depth::Full => (
+                k.row_hash.clone(),
+                t.columns.iter().map(|c| c.attnum).collect(),
+            ),
+            Depth::Columns(c) => (String::new(), c),
+        };
+        if !cols.iter().all(has) {
+            continue;
+        }
+        t.rows = k.rows;
+        t.row_hash = row_hash;
+        t.column_data = cols
+            .iter()
+            .map(|a| (*a, k.column_data[a].clone()))
+            .collect();
+        depth.insert(t.oid, Depth::Known);
+    }
 }
 
 /// The catalog part of a fingerprint (no data yet).
@@ -319,11 +358,15 @@ pub(crate) async fn fill(
     fp: &mut Fingerprint,
     client: &Client,
     extra: &[&Client],
-    depth: &std::collections::HashMap<u32, Depth>,
+    depth: &HashMap<u32, Depth>,
 ) -> Result<()> {
     let mut conns = vec![client];
     conns.extend_from_slice(extra);
-    let mut order: Vec<&Table> = fp.tables.values().collect();
+    let mut order: Vec<&Table> = fp
+        .tables
+        .values()
+        .filter(|t| depth.get(&t.oid) != Some(&Depth::Known))
+        .collect();
     order.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     /// A table's data query; a bare row count (no columns, no row hash) is
     /// marked by `sql` None and read with the lane's other counts.
@@ -333,6 +376,7 @@ pub(crate) async fn fill(
         let d = depth.get(&t.oid).cloned().unwrap_or(Depth::Full);
         let cols: Vec<i16> = match &d {
             Depth::Full => t.columns.iter().map(|c| c.attnum).collect(),
+            Depth::Known => unreachable!("known tables are left out above"),
             Depth::Columns(c) => {
                 let mut c = c.clone();
                 c.retain(|a| t.columns.iter().any(|x| x.attnum == *a));

@@ -146,3 +146,136 @@ fn a_clean_window_round_trips_without_findings() {
     assert_eq!(code, 0, "{j:#}");
     assert!(down_findings(&j).is_empty(), "{j:#}");
 }
+
+#[test]
+fn a_window_walked_in_two_halves_judges_each_migration_from_the_state_its_predecessors_left() {
+    // Six migrations: the step-by-step pass walks them in two halves side by
+    // side, the second (4–6) on a clone with 1–3 applied. 5 and 6 need
+    // 1's table; 4's down is lossy and 5's fails; 3's leaves residue.
+    let (code, j) = check(&[
+        ("1_tags.up.sql", "CREATE TABLE tags (id int PRIMARY KEY);\n"),
+        ("1_tags.down.sql", "DROP TABLE tags;\n"),
+        (
+            "2_nick.up.sql",
+            "ALTER TABLE patients ADD COLUMN nickname text;\n",
+        ),
+        (
+            "2_nick.down.sql",
+            "ALTER TABLE patients DROP COLUMN nickname;\n",
+        ),
+        (
+            "3_note.up.sql",
+            "ALTER TABLE appointments ADD COLUMN note text;\nUPDATE appointments SET note = 'seen';\n",
+        ),
+        ("3_note.down.sql", "SELECT 1;\n"),
+        (
+            "4_mobile.up.sql",
+            "ALTER TABLE patients RENAME COLUMN phone TO mobile;\n",
+        ),
+        (
+            "4_mobile.down.sql",
+            "ALTER TABLE patients DROP COLUMN mobile;\nALTER TABLE patients ADD COLUMN phone text;\n",
+        ),
+        (
+            "5_label.up.sql",
+            "ALTER TABLE tags ADD COLUMN label text;\n",
+        ),
+        ("5_label.down.sql", "ALTER TABLE tags DROP COLUMN lbl;\n"),
+        (
+            "6_label_idx.up.sql",
+            "CREATE INDEX tags_label_idx ON tags (label);\n",
+        ),
+        ("6_label_idx.down.sql", "DROP INDEX tags_label_idx;\n"),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    let on = |file: &str| -> Vec<&String> {
+        f.iter()
+            .filter(|(x, _)| x == &format!("migrations/{file}"))
+            .map(|(_, m)| m)
+            .collect()
+    };
+    // First half: 3's residue, in both directions.
+    assert!(
+        on("3_note.down.sql")
+            .iter()
+            .any(|m| m.contains("extra column appointments.note")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|(_, m)| m.contains(
+            "cannot be applied again after its down migration migrations/3_note.down.sql"
+        )),
+        "{f:#?}"
+    );
+    // Second half, judged from the state 1–3 left: 4's lost values and
+    // nothing else (no "extra table tags", no "extra column nickname").
+    let four = on("4_mobile.down.sql");
+    assert!(
+        four.iter()
+            .any(|m| m.contains("values of patients.phone differ")),
+        "{f:#?}"
+    );
+    assert!(
+        four.iter()
+            .all(|m| !m.contains("tags") && !m.contains("nickname") && !m.contains("note")),
+        "{f:#?}"
+    );
+    assert!(
+        on("5_label.down.sql").iter().any(|m| m.contains("42703")),
+        "{f:#?}"
+    );
+    // The clean pairs: nothing.
+    for clean in ["1_tags", "2_nick", "6_label_idx"] {
+        assert!(
+            !f.iter()
+                .any(|(file, m)| file.contains(clean) || m.contains(clean)),
+            "{clean}: {f:#?}"
+        );
+    }
+    // Each finding once: the halves do not overlap.
+    let mut seen: Vec<&(String, String)> = f.iter().collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), f.len(), "{f:#?}");
+}
+
+#[test]
+fn a_down_that_only_touches_the_catalog_is_still_held_to_the_data_its_up_changed() {
+    // 1's down is catalog-only, so the fingerprint after it takes the data
+    // from the state after 1's up (which it cannot have changed) — not from
+    // the state before: the upper-cased names are still a difference.
+    let (code, j) = check(&[
+        (
+            "1_upper.up.sql",
+            "UPDATE patients SET given_name = upper(given_name);\n",
+        ),
+        (
+            "1_upper.down.sql",
+            "CREATE INDEX patients_given_name_idx ON patients (given_name);\n",
+        ),
+        (
+            "2_status_idx.up.sql",
+            "CREATE INDEX appointments_status_idx2 ON appointments (status);\n",
+        ),
+        (
+            "2_status_idx.down.sql",
+            "DROP INDEX appointments_status_idx2;\n",
+        ),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    assert!(
+        f.iter()
+            .any(|(file, m)| file == "migrations/1_upper.down.sql"
+                && m.contains("up → down does not give back the original")
+                && m.contains("values of patients.given_name differ")),
+        "{f:#?}"
+    );
+    assert!(
+        !f.iter().any(
+            |(file, m)| file.contains("2_status_idx") || m.contains("appointments_status_idx2")
+        ),
+        "{f:#?}"
+    );
+}

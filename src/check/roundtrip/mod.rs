@@ -1,9 +1,11 @@
 //! The down round trip, one walk for every runner: after the window is
 //! applied, undoing it must give back the schema and data before, and
 //! applying it again the state after. When the whole window does not
-//! round-trip, a second pass on a fresh clone goes migration by migration
-//! (up, undo, up) so that every undo is exercised and each difference is
-//! blamed on the migration whose undo made it (D4).
+//! round-trip, a second pass goes migration by migration (up, undo, up) so
+//! that every undo is exercised and each difference is blamed on the
+//! migration whose undo made it (D4): in two halves side by side on clones
+//! of their own, and after a catalog-only step ([`Reverse::quiet`]) reading
+//! only the catalog and the tables the step changed.
 //!
 //! What "undo" means is the runner's ([`Reverse`]): a SQL runner's down
 //! file ([`sql`]), Django's `migrate APP PREV` ([`django`]).
@@ -73,6 +75,41 @@ pub(super) trait Reverse {
     async fn undo_all(&self, c: &Client, url: &str) -> Result<Option<String>>;
     /// A fingerprint deep enough for migrations `around` (None: everything), stripped.
     async fn take(&self, c: &Client, around: Option<&[usize]>) -> Result<Fingerprint>;
+
+    /// Whether applying migration `i` (or undoing it: `down`) cannot change
+    /// the rows of a table it leaves with the same columns: then the data
+    /// of such tables after it is known from a fingerprint before it
+    /// ([`Reverse::take_after`]). False unless the runner can tell.
+    fn quiet(&self, _i: usize, _down: bool) -> bool {
+        false
+    }
+    /// [`Reverse::take`] after a quiet step from the state `known`: the
+    /// data of the tables the step left as they were is taken from `known`.
+    async fn take_after(
+        &self,
+        c: &Client,
+        around: Option<&[usize]>,
+        _known: &Fingerprint,
+    ) -> Result<Fingerprint> {
+        self.take(c, around).await
+    }
+}
+
+/// The fingerprint after applying (or undoing: `down`) migration `i` from
+/// the state `from`: read whole, or — after a quiet step — only the
+/// catalog and the tables the step changed (their oids or columns).
+async fn take_step<R: Reverse>(
+    r: &R,
+    c: &Client,
+    around: &[usize],
+    i: usize,
+    down: bool,
+    from: &Fingerprint,
+) -> Result<Fingerprint> {
+    match r.quiet(i, down) {
+        true => r.take_after(c, Some(around), from).await,
+        false => r.take(c, Some(around)).await,
+    }
 }
 
 /// A scratch clone the walk works on.
@@ -231,11 +268,11 @@ async fn undo_and_redo<R: Reverse>(
 }
 
 /// A fresh clone of `base` with the first `n` migrations applied.
-async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -> Result<Db> {
+async fn fresh<R: Reverse>(r: &R, scratch: &Shared<'_>, base: &str, n: usize) -> Result<Db> {
     let at = std::time::Instant::now();
-    let name = scratch.create("roundtrip", Some(base)).await?;
+    let name = scratch.lock().await.create("roundtrip", Some(base)).await?;
     tracing::debug!("round trip: a fresh clone in {:.2?}", at.elapsed());
-    let db = Db::open(scratch, name).await?;
+    let db = Db::open(&**scratch.lock().await, name).await?;
     if let Some((_, f)) = r.apply(&db.client, &db.url, 0..n).await? {
         anyhow::bail!(
             "re-applying the pending migrations for the round trip failed the second time: {}",
@@ -245,20 +282,58 @@ async fn fresh<R: Reverse>(r: &R, scratch: &mut Scratch, base: &str, n: usize) -
     Ok(db)
 }
 
-/// Up, undo, up for each migration in turn, on a fresh clone; a failing
-/// undo (or up after it) is reported and the walk goes on from a fresh
-/// clone with the migrations so far applied — or, when the undo was rolled
-/// back whole and left the state as the up made it, from there.
+/// The scratch databases, for walks that make clones side by side.
+type Shared<'a> = tokio::sync::Mutex<&'a mut Scratch>;
+
+/// Windows of at least this many migrations are walked in two halves.
+const SPLIT_FROM: usize = 4;
+
+/// Up, undo, up for each migration in turn (see [`walk`]). A window of
+/// [`SPLIT_FROM`] migrations or more is walked in two halves side by side,
+/// each on a clone of its own — the second half's clone has the first half
+/// applied, as the walk would have reached it — because the walk is a long
+/// chain of short statements and catalog reads, each waiting on the last.
+/// The findings come in the window's order, as one walk gives them.
 async fn step_by_step<R: Reverse>(
     r: &R,
     scratch: &mut Scratch,
     base: &str,
     pre: &Fingerprint,
 ) -> Result<Vec<Finding>> {
+    let n = r.len();
+    let scratch = tokio::sync::Mutex::new(scratch);
+    if n < SPLIT_FROM {
+        return walk(r, &scratch, base, Some(pre), 0..n).await;
+    }
+    let mid = n / 2;
+    let (mut first, second) = tokio::try_join!(
+        walk(r, &scratch, base, Some(pre), 0..mid),
+        walk(r, &scratch, base, None, mid..n)
+    )?;
+    first.extend(second);
+    Ok(first)
+}
+
+/// Up, undo, up for each migration of `range` in turn, on a fresh clone
+/// with the migrations before the range applied; `pre` is the state the
+/// range starts from when it is known (else it is read there). A failing
+/// undo (or up after it) is reported and the walk goes on from a fresh
+/// clone with the migrations so far applied — or, when the undo was rolled
+/// back whole and left the state as the up made it, from there.
+async fn walk<R: Reverse>(
+    r: &R,
+    scratch: &Shared<'_>,
+    base: &str,
+    pre: Option<&Fingerprint>,
+    range: Range<usize>,
+) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
-    let mut db = fresh(r, scratch, base, 0).await?;
-    let mut before = pre.clone();
-    for i in 0..r.len() {
+    let mut db = fresh(r, scratch, base, range.start).await?;
+    let mut before = match pre {
+        Some(pre) => pre.clone(),
+        None => r.take(&db.client, Some(&[range.start])).await?,
+    };
+    for i in range {
         if let Some((file, f)) = r.apply(&db.client, &db.url, i..i + 1).await? {
             anyhow::bail!(
                 "{file} failed in the round trip although it applied before: {}",
@@ -267,7 +342,7 @@ async fn step_by_step<R: Reverse>(
         }
         // Deep enough for this migration and, as the next one's "before", the next.
         let this_and_next = [i, i + 1];
-        let after = r.take(&db.client, Some(&this_and_next)).await?;
+        let after = take_step(r, &db.client, &this_and_next, i, false, &before).await?;
         match r.undo(&db.client, &db.url, i).await? {
             Undone::Done => {}
             Undone::Refused(f) => {
@@ -292,7 +367,7 @@ async fn step_by_step<R: Reverse>(
                 continue;
             }
         }
-        let undone = r.take(&db.client, Some(&[i])).await?;
+        let undone = take_step(r, &db.client, &[i], i, true, &after).await?;
         let restored = compare(&before, &undone);
         for d in &restored {
             out.push(
