@@ -140,7 +140,7 @@ pub(crate) enum Depth {
 /// the same columns; its depth becomes [`Depth::Known`], so [`fill`] reads
 /// only the others. For a state reached by statements that cannot change
 /// the rows of a table they leave as it was (the caller's knowledge).
-pub fn carry(fp: &mut Fingerprint, known: &Fingerprint, depth: &mut HashMap<u32, Depth>) {
+pub(crate) fn carry(fp: &mut Fingerprint, known: &Fingerprint, depth: &mut HashMap<u32, Depth>) {
     for t in fp.tables.values_mut() {
         let Some(k) = known.tables.get(&t.oid) else {
             continue;
