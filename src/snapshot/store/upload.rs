@@ -165,10 +165,17 @@ impl Upload {
             self.id.clone(),
             std::mem::take(&mut self.parts),
         );
+        let completing = std::time::Instant::now();
+        let parts_count = parts.len();
         match block_on(PART_REQUEST, async move {
             s3.complete_multipart(&key, &id, parts).await
         }) {
-            Ok(Ok(_)) => {}
+            // The service assembles the object now; some (s3s-fs) re-read
+            // and rewrite every part, after the last one arrived (`-v`).
+            Ok(Ok(_)) => tracing::info!(
+                "completing the upload ({parts_count} parts): {:.2?}",
+                completing.elapsed()
+            ),
             Ok(Err(e)) => return Err(self.remote.explain("finishing an upload to", &e)),
             Err(t) => return Err(self.remote.timed_out("finishing an upload to", t)),
         }
