@@ -357,8 +357,7 @@ impl Drop for Unfinished {
 /// step (exit 1). A store that does not answer ([`crate::error::Unreachable`])
 /// is a failed step: the run started, and the outage is what must be told.
 fn is_usage(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<crate::error::UsageError>().is_some()
-        || e.downcast_ref::<crate::error::Busy>().is_some()
+    crate::error::is_error_not_finding(e) && e.downcast_ref::<crate::error::Unreachable>().is_none()
 }
 
 /// The target as the user named it, for a report whose target never resolved.

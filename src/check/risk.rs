@@ -75,12 +75,7 @@ impl Risk {
         ];
         for m in pending {
             for st in split::split(&m.up.sql) {
-                let up = st
-                    .sql
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .to_uppercase();
+                let up = st.normalized();
                 let named: Vec<u32> = pre
                     .tables
                     .values()

@@ -12,6 +12,18 @@ pub(crate) struct Statement {
     pub line: usize,
 }
 
+impl Statement {
+    /// The statement upper-cased with its whitespace runs as single
+    /// spaces: the form the statement-kind readings match prefixes on.
+    pub(crate) fn normalized(&self) -> String {
+        self.sql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    }
+}
+
 pub(crate) fn split(sql: &str) -> Vec<Statement> {
     let b = sql.as_bytes();
     let mut out = Vec::new();

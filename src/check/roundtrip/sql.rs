@@ -223,12 +223,7 @@ pub(super) fn quiet(sql: &str) -> bool {
         "ANALYZE",
     ];
     split::split(sql).iter().all(|st| {
-        let text = st
-            .sql
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_uppercase();
+        let text = st.normalized();
         let words: Vec<&str> = text
             .split(|c: char| !c.is_alphanumeric() && c != '_')
             .filter(|w| !w.is_empty())
