@@ -164,8 +164,9 @@ impl Manifest {
             file_count: written.file_count,
             total_bytes: written.total_bytes,
             tar_bytes: written.tar_bytes,
-            compressed_bytes: written.compressed_bytes,
-            archive_sha256: written.archive_sha256,
+            // Of the bytes as stored: set by `Store::commit`.
+            compressed_bytes: 0,
+            archive_sha256: String::new(),
             archive_file: format!("{name}{}", super::store::ARCHIVE_EXT),
             archive_carries_id: true,
             downtime_seconds: origin.downtime_seconds,
