@@ -104,7 +104,7 @@ fn check_into(
         .collect();
     // Encrypted: the stored bytes (hashed as read) are the ciphertext; age's
     // authenticated chunks stop a corrupt one before its plaintext is used.
-    let mut hr: Box<dyn Read> = match &manifest.encryption {
+    let hr: Box<dyn Read + Send> = match &manifest.encryption {
         None => Box::new(tally),
         Some(_) => match store.keys().decrypt(tally, &manifest.name) {
             Ok(r) => Box::new(r),
@@ -118,6 +118,9 @@ fn check_into(
             },
         },
     };
+    // Read, hashed and decrypted on a thread of their own, beside the
+    // decompressing and checking below.
+    let mut hr = super::archive::ReadAhead::spawn(hr).context("cannot start a thread")?;
     let (frame_id, rest) = read_id_frame(&mut hr).with_context(|| format!("reading {archive}"))?;
     match (&frame_id, manifest.archive_carries_id) {
         (Some(id), _) if *id != manifest.id => out.problems.push(format!(
