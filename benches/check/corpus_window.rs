@@ -32,8 +32,8 @@
 //!
 //! Seeded sizes (WARD_BENCH_CORPUS_ROWS, default `spec,300000`): the
 //! guessed spec as it is (2,835 rows) and its fixed row counts scaled so the
-//! database holds ~300,000 rows (299,043; a UNIQUE column its guessed
-//! generator cannot fill at that size is given a sequence). Figures
+//! database holds ~300,000 rows (299,043), the scaled spec otherwise
+//! unedited (its UNIQUE integers are guessed as sequences). Figures
 //! (2026-12-04, 2 shared cores, `WARD_BENCH_SYNTHETIC=0 WARD_BENCH_RUNS=3
 //! cargo bench --bench check`, best of 3, load average per run printed):
 //!
@@ -233,85 +233,31 @@ fn scaled_spec(spec: &str, factor: f64) -> String {
         + "\n"
 }
 
-/// The table and column of ward seed's "cannot guarantee UNIQUE" or
-/// "still breaks UNIQUE" error, if that is the error.
-fn unique_column(error: &str) -> Option<(String, String)> {
-    let table = error
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("public.").map(|t| t.trim_end_matches(':')))?;
-    let (table, column) = match table.split_once('.') {
-        // `public.teams.github_id: cannot guarantee UNIQUE`
-        Some((t, c)) => (t.to_string(), c.to_string()),
-        // `public.users: row 961 still breaks UNIQUE ("gh_id") …`
-        None => {
-            let (_, rest) = error.split_once("breaks UNIQUE (\"")?;
-            (table.to_string(), rest.split('"').next()?.to_string())
-        }
-    };
-    error.contains("UNIQUE").then_some((table, column))
-}
-
-/// The spec with `table.column` drawn from a sequence (an integer) or a
-/// row-numbered text: unique however many rows.
-fn unique_generator(spec: &str, table: &str, column: &str) -> String {
-    let mut in_table = false;
-    spec.lines()
-        .map(|l| {
-            if l.starts_with("[tables.") {
-                in_table = l == format!("[tables.\"public.{table}\"]");
-            }
-            let prefix = format!("columns.{column} = ");
-            match (in_table, l.strip_prefix(&prefix)) {
-                (true, Some(rest)) => {
-                    let comment = rest.split_once("  # ").map(|(_, c)| c).unwrap_or("");
-                    let generator = match comment.contains("int") {
-                        true => "\"sequence\"".to_string(),
-                        false => format!("{{ template = \"{column}-{{row}}\" }}"),
-                    };
-                    format!("{prefix}{generator}  # {comment} (unique when scaled)")
-                }
-                _ => l.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-/// Seeds `db` (a fresh copy of `cio_history`) with `spec`; a UNIQUE column
-/// the guessed generator cannot fill at the scaled size is given one that
-/// can, and the seed starts again on a fresh copy.
+/// Seeds `db` (a fresh copy of `cio_history`) with `spec`, unedited.
 fn seed_scaled(cluster: &Cluster, psql: fn(&str, &[&str]), db: &str, spec: &Path) {
     let url = cluster.url("postgres");
-    for _ in 0..20 {
-        psql(&url, &["-c", &format!("DROP DATABASE IF EXISTS {db}")]);
-        psql(
-            &url,
-            &["-c", &format!("CREATE DATABASE {db} TEMPLATE cio_history")],
-        );
-        let out = Command::new(env!("CARGO_BIN_EXE_ward"))
-            .args([
-                "--database-url",
-                &cluster.url(db),
-                "--quiet",
-                "seed",
-                "--spec",
-            ])
-            .arg(spec)
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return;
-        }
-        let error = String::from_utf8_lossy(&out.stderr);
-        let Some((table, column)) = unique_column(&error) else {
-            panic!("ward seed --spec {}: {error}", spec.display());
-        };
-        println!("  scaled spec: {table}.{column} made unique-safe");
-        let text = std::fs::read_to_string(spec).unwrap();
-        std::fs::write(spec, unique_generator(&text, &table, &column)).unwrap();
-    }
-    panic!("ward seed --spec {}: still failing", spec.display());
+    psql(&url, &["-c", &format!("DROP DATABASE IF EXISTS {db}")]);
+    psql(
+        &url,
+        &["-c", &format!("CREATE DATABASE {db} TEMPLATE cio_history")],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args([
+            "--database-url",
+            &cluster.url(db),
+            "--quiet",
+            "seed",
+            "--spec",
+        ])
+        .arg(spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ward seed --spec {}: {}",
+        spec.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Exact rows in the database's own tables (not diesel's history).

@@ -604,3 +604,54 @@ fn a_not_null_search_vector_is_not_empty() {
         0
     );
 }
+
+#[test]
+fn unique_integers_fill_a_spec_scaled_past_a_thousand_rows() {
+    // Found scaling crates.io's guessed spec: `teams.github_id` and
+    // `users.gh_id` (UNIQUE integers) were guessed `int` (1,001 values),
+    // so raising the row counts made the spec fail with "cannot guarantee
+    // UNIQUE". A CHECK upper bound still keeps `int` inside its range.
+    let c = cluster();
+    let url = database(
+        &c,
+        "scaled",
+        "CREATE TABLE teams (id serial PRIMARY KEY, github_id int NOT NULL UNIQUE, name text NOT NULL);
+         CREATE TABLE users (id serial PRIMARY KEY, gh_id int UNIQUE, login text);
+         CREATE TABLE seats (id serial PRIMARY KEY, num smallint NOT NULL UNIQUE CHECK (num BETWEEN 1 AND 500));",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, text) = guess(&url, tmp.path());
+    assert!(text.contains("columns.github_id = \"sequence\""), "{text}");
+    assert!(text.contains("columns.gh_id = \"sequence\""), "{text}");
+    assert!(text.contains("columns.num = \"int\""), "{text}");
+    let mut table = String::new();
+    let scaled: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("[tables.") {
+                table = l.to_string();
+            }
+            match (l.starts_with("rows = "), table.contains("seats")) {
+                (true, true) => "rows = 500".to_string(),
+                (true, false) => "rows = 5000".to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect();
+    std::fs::write(&spec, scaled.join("\n") + "\n").unwrap();
+    assert_eq!(seed(&url, &spec, &[]).code(), 0);
+    for (table, column, rows) in [
+        ("teams", "github_id", 5000),
+        ("users", "gh_id", 5000),
+        ("seats", "num", 500),
+    ] {
+        assert_eq!(
+            int(
+                &url,
+                &format!("SELECT count(DISTINCT {column}) FROM {table}")
+            ),
+            rows,
+            "{table}.{column}"
+        );
+    }
+}
