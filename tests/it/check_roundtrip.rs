@@ -279,3 +279,55 @@ fn a_down_that_only_touches_the_catalog_is_still_held_to_the_data_its_up_changed
         "{f:#?}"
     );
 }
+
+#[test]
+fn a_down_that_moves_values_between_rows_is_caught_and_a_moved_column_is_not() {
+    // Each down gives patients back its phone column, last instead of in
+    // its place. 1's down copies every number back to its own patient:
+    // nothing to report (the row hash does not depend on column order). 2's
+    // down hands each patient the next one's number: every column holds the
+    // same values as before, so only the row hash sees it.
+    let back = |shift: &str| {
+        format!(
+            "ALTER TABLE patients ADD COLUMN phone text;\n\
+             UPDATE patients p SET phone = r.mobile FROM (SELECT id, {shift} AS mobile FROM patients) r \
+             WHERE r.id = p.id;\n\
+             ALTER TABLE patients DROP COLUMN mobile;\n"
+        )
+    };
+    let (code, j) = check(&[
+        (
+            "1_mobile.up.sql",
+            "ALTER TABLE patients RENAME COLUMN phone TO mobile;\n",
+        ),
+        ("1_mobile.down.sql", &back("mobile")),
+    ]);
+    assert_eq!(code, 0, "{j:#}");
+    assert!(down_findings(&j).is_empty(), "{j:#}");
+    let (code, j) = check(&[
+        (
+            "2_mobile.up.sql",
+            "ALTER TABLE patients RENAME COLUMN phone TO mobile;\n",
+        ),
+        (
+            "2_mobile.down.sql",
+            &back(
+                "CASE WHEN lead(id) OVER (ORDER BY id) IS NULL THEN first_value(mobile) OVER (ORDER BY id) \
+                 ELSE lead(mobile) OVER (ORDER BY id) END",
+            ),
+        ),
+    ]);
+    assert_eq!(code, 1, "{j:#}");
+    let f = down_findings(&j);
+    assert!(
+        f.iter()
+            .any(|(file, m)| file == "migrations/2_mobile.down.sql"
+                && m.contains("values of patients moved between rows")),
+        "{f:#?}"
+    );
+    assert!(
+        !f.iter()
+            .any(|(_, m)| m.contains("values of patients.phone differ")),
+        "{f:#?}"
+    );
+}

@@ -58,6 +58,7 @@ pub(super) fn compare_reapplied(a: &Fingerprint, b: &Fingerprint) -> Vec<Diff> {
 fn compare_with(a: &Fingerprint, b: &Fingerprint, values: bool) -> Vec<Diff> {
     let mut out = Vec::new();
     for t in a.tables.values() {
+        let before = out.len();
         let Some(u) = b.table_named(&t.schema, &t.name) else {
             out.push(Diff::on(
                 t.display(),
@@ -126,6 +127,23 @@ fn compare_with(a: &Fingerprint, b: &Fingerprint, values: bool) -> Vec<Diff> {
                     format!("extra column {}.{}", t.display(), d.name),
                 ));
             }
+        }
+        // Every column holds the same values, but not in the same rows
+        // (an undo that re-derives a column through the wrong join).
+        let moved = values
+            && out.len() == before
+            && !t.row_hash.is_empty()
+            && !u.row_hash.is_empty()
+            && t.row_hash != u.row_hash;
+        if moved {
+            out.push(Diff::on(
+                t.display(),
+                format!(
+                    "values of {} moved between rows (each column holds the same values as before, \
+                     not in the same rows)",
+                    t.display()
+                ),
+            ));
         }
     }
     for u in b.tables.values() {
