@@ -79,7 +79,10 @@ pub(super) fn guess_column(
             format!("{note}, shaped like {source} (keys and types only)"),
         );
     }
-    let generator = guess_generator(t, col, pk, unique);
+    // A partial UNIQUE index on the column alone binds most rows too
+    // (crates.io's `users.gh_id`: UNIQUE WHERE gh_id > 0).
+    let partial_unique = t.partial_uniques.iter().any(|(set, _)| set == &[ci]);
+    let generator = guess_generator(t, col, pk, unique || partial_unique);
     let value = match generator {
         Guess::Name(g) if col.not_null || pk || unique => quote(g),
         Guess::Name(g) => format!("{{ gen = {}, null_ratio = 0.1 }}", quote(g)),
