@@ -384,6 +384,13 @@ fn measure(
     // The same check without the down round trip: what the round trip
     // (up → down → up, here migration by migration) adds on its own.
     let mut no_round_trip_s = f64::MAX;
+    // Other ward binaries (WARD_BENCH_OTHER_WARD, comma-separated), each
+    // timed in every run right after this one's check: an A/B on the same
+    // data at the same moment of a noisy machine.
+    let others: Vec<String> = std::env::var("WARD_BENCH_OTHER_WARD")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut others_s = vec![f64::MAX; others.len()];
     for i in 0..runs {
         let db = format!("cio_plain{i}");
         let t = Instant::now();
@@ -442,6 +449,18 @@ fn measure(
                 println!("  {} {} {}", x["level"], x["rule"], x["message"]);
             }
         }
+        for (other, best) in others.iter().zip(others_s.iter_mut()) {
+            let t = Instant::now();
+            let out = Command::new(other)
+                .args(["check", "--against", &src, "--migrations"])
+                .arg(mdir)
+                .output()
+                .unwrap();
+            let o = t.elapsed().as_secs_f64();
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{other}");
+            println!("  {other}: ward check {o:.2} s");
+            *best = best.min(o);
+        }
         let t = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_ward"))
             .args(["check", "--round-trip", "false", "--against", &src])
@@ -480,4 +499,10 @@ fn measure(
         "  without the round trip (--round-trip false): ward check {no_round_trip_s:.2} s → {:.2}×",
         no_round_trip_s / (apply_s + clone_s)
     );
+    for (other, best) in others.iter().zip(&others_s) {
+        println!(
+            "  {other}, best of {runs}: ward check {best:.2} s → {:.2}×",
+            best / (apply_s + clone_s)
+        );
+    }
 }
