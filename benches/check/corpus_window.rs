@@ -43,16 +43,16 @@
 //! | before (load 2.7 / 3.1–3.2) | 0.81 s, 5.2× | 5.94 s, 17.4× |
 //! | step-by-step in two halves (load 3.5–3.7 / 4.7–5.2) | 0.83 s, 6.0× | 4.64 s, 14.5× |
 //! | and quiet steps read only what they changed (load 5.7–5.8 / 3.6–4.0) | 0.74 s, 5.8× | 3.25 s, 11.2× |
-//!
 //! | each value's text hashed once, the halves' clones made together (2026-12-04, load 1.4–1.9) | 0.99 s, 3.7× | 2.48 s, 9.6× |
 //!
-//! (The baselines of the later rows are within a few hundredths of these.
-//! The last row's run timed the previous stop's build beside it
+//! (The baselines of the middle rows are within a few hundredths of these;
+//! the last row's are 0.19 + 0.07 s and 0.10 + 0.16 s. Its run timed the
+//! previous stop's build beside it
 //! (WARD_BENCH_OTHER_WARD): 0.98 s and 2.96 s — at 2,835 rows the machine's
 //! noise is larger than the change. Without the round trip the check takes
 //! 0.34 s, 1.3×, and 0.74 s, 2.9×.)
-//! Re-run on the final commit: 0.85 s, 6.4× (load 5.6–5.7, another bench
-//! running beside) and 3.33 s, 12.2× (load 3.0).
+//! The third row re-run on that stop's final commit: 0.85 s, 6.4× (load
+//! 5.6–5.7, another bench running beside) and 3.33 s, 12.2× (load 3.0).
 //! The realistic size does not bring the ratio down: this window's plain
 //! apply hardly grows with the data (0.18 s at 299,043 rows — indexes on
 //! small tables, catalog changes, one generated column), while ward's exact
