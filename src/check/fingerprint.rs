@@ -511,9 +511,10 @@ fn data_sql(t: &Table, cols: &[i16], row_hash: bool) -> String {
 const NULL_HASH: i64 = 0x5555_5555_5555_5555;
 
 /// The key of a column in the row hash: the first 8 bytes of the SHA-256 of
-/// its name.
+/// its name, without the sign bit (a negative literal is a unary minus in
+/// SQL, and `-9223372036854775808` would be read as numeric).
 fn name_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(name.as_bytes());
-    i64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+    i64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & i64::MAX
 }
