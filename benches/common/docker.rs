@@ -30,7 +30,7 @@ pub struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = Command::new("docker")
-            .args(["rm", "-f", &self.container])
+            .args(["rm", "-f", "-v", &self.container])
             .output();
         let _ = Command::new("docker")
             .args(["volume", "rm", "-f", &self.volume])

@@ -88,7 +88,7 @@ impl LockHolder {
 impl Drop for LockHolder {
     fn drop(&mut self) {
         let _ = std::process::Command::new("docker")
-            .args(["rm", "-f", &self.0])
+            .args(["rm", "-f", "-v", &self.0])
             .output();
     }
 }

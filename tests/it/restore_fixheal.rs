@@ -118,7 +118,7 @@ fn fix1_a_swap_directory_whose_lock_a_live_helper_holds_is_left_alone() {
     let r = s.create("x");
     let kept = in_volume(&s.pg.volume, "ls -A /v/.ward-swap-live/");
     let _ = std::process::Command::new("docker")
-        .args(["rm", "-f", &live])
+        .args(["rm", "-f", "-v", &live])
         .output();
     assert_eq!(r.code(), 2, "{}", r.stderr());
     assert!(

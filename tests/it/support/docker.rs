@@ -110,8 +110,11 @@ impl Pg {
 impl Drop for Pg {
     fn drop(&mut self) {
         remove_helpers(&self.volume);
+        // -v: the PG 18 image declares VOLUME /var/lib/postgresql, which
+        // the named volume mounted at …/data does not cover; without it each
+        // container left an anonymous volume behind.
         let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
+            .args(["rm", "-f", "-v", &self.name])
             .output();
         let _ = Command::new("docker")
             .args(["volume", "rm", "-f", &self.volume])
@@ -175,7 +178,7 @@ pub fn remove_helpers(volume: &str) -> usize {
     .into_owned();
     let ids: Vec<&str> = ids.split_whitespace().collect();
     for id in &ids {
-        let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        let _ = Command::new("docker").args(["rm", "-f", "-v", id]).output();
     }
     ids.len()
 }
