@@ -247,23 +247,15 @@ fn seed_scaled(cluster: &Cluster, psql: fn(&str, &[&str]), db: &str, spec: &Path
         &url,
         &["-c", &format!("CREATE DATABASE {db} TEMPLATE cio_history")],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args([
-            "--database-url",
-            &cluster.url(db),
-            "--quiet",
-            "seed",
-            "--spec",
-        ])
-        .arg(spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ward seed --spec {}: {}",
-        spec.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let spec = spec.to_str().expect("a UTF-8 temporary path");
+    ward_ok(&[
+        "--database-url",
+        &cluster.url(db),
+        "--quiet",
+        "seed",
+        "--spec",
+        spec,
+    ]);
 }
 
 /// Exact rows in the database's own tables (not diesel's history).

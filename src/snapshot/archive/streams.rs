@@ -383,14 +383,18 @@ mod tests {
         (0..3 * BUF + 12345).map(|i| (i * 31 % 251) as u8).collect()
     }
 
+    fn uneven(fail: bool) -> Uneven {
+        Uneven {
+            data: data(),
+            at: 0,
+            fail,
+        }
+    }
+
     #[test]
     fn read_ahead_passes_every_byte_in_order() {
         let data = data();
-        let inner = Uneven {
-            data: data.clone(),
-            at: 0,
-            fail: false,
-        };
+        let inner = uneven(false);
         let mut got = Vec::new();
         ReadAhead::spawn(inner)
             .unwrap()
@@ -402,11 +406,7 @@ mod tests {
     #[test]
     fn read_ahead_repeats_the_error_and_never_ends_cleanly_after_it() {
         let data = data();
-        let inner = Uneven {
-            data: data.clone(),
-            at: 0,
-            fail: true,
-        };
+        let inner = uneven(true);
         let mut r = ReadAhead::spawn(inner).unwrap();
         let mut got = Vec::new();
         let e = r.read_to_end(&mut got).unwrap_err();
