@@ -79,7 +79,19 @@ pub(super) struct Step {
     pub(super) prev: String,
     /// Per operation: its description, its line in the file, its statements.
     pub(super) operations: Vec<(String, usize, Vec<Statement>)>,
+    /// Its SQL is printed again just before it runs, on the state the
+    /// migrations before it leave: `sqlmigrate` reads the live schema for the
+    /// names of constraints and indexes it drops, so SQL printed before the
+    /// window is wrong (or fails: "Found wrong number (0) of constraints")
+    /// where an earlier pending migration creates or changes its tables.
+    print_late: bool,
+    /// The operations printed late, kept for the clone's later runs (the
+    /// round trip re-applies the same migrations on the same schema).
+    printed: std::sync::Arc<std::sync::Mutex<Option<Operations>>>,
 }
+
+/// Per operation: its description, its line in the file, its statements.
+type Operations = Vec<(String, usize, Vec<Statement>)>;
 
 /// The pending migrations, in Django's order.
 #[derive(Debug, Clone)]
@@ -136,6 +148,9 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
         before_window: Vec::new(),
     };
     let mut apps: Vec<(String, String)> = Vec::new();
+    // Tables the window's earlier migrations change; None once a migration
+    // ran Python (which may change any).
+    let mut changed: Option<std::collections::HashSet<String>> = Some(Default::default());
     for (app, name) in pending {
         let prev = last
             .insert(app.clone(), name.clone())
@@ -156,30 +171,33 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
         let source = std::fs::read_to_string(project.dir.join(&f.file)).unwrap_or_default();
         let lines = operation_lines(&source, &f.operations);
         let python = f.operations.iter().any(|o| o.python);
-        let sql = if python {
-            String::new()
+        // Printed on the state before the window; a failure here is not
+        // the migration's (it may need what an earlier one creates).
+        let printed = if python {
+            None
         } else {
-            project
-                .manage(&["sqlmigrate", &app, &name], url)
-                .await?
-                .stdout
+            let out = project.run(&["sqlmigrate", &app, &name], url).await?;
+            out.success.then_some(out.stdout)
         };
-        let mut blocks = blocks(&sql);
-        // SQL ward could not match to an operation stays with the last one.
-        let ops = f.operations.len().max(1);
-        if blocks.len() > ops {
-            let rest = blocks.split_off(ops).concat();
-            blocks[ops - 1].push_str(&rest);
+        let sql = printed.clone().unwrap_or_default();
+        let tables = tables_named(&sql);
+        let print_late = !python
+            && (printed.is_none()
+                || changed
+                    .as_ref()
+                    .is_none_or(|c| tables.iter().any(|t| c.contains(t))));
+        match (&mut changed, python) {
+            (Some(c), false) => c.extend(tables),
+            _ => changed = None,
         }
-        let operations = f
+        let heads: Vec<(String, usize)> = f
             .operations
             .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let stmts = blocks.get(i).map(|b| split::split(b)).unwrap_or_default();
-                (o.describe.clone(), lines[i], stmts)
-            })
+            .zip(&lines)
+            .map(|(o, l)| (o.describe.clone(), *l))
             .collect();
+        let operations = operations_of(&sql, &heads);
+        let blocks = blocks(&sql);
         plan.pending.push(Migration {
             version: version.clone(),
             key: Default::default(),
@@ -199,10 +217,14 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
             file: f.file.clone(),
             atomic: f.atomic,
             python,
-            opaque_sql: f.operations.iter().any(|o| o.python || o.class == "RunSQL"),
+            // SQL not printable before the window is not known to be zone-free.
+            opaque_sql: printed.is_none()
+                || f.operations.iter().any(|o| o.python || o.class == "RunSQL"),
             reversible: f.operations.iter().all(|o| o.reversible),
             prev,
             operations,
+            print_late,
+            printed: Default::default(),
         });
     }
     apps.reverse();
@@ -251,6 +273,37 @@ fn operation_lines(source: &str, ops: &[Operation]) -> Vec<usize> {
             None => 1,
         })
         .collect()
+}
+
+/// `sqlmigrate`'s output as each operation's statements (`heads`: each
+/// operation's description and line); SQL ward could not match to an
+/// operation stays with the last one.
+fn operations_of(sql: &str, heads: &[(String, usize)]) -> Operations {
+    let mut blocks = blocks(sql);
+    let ops = heads.len().max(1);
+    if blocks.len() > ops {
+        let rest = blocks.split_off(ops).concat();
+        blocks[ops - 1].push_str(&rest);
+    }
+    heads
+        .iter()
+        .enumerate()
+        .map(|(i, (describe, line))| {
+            let stmts = blocks.get(i).map(|b| split::split(b)).unwrap_or_default();
+            (describe.clone(), *line, stmts)
+        })
+        .collect()
+}
+
+/// The tables `sqlmigrate`'s SQL names (Django quotes every one of them).
+fn tables_named(sql: &str) -> Vec<String> {
+    static TABLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)\b(?:TABLE|ON|REFERENCES|INTO|UPDATE|FROM|JOIN)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"([^"]+)""#,
+        )
+        .expect("a valid pattern")
+    });
+    TABLE.captures_iter(sql).map(|c| c[1].to_string()).collect()
 }
 
 /// `sqlmigrate`'s output cut into one block per operation (each starts with
@@ -305,13 +358,22 @@ pub(super) async fn apply_steps(
     let mut runs = Vec::new();
     let mut outputs = Vec::new();
     for step in steps {
-        let run = if step.python {
-            let (run, output) =
-                super::django_trace::run_command(project, step, client, url, zone).await?;
-            outputs.extend(output.map(|o| (step.file.clone(), o)));
-            run
+        let printed = if step.print_late && !step.python {
+            print_now(project, step, url).await?
         } else {
-            run_sql(step, client).await?
+            None
+        };
+        let run = match printed {
+            Some(s) => run_sql(&s, client).await?,
+            None if step.python || step.print_late => {
+                // Django cannot print it even now: `migrate` runs it (and
+                // fails as it would, with its own output).
+                let (run, output) =
+                    super::django_trace::run_command(project, step, client, url, zone).await?;
+                outputs.extend(output.map(|o| (step.file.clone(), o)));
+                run
+            }
+            None => run_sql(step, client).await?,
         };
         let failed = run.failure.is_some();
         runs.push(run);
@@ -320,6 +382,39 @@ pub(super) async fn apply_steps(
         }
     }
     Ok((runs, outputs))
+}
+
+/// `step` with its SQL printed on the state the migrations before it left
+/// (kept for the later runs on this schema); None when `sqlmigrate` fails.
+async fn print_now(project: &Project, step: &Step, url: &str) -> Result<Option<Step>> {
+    let cached = step
+        .printed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let operations = match cached {
+        Some(ops) => ops,
+        None => {
+            let out = project
+                .run(&["sqlmigrate", &step.app, &step.name], url)
+                .await?;
+            if !out.success {
+                return Ok(None);
+            }
+            let heads: Vec<(String, usize)> = step
+                .operations
+                .iter()
+                .map(|(d, l, _)| (d.clone(), *l))
+                .collect();
+            let ops = operations_of(&out.stdout, &heads);
+            *step.printed.lock().unwrap_or_else(|e| e.into_inner()) = Some(ops.clone());
+            ops
+        }
+    };
+    Ok(Some(Step {
+        operations,
+        ..step.clone()
+    }))
 }
 
 pub(super) fn new_run(step: &Step, mode: Mode) -> FileRun {

@@ -188,3 +188,56 @@ fn a_migration_named_like_a_secret_does_not_break_the_plan() {
         "{runs:#?}"
     );
 }
+
+#[test]
+fn a_migration_whose_sql_needs_an_earlier_pending_one_is_printed_when_its_turn_comes() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    // 0003 adds a unique_together that 0004 removes. Before the window
+    // billing has no table, so `sqlmigrate billing 0004` cannot name the
+    // constraint ("Found wrong number (0) of constraints"): django-cms's
+    // 0041 after its 0039. Django runs the pair without complaint.
+    let migration = |deps: &str, together: &str| {
+        format!(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"billing\", \"{deps}\")]\n    operations = [\n        migrations.AlterUniqueTogether(\n            name=\"invoice\",\n            unique_together={together},\n        ),\n    ]\n"
+        )
+    };
+    let dir = proj.path().join("billing/migrations");
+    std::fs::write(
+        dir.join("0003_reference_currency.py"),
+        migration(
+            "0002_invoice_rating_status",
+            "{(\"reference\", \"currency\")}",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("0004_no_reference_currency.py"),
+        migration("0003_reference_currency", "set()"),
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    // 1: the fax drop of records 0007, as in the first test; nothing else.
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let j = report(&r);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    let runs = j["runs"].as_array().unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(
+        last["file"],
+        "billing/migrations/0004_no_reference_currency.py"
+    );
+    let sqls: Vec<&str> = last["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sql"].as_str().unwrap())
+        .collect();
+    assert!(
+        sqls.iter()
+            .any(|s| s.contains("DROP CONSTRAINT")
+                && s.contains("billing_invoice_reference_currency")),
+        "the constraint 0003 made is dropped by name: {sqls:#?}"
+    );
+}
