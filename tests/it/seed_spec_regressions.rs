@@ -657,3 +657,61 @@ fn unique_integers_fill_a_spec_scaled_past_a_thousand_rows() {
         );
     }
 }
+
+#[test]
+fn django_cms_shapes_a_unique_twin_and_a_draft_flag_seed_unedited() {
+    // django-cms's cms_page: publisher_public_id is a nullable one-to-one key
+    // to its own table (every row drew a random earlier row: duplicate key),
+    // and UNIQUE (node_id, publisher_is_draft) allows two pages per node
+    // (the guess fanned out three: refused by --spec).
+    let c = cluster();
+    let (url, spec) = seeds_unedited(
+        &c,
+        "cms",
+        "CREATE TABLE node (id serial PRIMARY KEY);
+         CREATE TYPE stage AS ENUM ('draft', 'review', 'live');
+         CREATE TABLE page (id serial PRIMARY KEY,
+           node_id int NOT NULL REFERENCES node, is_draft bool NOT NULL,
+           twin_id int UNIQUE REFERENCES page (id),
+           UNIQUE (node_id, is_draft));
+         CREATE TABLE version (id serial PRIMARY KEY,
+           page_id int NOT NULL REFERENCES page, stage stage NOT NULL,
+           self_id int NOT NULL UNIQUE REFERENCES version (id),
+           UNIQUE (page_id, stage));",
+    );
+    assert!(spec.contains("max = 2"), "{spec}");
+    assert!(int(&url, "SELECT count(twin_id) FROM page") > 1);
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM page WHERE twin_id >= id"),
+        0,
+        "a twin is an earlier row"
+    );
+    assert!(int(&url, "SELECT count(*) FROM version") > 0);
+    assert!(
+        int(
+            &url,
+            "SELECT max(n) FROM (SELECT count(*) n FROM page GROUP BY node_id) x"
+        ) <= 2
+    );
+}
+
+#[test]
+fn a_misnamed_column_is_one_error_not_one_more_per_child_table() {
+    let c = cluster();
+    let url = database(
+        &c,
+        "misnamed",
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE ch (id int PRIMARY KEY, p_id int NOT NULL REFERENCES p);",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.toml");
+    std::fs::write(
+        &spec,
+        "version = 1\n[tables.\"public.p\"]\nrows = 5\ncolumns.id = \"sequence\"\ncolumns.idd = \"int\"\n\n[tables.\"public.ch\"]\nrows = { per = \"public.p\", min = 0, max = 3 }\ncolumns.id = \"sequence\"\ncolumns.p_id = \"ref\"\n",
+    )
+    .unwrap();
+    let err = seed(&url, &spec, &[]).fails_with(2, "no such column");
+    assert!(err.contains("s.toml:5: public.p.idd"), "{err}");
+    assert!(!err.contains("is skipped"), "{err}");
+}

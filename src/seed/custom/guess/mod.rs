@@ -291,6 +291,36 @@ fn fan_out(
         })
         .map(|g| kept_rows[g.ref_table])
         .min()
-        .unwrap_or(u64::MAX);
+        .unwrap_or(u64::MAX)
+        .min(few_values_cap(t, &f.columns));
     Some((f.ref_table, via, if one_to_one { 1 } else { cap.min(3) }))
+}
+
+/// The most children per parent a UNIQUE set of the fan-out key `key` plus
+/// columns of few values allows: (parent, is_draft) takes two per parent, a
+/// three-label enum three. Unbounded when another column of the set can take
+/// many values (or is another key: the pairing caps that).
+fn few_values_cap(t: &Table, key: &[usize]) -> u64 {
+    let values = |c: usize| -> Option<u64> {
+        let col = &t.columns[c];
+        if let Some(v) = &col.check.values {
+            return Some(v.len() as u64);
+        }
+        match &col.ty {
+            super::schema::PgType::Bool => Some(2),
+            super::schema::PgType::Enum(labels) => Some(labels.len() as u64),
+            _ => None,
+        }
+    };
+    t.unique_sets()
+        .filter(|u| key.iter().all(|c| u.contains(c)) && u.len() > key.len())
+        .filter_map(|u| {
+            u.iter()
+                .filter(|c| !key.contains(c))
+                .map(|c| values(*c))
+                .collect::<Option<Vec<u64>>>()
+                .and_then(|v| v.into_iter().max())
+        })
+        .min()
+        .unwrap_or(u64::MAX)
 }

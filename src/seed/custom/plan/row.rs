@@ -194,6 +194,17 @@ impl Plan {
                 let fk_key = key ^ (*fk as u64).rotate_left(40);
                 let prow = match *mode {
                     FkMode::FanParent => self.fan_parent(tp, row).map(|(p, _)| p).unwrap_or(0),
+                    // A UNIQUE key to its own table (a one-to-one twin, as
+                    // django-cms's publisher_public): each row names the one
+                    // before it, or itself when the key cannot be NULL.
+                    FkMode::Unique if self_ref => {
+                        let nullable = f.columns.iter().all(|c| !table.columns[*c].not_null);
+                        match (row, nullable) {
+                            (0, true) => return Value::Null,
+                            (_, true) => row - 1,
+                            (_, false) => row,
+                        }
+                    }
                     _ if self_ref => {
                         // Only earlier rows, so the tree has roots; the first row is a root.
                         if row == 0 {
