@@ -149,6 +149,9 @@ impl Plan {
         let mut errors: Vec<anyhow::Error> = references::add_spec_references(spec, &mut schema);
         // Which tables are seeded, and their row specs.
         let mut seeded: Vec<usize> = Vec::new();
+        // Tables left out for a misnamed column: their children do not also
+        // report them "skipped" (one mistake, one error).
+        let mut misnamed: Vec<&str> = Vec::new();
         for (name, ts) in &spec.tables {
             let Some(t) = schema.table(name) else {
                 errors.push(err(
@@ -171,6 +174,8 @@ impl Plan {
             }
             if !ts.skip && ok {
                 seeded.push(t);
+            } else if !ok {
+                misnamed.push(name);
             }
         }
         let order = match order::load_order(spec, &schema, &seeded) {
@@ -280,7 +285,13 @@ impl Plan {
             let (rows, fanout) = match rows_plan(&plan) {
                 Ok(r) => r,
                 Err(e) => {
-                    errors.push(e);
+                    let parent_misnamed = matches!(
+                        &ts.rows,
+                        Some(Rows::Per { per, .. }) if misnamed.contains(&per.as_str())
+                    );
+                    if !parent_misnamed {
+                        errors.push(e);
+                    }
                     bad.insert(i);
                     (0, None)
                 }

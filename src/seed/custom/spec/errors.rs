@@ -116,8 +116,43 @@ pub(super) fn default_line(text: &str, ty: &str) -> usize {
         .map_or(start + 1, |(i, _)| i + 1)
 }
 
-pub(super) fn bad(path: &Path, text: &str, table: Option<&str>, msg: String) -> anyhow::Error {
-    bad_at(path, text, table, None, msg)
+/// [`bad_at`] on the line of `key`: a top-level key (`table` None) or a
+/// table's own (`rows`, a misspelt one); the table's header when not found.
+pub(super) fn bad_key(
+    path: &Path,
+    text: &str,
+    table: Option<&str>,
+    key: &str,
+    msg: String,
+) -> anyhow::Error {
+    let line =
+        key_line(text, table, key).unwrap_or_else(|| table.map_or(1, |t| line_of(text, t, None)));
+    UsageError(format!("{}:{line}: {msg}", path.display())).into()
+}
+
+/// The line setting `key` at the top (before any `[` header) or in the
+/// section of `table`.
+fn key_line(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
+    let header = table.map(|t| format!("[tables.\"{t}\"]"));
+    let mut inside = header.is_none();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start();
+        if t.starts_with('[') {
+            match &header {
+                None => return None,
+                Some(h) => inside = t.starts_with(h.as_str()),
+            }
+            continue;
+        }
+        let sets = t
+            .strip_prefix(key)
+            .or_else(|| t.strip_prefix(&format!("\"{key}\"")))
+            .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']));
+        if inside && sets {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 pub(super) fn bad_at(

@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use crate::error::UsageError;
 use column::{column_spec, default_spec};
 pub(crate) use errors::{SpecErrors, error, line_of};
-use errors::{bad, bad_at, default_line};
+use errors::{bad_at, bad_key, default_line};
 use table::{float, table_spec, uint};
 
 mod column;
@@ -145,15 +145,22 @@ impl SpecFile {
         for (k, v) in &doc {
             match (k.as_str(), v) {
                 ("version", toml::Value::Integer(1)) => {}
-                ("version", _) => errors.push(bad(path, &text, None, "version must be 1".into())),
+                ("version", _) => errors.push(bad_key(
+                    path,
+                    &text,
+                    None,
+                    "version",
+                    "version must be 1".into(),
+                )),
                 ("seed", toml::Value::Integer(s)) if *s >= 0 => spec.seed = Some(*s as u64),
                 ("as_of", toml::Value::String(s)) => {
                     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
                         Ok(d) => spec.as_of = Some(d),
-                        Err(_) => errors.push(bad(
+                        Err(_) => errors.push(bad_key(
                             path,
                             &text,
                             None,
+                            "as_of",
                             format!("as_of {s:?} is not a date (YYYY-MM-DD)"),
                         )),
                     }
@@ -178,20 +185,24 @@ impl SpecFile {
                 ("tables", toml::Value::Table(tables)) => {
                     for (name, t) in tables {
                         let (ts, problems) = table_spec(name, t);
-                        for (column, m) in problems {
+                        for (column, key, m) in problems {
                             let what = match &column {
                                 Some(c) => format!("{name}.{c}: {m}"),
                                 None => format!("{name}: {m}"),
                             };
-                            errors.push(bad_at(path, &text, Some(name), column.as_deref(), what));
+                            errors.push(match key {
+                                Some(k) => bad_key(path, &text, Some(name), &k, what),
+                                None => bad_at(path, &text, Some(name), column.as_deref(), what),
+                            });
                         }
                         spec.tables.insert(name.clone(), ts);
                     }
                 }
-                (other, _) => errors.push(bad(
+                (other, _) => errors.push(bad_key(
                     path,
                     &text,
                     None,
+                    other,
                     format!(
                         "unknown key {other:?} (expected version, seed, as_of, defaults, tables)"
                     ),
@@ -286,6 +297,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs `rows = N`"), "{e}");
+        // A misspelt key, at the top or in a table, on its own line.
+        let e = parse("# a comment\nversoin = 1\nseed = 1\n[tables.\"public.a\"]\nrows = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("spec.toml:2: unknown key \"versoin\""), "{e}");
+        let e =
+            parse("version = 1\n[tables.\"public.a\"]\nrows = 5\ncolumns.x = \"int\"\nbogus = 3\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.starts_with("spec.toml:5: public.a: unknown key \"bogus\""),
+            "{e}"
+        );
     }
 
     #[test]

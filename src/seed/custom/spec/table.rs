@@ -3,15 +3,16 @@
 
 use super::{ColumnSpec, FanCount, Rows, TableSpec, column_spec};
 
-/// A table's spec and the problems in it: (column, message) — `None` for the table itself.
-pub(super) fn table_spec(
-    name: &str,
-    v: &toml::Value,
-) -> (TableSpec, Vec<(Option<String>, String)>) {
+/// A problem in a table's spec: (column, key, message) — column `None` for
+/// the table itself; key: the table's own key the problem is on.
+pub(super) type Problem = (Option<String>, Option<String>, String);
+
+/// A table's spec and the problems in it.
+pub(super) fn table_spec(name: &str, v: &toml::Value) -> (TableSpec, Vec<Problem>) {
     let mut ts = TableSpec::default();
-    let mut problems: Vec<(Option<String>, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let toml::Value::Table(t) = v else {
-        problems.push((None, "must be a table with rows/skip/columns".into()));
+        problems.push((None, None, "must be a table with rows/skip/columns".into()));
         ts.skip = true;
         return (ts, problems);
     };
@@ -20,7 +21,7 @@ pub(super) fn table_spec(
             ("skip", toml::Value::Boolean(b)) => ts.skip = *b,
             ("rows", v) => match rows(v) {
                 Ok(r) => ts.rows = Some(r),
-                Err(m) => problems.push((None, m)),
+                Err(m) => problems.push((None, Some("rows".into()), m)),
             },
             ("columns", toml::Value::Table(cols)) => {
                 for (c, cv) in cols {
@@ -29,7 +30,7 @@ pub(super) fn table_spec(
                             ts.columns.insert(c.clone(), cs);
                         }
                         Err(m) => {
-                            problems.push((Some(c.clone()), m));
+                            problems.push((Some(c.clone()), None, m));
                             // Known to exist, so the plan does not also report it missing.
                             ts.columns.insert(c.clone(), ColumnSpec::default());
                         }
@@ -38,12 +39,14 @@ pub(super) fn table_spec(
             }
             (other, _) => problems.push((
                 None,
+                Some(other.to_string()),
                 format!("unknown key {other:?} (expected rows, skip, columns)"),
             )),
         }
     }
     if ts.rows.is_none() && !ts.skip && problems.is_empty() {
         problems.push((
+            None,
             None,
             format!(
                 "needs `rows = N`, `rows = {{ per = \"schema.parent\", min = 0, max = 3 }}` or `skip = true` (table {name})"
