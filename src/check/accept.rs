@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::migrations::MigrationSet;
+use super::migrations::{Migration, MigrationSet};
 use super::report::{Finding, Level};
 use super::rule::{NotIgnorable, Rule};
 use crate::error::UsageError;
@@ -160,50 +160,68 @@ impl Entry {
     }
 
     /// Whether `file` (a finding's or a pending migration's) is this entry's migration.
-    fn names_file(&self, file: Option<&str>, set: Option<&MigrationSet>) -> bool {
+    fn names_file(
+        &self,
+        file: Option<&str>,
+        set: Option<&MigrationSet>,
+        pending: &[Migration],
+    ) -> bool {
         let Some(m) = &self.migration else {
             return true;
         };
         let Some(file) = file else { return false };
-        if file == m
-            || file
-                .strip_prefix(m.as_str())
-                .is_some_and(|r| r.starts_with('/'))
-        {
+        let under = |file: &str| {
+            file == m
+                || file
+                    .strip_prefix(m.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        };
+        // An installed package's migration is named by its absolute path;
+        // the entry names it from the package (`cms/migrations/0041_….py`),
+        // as the path differs from machine to machine.
+        if under(file) || package_relative(file).is_some_and(under) {
             return true;
         }
-        // By version: the migration whose up or down file this is.
-        set.is_some_and(|s| {
-            s.migrations.iter().any(|mg| {
-                &mg.version == m
-                    && (mg.up.file == file || mg.down.as_ref().is_some_and(|d| d.file == file))
-            })
-        })
+        // By version: the migration whose up or down file this is (a
+        // Django migration's is `app.name`).
+        let is = |mg: &Migration| {
+            &mg.version == m
+                && (mg.up.file == file || mg.down.as_ref().is_some_and(|d| d.file == file))
+        };
+        set.is_some_and(|s| s.migrations.iter().any(is)) || pending.iter().any(is)
     }
 
-    fn matches(&self, f: &Finding, set: Option<&MigrationSet>) -> bool {
+    fn matches(&self, f: &Finding, set: Option<&MigrationSet>, pending: &[Migration]) -> bool {
         f.rule == self.rule
             && f.rule.ignorable().is_ok()
             && self.names_object(f.object.as_deref())
-            && self.names_file(f.file.as_deref(), set)
+            && self.names_file(f.file.as_deref(), set, pending)
     }
+}
+
+/// `file` from its package's directory when it lies in an installed package
+/// (`…/site-packages/cms/migrations/0041_x.py` → `cms/migrations/0041_x.py`).
+fn package_relative(file: &str) -> Option<&str> {
+    ["/site-packages/", "/dist-packages/"]
+        .iter()
+        .find_map(|dir| file.rfind(dir).map(|at| &file[at + dir.len()..]))
 }
 
 /// Splits `findings` into the ones that count and the accepted ones (with
 /// their reason); appends a `stale-accept` finding for every entry that
-/// matched nothing. `pending` are the files of the migrations this run
+/// matched nothing. `pending` are the migrations this run
 /// applied; `completed` is false when a migration failed (later files never ran).
 pub(crate) fn split(
     findings: Vec<Finding>,
     entries: &[Entry],
     set: Option<&MigrationSet>,
-    pending: &[String],
+    pending: &[Migration],
     completed: bool,
 ) -> (Vec<Finding>, Vec<Finding>) {
     let mut used = vec![false; entries.len()];
     let (mut counted, mut accepted) = (Vec::new(), Vec::new());
     for mut f in findings {
-        match entries.iter().position(|e| e.matches(&f, set)) {
+        match entries.iter().position(|e| e.matches(&f, set, pending)) {
             Some(i) => {
                 used[i] = true;
                 f.accepted = Some(Acceptance {
@@ -229,8 +247,10 @@ pub(crate) fn split(
                 .map(|m| format!(" in {m}"))
                 .unwrap_or_default()
         );
-        let was_pending =
-            e.migration.is_none() || pending.iter().any(|p| e.names_file(Some(p.as_str()), set));
+        let was_pending = e.migration.is_none()
+            || pending
+                .iter()
+                .any(|p| e.names_file(Some(p.up.file.as_str()), set, pending));
         let (level, why) = if !was_pending {
             (
                 Level::Info,
@@ -309,12 +329,63 @@ mod tests {
                 .object(object)
                 .file(file)
         };
-        assert!(e.matches(&f("patients.phone", "migrations/2_drop/up.sql"), None));
-        assert!(e.matches(&f("patients.phone", "migrations/2_drop"), None));
-        assert!(!e.matches(&f("patients.email", "migrations/2_drop/up.sql"), None));
-        assert!(!e.matches(&f("patients.phone", "migrations/2_dropped/up.sql"), None));
+        assert!(e.matches(&f("patients.phone", "migrations/2_drop/up.sql"), None, &[]));
+        assert!(e.matches(&f("patients.phone", "migrations/2_drop"), None, &[]));
+        assert!(!e.matches(&f("patients.email", "migrations/2_drop/up.sql"), None, &[]));
+        assert!(!e.matches(
+            &f("patients.phone", "migrations/2_dropped/up.sql"),
+            None,
+            &[]
+        ));
         let mut other = f("patients.phone", "migrations/2_drop/up.sql");
         other.rule = Rule::ValuesChanged;
-        assert!(!e.matches(&other, None));
+        assert!(!e.matches(&other, None, &[]));
+    }
+
+    #[test]
+    fn an_installed_package_migration_is_named_from_its_package_or_by_version() {
+        let file = "/srv/venv/lib/python3.11/site-packages/cms/migrations/0041_url.py";
+        let f = Finding::new(Level::Warn, Rule::BlockingLock, "x")
+            .object("cms_pageurl")
+            .file(file);
+        let entry = |migration: &str| {
+            parse(
+                &format!(
+                    "[[accept]]\nrule = \"blocking-lock\"\ntable = \"cms_pageurl\"\nmigration = \"{migration}\"\nreason = \"r\"\n"
+                ),
+                FILE_NAME,
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let pending = [Migration {
+            version: "cms.0041_url".into(),
+            key: Default::default(),
+            description: "0041_url".into(),
+            up: super::super::migrations::Script {
+                file: file.into(),
+                sql: String::new(),
+                first_line: 1,
+            },
+            down: None,
+            no_tx: false,
+            checksum: None,
+        }];
+        for m in [
+            "cms/migrations/0041_url.py",
+            "cms/migrations",
+            "cms",
+            file,
+            "cms.0041_url",
+        ] {
+            assert!(entry(m).matches(&f, None, &pending), "{m}");
+        }
+        for m in [
+            "cms/migrations/0040_x.py",
+            "migrations/0041_url.py",
+            "cms.0040_x",
+        ] {
+            assert!(!entry(m).matches(&f, None, &pending), "{m}");
+        }
     }
 }
