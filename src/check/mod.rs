@@ -406,9 +406,8 @@ async fn run_inner(
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let (findings, ignored) = ignore::split(findings, set.as_ref());
     let findings = rules::locks::per_transaction(findings, &runs);
-    let pending_files: Vec<String> = pending.iter().map(|m| m.up.file.clone()).collect();
     let (mut findings, accepted) =
-        accept::split(findings, accepts, set.as_ref(), &pending_files, !failed);
+        accept::split(findings, accepts, set.as_ref(), &pending, !failed);
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let server = steps::server_version(&client).await?;
     Ok(Report {
@@ -423,7 +422,8 @@ async fn run_inner(
             .as_ref()
             .map(|s| s.format.name().to_string())
             .or_else(|| opts.django.as_ref().map(|_| "django".to_string())),
-        pending: pending_files,
+        pending: pending.iter().map(|m| m.up.file.clone()).collect(),
+        applied_by: opts.apply_cmd.as_deref().map(crate::redact::text),
         runs,
         findings,
         ignored,

@@ -104,6 +104,7 @@ fn fixed_report() -> Report {
         server: "PostgreSQL 15.18".into(),
         migrations_dir: Some("db".into()),
         format: Some("sqlx".into()),
+        applied_by: None,
         pending: vec![
             "migrations/1_add.sql".into(),
             "migrations/2_round.sql".into(),

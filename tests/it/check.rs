@@ -923,6 +923,12 @@ fn apply_cmd_runs_against_the_clone_and_every_data_check_still_runs() {
     assert_eq!(r.code(), 1, "{}", r.stderr());
     let j = r.json();
     assert_eq!(count(one(&j, "rows-lost", "patients")), lost);
+    assert!(
+        j["applied_by"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("psql \"$DATABASE_URL\"")),
+        "{j:#}"
+    );
     assert_eq!(
         table_checksums(&e.url, "public"),
         before,
@@ -937,6 +943,12 @@ fn apply_cmd_runs_against_the_clone_and_every_data_check_still_runs() {
     let out = r.stdout();
     assert!(
         out.contains("[migration-error] --apply-cmd exited with 3"),
+        "{out}"
+    );
+    // ward cannot list what the command applies: it says what applied them
+    // (it said "0 migrations pending").
+    assert!(
+        out.starts_with("ward check — migrations applied by `psql \"$DATABASE_URL\""),
         "{out}"
     );
     assert!(!out.contains(e._c.password()), "password leaked: {out}");
@@ -1496,4 +1508,37 @@ fn statements_outside_a_transaction_are_traced_by_an_observer() {
         f["evidence"][0].as_str().unwrap().contains("ShareLock"),
         "{f:#}"
     );
+}
+
+#[test]
+fn widening_an_indexed_varchar_builds_no_index() {
+    // Postgres re-creates the index on its old storage (a new OID, the same
+    // relfilenode): nothing is built, so nothing is held long — django-cms's
+    // auth 0008/0010 were warned "Indexes … (1000 rows)" for it.
+    let e = env();
+    let (_, j) = check(
+        &e,
+        &[
+            (
+                "1_code.sql",
+                "ALTER TABLE patients ADD COLUMN code varchar(30);\n\
+                 CREATE INDEX patients_code ON patients (code);",
+            ),
+            (
+                "2_widen.sql",
+                "ALTER TABLE patients ALTER COLUMN code TYPE varchar(150);",
+            ),
+        ],
+        &[],
+    );
+    let on_widen: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["file"].as_str().is_some_and(|p| p.contains("2_widen")) && f["level"] != "INFO"
+        })
+        .collect();
+    assert!(on_widen.is_empty(), "{on_widen:#?}");
+    assert_eq!(j["runs"].as_array().unwrap().len(), 2, "{j:#}");
 }

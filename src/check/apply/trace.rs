@@ -90,6 +90,13 @@ pub(crate) fn diff_state(
     after: &HashMap<u32, Rel>,
     t: &mut StatementTrace,
 ) {
+    // An index Postgres re-creates on its old storage (a varchar widened,
+    // a binary-coercible type change) has a new OID but was not built.
+    let index_files: std::collections::HashSet<i64> = before
+        .values()
+        .filter(|r| r.index_of.is_some())
+        .map(|r| r.filenode)
+        .collect();
     for (oid, a) in after {
         let b = before.get(oid);
         for mode in &a.locks {
@@ -117,7 +124,9 @@ pub(crate) fn diff_state(
                 }
             }
             (b, Some(table))
-                if b.is_none_or(|b| b.filenode != a.filenode) && !t.indexed.contains(&table) =>
+                if b.map_or(!index_files.contains(&a.filenode), |b| {
+                    b.filenode != a.filenode
+                }) && !t.indexed.contains(&table) =>
             {
                 t.indexed.push(table);
             }

@@ -6,9 +6,8 @@ use crate::check::apply::Mode;
 
 pub(crate) fn human(report: &Report) -> String {
     let mut out = format!(
-        "ward check — {} migration{} pending{} against {} on {}\n\n",
-        report.pending.len(),
-        if report.pending.len() == 1 { "" } else { "s" },
+        "ward check — {}{} against {} on {}\n\n",
+        report.what_ran(),
         report
             .format
             .as_ref()

@@ -16,10 +16,12 @@ pub(crate) fn markdown(report: &Report) -> String {
     };
     let (fail, warn, info) = report.counts();
     let mut out = format!(
-        "## {icon} ward check: {}\n\n{} pending migration{} against {} on {} · {fail} FAIL, {warn} WARN, {info} INFO · {} checked\n\n",
+        "## {icon} ward check: {}\n\n{} against {} on {} · {fail} FAIL, {warn} WARN, {info} INFO · {} checked\n\n",
         report.verdict,
-        report.pending.len(),
-        if report.pending.len() == 1 { "" } else { "s" },
+        match (&report.applied_by, report.pending.len()) {
+            (Some(cmd), 0) => format!("Migrations applied by `{cmd}`"),
+            (_, n) => format!("{n} pending migration{}", if n == 1 { "" } else { "s" }),
+        },
         report.against,
         report.server,
         report.checked()

@@ -127,6 +127,10 @@ pub(crate) struct Report {
     pub migrations_dir: Option<String>,
     pub format: Option<String>,
     pub pending: Vec<String>,
+    /// `--apply-cmd`: the command that applied the migrations (ward cannot
+    /// list them), secrets scrubbed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
     pub runs: Vec<FileRun>,
     pub findings: Vec<Finding>,
     /// Findings the migrations accept with `-- ward:ignore RULE` comments:
@@ -154,6 +158,14 @@ impl Report {
             self.tables_checked,
             s(self.tables_checked as i64)
         )
+    }
+    /// "3 migrations pending", or what applied them when ward cannot list
+    /// them (`--apply-cmd`).
+    pub(crate) fn what_ran(&self) -> String {
+        match (&self.applied_by, self.pending.len()) {
+            (Some(cmd), 0) => format!("migrations applied by `{cmd}`"),
+            (_, n) => format!("{n} migration{} pending", if n == 1 { "" } else { "s" }),
+        }
     }
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let n = |l| self.findings.iter().filter(|f| f.level == l).count();

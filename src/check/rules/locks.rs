@@ -225,15 +225,26 @@ impl UnderLock<'_> {
             .collect::<Vec<_>>()
             .join(" ")
             .to_uppercase();
+        let sql = self.statement.sql.to_uppercase();
+        let adds_unique = kind.starts_with("ALTER TABLE")
+            && (sql.contains(" UNIQUE") || sql.contains(" PRIMARY KEY"))
+            && sql.contains(" ADD ");
+        let writes_rows = ["UPDATE", "DELETE", "INSERT"]
+            .iter()
+            .any(|k| kind.starts_with(k));
         if kind.starts_with("CREATE INDEX")
             || kind.starts_with("CREATE UNIQUE INDEX")
             || kind.starts_with("REINDEX")
         {
             "CREATE INDEX CONCURRENTLY in its own no-transaction file"
+        } else if adds_unique {
+            "build the index first with CREATE UNIQUE INDEX CONCURRENTLY in its own no-transaction file, then ADD CONSTRAINT … UNIQUE USING INDEX (a brief lock)"
         } else if self.statement.rewritten.contains(&self.oid) && kind.starts_with("ALTER TABLE") {
             "avoid the rewrite: add the column without a volatile default and backfill in batches, or change the type in a new column"
-        } else if !new_here {
+        } else if !new_here && writes_rows {
             "move this statement to its own migration (its own transaction), so it does not run under the lock an earlier statement took; backfill in batches"
+        } else if !new_here {
+            "move this statement to its own migration (its own transaction), so it does not run under the lock an earlier statement took"
         } else {
             "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a separate migration (SHARE UPDATE EXCLUSIVE does not block writes)"
         }
