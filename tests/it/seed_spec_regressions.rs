@@ -715,3 +715,30 @@ fn a_misnamed_column_is_one_error_not_one_more_per_child_table() {
     assert!(err.contains("s.toml:5: public.p.idd"), "{err}");
     assert!(!err.contains("is skipped"), "{err}");
 }
+
+#[test]
+fn subtypes_of_one_parent_never_share_a_parent_row() {
+    // Django's multi-table inheritance: a row of the parent is of one
+    // subtype. Drawn independently, django-cms's PlaceholderReference and
+    // AliasPluginModel shared plugins, and its data migration 0027 failed
+    // on data no real instance holds.
+    let c = cluster();
+    let (url, _) = seeds_unedited(
+        &c,
+        "mti",
+        "CREATE TABLE plugin (id serial PRIMARY KEY);
+         CREATE TABLE alias (plugin_ptr_id int PRIMARY KEY REFERENCES plugin,
+           target_id int NOT NULL REFERENCES plugin);
+         CREATE TABLE reference (plugin_ptr_id int PRIMARY KEY REFERENCES plugin, name text NOT NULL);
+         CREATE TABLE text_plugin (plugin_ptr_id int PRIMARY KEY REFERENCES plugin, body text NOT NULL);",
+    );
+    let shared = int(
+        &url,
+        "SELECT count(*) FROM (SELECT plugin_ptr_id FROM
+           (SELECT plugin_ptr_id FROM alias UNION ALL
+            SELECT plugin_ptr_id FROM reference UNION ALL
+            SELECT plugin_ptr_id FROM text_plugin) s
+           GROUP BY plugin_ptr_id HAVING count(*) > 1) shared",
+    );
+    assert_eq!(shared, 0, "a plugin row is of one subtype");
+}

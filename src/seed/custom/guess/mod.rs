@@ -235,13 +235,8 @@ fn fan_out(
     let t = &schema.tables[ti];
     // A one-to-one key allows one child per parent.
     let one_to_one = |f: &super::schema::ForeignKey| {
-        t.unique_sets().any(|u| {
-            let mut a = u.clone();
-            let mut b = f.columns.clone();
-            a.sort();
-            b.sort();
-            a == b
-        })
+        t.unique_sets()
+            .any(|u| super::schema::same_columns(u, &f.columns))
     };
     let candidates: Vec<_> = t
         .foreign_keys

@@ -270,7 +270,20 @@ impl Plan {
                             ));
                         }
                         let parent_rows = plan.tables[pi].rows;
-                        let offsets = order::fan_offsets(seed, &qn, *count, parent_rows);
+                        let siblings = if crate::seed::custom::schema::same_columns(
+                            &table.foreign_keys[fk].columns,
+                            &table.primary_key,
+                        ) {
+                            order::subtypes(spec, &plan.schema, pt)
+                        } else {
+                            Vec::new()
+                        };
+                        let share = siblings
+                            .iter()
+                            .position(|n| *n == qn)
+                            .filter(|_| siblings.len() > 1)
+                            .map(|k| (k as u64, siblings.len() as u64, per.as_str()));
+                        let offsets = order::fan_offsets(seed, &qn, *count, parent_rows, share);
                         Ok((
                             *offsets.last().unwrap(),
                             Some(Fanout {

@@ -6,16 +6,33 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::seed::custom::schema::Schema;
+use crate::seed::custom::schema::{Schema, same_columns};
 use crate::seed::custom::spec::{self, FanCount, Rows, SpecFile};
 use crate::seed::rng::Stream;
 
-/// Per-parent child counts as running offsets (len = parents + 1).
-pub(super) fn fan_offsets(seed: u64, table: &str, count: FanCount, parents: u64) -> Vec<u64> {
+/// A subtype table's share of its parent's rows: its place among the
+/// subtypes of that parent, how many there are, and the parent's name.
+pub(super) type Share<'a> = (u64, u64, &'a str);
+
+/// Per-parent child counts as running offsets (len = parents + 1). With a
+/// share, only the parent rows that fall to this subtype get a child.
+pub(super) fn fan_offsets(
+    seed: u64,
+    table: &str,
+    count: FanCount,
+    parents: u64,
+    share: Option<Share<'_>>,
+) -> Vec<u64> {
     let mut offsets = Vec::with_capacity(parents as usize + 1);
     let mut total = 0;
     offsets.push(0);
     for p in 0..parents {
+        if let Some((k, n, parent)) = share
+            && Stream::new(seed, &format!("{parent}#subtype"), p).below(n) != k
+        {
+            offsets.push(total);
+            continue;
+        }
         let n = match count {
             FanCount::Fixed(n) => n,
             FanCount::Range(lo, hi) => {
@@ -33,6 +50,39 @@ pub(super) fn fan_offsets(seed: u64, table: &str, count: FanCount, parents: u64)
         offsets.push(total);
     }
     offsets
+}
+
+/// The seeded tables that extend table `parent` (Django's multi-table
+/// inheritance: their primary key is a key to it, and they fan out from it
+/// with at most one row per parent row), by name. A row of the parent is of
+/// one subtype: each parent row gets a row in at most one of them (drawn
+/// independently, two subtypes shared parent rows — django-cms's
+/// PlaceholderReference and AliasPluginModel on one plugin broke its data
+/// migration 0027, which real data never would).
+pub(super) fn subtypes(spec: &SpecFile, schema: &Schema, parent: usize) -> Vec<String> {
+    let parent_name = schema.tables[parent].qualified();
+    let mut out: Vec<String> = schema
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(ti, t)| {
+            *ti != parent
+                && !t.primary_key.is_empty()
+                && t.foreign_keys
+                    .iter()
+                    .any(|f| f.ref_table == parent && same_columns(&f.columns, &t.primary_key))
+        })
+        .map(|(_, t)| t.qualified())
+        .filter(|name| {
+            spec.tables.get(name).is_some_and(|ts| {
+                !ts.skip
+                    && matches!(&ts.rows, Some(Rows::Per { per, count, .. })
+                        if *per == parent_name && count.max() <= 1)
+            })
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// A seeded table in load order, with the foreign keys that break a cycle.

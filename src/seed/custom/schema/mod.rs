@@ -172,6 +172,14 @@ impl Table {
     }
 }
 
+/// Whether two column lists hold the same columns, in any order.
+pub(crate) fn same_columns(a: &[usize], b: &[usize]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Schema {
     pub tables: Vec<Table>,
