@@ -29,6 +29,7 @@ mod clinical_phone;
 mod django_check;
 mod django_check_parity;
 mod django_check_volatile;
+mod django_cms;
 mod django_real;
 mod django_seed;
 mod fast_snapshot;
