@@ -82,33 +82,73 @@ def char_set(items):
     return chars
 
 
-def regex_samples(field, validator, want):
-    """Up to `want` distinct values that pass every validator of the field."""
-    if validator.inverse_match:
-        return None
+# Words for values a person would type (a username, a handle, a tag): tried
+# before strings drawn from the pattern, which pass it but read like noise
+# ("R@x0t" for auth_user.username).
+FIRST = ("amelia oliver isla george ava noah mia arthur ivy leo freya oscar lily harry "
+         "grace jack evie charlie ella theo sophie jacob ruby alfie poppy finley alice "
+         "henry rosie thomas").split()
+LAST = ("smith jones taylor brown williams wilson johnson davies patel wright robinson "
+        "evans walker thompson white hughes edwards green hall wood harris lewis martin "
+        "jackson clarke turner hill scott cooper ward").split()
+WORDS = ("north river summer garden harbour maple stone meadow silver willow orchard "
+         "bright harvest beacon clover").split()
+
+
+def readable(rnd):
+    f, l, w = rnd.choice(FIRST), rnd.choice(LAST), rnd.choice(WORDS)
+    n = rnd.randint(1, 999)
+    forms = (f"{f}.{l}", f"{f}_{l}", f"{f[0]}{l}", f"{f}{n}", f"{f}.{l}{n}",
+             f"{l}-{f}", f"{f.title()} {l.title()}", f"{w}-{rnd.choice(WORDS)}", f"{w}{n}",
+             f"{f}{l}{n}", f"{l.upper()}{n}", f)
+    return rnd.choice(forms)
+
+
+def passes(field, s):
+    if not s or (field.max_length is not None and len(s) > field.max_length):
+        return False
     try:
-        parsed = sre.parse(validator.regex.pattern, validator.regex.flags)
-    except Exception:
+        field.run_validators(s)
+    except ValidationError:
+        return False
+    return True
+
+
+def regex_samples(field, validator, want):
+    """Up to `want` distinct values that pass every validator of the field:
+    readable ones where the field takes them, else drawn from the pattern."""
+    if validator.inverse_match:
         return None
     rnd = random.Random(field.model._meta.label_lower + "." + field.name)
     found, seen = [], set()
     for _ in range(want * 20):
+        s = readable(rnd)
+        if s not in seen:
+            seen.add(s)
+            if passes(field, s):
+                found.append(s)
+                if len(found) >= want:
+                    return found
+    # The field takes few readable values (a code like "A12345"): the rest
+    # come from the pattern.
+    if len(found) < want // 2:
+        found = []
+    try:
+        parsed = sre.parse(validator.regex.pattern, validator.regex.flags)
+    except Exception:
+        return found or None
+    for _ in range(want * 20):
         try:
             s = sample(parsed, rnd)
         except Unsupported:
-            return None
-        if s in seen or not s:
+            return found or None
+        if s in seen:
             continue
         seen.add(s)
-        if field.max_length is not None and len(s) > field.max_length:
-            continue
-        try:
-            field.run_validators(s)
-        except ValidationError:
-            continue
-        found.append(s)
-        if len(found) >= want:
-            break
+        if passes(field, s):
+            found.append(s)
+            if len(found) >= want:
+                break
     return found or None
 
 

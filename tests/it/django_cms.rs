@@ -65,6 +65,17 @@ fn the_early_schema_seeds_with_the_guessed_spec_unedited() {
         0
     );
     assert!(int(&url, "SELECT count(*) FROM cms_placeholderreference") > 0);
+    // Usernames a person would pick, not noise drawn from the validator's
+    // pattern (`^[\w.@+-]+\Z`: "R@x0t", "6V").
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM auth_user WHERE username !~ '^[A-Za-z]+([._-][A-Za-z]+)?[0-9]*$'"
+        ),
+        0,
+        "{:?}",
+        sql(&url, "SELECT username FROM auth_user LIMIT 10")
+    );
 }
 
 #[test]
