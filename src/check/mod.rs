@@ -378,12 +378,17 @@ async fn run_inner(
     }
     drop(extra);
 
+    let mut also_checked = Vec::new();
     // The other-zone run against this one.
     if let Some(other) = other
         && !failed
     {
         phases.next(progress, "comparing with the run under another TimeZone");
         findings.extend(timezone_variance(other, &pending_refs, &runs, &client, &post).await?);
+        also_checked.push(format!(
+            "the same migrations under session TimeZone {}",
+            variance::OTHER
+        ));
     }
     // Down migrations: up → undo → up (begun beside the run).
     if !failed && let Some(begun) = round_trip_begun {
@@ -394,6 +399,11 @@ async fn run_inner(
             (None, Some(r)) => roundtrip::finish(r, scratch, &base, begun, &post).await?,
             (None, None) => unreachable!("a round trip is planned for SQL files or Django only"),
         });
+        also_checked.push(format!(
+            "down-migration round trip over {} migration{} (undone and applied again)",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" }
+        ));
     }
     // The seed must still apply to the new schema.
     if !failed && steps::seed_applies(opts, &pre) {
@@ -425,6 +435,7 @@ async fn run_inner(
         pending: pending.iter().map(|m| m.up.file.clone()).collect(),
         applied_by: opts.apply_cmd.as_deref().map(crate::redact::text),
         runs,
+        also_checked,
         findings,
         ignored,
         accepted,

@@ -105,6 +105,7 @@ fn fixed_report() -> Report {
         migrations_dir: Some("db".into()),
         format: Some("sqlx".into()),
         applied_by: None,
+        also_checked: Vec::new(),
         pending: vec![
             "migrations/1_add.sql".into(),
             "migrations/2_round.sql".into(),

@@ -28,7 +28,7 @@ pub(super) fn time_related(sql: &str) -> bool {
 }
 
 /// The session TimeZone of the second run.
-const OTHER: &str = "America/New_York";
+pub(super) const OTHER: &str = "America/New_York";
 
 /// The second run's outcome: it failed (a finding), or its fingerprint and
 /// a connection to its clone for the row-level comparison.

@@ -675,6 +675,14 @@ fn timestamp_to_timestamptz_depends_on_the_session_timezone() {
     let f = one(&j, "timezone-dependent", "appointments.starts_at");
     assert_eq!(count(f), rows);
     assert_eq!(f["line"], 1);
+    assert!(
+        j["also_checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "the same migrations under session TimeZone America/New_York"),
+        "{j:#}"
+    );
 }
 
 #[test]

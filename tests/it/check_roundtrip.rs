@@ -145,6 +145,14 @@ fn a_clean_window_round_trips_without_findings() {
     ]);
     assert_eq!(code, 0, "{j:#}");
     assert!(down_findings(&j).is_empty(), "{j:#}");
+    // A clean report still says the round trip ran (it said nothing).
+    assert_eq!(
+        j["also_checked"],
+        serde_json::json!([
+            "down-migration round trip over 2 migrations (undone and applied again)"
+        ]),
+        "{j:#}"
+    );
 }
 
 #[test]

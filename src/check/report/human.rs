@@ -100,6 +100,9 @@ pub(crate) fn human(report: &Report) -> String {
     if !report.ignored.is_empty() || !report.accepted.is_empty() {
         out.push('\n');
     }
+    if !report.also_checked.is_empty() {
+        out += &format!("also checked: {}\n\n", report.also_checked.join("; "));
+    }
     let (fail, warn, info) = report.counts();
     out += &format!(
         "{}: {fail} FAIL, {warn} WARN, {info} INFO · {} checked · {:.2} s\n",

@@ -132,6 +132,10 @@ pub(crate) struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied_by: Option<String>,
     pub runs: Vec<FileRun>,
+    /// The passes beside the run, when they ran to the end: the down
+    /// round trip, the run under another TimeZone (said, so a clean
+    /// report shows they happened).
+    pub also_checked: Vec<String>,
     pub findings: Vec<Finding>,
     /// Findings the migrations accept with `-- ward:ignore RULE` comments:
     /// reported, but not in the verdict.
