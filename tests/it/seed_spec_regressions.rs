@@ -742,3 +742,43 @@ fn subtypes_of_one_parent_never_share_a_parent_row() {
     );
     assert_eq!(shared, 0, "a plugin row is of one subtype");
 }
+
+#[test]
+fn short_text_keys_get_codes_that_stay_unique() {
+    // django-oscar's address_country: iso_3166_1_a2 varchar(2) PRIMARY KEY
+    // was guessed `lorem.word`, whose " N" suffix was cut to fit: duplicate
+    // keys at the 10th row.
+    let c = cluster();
+    let (url, spec) = seeds_unedited(
+        &c,
+        "codes",
+        "CREATE TABLE country (iso_3166_1_a2 varchar(2) PRIMARY KEY,
+           iso_3166_1_a3 varchar(3) UNIQUE, num varchar(4) UNIQUE,
+           w varchar(5) UNIQUE, tiny char(1));",
+    );
+    assert!(
+        spec.contains("columns.iso_3166_1_a2 = \"text.code\""),
+        "{spec}"
+    );
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM country WHERE iso_3166_1_a2 !~ '^[A-Z]{2}$'"
+        ),
+        0
+    );
+    assert_eq!(
+        int(&url, "SELECT count(*) FROM country WHERE w LIKE ' %'"),
+        0
+    );
+    // A word generator on a short unique column is refused up front, not
+    // cut into duplicates at load time.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("s.toml");
+    std::fs::write(
+        &s,
+        "version = 1\n[tables.\"public.country\"]\nrows = 100\ncolumns.iso_3166_1_a2 = \"lorem.word\"\n",
+    )
+    .unwrap();
+    seed(&url, &s, &["--truncate"]).fails_with(2, "cannot guarantee UNIQUE");
+}

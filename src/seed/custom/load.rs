@@ -294,6 +294,13 @@ fn sql_insert_error(
             .into();
         }
     }
+    if sql_cols.is_empty() {
+        return anyhow!(
+            "loading {}: {}",
+            table.qualified(),
+            crate::pg::db_message(e)
+        );
+    }
     anyhow!(
         "loading {} (an sql = … expression failed?): {}",
         table.qualified(),

@@ -38,7 +38,19 @@ fn fit(base: String, suffix: &str, max: Option<u32>) -> String {
     let Some(max) = max.map(|m| m as usize) else {
         return base + suffix;
     };
+    // A rank's " N" longer than the column (one character): the digits alone
+    // (capacity 10 there), so unique values stay unique.
+    if suffix.chars().count() > max && max > 0 {
+        let digits: String = suffix.chars().filter(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse::<u64>() {
+            return ((n.max(1) - 1) % 10u64.pow(max.min(18) as u32)).to_string();
+        }
+    }
     let keep = max.saturating_sub(suffix.chars().count());
+    if keep == 0 {
+        // Nothing of the word fits: the number alone ("2403", not " 2403").
+        return suffix.trim_start().chars().take(max).collect();
+    }
     let mut out: String = base.chars().take(keep).collect();
     out.push_str(suffix);
     out.chars().take(max).collect()
@@ -308,6 +320,14 @@ impl Gen {
                 let n = rank.map(|r| format!("-{}", r + 1)).unwrap_or_default();
                 let words: Vec<String> = w.iter().map(|w| slug(w)).collect();
                 fit(words.join("-"), &n, ctx.max_len)
+            }
+            Sem::Code => {
+                let width = super::generators::code_width(ctx.max_len);
+                let n = rank.map_or_else(|| rng.below(26u64.pow(width)), |r| r % 26u64.pow(width));
+                (0..width)
+                    .rev()
+                    .map(|i| char::from(b'A' + (n / 26u64.pow(i) % 26) as u8))
+                    .collect()
             }
             Sem::Semver => {
                 // MAJOR.MINOR.PATCH; the rank spreads over the three numbers so

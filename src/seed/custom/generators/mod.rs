@@ -71,6 +71,9 @@ pub(crate) enum Sem {
     LoremWords,
     Slug,
     Semver,
+    /// Upper-case letter codes as long as the column allows (at most
+    /// [`CODE_WIDTH`]): `GB`, `KXT` — ISO-style codes in short columns.
+    Code,
     LoremSentence,
     LoremParagraph,
     CompanyName,
@@ -111,6 +114,7 @@ pub(crate) const NAMES: &[&str] = &[
     "internet.url",
     "internet.slug",
     "version.semver",
+    "text.code",
     "internet.password_hash",
     "internet.ip",
     "clinical.condition",
@@ -243,10 +247,14 @@ impl Gen {
     /// How many distinct values this generator can make for a column of at
     /// most `max_len` characters; `None` for "as many as there are rows".
     pub(crate) fn capacity(&self, max_len: Option<u32>) -> Option<u64> {
+        // A unique text value ends in " N" (the rank, from 1), which must
+        // fit the column whole: N has at most len - 1 digits (a one-character
+        // column takes the digits alone).
         let text_cap = |fixed: Option<u64>| -> Option<u64> {
             match (fixed, max_len) {
                 (Some(n), _) => Some(n),
-                (None, Some(len)) if len < 19 => Some(10u64.pow(len)),
+                (None, Some(1)) => Some(10),
+                (None, Some(len)) if len < 19 => Some(10u64.pow(len - 1) - 1),
                 _ => None,
             }
         };
@@ -283,10 +291,19 @@ impl Gen {
                 }
                 Sem::Medicine => Some(Lists::get().medicines.len() as u64),
                 Sem::Allergen => Some(Lists::get().allergens.len() as u64),
+                Sem::Code => Some(26u64.pow(code_width(max_len))),
                 _ => text_cap(None),
             },
         }
     }
+}
+
+/// The longest [`Sem::Code`]: 26⁶ codes are plenty, and longer ones read as noise.
+pub(crate) const CODE_WIDTH: u32 = 6;
+
+/// How many letters a [`Sem::Code`] has in a column of `max_len` characters.
+pub(crate) fn code_width(max_len: Option<u32>) -> u32 {
+    max_len.map_or(CODE_WIDTH, |m| m.clamp(1, CODE_WIDTH))
 }
 
 /// Whether a generator kind can fill a column of type `ty`.

@@ -149,6 +149,7 @@ impl Gen {
                 "internet.url" => Sem::Url,
                 "internet.slug" => Sem::Slug,
                 "version.semver" => Sem::Semver,
+                "text.code" => Sem::Code,
                 "internet.password_hash" => Sem::PasswordHash,
                 "internet.ip" => Sem::Ip,
                 "clinical.condition" => Sem::Condition,

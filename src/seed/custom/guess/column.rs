@@ -161,6 +161,9 @@ fn guess_generator(t: &Table, col: &Column, pk: bool, unique: bool) -> Guess {
         match elem {
             PgType::Uuid => return Guess::Name("uuid"),
             e if e.is_integer() => return Guess::Name("sequence"),
+            PgType::Text {
+                max_len: Some(m), ..
+            } if *m <= 4 => return Guess::Name("text.code"),
             PgType::Text { .. } => return Guess::Name("lorem.word"),
             _ => {}
         }
@@ -303,6 +306,10 @@ fn text_by_name(t: &Table, n: &str, elem: &PgType) -> Guess {
         "lorem.sentence"
     } else if is(&["name", "title", "label"]) {
         "lorem.words"
+    } else if matches!(elem, PgType::Text { max_len: Some(m), .. } if *m <= 4) {
+        // Two to four characters: a code (`GB`, `GBR`), as real short
+        // columns hold — a word cut to fit repeats itself.
+        "text.code"
     } else if matches!(elem, PgType::Text { max_len: Some(m), .. } if *m < 6) {
         "lorem.word"
     } else {
