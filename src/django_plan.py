@@ -27,6 +27,8 @@ for (app, name), migration in MigrationLoader(None, ignore_no_migrations=True).d
     out[f"{app}.{name}"] = {
         "file": shown(path) if path else f"{app}/migrations/{name}.py",
         "atomic": bool(migration.atomic),
+        # A squashed or renamed migration: Django records these names, not its own.
+        "replaces": [list(r) for r in migration.replaces],
         "operations": [
             {
                 "class": type(op).__name__,

@@ -45,6 +45,8 @@ pub(super) const MESSAGE_CHARS: usize = 240;
 struct FileFacts {
     file: String,
     atomic: bool,
+    #[serde(default)]
+    replaces: Vec<(String, String)>,
     operations: Vec<Operation>,
 }
 
@@ -69,6 +71,9 @@ pub(super) struct Step {
     pub(super) name: String,
     pub(super) file: String,
     pub(super) atomic: bool,
+    /// The migrations it replaces (a squashed or renamed one): Django's
+    /// history records those names instead of its own.
+    replaces: Vec<(String, String)>,
     pub(super) python: bool,
     /// Whether an operation runs Python or raw SQL (either may depend on the zone).
     opaque_sql: bool,
@@ -216,6 +221,7 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
             name,
             file: f.file.clone(),
             atomic: f.atomic,
+            replaces: f.replaces.clone(),
             python,
             // SQL not printable before the window is not known to be zone-free.
             opaque_sql: printed.is_none()
@@ -491,12 +497,24 @@ async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
         }
     }
     if run.failure.is_none() {
-        client
-            .execute(
-                "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
-                &[&step.app, &step.name],
-            )
-            .await?;
+        // As Django's executor records it: a migration that replaces others
+        // is recorded under their names (recorded under its own, Django
+        // took it for unapplied and ran it again: django-oscar's
+        // order.0009_surcharge, which replaces 0008_surcharge).
+        let own = [(step.app.clone(), step.name.clone())];
+        let names = if step.replaces.is_empty() {
+            &own[..]
+        } else {
+            &step.replaces[..]
+        };
+        for (app, name) in names {
+            client
+                .execute(
+                    "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
+                    &[app, name],
+                )
+                .await?;
+        }
         if step.atomic {
             client.batch_execute("COMMIT").await?;
         }

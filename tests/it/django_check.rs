@@ -5,7 +5,7 @@
 //! on its migration file.
 
 use crate::support::check::{findings, report};
-use crate::support::django::{check, early_database, project};
+use crate::support::django::{check, check_with, early_database, project};
 use crate::support::*;
 
 /// Every migration after records.0003_encounter, in Django's plan order.
@@ -239,5 +239,41 @@ fn a_migration_whose_sql_needs_an_earlier_pending_one_is_printed_when_its_turn_c
             .any(|s| s.contains("DROP CONSTRAINT")
                 && s.contains("billing_invoice_reference_currency")),
         "the constraint 0003 made is dropped by name: {sqls:#?}"
+    );
+}
+
+#[test]
+fn a_migration_that_replaces_another_is_recorded_as_django_records_it() {
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    // A renamed migration kept for old installs (django-oscar's
+    // order.0009_surcharge replaces 0008_surcharge). Recorded under its own
+    // name, Django took it for unapplied and ran it again inside the next
+    // migration's `migrate`: "relation already exists".
+    let dir = proj.path().join("records/migrations");
+    std::fs::write(
+        dir.join("0009_tag.py"),
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    replaces = [(\"records\", \"0009_old_tag\")]\n    dependencies = [(\"records\", \"0008_encounter_kind_index\")]\n    operations = [migrations.RunSQL(\"CREATE TABLE records_tag (id serial PRIMARY KEY)\", \"DROP TABLE records_tag\")]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("0010_note.py"),
+        "from django.db import migrations\n\n\ndef note(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"records\", \"0009_tag\")]\n    operations = [migrations.RunPython(note, migrations.RunPython.noop)]\n",
+    )
+    .unwrap();
+    let r = check_with(proj.path(), &url, "json", &["--round-trip", "false"]);
+    assert!(r.code() == 0 || r.code() == 1, "{}", r.stderr());
+    let j = report(&r);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    let files: Vec<&str> = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"records/migrations/0010_note.py"),
+        "{files:?}"
     );
 }
