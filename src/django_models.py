@@ -223,7 +223,9 @@ def describe(field):
     elif t == "SlugField":
         d["kind"] = "slug"
     for v in explicit:
-        if isinstance(v, V.RegexValidator) and not isinstance(v, (V.URLValidator,)) and d["kind"] is None:
+        # A slug field's own pattern is stricter than a slug when it has one
+        # (django-oscar's attribute codes: letters, digits and underscores).
+        if isinstance(v, V.RegexValidator) and not isinstance(v, (V.URLValidator,)) and d["kind"] in (None, "slug"):
             samples = regex_samples(field, v, 1000 if field.unique else 12)
             if samples is None:
                 d["regex_unsupported"] = v.regex.pattern
