@@ -140,3 +140,25 @@ fn dropping_a_generated_column_is_not_data_loss() {
         "{j:#}"
     );
 }
+
+#[test]
+fn text_turned_into_json_values_is_lossless_and_wrapping_it_is_a_change() {
+    // django-oscar's attribute values: varchar → jsonb USING to_jsonb(v).
+    // Cast back to varchar, "ea qui" kept its JSON quotes: all reported
+    // changed. Unwrapped, each value is the old one.
+    let (_c, url) = seeded();
+    let (_code, j) = check(
+        &url,
+        &[(
+            "1_json.sql",
+            "ALTER TABLE patients ALTER COLUMN given_name TYPE jsonb USING to_jsonb(given_name);\n\
+             ALTER TABLE appointments ALTER COLUMN duration_minutes TYPE jsonb USING to_jsonb(duration_minutes);\n\
+             ALTER TABLE patients ALTER COLUMN family_name TYPE jsonb USING jsonb_build_object('v', family_name);\n",
+        )],
+    );
+    assert_eq!(
+        objects(&j, "values-changed"),
+        ["patients.family_name"],
+        "{j:#}"
+    );
+}

@@ -88,11 +88,7 @@ async fn changed_values_table(
     for (i, (old, new)) in columns.iter().enumerate() {
         let old_value = format!("s.{}", quote_ident(&old.name));
         let new_value = format!("n.{}", quote_ident(&new.name));
-        let back = if old.ty == new.ty {
-            format!("{new_value}::text")
-        } else {
-            format!("({new_value}::{})::text", old.ty)
-        };
+        let back = cast_back(&new_value, &old.ty, &new.ty);
         let changed =
             format!("({old_value} IS NOT NULL AND {old_value}::text IS DISTINCT FROM {back})");
         let filled = format!("({old_value} IS NULL AND {new_value} IS NOT NULL)");
@@ -127,6 +123,21 @@ async fn changed_values_table(
         out.extend(compared.findings(runs));
     }
     Ok(out)
+}
+
+/// The new value as the old type renders it. A JSON value is unwrapped
+/// first (`#>> '{}'`: a string without its quotes, a number or boolean as
+/// text): `varchar → jsonb USING to_jsonb(v)` keeps every value, and casting
+/// `"ea qui"` back to varchar kept the quotes (django-oscar's attribute
+/// values, reported as all changed).
+fn cast_back(new_value: &str, old_ty: &str, new_ty: &str) -> String {
+    if old_ty == new_ty {
+        format!("{new_value}::text")
+    } else if matches!(new_ty, "json" | "jsonb") && !matches!(old_ty, "json" | "jsonb") {
+        format!("(({new_value} #>> '{{}}')::{old_ty})::text")
+    } else {
+        format!("({new_value}::{old_ty})::text")
+    }
 }
 
 /// What the comparison of one column found.
