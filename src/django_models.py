@@ -152,6 +152,20 @@ def regex_samples(field, validator, want):
     return found or None
 
 
+def in_unique_set(field):
+    """Whether the field is part of a unique_together or UniqueConstraint
+    (django-oscar's (code, product_class)): its values must then be many."""
+    meta = field.model._meta
+    if any(field.name in group for group in meta.unique_together):
+        return True
+    from django.db.models import UniqueConstraint
+
+    return any(
+        isinstance(c, UniqueConstraint) and field.name in (c.fields or ())
+        for c in meta.constraints
+    )
+
+
 def registered_choices(field):
     """Values an application checks against a registry of its own in clean(),
     not on the field: wagtail's log actions (BaseLogEntry.action)."""
@@ -226,7 +240,7 @@ def describe(field):
         # A slug field's own pattern is stricter than a slug when it has one
         # (django-oscar's attribute codes: letters, digits and underscores).
         if isinstance(v, V.RegexValidator) and not isinstance(v, (V.URLValidator,)) and d["kind"] in (None, "slug"):
-            samples = regex_samples(field, v, 1000 if field.unique else 12)
+            samples = regex_samples(field, v, 1000 if field.unique or in_unique_set(field) else 12)
             if samples is None:
                 d["regex_unsupported"] = v.regex.pattern
             else:
