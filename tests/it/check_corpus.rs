@@ -40,7 +40,12 @@ const FALSE_ALARMS: &[&str] = &[
 fn diesel_order(corpus: &str) -> (PathBuf, Vec<String>) {
     let dir = Path::new(CORPUS).join(corpus).join("migrations");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the corpus {}: {e} — it lives in ../shared/corpus beside the repository",
+                dir.display()
+            )
+        })
         .flatten()
         .filter(|e| e.path().join("up.sql").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -28,7 +28,12 @@ pub fn dir(name: &str) -> PathBuf {
 pub fn migrations(name: &str) -> Vec<Migration> {
     let root = dir(name);
     let mut out: Vec<Migration> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("cannot read the corpus {}: {e}", root.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the corpus {}: {e} — it lives in ../shared/corpus beside the repository",
+                root.display()
+            )
+        })
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("up.sql").is_file())
         .map(|e| {
