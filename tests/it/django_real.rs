@@ -4,7 +4,7 @@
 //! The small fixture (tests/fixtures/django_app) only shows what we thought
 //! of; these show what real schemas and migrations hold.
 
-use crate::support::django::{fixture_project, full_clean, manage, python};
+use crate::support::django::{fixture_project, full_clean, init_spec, manage, python};
 use crate::support::*;
 
 /// Models whose seeded rows `full_clean()` rejects, each with the reason.
@@ -19,18 +19,6 @@ const CLEAN_EXCEPTIONS: &[(&str, &str)] = &[
         "full_clean() opens the rendition's image file on media storage: ward writes rows, not files",
     ),
 ];
-
-fn init_spec(url: &str, proj: &std::path::Path, spec: &std::path::Path) {
-    ward()
-        .db(url)
-        .args(["seed", "--init-spec"])
-        .arg_str(spec.to_str().unwrap())
-        .args(["--django", "--django-project"])
-        .arg_str(proj.to_str().unwrap())
-        .arg_str("--python")
-        .arg_str(python().to_str().unwrap())
-        .ok();
-}
 
 /// Tables of the public schema with no row.
 fn empty_tables(url: &str) -> Vec<String> {

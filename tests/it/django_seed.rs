@@ -3,12 +3,11 @@
 //! with the project's own models' hints, seeded with no edits, and a sample of
 //! every model's rows passed through Django's `full_clean()`.
 
-use crate::support::django::{full_clean, manage, project, python};
+use crate::support::django::{full_clean, init_spec, manage, project, python};
 use crate::support::*;
 
 #[test]
 fn django_hints_make_rows_that_pass_full_clean() {
-    let py = python();
     let c = cluster();
     sql(&c.url("postgres"), "CREATE DATABASE app");
     let url = c.url("app");
@@ -16,15 +15,7 @@ fn django_hints_make_rows_that_pass_full_clean() {
     manage(proj.path(), &url, &["migrate", "--no-input"]);
     let tmp = tempfile::tempdir().unwrap();
     let spec = tmp.path().join("spec.toml");
-    ward()
-        .db(&url)
-        .args(["seed", "--init-spec"])
-        .arg_str(spec.to_str().unwrap())
-        .args(["--django", "--django-project"])
-        .arg_str(proj.path().to_str().unwrap())
-        .arg_str("--python")
-        .arg_str(py.to_str().unwrap())
-        .ok();
+    init_spec(&url, proj.path(), &spec);
     let text = std::fs::read_to_string(&spec).unwrap();
     for needle in [
         "# Columns marked \"Django:\" follow the project's own models (Django 5.",

@@ -57,6 +57,19 @@ pub fn fixture_project(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `ward seed --init-spec SPEC --django` for the project `proj` on `url`.
+pub fn init_spec(url: &str, proj: &Path, spec: &Path) {
+    crate::support::ward()
+        .db(url)
+        .args(["seed", "--init-spec"])
+        .arg_str(spec.to_str().unwrap())
+        .args(["--django", "--django-project"])
+        .arg_str(proj.to_str().unwrap())
+        .arg_str("--python")
+        .arg_str(python().to_str().unwrap())
+        .ok();
+}
+
 /// `python manage.py ARGS` in `dir` against `url`; its stdout. Panics with the output on failure.
 pub fn manage(dir: &Path, url: &str, args: &[&str]) -> String {
     let out = Command::new(python())
