@@ -191,7 +191,9 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
                 || changed
                     .as_ref()
                     .is_none_or(|c| tables.iter().any(|t| c.contains(t))));
-        match (&mut changed, python) {
+        // A migration whose SQL is not known yet (Python, or not printable
+        // before the window) may change any table.
+        match (&mut changed, python || printed.is_none()) {
             (Some(c), false) => c.extend(tables),
             _ => changed = None,
         }
