@@ -203,8 +203,8 @@ pub(crate) async fn plan(project: &Project, url: &str) -> Result<Plan> {
             .zip(&lines)
             .map(|(o, l)| (o.describe.clone(), *l))
             .collect();
-        let operations = operations_of(&sql, &heads);
         let blocks = blocks(&sql);
+        let operations = operations_of(blocks.clone(), &heads);
         plan.pending.push(Migration {
             version: version.clone(),
             key: Default::default(),
@@ -283,11 +283,10 @@ fn operation_lines(source: &str, ops: &[Operation]) -> Vec<usize> {
         .collect()
 }
 
-/// `sqlmigrate`'s output as each operation's statements (`heads`: each
+/// `sqlmigrate`'s [`blocks`] as each operation's statements (`heads`: each
 /// operation's description and line); SQL ward could not match to an
 /// operation stays with the last one.
-fn operations_of(sql: &str, heads: &[(String, usize)]) -> Operations {
-    let mut blocks = blocks(sql);
+fn operations_of(mut blocks: Vec<String>, heads: &[(String, usize)]) -> Operations {
     let ops = heads.len().max(1);
     if blocks.len() > ops {
         let rest = blocks.split_off(ops).concat();
@@ -414,7 +413,7 @@ async fn print_now(project: &Project, step: &Step, url: &str) -> Result<Option<S
                 .iter()
                 .map(|(d, l, _)| (d.clone(), *l))
                 .collect();
-            let ops = operations_of(&out.stdout, &heads);
+            let ops = operations_of(blocks(&out.stdout), &heads);
             *step.printed.lock().unwrap_or_else(|e| e.into_inner()) = Some(ops.clone());
             ops
         }

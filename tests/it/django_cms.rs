@@ -6,7 +6,7 @@
 //! re-create unique constraints an earlier migration of the same window made.
 
 use crate::support::check::{findings, report};
-use crate::support::django::{check_with, fixture_project, init_spec, manage};
+use crate::support::django::{check_with, fixture_project, manage, seed_guessed};
 use crate::support::*;
 
 const MIGRATIONS: &str = "cms/migrations";
@@ -19,12 +19,7 @@ fn seeded_at(c: &Cluster, db: &str, to: &str) -> (String, tempfile::TempDir) {
     let proj = fixture_project("django_cms");
     manage(proj.path(), &url, &["migrate", "cms", to, "--no-input"]);
     let spec = proj.path().join("spec.toml");
-    init_spec(&url, proj.path(), &spec);
-    ward()
-        .db(&url)
-        .args(["seed", "--spec"])
-        .arg_str(spec.to_str().unwrap())
-        .ok();
+    seed_guessed(&url, proj.path(), &spec);
     (url, proj)
 }
 

@@ -4,7 +4,9 @@
 //! The small fixture (tests/fixtures/django_app) only shows what we thought
 //! of; these show what real schemas and migrations hold.
 
-use crate::support::django::{fixture_project, full_clean, init_spec, manage, python};
+use crate::support::django::{
+    fixture_project, full_clean, init_spec, manage, python, seed_guessed,
+};
 use crate::support::*;
 
 /// Models whose seeded rows `full_clean()` rejects, each with the reason.
@@ -146,12 +148,7 @@ fn a_window_of_wagtails_history_is_checked_migration_by_migration() {
     assert_eq!(pending.len(), WINDOW.len(), "{plan}");
     let tmp = tempfile::tempdir().unwrap();
     let spec = tmp.path().join("spec.toml");
-    init_spec(&url, proj.path(), &spec);
-    ward()
-        .db(&url)
-        .args(["seed", "--spec"])
-        .arg_str(spec.to_str().unwrap())
-        .ok();
+    seed_guessed(&url, proj.path(), &spec);
     let started = std::time::Instant::now();
     let r = ward()
         .args(["check", "--runner", "django", "--against"])

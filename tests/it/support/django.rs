@@ -70,6 +70,16 @@ pub fn init_spec(url: &str, proj: &Path, spec: &Path) {
         .ok();
 }
 
+/// [`init_spec`] into `spec`, then `ward seed --spec` with it as written.
+pub fn seed_guessed(url: &str, proj: &Path, spec: &Path) {
+    init_spec(url, proj, spec);
+    crate::support::ward()
+        .db(url)
+        .args(["seed", "--spec"])
+        .arg_str(spec.to_str().unwrap())
+        .ok();
+}
+
 /// `python manage.py ARGS` in `dir` against `url`; its stdout. Panics with the output on failure.
 pub fn manage(dir: &Path, url: &str, args: &[&str]) -> String {
     let out = Command::new(python())
