@@ -104,7 +104,7 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
     );
     assert_eq!(
         server.objects("prod/db"),
-        [format!("{name}.json"), format!("{name}.tar.zst")],
+        [format!("{name}.json"), format!("{name}.tar.zst/*")],
         "exactly the archive and its manifest: no marker, no lock left"
     );
     assert_eq!(server.pending_uploads(), 0);
@@ -118,15 +118,7 @@ fn an_encrypted_backup_into_a_bucket_restores_onto_a_fresh_volume_and_a_dead_buc
         shown["encryption"]["recipients"],
         serde_json::json!([recipient])
     );
-    let stored = std::fs::read(
-        server
-            .data
-            .path()
-            .join(crate::support::s3::BUCKET)
-            .join("prod/db")
-            .join(format!("{name}.tar.zst")),
-    )
-    .unwrap();
+    let stored = server.archive("prod/db", &name);
     assert!(
         stored.starts_with(b"age-encryption.org/v1"),
         "not an age file"
@@ -367,7 +359,7 @@ fn sigint_mid_upload_exits_130_pings_fail_last_and_lists_nothing() {
         server
             .objects("nightly")
             .iter()
-            .all(|o| !o.ends_with(".json") && !o.ends_with(".tar.zst")),
+            .all(|o| !o.ends_with(".json") && !o.contains(".tar.zst")),
         "half-written: {:?}",
         server.objects("nightly")
     );
@@ -482,4 +474,15 @@ fn a_1gb_volume_streams_into_a_bucket_with_bounded_memory() {
     );
     assert_eq!(names(&server, &store), ["big"]);
     assert_eq!(server.pending_uploads(), 0);
+    let segments = server.segments("big", "big").len();
+    assert!(segments > 10, "only {segments} segments");
+    // Read back across every segment, with bounded memory too.
+    let (run, peak_kib) =
+        peak_rss_kib(on(&server).args(["snapshot", "verify", "big", "--store", &store]));
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        (10 * 1024..200 * 1024).contains(&peak_kib),
+        "ward's peak RSS verifying was {} MiB",
+        peak_kib / 1024
+    );
 }

@@ -53,7 +53,7 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
     // Exactly the archive and its manifest: no marker, no lock left.
     assert_eq!(
         server.objects("db/prod"),
-        ["first.json", "first.tar.zst"],
+        ["first.json", "first.tar.zst/*"],
         "{:?}",
         server.objects("")
     );
@@ -99,7 +99,8 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
 
     // Damage in the bucket is found by verify (exit 1) and refused by
     // restore (exit 1), the data directory untouched.
-    let stored = server.data.path().join("ward-test/db/prod/first.tar.zst");
+    let segments = server.segments("db/prod", "first");
+    let stored = segments[segments.len() / 2].clone();
     let good = std::fs::read(&stored).unwrap();
     crate::support::docker::flip_bit(&stored, (good.len() / 2) as u64);
     let r = on(&server, &["snapshot", "verify", "first", "--store", &store]).run();
@@ -155,7 +156,7 @@ fn a_data_directory_round_trips_through_a_bucket_and_is_pruned_there() {
         &["snapshot", "delete", "second", "--yes", "--store", &store],
     )
     .ok();
-    assert_eq!(server.objects("db/prod"), ["third.json", "third.tar.zst"]);
+    assert_eq!(server.objects("db/prod"), ["third.json", "third.tar.zst/*"]);
 }
 
 #[test]
@@ -192,7 +193,7 @@ fn a_docker_volume_round_trips_through_a_bucket() {
 }
 
 /// What a killed ward or a dead server leaves must be invisible, and the
-/// next run that takes the store's lock aborts the unfinished upload.
+/// next run that takes the store's lock removes the unfinished upload.
 fn assert_cleaned_by_the_next_run(server: &S3, store: &str, data: &Path) {
     let list = on(server, &["snapshot", "list", "--store", store, "--json"])
         .ok()
@@ -212,7 +213,7 @@ fn assert_cleaned_by_the_next_run(server: &S3, store: &str, data: &Path) {
     assert_eq!(
         server.pending_uploads(),
         0,
-        "the unfinished upload was not aborted"
+        "the unfinished upload was not removed"
     );
     assert!(
         server
@@ -229,7 +230,7 @@ fn assert_cleaned_by_the_next_run(server: &S3, store: &str, data: &Path) {
 }
 
 #[test]
-fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_aborts_its_upload() {
+fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_removes_its_upload() {
     let server = s3();
     let store = server.url("kill");
     let mut c = stopped_cluster(200);
@@ -278,10 +279,85 @@ fn the_server_killed_mid_upload_fails_in_one_line_and_the_next_run_cleans_up() {
     let r = Run { out };
     r.fails_with(2, "cannot reach the S3 endpoint");
     server.start();
-    assert!(server.pending_uploads() > 0, "no upload was in flight");
+    assert!(
+        server
+            .objects("kill")
+            .iter()
+            .any(|o| o.starts_with(".ward/uploads/")),
+        "the marker of the cut upload is not there for the next run"
+    );
     assert_cleaned_by_the_next_run(&server, &store, &data);
     c.start_again().unwrap();
     assert_eq!(rows(&c), 200, "the data directory changed");
+}
+
+#[test]
+fn an_earlier_wards_one_object_archive_is_still_read_and_a_doctored_segment_folder_is_refused() {
+    let server = s3();
+    let store = server.url("layout");
+    let mut c = stopped_cluster(200);
+    let data = c.dir().join("data");
+    for name in ["old", "odd"] {
+        on(
+            &server,
+            &["snapshot", "create", name, "--store", &store, "--datadir"],
+        )
+        .args([&data])
+        .ok();
+    }
+    // "old" as wards before segments stored it: one object.
+    let bytes = server.archive("layout", "old");
+    let folder = server
+        .data
+        .path()
+        .join(crate::support::s3::BUCKET)
+        .join("layout/old.tar.zst");
+    std::fs::remove_dir_all(folder).unwrap();
+    server.put("layout/old.tar.zst", bytes);
+    let list = on(&server, &["snapshot", "list", "--store", &store, "--json"])
+        .ok()
+        .json();
+    assert_eq!(names(&list), ["old", "odd"], "{list}");
+    on(&server, &["snapshot", "verify", "old", "--store", &store]).ok();
+    on(
+        &server,
+        &[
+            "snapshot",
+            "restore",
+            "old",
+            "--store",
+            &store,
+            "--yes",
+            "--datadir",
+        ],
+    )
+    .args([&data])
+    .ok();
+    // An object slipped into "odd"'s folder (a gap in the numbers): the
+    // archive is refused as damaged, nothing of it read.
+    server.put("layout/odd.tar.zst/000007", b"junk".to_vec());
+    let r = on(&server, &["snapshot", "verify", "odd", "--store", &store]).run();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    assert!(
+        r.stderr().contains("where segment 000001 should be"),
+        "{}",
+        r.stderr()
+    );
+    on(
+        &server,
+        &["snapshot", "delete", "old", "--yes", "--store", &store],
+    )
+    .ok();
+    assert!(
+        server
+            .objects("layout")
+            .iter()
+            .all(|o| !o.starts_with("old")),
+        "{:?}",
+        server.objects("layout")
+    );
+    c.start_again().unwrap();
+    assert_eq!(rows(&c), 200);
 }
 
 #[test]
@@ -373,7 +449,7 @@ fn copy_goes_local_to_remote_to_local_and_is_checked_on_arrival() {
     assert_eq!(copied["verified"], "contents", "{copied}");
     assert_eq!(
         server.objects("offsite"),
-        ["nightly.json", "nightly.tar.zst"]
+        ["nightly.json", "nightly.tar.zst/*"]
     );
     on(
         &server,
@@ -651,10 +727,13 @@ fn encryption_refusals_leave_the_container_running_and_safety_copies_are_encrypt
     let safety = server
         .objects("sealed-vol")
         .into_iter()
-        .find(|o| o.starts_with("safety-") && o.ends_with(".tar.zst"))
+        .find_map(|o| {
+            o.strip_suffix(".tar.zst/*")
+                .filter(|n| n.starts_with("safety-"))
+                .map(str::to_string)
+        })
         .expect("a safety snapshot");
-    let bytes =
-        std::fs::read(server.data.path().join("ward-test/sealed-vol").join(safety)).unwrap();
+    let bytes = server.archive("sealed-vol", &safety);
     assert!(
         bytes.starts_with(b"age-encryption.org/v1"),
         "the safety snapshot is in the clear"

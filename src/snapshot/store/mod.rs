@@ -1,13 +1,14 @@
 //! Where snapshots live: a directory on this machine ([`local`]) or a prefix
 //! of an S3-compatible bucket (`s3://bucket/prefix`, [`remote`]), behind one
-//! [`Store`]. Both hold `<name>.tar.zst` + `<name>.json` and keep the same
-//! promise: the archive is written while it is produced (a temporary file
-//! renamed into place; a multipart upload completed at its final name), the
-//! manifest is written last, so a snapshot is whole — and listed — only once
-//! its manifest is there. What an interrupted writer leaves (a temporary
-//! file; an unfinished upload, recorded by a marker) is removed by the next
-//! writer that takes the store's lock; an archive whose manifest never came
-//! (a kill between the two) is listed as incomplete and removed by `delete`.
+//! [`Store`]. Both hold `<name>.tar.zst` (a file; in a bucket, a folder of
+//! segments, [`segments`]) + `<name>.json` and keep the same promise: the
+//! archive is written while it is produced (a temporary file renamed into
+//! place; segments uploaded under a marker), the manifest is written last, so
+//! a snapshot is whole — and listed — only once its manifest is there. What
+//! an interrupted writer leaves (a temporary file; segments and their
+//! marker) is removed by the next writer that takes the store's lock; a
+//! local archive whose manifest never came (a kill between the two) is
+//! listed as incomplete and removed by `delete`.
 //!
 //! Nothing read from a store is trusted: names are checked, manifests are
 //! bound to the name they were found under, and archives are checked
@@ -17,6 +18,7 @@ pub(crate) mod local;
 mod lock;
 mod names;
 pub(crate) mod remote;
+mod segments;
 mod settings;
 mod upload;
 mod writer;
@@ -130,8 +132,8 @@ impl Store {
                 // bucket that does not exist; a listing says so.
                 r.list("")?;
                 let held = lock::acquire(r)?;
-                for file in upload::abort_stale(r)? {
-                    tracing::info!("aborted the unfinished upload of {file} left by a killed ward");
+                for file in upload::clean_stale(r)? {
+                    tracing::info!("removed the unfinished upload of {file} left by a killed ward");
                 }
                 Ok(StoreLock {
                     _local: None,
@@ -162,8 +164,10 @@ impl Store {
     pub fn exists(&self, name: &str) -> Result<bool> {
         match &self.backend {
             Backend::Local => Ok(local::exists(&self.dir, name)),
-            Backend::Remote(r) => Ok(r.size(&format!("{name}{MANIFEST_EXT}"))?.is_some()
-                || r.size(&format!("{name}{ARCHIVE_EXT}"))?.is_some()),
+            Backend::Remote(r) => {
+                Ok(r.size(&format!("{name}{MANIFEST_EXT}"))?.is_some()
+                    || segments::exists(r, name)?)
+            }
         }
     }
 
@@ -172,8 +176,10 @@ impl Store {
     pub fn incomplete(&self, name: &str) -> Result<bool> {
         match &self.backend {
             Backend::Local => Ok(local::incomplete(&self.dir, name)),
-            Backend::Remote(r) => Ok(r.size(&format!("{name}{ARCHIVE_EXT}"))?.is_some()
-                && r.size(&format!("{name}{MANIFEST_EXT}"))?.is_none()),
+            Backend::Remote(r) => {
+                Ok(segments::exists(r, name)?
+                    && r.size(&format!("{name}{MANIFEST_EXT}"))?.is_none())
+            }
         }
     }
 
@@ -216,10 +222,7 @@ impl Store {
     fn writer(&self, name: &str, encrypt: bool) -> Result<ArchiveWriter> {
         let sink = match &self.backend {
             Backend::Local => Sink::Local(local::TempArchive::create(&self.dir, name)?),
-            Backend::Remote(r) => Sink::Remote(upload::Upload::begin(
-                r.clone(),
-                &format!("{name}{ARCHIVE_EXT}"),
-            )?),
+            Backend::Remote(r) => Sink::Remote(upload::Upload::begin(r.clone(), name)?),
         };
         let hashed = HashWriter::new(sink);
         if encrypt {
@@ -262,28 +265,24 @@ impl Store {
         }
         match stored.sink {
             Sink::Local(t) => local::commit(&self.dir, t, m, check),
-            Sink::Remote(upload) => {
+            Sink::Remote(mut upload) => {
                 let Backend::Remote(r) = &self.backend else {
                     anyhow::bail!("an upload committed to a local store");
                 };
                 upload.complete()?;
+                let manifest = format!("{}{MANIFEST_EXT}", m.name);
                 let placed = check()
                     .and_then(|()| super::fault("store:before-manifest"))
-                    .and_then(|()| {
-                        r.put_small(
-                            &format!("{}{MANIFEST_EXT}", m.name),
-                            m.to_json().into_bytes(),
-                            false,
-                        )
-                    });
-                // A manifest PUT that failed may still have landed (a timeout
-                // after the service stored it): the archive is removed only
-                // when the manifest is surely absent, else it stays (listed
-                // whole, or as incomplete).
-                if placed.is_err()
-                    && matches!(r.size(&format!("{}{MANIFEST_EXT}", m.name)), Ok(None))
-                {
-                    let _ = r.delete(&format!("{}{ARCHIVE_EXT}", m.name));
+                    .and_then(|()| r.put_small(&manifest, m.to_json().into_bytes(), false));
+                match &placed {
+                    Ok(()) => upload.settle(),
+                    // A manifest PUT that failed may still have landed (a
+                    // timeout after the service stored it): the archive is
+                    // removed (by the drop) only when the manifest is surely
+                    // absent, else it stays with its marker, and the next
+                    // ward keeps it or removes it by what it finds.
+                    Err(_) if matches!(r.size(&manifest), Ok(None)) => drop(upload),
+                    Err(_) => upload.keep(),
                 }
                 placed
             }
@@ -352,40 +351,7 @@ impl Store {
     pub fn list(&self) -> Result<Vec<Listed>> {
         let mut out = match &self.backend {
             Backend::Local => local::list(&self.dir)?,
-            Backend::Remote(r) => {
-                let files = r.list("")?;
-                let has = |f: &str| files.iter().any(|(n, _)| n == f);
-                let mut out = Vec::new();
-                for (file, size) in &files {
-                    if let Some(name) = file.strip_suffix(ARCHIVE_EXT)
-                        && check_name(name).is_ok()
-                        && !has(&format!("{name}{MANIFEST_EXT}"))
-                    {
-                        out.push(Listed::Incomplete {
-                            name: name.to_string(),
-                            archive_bytes: *size,
-                        });
-                    }
-                    let Some(name) = file.strip_suffix(MANIFEST_EXT) else {
-                        continue;
-                    };
-                    if check_name(name).is_err() {
-                        continue;
-                    }
-                    let read = r.get_small(file).and_then(|b| {
-                        let text = String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
-                        parse_bound(name, &text)
-                    });
-                    out.push(match read {
-                        Ok(m) => Listed::Ok(Box::new(m)),
-                        Err(e) => Listed::Unreadable {
-                            name: name.to_string(),
-                            problem: format!("{e:#}"),
-                        },
-                    });
-                }
-                out
-            }
+            Backend::Remote(r) => remote_list(r)?,
         };
         out.sort_by(|a, b| match (a, b) {
             (Listed::Ok(a), Listed::Ok(b)) => a.created_at.cmp(&b.created_at),
@@ -410,7 +376,7 @@ impl Store {
             Backend::Local => local::delete(&self.dir, name),
             Backend::Remote(r) => {
                 r.delete(&format!("{name}{MANIFEST_EXT}"))?;
-                r.delete(&format!("{name}{ARCHIVE_EXT}"))
+                segments::remove(r, name)
             }
         }
     }
@@ -421,7 +387,7 @@ impl Store {
             Backend::Local => Ok(std::fs::metadata(self.archive_path(name))
                 .ok()
                 .map(|m| m.len())),
-            Backend::Remote(r) => r.size(&format!("{name}{ARCHIVE_EXT}")),
+            Backend::Remote(r) => segments::size(r, name),
         }
     }
 
@@ -434,7 +400,7 @@ impl Store {
                     .with_context(|| format!("opening {}", path.display()))?;
                 Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
             }
-            Backend::Remote(r) => r.reader(&format!("{name}{ARCHIVE_EXT}")),
+            Backend::Remote(r) => segments::open(r, name),
         }
     }
 
@@ -446,6 +412,60 @@ impl Store {
             Backend::Remote(_) => Vec::new(),
         }
     }
+}
+
+/// A bucket's snapshots (unsorted): those with a manifest, and archives
+/// without one that no upload marker names (a marker means an upload in
+/// progress, or one the next writer cleans up: never listed).
+fn remote_list(r: &Arc<remote::Remote>) -> Result<Vec<Listed>> {
+    let (files, folders) = r.listing("")?;
+    let mut out = Vec::new();
+    let mut archives: Vec<&str> = files
+        .iter()
+        .map(|(f, _)| f)
+        .chain(&folders)
+        .filter_map(|f| segments::archive_of(f))
+        .filter(|name| check_name(name).is_ok())
+        .collect();
+    archives.sort();
+    archives.dedup();
+    let has = |f: &str| files.iter().any(|(n, _)| n == f);
+    let mut uploading = None;
+    for name in archives {
+        if has(&format!("{name}{MANIFEST_EXT}")) {
+            continue;
+        }
+        let uploading = match &mut uploading {
+            Some(u) => u,
+            None => uploading.insert(upload::uploading(r)?),
+        };
+        if !uploading.iter().any(|u| u == name) {
+            out.push(Listed::Incomplete {
+                name: name.to_string(),
+                archive_bytes: segments::size(r, name).ok().flatten().unwrap_or(0),
+            });
+        }
+    }
+    for (file, _) in &files {
+        let Some(name) = file.strip_suffix(MANIFEST_EXT) else {
+            continue;
+        };
+        if check_name(name).is_err() {
+            continue;
+        }
+        let read = r.get_small(file).and_then(|b| {
+            let text = String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
+            parse_bound(name, &text)
+        });
+        out.push(match read {
+            Ok(m) => Listed::Ok(Box::new(m)),
+            Err(e) => Listed::Unreadable {
+                name: name.to_string(),
+                problem: format!("{e:#}"),
+            },
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

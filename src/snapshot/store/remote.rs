@@ -1,5 +1,5 @@
 //! An S3-compatible bucket prefix as a snapshot store (`s3://bucket/prefix`),
-//! through the `object_store` crate (SigV4, retries, multipart): AWS S3,
+//! through the `object_store` crate (SigV4, retries, conditional puts): AWS S3,
 //! Linode/Akamai, Backblaze B2, MinIO, Garage and the like.
 //!
 //! Settings come from the standard `AWS_*` variables, else from `ward.toml`
@@ -46,7 +46,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// One small request (manifest, lock, list) end to end, retries included.
 const SMALL_REQUEST: Duration = Duration::from_secs(45);
-/// One part upload end to end, retries included (16 MiB at ≥ 1 Mbit/s).
+/// One segment upload end to end, retries included (16 MiB at ≥ 1 Mbit/s).
 pub(super) const PART_REQUEST: Duration = Duration::from_secs(300);
 /// Largest manifest or marker ward reads from a store (trust nothing).
 const MAX_SMALL_OBJECT: usize = 64 * 1024 * 1024;
@@ -55,6 +55,10 @@ const MAX_SMALL_OBJECT: usize = 64 * 1024 * 1024;
 pub(super) fn url_of(dir: &Path) -> Option<&str> {
     dir.to_str().filter(|s| s.starts_with("s3://"))
 }
+
+/// What a listing finds: (file, size) pairs and folder names, relative to
+/// the prefix.
+pub(super) type Listing = (Vec<(String, u64)>, Vec<String>);
 
 /// A bucket prefix, connected.
 pub(crate) struct Remote {
@@ -347,6 +351,13 @@ impl Remote {
     /// The objects directly under `sub` (relative to the prefix; "" for the
     /// prefix itself): (file name relative to the prefix, size).
     pub(super) fn list(&self, sub: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self.listing(sub)?.0)
+    }
+
+    /// [`Remote::list`] and the folders directly under `sub` (relative to
+    /// the prefix, without the trailing `/`). Some services ignore the
+    /// delimiter and list every object below instead; callers cope with both.
+    pub(super) fn listing(&self, sub: &str) -> Result<Listing> {
         let s3 = self.s3.clone();
         let at = match (self.prefix.is_empty(), sub.is_empty()) {
             (true, true) => None,
@@ -356,53 +367,107 @@ impl Remote {
         match block_on(SMALL_REQUEST, async move {
             s3.list_with_delimiter(at.as_ref()).await
         }) {
-            Ok(Ok(listed)) => Ok(listed
-                .objects
-                .iter()
-                .map(|o| (self.relative(&o.location), o.size))
-                .collect()),
+            Ok(Ok(listed)) => Ok((
+                listed
+                    .objects
+                    .iter()
+                    .map(|o| (self.relative(&o.location), o.size))
+                    .collect(),
+                listed
+                    .common_prefixes
+                    .iter()
+                    .map(|p| self.relative(p))
+                    .collect(),
+            )),
             Ok(Err(e)) => Err(self.explain("listing", &e)),
             Err(t) => Err(self.timed_out("listing", t)),
         }
     }
 
-    /// A reader over an object's bytes, streamed as they arrive (a few
-    /// chunks buffered); a request that stalls ends the read with an error.
-    pub(super) fn reader(&self, file: &str) -> Result<Box<dyn Read + Send>> {
-        let (s3, key) = (self.s3.clone(), self.key(file));
-        let got = match block_on(SMALL_REQUEST, async move { s3.get(&key).await }) {
-            Ok(Ok(r)) => r,
-            Ok(Err(object_store::Error::NotFound { .. })) => {
-                anyhow::bail!("the archive {} is missing", self.key(file))
+    /// Deletes objects in bulk (absent ones are fine).
+    pub(super) fn delete_all(&self, files: &[String]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let s3 = self.s3.clone();
+        let keys: Vec<object_store::Result<Key>> = files.iter().map(|f| Ok(self.key(f))).collect();
+        let total = SMALL_REQUEST + Duration::from_millis(20) * files.len() as u32;
+        match block_on(total, async move {
+            let mut results = s3.delete_stream(futures_util::stream::iter(keys).boxed());
+            while let Some(r) = results.next().await {
+                match r {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
-            Ok(Err(e)) => return Err(self.explain("reading", &e)),
-            Err(t) => return Err(self.timed_out("reading", t)),
-        };
+            Ok(())
+        }) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.explain("deleting", &e)),
+            Err(t) => Err(self.timed_out("deleting", t)),
+        }
+    }
+
+    /// A reader over several objects' bytes one after another, streamed;
+    /// the next [`PREFETCH`] requests are already under way while one is
+    /// read, so a service's time to first byte is paid once, not per object.
+    pub(super) fn reader_of(&self, files: Vec<String>) -> Box<dyn Read + Send> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Bytes>>(16);
-        let secrets = self.secrets.clone();
+        let (s3, secrets) = (self.s3.clone(), self.secrets.clone());
+        let keys: Vec<Key> = files.iter().map(|f| self.key(f)).collect();
         runtime().spawn(async move {
-            let mut stream = got.into_stream();
-            while let Some(chunk) = stream.next().await {
-                let mut item = chunk
-                    .map_err(|e| io::Error::other(Transport(scrub(&format!("{e}"), &secrets))));
-                // A full channel is a slow reader: wait for room without
-                // blocking this runtime's few threads.
-                loop {
-                    match tx.try_send(item) {
-                        Ok(()) => break,
-                        Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                            item = back;
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                        }
-                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+            let mut gets = futures_util::stream::iter(keys)
+                .map(|key| {
+                    let s3 = s3.clone();
+                    async move { s3.get(&key).await }
+                })
+                .buffered(PREFETCH);
+            while let Some(got) = gets.next().await {
+                let mut stream = match got {
+                    Ok(got) => got.into_stream(),
+                    Err(e) => {
+                        let _ = forward(&tx, Err(download_error(&e, &secrets))).await;
+                        return;
+                    }
+                };
+                while let Some(chunk) = stream.next().await {
+                    let item = chunk.map_err(|e| download_error(&e, &secrets));
+                    if !forward(&tx, item).await {
+                        return;
                     }
                 }
             }
         });
-        Ok(Box::new(StreamReader {
+        Box::new(StreamReader {
             rx,
             current: Bytes::new(),
-        }))
+        })
+    }
+}
+
+/// Objects requested ahead of the one being read.
+const PREFETCH: usize = 3;
+
+fn download_error(e: &object_store::Error, secrets: &[String]) -> io::Error {
+    io::Error::other(Transport(scrub(&format!("{e}"), secrets)))
+}
+
+/// Hands a chunk to the reader; false once the reader is gone. A full
+/// channel is a slow reader: wait for room without blocking this runtime's
+/// few threads.
+async fn forward(
+    tx: &std::sync::mpsc::SyncSender<io::Result<Bytes>>,
+    mut item: io::Result<Bytes>,
+) -> bool {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                item = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
+        }
     }
 }
 

@@ -1,16 +1,17 @@
-//! Streaming an archive into a bucket while it is produced: an S3 multipart
-//! upload, parts of [`PART`] bytes, at most [`IN_FLIGHT`] on the wire, so
-//! memory stays at a few parts whatever the size and no local copy is made.
+//! Streaming an archive into a bucket while it is produced: segments of
+//! [`SEGMENT`] bytes ([`super::segments`]), each one PUT, at most
+//! [`IN_FLIGHT`] on the wire while the next one fills, so memory stays at a
+//! few segments whatever the size and no local copy is made.
 //!
-//! The object only appears when the upload is completed, at its final name
-//! (`<name>.tar.zst`); the manifest follows, so a snapshot whose upload was
-//! interrupted is never listed. An upload that fails is aborted. One from a
-//! ward that was killed cannot be aborted by it: `object_store` has no call
-//! that lists a bucket's unfinished uploads, so every upload first writes a
-//! marker object (`.ward/uploads/<id>.json`: key and upload id), removed when
-//! the upload is completed or aborted; the next ward that takes the store's
-//! lock aborts the uploads of the markers it finds (while it holds the lock
-//! no other ward is writing, so every marker is stale).
+//! The segments are a snapshot only once its manifest is written, after the
+//! last one. Every upload first writes a marker object
+//! (`.ward/uploads/<id>.json`: which archive, which process), removed once
+//! the manifest is in place — or with the segments, when the create fails.
+//! What a killed ward leaves (segments, the marker) is removed by the next
+//! ward that takes the store's lock ([`clean_stale`]): while it holds the
+//! lock no other ward is writing, so every marker is stale; an archive whose
+//! manifest did land is kept, only its marker goes. Listings skip archives
+//! that a marker names, so an interrupted upload is never listed.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -19,19 +20,19 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use anyhow::Result;
-use object_store::multipart::{MultipartStore, PartId};
-use object_store::{MultipartId, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use super::MANIFEST_EXT;
 use super::remote::{PART_REQUEST, Remote, block_on};
+use super::segments;
 
-/// Bytes per part (S3 wants ≥ 5 MiB but the last; 10 000 parts → 160 GiB).
-pub(crate) const PART: usize = 16 * 1024 * 1024;
-/// Parts uploading at once while the next one fills: four keep the
-/// connection busy while a server writes (and hashes) earlier parts — on the
-/// bench's local s3s-fs, a create took 1.15–1.19 × a local create with two,
-/// 1.00–1.07 × with four (~64 MiB more memory, still far under the 200 MB
-/// target); larger parts or unsigned payloads gained nothing more there.
+/// Bytes per segment: each is one request, and [`IN_FLIGHT`] + 1 of them
+/// are the upload's memory.
+pub(crate) const SEGMENT: usize = 16 * 1024 * 1024;
+/// Segments uploading at once while the next one fills: four keep the
+/// connection busy while a server writes (and hashes) earlier ones (~80 MiB
+/// in all, far under the 200 MB target).
 const IN_FLIGHT: usize = 4;
 /// Where the markers of unfinished uploads live, relative to the prefix.
 pub(super) const MARKERS: &str = ".ward/uploads";
@@ -39,8 +40,10 @@ pub(super) const MARKERS: &str = ".ward/uploads";
 /// What a marker records.
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
-    /// The archive's file name relative to the prefix.
+    /// The archive's file (or folder) name relative to the prefix.
     file: String,
+    /// The multipart upload of an earlier ward's one-object archive.
+    #[serde(default)]
     upload_id: String,
     pid: u32,
     #[serde(default)]
@@ -48,82 +51,70 @@ struct Marker {
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A multipart upload in progress; aborted on drop unless completed.
+/// An archive being uploaded; removed on drop unless its manifest was
+/// placed ([`Upload::settle`]) or may have been ([`Upload::keep`]).
 pub(crate) struct Upload {
     remote: Arc<Remote>,
-    file: String,
-    id: MultipartId,
+    name: String,
     marker: String,
     buf: Vec<u8>,
-    parts: Vec<PartId>,
-    in_flight: VecDeque<Receiver<std::result::Result<PartId, String>>>,
+    /// Segments handed to the wire so far.
+    sent: usize,
+    in_flight: VecDeque<Receiver<std::result::Result<(), String>>>,
     finished: bool,
 }
 
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Upload({})", self.file)
+        write!(f, "Upload({})", self.name)
     }
 }
 
 impl Upload {
-    /// Starts the upload of `file` (its marker first).
-    pub(super) fn begin(remote: Arc<Remote>, file: &str) -> Result<Upload> {
-        let (s3, key) = (remote.s3.clone(), remote.key(file));
-        let id = match block_on(Duration::from_secs(45), async move {
-            s3.create_multipart(&key).await
-        }) {
-            Ok(Ok(id)) => id,
-            Ok(Err(e)) => return Err(remote.explain("starting an upload to", &e)),
-            Err(t) => return Err(remote.timed_out("starting an upload to", t)),
-        };
+    /// Starts the upload of snapshot `name`'s archive (its marker first).
+    pub(super) fn begin(remote: Arc<Remote>, name: &str) -> Result<Upload> {
         let marker = format!("{MARKERS}/{}.json", super::super::new_id());
         let record = Marker {
-            file: file.to_string(),
-            upload_id: id.clone(),
+            file: segments::folder(name),
+            upload_id: String::new(),
             pid: std::process::id(),
             host: super::lock::host(),
             started_at: chrono::Utc::now(),
         };
+        remote.put_small(&marker, serde_json::to_vec(&record)?, false)?;
         let up = Upload {
-            remote: remote.clone(),
-            file: file.to_string(),
-            id,
-            marker: marker.clone(),
-            buf: Vec::with_capacity(PART),
-            parts: Vec::new(),
+            remote,
+            name: name.to_string(),
+            marker,
+            buf: Vec::with_capacity(SEGMENT),
+            sent: 0,
             in_flight: VecDeque::new(),
             finished: false,
         };
-        // On failure the drop aborts the upload just begun.
-        remote.put_small(&marker, serde_json::to_vec(&record)?, false)?;
+        // On failure the drop removes the marker just written.
         super::super::fault("store:after-upload-marker")?;
         Ok(up)
     }
 
-    /// Hands the buffered bytes to a part upload; waits for the oldest when
-    /// [`IN_FLIGHT`] are on the wire.
-    fn send_part(&mut self) -> io::Result<()> {
+    /// Hands the buffered bytes to a segment upload; waits for the oldest
+    /// when [`IN_FLIGHT`] are on the wire.
+    fn send_segment(&mut self) -> io::Result<()> {
         while self.in_flight.len() >= IN_FLIGHT {
             self.wait_oldest()?;
         }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(PART));
-        let idx = self.parts.len() + self.in_flight.len();
-        let (s3, key, id) = (
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(SEGMENT));
+        let (s3, key) = (
             self.remote.s3.clone(),
-            self.remote.key(&self.file),
-            self.id.clone(),
+            self.remote.key(&segments::segment(&self.name, self.sent)),
         );
+        self.sent += 1;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let remote = self.remote.clone();
         super::remote::runtime().spawn(async move {
-            let put = tokio::time::timeout(
-                PART_REQUEST,
-                s3.put_part(&key, &id, idx, PutPayload::from(data)),
-            )
-            .await;
+            let put =
+                tokio::time::timeout(PART_REQUEST, s3.put(&key, PutPayload::from(data))).await;
             let r = match put {
-                Ok(Ok(part)) => Ok(part),
+                Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(format!("{:#}", remote.explain("uploading to", &e))),
                 Err(_) => Err(format!(
                     "{:#}",
@@ -141,49 +132,37 @@ impl Upload {
             return Ok(());
         };
         match rx.recv() {
-            Ok(Ok(part)) => {
-                self.parts.push(part);
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(io::Error::other(msg)),
-            Err(_) => Err(io::Error::other("a part upload was lost")),
+            Err(_) => Err(io::Error::other("a segment upload was lost")),
         }
     }
 
-    /// Uploads what is left and completes the upload: the object exists now.
-    pub(super) fn complete(mut self) -> Result<()> {
-        if !self.buf.is_empty() || self.parts.len() + self.in_flight.len() == 0 {
-            self.send_part()?;
+    /// Uploads what is left and waits for every segment: the archive is
+    /// stored, not yet a snapshot (its manifest comes next).
+    pub(super) fn complete(&mut self) -> Result<()> {
+        if !self.buf.is_empty() || self.sent == 0 {
+            self.send_segment()?;
         }
         while !self.in_flight.is_empty() {
             self.wait_oldest()?;
         }
-        super::super::fault("store:before-complete")?;
-        let (s3, key, id, parts) = (
-            self.remote.s3.clone(),
-            self.remote.key(&self.file),
-            self.id.clone(),
-            std::mem::take(&mut self.parts),
-        );
-        let completing = std::time::Instant::now();
-        let parts_count = parts.len();
-        match block_on(PART_REQUEST, async move {
-            s3.complete_multipart(&key, &id, parts).await
-        }) {
-            // The service assembles the object now; some (s3s-fs) re-read
-            // and rewrite every part, after the last one arrived (`-v`).
-            Ok(Ok(_)) => tracing::info!(
-                "completing the upload ({parts_count} parts): {:.2?}",
-                completing.elapsed()
-            ),
-            Ok(Err(e)) => return Err(self.remote.explain("finishing an upload to", &e)),
-            Err(t) => return Err(self.remote.timed_out("finishing an upload to", t)),
-        }
+        super::super::fault("store:before-complete")
+    }
+
+    /// The manifest is in place: the marker goes (a failure to remove it is
+    /// harmless — the next ward finds the manifest and removes only it).
+    pub(super) fn settle(mut self) {
         self.finished = true;
         if let Err(e) = self.remote.delete(&self.marker) {
             tracing::warn!("{e:#} — the next ward removes the marker");
         }
-        Ok(())
+    }
+
+    /// Whether the manifest landed is unknown: archive and marker stay, and
+    /// the next ward decides by whether the manifest is there.
+    pub(super) fn keep(mut self) {
+        self.finished = true;
     }
 }
 
@@ -192,11 +171,11 @@ impl Write for Upload {
         if crate::error::cancelled() {
             return Err(io::Error::other("interrupted"));
         }
-        let room = PART - self.buf.len();
+        let room = SEGMENT - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= PART {
-            self.send_part()?;
+        if self.buf.len() >= SEGMENT {
+            self.send_segment()?;
         }
         Ok(n)
     }
@@ -210,20 +189,24 @@ impl Drop for Upload {
         if self.finished {
             return;
         }
-        // Let the parts on the wire end first (S3 may keep a part that
-        // lands after the abort) — unless the user pressed Ctrl-C: then the
-        // abort goes at once (a stray part is dropped by the next run's
-        // abort of this marker, or the bucket's lifecycle rule).
+        // Let the segments on the wire land first, so that all are removed
+        // — unless the user pressed Ctrl-C: then only what landed goes, and
+        // the marker stays for the next ward to finish the job.
         while !self.in_flight.is_empty() && !crate::error::cancelled() {
             let _ = self.wait_oldest();
         }
-        if abort(&self.remote, &self.file, &self.id).is_ok() {
+        let all_landed = self.in_flight.is_empty();
+        let written: Vec<String> = (0..self.sent)
+            .map(|i| segments::segment(&self.name, i))
+            .collect();
+        if self.remote.delete_all(&written).is_ok() && all_landed {
             let _ = self.remote.delete(&self.marker);
         }
     }
 }
 
-fn abort(remote: &Arc<Remote>, file: &str, id: &str) -> Result<()> {
+fn abort_multipart(remote: &Arc<Remote>, file: &str, id: &str) -> Result<()> {
+    use object_store::multipart::MultipartStore;
     let (s3, key, id) = (remote.s3.clone(), remote.key(file), id.to_string());
     match block_on(Duration::from_secs(45), async move {
         s3.abort_multipart(&key, &id).await
@@ -234,30 +217,55 @@ fn abort(remote: &Arc<Remote>, file: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Aborts the uploads that dead wards left (call only under the store's
-/// lock); returns what was cleaned, for a note.
-pub(super) fn abort_stale(remote: &Arc<Remote>) -> Result<Vec<String>> {
-    let mut cleaned = Vec::new();
+/// The markers of uploads in this store: (marker file, the snapshot name
+/// it names, if it names one). Not trusted: a marker that names no valid
+/// snapshot archive is only ever removed.
+fn markers(remote: &Arc<Remote>) -> Result<Vec<(String, Option<Marker>)>> {
+    let mut out = Vec::new();
     for (file, _) in remote.list(MARKERS)? {
-        let Some(bytes) = remote.get_small(&file)? else {
-            continue;
-        };
-        // A marker is not trusted: only an archive name of this store is
-        // ever aborted.
-        let marker = serde_json::from_slice::<Marker>(&bytes).ok();
+        let marker = remote
+            .get_small(&file)?
+            .and_then(|bytes| serde_json::from_slice::<Marker>(&bytes).ok())
+            .filter(|m| {
+                segments::archive_of(&m.file).is_some_and(|name| super::check_name(name).is_ok())
+            });
+        out.push((file, marker));
+    }
+    Ok(out)
+}
+
+/// Snapshots whose archive an upload marker names: in progress, or left by
+/// a killed ward — listings skip them.
+pub(super) fn uploading(remote: &Arc<Remote>) -> Result<Vec<String>> {
+    Ok(markers(remote)?
+        .into_iter()
+        .filter_map(|(_, m)| Some(segments::archive_of(&m?.file)?.to_string()))
+        .collect())
+}
+
+/// Removes what dead wards left (call only under the store's lock): the
+/// archives their markers name unless a manifest made them snapshots, and
+/// the markers; returns the archives removed, for a note.
+pub(super) fn clean_stale(remote: &Arc<Remote>) -> Result<Vec<String>> {
+    let mut cleaned = Vec::new();
+    for (file, marker) in markers(remote)? {
         if let Some(m) = &marker
             && super::lock::alive_here(&m.host, m.pid)
         {
             // A live ward of this host is still uploading (its lock was
-            // taken over after all): its upload is not ours to abort.
+            // taken over after all): its upload is not ours to touch.
             continue;
         }
         if let Some(m) = marker
-            && let Some(name) = m.file.strip_suffix(super::ARCHIVE_EXT)
-            && super::check_name(name).is_ok()
+            && let Some(name) = segments::archive_of(&m.file)
         {
-            abort(remote, &m.file, &m.upload_id)?;
-            cleaned.push(m.file);
+            if !m.upload_id.is_empty() {
+                abort_multipart(remote, &m.file, &m.upload_id)?;
+                cleaned.push(m.file);
+            } else if remote.size(&format!("{name}{MANIFEST_EXT}"))?.is_none() {
+                segments::remove(remote, name)?;
+                cleaned.push(m.file);
+            }
         }
         remote.delete(&file)?;
     }

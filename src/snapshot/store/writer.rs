@@ -1,8 +1,8 @@
 //! Writing a new archive into a store: the bytes go to a temporary file or
-//! a multipart upload ([`Sink`]), through age when the store's keys name
+//! an upload of segments ([`Sink`]), through age when the store's keys name
 //! recipients, hashed as stored (the manifest records the stored bytes'
-//! SHA-256 and size). Dropped before [`super::Store::commit`], the file is
-//! removed and the upload aborted.
+//! SHA-256 and size). Dropped before [`super::Store::commit`], the file or
+//! the segments are removed.
 
 use std::io::Write;
 

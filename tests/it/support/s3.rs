@@ -164,22 +164,70 @@ impl S3 {
             .unwrap()
     }
 
-    /// The objects under `prefix` in the bucket (paths relative to it).
+    /// The objects under `prefix` in the bucket (paths relative to it), an
+    /// archive's segments (`name.tar.zst/000000`, …) shown as one
+    /// `name.tar.zst/*`.
     pub fn objects(&self, prefix: &str) -> Vec<String> {
         let root = self.data.path().join(BUCKET).join(prefix);
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
+        for o in &mut out {
+            if let Some((archive, segment)) = o.rsplit_once(".tar.zst/")
+                && segment.len() == 6
+                && segment.bytes().all(|b| b.is_ascii_digit())
+            {
+                *o = format!("{archive}.tar.zst/*");
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The segment objects of archive `name` under `prefix`, in order
+    /// (their paths in the server's data directory).
+    pub fn segments(&self, prefix: &str, name: &str) -> Vec<std::path::PathBuf> {
+        let dir = self
+            .data
+            .path()
+            .join(BUCKET)
+            .join(prefix)
+            .join(format!("{name}.tar.zst"));
+        let mut out: Vec<_> = std::fs::read_dir(&dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         out.sort();
         out
     }
 
-    /// Unfinished multipart uploads the server holds (its part files).
+    /// Archive `name`'s stored bytes under `prefix` (its segments, joined).
+    pub fn archive(&self, prefix: &str, name: &str) -> Vec<u8> {
+        let segments = self.segments(prefix, name);
+        assert!(!segments.is_empty(), "no archive {name} under {prefix}");
+        segments
+            .iter()
+            .flat_map(|p| std::fs::read(p).unwrap())
+            .collect()
+    }
+
+    /// Uploads not part of a snapshot: the server's unfinished multipart
+    /// uploads (its part files), and segments of an archive without a
+    /// manifest beside it.
     pub fn pending_uploads(&self) -> usize {
-        std::fs::read_dir(self.data.path())
+        let parts = std::fs::read_dir(self.data.path())
             .unwrap()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(".upload"))
-            .count()
+            .count();
+        let mut all = Vec::new();
+        let root = self.data.path().join(BUCKET);
+        walk(&root, &root, &mut all);
+        let orphans = all
+            .iter()
+            .filter_map(|o| o.rsplit_once(".tar.zst/").map(|(a, _)| a))
+            .filter(|archive| !root.join(format!("{archive}.json")).exists())
+            .count();
+        parts + orphans
     }
 }
 
