@@ -236,6 +236,10 @@ def describe(field):
         d["kind"] = "url"
     elif t == "SlugField":
         d["kind"] = "slug"
+    elif any(c.__name__ == "PhoneNumberField" for c in type(field).__mro__):
+        # django-phonenumber-field: parses what it reads with the project's
+        # default region, if any; E.164 parses everywhere.
+        d["kind"] = "phone"
     for v in explicit:
         # A slug field's own pattern is stricter than a slug when it has one
         # (django-oscar's attribute codes: letters, digits and underscores).

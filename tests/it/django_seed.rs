@@ -125,6 +125,10 @@ fn foreign_keys_without_a_database_constraint_draw_from_the_parents_keys() {
         "columns.patient_id = { ref = \"public.records_patient.id\" }",
         "columns.invoice_id = { ref = \"public.billing_invoice.id\", null_ratio = 0.1 }",
         "Django: audit.Entry.patient is ForeignKey(db_constraint=False)",
+        // A column named phone alone would be phone.uk's national format,
+        // which a PhoneNumberField without a default region rejects.
+        "columns.phone = \"phone.e164\"",
+        "audit.Entry.phone PhoneNumberField: E.164",
     ] {
         assert!(text.contains(needle), "spec lacks {needle:?}:\n{text}");
     }
@@ -142,6 +146,13 @@ fn foreign_keys_without_a_database_constraint_draw_from_the_parents_keys() {
         0
     );
     assert!(int(&url, "SELECT count(invoice_id) FROM audit_entry") > 0);
+    assert_eq!(
+        int(
+            &url,
+            "SELECT count(*) FROM audit_entry WHERE phone !~ '^\\+44[0-9]{10}$'"
+        ),
+        0
+    );
     let (checked, errors) = full_clean(proj.path(), &url, 50);
     assert!(errors.is_empty(), "full_clean() rejected rows: {errors:#?}");
     assert!(

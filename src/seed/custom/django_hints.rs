@@ -136,6 +136,12 @@ pub(crate) fn apply(
         Some("email") if value.contains("template") && value.contains('@') => {
             return (value, format!("{note} · {who} EmailField"));
         }
+        Some("phone") => {
+            return (
+                generator("phone.e164", nulls),
+                format!("{note} · {who} PhoneNumberField: E.164"),
+            );
+        }
         Some(kind @ ("email" | "url" | "slug")) => {
             let name = format!("internet.{kind}");
             return (

@@ -216,6 +216,10 @@ impl Gen {
                 ctx.seed,
                 rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
             ),
+            Sem::PhoneE164 => person::e164(&person::valid_uk_number(
+                ctx.seed,
+                rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
+            )),
             Sem::PhoneIntl => {
                 let n = super::generators::fictional_nanp(match rank {
                     Some(r) => r,

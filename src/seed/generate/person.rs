@@ -127,6 +127,13 @@ pub fn valid_uk_number(seed: u64, i: u64) -> String {
     in_block(VALID_UK_BLOCKS[(n / 1000) as usize], n)
 }
 
+/// A British number written nationally (`0113 496 0123`) in E.164
+/// (`+441134960123`): the country code for the trunk 0, no spaces.
+pub fn e164(national: &str) -> String {
+    let digits: String = national.chars().filter(char::is_ascii_digit).collect();
+    format!("+44{}", digits.strip_prefix('0').unwrap_or(&digits))
+}
+
 /// Keeps `phone.valid_uk`'s order apart from other keyed permutations.
 const VALID_UK_KEY: u64 = 0x7068_6f6e_6576_616c;
 
@@ -249,6 +256,12 @@ mod tests {
         assert!(blocks.len() > 3, "{:?}", &all[..20]);
         assert!(!is_valid_uk_drama("0115 496 0123"));
         assert!(!is_valid_uk_drama("028 9649 7000"));
+    }
+
+    #[test]
+    fn e164_drops_the_trunk_zero_and_the_spaces() {
+        assert_eq!(e164("0113 496 0123"), "+441134960123");
+        assert_eq!(e164("020 7946 0001"), "+442079460001");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub(crate) enum Sem {
     PhoneUk,
     /// Drama blocks that libphonenumber also accepts as valid.
     PhoneValidUk,
+    /// The same numbers in E.164 (`+441134960123`): what phone-number
+    /// fields (django-phonenumber-field) store and parse without a region.
+    PhoneE164,
     PhoneMobile,
     /// Country-neutral: North American 555-01xx numbers (fictional by NANPA).
     PhoneIntl,
@@ -107,6 +110,7 @@ pub(crate) const NAMES: &[&str] = &[
     "address.town",
     "phone.uk",
     "phone.valid_uk",
+    "phone.e164",
     "phone.mobile",
     "phone.intl",
     "internet.email",
@@ -282,7 +286,7 @@ impl Gen {
                 Sem::NhsNumber => Some(nhs::CAPACITY),
                 Sem::Postcode => Some(Lists::get().districts.len() as u64 * 10 * 400),
                 Sem::PhoneUk => Some(person::DRAMA_NUMBERS),
-                Sem::PhoneValidUk => Some(person::VALID_UK_NUMBERS),
+                Sem::PhoneValidUk | Sem::PhoneE164 => Some(person::VALID_UK_NUMBERS),
                 Sem::PhoneMobile => Some(1000),
                 Sem::PhoneIntl => Some(FICTIONAL_NANP_NUMBERS),
                 Sem::Ip => Some(TEST_NETS.len() as u64 * 254),

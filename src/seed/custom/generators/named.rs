@@ -142,6 +142,7 @@ impl Gen {
                 "address.town" => Sem::Town,
                 "phone.uk" => Sem::PhoneUk,
                 "phone.valid_uk" => Sem::PhoneValidUk,
+                "phone.e164" => Sem::PhoneE164,
                 "phone.mobile" => Sem::PhoneMobile,
                 "phone.intl" => Sem::PhoneIntl,
                 "internet.email" => Sem::Email,
