@@ -229,11 +229,24 @@ fn assert_cleaned_by_the_next_run(server: &S3, store: &str, data: &Path) {
     assert_eq!(names(&list), ["after"]);
 }
 
+/// A stopped cluster of 200 rows in `t` whose archive spans several 16 MiB
+/// segments: two million random UUIDs beside them do not compress.
+fn stopped_cluster_of_segments() -> Cluster {
+    let mut c = cluster();
+    sql(
+        &c.url("postgres"),
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200) g; \
+         CREATE TABLE bulk AS SELECT gen_random_uuid() AS u FROM generate_series(1, 2000000)",
+    );
+    c.stop().unwrap();
+    c
+}
+
 #[test]
 fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_removes_its_upload() {
     let server = s3();
     let store = server.url("kill");
-    let mut c = stopped_cluster(200);
+    let mut c = stopped_cluster_of_segments();
     let data = c.dir().join("data");
     let r = on(
         &server,
@@ -243,7 +256,11 @@ fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_removes_its_u
     .env("WARD_FAULT", "store:before-complete:kill")
     .run();
     assert_ne!(r.code(), 0);
-    assert!(server.pending_uploads() > 0, "no upload was in flight");
+    assert!(
+        server.pending_uploads() >= 2,
+        "not several segments in the bucket: {}",
+        server.pending_uploads()
+    );
     assert_cleaned_by_the_next_run(&server, &store, &data);
     c.start_again().unwrap();
     assert_eq!(rows(&c), 200, "the data directory changed");
@@ -253,21 +270,19 @@ fn a_ward_killed_mid_upload_leaves_nothing_listed_and_the_next_run_removes_its_u
 fn the_server_killed_mid_upload_fails_in_one_line_and_the_next_run_cleans_up() {
     let mut server = s3();
     let store = server.url("kill");
-    let mut c = stopped_cluster(200);
+    let mut c = stopped_cluster_of_segments();
     let data = c.dir().join("data");
     let (child, _dir) = on(
         &server,
         &["snapshot", "create", "cut", "--store", &store, "--datadir"],
     )
     .args([&data])
-    .env("WARD_FAULT", "store:after-upload-marker:sleep")
+    .env("WARD_FAULT", "store:before-complete:sleep")
     .spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !server
-        .objects("kill")
-        .iter()
-        .any(|o| o.starts_with(".ward/uploads/"))
-    {
+    // Killed once segments have landed (before the last, or while ward
+    // pauses before checking them): they and the marker stay behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.pending_uploads() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the upload never started"
@@ -286,9 +301,83 @@ fn the_server_killed_mid_upload_fails_in_one_line_and_the_next_run_cleans_up() {
             .any(|o| o.starts_with(".ward/uploads/")),
         "the marker of the cut upload is not there for the next run"
     );
+    assert!(server.pending_uploads() >= 2, "the cut segments are gone");
     assert_cleaned_by_the_next_run(&server, &store, &data);
     c.start_again().unwrap();
     assert_eq!(rows(&c), 200, "the data directory changed");
+}
+
+#[test]
+fn a_ward_killed_after_the_manifest_leaves_a_whole_snapshot_that_the_next_run_keeps() {
+    let server = s3();
+    let store = server.url("late");
+    let mut c = stopped_cluster(200);
+    let data = c.dir().join("data");
+    let r = on(
+        &server,
+        &[
+            "snapshot",
+            "create",
+            "whole",
+            "--store",
+            &store,
+            "--datadir",
+        ],
+    )
+    .args([&data])
+    .env("WARD_FAULT", "store:after-manifest:kill")
+    .run();
+    assert_ne!(r.code(), 0);
+    assert!(
+        server
+            .objects("late")
+            .iter()
+            .any(|o| o.starts_with(".ward/uploads/")),
+        "{:?}",
+        server.objects("late")
+    );
+    let list = on(&server, &["snapshot", "list", "--store", &store, "--json"])
+        .ok()
+        .json();
+    assert_eq!(names(&list), ["whole"], "{list}");
+    // A forged marker naming it too (someone else's, on another host):
+    // the manifest makes it a snapshot, so its archive is never taken.
+    server.put(
+        "late/.ward/uploads/forged.json",
+        serde_json::to_vec(&serde_json::json!({
+            "file": "whole.tar.zst",
+            "pid": 1,
+            "host": "elsewhere",
+            "started_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap(),
+    );
+    on(
+        &server,
+        &[
+            "snapshot",
+            "create",
+            "after",
+            "--store",
+            &store,
+            "--datadir",
+        ],
+    )
+    .args([&data])
+    .ok();
+    assert_eq!(
+        server.objects("late"),
+        [
+            "after.json",
+            "after.tar.zst/*",
+            "whole.json",
+            "whole.tar.zst/*"
+        ],
+        "the markers were not removed, or the archive was"
+    );
+    on(&server, &["snapshot", "verify", "whole", "--store", &store]).ok();
+    c.start_again().unwrap();
+    assert_eq!(rows(&c), 200);
 }
 
 #[test]
@@ -343,16 +432,18 @@ fn an_earlier_wards_one_object_archive_is_still_read_and_a_doctored_segment_fold
         "{}",
         r.stderr()
     );
-    on(
-        &server,
-        &["snapshot", "delete", "old", "--yes", "--store", &store],
-    )
-    .ok();
+    for name in ["old", "odd"] {
+        on(
+            &server,
+            &["snapshot", "delete", name, "--yes", "--store", &store],
+        )
+        .ok();
+    }
     assert!(
         server
             .objects("layout")
             .iter()
-            .all(|o| !o.starts_with("old")),
+            .all(|o| !o.starts_with("old") && !o.starts_with("odd")),
         "{:?}",
         server.objects("layout")
     );

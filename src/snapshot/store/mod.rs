@@ -269,22 +269,30 @@ impl Store {
                 let Backend::Remote(r) = &self.backend else {
                     anyhow::bail!("an upload committed to a local store");
                 };
-                upload.complete()?;
+                // Until the manifest PUT, a failure removes the archive (the
+                // drop); a failed PUT may still land later (a timeout after
+                // the service stored it), so then archive and marker stay,
+                // and the next ward keeps or removes the archive by whether
+                // the manifest is there.
+                upload.complete(stored.bytes)?;
+                check()?;
+                super::fault("store:before-manifest")?;
                 let manifest = format!("{}{MANIFEST_EXT}", m.name);
-                let placed = check()
-                    .and_then(|()| super::fault("store:before-manifest"))
-                    .and_then(|()| r.put_small(&manifest, m.to_json().into_bytes(), false));
-                match &placed {
-                    Ok(()) => upload.settle(),
-                    // A manifest PUT that failed may still have landed (a
-                    // timeout after the service stored it): the archive is
-                    // removed (by the drop) only when the manifest is surely
-                    // absent, else it stays with its marker, and the next
-                    // ward keeps it or removes it by what it finds.
-                    Err(_) if matches!(r.size(&manifest), Ok(None)) => drop(upload),
-                    Err(_) => upload.keep(),
+                match r.put_small(&manifest, m.to_json().into_bytes(), false) {
+                    Ok(()) => {
+                        // A snapshot now: whatever happens, its archive stays.
+                        if let Err(e) = super::fault("store:after-manifest") {
+                            upload.keep();
+                            return Err(e);
+                        }
+                        upload.settle();
+                        Ok(())
+                    }
+                    Err(e) => {
+                        upload.keep();
+                        Err(e)
+                    }
                 }
-                placed
             }
         }
     }

@@ -431,8 +431,11 @@ impl Remote {
                     }
                 };
                 while let Some(chunk) = stream.next().await {
+                    let failed = chunk.is_err();
                     let item = chunk.map_err(|e| download_error(&e, &secrets));
-                    if !forward(&tx, item).await {
+                    // After an error nothing more: the next object's bytes
+                    // must never follow a cut one.
+                    if !forward(&tx, item).await || failed {
                         return;
                     }
                 }

@@ -24,6 +24,8 @@ use crate::snapshot::Damaged;
 
 /// Digits of a segment number (a million segments of 16 MiB: 16 TiB).
 const DIGITS: usize = 6;
+/// Segments an archive may have: as many as [`DIGITS`] can number.
+pub(super) const MAX_SEGMENTS: usize = 1_000_000;
 
 /// The folder of snapshot `name`'s segments, relative to the prefix.
 pub(super) fn folder(name: &str) -> String {
@@ -92,9 +94,10 @@ pub(super) fn size(remote: &Remote, name: &str) -> Result<Option<u64>> {
     Ok(Some(parts.iter().map(|(_, n)| n).sum()))
 }
 
-/// Whether any of the archive is there.
+/// Whether any of the archive is there (anything in its folder counts, a
+/// doctored one too: it takes the name, and `delete` removes it).
 pub(super) fn exists(remote: &Remote, name: &str) -> Result<bool> {
-    Ok(size(remote, name)?.is_some())
+    Ok(!remote.list(&folder(name))?.is_empty() || one_object(remote, name)?.is_some())
 }
 
 /// The archive's bytes, streamed.
@@ -109,18 +112,19 @@ pub(super) fn open(remote: &Remote, name: &str) -> Result<Box<dyn Read + Send>> 
     }
 }
 
-/// Removes the archive: every object in its folder, else a one-object
-/// archive.
+/// Removes the archive: every object in its folder, whatever it is, and a
+/// one-object archive of the name.
 pub(super) fn remove(remote: &Remote, name: &str) -> Result<()> {
     let files: Vec<String> = remote
         .list(&folder(name))?
         .into_iter()
         .map(|(f, _)| f)
         .collect();
-    if files.is_empty() && one_object(remote, name)?.is_some() {
-        return remote.delete(&folder(name));
+    remote.delete_all(&files)?;
+    if one_object(remote, name)?.is_some() {
+        remote.delete(&folder(name))?;
     }
-    remote.delete_all(&files)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub(crate) const SEGMENT: usize = 16 * 1024 * 1024;
 const IN_FLIGHT: usize = 4;
 /// Where the markers of unfinished uploads live, relative to the prefix.
 pub(super) const MARKERS: &str = ".ward/uploads";
+/// Markers read per run, and the largest one read.
+const MAX_MARKERS: usize = 1000;
+const MAX_MARKER_BYTES: u64 = 64 * 1024;
 
 /// What a marker records.
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,6 +102,13 @@ impl Upload {
     /// Hands the buffered bytes to a segment upload; waits for the oldest
     /// when [`IN_FLIGHT`] are on the wire.
     fn send_segment(&mut self) -> io::Result<()> {
+        if self.sent >= segments::MAX_SEGMENTS {
+            return Err(io::Error::other(format!(
+                "the archive is larger than ward's remote layout holds ({} segments of 16 MiB) \
+                 — snapshot into a local store instead",
+                segments::MAX_SEGMENTS
+            )));
+        }
         while self.in_flight.len() >= IN_FLIGHT {
             self.wait_oldest()?;
         }
@@ -138,16 +148,40 @@ impl Upload {
         }
     }
 
-    /// Uploads what is left and waits for every segment: the archive is
-    /// stored, not yet a snapshot (its manifest comes next).
-    pub(super) fn complete(&mut self) -> Result<()> {
+    /// Uploads what is left and waits for every segment, then checks that
+    /// the bucket holds exactly what was sent (`bytes` in all) and this
+    /// upload's marker: a ward that took the store's lock over (an expired
+    /// lease) removes the segments of uploads it takes for dead, and a
+    /// manifest must never be written over a hole. The archive is stored,
+    /// not yet a snapshot (its manifest comes next).
+    pub(super) fn complete(&mut self, bytes: u64) -> Result<()> {
         if !self.buf.is_empty() || self.sent == 0 {
             self.send_segment()?;
         }
         while !self.in_flight.is_empty() {
             self.wait_oldest()?;
         }
-        super::super::fault("store:before-complete")
+        super::super::fault("store:before-complete")?;
+        let stored = segments::list(&self.remote, &self.name)?;
+        let total: u64 = stored.iter().map(|(_, n)| n).sum();
+        if stored.len() != self.sent || total != bytes {
+            anyhow::bail!(
+                "the bucket holds {} segments ({total} bytes) of the {} ({bytes} bytes) ward \
+                 uploaded for {:?} — another ward took the store's lock over and removed them? \
+                 Nothing was named; run the create again",
+                stored.len(),
+                self.sent,
+                self.name
+            );
+        }
+        if self.remote.size(&self.marker)?.is_none() {
+            anyhow::bail!(
+                "the marker of the upload of {:?} was removed by another ward (it took the store's \
+                 lock over); nothing was named — run the create again",
+                self.name
+            );
+        }
+        Ok(())
     }
 
     /// The manifest is in place: the marker goes (a failure to remove it is
@@ -222,7 +256,14 @@ fn abort_multipart(remote: &Arc<Remote>, file: &str, id: &str) -> Result<()> {
 /// snapshot archive is only ever removed.
 fn markers(remote: &Arc<Remote>) -> Result<Vec<(String, Option<Marker>)>> {
     let mut out = Vec::new();
-    for (file, _) in remote.list(MARKERS)? {
+    // A marker is a few hundred bytes, and a store has one per upload under
+    // way or cut: more, or larger, was not written by ward and is not read
+    // (the larger ones are removed unread).
+    for (file, size) in remote.list(MARKERS)?.into_iter().take(MAX_MARKERS) {
+        if size > MAX_MARKER_BYTES {
+            out.push((file, None));
+            continue;
+        }
         let marker = remote
             .get_small(&file)?
             .and_then(|bytes| serde_json::from_slice::<Marker>(&bytes).ok())
@@ -260,8 +301,10 @@ pub(super) fn clean_stale(remote: &Arc<Remote>) -> Result<Vec<String>> {
             && let Some(name) = segments::archive_of(&m.file)
         {
             if !m.upload_id.is_empty() {
-                abort_multipart(remote, &m.file, &m.upload_id)?;
-                cleaned.push(m.file);
+                match abort_multipart(remote, &m.file, &m.upload_id) {
+                    Ok(()) => cleaned.push(m.file),
+                    Err(e) => tracing::warn!("{e:#} — the marker is removed all the same"),
+                }
             } else if remote.size(&format!("{name}{MANIFEST_EXT}"))?.is_none() {
                 segments::remove(remote, name)?;
                 cleaned.push(m.file);

@@ -194,7 +194,16 @@ impl S3 {
             .join(prefix)
             .join(format!("{name}.tar.zst"));
         let mut out: Vec<_> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         out.sort();
         out
