@@ -96,7 +96,7 @@ pub(super) struct Step {
 }
 
 /// Per operation: its description, its line in the file, its statements.
-type Operations = Vec<(String, usize, Vec<Statement>)>;
+pub(super) type Operations = Vec<(String, usize, Vec<Statement>)>;
 
 /// The pending migrations, in Django's order.
 #[derive(Debug, Clone)]
@@ -455,11 +455,21 @@ async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
         client.batch_execute("BEGIN").await?;
     }
     let mut before = apply::state(client).await?;
-    'ops: for (describe, line, stmts) in &step.operations {
+    let last = step.operations.len().saturating_sub(1);
+    'ops: for (i, (describe, line, stmts)) in step.operations.iter().enumerate() {
         for s in stmts {
+            // What Django deferred to the end is blamed on the operation
+            // that made its column, not on the last one.
+            let (describe, line) = match (i == last)
+                .then(|| super::django_deferred::owner(&step.operations, &s.sql))
+                .flatten()
+            {
+                Some(owner) => super::django_deferred::blame(&step.operations, owner),
+                None => (describe.clone(), *line),
+            };
             let at = Statement {
                 sql: s.sql.clone(),
-                line: *line,
+                line,
             };
             if step.atomic {
                 client.batch_execute("SAVEPOINT ward_statement").await?;
@@ -485,7 +495,7 @@ async fn run_sql(step: &Step, client: &Client) -> Result<FileRun> {
             }
             let after = apply::state(client).await?;
             let mut t = StatementTrace {
-                line: *line,
+                line,
                 // The operation rides along as a trailing comment.
                 sql: format!("{}  -- {describe}", s.sql.trim_end()),
                 ms,

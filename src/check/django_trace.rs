@@ -52,7 +52,10 @@ pub(super) async fn run_command(
     let shown = format!("python manage.py migrate {} {}", step.app, step.name);
     if let Some(output) = &done.output {
         let failed = executed.iter().rev().find(|e| e.error.is_some());
-        let (describe, line) = step.operation_at(failed.and_then(|e| e.op));
+        let (describe, line) = step.operation_at(
+            failed.and_then(|e| e.op),
+            failed.map_or("", |e| e.sql.as_str()),
+        );
         run.failure = Some(apply::Failure {
             sqlstate: failed.and_then(|e| e.sqlstate.clone()).unwrap_or_default(),
             message: shorten(&crate::django::last_error_line(output, ""), MESSAGE_CHARS),
@@ -76,7 +79,7 @@ pub(super) async fn run_command(
     run.statements = executed.iter().map(|e| step.trace(e, &after)).collect();
     if run.statements.is_empty() {
         // Python that executed no SQL: the command stands for its trace.
-        let (describe, line) = step.operation_at(None);
+        let (describe, line) = step.operation_at(None, "");
         run.statements.push(StatementTrace {
             line,
             sql: format!("{shown}  -- {describe}"),
@@ -181,9 +184,15 @@ pub(super) async fn migrate(
 }
 
 impl Step {
-    /// The description and line of operation `op` (None: the last one, where
-    /// deferred SQL belongs; a RunPython first when it is not known).
-    fn operation_at(&self, op: Option<usize>) -> (String, usize) {
+    /// The description and line of operation `op` (None: SQL Django
+    /// deferred to the end — the operation that made its column, else the
+    /// last one; a RunPython first when it is not known).
+    fn operation_at(&self, op: Option<usize>, sql: &str) -> (String, usize) {
+        if op.is_none()
+            && let Some(owner) = super::django_deferred::owner(&self.operations, sql)
+        {
+            return super::django_deferred::blame(&self.operations, owner);
+        }
         let found = match op {
             Some(i) => self.operations.get(i),
             None if self.python => self
@@ -201,7 +210,7 @@ impl Step {
     /// A statement the runner script recorded, as a trace entry: its rows
     /// updated or deleted are counted on the table it names.
     fn trace(&self, e: &Executed, rels: &HashMap<u32, apply::Rel>) -> StatementTrace {
-        let (describe, line) = self.operation_at(e.op);
+        let (describe, line) = self.operation_at(e.op, &e.sql);
         let mut t = StatementTrace {
             line,
             sql: match e.count {

@@ -18,6 +18,7 @@ mod blame;
 pub(crate) mod diff;
 pub(crate) mod django;
 mod django_base;
+mod django_deferred;
 mod django_trace;
 pub(crate) mod fingerprint;
 pub(crate) mod git;

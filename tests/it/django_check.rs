@@ -277,3 +277,51 @@ fn a_migration_that_replaces_another_is_recorded_as_django_records_it() {
         "{files:?}"
     );
 }
+
+#[test]
+fn an_index_django_defers_to_the_end_is_blamed_on_the_operation_that_added_its_column() {
+    // Django creates the index of a new ForeignKey after the migration's
+    // last operation (its deferred SQL); it was blamed on that last one.
+    let c = cluster();
+    let proj = project();
+    let url = early_database(&c, proj.path());
+    let source = "from django.db import migrations, models\nimport django.db.models.deletion\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"records\", \"0008_encounter_kind_index\")]\n    operations = [\n        migrations.AddField(\n            model_name=\"encounter\",\n            name=\"referrer\",\n            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name=\"+\", to=\"records.patient\"),\n        ),\n        migrations.AddField(\n            model_name=\"patient\",\n            name=\"note\",\n            field=models.TextField(blank=True, default=\"\"),\n        ),\n    ]\n";
+    let add_field_line = source
+        .lines()
+        .position(|l| l.contains("migrations.AddField("))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        proj.path().join("records/migrations/0009_referrer.py"),
+        source,
+    )
+    .unwrap();
+    let r = check(proj.path(), &url, "json");
+    let j = report(&r);
+    assert!(findings(&j, "migration-error").is_empty(), "{j:#}");
+    let run = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "records/migrations/0009_referrer.py")
+        .expect("0009 ran")
+        .clone();
+    let index = run["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            let sql = s["sql"].as_str().unwrap();
+            sql.starts_with("CREATE INDEX") && sql.contains("referrer_id")
+        })
+        .unwrap_or_else(|| panic!("no index on referrer_id: {run:#}"))
+        .clone();
+    assert_eq!(index["line"], add_field_line, "{index:#}");
+    assert!(
+        index["sql"]
+            .as_str()
+            .unwrap()
+            .contains("-- Add field referrer to encounter (run by Django at the migration's end)"),
+        "{index:#}"
+    );
+}
