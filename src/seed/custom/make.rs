@@ -212,14 +212,16 @@ impl Gen {
                     }
                 }
             },
-            Sem::PhoneValidUk => person::valid_uk_number(
-                ctx.seed,
-                rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
-            ),
-            Sem::PhoneE164 => person::e164(&person::valid_uk_number(
-                ctx.seed,
-                rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
-            )),
+            Sem::PhoneValidUk | Sem::PhoneE164 => {
+                let national = person::valid_uk_number(
+                    ctx.seed,
+                    rank.unwrap_or_else(|| rng.below(person::VALID_UK_NUMBERS)),
+                );
+                match s {
+                    Sem::PhoneE164 => person::e164(&national),
+                    _ => national,
+                }
+            }
             Sem::PhoneIntl => {
                 let n = super::generators::fictional_nanp(match rank {
                     Some(r) => r,
